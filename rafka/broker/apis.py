@@ -1,0 +1,47 @@
+"""The API table: which Kafka APIs and versions this broker serves, and their handlers."""
+
+from __future__ import annotations
+
+from rafka.broker.broker import Broker
+from rafka.broker.dispatch import ApiSpec, Dispatcher
+from rafka.broker.handlers import (
+    api_versions,
+    fetch,
+    metadata,
+    offsets,
+    produce,
+    producer_ids,
+    topics,
+)
+
+PRODUCE = 0
+FETCH = 1
+LIST_OFFSETS = 2
+METADATA = 3
+API_VERSIONS = 18
+CREATE_TOPICS = 19
+DELETE_TOPICS = 20
+INIT_PRODUCER_ID = 22
+OFFSET_FOR_LEADER_EPOCH = 23
+
+
+def build_dispatcher(broker: Broker) -> Dispatcher:
+    dispatcher = Dispatcher({})
+    # Version ceilings: Produce 12+ and Fetch 17+ change transaction and replica semantics we do
+    # not serve yet; Produce 13 names topics by id. Floors follow Kafka 4 (KIP-896).
+    dispatcher.apis.update(
+        {
+            PRODUCE: ApiSpec(3, 11, produce.make_handler(broker)),
+            FETCH: ApiSpec(4, 16, fetch.make_handler(broker)),
+            LIST_OFFSETS: ApiSpec(1, 8, offsets.make_list_offsets_handler(broker)),
+            METADATA: ApiSpec(0, 12, metadata.make_handler(broker)),
+            API_VERSIONS: ApiSpec(0, 4, api_versions.make_handler(dispatcher)),
+            CREATE_TOPICS: ApiSpec(2, 7, topics.make_create_handler(broker)),
+            DELETE_TOPICS: ApiSpec(1, 6, topics.make_delete_handler(broker)),
+            INIT_PRODUCER_ID: ApiSpec(0, 5, producer_ids.make_handler(broker)),
+            OFFSET_FOR_LEADER_EPOCH: ApiSpec(
+                2, 4, offsets.make_offset_for_leader_epoch_handler(broker)
+            ),
+        }
+    )
+    return dispatcher

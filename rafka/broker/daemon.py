@@ -1,0 +1,107 @@
+"""The broker process: event loop, listeners, signals, housekeeping and clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import structlog
+import uvloop
+
+from rafka.broker.apis import build_dispatcher
+from rafka.broker.broker import Broker, BrokerEndpoint
+from rafka.broker.config import BrokerConfig
+from rafka.broker.partition import now_ms
+from rafka.broker.server import Listener
+
+log = structlog.get_logger(__name__)
+
+
+class BrokerServer:
+    """A broker with its listeners; usable in-process (tests) or from `run`."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.broker = Broker(config)
+        self.listeners: list[Listener] = []
+        self._housekeeping: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        started = time.monotonic()
+        await self.broker.start()
+        dispatcher = build_dispatcher(self.broker)
+        max_frame = self.config.socket_request_max_bytes
+        controller_names = set(self.config.controller_listener_names)
+        for spec in self.config.listeners:
+            if spec.name in controller_names:
+                continue  # the controller listener serves Raft traffic (replication issue)
+            listener = Listener(spec.name, spec.host, spec.port, dispatcher, max_frame)
+            await listener.start()
+            self.listeners.append(listener)
+        self.broker.endpoints = self._advertised_endpoints()
+        self._housekeeping = asyncio.create_task(self._run_housekeeping(), name="housekeeping")
+        log.info(
+            "broker ready",
+            listeners=[f"{lst.name}://{lst.host}:{lst.port}" for lst in self.listeners],
+            startup_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+
+    def _advertised_endpoints(self) -> list[BrokerEndpoint]:
+        # Clients connect to the first advertised client listener; port 0 means "the bound one".
+        bound = {lst.name: lst for lst in self.listeners}
+        for spec in self.config.advertised_listeners:
+            if spec.name in bound:
+                port = spec.port or bound[spec.name].port
+                host = spec.host or bound[spec.name].host or "localhost"
+                return [BrokerEndpoint(self.broker.node_id, host, port)]
+        first = self.listeners[0]
+        return [BrokerEndpoint(self.broker.node_id, first.host or "localhost", first.port)]
+
+    async def _run_housekeeping(self) -> None:
+        interval = self.config.get_int("log.retention.check.interval.ms") / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self.run_retention()
+
+    def run_retention(self) -> None:
+        now = now_ms()
+        for partition in list(self.broker.partitions.values()):
+            try:
+                partition.log.apply_retention(now, partition.high_watermark)
+                partition.producers.delete_snapshots_before(partition.log_start_offset)
+            except OSError as exc:
+                log.error("retention failed", partition=partition.name, error=str(exc))
+
+    async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+        for listener in self.listeners:
+            await listener.stop()
+        await self.broker.stop()
+
+
+async def serve(config: BrokerConfig, stop: asyncio.Event) -> None:
+    server = BrokerServer(config)
+    await server.start()
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+
+
+def run(config: BrokerConfig) -> int:
+    """Run a broker until SIGTERM or SIGINT; returns the process exit code."""
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await serve(config, stop)
+        except OSError as exc:
+            log.error("broker failed", error=str(exc))
+            return 1
+        return 0
+
+    return uvloop.run(main())

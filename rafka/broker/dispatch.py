@@ -1,0 +1,118 @@
+"""From a request frame to a response frame: header, API/version check, decode, handle, encode."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from rafka.broker.server import Connection
+from rafka.protocol.errors import ErrorCode, ProtocolError
+from rafka.protocol.frames import RequestHeader, decode_request_header, frame, response_header
+from rafka.protocol.messages import (
+    build,
+    decode_request_body,
+    encode_response_body,
+    request_class,
+    response_class,
+)
+
+log = structlog.get_logger(__name__)
+
+API_VERSIONS_KEY = 18
+_KEY_AND_VERSION = struct.Struct(">hh")
+_CORRELATION = struct.Struct(">i")
+
+# A handler gets the decoded request and returns the response as a plain dict (built into the
+# request's version by kio), raw response body bytes (hand-written encoders), or None (no reply).
+Handler = Callable[["RequestContext", Any], Awaitable[dict[str, Any] | bytes | list[bytes] | None]]
+
+
+@dataclass(slots=True, frozen=True)
+class ApiSpec:
+    min_version: int
+    max_version: int
+    handler: Handler
+
+
+@dataclass(slots=True)
+class RequestContext:
+    header: RequestHeader
+    connection: Connection
+
+    @property
+    def api_version(self) -> int:
+        return self.header.api_version
+
+
+class Dispatcher:
+    def __init__(self, apis: dict[int, ApiSpec]) -> None:
+        self.apis = apis
+
+    def supported_versions(self) -> list[tuple[int, int, int]]:
+        return [(key, s.min_version, s.max_version) for key, s in sorted(self.apis.items())]
+
+    async def __call__(self, frame_body: memoryview, connection: Connection) -> Any:
+        if len(frame_body) < 8:
+            connection.abort("request shorter than a header")
+            return None
+        api_key, version = _KEY_AND_VERSION.unpack_from(frame_body, 0)
+        spec = self.apis.get(api_key)
+        if spec is None:
+            connection.abort(f"unknown api key {api_key}")
+            return None
+        if not spec.min_version <= version <= spec.max_version:
+            if api_key == API_VERSIONS_KEY:
+                (correlation_id,) = _CORRELATION.unpack_from(frame_body, 4)
+                return self.unsupported_api_versions_response(correlation_id)
+            connection.abort(f"unsupported version {version} of api {api_key}")
+            return None
+        request_cls = request_class(api_key, version)
+        if request_cls is None:
+            connection.abort(f"no schema for api {api_key} v{version}")
+            return None
+        try:
+            header = decode_request_header(frame_body, request_cls.__flexible__)
+            request = decode_request_body(request_cls, frame_body, header.size)
+        except ProtocolError as exc:
+            connection.abort(str(exc))
+            return None
+        result = await spec.handler(RequestContext(header, connection), request)
+        if result is None:
+            return None
+        return encode_frame(api_key, version, header.correlation_id, result)
+
+    def unsupported_api_versions_response(self, correlation_id: int) -> bytes:
+        """Kafka answers an ApiVersions it cannot parse in v0 form, listing what it supports."""
+        body = encode_response_body(
+            build(
+                response_class(API_VERSIONS_KEY, 0),
+                {
+                    "error_code": ErrorCode.unsupported_version,
+                    "api_keys": [
+                        {"api_key": k, "min_version": lo, "max_version": hi}
+                        for k, lo, hi in self.supported_versions()
+                    ],
+                },
+            )
+        )
+        header = response_header(correlation_id, flexible=False)
+        return frame(len(header) + len(body)) + header + body
+
+
+def encode_frame(
+    api_key: int, version: int, correlation_id: int, result: dict[str, Any] | bytes | list[bytes]
+) -> bytes | list[bytes]:
+    response_cls = response_class(api_key, version)
+    # ApiVersions responses always use header v0 so that any client can read the error.
+    flexible_header = response_cls.__flexible__ and api_key != API_VERSIONS_KEY
+    header = response_header(correlation_id, flexible_header)
+    if isinstance(result, dict):
+        result = encode_response_body(build(response_cls, result))
+    if isinstance(result, list):
+        size = len(header) + sum(len(part) for part in result)
+        return [frame(size), header, *result]
+    return frame(len(header) + len(result)) + header + result

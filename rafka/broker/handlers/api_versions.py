@@ -1,0 +1,21 @@
+"""ApiVersions: what this broker speaks, so clients pick versions both sides know."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rafka.broker.dispatch import Dispatcher, RequestContext
+
+
+def make_handler(dispatcher: Dispatcher):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        return {
+            "error_code": 0,
+            "api_keys": [
+                {"api_key": key, "min_version": lo, "max_version": hi}
+                for key, lo, hi in dispatcher.supported_versions()
+            ],
+            "throttle_time": 0,
+        }
+
+    return handle

@@ -1,0 +1,182 @@
+"""Fetch: read whole batches up to the high watermark; long-poll until `min_bytes` are there.
+
+A waiting fetch sleeps on its partitions' high-watermark events (no polling loop) and on its
+`max_wait` deadline, whichever comes first. Byte limits follow KIP-74: the first batch of the
+first non-empty partition is returned whole even when larger than the limits, so a consumer can
+always make progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rafka.broker.broker import Broker
+from rafka.broker.dispatch import RequestContext
+from rafka.broker.partition import Partition
+from rafka.protocol.errors import ErrorCode
+from rafka.storage.log import OffsetOutOfRangeError
+
+INVALID_SESSION_ID = 0
+
+
+@dataclass(slots=True)
+class _Wanted:
+    topic_key: Any  # name (v4-v12) or topic id (v13+)
+    name: str | None
+    index: int
+    fetch_offset: int
+    partition_max_bytes: int
+    current_leader_epoch: int
+    partition: Partition | None
+    error: ErrorCode
+
+
+def make_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        if getattr(request, "session_id", 0) != INVALID_SESSION_ID:
+            # We never hand out fetch sessions, so an incremental fetch names an unknown one.
+            return {
+                "throttle_time": 0,
+                "error_code": ErrorCode.fetch_session_id_not_found,
+                "session_id": 0,
+                "responses": [],
+            }
+        use_ids = ctx.api_version >= 13
+        wanted = [_resolve(broker, t, p, use_ids) for t in request.topics for p in t.partitions]
+        deadline = time.monotonic() + max(request.max_wait.total_seconds(), 0.0)
+        read_committed = getattr(request, "isolation_level", 0) == 1
+        while True:
+            responses, total_bytes, errors = _read_all(broker, wanted, request.max_bytes)
+            remaining = deadline - time.monotonic()
+            if total_bytes >= request.min_bytes or errors or remaining <= 0:
+                break
+            if not await _wait_for_data(wanted, remaining) or ctx.connection.closed:
+                responses, _, _ = _read_all(broker, wanted, request.max_bytes)
+                break
+        return _response(wanted, responses, use_ids, read_committed)
+
+    return handle
+
+
+def _resolve(broker: Broker, topic: Any, part: Any, use_ids: bool) -> _Wanted:
+    if use_ids:
+        image = broker.topic_by_id(topic.topic_id)
+        key, name = topic.topic_id, image.name if image else None
+        missing = ErrorCode.unknown_topic_id
+    else:
+        key = name = topic.topic
+        missing = ErrorCode.unknown_topic_or_partition
+    partition = broker.partition(name, part.partition) if name is not None else None
+    return _Wanted(
+        key,
+        name,
+        part.partition,
+        part.fetch_offset,
+        part.partition_max_bytes,
+        getattr(part, "current_leader_epoch", -1),
+        partition,
+        missing if partition is None else ErrorCode.none,
+    )
+
+
+def _read_all(
+    broker: Broker, wanted: list[_Wanted], max_bytes: int
+) -> tuple[list[tuple[ErrorCode, bytes]], int, bool]:
+    out: list[tuple[ErrorCode, bytes]] = []
+    total = 0
+    errors = False
+    for w in wanted:
+        partition = w.partition
+        if w.error is not ErrorCode.none or partition is None:
+            out.append((w.error, b""))
+            errors = True
+            continue
+        code = _check(partition, w.current_leader_epoch)
+        if code is not ErrorCode.none:
+            out.append((code, b""))
+            errors = True
+            continue
+        budget = min(w.partition_max_bytes, max_bytes - total)
+        if budget <= 0 and total > 0:
+            out.append((ErrorCode.none, b""))
+            continue
+        try:
+            data = partition.log.read(
+                w.fetch_offset,
+                max(budget, 0),
+                max_offset=partition.high_watermark,
+                min_one_batch=total == 0,
+            )
+        except OffsetOutOfRangeError:
+            out.append((ErrorCode.offset_out_of_range, b""))
+            errors = True
+            continue
+        total += len(data)
+        out.append((ErrorCode.none, data))
+    return out, total, errors
+
+
+def _check(partition: Partition, current_leader_epoch: int) -> ErrorCode:
+    if partition.offline is not None:
+        return partition.offline
+    if not partition.is_leader:
+        return ErrorCode.not_leader_or_follower
+    if current_leader_epoch >= 0:
+        if current_leader_epoch < partition.leader_epoch:
+            return ErrorCode.fenced_leader_epoch
+        if current_leader_epoch > partition.leader_epoch:
+            return ErrorCode.unknown_leader_epoch
+    return ErrorCode.none
+
+
+async def _wait_for_data(wanted: list[_Wanted], timeout: float) -> bool:
+    """Sleep until a partition's high watermark moves or the timeout passes; True if woken."""
+    listeners = [(w.partition, w.partition.data_listener()) for w in wanted if w.partition]
+    if not listeners:
+        await asyncio.sleep(timeout)
+        return False
+    try:
+        done, _ = await asyncio.wait(
+            [f for _, f in listeners], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        return bool(done)
+    finally:
+        for partition, future in listeners:
+            partition.discard_listener(future)
+            future.cancel()
+
+
+def _response(
+    wanted: list[_Wanted],
+    results: list[tuple[ErrorCode, bytes]],
+    use_ids: bool,
+    read_committed: bool,
+) -> dict[str, Any]:
+    topics: dict[Any, list[dict[str, Any]]] = {}
+    for w, (code, data) in zip(wanted, results, strict=True):
+        p = w.partition
+        ok = p is not None and code in (ErrorCode.none, ErrorCode.offset_out_of_range)
+        topics.setdefault(w.topic_key, []).append(
+            {
+                "partition_index": w.index,
+                "error_code": code,
+                "high_watermark": p.high_watermark if ok else -1,
+                "last_stable_offset": p.high_watermark if ok else -1,
+                "log_start_offset": p.log_start_offset if ok else -1,
+                "aborted_transactions": [] if read_committed else None,
+                "preferred_read_replica": -1,
+                "records": data,
+            }
+        )
+    return {
+        "throttle_time": 0,
+        "error_code": ErrorCode.none,
+        "session_id": INVALID_SESSION_ID,
+        "responses": [
+            {("topic_id" if use_ids else "topic"): key, "partitions": parts}
+            for key, parts in topics.items()
+        ],
+    }

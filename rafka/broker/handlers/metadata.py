@@ -1,0 +1,106 @@
+"""Metadata: brokers, topics and partition leadership, with topic auto-creation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rafka.broker.broker import Broker, TopicError
+from rafka.broker.cluster_metadata import TopicImage
+from rafka.broker.dispatch import RequestContext
+from rafka.protocol.errors import ErrorCode
+
+# Kafka's "authorized operations not requested" marker.
+AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+
+
+def make_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        image = broker.metadata.image
+        version = ctx.api_version
+        topics_out: list[dict[str, Any]] = []
+        if request.topics is None or (version == 0 and not request.topics):
+            # v1+: null means every topic; v0 used an empty list for the same.
+            topics_out = [_describe(broker, t) for t in sorted(image.topics.values(), key=_name)]
+        else:
+            allow_create = bool(getattr(request, "allow_auto_topic_creation", True))
+            auto_create = allow_create and broker.config.get_bool("auto.create.topics.enable")
+            for wanted in request.topics:
+                topics_out.append(await _lookup(broker, wanted, auto_create))
+        return {
+            "throttle_time": 0,
+            "brokers": [
+                {"node_id": e.node_id, "host": e.host, "port": e.port, "rack": e.rack}
+                for e in broker.endpoints
+            ],
+            "cluster_id": broker.cluster_id,
+            "controller_id": broker.controller_id,
+            "topics": topics_out,
+            "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        }
+
+    return handle
+
+
+def _name(topic: TopicImage) -> str:
+    return topic.name
+
+
+async def _lookup(broker: Broker, wanted: Any, auto_create: bool) -> dict[str, Any]:
+    name = getattr(wanted, "name", None)
+    topic_id = getattr(wanted, "topic_id", None)
+    if name is None and topic_id is not None:
+        topic = broker.topic_by_id(topic_id)
+        if topic is None:
+            return _error(ErrorCode.unknown_topic_id, None, topic_id)
+        return _describe(broker, topic)
+    topic = broker.topic(name)
+    if topic is None and auto_create:
+        try:
+            topic = await broker.create_topic(name, -1, -1)
+        except TopicError as exc:
+            if exc.code != ErrorCode.topic_already_exists:
+                return _error(exc.code, name, None)
+            topic = broker.topic(name)
+    if topic is None:
+        return _error(ErrorCode.unknown_topic_or_partition, name, None)
+    return _describe(broker, topic)
+
+
+def _error(code: ErrorCode, name: str | None, topic_id: Any) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "name": name,
+        "topic_id": topic_id,
+        "is_internal": False,
+        "partitions": [],
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }
+
+
+def _describe(broker: Broker, topic: TopicImage) -> dict[str, Any]:
+    partitions = []
+    for index, replicas in enumerate(topic.replicas):
+        partition = broker.partition(topic.name, index)
+        if partition is not None and partition.is_leader:
+            leader, epoch, error = partition.leader_id, partition.leader_epoch, ErrorCode.none
+        else:
+            leader, epoch, error = -1, -1, ErrorCode.leader_not_available
+        partitions.append(
+            {
+                "error_code": error,
+                "partition_index": index,
+                "leader_id": leader,
+                "leader_epoch": epoch,
+                "replica_nodes": replicas,
+                "isr_nodes": replicas if leader >= 0 else [],
+                "offline_replicas": [],
+            }
+        )
+    return {
+        "error_code": ErrorCode.none,
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "is_internal": topic.name.startswith("__"),
+        "partitions": partitions,
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }

@@ -1,0 +1,108 @@
+"""ListOffsets and OffsetForLeaderEpoch: where a consumer may start, and where an epoch ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rafka.broker.broker import Broker
+from rafka.broker.dispatch import RequestContext
+from rafka.broker.partition import Partition
+from rafka.protocol.errors import ErrorCode
+from rafka.protocol.records import record_timestamps_and_offsets
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+
+
+def _epoch_error(partition: Partition | None, current_leader_epoch: int) -> ErrorCode:
+    if partition is None:
+        return ErrorCode.unknown_topic_or_partition
+    if partition.offline is not None:
+        return partition.offline
+    if not partition.is_leader:
+        return ErrorCode.not_leader_or_follower
+    if current_leader_epoch >= 0:
+        if current_leader_epoch < partition.leader_epoch:
+            return ErrorCode.fenced_leader_epoch
+        if current_leader_epoch > partition.leader_epoch:
+            return ErrorCode.unknown_leader_epoch
+    return ErrorCode.none
+
+
+def make_list_offsets_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        topics = []
+        for topic in request.topics:
+            results = []
+            for part in topic.partitions:
+                partition = broker.partition(topic.name, part.partition_index)
+                code = _epoch_error(partition, getattr(part, "current_leader_epoch", -1))
+                entry: dict[str, Any] = {
+                    "partition_index": part.partition_index,
+                    "error_code": code,
+                }
+                if code is ErrorCode.none:
+                    assert partition is not None
+                    timestamp, offset = _lookup(partition, part.timestamp)
+                    entry.update(
+                        timestamp=timestamp,
+                        offset=offset,
+                        old_style_offsets=[offset],
+                        leader_epoch=partition.leader_epoch if offset >= 0 else -1,
+                    )
+                results.append(entry)
+            topics.append({"name": topic.name, "partitions": results})
+        return {"throttle_time": 0, "topics": topics}
+
+    return handle
+
+
+def _lookup(partition: Partition, target: int) -> tuple[int, int]:
+    """(timestamp, offset) per Kafka's ListOffsets; (-1, -1) when no record qualifies."""
+    high_watermark = partition.high_watermark
+    if target in (LATEST, LATEST_TIERED):
+        return -1, high_watermark
+    if target in (EARLIEST, EARLIEST_LOCAL):
+        return -1, partition.log_start_offset
+    if target == MAX_TIMESTAMP:
+        found = partition.log.max_timestamp_batch()
+        if found is None:
+            return -1, -1
+        return _best_record(found[1], lambda ts, best: best is None or ts > best[0], high_watermark)
+    found = partition.log.first_batch_with_timestamp_at_least(target)
+    if found is None:
+        return -1, -1
+    return _best_record(found[1], lambda ts, best: best is None and ts >= target, high_watermark)
+
+
+def _best_record(batch: bytes, better, high_watermark: int) -> tuple[int, int]:
+    best: tuple[int, int] | None = None
+    for offset, timestamp in record_timestamps_and_offsets(batch, 0):
+        if offset < high_watermark and better(timestamp, best):
+            best = (timestamp, offset)
+    return best if best is not None else (-1, -1)
+
+
+def make_offset_for_leader_epoch_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        topics = []
+        for topic in request.topics:
+            results = []
+            for part in topic.partitions:
+                partition = broker.partition(topic.topic, part.partition)
+                code = _epoch_error(partition, getattr(part, "current_leader_epoch", -1))
+                entry: dict[str, Any] = {"partition": part.partition, "error_code": code}
+                if code is ErrorCode.none:
+                    assert partition is not None
+                    epoch, end_offset = partition.log.leader_epochs.end_offset_for(
+                        part.leader_epoch, partition.log_end_offset
+                    )
+                    entry.update(leader_epoch=epoch, end_offset=end_offset)
+                results.append(entry)
+            topics.append({"topic": topic.topic, "partitions": results})
+        return {"throttle_time": 0, "topics": topics}
+
+    return handle

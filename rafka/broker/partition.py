@@ -1,0 +1,349 @@
+"""One partition replica on this broker: its log, its producer state and its Raft state.
+
+The append path keeps batches opaque: it validates the 61-byte header and the CRC, checks the
+producer's sequence, patches `baseOffset` and `partitionLeaderEpoch` (outside the CRC) and appends
+the bytes as they came. Durability is the group-commit flusher's job; this class turns flushed
+offsets into Raft progress and wakes whoever waits on them (acks=1 on the local fsync, acks=all and
+consumers on the high watermark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from rafka.broker.flusher import GroupCommitFlusher
+from rafka.protocol.errors import ErrorCode
+from rafka.protocol.records import (
+    CorruptRecordError,
+    UnsupportedMagicError,
+    build_control_batch,
+    crc_ok,
+    iter_batch_headers,
+    patch_base_offset,
+    patch_leader_epoch,
+    read_batch_header,
+    set_log_append_time,
+)
+from rafka.replication.raft import (
+    Action,
+    AppendLeaderChange,
+    HighWatermarkAdvanced,
+    PersistQuorumState,
+    QuorumState,
+    RaftReplica,
+)
+from rafka.storage.config import LogConfig
+from rafka.storage.log import PartitionLog
+from rafka.storage.producer_state import ProducerStateManager
+from rafka.storage.quorum_state import StoredQuorumState, read_quorum_state, write_quorum_state
+
+log = structlog.get_logger(__name__)
+
+CONTROL_LEADER_CHANGE = 2
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class AppendError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True, frozen=True)
+class AppendResult:
+    base_offset: int
+    last_offset: int
+    log_append_time: int  # -1 unless the topic uses LogAppendTime
+    log_start_offset: int
+    duplicate: bool = False
+
+
+class Partition:
+    def __init__(
+        self,
+        topic: str,
+        index: int,
+        topic_id: uuid.UUID,
+        directory: Path,
+        log: PartitionLog,
+        producers: ProducerStateManager,
+        raft: RaftReplica,
+        flusher: GroupCommitFlusher,
+    ) -> None:
+        self.topic = topic
+        self.index = index
+        self.topic_id = topic_id
+        self.directory = directory
+        self.log = log
+        self.producers = producers
+        self.raft = raft
+        self._flusher = flusher
+        # Recovered bytes may sit in the page cache only; the first flush after open claims them.
+        self.flushed_offset = 0
+        self.offline: ErrorCode | None = None
+        self._seq = itertools.count()
+        self._flush_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._hw_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._data_listeners: set[asyncio.Future[None]] = set()
+        self.on_high_watermark: Callable[[Partition], None] | None = None
+
+    @classmethod
+    def open(
+        cls,
+        topic: str,
+        index: int,
+        topic_id: uuid.UUID,
+        directory: Path,
+        config: LogConfig,
+        *,
+        node_id: int,
+        voters: frozenset[int],
+        flusher: GroupCommitFlusher,
+        recovery_point: int = 0,
+        clean_shutdown: bool = False,
+    ) -> Partition:
+        partition_log = PartitionLog.open(
+            directory,
+            config,
+            recovery_point=recovery_point,
+            clean_shutdown=clean_shutdown,
+            now_ms=now_ms(),
+        )
+        producers = ProducerStateManager(directory)
+        replay_from = producers.load_latest_snapshot(
+            partition_log.log_start_offset, partition_log.log_end_offset
+        )
+        for header, _ in partition_log.iter_batches(replay_from):
+            producers.replay(header, header.max_timestamp)
+        stored = read_quorum_state(directory)
+        raft = RaftReplica(
+            node_id,
+            voters,
+            QuorumState(stored.epoch, stored.voted_for, stored.leader_id),
+            partition_log.log_end_offset,
+        )
+        return cls(topic, index, topic_id, directory, partition_log, producers, raft, flusher)
+
+    # -- identity and offsets ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return f"{self.topic}-{self.index}"
+
+    @property
+    def leader_epoch(self) -> int:
+        return self.raft.epoch
+
+    @property
+    def is_leader(self) -> bool:
+        return self.raft.is_leader
+
+    @property
+    def leader_id(self) -> int:
+        leader = self.raft.leader_id
+        return -1 if leader is None else leader
+
+    @property
+    def high_watermark(self) -> int:
+        return self.raft.high_watermark
+
+    @property
+    def log_start_offset(self) -> int:
+        return self.log.log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self.log.log_end_offset
+
+    # -- Raft ---------------------------------------------------------------------------------
+
+    def elect(self) -> None:
+        """Stand for election; with this node as the only voter it wins at once."""
+        self._apply(self.raft.start_election())
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, PersistQuorumState):
+                state = action.state
+                write_quorum_state(
+                    self.directory,
+                    StoredQuorumState(state.epoch, state.voted_for, state.leader_id),
+                    sorted(self.raft.voters),
+                )
+            elif isinstance(action, AppendLeaderChange):
+                self._append_leader_change(action)
+            elif isinstance(action, HighWatermarkAdvanced):
+                self._high_watermark_advanced(action.high_watermark)
+
+    def _append_leader_change(self, action: AppendLeaderChange) -> None:
+        timestamp = now_ms()
+        batch = bytearray(
+            build_control_batch(
+                CONTROL_LEADER_CHANGE,
+                base_offset=self.log.log_end_offset,
+                partition_leader_epoch=action.epoch,
+                timestamp=timestamp,
+                leader_id=action.leader_id,
+                voters=action.voters,
+            )
+        )
+        base = self.log.log_end_offset
+        self.log.append(batch, base, base, timestamp, base, action.epoch, timestamp)
+        self.raft.on_local_append(self.log.log_end_offset)
+        self._flusher.request(self)
+
+    def _high_watermark_advanced(self, high_watermark: int) -> None:
+        _release(self._hw_waiters, high_watermark)
+        listeners, self._data_listeners = self._data_listeners, set()
+        for future in listeners:
+            if not future.done():
+                future.set_result(None)
+        if self.on_high_watermark is not None:
+            self.on_high_watermark(self)
+
+    # -- group commit callbacks (Flushable) ---------------------------------------------------
+
+    def flush_blocking(self) -> int:
+        return self.log.flush()
+
+    def on_flushed(self, end_offset: int) -> None:
+        if end_offset <= self.flushed_offset:
+            return
+        self.flushed_offset = end_offset
+        _release(self._flush_waiters, end_offset)
+        self._apply(self.raft.on_flushed(self.raft.node_id, end_offset))
+
+    def on_flush_failed(self, error: OSError) -> None:
+        # DESIGN: fsync errors are fatal for the partition; never retry and pretend it worked.
+        log.error("partition offline after fsync failure", partition=self.name, error=str(error))
+        self.offline = ErrorCode.kafka_storage_error
+        for waiters in (self._flush_waiters, self._hw_waiters):
+            for _, _, future in waiters:
+                if not future.done():
+                    future.set_exception(AppendError(ErrorCode.kafka_storage_error, str(error)))
+            waiters.clear()
+
+    # -- produce --------------------------------------------------------------------------------
+
+    def append_records(
+        self, records: bytes, *, max_message_bytes: int, log_append_time: bool
+    ) -> AppendResult:
+        """Validate and append one produce request's records for this partition (leader only)."""
+        if self.offline is not None:
+            raise AppendError(self.offline, "partition is offline")
+        if not self.raft.is_leader:
+            raise AppendError(ErrorCode.not_leader_or_follower, "not the leader")
+        buf = bytearray(records)
+        try:
+            batches = list(iter_batch_headers(buf))
+        except UnsupportedMagicError as exc:
+            raise AppendError(ErrorCode.unsupported_for_message_format, str(exc)) from None
+        except CorruptRecordError as exc:
+            raise AppendError(ErrorCode.corrupt_message, str(exc)) from None
+        if len(batches) != 1:
+            # Produce v3+ carries exactly one batch per partition, as Kafka enforces.
+            raise AppendError(
+                ErrorCode.invalid_record, "a produce request must hold exactly one batch"
+            )
+        pos, header = batches[0]
+        if header.size > max_message_bytes:
+            raise AppendError(
+                ErrorCode.message_too_large,
+                f"batch of {header.size} bytes exceeds max.message.bytes {max_message_bytes}",
+            )
+        if not crc_ok(buf, pos, header):
+            raise AppendError(ErrorCode.corrupt_message, "record batch CRC mismatch")
+        if header.records_count == 0 or header.records_count != header.last_offset_delta + 1:
+            raise AppendError(ErrorCode.invalid_record, "batch record count mismatch")
+        if header.is_control:
+            raise AppendError(ErrorCode.invalid_record, "clients may not produce control batches")
+
+        check = self.producers.check(header)
+        if check.duplicate_of is not None:
+            original = check.duplicate_of
+            append_time = original.timestamp if log_append_time else -1
+            return AppendResult(
+                original.first_offset,
+                original.last_offset,
+                append_time,
+                self.log.log_start_offset,
+                duplicate=True,
+            )
+        if not check.accepted:
+            raise AppendError(ErrorCode(check.error_code), check.message)
+
+        timestamp = now_ms()
+        base = self.log.log_end_offset
+        patch_base_offset(buf, pos, base)
+        patch_leader_epoch(buf, pos, self.raft.epoch)
+        append_time = -1
+        max_timestamp = header.max_timestamp
+        if log_append_time:
+            set_log_append_time(buf, pos, header, timestamp)
+            append_time = max_timestamp = timestamp
+            header = read_batch_header(buf, pos)  # producer state remembers the append time
+        last = base + header.last_offset_delta
+        self.log.append(buf, base, last, max_timestamp, base, self.raft.epoch, timestamp)
+        self.producers.update(header, base, last, timestamp)
+        self.raft.on_local_append(self.log.log_end_offset)
+        self._flusher.request(self)
+        return AppendResult(base, last, append_time, self.log.log_start_offset)
+
+    def wait_flushed(self, offset: int) -> asyncio.Future[None]:
+        """Resolves once the local log is fsynced past `offset` (acks=1)."""
+        return self._wait(self._flush_waiters, self.flushed_offset, offset + 1)
+
+    def wait_committed(self, offset: int) -> asyncio.Future[None]:
+        """Resolves once the high watermark passes `offset` (acks=all)."""
+        return self._wait(self._hw_waiters, self.high_watermark, offset + 1)
+
+    def _wait(
+        self, waiters: list[tuple[int, int, asyncio.Future[None]]], current: int, target: int
+    ) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.offline is not None:
+            future.set_exception(AppendError(self.offline, "partition is offline"))
+        elif current >= target:
+            future.set_result(None)
+        else:
+            heapq.heappush(waiters, (target, next(self._seq), future))
+        return future
+
+    # -- fetch ------------------------------------------------------------------------------------
+
+    def data_listener(self) -> asyncio.Future[None]:
+        """Resolves at the next high-watermark advance (wakes long-polling fetches)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._data_listeners.add(future)
+        return future
+
+    def discard_listener(self, future: asyncio.Future[None]) -> None:
+        self._data_listeners.discard(future)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def snapshot_producers(self) -> None:
+        self.producers.take_snapshot(self.log.log_end_offset)
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def _release(waiters: list[tuple[int, int, asyncio.Future[None]]], reached: int) -> None:
+    while waiters and waiters[0][0] <= reached:
+        _, _, future = heapq.heappop(waiters)
+        if not future.done():
+            future.set_result(None)

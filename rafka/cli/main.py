@@ -1,0 +1,111 @@
+"""The `rafka` command: `rafka broker` runs a broker; client subcommands register here later.
+
+Errors are one line on stderr and a non-zero exit: 2 for bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from rafka.broker.config import BrokerConfig, ConfigError
+from rafka.broker.logs import configure_logging, get_logger, parse_level
+
+EXIT_CONFIG_ERROR = 2
+
+app = typer.Typer(
+    name="rafka",
+    help="rafka: a Kafka-compatible broker whose partition logs are replicated with Raft.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Client commands (topic, group, cluster, configs, produce, consume, bench) are typer sub-apps
+# added with app.add_typer(<sub_app>, name="<command>") from their own modules in rafka.cli.
+
+
+def rafka_version() -> str:
+    try:
+        return version("rafka")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(f"rafka {rafka_version()}")
+        raise typer.Exit()
+
+
+def fail(message: str, code: int = EXIT_CONFIG_ERROR) -> NoReturn:
+    """Print one line to stderr and exit."""
+    typer.echo(f"rafka: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def main(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True,
+                     help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """rafka: a Kafka-compatible broker whose partition logs are replicated with Raft."""
+
+
+def build_config(
+    config_path: Path | None, overrides: Sequence[str], environ: Mapping[str, str]
+) -> BrokerConfig:
+    """The broker's configuration: the properties file < RAFKA_<KEY> variables < overrides."""
+    return BrokerConfig.load(config_path, overrides, environ)
+
+
+@app.command()
+def broker(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Kafka server.properties file."),
+    ] = None,
+    override: Annotated[
+        list[str] | None,
+        typer.Option("--override", "-o", metavar="KEY=VALUE",
+                     help="Set a config key, over the file and RAFKA_<KEY> variables; repeatable."),
+    ] = None,
+    log_level: Annotated[
+        str,
+        typer.Option("--log-level", envvar="RAFKA_LOG_LEVEL",
+                     help="debug, info, warning or error."),
+    ] = "INFO",
+) -> None:
+    """Run a broker. With no configuration: one node on localhost:9092, data in ./rafka-data."""
+    try:
+        configure_logging(parse_level(log_level))
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        broker_config = build_config(config, override or [], os.environ)
+    except ConfigError as exc:
+        fail(str(exc))
+
+    from rafka.broker import daemon  # imported here: the event loop and broker load only to run
+
+    get_logger(__name__).info(
+        "starting rafka", version=rafka_version(), node_id=broker_config.node_id,
+        config=str(config) if config else None, log_dirs=[str(d) for d in broker_config.log_dirs],
+    )
+    try:
+        code = daemon.run(broker_config)
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
+def run() -> None:
+    """Entry point for `python -m rafka`."""
+    app(prog_name="rafka")

@@ -1,0 +1,226 @@
+"""Request decoding and response encoding through kio's generated schemas.
+
+kio's native reader raises KeyError on a tagged field it does not know, while the protocol says
+unknown tags must be skipped (that is how newer clients add optional fields). `decode_request_body`
+therefore falls back to `_read_skipping_unknown_tags`, which walks the same schema field by field
+with kio's own field readers and drops tags it does not know.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import Field, fields
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from kio._kio_native import get_field_reader, read_compact_array_length, read_unsigned_varint
+from kio.index import UnknownEntity, load_payload_module
+from kio.schema.errors import ErrorCode
+from kio.schema.index import api_key_map
+from kio.serial import entity_reader, entity_writer
+from kio.serial._introspect import EntityField, EntityTupleField, classify_field, get_field_tag
+from kio.serial.readers import tz_aware_from_i64
+from kio.static.constants import EntityType
+from kio.static.primitive import i64
+
+from rafka.protocol.errors import MalformedRequestError
+
+
+@cache
+def request_class(api_key: int, api_version: int) -> type | None:
+    """The kio request class for this API key and version, or None if kio does not know it."""
+    return _payload_class(api_key, api_version, EntityType.request)
+
+
+@cache
+def response_class(api_key: int, api_version: int) -> type:
+    cls = _payload_class(api_key, api_version, EntityType.response)
+    if cls is None:
+        raise LookupError(f"no response schema for api {api_key} v{api_version}")
+    return cls
+
+
+def _payload_class(api_key: int, api_version: int, kind: EntityType) -> type | None:
+    name = api_key_map.get(api_key)
+    if name is None:
+        return None
+    try:
+        module = load_payload_module(api_key, api_version, kind)
+    except UnknownEntity:
+        return None
+    suffix = "Request" if kind is EntityType.request else "Response"
+    for attr in vars(module).values():
+        if (
+            isinstance(attr, type)
+            and attr.__name__.endswith(suffix)
+            and getattr(attr, "__type__", None) is kind
+        ):
+            return attr
+    return None
+
+
+def is_flexible(api_key: int, api_version: int) -> bool:
+    cls = request_class(api_key, api_version)
+    return bool(cls is not None and cls.__flexible__)
+
+
+def decode_request_body(cls: type, buf: bytes | memoryview, offset: int) -> Any:
+    """Decode a request body; the whole rest of `buf` must be consumed."""
+    try:
+        try:
+            entity, size = entity_reader(cls)(buf, offset)
+        except KeyError:
+            entity, size = _read_skipping_unknown_tags(cls, buf, offset)
+    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
+        raise MalformedRequestError(f"cannot decode {cls.__name__}: {exc}") from exc
+    return entity
+
+
+def _read_skipping_unknown_tags(cls: type, buf: bytes | memoryview, offset: int) -> tuple[Any, int]:
+    start = offset
+    values: dict[str, Any] = {}
+    tagged: dict[int, Field] = {}
+    for field in _init_fields(cls):
+        tag = get_field_tag(field)
+        if tag is not None:
+            tagged[tag] = field
+            continue
+        value, offset = _read_field(cls, field, buf, offset)
+        values[field.name] = value
+    if cls.__flexible__:
+        count, size = read_unsigned_varint(buf, offset)
+        offset += size
+        for _ in range(count):
+            tag, size = read_unsigned_varint(buf, offset)
+            offset += size
+            length, size = read_unsigned_varint(buf, offset)
+            offset += size
+            field = tagged.get(tag)
+            if field is not None:
+                reader = get_field_reader(cls, field, False, True)
+                values[field.name], _ = reader(buf, offset)
+            offset += length
+            if offset > len(buf):
+                raise ValueError("tagged field runs past the end of the request")
+    return cls(**values), offset - start
+
+
+def _read_field(cls: type, field: Field, buf: bytes | memoryview, offset: int) -> tuple[Any, int]:
+    kind = classify_field(field)
+    if isinstance(kind, EntityField):
+        value, size = _read_nested(kind.type_, buf, offset)
+        return value, offset + size
+    if isinstance(kind, EntityTupleField):
+        if cls.__flexible__:
+            length, size = read_compact_array_length(buf, offset)
+        else:
+            length, size = _read_legacy_array_length(buf, offset)
+        offset += size
+        if length < 0:
+            return None, offset
+        if length > len(buf) - offset:
+            raise ValueError("array length exceeds the request size")
+        items = []
+        for _ in range(length):
+            item, size = _read_nested(kind.type_, buf, offset)
+            items.append(item)
+            offset += size
+        return tuple(items), offset
+    value, size = get_field_reader(cls, field, False, False)(buf, offset)
+    return value, offset + size
+
+
+def _read_nested(cls: type, buf: bytes | memoryview, offset: int) -> tuple[Any, int]:
+    try:
+        return entity_reader(cls)(buf, offset)
+    except KeyError:
+        return _read_skipping_unknown_tags(cls, buf, offset)
+
+
+def _read_legacy_array_length(buf: bytes | memoryview, offset: int) -> tuple[int, int]:
+    if len(buf) - offset < 4:
+        raise ValueError("truncated array length")
+    return int.from_bytes(buf[offset : offset + 4], "big", signed=True), 4
+
+
+@cache
+def _init_fields(cls: type) -> tuple[Field, ...]:
+    return tuple(f for f in fields(cls) if f.init)
+
+
+def encode_response_body(response: Any) -> bytes:
+    buffer = io.BytesIO()
+    entity_writer(type(response))(buffer, response)
+    return buffer.getvalue()
+
+
+def build(cls: type, data: dict[str, Any]) -> Any:
+    """Instantiate a kio entity of any version from a plain dict.
+
+    Keys that the version does not have are ignored and missing ones take the schema's default,
+    so handlers describe a response once and every version gets the fields it defines.
+    """
+    kwargs: dict[str, Any] = {}
+    for field in _init_fields(cls):
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        kind = _field_kind(cls, field.name)
+        converter = _converter(cls, field.name)
+        if converter is not None and value is not None:
+            value = converter(value)
+        elif value is not None and kind is not None:
+            nested_cls, is_array = kind
+            if is_array:
+                value = tuple(build(nested_cls, item) for item in value)
+            else:
+                value = build(nested_cls, value)
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+@cache
+def _field_kind(cls: type, name: str) -> tuple[type, bool] | None:
+    for field in _init_fields(cls):
+        if field.name == name:
+            kind = classify_field(field)
+            if isinstance(kind, EntityField):
+                return kind.type_, False
+            if isinstance(kind, EntityTupleField):
+                return kind.type_, True
+    return None
+
+
+@cache
+def _converter(cls: type, name: str) -> Callable[[Any], Any] | None:
+    """Plain ints become the richer types kio's writers expect (enums, timedeltas, datetimes)."""
+    for field in _init_fields(cls):
+        if field.name == name:
+            kafka_type = field.metadata.get("kafka_type")
+            if kafka_type == "error_code":
+                return _to_error_code
+            if kafka_type in ("timedelta_i32", "timedelta_i64"):
+                return _to_timedelta
+            if kafka_type == "datetime_i64":
+                return _to_datetime
+    return None
+
+
+def _to_error_code(value: int) -> ErrorCode:
+    return value if isinstance(value, ErrorCode) else ErrorCode(value)
+
+
+def _to_timedelta(value: int | timedelta) -> timedelta:
+    return value if isinstance(value, timedelta) else timedelta(milliseconds=value)
+
+
+def _to_datetime(value: int | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return tz_aware_from_i64(i64(value))
+
+
+def field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in _init_fields(cls))

@@ -1,0 +1,147 @@
+"""Small durable files: atomic replacement, directory fsync, Kafka's checkpoint text files and
+`partition.metadata`."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import uuid
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+
+PARTITION_METADATA_FILE = "partition.metadata"
+TEMP_SUFFIX = ".tmp"
+DELETE_DIR_SUFFIX = "-delete"
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint or metadata file does not have the expected format."""
+
+
+def fsync_dir(path: Path | str) -> None:
+    """Make a directory's entries (created, renamed, removed files) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path | str, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves either the old or the new content."""
+    path = Path(path)
+    temp = path.with_name(path.name + TEMP_SUFFIX)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+def write_checkpoint(path: Path | str, version: int, entries: Iterable[str]) -> None:
+    """Kafka's CheckpointFile layout: version line, entry count line, one entry per line."""
+    lines = list(entries)
+    text = f"{version}\n{len(lines)}\n" + "".join(f"{line}\n" for line in lines)
+    atomic_write(path, text.encode())
+
+
+def read_checkpoint(path: Path | str, version: int) -> list[list[str]] | None:
+    """The entries of a checkpoint file split on whitespace, or None if the file is missing.
+
+    An empty file counts as no entries (Kafka creates checkpoint files empty).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    lines = text.splitlines()
+    if not lines:
+        return []
+    try:
+        found_version = int(lines[0].strip())
+        count = int(lines[1].strip())
+    except (IndexError, ValueError):
+        raise CorruptCheckpointError(f"{path}: malformed header") from None
+    if found_version != version:
+        raise CorruptCheckpointError(f"{path}: unsupported version {found_version}")
+    entries = [line.split() for line in lines[2:] if line.strip()]
+    if len(entries) != count:
+        raise CorruptCheckpointError(f"{path}: expected {count} entries, found {len(entries)}")
+    return entries
+
+
+def topic_id_to_string(topic_id: uuid.UUID) -> str:
+    """Kafka's Uuid.toString: URL-safe base64 of the 16 bytes, without padding."""
+    return base64.urlsafe_b64encode(topic_id.bytes).rstrip(b"=").decode("ascii")
+
+
+def topic_id_from_string(text: str) -> uuid.UUID:
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if len(raw) != 16:
+        raise ValueError(f"not a Kafka topic id: {text!r}")
+    return uuid.UUID(bytes=raw)
+
+
+def write_partition_metadata(partition_dir: Path, topic_id: uuid.UUID) -> None:
+    text = f"version: 0\ntopic_id: {topic_id_to_string(topic_id)}\n"
+    atomic_write(partition_dir / PARTITION_METADATA_FILE, text.encode())
+
+
+def read_partition_metadata(partition_dir: Path) -> uuid.UUID | None:
+    """The topic id recorded in `partition.metadata`, or None if the file does not exist."""
+    path = partition_dir / PARTITION_METADATA_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    if fields.get("version") != "0" or "topic_id" not in fields:
+        raise CorruptCheckpointError(f"{path}: malformed partition metadata")
+    try:
+        return topic_id_from_string(fields["topic_id"])
+    except ValueError as exc:
+        raise CorruptCheckpointError(f"{path}: {exc}") from None
+
+
+def delete_directory(directory: Path) -> None:
+    """Rename to `<name>.<uuid hex>-delete` (so a crash mid-way is recognisable), then remove."""
+    if not directory.exists():
+        return
+    doomed = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+    os.rename(directory, doomed)
+    fsync_dir(directory.parent)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+class FileHandle:
+    """An OS file descriptor closed explicitly or, failing that, when the handle is collected.
+
+    Segments dropped by retention or truncation may still be in use by a reader or a flush on
+    another thread; letting the last reference close the descriptor avoids closing it under
+    them (and a reused descriptor number then reading some other file).
+    """
+
+    __slots__ = ("fd", "_finalizer", "__weakref__")
+
+    def __init__(self, path: Path | str, flags: int, mode: int = 0o644) -> None:
+        self.fd = os.open(path, flags | os.O_CLOEXEC, mode)
+        self._finalizer = weakref.finalize(self, os.close, self.fd)
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def close(self) -> None:
+        self._finalizer()
+        self.fd = -1

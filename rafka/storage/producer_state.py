@@ -1,0 +1,575 @@
+"""Per-partition producer state: the broker side of idempotent and transactional producers.
+
+Follows Kafka's ProducerStateManager (KIP-98, KIP-360, KIP-679). For each producer id a partition
+remembers its epoch, the metadata of its last 5 batches (to answer retried batches with their
+original offsets), the coordinator epoch of its last transaction marker and the first offset of its
+ongoing transaction.
+
+Leader append path, for each batch of a produce request in order:
+    result = state.check(header)            # no mutation
+    if result.accepted: ...assign offsets, append...; state.update(header, first, last, now_ms)
+    elif result.is_duplicate: answer with result.duplicate_of offsets, error NONE
+    else: answer result.error_code
+Recovery and followers call replay() for batches already in the log, after load_latest_snapshot()
+or truncate_to() told them where to start.
+
+Snapshots use Kafka's own format and file name (`<20-digit offset>.snapshot`): state for all batches
+below that offset. Version 1 layout, big-endian:
+    version i16 | crc u32 (CRC32C of everything after it) | entries: i32 count, then per entry
+    producer_id i64 | epoch i16 | last_sequence i32 | last_offset i64 | offset_delta i32 |
+    timestamp i64 | coordinator_epoch i32 | current_txn_first_offset i64
+Like Kafka, a snapshot keeps only the last batch of each producer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+from crc32c import crc32c
+
+from rafka.protocol.records import NO_PRODUCER_EPOCH, NO_SEQUENCE, BatchHeader
+
+# Kafka error codes this module answers with.
+NONE = 0
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+# Not returned: Kafka's broker answers a cached duplicate with its original offsets and error NONE,
+# and an older duplicate with OUT_OF_ORDER_SEQUENCE_NUMBER.
+DUPLICATE_SEQUENCE_NUMBER = 46
+INVALID_PRODUCER_EPOCH = 47
+INVALID_TXN_STATE = 48
+TRANSACTION_COORDINATOR_FENCED = 52
+# Not returned: since Kafka 2.5 (KIP-360) a producer the partition has no state for may start at
+# any sequence, so it can continue after retention removed all of its batches.
+UNKNOWN_PRODUCER_ID = 59
+INVALID_RECORD = 87
+
+NUM_BATCHES_TO_RETAIN = 5
+MAX_SEQUENCE = 0x7FFFFFFF
+DEFAULT_PRODUCER_ID_EXPIRATION_MS = 86_400_000  # producer.id.expiration.ms
+
+SNAPSHOT_SUFFIX = ".snapshot"
+SNAPSHOT_VERSION = 1
+_TMP_SUFFIX = ".tmp"
+_SNAPSHOT_NAME = re.compile(r"^(\d+)\.snapshot$")
+_SNAPSHOT_HEAD = struct.Struct(">hIi")  # version, crc, entry count
+_SNAPSHOT_ENTRY = struct.Struct(">qhiqiqiq")
+_CRC_START = 6  # the CRC covers the entry count and the entries
+
+
+class ControlType(IntEnum):
+    """Type of an end-transaction marker (the key of a control record)."""
+
+    ABORT = 0
+    COMMIT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TxnMarker:
+    """The content of an end-transaction control record, decoded by the caller."""
+
+    control_type: ControlType
+    coordinator_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedTxn:
+    """A transaction ended by a marker at `last_offset`; feeds the transaction index and LSO."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    is_aborted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMetadata:
+    """What is remembered of one appended batch, to recognise its retries."""
+
+    last_sequence: int
+    last_offset: int
+    offset_delta: int
+    timestamp: int
+
+    @property
+    def first_sequence(self) -> int:
+        if self.last_sequence < 0:
+            return NO_SEQUENCE
+        return (self.last_sequence - self.offset_delta) % (MAX_SEQUENCE + 1)
+
+    @property
+    def first_offset(self) -> int:
+        return self.last_offset - self.offset_delta
+
+
+@dataclass(frozen=True, slots=True)
+class AppendCheck:
+    """Verdict of check(): accepted, a duplicate of a cached batch, or a Kafka error code.
+
+    For a duplicate Kafka answers error NONE with base offset `duplicate_of.first_offset` and, on
+    LogAppendTime topics, log append time `duplicate_of.timestamp`.
+    """
+
+    error_code: int = NONE
+    message: str = ""
+    duplicate_of: BatchMetadata | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.error_code == NONE and self.duplicate_of is None
+
+    @property
+    def is_duplicate(self) -> bool:
+        return self.duplicate_of is not None
+
+
+ACCEPTED = AppendCheck()
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerInfo:
+    """Read-only view of one producer (what DescribeProducers reports, plus the batch cache)."""
+
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    current_txn_start_offset: int  # -1: no ongoing transaction
+    batches: tuple[BatchMetadata, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEntry:
+    """One producer as stored in a snapshot file."""
+
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_offset: int
+    offset_delta: int
+    timestamp: int
+    coordinator_epoch: int
+    current_txn_first_offset: int
+
+
+class CorruptSnapshotError(ValueError):
+    """A snapshot file that cannot be trusted (bad CRC, unknown version, wrong size)."""
+
+
+@dataclass(slots=True)
+class _ProducerEntry:
+    epoch: int
+    coordinator_epoch: int = -1
+    last_timestamp: int = -1
+    current_txn_first_offset: int | None = None
+    batches: deque[BatchMetadata] = field(
+        default_factory=lambda: deque(maxlen=NUM_BATCHES_TO_RETAIN)
+    )
+
+    @property
+    def last_sequence(self) -> int:
+        return self.batches[-1].last_sequence if self.batches else NO_SEQUENCE
+
+    def set_epoch(self, epoch: int) -> None:
+        # Sequences restart with each epoch, so batches of an older one can no longer match.
+        if epoch != self.epoch:
+            self.batches.clear()
+            self.epoch = epoch
+
+    def find_duplicate(self, header: BatchHeader) -> BatchMetadata | None:
+        if header.producer_epoch != self.epoch:
+            return None
+        first, last = header.base_sequence, header.last_sequence
+        for batch in self.batches:
+            if batch.first_sequence == first and batch.last_sequence == last:
+                return batch
+        return None
+
+    def info(self) -> ProducerInfo:
+        txn = self.current_txn_first_offset
+        return ProducerInfo(
+            producer_epoch=self.epoch,
+            last_sequence=self.last_sequence,
+            last_timestamp=self.last_timestamp,
+            coordinator_epoch=self.coordinator_epoch,
+            current_txn_start_offset=-1 if txn is None else txn,
+            batches=tuple(self.batches),
+        )
+
+
+def _in_sequence(last_sequence: int, next_sequence: int) -> bool:
+    return next_sequence == last_sequence + 1 or (
+        next_sequence == 0 and last_sequence == MAX_SEQUENCE
+    )
+
+
+def snapshot_file_name(offset: int) -> str:
+    return f"{offset:020d}{SNAPSHOT_SUFFIX}"
+
+
+def encode_snapshot(entries: Iterable[SnapshotEntry]) -> bytes:
+    items = list(entries)
+    body = bytearray(_SNAPSHOT_HEAD.size + _SNAPSHOT_ENTRY.size * len(items))
+    _SNAPSHOT_HEAD.pack_into(body, 0, SNAPSHOT_VERSION, 0, len(items))
+    pos = _SNAPSHOT_HEAD.size
+    for e in items:
+        _SNAPSHOT_ENTRY.pack_into(
+            body, pos, e.producer_id, e.producer_epoch, e.last_sequence, e.last_offset,
+            e.offset_delta, e.timestamp, e.coordinator_epoch, e.current_txn_first_offset,
+        )
+        pos += _SNAPSHOT_ENTRY.size
+    struct.pack_into(">I", body, 2, crc32c(memoryview(body)[_CRC_START:]))
+    return bytes(body)
+
+
+def decode_snapshot(data: bytes) -> list[SnapshotEntry]:
+    if len(data) < _SNAPSHOT_HEAD.size:
+        raise CorruptSnapshotError("snapshot shorter than its header")
+    version, crc, count = _SNAPSHOT_HEAD.unpack_from(data, 0)
+    if version != SNAPSHOT_VERSION:
+        raise CorruptSnapshotError(f"unknown snapshot version {version}")
+    computed = crc32c(memoryview(data)[_CRC_START:])
+    if crc != computed:
+        raise CorruptSnapshotError(f"snapshot CRC {crc:#010x} does not match {computed:#010x}")
+    if count < 0 or len(data) != _SNAPSHOT_HEAD.size + count * _SNAPSHOT_ENTRY.size:
+        raise CorruptSnapshotError(f"snapshot size {len(data)} does not fit {count} entries")
+    return [
+        SnapshotEntry(*fields)
+        for fields in _SNAPSHOT_ENTRY.iter_unpack(memoryview(data)[_SNAPSHOT_HEAD.size:])
+    ]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ProducerStateManager:
+    """Producer id -> state for one partition, with Kafka-format snapshots in its directory."""
+
+    def __init__(
+        self,
+        partition_dir: Path,
+        max_producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+    ) -> None:
+        self.partition_dir = Path(partition_dir)
+        self.max_producer_id_expiration_ms = max_producer_id_expiration_ms
+        self._producers: dict[int, _ProducerEntry] = {}
+        # One past the last offset whose batch has been applied (Kafka's mapEndOffset).
+        self._end_offset = 0
+
+    # --- views -------------------------------------------------------------------------------
+
+    @property
+    def end_offset(self) -> int:
+        return self._end_offset
+
+    @property
+    def producers(self) -> Mapping[int, ProducerInfo]:
+        """A copy of the current state; cheap enough for DescribeProducers, not for the hot path."""
+        return {pid: entry.info() for pid, entry in self._producers.items()}
+
+    def producer(self, producer_id: int) -> ProducerInfo | None:
+        entry = self._producers.get(producer_id)
+        return None if entry is None else entry.info()
+
+    @property
+    def first_undecided_offset(self) -> int | None:
+        """First offset of the oldest ongoing transaction (bounds the last stable offset)."""
+        offsets = [
+            e.current_txn_first_offset
+            for e in self._producers.values()
+            if e.current_txn_first_offset is not None
+        ]
+        return min(offsets) if offsets else None
+
+    # --- leader validation -------------------------------------------------------------------
+
+    def check(
+        self,
+        header: BatchHeader,
+        marker: TxnMarker | None = None,
+        *,
+        transaction_version: int = 0,
+    ) -> AppendCheck:
+        """Validate a batch a leader is about to append; never changes state.
+
+        Data batches come from clients (full validation). Control batches come from the
+        transaction coordinator's WriteTxnMarkers and need their decoded `marker`;
+        `transaction_version` is that request's field (>= 2: markers carry a bumped epoch).
+        """
+        if header.producer_id < 0:
+            return ACCEPTED
+        if header.is_control:
+            return self._check_marker(header, self._require_marker(header, marker),
+                                      transaction_version)
+        return self._check_data_batch(header)
+
+    def _check_data_batch(self, header: BatchHeader) -> AppendCheck:
+        pid, epoch, first_seq = header.producer_id, header.producer_epoch, header.base_sequence
+        if first_seq < 0:
+            return AppendCheck(INVALID_RECORD, f"invalid sequence number {first_seq} in record "
+                               f"batch with producerId {pid}")
+        entry = self._producers.get(pid)
+        if entry is None:
+            return ACCEPTED  # KIP-360: no state for this producer, any first sequence goes
+        duplicate = entry.find_duplicate(header)
+        if duplicate is not None:
+            return AppendCheck(duplicate_of=duplicate)
+        if epoch < entry.epoch:
+            return AppendCheck(INVALID_PRODUCER_EPOCH, f"epoch of producer {pid} is {epoch}, "
+                               f"which is smaller than the last seen epoch {entry.epoch}")
+        if epoch != entry.epoch:
+            if first_seq != 0 and entry.epoch != NO_PRODUCER_EPOCH:
+                return AppendCheck(OUT_OF_ORDER_SEQUENCE_NUMBER, f"invalid sequence number "
+                                   f"{first_seq} for new epoch {epoch} of producer {pid} "
+                                   f"(current epoch {entry.epoch}); a new epoch starts at 0")
+        elif entry.epoch != NO_PRODUCER_EPOCH and not _in_sequence(entry.last_sequence, first_seq):
+            return AppendCheck(OUT_OF_ORDER_SEQUENCE_NUMBER, f"out of order sequence number for "
+                               f"producer {pid}: {first_seq} (incoming), {entry.last_sequence} "
+                               f"(current end)")
+        if entry.current_txn_first_offset is not None and not header.is_transactional:
+            return AppendCheck(INVALID_TXN_STATE, f"expected a transactional write from producer "
+                               f"{pid}, which has an ongoing transaction")
+        return ACCEPTED
+
+    def _check_marker(
+        self, header: BatchHeader, marker: TxnMarker, transaction_version: int
+    ) -> AppendCheck:
+        entry = self._producers.get(header.producer_id)
+        if entry is None:
+            return ACCEPTED
+        epoch = header.producer_epoch
+        # TV2 coordinators bump the epoch for every marker; older ones reuse the txn's epoch.
+        stale = epoch <= entry.epoch if transaction_version >= 2 else epoch < entry.epoch
+        retried = (transaction_version >= 2 and epoch == entry.epoch
+                   and entry.current_txn_first_offset is None)
+        if stale and not retried:
+            return AppendCheck(INVALID_PRODUCER_EPOCH, f"marker epoch {epoch} of producer "
+                               f"{header.producer_id} is stale (current {entry.epoch})")
+        if entry.coordinator_epoch > marker.coordinator_epoch:
+            return AppendCheck(TRANSACTION_COORDINATOR_FENCED, f"coordinator epoch "
+                               f"{marker.coordinator_epoch} is older than "
+                               f"{entry.coordinator_epoch}")
+        return ACCEPTED
+
+    # --- applying batches --------------------------------------------------------------------
+
+    def update(
+        self,
+        header: BatchHeader,
+        first_offset: int,
+        last_offset: int,
+        append_time_ms: int,
+        marker: TxnMarker | None = None,
+    ) -> CompletedTxn | None:
+        """Record a batch the leader appended at [first_offset, last_offset] after check().
+
+        The remembered timestamp is the batch's max timestamp, as Kafka keeps it: append_time_ms
+        when the header says LogAppendTime (or has no timestamp), else header.max_timestamp.
+        """
+        if last_offset - first_offset != header.last_offset_delta:
+            raise ValueError(f"offsets [{first_offset}, {last_offset}] do not match the batch's "
+                             f"offset delta {header.last_offset_delta}")
+        timestamp = header.max_timestamp
+        if header.is_log_append_time or timestamp < 0:
+            timestamp = append_time_ms
+        return self._apply(header, first_offset, last_offset, timestamp, marker)
+
+    def replay(
+        self, header: BatchHeader, append_time_ms: int, marker: TxnMarker | None = None
+    ) -> CompletedTxn | None:
+        """Apply a batch already in the log (recovery, followers) without validating it.
+
+        The stored max timestamp is used (for LogAppendTime batches it is the append time);
+        append_time_ms only stands in when the batch has none.
+        """
+        timestamp = header.max_timestamp if header.max_timestamp >= 0 else append_time_ms
+        return self._apply(header, header.base_offset, header.last_offset, timestamp, marker)
+
+    def _apply(
+        self,
+        header: BatchHeader,
+        first_offset: int,
+        last_offset: int,
+        timestamp: int,
+        marker: TxnMarker | None,
+    ) -> CompletedTxn | None:
+        self._end_offset = max(self._end_offset, last_offset + 1)
+        if header.producer_id < 0:
+            return None
+        if header.is_control:
+            if header.records_count == 0:
+                return None  # the cleaner removed the marker's transaction entirely
+            return self._apply_marker(header, self._require_marker(header, marker),
+                                      first_offset, timestamp)
+        entry = self._entry_for(header.producer_id, header.producer_epoch)
+        entry.set_epoch(header.producer_epoch)
+        entry.batches.append(BatchMetadata(
+            header.last_sequence, last_offset, last_offset - first_offset, timestamp))
+        entry.last_timestamp = timestamp
+        if header.is_transactional and entry.current_txn_first_offset is None:
+            entry.current_txn_first_offset = first_offset
+        return None
+
+    def _apply_marker(
+        self, header: BatchHeader, marker: TxnMarker, offset: int, timestamp: int
+    ) -> CompletedTxn | None:
+        entry = self._entry_for(header.producer_id, header.producer_epoch)
+        completed = None
+        if entry.current_txn_first_offset is not None:
+            completed = CompletedTxn(header.producer_id, entry.current_txn_first_offset, offset,
+                                     marker.control_type == ControlType.ABORT)
+        entry.set_epoch(header.producer_epoch)
+        entry.coordinator_epoch = marker.coordinator_epoch
+        entry.current_txn_first_offset = None
+        entry.last_timestamp = timestamp
+        return completed
+
+    def _entry_for(self, producer_id: int, epoch: int) -> _ProducerEntry:
+        entry = self._producers.get(producer_id)
+        if entry is None:
+            entry = self._producers[producer_id] = _ProducerEntry(epoch)
+        return entry
+
+    @staticmethod
+    def _require_marker(header: BatchHeader, marker: TxnMarker | None) -> TxnMarker:
+        if marker is None:
+            raise ValueError(f"control batch of producer {header.producer_id} needs its decoded "
+                             "transaction marker")
+        return marker
+
+    # --- expiration --------------------------------------------------------------------------
+
+    def remove_expired_producers(self, now_ms: int) -> None:
+        """Forget producers idle for producer.id.expiration.ms, unless in a transaction."""
+        expired = [
+            pid for pid, entry in self._producers.items()
+            if entry.current_txn_first_offset is None
+            and now_ms - entry.last_timestamp >= self.max_producer_id_expiration_ms
+        ]
+        for pid in expired:
+            del self._producers[pid]
+
+    # --- snapshots ---------------------------------------------------------------------------
+
+    def snapshot_offsets(self) -> list[int]:
+        """Offsets of the snapshot files in the partition directory, ascending."""
+        return sorted(self._snapshot_files())
+
+    def take_snapshot(self, offset: int) -> Path:
+        """Write the state for all batches below `offset` (temp file, fsync, rename, fsync dir)."""
+        if offset < self._end_offset:
+            raise ValueError(
+                f"snapshot offset {offset} is below the applied end {self._end_offset}")
+        path = self.partition_dir / snapshot_file_name(offset)
+        tmp = path.with_name(path.name + _TMP_SUFFIX)
+        data = encode_snapshot(self._snapshot_entries())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_dir(self.partition_dir)
+        return path
+
+    def _snapshot_entries(self) -> list[SnapshotEntry]:
+        entries = []
+        for pid in sorted(self._producers):
+            e = self._producers[pid]
+            last = e.batches[-1] if e.batches else None
+            entries.append(SnapshotEntry(
+                producer_id=pid,
+                producer_epoch=e.epoch,
+                last_sequence=last.last_sequence if last else NO_SEQUENCE,
+                last_offset=last.last_offset if last else -1,
+                offset_delta=last.offset_delta if last else 0,
+                timestamp=e.last_timestamp,
+                coordinator_epoch=e.coordinator_epoch,
+                current_txn_first_offset=(-1 if e.current_txn_first_offset is None
+                                          else e.current_txn_first_offset),
+            ))
+        return entries
+
+    def load_latest_snapshot(self, log_start_offset: int, log_end_offset: int) -> int:
+        """Reset the state to the newest valid snapshot at or below log_end_offset.
+
+        Deletes newer snapshots, corrupt ones and leftover temp files. Returns the offset from
+        which the caller must replay the log into replay(): the snapshot's offset (not below
+        log_start_offset), or log_start_offset when there is no usable snapshot.
+        """
+        self._producers.clear()
+        for leftover in self.partition_dir.glob(f"*{SNAPSHOT_SUFFIX}{_TMP_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+        files = self._snapshot_files()
+        for offset in sorted(files, reverse=True):
+            path = files[offset]
+            if offset > log_end_offset:
+                path.unlink(missing_ok=True)
+                continue
+            try:
+                entries = decode_snapshot(path.read_bytes())
+            except CorruptSnapshotError:
+                path.unlink(missing_ok=True)
+                continue
+            self._load_entries(entries)
+            self._end_offset = max(offset, log_start_offset)
+            return self._end_offset
+        self._end_offset = log_start_offset
+        return log_start_offset
+
+    def _load_entries(self, entries: Iterable[SnapshotEntry]) -> None:
+        for s in entries:
+            entry = _ProducerEntry(
+                epoch=s.producer_epoch,
+                coordinator_epoch=s.coordinator_epoch,
+                last_timestamp=s.timestamp,
+                current_txn_first_offset=(s.current_txn_first_offset
+                                          if s.current_txn_first_offset >= 0 else None),
+            )
+            if s.last_offset >= 0:
+                entry.batches.append(
+                    BatchMetadata(s.last_sequence, s.last_offset, s.offset_delta, s.timestamp))
+            self._producers[s.producer_id] = entry
+
+    def truncate_to(self, offset: int, log_start_offset: int) -> int:
+        """Forget state of batches at or above `offset` after the log was truncated there.
+
+        Drops snapshots above `offset` and reloads the newest one left. Returns the offset from
+        which the caller must replay the log up to `offset` (== offset: nothing to replay).
+        """
+        for snap_offset, path in self._snapshot_files().items():
+            if snap_offset > offset:
+                path.unlink(missing_ok=True)
+        if offset >= self._end_offset:
+            return offset  # nothing at or above `offset` was ever applied
+        return self.load_latest_snapshot(log_start_offset, offset)
+
+    def delete_snapshots_before(self, offset: int) -> None:
+        """Delete snapshots below `offset` (the log start moved); in-memory state stays."""
+        for snap_offset, path in self._snapshot_files().items():
+            if snap_offset < offset:
+                path.unlink(missing_ok=True)
+
+    def _snapshot_files(self) -> dict[int, Path]:
+        files: dict[int, Path] = {}
+        if not self.partition_dir.is_dir():
+            return files
+        for path in self.partition_dir.iterdir():
+            match = _SNAPSHOT_NAME.match(path.name)
+            if match and path.is_file():
+                files[int(match.group(1))] = path
+        return files

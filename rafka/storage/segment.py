@@ -1,0 +1,709 @@
+"""One log segment: `<base offset>.log` holding record batches exactly as on the wire, with its
+sparse `.index` and `.timeindex` (Kafka's on-disk format).
+
+Thread model: appends, truncation and sealing run on one thread (the event loop); reads and
+lookups may run on any thread; `flush` runs under the owning log's flush lock. State read by other
+threads is published in single attribute assignments (`_end` is a (size, next offset) pair).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rafka.protocol.records import (
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    BatchHeader,
+    CorruptRecordError,
+    crc_ok,
+    read_batch_header,
+)
+from rafka.storage.config import LogConfig
+from rafka.storage.files import FileHandle
+from rafka.storage.index import CorruptIndexError, OffsetIndex, TimeIndex
+
+if TYPE_CHECKING:
+    from rafka.storage.leader_epoch import LeaderEpochCache
+
+log = logging.getLogger(__name__)
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+DELETED_SUFFIX = ".deleted"
+SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+# Index entries hold offsets relative to the segment base as (non-negative) Java ints.
+MAX_RELATIVE_OFFSET = 2**31 - 1
+
+# baseOffset, batchLength, lastOffsetDelta, maxTimestamp: what scans need from a header.
+_SCAN = struct.Struct(">qi11xi8xq")
+_LENGTH = struct.Struct(">i")
+_BASE_AND_LENGTH = struct.Struct(">qi")
+_MAX_TIMESTAMP = struct.Struct(">q")
+_MAX_TIMESTAMP_AT = 35
+_MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
+_SCAN_CHUNK = 16 * 1024  # header walks between sparse index entries
+_BULK_CHUNK = 4 * 1024 * 1024  # recovery and full iteration
+_MAX_HINTS = 32
+
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
+def segment_file_name(base_offset: int, suffix: str = LOG_SUFFIX) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+def parse_segment_file_name(name: str) -> int | None:
+    """The base offset of a `<20 digits>.log` file name, else None."""
+    stem, dot, suffix = name.partition(".")
+    if dot and "." + suffix == LOG_SUFFIX and len(stem) == 20 and stem.isdigit():
+        return int(stem)
+    return None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _pread_exact(fd: int, size: int, position: int) -> bytes:
+    data = os.pread(fd, size, position)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        more = os.pread(fd, size - got, position + got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+class LogSegment:
+    """A `.log` file with its indexes. Create with `create` (new) or `open` (existing)."""
+
+    def __init__(self, directory: Path, base_offset: int, config: LogConfig) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.log_path = directory / segment_file_name(base_offset, LOG_SUFFIX)
+        self.offset_index = OffsetIndex(
+            directory / segment_file_name(base_offset, INDEX_SUFFIX),
+            base_offset,
+            config.segment_index_bytes,
+        )
+        self.time_index = TimeIndex(
+            directory / segment_file_name(base_offset, TIME_INDEX_SUFFIX),
+            base_offset,
+            config.segment_index_bytes,
+        )
+        self._index_interval = config.index_interval_bytes
+        self._log: FileHandle = None  # type: ignore[assignment]  # set by create/open
+        self._end = (0, base_offset)  # (size in bytes, next offset)
+        self._max_ts: int | None = -1  # None: not loaded yet (sealed segment opened lazily)
+        self._offset_of_max_ts = base_offset
+        self._rolling_ts: int | None = None  # max timestamp of the first batch
+        self.created_ms = 0
+        self._bytes_since_index = 0
+        self.index_full = False
+        # next offset -> position of the batch after an append: exact batch boundaries.
+        self._hints: dict[int, int] = {}
+        self._write_seq = 0
+        self._synced_seq = 0
+        self._indexes_ready = False
+        self._load_lock = threading.Lock()
+        self.sealed = False
+        self.deleted = False
+        self.needs_recovery = False
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls, directory: Path, base_offset: int, config: LogConfig, now_ms: int
+    ) -> LogSegment:
+        """A new empty segment; stale files of the same name are truncated."""
+        segment = cls(directory, base_offset, config)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+        segment._log = FileHandle(segment.log_path, flags)
+        for index in (segment.offset_index, segment.time_index):
+            index.start_empty()
+            index.create_file(truncate=True)
+        segment._indexes_ready = True
+        segment.created_ms = now_ms
+        segment._write_seq = 1  # new directory entries and files to sync
+        return segment
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        base_offset: int,
+        config: LogConfig,
+        *,
+        active: bool,
+        next_offset_bound: int | None = None,
+    ) -> LogSegment:
+        """An existing segment. The active one is loaded now (indexes, next offset, max timestamp);
+        a sealed one lazily, with `next_offset_bound` (the next segment's base) as its end offset.
+        Sets `needs_recovery` when a cheap sanity check fails."""
+        segment = cls(directory, base_offset, config)
+        segment._log = FileHandle(segment.log_path, os.O_RDWR | os.O_APPEND)
+        stat = os.fstat(segment._log.fd)
+        size = stat.st_size
+        segment.created_ms = stat.st_mtime_ns // 1_000_000
+        segment._end = (size, next_offset_bound if next_offset_bound is not None else base_offset)
+        if not (segment.offset_index.file_size_ok() and segment.time_index.file_size_ok()):
+            segment.needs_recovery = True
+            return segment
+        if active:
+            try:
+                segment._load_active_state()
+            except (CorruptIndexError, CorruptRecordError) as exc:
+                log.warning("segment %s needs recovery: %s", segment.log_path, exc)
+                segment.needs_recovery = True
+        else:
+            segment.sealed = True
+            segment._max_ts = None
+        return segment
+
+    def _load_active_state(self) -> None:
+        size = self._end[0]
+        self.offset_index.load(size)
+        self.time_index.load(size)
+        self._indexes_ready = True
+        self.index_full = self.offset_index.is_full or self.time_index.is_full
+        self._max_ts, self._offset_of_max_ts = self.time_index.last_entry()
+        self._refresh_tail_state(size)
+
+    def _refresh_tail_state(self, size: int) -> None:
+        """Derive next offset, max timestamp and bytes since the last index entry by scanning from
+        the last index entry to `size`; raise CorruptRecordError if the tail does not parse."""
+        _, last_entry_position = self.offset_index.last_entry()
+        next_offset = self.base_offset
+        max_ts = self._max_ts if self._max_ts is not None else -1
+        offset_of_max = self._offset_of_max_ts
+        for _, base, _, last, batch_max_ts in self._scan_headers(last_entry_position, size):
+            next_offset = last + 1
+            if base < self.base_offset:
+                raise CorruptRecordError(f"batch offset {base} below segment base")
+            if batch_max_ts > max_ts:
+                max_ts, offset_of_max = batch_max_ts, last
+        self._max_ts, self._offset_of_max_ts = max_ts, offset_of_max
+        self._bytes_since_index = size - last_entry_position
+        self._rolling_ts = self._first_batch_max_timestamp() if size else None
+        self._end = (size, next_offset)
+
+    def _first_batch_max_timestamp(self) -> int | None:
+        head = os.pread(self._log.fd, _MAX_TIMESTAMP_AT + 8, 0)
+        if len(head) < _MAX_TIMESTAMP_AT + 8:
+            return None
+        return _MAX_TIMESTAMP.unpack_from(head, _MAX_TIMESTAMP_AT)[0]
+
+    def _ensure_indexes(self) -> None:
+        """Load a sealed segment's indexes on first use; rebuild them if they fail the check."""
+        if self._indexes_ready:
+            return
+        with self._load_lock:
+            if self._indexes_ready:
+                return
+            size = self._end[0]
+            try:
+                self.offset_index.load(size)
+                self.time_index.load(size)
+            except CorruptIndexError as exc:
+                log.warning("rebuilding indexes of %s: %s", self.log_path, exc)
+                self._scan_and_index(validate=False, epochs=None, size=size)
+                self._write_seq += 1
+            if self._max_ts is None:
+                self._max_ts, self._offset_of_max_ts = self.time_index.last_entry()
+            self._indexes_ready = True
+
+    # -- properties ----------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self._end[0]
+
+    @property
+    def next_offset(self) -> int:
+        """One past the last offset (for a sealed segment opened lazily: the next segment's
+        base, an upper bound)."""
+        return self._end[1]
+
+    @property
+    def needs_sync(self) -> bool:
+        return self._write_seq != self._synced_seq
+
+    @property
+    def max_timestamp_and_offset(self) -> tuple[int, int]:
+        """The largest batch max timestamp in the segment and the offset recorded with it
+        ((-1, base) if none)."""
+        if self._max_ts is None:
+            if self._indexes_ready:
+                self._max_ts, self._offset_of_max_ts = self.time_index.last_entry()
+            else:
+                timestamp, offset = self.time_index.last_entry_from_file()
+                if not self.base_offset <= offset < max(self._end[1], self.base_offset + 1):
+                    self._ensure_indexes()  # implausible entry: load (and rebuild) properly
+                    return self.max_timestamp_and_offset
+                self._max_ts, self._offset_of_max_ts = timestamp, offset
+        return self._max_ts, self._offset_of_max_ts
+
+    @property
+    def max_timestamp(self) -> int:
+        return self.max_timestamp_and_offset[0]
+
+    @property
+    def largest_timestamp(self) -> int:
+        """For time retention: the max timestamp, or the file's mtime when no batch has one."""
+        timestamp = self.max_timestamp
+        if timestamp >= 0:
+            return timestamp
+        try:
+            return os.stat(self.log_path).st_mtime_ns // 1_000_000
+        except FileNotFoundError:
+            return self.created_ms
+
+    def update_config(self, config: LogConfig) -> None:
+        self._index_interval = config.index_interval_bytes
+        for index in (self.offset_index, self.time_index):
+            index.max_entries = max(config.segment_index_bytes // index.entry_size, 1)
+        if self._indexes_ready:
+            self.index_full = self.offset_index.is_full or self.time_index.is_full
+
+    # -- append --------------------------------------------------------------------------------
+    def should_roll(
+        self, config: LogConfig, size: int, last_offset: int, max_timestamp: int, now_ms: int
+    ) -> bool:
+        """Kafka's LogSegment.shouldRoll for an append of `size` bytes."""
+        current = self._end[0]
+        if current == 0:
+            return False
+        if current > config.segment_bytes - size or self.index_full:
+            return True
+        if last_offset - self.base_offset > MAX_RELATIVE_OFFSET:
+            return True
+        rolling_ts = self._rolling_ts
+        if rolling_ts is not None and rolling_ts >= 0:
+            waited = max_timestamp - rolling_ts
+        else:
+            waited = now_ms - self.created_ms
+        return waited > config.segment_ms
+
+    def append(
+        self,
+        data: bytes | bytearray | memoryview,
+        last_offset: int,
+        max_timestamp: int,
+        offset_of_max_timestamp: int,
+    ) -> int:
+        """Write whole batches at the end; returns the position of the first byte."""
+        position = self._end[0]
+        size = len(data)
+        fd = self._log.fd
+        written = os.write(fd, data)
+        if written != size:
+            self._write_rest(fd, data, written, position)
+        if position == 0:
+            self._rolling_ts = _MAX_TIMESTAMP.unpack_from(data, _MAX_TIMESTAMP_AT)[0]
+        since = self._bytes_since_index
+        # An index entry is due before a batch once more than the interval has been written.
+        interval = self._index_interval
+        if since + size - HEADER_SIZE <= interval:
+            since += size
+        elif _LENGTH.unpack_from(data, 8)[0] + LOG_OVERHEAD == size:  # a single batch
+            if since > interval:
+                max_ts = self._max_ts
+                if max_timestamp > max_ts:  # type: ignore[operator]
+                    self.time_index.maybe_append(max_timestamp, offset_of_max_timestamp)
+                else:
+                    self.time_index.maybe_append(max_ts, self._offset_of_max_ts)  # type: ignore[arg-type]
+                self.offset_index.append(last_offset, position)
+                self.index_full = self.offset_index.is_full or self.time_index.is_full
+                since = 0
+            since += size
+        else:
+            since = self._index_batches(data, position, since)
+        self._bytes_since_index = since
+        if max_timestamp > self._max_ts:  # type: ignore[operator]  # active: always loaded
+            self._max_ts = max_timestamp
+            self._offset_of_max_ts = offset_of_max_timestamp
+        end = position + size
+        next_offset = last_offset + 1
+        self._end = (end, next_offset)
+        hints = self._hints
+        hints[next_offset] = end
+        if len(hints) > _MAX_HINTS:
+            del hints[next(iter(hints))]
+        self._write_seq += 1
+        return position
+
+    def _write_rest(
+        self, fd: int, data: bytes | bytearray | memoryview, written: int, position: int
+    ) -> None:
+        view = memoryview(data)
+        try:
+            while written < len(view):
+                written += os.write(fd, view[written:])
+        except OSError:
+            # Leave no torn batch behind the log's end offset.
+            try:
+                os.ftruncate(fd, position)
+            except OSError:
+                pass
+            raise
+
+    def _index_batches(
+        self, data: bytes | bytearray | memoryview, position: int, since: int
+    ) -> int:
+        """Walk the appended batches, adding index entries as Kafka does; returns the new count
+        of bytes since the last entry."""
+        interval = self._index_interval
+        max_ts = self._max_ts if self._max_ts is not None else -1
+        offset_of_max = self._offset_of_max_ts
+        end = len(data)
+        pos = 0
+        while pos + _SCAN.size <= end:
+            base, length, delta, batch_max_ts = _SCAN.unpack_from(data, pos)
+            if length < _MIN_BATCH_LENGTH:
+                break
+            last = base + delta
+            if batch_max_ts > max_ts:
+                max_ts, offset_of_max = batch_max_ts, last
+            if since > interval:
+                self.offset_index.append(last, position + pos)
+                self.time_index.maybe_append(max_ts, offset_of_max)
+                since = 0
+                self.index_full = self.offset_index.is_full or self.time_index.is_full
+            size = length + LOG_OVERHEAD
+            since += size
+            pos += size
+        return since
+
+    def seal(self) -> None:
+        """The segment stops being active: record its max timestamp as the last time index entry
+        (as Kafka does on roll) so it survives without rescanning."""
+        self._ensure_indexes()
+        max_ts, offset = self.max_timestamp_and_offset
+        self.time_index.maybe_append(max_ts, offset)
+        self._hints = {}
+        self.sealed = True
+        self._write_seq += 1
+
+    # -- lookups -------------------------------------------------------------------------------
+    def _scan_headers(
+        self, start: int, end: int, chunk: int = _SCAN_CHUNK
+    ) -> Iterator[tuple[int, int, int, int, int]]:
+        """(position, base offset, size, last offset, max timestamp) of the batches in
+        [start, end); raises CorruptRecordError on a header that does not parse."""
+        fd = self._log.fd
+        buffer = b""
+        buffer_start = start
+        pos = start
+        while pos < end:
+            rel = pos - buffer_start
+            if rel + _SCAN.size > len(buffer):
+                buffer = os.pread(fd, max(chunk, _SCAN.size), pos)
+                buffer_start = pos
+                rel = 0
+                if len(buffer) < _SCAN.size:
+                    raise CorruptRecordError(f"torn batch header at position {pos}")
+            base, length, delta, max_ts = _SCAN.unpack_from(buffer, rel)
+            size = length + LOG_OVERHEAD
+            if length < _MIN_BATCH_LENGTH or pos + size > end:
+                raise CorruptRecordError(f"bad batch length {length} at position {pos}")
+            yield pos, base, size, base + delta, max_ts
+            pos += size
+
+    def translate_offset(self, offset: int) -> int:
+        """Position of the batch containing `offset`: the first batch whose last offset is
+        >= `offset`; the segment size if there is none (yet)."""
+        hint = self._hints.get(offset)
+        if hint is not None:
+            return hint
+        size = self._end[0]
+        self._ensure_indexes()
+        _, position = self.offset_index.lookup(offset)
+        try:
+            for pos, _, _, last, _ in self._scan_headers(position, size):
+                if last >= offset:
+                    return pos
+        except CorruptRecordError:
+            pass
+        return size
+
+    def _start_of_batches_from(self, offset: int, size: int) -> int:
+        """Position of the first batch whose base offset >= `offset` (or `size`)."""
+        hint = self._hints.get(offset)
+        if hint is not None:
+            return hint
+        position = self.translate_offset(offset)
+        if position >= size:
+            return size
+        base, length = _BASE_AND_LENGTH.unpack(os.pread(self._log.fd, 12, position))
+        return position if base >= offset else position + length + LOG_OVERHEAD
+
+    def read(
+        self, offset: int, max_bytes: int, max_offset: int, min_one_batch: bool
+    ) -> tuple[bytes, bool]:
+        """Whole batches from the one containing `offset`, none with base offset >= `max_offset`,
+        at most `max_bytes` unless the first batch alone is larger and `min_one_batch` is set.
+        Returns the bytes and whether the read reached the end of the segment."""
+        handle = self._log
+        size, next_offset = self._end
+        if offset >= next_offset:
+            return b"", True
+        start = self.translate_offset(offset)
+        if start >= size:
+            return b"", True
+        limit = size
+        if max_offset < next_offset:
+            limit = self._start_of_batches_from(max_offset, size)
+            if limit <= start:
+                return b"", False
+        wanted = limit - start
+        if wanted > max_bytes:
+            budget = max_bytes
+            if min_one_batch:
+                length = _LENGTH.unpack(os.pread(handle.fd, 4, start + 8))[0]
+                budget = max(budget, length + LOG_OVERHEAD)
+            if budget < wanted:
+                cut = self._last_boundary_within(start, start + budget, size)
+                if cut <= start:
+                    return b"", False
+                return _pread_exact(handle.fd, cut - start, start), False
+        return _pread_exact(handle.fd, wanted, start), limit == size
+
+    def _last_boundary_within(self, start: int, limit: int, size: int) -> int:
+        """The end of the last whole batch that starts at or after `start` (a batch position) and
+        ends by `limit`; `start` if none fits. Walks headers only from the last indexed batch
+        boundary before `limit`, so the data itself is read once, by the caller."""
+        self._ensure_indexes()
+        pos = max(self.offset_index.floor_position(limit), start)
+        try:
+            for batch_pos, _, batch_size, _, _ in self._scan_headers(pos, size):
+                if batch_pos + batch_size > limit:
+                    return batch_pos
+                pos = batch_pos + batch_size
+        except CorruptRecordError:
+            pass
+        return pos
+
+    def read_batch_at(self, position: int) -> tuple[int, bytes]:
+        """(base offset, bytes) of the batch at `position`."""
+        fd = self._log.fd
+        base, length = _BASE_AND_LENGTH.unpack(os.pread(fd, 12, position))
+        return base, _pread_exact(fd, length + LOG_OVERHEAD, position)
+
+    def iter_batches(
+        self, start: int, end: int | None = None
+    ) -> Iterator[tuple[BatchHeader, bytes]]:
+        """Each batch from `start` (a batch position) to `end` (default: the current size)."""
+        handle = self._log
+        fd = handle.fd
+        end = self._end[0] if end is None else end
+        pos = start
+        while pos < end:
+            buffer = _pread_exact(fd, min(_BULK_CHUNK, end - pos), pos)
+            used = 0
+            while used + HEADER_SIZE <= len(buffer):
+                header = read_batch_header(buffer, used)
+                if used + header.size > len(buffer):
+                    break
+                yield header, buffer[used : used + header.size]
+                used += header.size
+            if used == 0:  # one batch larger than the chunk
+                header = read_batch_header(buffer, 0)
+                if pos + header.size > end:
+                    raise CorruptRecordError(f"batch at {pos} extends past the segment end")
+                yield header, _pread_exact(fd, header.size, pos)
+                used = header.size
+            pos += used
+
+    def find_batch_by_timestamp(
+        self, timestamp: int, starting_offset: int
+    ) -> tuple[int, bytes] | None:
+        """The first batch (at or after the one holding `starting_offset`) whose max timestamp is
+        >= `timestamp`, as (base offset, bytes)."""
+        size = self._end[0]
+        self._ensure_indexes()
+        _, indexed_offset = self.time_index.lookup(timestamp)
+        _, position = self.offset_index.lookup(max(indexed_offset, starting_offset))
+        for pos, base, batch_size, last, max_ts in self._scan_headers(position, size):
+            if last >= starting_offset and max_ts >= timestamp:
+                return base, _pread_exact(self._log.fd, batch_size, pos)
+        return None
+
+    # -- recovery ------------------------------------------------------------------------------
+    def recover(self, epochs: LeaderEpochCache | None = None) -> int:
+        """Validate every batch (header, CRC, increasing offsets) from the start, truncate the file
+        at the first invalid or torn one, rebuild both indexes and assign leader epochs found in
+        the batches. Returns the number of bytes truncated."""
+        size = os.fstat(self._log.fd).st_size
+        valid = self._scan_and_index(validate=True, epochs=epochs, size=size)
+        truncated = size - valid
+        if truncated:
+            os.ftruncate(self._log.fd, valid)
+        self._rolling_ts = self._first_batch_max_timestamp() if valid else None
+        self._indexes_ready = True
+        self.needs_recovery = False
+        self._write_seq += 1
+        return truncated
+
+    def _scan_and_index(self, validate: bool, epochs: LeaderEpochCache | None, size: int) -> int:
+        """Rebuild the indexes (and end, max timestamp) from the batches in the file; returns the
+        length of the valid prefix. With `validate`, CRCs and offset order are checked too."""
+        offset_index, time_index = self.offset_index, self.time_index
+        offset_index.reset()
+        time_index.reset()
+        interval = self._index_interval
+        fd = self._log.fd
+        expected = self.base_offset
+        max_ts, offset_of_max = -1, self.base_offset
+        since = 0
+        pos = 0
+        buffer = b""
+        buffer_start = 0
+        while pos < size:
+            rel = pos - buffer_start
+            if rel + HEADER_SIZE > len(buffer):
+                buffer = _pread_exact(fd, min(_BULK_CHUNK, size - pos), pos)
+                buffer_start, rel = pos, 0
+            try:
+                header = read_batch_header(buffer, rel)
+            except CorruptRecordError as exc:
+                log.warning("%s: invalid batch at position %d: %s", self.log_path, pos, exc)
+                break
+            batch_size = header.size
+            if pos + batch_size > size:
+                log.warning("%s: torn batch at position %d", self.log_path, pos)
+                break
+            if header.base_offset < expected or (
+                header.last_offset - self.base_offset > MAX_RELATIVE_OFFSET
+            ):
+                log.warning("%s: out-of-order offset at position %d", self.log_path, pos)
+                break
+            if validate:
+                if rel + batch_size > len(buffer):
+                    buffer = _pread_exact(fd, max(batch_size, min(_BULK_CHUNK, size - pos)), pos)
+                    buffer_start, rel = pos, 0
+                if not crc_ok(buffer, rel, header):
+                    log.warning("%s: CRC mismatch at position %d", self.log_path, pos)
+                    break
+            last = header.last_offset
+            if header.max_timestamp > max_ts:
+                max_ts, offset_of_max = header.max_timestamp, last
+            if since > interval:
+                offset_index.append(last, pos)
+                time_index.maybe_append(max_ts, offset_of_max)
+                since = 0
+            since += batch_size
+            if epochs is not None:
+                epoch = header.partition_leader_epoch
+                if epoch >= 0 and epoch > epochs.latest_epoch:
+                    epochs.assign(epoch, header.base_offset)
+            expected = last + 1
+            pos += batch_size
+        # As after a roll: the last time index entry holds the segment's max timestamp.
+        time_index.maybe_append(max_ts, offset_of_max)
+        self._max_ts, self._offset_of_max_ts = max_ts, offset_of_max
+        self._bytes_since_index = since
+        self.index_full = offset_index.is_full or time_index.is_full
+        self._hints = {}
+        self._end = (pos, expected if pos else self.base_offset)
+        return pos
+
+    def assign_epochs(self, epochs: LeaderEpochCache) -> None:
+        """Feed the leader epoch of every batch to `epochs` (rebuilding a lost checkpoint)."""
+        try:
+            for header, _ in self.iter_batches(0):
+                epoch = header.partition_leader_epoch
+                if epoch >= 0 and epoch > epochs.latest_epoch:
+                    epochs.assign(epoch, header.base_offset)
+        except CorruptRecordError:
+            pass
+
+    # -- truncation ----------------------------------------------------------------------------
+    def truncate_to(self, offset: int, now_ms: int | None = None) -> int:
+        """Remove every batch holding an offset >= `offset` (a batch straddling it goes whole).
+        The segment becomes active again. Returns the new next offset: `offset`, or the base of
+        a removed straddling batch."""
+        self._ensure_indexes()
+        size, next_offset = self._end
+        position = self.translate_offset(offset)
+        if position < size:
+            base, _ = _BASE_AND_LENGTH.unpack(os.pread(self._log.fd, 12, position))
+            new_next = min(offset, base)
+            os.ftruncate(self._log.fd, position)
+        else:
+            new_next = min(offset, next_offset)
+            position = size
+        self.offset_index.truncate_to(new_next)
+        self.time_index.truncate_to(new_next)
+        self._hints = {}
+        self._max_ts, self._offset_of_max_ts = self.time_index.last_entry()
+        self.sealed = False
+        self._refresh_tail_state(position)
+        self._end = (position, new_next)
+        if position == 0:
+            self.created_ms = now_ms if now_ms is not None else _now_ms()
+        self.index_full = self.offset_index.is_full or self.time_index.is_full
+        self._write_seq += 1
+        return new_next
+
+    # -- durability and lifetime ---------------------------------------------------------------
+    def flush(self, *, sync_indexes: bool = False) -> None:
+        """fsync the data, then bring the index files up to date. Index files are fsynced only
+        for sealed segments (an active segment is always recovered after a crash) or when asked;
+        a sealed segment's index files are then closed for good."""
+        sequence = self._write_seq
+        if sequence == self._synced_seq and not sync_indexes:
+            return
+        if self.deleted:
+            self._synced_seq = sequence
+            return
+        sealed = self.sealed
+        _datasync(self._log.fd)
+        for index in (self.offset_index, self.time_index):
+            index.write_pending(sync=sealed or sync_indexes)
+            if sealed:
+                index.close_file()
+        self._synced_seq = sequence
+
+    def add_final_time_index_entry(self) -> None:
+        """Kafka appends the max timestamp on close too, so a reopened segment knows it."""
+        if self._indexes_ready:
+            timestamp, offset = self.max_timestamp_and_offset
+            if timestamp > self.time_index.last_entry()[0]:
+                self.time_index.maybe_append(timestamp, offset)
+                self._write_seq += 1
+
+    def close(self) -> None:
+        self._log.close()
+        self.offset_index.close_file()
+        self.time_index.close_file()
+
+    def delete(self) -> None:
+        """Remove the files (rename to `.deleted`, then unlink). Descriptors stay usable by
+        readers still holding the segment and close when it is collected."""
+        self.deleted = True
+        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+            doomed = path.with_name(path.name + DELETED_SUFFIX)
+            try:
+                os.rename(path, doomed)
+            except FileNotFoundError:
+                continue
+            try:
+                os.unlink(doomed)
+            except FileNotFoundError:
+                pass
+
+    def __repr__(self) -> str:
+        size, next_offset = self._end
+        return f"LogSegment(base={self.base_offset}, next={next_offset}, size={size})"
