@@ -73,6 +73,7 @@ class Broker:
         self.cluster_id = ""
         self.endpoints: list[BrokerEndpoint] = []
         self._clean_start = False
+        self._log_start_offsets: dict[tuple[str, int], int] = {}
         self._topic_lock = asyncio.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -83,6 +84,7 @@ class Broker:
         self._clean_start = self.log_dir.had_clean_shutdown()
         self.log_dir.clear_clean_shutdown()
         recovery_points = self.log_dir.read_recovery_points()
+        self._log_start_offsets = self.log_dir.read_log_start_offsets()
         metadata_partition = self._open_partition(
             METADATA_TOPIC, 0, METADATA_TOPIC_ID, recovery_points, LogConfig()
         )
@@ -109,14 +111,24 @@ class Broker:
                 partition.snapshot_producers()
             except OSError as exc:
                 log.error("producer snapshot failed", partition=partition.name, error=str(exc))
-        self.log_dir.write_recovery_points(
-            {(p.topic, p.index): p.log.flush() for p in self.all_partitions()}
-        )
+        for partition in self.all_partitions():
+            partition.log.flush()
+        self.write_checkpoints()
         for partition in self.all_partitions():
             partition.close()
         self.log_dir.mark_clean_shutdown()
         self.pool.shutdown(wait=True)
         log.info("broker stopped", node_id=self.node_id)
+
+    def write_checkpoints(self) -> None:
+        """Recovery points bound the CRC scan after a crash; log start offsets keep retention."""
+        partitions = self.all_partitions()
+        self.log_dir.write_recovery_points(
+            {(p.topic, p.index): p.log.recovery_point for p in partitions}
+        )
+        self.log_dir.write_log_start_offsets(
+            {(p.topic, p.index): p.log_start_offset for p in partitions}
+        )
 
     @property
     def controller_id(self) -> int:
@@ -177,7 +189,9 @@ class Broker:
             voters=self.voters,
             flusher=self.flusher,
             recovery_point=recovery_points.get((topic, index), 0),
+            log_start_offset=self._log_start_offsets.get((topic, index), 0),
             clean_shutdown=self._clean_start,
+            producer_id_expiration_ms=self.config.get_int("producer.id.expiration.ms"),
         )
 
     def topic_log_config(self, topic: TopicImage) -> LogConfig:

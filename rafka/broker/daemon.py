@@ -59,10 +59,19 @@ class BrokerServer:
         return [BrokerEndpoint(self.broker.node_id, first.host or "localhost", first.port)]
 
     async def _run_housekeeping(self) -> None:
-        interval = self.config.get_int("log.retention.check.interval.ms") / 1000
+        retention_interval = self.config.get_int("log.retention.check.interval.ms") / 1000
+        checkpoint_interval = self.config.get_int("log.flush.offset.checkpoint.interval.ms") / 1000
+        loop = asyncio.get_running_loop()
+        next_retention = loop.time() + retention_interval
+        next_checkpoint = loop.time() + checkpoint_interval
         while True:
-            await asyncio.sleep(interval)
-            self.run_retention()
+            await asyncio.sleep(max(0.0, min(next_retention, next_checkpoint) - loop.time()))
+            if loop.time() >= next_retention:
+                self.run_retention()
+                next_retention = loop.time() + retention_interval
+            if loop.time() >= next_checkpoint:
+                self.broker.write_checkpoints()
+                next_checkpoint = loop.time() + checkpoint_interval
 
     def run_retention(self) -> None:
         now = now_ms()
@@ -70,6 +79,7 @@ class BrokerServer:
             try:
                 partition.log.apply_retention(now, partition.high_watermark)
                 partition.producers.delete_snapshots_before(partition.log_start_offset)
+                partition.producers.remove_expired_producers(now)
             except OSError as exc:
                 log.error("retention failed", partition=partition.name, error=str(exc))
 

@@ -113,16 +113,19 @@ class Partition:
         voters: frozenset[int],
         flusher: GroupCommitFlusher,
         recovery_point: int = 0,
+        log_start_offset: int = 0,
         clean_shutdown: bool = False,
+        producer_id_expiration_ms: int = 86_400_000,
     ) -> Partition:
         partition_log = PartitionLog.open(
             directory,
             config,
             recovery_point=recovery_point,
+            log_start_offset=log_start_offset,
             clean_shutdown=clean_shutdown,
             now_ms=now_ms(),
         )
-        producers = ProducerStateManager(directory)
+        producers = ProducerStateManager(directory, producer_id_expiration_ms)
         replay_from = producers.load_latest_snapshot(
             partition_log.log_start_offset, partition_log.log_end_offset
         )
@@ -296,7 +299,11 @@ class Partition:
             append_time = max_timestamp = timestamp
             header = read_batch_header(buf, pos)  # producer state remembers the append time
         last = base + header.last_offset_delta
-        self.log.append(buf, base, last, max_timestamp, base, self.raft.epoch, timestamp)
+        segment_before = self.log.active_segment
+        self.log.append(buf, base, last, max_timestamp, last, self.raft.epoch, timestamp)
+        if self.log.active_segment is not segment_before:
+            # As Kafka does at each roll: recovery then replays at most one segment.
+            self.producers.take_snapshot(base)
         self.producers.update(header, base, last, timestamp)
         self.raft.on_local_append(self.log.log_end_offset)
         self._flusher.request(self)
