@@ -31,8 +31,8 @@ class BrokerProcess:
         }
         self.process: subprocess.Popen[str] | None = None
         self.log_lines: list[str] = []
-        self._ready = threading.Event()
-        self._exited = threading.Event()
+        self._ready = threading.Event()  # the ready line was seen
+        self._settled = threading.Event()  # ready, or the process ended
 
     @property
     def bootstrap(self) -> str:
@@ -44,7 +44,7 @@ class BrokerProcess:
             args += ["--override", f"{key}={value}"]
         env = {**os.environ, "RAFKA_LOG_FORMAT": "json"}
         self._ready.clear()
-        self._exited.clear()
+        self._settled.clear()
         self.process = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
@@ -53,7 +53,8 @@ class BrokerProcess:
             env=env,
         )
         threading.Thread(target=self._read_output, args=(self.process,), daemon=True).start()
-        if not self._ready.wait(timeout) or self._exited.is_set() and not self._ready.is_set():
+        self._settled.wait(timeout)
+        if not self._ready.is_set():
             output = "\n".join(self.log_lines[-40:])
             self.kill()
             raise RuntimeError(f"broker did not become ready:\n{output}")
@@ -65,8 +66,8 @@ class BrokerProcess:
             self.log_lines.append(line.rstrip())
             if READY_EVENT in line and _is_event(line, READY_EVENT):
                 self._ready.set()
-        self._exited.set()
-        self._ready.set()  # wake a waiting start() so it can report the failure
+                self._settled.set()
+        self._settled.set()  # wake a waiting start() so it can report the failure
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait: a clean shutdown."""

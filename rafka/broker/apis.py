@@ -31,7 +31,9 @@ def build_dispatcher(broker: Broker) -> Dispatcher:
     # not serve yet; Produce 13 names topics by id. Floors follow Kafka 4 (KIP-896).
     dispatcher.apis.update(
         {
-            PRODUCE: ApiSpec(3, 11, produce.make_handler(broker)),
+            # librdkafka <= 2.11 enables gzip/snappy only if Produce v0 is advertised; Kafka 4
+            # advertises it too (KAFKA-18659) while refusing v0-2 requests, and so do we.
+            PRODUCE: ApiSpec(3, 11, produce.make_handler(broker), advertised_min_version=0),
             FETCH: ApiSpec(4, 16, fetch.make_handler(broker)),
             LIST_OFFSETS: ApiSpec(1, 8, offsets.make_list_offsets_handler(broker)),
             METADATA: ApiSpec(0, 12, metadata.make_handler(broker)),

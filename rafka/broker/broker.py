@@ -44,7 +44,14 @@ class BrokerEndpoint:
     rack: str | None = None
 
 
+def _collision_key(name: str) -> str:
+    # Kafka's metric names map '.' to '_', so two topics differing only there would collide.
+    return name.replace(".", "_")
+
+
 def validate_topic_name(name: str) -> None:
+    if name == METADATA_TOPIC:
+        raise TopicError(ErrorCode.invalid_request, f"{name} is reserved for cluster metadata")
     if not name or name in (".", ".."):
         raise TopicError(ErrorCode.invalid_topic_exception, f"illegal topic name {name!r}")
     if len(name) > MAX_TOPIC_NAME_LENGTH:
@@ -93,7 +100,7 @@ class Broker:
         metadata_partition.elect()
         for topic in list(self.metadata.image.topics.values()):
             self._open_topic(topic, recovery_points)
-        self._remove_orphan_partition_dirs()
+        self._set_aside_stray_partition_dirs()
         # The metadata log's leader-change batch must commit before the broker serves.
         await metadata_partition.wait_committed(metadata_partition.log_end_offset - 1)
         log.info(
@@ -208,12 +215,17 @@ class Broker:
             self.partitions[(topic.name, index)] = partition
             partition.elect()
 
-    def _remove_orphan_partition_dirs(self) -> None:
-        """Directories of topics deleted while the broker was down."""
-        assert self.metadata is not None
-        for topic, index, _ in self.log_dir.partition_dirs():
+    def _set_aside_stray_partition_dirs(self) -> None:
+        """Partition directories the metadata does not know (a delete interrupted by a crash).
+
+        Like Kafka's stray logs they are renamed, not deleted: a damaged metadata log must never
+        cost data, and a topic created later under the same name must not inherit them.
+        """
+        for topic, index, path in self.log_dir.partition_dirs():
             if topic != METADATA_TOPIC and (topic, index) not in self.partitions:
-                self.log_dir.delete_partition_dir(topic, index)
+                stray = path.with_name(f"{path.name}.{uuid.uuid4().hex}-stray")
+                os.rename(path, stray)
+                log.warning("stray partition directory set aside", path=str(stray))
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))
@@ -260,8 +272,15 @@ class Broker:
         except ValueError as exc:
             raise TopicError(ErrorCode.invalid_config, str(exc)) from None
         async with self._topic_lock:
-            if name in (self.metadata.image.topics if self.metadata else {}):
+            assert self.metadata is not None
+            if name in self.metadata.image.topics:
                 raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
+            for existing in self.metadata.image.topics:
+                if _collision_key(existing) == _collision_key(name):
+                    raise TopicError(
+                        ErrorCode.invalid_topic_exception,
+                        f"topic {name!r} collides with existing topic {existing!r}",
+                    )
             replicas = [
                 [brokers[(p + r) % len(brokers)] for r in range(replication_factor)]
                 for p in range(num_partitions)
@@ -276,7 +295,6 @@ class Broker:
             }
             if validate_only:
                 return TopicImage(name, topic_id, replicas, configs)
-            assert self.metadata is not None
             await self.metadata.propose([record])
             topic = self.metadata.image.topics[name]
             self._open_topic(topic, {})

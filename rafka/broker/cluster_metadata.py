@@ -18,8 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from rafka.broker.partition import Partition, now_ms
 from rafka.protocol.records import build_batch, decode_batch
+
+log = structlog.get_logger(__name__)
 
 METADATA_TOPIC = "__cluster_metadata"
 PRODUCER_ID_BLOCK_SIZE = 1000
@@ -81,8 +85,14 @@ class ClusterMetadata:
                 continue
             _, records = decode_batch(batch)
             for record in records:
-                if record.value is not None:
-                    self.image.apply(json.loads(record.value))
+                if record.value is None:
+                    continue
+                try:
+                    entry = json.loads(record.value)
+                except ValueError:
+                    log.error("undecodable metadata record skipped", offset=header.base_offset)
+                    continue
+                self.image.apply(entry)
 
     async def propose(self, records: list[dict[str, Any]]) -> None:
         """Append records, wait until they are committed, then apply them to the image."""

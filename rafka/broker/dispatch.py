@@ -36,6 +36,8 @@ class ApiSpec:
     min_version: int
     max_version: int
     handler: Handler
+    # What ApiVersions reports as the floor, when it must differ from what we serve (see apis.py).
+    advertised_min_version: int | None = None
 
 
 @dataclass(slots=True)
@@ -53,7 +55,15 @@ class Dispatcher:
         self.apis = apis
 
     def supported_versions(self) -> list[tuple[int, int, int]]:
-        return [(key, s.min_version, s.max_version) for key, s in sorted(self.apis.items())]
+        """(api key, min, max) as ApiVersions advertises them."""
+        return [
+            (
+                key,
+                s.min_version if s.advertised_min_version is None else s.advertised_min_version,
+                s.max_version,
+            )
+            for key, s in sorted(self.apis.items())
+        ]
 
     async def __call__(self, frame_body: memoryview, connection: Connection) -> Any:
         if len(frame_body) < 8:

@@ -49,6 +49,7 @@ from rafka.storage.quorum_state import StoredQuorumState, read_quorum_state, wri
 log = structlog.get_logger(__name__)
 
 CONTROL_LEADER_CHANGE = 2
+NO_TIMESTAMP = -1
 
 
 def now_ms() -> int:
@@ -192,19 +193,20 @@ class Partition:
                 self._high_watermark_advanced(action.high_watermark)
 
     def _append_leader_change(self, action: AppendLeaderChange) -> None:
-        timestamp = now_ms()
+        # No timestamp (-1): a Raft bookkeeping entry must not answer ListOffsets by time, hold
+        # back time retention or decide segment rolls.
         batch = bytearray(
             build_control_batch(
                 CONTROL_LEADER_CHANGE,
                 base_offset=self.log.log_end_offset,
                 partition_leader_epoch=action.epoch,
-                timestamp=timestamp,
+                timestamp=NO_TIMESTAMP,
                 leader_id=action.leader_id,
                 voters=action.voters,
             )
         )
         base = self.log.log_end_offset
-        self.log.append(batch, base, base, timestamp, base, action.epoch, timestamp)
+        self.log.append(batch, base, base, NO_TIMESTAMP, base, action.epoch, now_ms())
         self.raft.on_local_append(self.log.log_end_offset)
         self._flusher.request(self)
 

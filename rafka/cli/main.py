@@ -6,6 +6,7 @@ Errors are one line on stderr and a non-zero exit: 2 for bad configuration or us
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -93,6 +94,9 @@ def broker(
     except ConfigError as exc:
         fail(str(exc))
 
+    # kio registers hypothesis strategies whenever hypothesis is importable (a dev or test
+    # install), which costs the broker ~20 MB and ~90 ms at start; the broker never needs them.
+    sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
     from rafka.broker import daemon  # imported here: the event loop and broker load only to run
 
     get_logger(__name__).info(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import Field, fields
+from dataclasses import Field, dataclass, fields
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -19,8 +19,15 @@ from kio._kio_native import get_field_reader, read_compact_array_length, read_un
 from kio.index import UnknownEntity, load_payload_module
 from kio.schema.errors import ErrorCode
 from kio.schema.index import api_key_map
-from kio.serial import entity_reader, entity_writer
-from kio.serial._introspect import EntityField, EntityTupleField, classify_field, get_field_tag
+from kio.serial import entity_writer
+from kio.serial._introspect import (
+    EntityField,
+    EntityTupleField,
+    PrimitiveTupleField,
+    classify_field,
+    get_field_tag,
+)
+from kio.serial.errors import SerialError
 from kio.serial.readers import tz_aware_from_i64
 from kio.static.constants import EntityType
 from kio.static.primitive import i64
@@ -67,29 +74,88 @@ def is_flexible(api_key: int, api_version: int) -> bool:
 
 
 def decode_request_body(cls: type, buf: bytes | memoryview, offset: int) -> Any:
-    """Decode a request body; the whole rest of `buf` must be consumed."""
+    """Decode a request body.
+
+    Walks the schema field by field: array counts are checked against the bytes left before
+    kio reads them (kio reserves memory for the announced count, and a failed reservation
+    aborts the process), and unknown tags are skipped at every level.
+    """
     try:
-        try:
-            entity, size = entity_reader(cls)(buf, offset)
-        except KeyError:
-            entity, size = _read_skipping_unknown_tags(cls, buf, offset)
-    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
+        entity, _size = _read_entity(cls, buf, offset)
+    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError, SerialError) as exc:
         raise MalformedRequestError(f"cannot decode {cls.__name__}: {exc}") from exc
     return entity
 
 
-def _read_skipping_unknown_tags(cls: type, buf: bytes | memoryview, offset: int) -> tuple[Any, int]:
-    start = offset
-    values: dict[str, Any] = {}
-    tagged: dict[int, Field] = {}
+_SCALAR, _ENTITY, _ENTITY_ARRAY, _PRIMITIVE_ARRAY = range(4)
+
+
+@dataclass(slots=True, frozen=True)
+class _Plan:
+    """How to read one entity class: its untagged fields in order, and its tagged ones."""
+
+    flexible: bool
+    fields: tuple[tuple[str, int, Any], ...]  # (name, step kind, reader or nested class)
+    tagged: dict[int, tuple[str, Any, bool]]  # tag -> (name, reader or class, is entity)
+
+
+@cache
+def _plan(cls: type) -> _Plan:
+    steps = []
+    tagged: dict[int, tuple[str, Any, bool]] = {}
     for field in _init_fields(cls):
+        kind = classify_field(field)
         tag = get_field_tag(field)
         if tag is not None:
-            tagged[tag] = field
-            continue
-        value, offset = _read_field(cls, field, buf, offset)
-        values[field.name] = value
-    if cls.__flexible__:
+            if isinstance(kind, EntityField):
+                tagged[tag] = (field.name, kind.type_, True)
+            else:
+                tagged[tag] = (field.name, get_field_reader(cls, field, False, True), False)
+        elif isinstance(kind, EntityField):
+            steps.append((field.name, _ENTITY, kind.type_))
+        elif isinstance(kind, EntityTupleField):
+            steps.append((field.name, _ENTITY_ARRAY, kind.type_))
+        elif isinstance(kind, PrimitiveTupleField):
+            steps.append((field.name, _PRIMITIVE_ARRAY, get_field_reader(cls, field, False, False)))
+        else:
+            steps.append((field.name, _SCALAR, get_field_reader(cls, field, False, False)))
+    return _Plan(bool(cls.__flexible__), tuple(steps), tagged)
+
+
+def _read_entity(cls: type, buf: bytes | memoryview, offset: int) -> tuple[Any, int]:
+    plan = _plan(cls)
+    start = offset
+    values: dict[str, Any] = {}
+    for name, step, how in plan.fields:
+        if step == _SCALAR:
+            values[name], size = how(buf, offset)
+            offset += size
+        elif step == _ENTITY:
+            values[name], size = _read_entity(how, buf, offset)
+            offset += size
+        else:
+            if plan.flexible:
+                length, size = read_compact_array_length(buf, offset)
+            else:
+                length, size = _read_legacy_array_length(buf, offset)
+            if length is None or length < 0:
+                values[name] = None
+                offset += size
+                continue
+            if length > len(buf) - offset - size:  # every element takes at least one byte
+                raise ValueError("array length exceeds the request size")
+            if step == _PRIMITIVE_ARRAY:
+                values[name], size = how(buf, offset)
+                offset += size
+                continue
+            offset += size
+            items = []
+            for _ in range(length):
+                item, size = _read_entity(how, buf, offset)
+                items.append(item)
+                offset += size
+            values[name] = tuple(items)
+    if plan.flexible:
         count, size = read_unsigned_varint(buf, offset)
         offset += size
         for _ in range(count):
@@ -97,46 +163,18 @@ def _read_skipping_unknown_tags(cls: type, buf: bytes | memoryview, offset: int)
             offset += size
             length, size = read_unsigned_varint(buf, offset)
             offset += size
-            field = tagged.get(tag)
-            if field is not None:
-                reader = get_field_reader(cls, field, False, True)
-                values[field.name], _ = reader(buf, offset)
-            offset += length
-            if offset > len(buf):
+            if offset + length > len(buf):
                 raise ValueError("tagged field runs past the end of the request")
+            known = plan.tagged.get(tag)
+            if known is not None:
+                name, how, is_entity = known
+                values[name] = (_read_entity if is_entity else _call)(how, buf, offset)[0]
+            offset += length
     return cls(**values), offset - start
 
 
-def _read_field(cls: type, field: Field, buf: bytes | memoryview, offset: int) -> tuple[Any, int]:
-    kind = classify_field(field)
-    if isinstance(kind, EntityField):
-        value, size = _read_nested(kind.type_, buf, offset)
-        return value, offset + size
-    if isinstance(kind, EntityTupleField):
-        if cls.__flexible__:
-            length, size = read_compact_array_length(buf, offset)
-        else:
-            length, size = _read_legacy_array_length(buf, offset)
-        offset += size
-        if length < 0:
-            return None, offset
-        if length > len(buf) - offset:
-            raise ValueError("array length exceeds the request size")
-        items = []
-        for _ in range(length):
-            item, size = _read_nested(kind.type_, buf, offset)
-            items.append(item)
-            offset += size
-        return tuple(items), offset
-    value, size = get_field_reader(cls, field, False, False)(buf, offset)
-    return value, offset + size
-
-
-def _read_nested(cls: type, buf: bytes | memoryview, offset: int) -> tuple[Any, int]:
-    try:
-        return entity_reader(cls)(buf, offset)
-    except KeyError:
-        return _read_skipping_unknown_tags(cls, buf, offset)
+def _call(reader: Any, buf: bytes | memoryview, offset: int) -> tuple[Any, int]:
+    return reader(buf, offset)
 
 
 def _read_legacy_array_length(buf: bytes | memoryview, offset: int) -> tuple[int, int]:

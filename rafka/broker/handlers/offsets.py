@@ -71,19 +71,25 @@ def _lookup(partition: Partition, target: int) -> tuple[int, int]:
         found = partition.log.max_timestamp_batch()
         if found is None:
             return -1, -1
-        return _best_record(found[1], lambda ts, best: best is None or ts > best[0], high_watermark)
+        best = None
+        for offset, timestamp in record_timestamps_and_offsets(found[1], 0):
+            if offset < high_watermark and (best is None or timestamp > best[0]):
+                best = (timestamp, offset)
+        return best if best is not None else (-1, -1)
     found = partition.log.first_batch_with_timestamp_at_least(target)
     if found is None:
         return -1, -1
-    return _best_record(found[1], lambda ts, best: best is None and ts >= target, high_watermark)
-
-
-def _best_record(batch: bytes, better, high_watermark: int) -> tuple[int, int]:
-    best: tuple[int, int] | None = None
-    for offset, timestamp in record_timestamps_and_offsets(batch, 0):
-        if offset < high_watermark and better(timestamp, best):
-            best = (timestamp, offset)
-    return best if best is not None else (-1, -1)
+    # The time index finds the first candidate batch; the record may sit in a later one (control
+    # batches and batches whose max timestamp is below the target are passed over).
+    for header, batch in partition.log.iter_batches(found[0]):
+        if header.base_offset >= high_watermark:
+            break
+        if header.is_control or header.max_timestamp < target:
+            continue
+        for offset, timestamp in record_timestamps_and_offsets(batch, 0):
+            if timestamp >= target and offset < high_watermark:
+                return timestamp, offset
+    return -1, -1
 
 
 def make_offset_for_leader_epoch_handler(broker: Broker):
