@@ -43,8 +43,9 @@ class BrokerProcess:
         for key, value in self.overrides.items():
             args += ["--override", f"{key}={value}"]
         env = {**os.environ, "RAFKA_LOG_FORMAT": "json"}
-        self._ready.clear()
-        self._settled.clear()
+        # Fresh events per start: the previous process's reader thread may still be finishing.
+        self._ready = threading.Event()
+        self._settled = threading.Event()
         self.process = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
@@ -52,7 +53,11 @@ class BrokerProcess:
             text=True,
             env=env,
         )
-        threading.Thread(target=self._read_output, args=(self.process,), daemon=True).start()
+        threading.Thread(
+            target=self._read_output,
+            args=(self.process, self._ready, self._settled),
+            daemon=True,
+        ).start()
         self._settled.wait(timeout)
         if not self._ready.is_set():
             output = "\n".join(self.log_lines[-40:])
@@ -60,14 +65,16 @@ class BrokerProcess:
             raise RuntimeError(f"broker did not become ready:\n{output}")
         return self
 
-    def _read_output(self, process: subprocess.Popen[str]) -> None:
+    def _read_output(
+        self, process: subprocess.Popen[str], ready: threading.Event, settled: threading.Event
+    ) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             self.log_lines.append(line.rstrip())
             if READY_EVENT in line and _is_event(line, READY_EVENT):
-                self._ready.set()
-                self._settled.set()
-        self._settled.set()  # wake a waiting start() so it can report the failure
+                ready.set()
+                settled.set()
+        settled.set()  # wake a waiting start() so it can report the failure
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait: a clean shutdown."""

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import re
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -186,7 +187,8 @@ class Broker:
         directory = self.log_dir.create_partition_dir(topic, index)
         if read_partition_metadata(directory) is None:
             write_partition_metadata(directory, topic_id)
-        return Partition.open(
+        started = time.monotonic()
+        partition = Partition.open(
             topic,
             index,
             topic_id,
@@ -200,6 +202,16 @@ class Broker:
             clean_shutdown=self._clean_start,
             producer_id_expiration_ms=self.config.get_int("producer.id.expiration.ms"),
         )
+        if not self._clean_start and partition.log_end_offset > 0:
+            log.info(
+                "partition recovered",
+                partition=partition.name,
+                recovery_point=recovery_points.get((topic, index), 0),
+                log_end_offset=partition.log_end_offset,
+                segments=len(partition.log.segments),
+                ms=round((time.monotonic() - started) * 1000, 1),
+            )
+        return partition
 
     def topic_log_config(self, topic: TopicImage) -> LogConfig:
         return LogConfig.from_topic_configs(topic.configs, self.default_log_config)
@@ -303,6 +315,22 @@ class Broker:
             if partition is not None:
                 await partition.wait_committed(partition.log_end_offset - 1)
         log.info("topic created", topic=name, partitions=num_partitions)
+        return topic
+
+    async def ensure_internal_topic(
+        self, name: str, num_partitions: int, replication_factor: int, configs: dict[str, str]
+    ) -> TopicImage:
+        """An internal topic (e.g. __consumer_offsets), created on first need as Kafka does."""
+        topic = self.topic(name)
+        if topic is not None:
+            return topic
+        try:
+            return await self.create_topic(name, num_partitions, replication_factor, configs)
+        except TopicError as exc:
+            if exc.code != ErrorCode.topic_already_exists:
+                raise
+        topic = self.topic(name)
+        assert topic is not None
         return topic
 
     async def delete_topic(self, topic: TopicImage) -> None:

@@ -65,6 +65,18 @@ class Connection(asyncio.Protocol):
             else:
                 transport.write(response)
 
+    async def drain(self) -> None:
+        """Stop reading and let the requests already received finish and be answered.
+
+        A produce that was appended but not yet acknowledged would otherwise be retried by the
+        client after a restart, and only the newest batch per producer survives in a snapshot.
+        """
+        if self._transport is not None and not self.closed:
+            self._transport.pause_reading()
+        pending = [task for task in self._pending if not task.done()]
+        if pending:
+            await asyncio.wait(pending)
+
     def abort(self, reason: str) -> None:
         """Close the connection after a protocol violation; other connections are unaffected."""
         if self.closed:
@@ -107,9 +119,12 @@ class Listener:
         self.connections.add(connection)
         return connection
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout: float = 3.0) -> None:
         if self._server is not None:
             self._server.close()
+            drains = [asyncio.ensure_future(c.drain()) for c in list(self.connections)]
+            if drains:
+                await asyncio.wait(drains, timeout=drain_timeout)
             for connection in list(self.connections):
                 connection.abort("broker shutting down")
             await self._server.wait_closed()
