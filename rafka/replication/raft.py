@@ -1,82 +1,180 @@
-"""The Raft state of one replicated log (a partition, or the cluster-metadata log), sans I/O.
+"""The Raft state machine of one replicated log (a partition or the cluster-metadata log), sans I/O.
 
-Events go in as method calls; what must happen comes out as actions for the caller to carry out:
-persist the quorum state (before acting on a vote or leadership), append the leader-change control
-batch that opens an epoch, and publish a new high watermark. Time is passed in, never read.
+Events go in as method calls (`tick`, `on_message`, `on_local_append`, `on_truncated`,
+`on_flushed`); what must happen comes out as a list of actions (rafka.replication.actions) that the
+caller carries out in order. Time is passed in, never read; randomness comes from the `rng` given.
 
-KIP-595 rules implemented here: a candidate bumps the epoch and votes for itself; a leader is
-elected by a majority of voters; a new leader's high watermark may only advance once an entry of its
-own epoch (the leader-change batch at the epoch start offset) is committed; the high watermark is
-the largest offset a majority of voters have fsynced, and never decreases. A single node is a
-one-voter quorum that wins its own election: the same path, not a special case. Vote, fetch and
-BeginQuorumEpoch handling for several voters extends this class (issue: Raft replication).
+The rules are KIP-595's, with KIP-996's pre-vote:
+- Vote: refused when the candidate's last epoch is not below the epoch it campaigns in, when its
+  epoch is older than ours, when we voted for another (or know a leader) in that epoch, or when its
+  (last epoch, end offset) is behind ours. A granted vote is persisted (`PersistQuorumState`)
+  before the response that announces it, in the same action list.
+- Pre-vote: an election starts as a prospective round in the current epoch; only when a majority
+  would vote does the replica bump the epoch. A voter that fetched from a live leader within the
+  fetch timeout refuses pre-votes, so a rejoining replica cannot disrupt a healthy leader.
+- A new leader appends a LEADER_CHANGE batch at its epoch start offset and announces itself with
+  BeginQuorumEpoch; it resigns when a majority has not fetched within 1.5 fetch timeouts
+  (check-quorum), and `resign()` hands over with EndQuorumEpoch (most caught-up successor first).
+- Followers pull with Fetch(fetch offset, last fetched epoch). A follower fetches only once its
+  log is fsynced to its end (`on_flushed`), so a fetch offset is a durable end offset and the
+  leader counts it toward the high watermark. A fetch whose (offset, epoch) does not match the
+  leader's log gets `DivergingEpoch` (the end of the largest epoch <= the one asked) and the
+  follower truncates (never below its high watermark) and fetches again.
+- High watermark = the largest offset a majority of voters have fsynced, only once it passes the
+  leader's epoch start offset, never decreasing. A follower's = min(leader's, own log end).
+- Voters may carry directory ids (KIP-853's voter keys): a replica whose storage was wiped comes
+  back with a new directory id, is then no voter (it neither votes nor campaigns, its fetches do not
+  count) and can no longer forget a vote or an acknowledged record. Re-adding it is a reconfig.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from typing import Any
+
+from rafka.protocol.errors import ErrorCode
+from rafka.replication.actions import (
+    Action,
+    AppendLeaderChange,
+    AppendRecords,
+    HighWatermarkAdvanced,
+    PersistQuorumState,
+    RoleChanged,
+    SendMessage,
+    TruncateLog,
+)
+from rafka.replication.log import EndOffsetLog, RaftLog
+from rafka.replication.messages import (
+    BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse,
+    DivergingEpoch,
+    EndQuorumEpochRequest,
+    EndQuorumEpochResponse,
+    FetchRequest,
+    FetchResponse,
+    Message,
+    VoteRequest,
+    VoteResponse,
+)
+from rafka.replication.state import QuorumState, Role
+
+__all__ = [
+    "Action",
+    "AppendLeaderChange",
+    "AppendRecords",
+    "HighWatermarkAdvanced",
+    "PersistQuorumState",
+    "QuorumState",
+    "RaftConfig",
+    "RaftReplica",
+    "RaftSafetyError",
+    "Role",
+    "RoleChanged",
+    "SendMessage",
+    "TruncateLog",
+]
+
+NONE = ErrorCode.none
 
 
-class Role(Enum):
-    UNATTACHED = "unattached"
-    CANDIDATE = "candidate"
-    LEADER = "leader"
-    FOLLOWER = "follower"
+class RaftSafetyError(RuntimeError):
+    """Going on would break a rule that protects committed data: a bug or a corrupted store."""
 
 
 @dataclass(slots=True, frozen=True)
-class QuorumState:
-    """What must survive a restart: the epoch, and whom this node voted for in it."""
+class RaftConfig:
+    """Timers in ms, named and defaulted as Kafka's `quorum.*` settings."""
 
-    epoch: int = 0
-    voted_for: int | None = None
-    leader_id: int | None = None
+    election_timeout_ms: int = 1000  # quorum.election.timeout.ms (randomised up to twice this)
+    election_backoff_max_ms: int = 1000  # quorum.election.backoff.max.ms
+    fetch_timeout_ms: int = 2000  # quorum.fetch.timeout.ms
+    request_timeout_ms: int = 2000  # quorum.request.timeout.ms
+    retry_backoff_ms: int = 20  # quorum.retry.backoff.ms
+    fetch_max_wait_ms: int = 500  # how long the leader holds a fetch that finds no new records
+    fetch_limit: int = 8 * 1024 * 1024  # size hint for RaftLog.read (bytes for a disk log)
+    pre_vote: bool = True
 
-
-@dataclass(slots=True, frozen=True)
-class PersistQuorumState:
-    state: QuorumState
-
-
-@dataclass(slots=True, frozen=True)
-class AppendLeaderChange:
-    """Append a LEADER_CHANGE control batch at the log end in `epoch` (the epoch start offset)."""
-
-    epoch: int
-    leader_id: int
-    voters: tuple[int, ...]
+    @property
+    def check_quorum_timeout_ms(self) -> int:
+        return self.fetch_timeout_ms * 3 // 2
 
 
-@dataclass(slots=True, frozen=True)
-class HighWatermarkAdvanced:
-    high_watermark: int
+@dataclass(slots=True)
+class VoterProgress:
+    """What the leader knows of one voter in its epoch."""
 
-
-Action = PersistQuorumState | AppendLeaderChange | HighWatermarkAdvanced
+    end_offset: int  # fsynced end offset known to match the leader's log
+    last_contact_ms: int
 
 
 class RaftReplica:
     def __init__(
         self,
         node_id: int,
-        voters: frozenset[int],
+        voters: Iterable[int] | Mapping[int, str | None],
         state: QuorumState,
-        log_end_offset: int,
+        log: RaftLog | int,
         high_watermark: int = 0,
+        *,
+        config: RaftConfig | None = None,
+        rng: random.Random | None = None,
+        now_ms: int = 0,
+        directory_id: str | None = None,
+        flushed_end_offset: int = 0,
     ) -> None:
-        if not voters:
+        """`voters` is a set of node ids, or {node id: directory id or None}. `log` is a RaftLog,
+        or (single-voter compatibility) the log end offset, then kept up to date by
+        `on_local_append`. `high_watermark` is a persisted (committed) value to start from and
+        `flushed_end_offset` how much of the log is known to be fsynced."""
+        voter_dirs = dict(voters) if isinstance(voters, Mapping) else dict.fromkeys(voters)
+        if not voter_dirs:
             raise ValueError("a Raft group needs at least one voter")
         self.node_id = node_id
-        self.voters = voters
+        self.directory_id = directory_id
+        self._voter_dirs: dict[int, str | None] = voter_dirs
+        self.voters = frozenset(voter_dirs)
+        self._others = tuple(sorted(v for v in self.voters if v != node_id))
+        self._majority = len(self.voters) // 2 + 1
+        self.log: RaftLog = EndOffsetLog(log) if isinstance(log, int) else log
+        self.config = config or RaftConfig()
+        self._rng = rng or random.Random(node_id)
         self.state = state
-        self.role = Role.UNATTACHED
         self.high_watermark = high_watermark
         self.epoch_start_offset: int | None = None
-        self._votes: set[int] = set()
-        # Largest offset known to be fsynced, per voter (the leader's own included).
-        self._flushed: dict[int, int] = {}
-        self._log_end_offset = log_end_offset
+        self._now = now_ms
+        self._flushed_end = min(flushed_end_offset, self.log.end_offset)
+        self._next_request_id = self._rng.randrange(1 << 30)
+        self.is_voter = node_id in voter_dirs and voter_dirs[node_id] in (None, directory_id)
+
+        # Per-role data, (re)set by _enter.
+        self._election_deadline = 0
+        self._granted: set[int] = set()
+        self._rejected: set[int] = set()
+        self._fetch_in_flight: int | None = None
+        self._fetch_sent_at = 0
+        self._fetch_retry_at = 0
+        self._fetch_deadline = 0
+        self._awaiting_log = False
+        self._leader_hw = -1
+        self._last_leader_contact = 0
+        self._leader_resigned = False
+        self._progress: dict[int, VoterProgress] = {}
+        self._begin_pending: set[int] = set()
+        self._begin_resend_at = 0
+        self._check_quorum_at = 0
+        self._parked: dict[int, tuple[FetchRequest, int]] = {}
+
+        if state.leader_id == node_id and self.is_voter:
+            self.role = Role.RESIGNED  # restarted after leading this epoch: never lead it again
+        elif state.leader_id is not None and state.leader_id != node_id:
+            self.role = Role.FOLLOWER
+        else:
+            self.role = Role.UNATTACHED
+        self._reset_role_data()
+
+    # -- views -----------------------------------------------------------------------------------
 
     @property
     def epoch(self) -> int:
@@ -90,57 +188,649 @@ class RaftReplica:
     def is_leader(self) -> bool:
         return self.role is Role.LEADER
 
-    def start_election(self) -> list[Action]:
-        """Become a candidate in the next epoch and vote for ourselves (after persisting it)."""
-        self.role = Role.CANDIDATE
-        self.state = QuorumState(epoch=self.epoch + 1, voted_for=self.node_id, leader_id=None)
-        self._votes = {self.node_id}
-        actions: list[Action] = [PersistQuorumState(self.state)]
-        if self._has_majority(self._votes):
-            actions += self._become_leader()
-        return actions
+    @property
+    def flushed_end_offset(self) -> int:
+        return self._flushed_end
 
-    def on_vote_granted(self, voter_id: int, epoch: int) -> list[Action]:
-        if self.role is not Role.CANDIDATE or epoch != self.epoch or voter_id not in self.voters:
-            return []
-        self._votes.add(voter_id)
-        return self._become_leader() if self._has_majority(self._votes) else []
+    def voter_progress(self) -> dict[int, VoterProgress]:
+        """The leader's view of each voter (DescribeQuorum); empty unless leader."""
+        progress = self._progress
+        return {v: VoterProgress(p.end_offset, p.last_contact_ms) for v, p in progress.items()}
 
-    def _become_leader(self) -> list[Action]:
-        self.role = Role.LEADER
-        self.state = QuorumState(
-            epoch=self.epoch, voted_for=self.state.voted_for, leader_id=self.node_id
-        )
-        self.epoch_start_offset = self._log_end_offset
-        self._flushed = {}
-        return [
-            PersistQuorumState(self.state),
-            AppendLeaderChange(self.epoch, self.node_id, tuple(sorted(self.voters))),
-        ]
+    def next_deadline(self) -> int | None:
+        """When `tick` next has something to do (None: nothing until another event)."""
+        role = self.role
+        if role is Role.LEADER:
+            times = [deadline for _, deadline in self._parked.values()]
+            if self._others:
+                times += (self._check_quorum_at, self._begin_resend_at)
+            return min(times) if times else None
+        if role is Role.FOLLOWER:
+            deadline = self._fetch_deadline
+            if self._can_fetch():
+                return self._now
+            if self._fetch_in_flight is not None:
+                deadline = min(deadline, self._fetch_sent_at + self.config.request_timeout_ms)
+            elif self._fetch_retry_at > self._now:
+                deadline = min(deadline, self._fetch_retry_at)
+            return deadline
+        return self._election_deadline
 
-    def on_local_append(self, log_end_offset: int) -> None:
-        self._log_end_offset = log_end_offset
+    # -- events ----------------------------------------------------------------------------------
+
+    def tick(self, now_ms: int) -> list[Action]:
+        self._advance_clock(now_ms)
+        now = self._now
+        role = self.role
+        if role is Role.LEADER:
+            return self._leader_tick()
+        if role is Role.FOLLOWER:
+            if now >= self._fetch_deadline:
+                return self._on_fetch_timeout()
+            if (
+                self._fetch_in_flight is not None
+                and now >= self._fetch_sent_at + self.config.request_timeout_ms
+            ):
+                self._fetch_in_flight = None  # lost; ask again
+            return self._maybe_fetch()
+        if now >= self._election_deadline:
+            return self._on_election_timeout()
+        return []
+
+    def on_message(self, source: int, message: Message, now_ms: int | None = None) -> list[Action]:
+        if now_ms is not None:
+            self._advance_clock(now_ms)
+        handler: Callable[[int, Any], list[Action]] = getattr(self, _HANDLERS[type(message)])
+        return handler(source, message)
+
+    def on_local_append(self, log_end_offset: int) -> list[Action]:
+        """The log grew to `log_end_offset` (a leader's append, the leader-change batch, or a
+        follower's AppendRecords). Not yet fsynced: `on_flushed` says when it is."""
+        log = self.log
+        if isinstance(log, EndOffsetLog):
+            log.update(log_end_offset, self.epoch if self.role is Role.LEADER else 0)
+        self._awaiting_log = False
+        if self.role is Role.LEADER:
+            return self._refresh_own_progress() + self._complete_parked(only_with_data=True)
+        if self.role is Role.FOLLOWER:
+            return self._advance_follower_high_watermark() + self._maybe_fetch()
+        return []
+
+    def on_truncated(self, log_end_offset: int) -> list[Action]:
+        """The log was truncated to `log_end_offset` as a TruncateLog asked."""
+        if log_end_offset < self.high_watermark:
+            raise RaftSafetyError(
+                f"log truncated to {log_end_offset}, below the high watermark {self.high_watermark}"
+            )
+        self._awaiting_log = False
+        self._flushed_end = min(self._flushed_end, log_end_offset)
+        return self._maybe_fetch()
 
     def on_flushed(self, voter_id: int, flushed_end_offset: int) -> list[Action]:
-        """A voter has fsynced its log up to (excluding) `flushed_end_offset`."""
-        if self.role is not Role.LEADER or voter_id not in self.voters:
+        """`voter_id` has fsynced its log up to (excluding) `flushed_end_offset`. This node's
+        own flushes come here; other voters' come with their fetches (this path remains for a
+        caller that learns them otherwise)."""
+        if voter_id != self.node_id:
+            progress = self._progress.get(voter_id)
+            if self.role is not Role.LEADER or progress is None:
+                return []
+            end = min(flushed_end_offset, self.log.end_offset)
+            if end <= progress.end_offset:
+                return []
+            progress.end_offset = end
+            return self._maybe_advance_high_watermark()
+        end = min(flushed_end_offset, self.log.end_offset)
+        if end > self._flushed_end:
+            self._flushed_end = end
+        if self.role is Role.LEADER:
+            return self._refresh_own_progress()
+        return self._maybe_fetch()
+
+    def start_election(self) -> list[Action]:
+        """Become a candidate in the next epoch now, skipping pre-vote (a single voter starting,
+        or an operator's request). A one-voter group wins at once."""
+        if not self.is_voter:
             return []
-        if flushed_end_offset <= self._flushed.get(voter_id, -1):
+        return self._start_candidate()
+
+    def on_vote_granted(self, voter_id: int, epoch: int) -> list[Action]:
+        return self._on_vote_response(voter_id, VoteResponse(epoch, None, True))
+
+    def resign(self) -> list[Action]:
+        """Graceful shutdown of a leader: stop accepting writes and hand leadership over."""
+        if self.role is not Role.LEADER:
             return []
-        self._flushed[voter_id] = flushed_end_offset
+        successors = tuple(sorted(self._others, key=lambda v: (-self._progress[v].end_offset, v)))
+        epoch = self.epoch
+        actions = self._enter(Role.RESIGNED, self.state)
+        request = EndQuorumEpochRequest(epoch, self.node_id, successors)
+        actions += [SendMessage(v, request) for v in successors]
+        return actions
+
+    # -- role transitions ------------------------------------------------------------------------
+
+    def _enter(self, role: Role, state: QuorumState) -> list[Action]:
+        """Switch role; the persisted state first, then whatever depends on it."""
+        actions: list[Action] = []
+        before = (self.role, self.state.epoch, self.state.leader_id)
+        parked = self._parked if self.role is Role.LEADER and role is not Role.LEADER else {}
+        if state != self.state:
+            self.state = state
+            actions.append(PersistQuorumState(state))
+        self.role = role
+        self._reset_role_data()
+        if (role, state.epoch, state.leader_id) != before:
+            actions.append(RoleChanged(role, state.epoch, state.leader_id))
+        for source, (request, _) in parked.items():
+            actions.append(self._fetch_error(source, request, ErrorCode.not_leader_or_follower))
+        return actions
+
+    def _reset_role_data(self) -> None:
+        now = self._now
+        self._election_deadline = now + self._random_election_timeout()
+        self._granted = set()
+        self._rejected = set()
+        self._fetch_in_flight = None
+        self._fetch_retry_at = 0
+        self._fetch_deadline = now + self.config.fetch_timeout_ms
+        self._awaiting_log = False
+        self._leader_hw = -1
+        self._last_leader_contact = -self.config.fetch_timeout_ms  # not heard from it yet
+        self._leader_resigned = False
+        self._parked = {}
+        if self.role is Role.LEADER:
+            self._progress = {v: VoterProgress(0, now) for v in self.voters}
+            self._begin_pending = set(self._others)
+            self._begin_resend_at = now + self.config.request_timeout_ms
+            self._check_quorum_at = now + self.config.check_quorum_timeout_ms
+        else:
+            self._progress = {}
+            self._begin_pending = set()
+            self.epoch_start_offset = None
+
+    def _become_unattached(self, epoch: int) -> list[Action]:
+        return self._enter(Role.UNATTACHED, QuorumState(epoch, None, None))
+
+    def _become_follower(self, epoch: int, leader_id: int, voted_for: int | None) -> list[Action]:
+        actions = self._enter(Role.FOLLOWER, QuorumState(epoch, voted_for, leader_id))
+        return actions + self._maybe_fetch()
+
+    def _start_prospective(self) -> list[Action]:
+        if not self.config.pre_vote:
+            return self._start_candidate()
+        actions = self._enter(Role.PROSPECTIVE, self.state)
+        self._granted = {self.node_id}
+        if self._has_majority(self._granted):
+            return actions + self._start_candidate()
+        for voter in self._others:
+            actions.append(SendMessage(voter, self._vote_request(voter, pre_vote=True)))
+        return actions
+
+    def _start_candidate(self) -> list[Action]:
+        state = QuorumState(self.epoch + 1, self.node_id, None)
+        actions = self._enter(Role.CANDIDATE, state)
+        self._granted = {self.node_id}
+        if self._has_majority(self._granted):
+            return actions + self._become_leader()
+        for voter in self._others:
+            actions.append(SendMessage(voter, self._vote_request(voter, pre_vote=False)))
+        return actions
+
+    def _become_leader(self) -> list[Action]:
+        state = QuorumState(self.epoch, self.state.voted_for, self.node_id)
+        actions = self._enter(Role.LEADER, state)
+        self.epoch_start_offset = self.log.end_offset
+        self._progress[self.node_id].end_offset = self._own_durable_end()
+        actions.append(AppendLeaderChange(self.epoch, self.node_id, tuple(sorted(self.voters))))
+        begin = BeginQuorumEpochRequest(self.epoch, self.node_id)
+        actions += [SendMessage(v, begin) for v in self._others]
+        return actions
+
+    def _observe(self, source: int, epoch: int, leader_id: int | None) -> list[Action] | None:
+        """Learn of an epoch and maybe its leader from any message from `source`. Returns the
+        transition's actions, or None if nothing changed."""
+        if epoch > self.epoch:
+            if leader_id is not None and leader_id != self.node_id:
+                return self._become_follower(epoch, leader_id, None)
+            return self._become_unattached(epoch)
+        if epoch < self.epoch or leader_id is None or leader_id == self.node_id:
+            return None
+        known = self.state.leader_id
+        if known == leader_id:
+            if self.role is Role.FOLLOWER or source != leader_id:
+                return None
+            # A prospective hearing from its leader goes back to it (KIP-996). Others naming that
+            # leader prove nothing: they may not have noticed yet that it is gone.
+            return self._become_follower(epoch, leader_id, self.state.voted_for)
+        if known is not None or self.role in (Role.LEADER, Role.RESIGNED):
+            raise RaftSafetyError(
+                f"node {self.node_id}: leader {leader_id} announced in epoch {epoch}, "
+                f"which has leader {known}"
+            )
+        return self._become_follower(epoch, leader_id, self.state.voted_for)
+
+    # -- timers ----------------------------------------------------------------------------------
+
+    def _on_election_timeout(self) -> list[Action]:
+        if not self.is_voter:
+            return self._discover()
+        return self._start_prospective()
+
+    def _on_fetch_timeout(self) -> list[Action]:
+        if not self.is_voter:
+            self._fetch_deadline = self._now + self.config.fetch_timeout_ms
+            self._fetch_in_flight = None
+            return self._discover() + self._maybe_fetch()
+        return self._start_prospective()
+
+    def _discover(self) -> list[Action]:
+        """An observer without a live leader asks a random voter (its answer names the leader)."""
+        self._election_deadline = self._now + self._random_election_timeout()
+        candidates = [v for v in sorted(self.voters) if v != self.node_id]
+        if not candidates:
+            return []
+        target = self._rng.choice(candidates)
+        return [SendMessage(target, self._fetch_request(max_wait_ms=0))]
+
+    def _leader_tick(self) -> list[Action]:
+        now = self._now
+        actions: list[Action] = []
+        expired = [s for s, (_, deadline) in self._parked.items() if deadline <= now]
+        for source in expired:
+            request, _ = self._parked.pop(source)
+            actions.append(self._fetch_reply(source, request))
+        if self._others and now >= self._begin_resend_at:
+            # Announce again to voters that never answered, and to those silent for a fetch
+            # timeout: one stuck in a higher epoch (a lost election) answers with that epoch,
+            # and this leader steps down so that the group can move past it.
+            silent_since = now - self.config.fetch_timeout_ms
+            targets = [
+                v
+                for v in self._others
+                if v in self._begin_pending or self._progress[v].last_contact_ms <= silent_since
+            ]
+            begin = BeginQuorumEpochRequest(self.epoch, self.node_id)
+            actions += [SendMessage(v, begin) for v in targets]
+            self._begin_resend_at = now + self.config.request_timeout_ms
+        if self._others and now >= self._check_quorum_at:
+            window = self.config.check_quorum_timeout_ms
+            contacts = sorted(
+                (p.last_contact_ms for v, p in self._progress.items() if v != self.node_id),
+                reverse=True,
+            )
+            # Besides itself the leader needs majority - 1 voters heard from within the window.
+            latest_needed = contacts[self._majority - 2]
+            if now - latest_needed >= window:
+                return actions + self.resign()
+            self._check_quorum_at = latest_needed + window
+        return actions
+
+    # -- votes -----------------------------------------------------------------------------------
+
+    def _vote_request(self, voter: int, *, pre_vote: bool) -> VoteRequest:
+        return VoteRequest(
+            epoch=self.epoch + 1 if pre_vote else self.epoch,
+            candidate_id=self.node_id,
+            last_epoch=self.log.last_epoch,
+            end_offset=self.log.end_offset,
+            pre_vote=pre_vote,
+            candidate_directory_id=self.directory_id,
+            voter_directory_id=self._voter_dirs.get(voter),
+        )
+
+    def _on_vote_request(self, source: int, request: VoteRequest) -> list[Action]:
+        def reply(granted: bool, error: ErrorCode = NONE) -> SendMessage:
+            response = VoteResponse(self.epoch, self._advertised_leader(), granted, pre_vote, error)
+            return SendMessage(source, response)
+
+        pre_vote = request.pre_vote
+        if (
+            not self.is_voter
+            or not self._is_voter_key(request.candidate_id, request.candidate_directory_id)
+            or request.voter_directory_id not in (None, self.directory_id)
+        ):
+            return [reply(False, ErrorCode.inconsistent_voter_set)]
+        if request.last_epoch < 0 or request.end_offset < 0 or request.last_epoch >= request.epoch:
+            return [reply(False, ErrorCode.invalid_request)]
+        if request.epoch < self.epoch:
+            return [reply(False, ErrorCode.fenced_leader_epoch)]
+        if pre_vote:
+            # Never changes our state: it only asks whether we would vote.
+            return [reply(self._would_grant_pre_vote(request))]
+        actions: list[Action] = []
+        if request.epoch > self.epoch:
+            actions += self._become_unattached(request.epoch)
+        if not self._can_grant_vote(request):
+            return [*actions, reply(False)]
+        if self.state.voted_for != request.candidate_id:
+            # Persisted before the response below is sent: a restart cannot vote twice.
+            vote = QuorumState(self.epoch, request.candidate_id, None)
+            actions += self._enter(Role.UNATTACHED, vote)
+        return [*actions, reply(True)]
+
+    def _can_grant_vote(self, request: VoteRequest) -> bool:
+        state = self.state
+        if state.voted_for is not None:
+            return state.voted_for == request.candidate_id
+        if state.leader_id is not None or self.role not in (Role.UNATTACHED, Role.PROSPECTIVE):
+            return False
+        return self._log_is_up_to_date(request.last_epoch, request.end_offset)
+
+    def _would_grant_pre_vote(self, request: VoteRequest) -> bool:
+        if self.role is Role.LEADER:
+            return False
+        if self.role is Role.FOLLOWER and self._leader_is_alive():
+            return False
+        return self._log_is_up_to_date(request.last_epoch, request.end_offset)
+
+    def _log_is_up_to_date(self, last_epoch: int, end_offset: int) -> bool:
+        """The candidate's log is at least as complete as ours (Raft's election restriction)."""
+        return (last_epoch, end_offset) >= (self.log.last_epoch, self.log.end_offset)
+
+    def _on_vote_response(self, source: int, response: VoteResponse) -> list[Action]:
+        observed = self._observe(source, response.epoch, response.leader_id)
+        if observed is not None:
+            return observed
+        role = self.role
+        if response.pre_vote:
+            # A voter behind us may still grant a pre-vote; its epoch is then below ours.
+            if role is not Role.PROSPECTIVE or response.epoch > self.epoch:
+                return []
+        elif role is not Role.CANDIDATE or response.epoch != self.epoch:
+            return []
+        if source not in self.voters or source == self.node_id:
+            return []
+        if response.granted:
+            self._granted.add(source)
+            self._rejected.discard(source)
+        else:
+            self._rejected.add(source)
+        if self._has_majority(self._granted):
+            return self._start_candidate() if role is Role.PROSPECTIVE else self._become_leader()
+        if len(self.voters) - len(self._rejected) < self._majority:
+            # Lost this round: retry after a random backoff rather than the full timeout.
+            backoff = 1 + self._rng.randrange(max(self.config.election_backoff_max_ms, 1))
+            self._election_deadline = min(self._election_deadline, self._now + backoff)
+        return []
+
+    # -- leader announcements --------------------------------------------------------------------
+
+    def _on_begin_quorum_epoch(self, source: int, request: BeginQuorumEpochRequest) -> list[Action]:
+        if request.epoch < self.epoch:
+            error = ErrorCode.fenced_leader_epoch
+            return [SendMessage(source, self._begin_response(error))]
+        actions = self._observe(source, request.epoch, request.leader_id) or []
+        if self.role is Role.FOLLOWER and self.state.leader_id == source:
+            self._last_leader_contact = self._now
+        actions.append(SendMessage(source, self._begin_response(NONE)))
+        return actions
+
+    def _begin_response(self, error: ErrorCode) -> BeginQuorumEpochResponse:
+        return BeginQuorumEpochResponse(self.epoch, self._advertised_leader(), error)
+
+    def _on_begin_quorum_epoch_response(
+        self, source: int, response: BeginQuorumEpochResponse
+    ) -> list[Action]:
+        observed = self._observe(source, response.epoch, response.leader_id)
+        if observed is not None:
+            return observed
+        if self.role is Role.LEADER and response.epoch == self.epoch and response.error is NONE:
+            self._begin_pending.discard(source)
+        return []
+
+    def _on_end_quorum_epoch(self, source: int, request: EndQuorumEpochRequest) -> list[Action]:
+        if request.epoch < self.epoch:
+            error = ErrorCode.fenced_leader_epoch
+            return [SendMessage(source, self._end_response(error))]
+        actions = self._observe(source, request.epoch, request.leader_id) or []
+        if (
+            self.role is Role.FOLLOWER
+            and self.epoch == request.epoch
+            and self.state.leader_id == request.leader_id
+        ):
+            self._leader_resigned = True
+            backoff = self._successor_backoff(request.preferred_successors)
+            self._fetch_deadline = min(self._fetch_deadline, self._now + backoff)
+        actions.append(SendMessage(source, self._end_response(NONE)))
+        return actions
+
+    def _end_response(self, error: ErrorCode) -> EndQuorumEpochResponse:
+        return EndQuorumEpochResponse(self.epoch, self._advertised_leader(), error)
+
+    def _on_end_quorum_epoch_response(
+        self, source: int, response: EndQuorumEpochResponse
+    ) -> list[Action]:
+        return self._observe(source, response.epoch, response.leader_id) or []
+
+    def _successor_backoff(self, successors: tuple[int, ...]) -> int:
+        """The first preferred successor campaigns at once, the next ones after exponentially
+        longer waits (as Kafka does), so the most caught-up voter most likely wins."""
+        if self.node_id not in successors:
+            return self.config.election_backoff_max_ms
+        position = successors.index(self.node_id)
+        if position == 0:
+            return 0
+        cap = self.config.election_backoff_max_ms
+        return min(cap, (cap >> (len(successors) - 1)) << (position - 1))
+
+    # -- fetch: leader side ----------------------------------------------------------------------
+
+    def _on_fetch_request(self, source: int, request: FetchRequest) -> list[Action]:
+        if self.role is not Role.LEADER or request.epoch != self.epoch:
+            if request.epoch < self.epoch:
+                error = ErrorCode.fenced_leader_epoch
+            elif request.epoch > self.epoch:
+                error = ErrorCode.unknown_leader_epoch
+            else:
+                error = ErrorCode.not_leader_or_follower
+            return [self._fetch_error(source, request, error)]
+        if (
+            request.fetch_offset < 0
+            or request.last_fetched_epoch < 0
+            or request.last_fetched_epoch > request.epoch
+        ):
+            return [self._fetch_error(source, request, ErrorCode.invalid_request)]
+        progress = None
+        if self._is_voter_key(source, request.replica_directory_id):
+            progress = self._progress.get(source)
+        if progress is not None:
+            progress.last_contact_ms = self._now
+            self._begin_pending.discard(source)
+        self._parked.pop(source, None)
+        epoch, end = self.log.end_offset_for_epoch(request.last_fetched_epoch)
+        if epoch != request.last_fetched_epoch or request.fetch_offset > end:
+            diverging = DivergingEpoch(epoch, end)
+            return [self._fetch_reply(source, request, diverging=diverging)]
+        actions: list[Action] = []
+        if progress is not None and request.fetch_offset > progress.end_offset:
+            progress.end_offset = request.fetch_offset
+            actions = self._maybe_advance_high_watermark()
+        if not actions and request.max_wait_ms > 0 and request.fetch_offset >= self.log.end_offset:
+            # Nothing new: hold the fetch until records arrive, the HW moves, or max wait passes.
+            self._parked[source] = (request, self._now + request.max_wait_ms)
+            return actions
+        actions.append(self._fetch_reply(source, request))
+        return actions
+
+    def _fetch_reply(
+        self, source: int, request: FetchRequest, diverging: DivergingEpoch | None = None
+    ) -> SendMessage:
+        records: Any = ()
+        if diverging is None and request.fetch_offset < self.log.end_offset:
+            records = self.log.read(request.fetch_offset, self.config.fetch_limit)
+        response = FetchResponse(
+            epoch=self.epoch,
+            leader_id=self.node_id,
+            request_id=request.request_id,
+            fetch_offset=request.fetch_offset,
+            high_watermark=self.high_watermark,
+            records=records,
+            diverging_epoch=diverging,
+        )
+        return SendMessage(source, response)
+
+    def _fetch_error(self, source: int, request: FetchRequest, error: ErrorCode) -> SendMessage:
+        response = FetchResponse(
+            epoch=self.epoch,
+            leader_id=self._advertised_leader(),
+            request_id=request.request_id,
+            fetch_offset=request.fetch_offset,
+            error=error,
+        )
+        return SendMessage(source, response)
+
+    def _complete_parked(self, *, only_with_data: bool) -> list[Action]:
+        if not self._parked:
+            return []
+        end = self.log.end_offset
+        actions: list[Action] = []
+        for source, (request, _) in list(self._parked.items()):
+            if only_with_data and request.fetch_offset >= end:
+                continue
+            del self._parked[source]
+            actions.append(self._fetch_reply(source, request))
+        return actions
+
+    def _own_durable_end(self) -> int:
+        """How far this node's own log counts toward the high watermark: what it fsynced."""
+        return self._flushed_end
+
+    def _refresh_own_progress(self) -> list[Action]:
+        own = self._progress[self.node_id]
+        end = self._own_durable_end()
+        if end <= own.end_offset:
+            return []
+        own.end_offset = end
         return self._maybe_advance_high_watermark()
 
     def _maybe_advance_high_watermark(self) -> list[Action]:
-        offsets = sorted((self._flushed.get(v, 0) for v in self.voters), reverse=True)
-        majority_flushed = offsets[len(self.voters) // 2]
+        ends = sorted((p.end_offset for p in self._progress.values()), reverse=True)
+        committed = ends[self._majority - 1]
+        start = self.epoch_start_offset
         # An entry of the leader's own epoch must be committed before anything else counts.
-        assert self.epoch_start_offset is not None
-        if majority_flushed <= self.epoch_start_offset:
+        if start is None or committed <= start or committed <= self.high_watermark:
             return []
-        if majority_flushed <= self.high_watermark:
+        self.high_watermark = committed
+        return [HighWatermarkAdvanced(committed), *self._complete_parked(only_with_data=False)]
+
+    # -- fetch: follower side --------------------------------------------------------------------
+
+    def _fetch_request(self, max_wait_ms: int) -> FetchRequest:
+        self._next_request_id += 1
+        return FetchRequest(
+            epoch=self.epoch,
+            replica_id=self.node_id,
+            fetch_offset=self.log.end_offset,
+            last_fetched_epoch=self.log.last_epoch,
+            max_wait_ms=max_wait_ms,
+            request_id=self._next_request_id,
+            replica_directory_id=self.directory_id,
+        )
+
+    def _can_fetch(self) -> bool:
+        return (
+            self.role is Role.FOLLOWER
+            and self.state.leader_id is not None
+            and self._fetch_in_flight is None
+            and not self._awaiting_log
+            and self._now >= self._fetch_retry_at
+            and self._flushed_end >= self.log.end_offset  # fetch offset = durable end offset
+        )
+
+    def _maybe_fetch(self) -> list[Action]:
+        leader = self.state.leader_id
+        if leader is None or not self._can_fetch():
             return []
-        self.high_watermark = majority_flushed
-        return [HighWatermarkAdvanced(majority_flushed)]
+        request = self._fetch_request(self.config.fetch_max_wait_ms)
+        self._fetch_in_flight = request.request_id
+        self._fetch_sent_at = self._now
+        return [SendMessage(leader, request)]
+
+    def _on_fetch_response(self, source: int, response: FetchResponse) -> list[Action]:
+        observed = self._observe(source, response.epoch, response.leader_id)
+        if observed is not None:
+            return observed
+        if (
+            self.role is not Role.FOLLOWER
+            or source != self.state.leader_id
+            or response.epoch != self.epoch
+            or response.request_id != self._fetch_in_flight
+        ):
+            return []
+        self._fetch_in_flight = None
+        now = self._now
+        if response.error is not NONE:
+            self._fetch_retry_at = now + self.config.retry_backoff_ms
+            return []
+        self._fetch_deadline = now + self.config.fetch_timeout_ms
+        self._last_leader_contact = now
+        self._leader_resigned = False
+        diverging = response.diverging_epoch
+        if diverging is not None:
+            # Truncate to where our log and the leader's agree at best, then fetch again.
+            _, own_end = self.log.end_offset_for_epoch(diverging.epoch)
+            target = min(diverging.end_offset, own_end, self.log.end_offset)
+            if target < self.high_watermark:
+                raise RaftSafetyError(
+                    f"node {self.node_id}: leader {source} asks to truncate to {target}, "
+                    f"below the high watermark {self.high_watermark}"
+                )
+            self._awaiting_log = True
+            return [TruncateLog(target)]
+        if response.fetch_offset != self.log.end_offset:
+            return self._maybe_fetch()
+        self._leader_hw = response.high_watermark
+        if len(response.records):
+            self._awaiting_log = True
+            return [AppendRecords(response.records)]
+        return self._advance_follower_high_watermark() + self._maybe_fetch()
+
+    def _advance_follower_high_watermark(self) -> list[Action]:
+        high_watermark = min(self._leader_hw, self.log.end_offset)
+        if high_watermark <= self.high_watermark:
+            return []
+        self.high_watermark = high_watermark
+        return [HighWatermarkAdvanced(high_watermark)]
+
+    def _leader_is_alive(self) -> bool:
+        recent = self._now - self._last_leader_contact < self.config.fetch_timeout_ms
+        return recent and not self._leader_resigned
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _advertised_leader(self) -> int | None:
+        """The leader we name in responses; never ourselves unless we lead."""
+        leader = self.state.leader_id
+        if leader == self.node_id and self.role is not Role.LEADER:
+            return None
+        return leader
+
+    def _is_voter_key(self, node_id: int, directory_id: str | None) -> bool:
+        if node_id not in self._voter_dirs:
+            return False
+        expected = self._voter_dirs[node_id]
+        return expected is None or expected == directory_id
 
     def _has_majority(self, nodes: set[int]) -> bool:
         return len(nodes & self.voters) * 2 > len(self.voters)
+
+    def _random_election_timeout(self) -> int:
+        timeout = max(self.config.election_timeout_ms, 1)
+        return timeout + self._rng.randrange(timeout)
+
+    def _advance_clock(self, now_ms: int) -> None:
+        if now_ms > self._now:
+            self._now = now_ms
+
+
+# Handlers by message type, looked up by name so that a subclass may override one.
+_HANDLERS: dict[type, str] = {
+    VoteRequest: "_on_vote_request",
+    VoteResponse: "_on_vote_response",
+    BeginQuorumEpochRequest: "_on_begin_quorum_epoch",
+    BeginQuorumEpochResponse: "_on_begin_quorum_epoch_response",
+    EndQuorumEpochRequest: "_on_end_quorum_epoch",
+    EndQuorumEpochResponse: "_on_end_quorum_epoch_response",
+    FetchRequest: "_on_fetch_request",
+    FetchResponse: "_on_fetch_response",
+}

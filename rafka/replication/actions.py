@@ -1,0 +1,76 @@
+"""What a Raft replica asks its caller to do.
+
+The caller carries out a returned list in order, each action completed before the next one starts:
+a `PersistQuorumState` is durable before the vote response or the leadership that follows it is
+acted upon. Log changes (`AppendLeaderChange`, `AppendRecords`, `TruncateLog`) are applied, and
+reported back with `on_local_append` / `on_truncated`, before the next event reaches the replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sized
+from dataclasses import dataclass
+
+from rafka.replication.messages import Message
+from rafka.replication.state import QuorumState, Role
+
+
+@dataclass(slots=True, frozen=True)
+class PersistQuorumState:
+    """Write the quorum state durably (temp file, fsync, rename, fsync dir) before going on."""
+
+    state: QuorumState
+
+
+@dataclass(slots=True, frozen=True)
+class AppendLeaderChange:
+    """Append a LEADER_CHANGE control batch at the log end in `epoch` (the epoch start offset)."""
+
+    epoch: int
+    leader_id: int
+    voters: tuple[int, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class AppendRecords:
+    """Append records fetched from the leader at the log end (a follower)."""
+
+    records: Sized
+
+
+@dataclass(slots=True, frozen=True)
+class TruncateLog:
+    """Remove every record at or after `end_offset` (divergence from the leader's log)."""
+
+    end_offset: int
+
+
+@dataclass(slots=True, frozen=True)
+class HighWatermarkAdvanced:
+    high_watermark: int
+
+
+@dataclass(slots=True, frozen=True)
+class SendMessage:
+    destination: int
+    message: Message
+
+
+@dataclass(slots=True, frozen=True)
+class RoleChanged:
+    """The replica's role, epoch or leader changed (pending writes of an old leadership fail)."""
+
+    role: Role
+    epoch: int
+    leader_id: int | None
+
+
+Action = (
+    PersistQuorumState
+    | AppendLeaderChange
+    | AppendRecords
+    | TruncateLog
+    | HighWatermarkAdvanced
+    | SendMessage
+    | RoleChanged
+)

@@ -1,0 +1,110 @@
+"""The Raft messages of one group, as plain values: Vote (52), BeginQuorumEpoch (53),
+EndQuorumEpoch (54) and the follower side of Fetch (1), reduced to the fields the state machine
+reads. The broker maps them to and from the Kafka wire schemas; the simulator passes them as they
+are. Responses carry the responder's epoch and known leader so that a stale peer catches up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sized
+from dataclasses import dataclass
+
+from rafka.protocol.errors import ErrorCode
+
+NONE = ErrorCode.none
+
+
+@dataclass(slots=True, frozen=True)
+class VoteRequest:
+    # The epoch the sender would lead: its new epoch as a candidate, current + 1 for a pre-vote.
+    epoch: int
+    candidate_id: int
+    last_epoch: int
+    end_offset: int
+    pre_vote: bool = False
+    candidate_directory_id: str | None = None
+    # The directory id the candidate believes the recipient has (KIP-853's voter key).
+    voter_directory_id: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class VoteResponse:
+    epoch: int
+    leader_id: int | None
+    granted: bool
+    pre_vote: bool = False
+    error: ErrorCode = NONE
+
+
+@dataclass(slots=True, frozen=True)
+class BeginQuorumEpochRequest:
+    epoch: int
+    leader_id: int
+
+
+@dataclass(slots=True, frozen=True)
+class BeginQuorumEpochResponse:
+    epoch: int
+    leader_id: int | None
+    error: ErrorCode = NONE
+
+
+@dataclass(slots=True, frozen=True)
+class EndQuorumEpochRequest:
+    epoch: int
+    leader_id: int
+    # Voters most caught up first: the first one campaigns at once, the others back off.
+    preferred_successors: tuple[int, ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class EndQuorumEpochResponse:
+    epoch: int
+    leader_id: int | None
+    error: ErrorCode = NONE
+
+
+@dataclass(slots=True, frozen=True)
+class FetchRequest:
+    # The epoch of the leader the replica fetches from (Kafka's currentLeaderEpoch).
+    epoch: int
+    replica_id: int
+    # A voter only fetches once everything before `fetch_offset` is fsynced, so the fetch offset
+    # is also the replica's durable end offset: the leader counts it toward the high watermark.
+    fetch_offset: int
+    last_fetched_epoch: int
+    max_wait_ms: int
+    request_id: int
+    replica_directory_id: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class DivergingEpoch:
+    epoch: int
+    end_offset: int
+
+
+@dataclass(slots=True, frozen=True)
+class FetchResponse:
+    epoch: int
+    leader_id: int | None
+    request_id: int
+    fetch_offset: int
+    high_watermark: int = -1
+    records: Sized = ()
+    diverging_epoch: DivergingEpoch | None = None
+    error: ErrorCode = NONE
+
+
+Message = (
+    VoteRequest
+    | VoteResponse
+    | BeginQuorumEpochRequest
+    | BeginQuorumEpochResponse
+    | EndQuorumEpochRequest
+    | EndQuorumEpochResponse
+    | FetchRequest
+    | FetchResponse
+)
+
+RESPONSES = (VoteResponse, BeginQuorumEpochResponse, EndQuorumEpochResponse, FetchResponse)

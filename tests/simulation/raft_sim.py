@@ -1,0 +1,601 @@
+"""A deterministic simulator for rafka's Raft core: one seed, one reproducible history.
+
+N replicas of one Raft group (RaftReplica over a MemoryLog) run in one process on virtual time.
+Everything random — message delays, drops, duplicates, reordering, partitions, disk latency,
+crashes (with the page cache lost and the last write maybe torn), crashes in the middle of an
+action list, graceful resignations, wiped disks, client writes — is drawn from one
+`random.Random(seed)`, and events at the same virtual time run in the order they were scheduled,
+so a seed replays exactly:
+
+    .venv/bin/python tests/simulation/raft_sim.py --seed 1234 --trace
+
+A run has a fault phase (clients write, faults happen), then a heal: every node is restarted, the
+network becomes reliable and the run goes on until the replicas converge (one leader, every log
+equal, the high watermark at the log end). Invariants (sim_invariants.py) are checked after
+every step; a broken one raises SafetyViolation naming the seed.
+
+Wiped disks: a wiped node comes back with a new directory id. Voters are configured with their
+directory ids (KIP-853 voter keys), so the wiped node is an observer from then on: it replicates
+but neither votes nor counts toward the high watermark, and cannot make the group forget a vote or
+a committed record. At most a minority is ever wiped, so the group stays live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import random
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sim_disk import Disk
+from sim_invariants import Invariants, SafetyViolation
+
+from rafka.replication.actions import (
+    Action,
+    AppendLeaderChange,
+    AppendRecords,
+    HighWatermarkAdvanced,
+    PersistQuorumState,
+    RoleChanged,
+    SendMessage,
+    TruncateLog,
+)
+from rafka.replication.log import MemoryLog
+from rafka.replication.messages import RESPONSES
+from rafka.replication.raft import RaftConfig, RaftReplica, RaftSafetyError
+from rafka.replication.state import Role
+
+# Timers scaled down from Kafka's defaults (1 s election, 2 s fetch timeout) to fit short runs.
+RAFT_CONFIG = RaftConfig(
+    election_timeout_ms=100,
+    election_backoff_max_ms=100,
+    fetch_timeout_ms=200,
+    request_timeout_ms=80,
+    retry_backoff_ms=10,
+    fetch_max_wait_ms=50,
+    fetch_limit=8,
+)
+
+DELIVER, TICK, FLUSHED, CLIENT, FAULT, RESTART, HEAL, CALM, CHECK = range(9)
+
+
+@dataclass(slots=True)
+class Scenario:
+    nodes: int = 3
+    fault_ms: int = 1500  # clients write and faults happen until then
+    settle_ms: int = 5000  # after the heal, the replicas must converge within this
+    drop: float = 0.03
+    duplicate: float = 0.03
+    slow: float = 0.05  # a message delayed by up to 150 ms (reordering)
+    fault_every_ms: tuple[int, int] = (80, 400)
+    write_every_ms: tuple[int, int] = (3, 30)
+    crash_in_actions: float = 0.0005  # per action carried out
+    max_wipes: int = 1
+
+    @classmethod
+    def for_seed(cls, seed: int) -> Scenario:
+        rng = random.Random(seed ^ 0x5EED)
+        nodes = 5 if seed % 4 == 3 else 3
+        return cls(
+            nodes=nodes,
+            drop=rng.choice((0.0, 0.02, 0.08)),
+            duplicate=rng.choice((0.0, 0.03)),
+            slow=rng.choice((0.0, 0.05, 0.15)),
+            max_wipes=(nodes - 1) // 2 if rng.random() < 0.3 else 0,
+        )
+
+
+@dataclass(slots=True)
+class SimNode:
+    id: int
+    dir_id: str
+    disk: Disk = field(default_factory=Disk)
+    log: MemoryLog = field(default_factory=MemoryLog)
+    raft: Any = None
+    up: bool = False
+    incarnation: int = 0
+    tick_at: int | None = None
+    flushing: int = 0  # id of the flush in progress, 0 if none
+    flush_writes: int = 0
+    flush_hw: int = 0
+    # The incarnation of each peer whose requests we answer (TCP: replies go back on the
+    # connection the request came in on).
+    peer_incarnation: dict[int, int] = field(default_factory=dict)
+    # Client writes waiting for the high watermark: (offset, epoch, value).
+    pending: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.id, self.dir_id)
+
+
+@dataclass(slots=True)
+class Result:
+    seed: int
+    ok: bool
+    error: str = ""
+    events: int = 0
+    acked: int = 0
+    committed: int = 0
+    leaders: int = 0
+    virtual_ms: int = 0
+    stats: Counter[str] = field(default_factory=Counter, repr=False, compare=False)
+
+
+class Simulation:
+    def __init__(
+        self,
+        seed: int,
+        scenario: Scenario | None = None,
+        *,
+        raft_class: type[RaftReplica] = RaftReplica,
+        directory_ids: bool = True,
+        trace: bool = False,
+    ) -> None:
+        self.seed = seed
+        self.scenario = scenario or Scenario.for_seed(seed)
+        self.rng = random.Random(seed)
+        self.raft_class = raft_class
+        self.directory_ids = directory_ids
+        self.trace = trace
+        self.now = 0
+        self.queue: list[tuple[int, int, int, Any]] = []
+        self.seq = 0
+        self.events = 0
+        self.nodes = [SimNode(i, self._new_dir_id()) for i in range(self.scenario.nodes)]
+        self.voters = {n.id: n.dir_id for n in self.nodes}
+        # Without directory ids a wiped node is the same voter to the group; its lost disk is
+        # then a durability loss outside Raft's model, so only the log invariants apply.
+        self.invariants = Invariants([n.key for n in self.nodes], check_fsynced=directory_ids)
+        self.blocked: set[tuple[int, int]] = set()
+        self.faulty = True
+        self.wipes = 0
+        self.next_value = 0
+        self.converged = False
+        self.stats: Counter[str] = Counter()
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def run(self) -> Result:
+        try:
+            self._run()
+        except (SafetyViolation, RaftSafetyError) as exc:
+            return self._result(False, f"{type(exc).__name__}: {exc}")
+        return self._result(True)
+
+    def _result(self, ok: bool, error: str = "") -> Result:
+        return Result(
+            self.seed,
+            ok,
+            error,
+            self.events,
+            len(self.invariants.acked),
+            len(self.invariants.committed),
+            len(self.invariants.leaders),
+            self.now,
+            self.stats,
+        )
+
+    def _run(self) -> None:
+        scenario = self.scenario
+        for node in self.nodes:
+            self.invariants.durable_of[node.key] = node.disk.durable
+            self._start(node)
+        self._schedule(self._between(scenario.write_every_ms), CLIENT, None)
+        self._schedule(self._between(scenario.fault_every_ms), FAULT, None)
+        self._schedule(scenario.fault_ms, CALM, None)
+        end = scenario.fault_ms + scenario.settle_ms
+        handlers = {
+            DELIVER: self._on_deliver,
+            TICK: self._on_tick,
+            FLUSHED: self._on_flushed,
+            CLIENT: self._on_client,
+            FAULT: self._on_fault,
+            RESTART: self._on_restart,
+            HEAL: self._on_heal,
+            CALM: self._on_calm,
+            CHECK: self._on_check,
+        }
+        queue = self.queue
+        while queue and not self.converged:
+            at, _, kind, payload = heapq.heappop(queue)
+            if at > end:
+                break
+            self.now = at
+            self.events += 1
+            handlers[kind](payload)
+        if not self.converged:
+            states = ", ".join(
+                f"{n.id}:{n.raft.role.value}@{n.raft.epoch} end={n.log.end_offset} "
+                f"hw={n.raft.high_watermark}"
+                for n in self.nodes
+            )
+            Invariants.fail(f"no convergence {scenario.settle_ms} ms after the heal ({states})")
+        self.invariants.check_final(self.nodes)
+
+    def _schedule(self, delay: int, kind: int, payload: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (self.now + delay, self.seq, kind, payload))
+
+    def _between(self, bounds: tuple[int, int]) -> int:
+        return self.rng.randint(bounds[0], bounds[1])
+
+    def _new_dir_id(self) -> str:
+        return f"{self.rng.getrandbits(64):016x}"
+
+    def _log(self, text: str) -> None:
+        if self.trace:
+            print(f"{self.now:6d} {text}")
+
+    # -- nodes -----------------------------------------------------------------------------------
+
+    def _start(self, node: SimNode) -> None:
+        node.incarnation += 1
+        node.up = True
+        node.log = MemoryLog(node.disk.durable)
+        node.flushing = 0
+        node.tick_at = None
+        node.pending = []
+        node.peer_incarnation = {}
+        voters: Any = self.voters if self.directory_ids else frozenset(self.voters)
+        node.raft = self.raft_class(
+            node.id,
+            voters,
+            node.disk.quorum_state,
+            node.log,
+            node.disk.hw_checkpoint,
+            config=RAFT_CONFIG,
+            rng=random.Random(self.rng.getrandbits(64)),
+            now_ms=self.now,
+            directory_id=node.dir_id if self.directory_ids else None,
+            flushed_end_offset=node.log.end_offset,
+        )
+        self._log(
+            f"node {node.id} starts (incarnation {node.incarnation}, {node.raft.role.value} "
+            f"epoch {node.raft.epoch}, log end {node.log.end_offset}, "
+            f"hw {node.raft.high_watermark})"
+        )
+        self.invariants.on_restart(node)
+        self._schedule_tick(node)
+
+    def _crash(self, node: SimNode) -> None:
+        if not node.up:
+            return
+        node.up = False
+        node.incarnation += 1  # in-flight messages and timers of the old process die with it
+        self.stats["crashes"] += 1
+        node.disk.crash(self.rng)
+        node.pending = []
+        self._log(f"node {node.id} crashes (durable log end {len(node.disk.durable)})")
+
+    def _schedule_tick(self, node: SimNode) -> None:
+        deadline = node.raft.next_deadline()
+        if deadline is None:
+            return
+        deadline = max(deadline, self.now)
+        if node.tick_at is not None and self.now <= node.tick_at <= deadline:
+            return
+        node.tick_at = deadline
+        self._schedule(deadline - self.now, TICK, (node.id, node.incarnation, deadline))
+
+    def _apply(self, node: SimNode, actions: list[Action]) -> None:
+        """Carry out a replica's actions in order, each finished before the next starts."""
+        todo = deque(actions)
+        raft = node.raft
+        invariants = self.invariants
+        crash_chance = self.scenario.crash_in_actions if self.faulty else 0.0
+        while todo:
+            if crash_chance and self.rng.random() < crash_chance:
+                self._log(f"node {node.id} crashes before {todo[0]}")
+                self.stats["crashes in an action list"] += 1
+                self._crash(node)
+                self._schedule(self._between((5, 200)), RESTART, node.id)
+                return
+            action = todo.popleft()
+            kind = type(action)
+            if kind is SendMessage:
+                invariants.on_send(node, action.destination, action.message)
+                self._send(node, action.destination, action.message)
+            elif kind is PersistQuorumState:
+                invariants.on_persist(node, action.state)
+                node.disk.quorum_state = action.state
+                self._log(f"node {node.id} persists {action.state}")
+            elif kind is AppendLeaderChange:
+                entry = (action.epoch, ("leader", action.leader_id))
+                self._append(node, (entry,))
+                todo.extend(raft.on_local_append(node.log.end_offset))
+            elif kind is AppendRecords:
+                self._append(node, action.records)
+                todo.extend(raft.on_local_append(node.log.end_offset))
+            elif kind is TruncateLog:
+                invariants.on_truncate(node, action.end_offset)
+                self.stats["truncations"] += 1
+                self._log(f"node {node.id} truncates {node.log.end_offset} -> {action.end_offset}")
+                node.log.truncate(action.end_offset)
+                node.disk.truncate(action.end_offset)
+                self._request_flush(node)
+                todo.extend(raft.on_truncated(node.log.end_offset))
+            elif kind is HighWatermarkAdvanced:
+                invariants.on_high_watermark(node, action.high_watermark)
+                self._acknowledge(node)
+            elif kind is RoleChanged:
+                self._log(
+                    f"node {node.id} becomes {action.role.value} in epoch {action.epoch} "
+                    f"(leader {action.leader_id})"
+                )
+                node.pending = []  # writes of an ended leadership fail; clients retry
+                self.stats[f"became {action.role.value}"] += 1
+                if action.role is Role.LEADER:
+                    invariants.on_leader(node, action.epoch)
+            else:  # pragma: no cover - a new action type the simulator does not know
+                raise AssertionError(f"unknown action {action!r}")
+        invariants.after_step(node)
+
+    def _append(self, node: SimNode, entries: Any) -> None:
+        node.log.append(entries)
+        node.disk.append(entries)
+        self._request_flush(node)
+
+    def _acknowledge(self, node: SimNode) -> None:
+        raft = node.raft
+        if raft.role is not Role.LEADER or not node.pending:
+            return
+        high_watermark = raft.high_watermark
+        pending = node.pending
+        done = 0
+        while done < len(pending) and pending[done][0] < high_watermark:
+            self.invariants.on_ack(*pending[done])
+            done += 1
+        del pending[:done]
+
+    # -- disk ------------------------------------------------------------------------------------
+
+    def _request_flush(self, node: SimNode) -> None:
+        if node.flushing or not node.disk.pending:
+            return
+        node.flushing = self.seq + 1
+        node.flush_writes = len(node.disk.pending)
+        node.flush_hw = min(node.raft.high_watermark, node.log.end_offset)
+        latency = self._between((1, 4)) if self.rng.random() < 0.9 else self._between((10, 40))
+        self._schedule(latency, FLUSHED, (node.id, node.incarnation, node.flushing))
+
+    def _on_flushed(self, payload: tuple[int, int, int]) -> None:
+        node_id, incarnation, flush_id = payload
+        node = self.nodes[node_id]
+        if not node.up or node.incarnation != incarnation or node.flushing != flush_id:
+            return
+        node.flushing = 0
+        node.disk.complete_flush(node.flush_writes, node.flush_hw)
+        self._apply(node, node.raft.on_flushed(node.id, node.disk.synced_end()))
+        if node.up and node.incarnation == incarnation:
+            self._request_flush(node)
+            self._schedule_tick(node)
+
+    # -- network ---------------------------------------------------------------------------------
+
+    def _send(self, node: SimNode, destination: int, message: Any) -> None:
+        self._log(f"node {node.id} -> {destination}: {message}")
+        if (node.id, destination) in self.blocked:
+            return
+        target = self.nodes[destination]
+        if isinstance(message, RESPONSES):
+            incarnation = node.peer_incarnation.get(destination, target.incarnation)
+        else:
+            incarnation = target.incarnation
+        rng = self.rng
+        scenario = self.scenario
+        if self.faulty and rng.random() < scenario.drop:
+            self.stats["messages dropped"] += 1
+            return
+        copies = 2 if self.faulty and rng.random() < scenario.duplicate else 1
+        self.stats["messages"] += copies
+        for _ in range(copies):
+            delay = rng.randint(1, 8)
+            if self.faulty and rng.random() < scenario.slow:
+                delay += rng.randint(10, 150)
+            payload = (destination, incarnation, node.id, node.incarnation, message)
+            self._schedule(delay, DELIVER, payload)
+
+    def _on_deliver(self, payload: tuple[int, int, int, int, Any]) -> None:
+        destination, incarnation, source, source_incarnation, message = payload
+        node = self.nodes[destination]
+        if not node.up or node.incarnation != incarnation:
+            return
+        if (source, destination) in self.blocked:
+            return
+        if not isinstance(message, RESPONSES):
+            node.peer_incarnation[source] = source_incarnation
+        self._log(f"node {destination} <- {source}: {message}")
+        self._apply(node, node.raft.on_message(source, message, self.now))
+        if node.up and node.incarnation == incarnation:
+            self._schedule_tick(node)
+
+    def _on_tick(self, payload: tuple[int, int, int]) -> None:
+        node_id, incarnation, deadline = payload
+        node = self.nodes[node_id]
+        if not node.up or node.incarnation != incarnation or node.tick_at != deadline:
+            return
+        node.tick_at = None
+        self._apply(node, node.raft.tick(self.now))
+        if node.up and node.incarnation == incarnation:
+            self._schedule_tick(node)
+
+    # -- clients and faults ----------------------------------------------------------------------
+
+    def _on_client(self, _: None) -> None:
+        if not self.faulty:
+            return
+        self._schedule(self._between(self.scenario.write_every_ms), CLIENT, None)
+        leaders = [n for n in self.nodes if n.up and n.raft.role is Role.LEADER]
+        if not leaders:
+            return
+        node = self.rng.choice(leaders)
+        epoch = node.raft.epoch
+        entries = []
+        for _ in range(self.rng.randint(1, 3)):
+            self.next_value += 1
+            offset = node.log.end_offset + len(entries)
+            entries.append((epoch, self.next_value))
+            node.pending.append((offset, epoch, self.next_value))
+        self._log(f"client appends {entries} at node {node.id}")
+        self._append(node, entries)
+        self._apply(node, node.raft.on_local_append(node.log.end_offset))
+        if node.up:
+            self._schedule_tick(node)
+
+    def _on_fault(self, _: None) -> None:
+        if not self.faulty:
+            return
+        self._schedule(self._between(self.scenario.fault_every_ms), FAULT, None)
+        rng = self.rng
+        roll = rng.random()
+        up = [n for n in self.nodes if n.up]
+        if roll < 0.35 and up:
+            node = rng.choice(up)
+            self._crash(node)
+            self._schedule(self._between((10, 300)), RESTART, node.id)
+        elif roll < 0.5:
+            leaders = [n for n in up if n.raft.role is Role.LEADER]
+            if leaders:
+                node = rng.choice(leaders)
+                self._log(f"node {node.id} resigns (graceful shutdown)")
+                self.stats["graceful resignations"] += 1
+                self._apply(node, node.raft.resign())
+                if node.up and rng.random() < 0.7:
+                    self._crash(node)
+                    self._schedule(self._between((10, 200)), RESTART, node.id)
+                elif node.up:
+                    self._schedule_tick(node)
+        elif roll < 0.85:
+            ids = [n.id for n in self.nodes]
+            side = set(rng.sample(ids, rng.randint(1, len(ids) - 1)))
+            one_way = rng.random() < 0.2
+            for a in ids:
+                for b in ids:
+                    if a in side and b not in side:
+                        self.blocked.add((a, b))
+                        if not one_way:
+                            self.blocked.add((b, a))
+            self._log(f"partition {sorted(side)} {'one way' if one_way else ''}")
+            self.stats["partitions"] += 1
+            self._schedule(self._between((50, 500)), HEAL, None)
+        elif self.wipes < self.scenario.max_wipes and up:
+            node = rng.choice(up)
+            self.wipes += 1
+            self.stats["disks wiped"] += 1
+            self._crash(node)
+            self.invariants.on_wipe(node, node.key)
+            node.disk.wipe()
+            if self.directory_ids:
+                node.dir_id = self._new_dir_id()
+            self.invariants.durable_of[node.key] = node.disk.durable
+            self._log(f"node {node.id} disk wiped, new directory id {node.dir_id}")
+            self._schedule(self._between((10, 300)), RESTART, node.id)
+
+    def _on_restart(self, node_id: int) -> None:
+        node = self.nodes[node_id]
+        if not node.up:
+            self._start(node)
+
+    def _on_heal(self, _: None) -> None:
+        if self.blocked:
+            self._log("network heals")
+        self.blocked.clear()
+
+    def _on_calm(self, _: None) -> None:
+        """End of the fault phase: restart everything, make the network reliable, and wait."""
+        self._log("faults stop")
+        self.faulty = False
+        self.blocked.clear()
+        for node in self.nodes:
+            if not node.up:
+                self._start(node)
+        self._schedule(20, CHECK, None)
+
+    def _on_check(self, _: None) -> None:
+        leaders = [n for n in self.nodes if n.up and n.raft.role is Role.LEADER]
+        if len(leaders) == 1:
+            leader = leaders[0]
+            entries = leader.log.entries
+            high_watermark = leader.raft.high_watermark
+            if high_watermark == len(entries) and all(
+                n.log.entries == entries and n.raft.high_watermark == high_watermark
+                for n in self.nodes
+            ):
+                self.converged = True
+                return
+        self._schedule(20, CHECK, None)
+
+
+def run_seed(seed: int, **options: Any) -> Result:
+    return Simulation(seed, **options).run()
+
+
+def run_seeds(seeds: range | list[int], **options: Any) -> list[Result]:
+    return [run_seed(seed, **options) for seed in seeds]
+
+
+def failures_in(seeds: range) -> tuple[list[tuple[int, str]], int]:
+    """(failed seeds with their errors, events run) over `seeds` (a worker's share)."""
+    results = run_seeds(seeds)
+    return [(r.seed, r.error) for r in results if not r.ok], sum(r.events for r in results)
+
+
+def replay_command(seed: int) -> str:
+    return f".venv/bin/python tests/simulation/raft_sim.py --seed {seed} --trace"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run the Raft simulator for some seeds.")
+    parser.add_argument("--seed", type=int, help="replay one seed")
+    parser.add_argument("--seeds", type=int, default=1000, help="run seeds 0..N-1")
+    parser.add_argument("--trace", action="store_true", help="print every event (with --seed)")
+    parser.add_argument("--bug", help="inject a bug: a class name from sim_bugs.py")
+    parser.add_argument("--stats", action="store_true", help="print fault and role counts")
+    parser.add_argument(
+        "--no-directory-ids", action="store_true", help="voters without directory ids"
+    )
+    args = parser.parse_args()
+    options: dict[str, Any] = {"directory_ids": not args.no_directory_ids}
+    if args.bug:
+        import sim_bugs
+
+        options["raft_class"] = getattr(sim_bugs, args.bug)
+    if args.seed is not None:
+        result = run_seed(args.seed, trace=args.trace, **options)
+        print(result)
+        return 0 if result.ok else 1
+    started = time.perf_counter()
+    failures = 0
+    events = 0
+    totals: Counter[str] = Counter()
+    for result in run_seeds(range(args.seeds), **options):
+        events += result.events
+        totals.update(result.stats)
+        totals["acknowledged writes"] += result.acked
+        totals["seeds with 5 nodes"] += Scenario.for_seed(result.seed).nodes == 5
+        if not result.ok:
+            failures += 1
+            print(f"seed {result.seed} FAILED: {result.error}")
+            print(f"  replay: {replay_command(result.seed)}")
+    elapsed = time.perf_counter() - started
+    print(
+        f"{args.seeds} seeds, {failures} failed, {elapsed:.1f} s "
+        f"({args.seeds / elapsed:.0f} seeds/s, {events / elapsed:.0f} events/s)"
+    )
+    if args.stats:
+        for name, count in sorted(totals.items()):
+            print(f"  {name}: {count}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Deliberately broken replicas: the simulator must catch each of them within a few seeds."""
+
+from __future__ import annotations
+
+from rafka.replication.actions import Action, PersistQuorumState
+from rafka.replication.messages import VoteRequest
+from rafka.replication.raft import RaftReplica
+
+
+class LeaderCountsUnsyncedOffsets(RaftReplica):
+    """The leader counts its own appended but not yet fsynced records toward the HW."""
+
+    def _own_durable_end(self) -> int:
+        return self.log.end_offset
+
+
+class FollowerFetchesBeforeFsync(RaftReplica):
+    """A follower fetches (reporting its end offset as durable) before its fsync completes."""
+
+    def _can_fetch(self) -> bool:
+        flushed, self._flushed_end = self._flushed_end, self.log.end_offset
+        try:
+            return super()._can_fetch()
+        finally:
+            self._flushed_end = flushed
+
+
+class VotesWithoutLogCheck(RaftReplica):
+    """Grants (pre-)votes without comparing the candidate's log with its own."""
+
+    def _log_is_up_to_date(self, last_epoch: int, end_offset: int) -> bool:
+        return True
+
+
+class AnswersVoteBeforePersisting(RaftReplica):
+    """Sends its vote before the quorum state recording it is durable."""
+
+    def _on_vote_request(self, source: int, request: VoteRequest) -> list[Action]:
+        actions = super()._on_vote_request(source, request)
+        persists = [a for a in actions if isinstance(a, PersistQuorumState)]
+        return [a for a in actions if not isinstance(a, PersistQuorumState)] + persists
