@@ -7,8 +7,10 @@ from rafka.broker.dispatch import ApiSpec, Dispatcher
 from rafka.broker.handlers import (
     api_versions,
     fetch,
+    groups,
     metadata,
     offsets,
+    offsets_commit,
     produce,
     producer_ids,
     topics,
@@ -23,6 +25,17 @@ CREATE_TOPICS = 19
 DELETE_TOPICS = 20
 INIT_PRODUCER_ID = 22
 OFFSET_FOR_LEADER_EPOCH = 23
+OFFSET_COMMIT = 8
+OFFSET_FETCH = 9
+FIND_COORDINATOR = 10
+JOIN_GROUP = 11
+HEARTBEAT = 12
+LEAVE_GROUP = 13
+SYNC_GROUP = 14
+DESCRIBE_GROUPS = 15
+LIST_GROUPS = 16
+DELETE_GROUPS = 42
+OFFSET_DELETE = 47
 
 
 def build_dispatcher(broker: Broker) -> Dispatcher:
@@ -44,6 +57,23 @@ def build_dispatcher(broker: Broker) -> Dispatcher:
             OFFSET_FOR_LEADER_EPOCH: ApiSpec(
                 2, 4, offsets.make_offset_for_leader_epoch_handler(broker)
             ),
+        }
+    )
+    # The classic group coordinator, at the versions Kafka 4 serves. OffsetCommit/OffsetFetch
+    # v10 name topics by id (KIP-848 era) and are left for later.
+    dispatcher.apis.update(
+        {
+            OFFSET_COMMIT: ApiSpec(2, 9, offsets_commit.make_offset_commit_handler(broker)),
+            OFFSET_FETCH: ApiSpec(1, 9, offsets_commit.make_offset_fetch_handler(broker)),
+            FIND_COORDINATOR: ApiSpec(0, 6, groups.make_find_coordinator_handler(broker)),
+            JOIN_GROUP: ApiSpec(0, 9, groups.make_join_group_handler(broker)),
+            HEARTBEAT: ApiSpec(0, 4, groups.make_heartbeat_handler(broker)),
+            LEAVE_GROUP: ApiSpec(0, 5, groups.make_leave_group_handler(broker)),
+            SYNC_GROUP: ApiSpec(0, 5, groups.make_sync_group_handler(broker)),
+            DESCRIBE_GROUPS: ApiSpec(0, 6, groups.make_describe_groups_handler(broker)),
+            LIST_GROUPS: ApiSpec(0, 5, groups.make_list_groups_handler(broker)),
+            DELETE_GROUPS: ApiSpec(0, 2, groups.make_delete_groups_handler(broker)),
+            OFFSET_DELETE: ApiSpec(0, 0, offsets_commit.make_offset_delete_handler(broker)),
         }
     )
     return dispatcher

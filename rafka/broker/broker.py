@@ -17,6 +17,7 @@ import structlog
 from rafka.broker.cluster_metadata import METADATA_TOPIC, ClusterMetadata, TopicImage
 from rafka.broker.config import BrokerConfig
 from rafka.broker.flusher import GroupCommitFlusher
+from rafka.broker.groups.coordinator import GroupCoordinator
 from rafka.broker.partition import Partition
 from rafka.protocol.errors import ErrorCode
 from rafka.storage.config import LogConfig
@@ -83,6 +84,7 @@ class Broker:
         self._clean_start = False
         self._log_start_offsets: dict[tuple[str, int], int] = {}
         self._topic_lock = asyncio.Lock()
+        self.groups = GroupCoordinator(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -104,6 +106,7 @@ class Broker:
         self._set_aside_stray_partition_dirs()
         # The metadata log's leader-change batch must commit before the broker serves.
         await metadata_partition.wait_committed(metadata_partition.log_end_offset - 1)
+        self.groups.start()  # replays the __consumer_offsets partitions this broker leads
         log.info(
             "broker started",
             node_id=self.node_id,
@@ -113,6 +116,7 @@ class Broker:
         )
 
     async def stop(self) -> None:
+        await self.groups.stop()
         await self.flusher.close()
         for partition in self.all_partitions():
             try:

@@ -1,0 +1,234 @@
+"""One `__consumer_offsets` partition led by this broker: the groups it holds and their log.
+
+The in-memory groups are always the replay of the partition's committed records plus the
+effects of writes in flight. A write appends one batch, waits for the high watermark to pass it
+(an acknowledged group change is as durable as an acks=all produce) and only then applies its
+effect, through a callback that runs in log order. A fresh leader replays the partition from its
+log start before it serves: until then every request gets COORDINATOR_LOAD_IN_PROGRESS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from enum import Enum
+
+import structlog
+
+from rafka.broker.groups.group import ClassicGroup, CommittedOffset
+from rafka.broker.groups.records import (
+    GroupValue,
+    OffsetKey,
+    OffsetValue,
+    RecordFormatError,
+    RecordKey,
+    RecordValue,
+    decode_key,
+    decode_value,
+    encode_key,
+    encode_value,
+)
+from rafka.broker.partition import AppendError, Partition, now_ms
+from rafka.protocol.errors import ErrorCode
+from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
+
+log = structlog.get_logger(__name__)
+
+# Batches replayed between yields to the event loop, so a long load does not stall other work.
+_REPLAY_SLICE = 256
+
+Record = tuple[RecordKey, RecordValue | None]
+
+
+class ShardState(Enum):
+    LOADING = "loading"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class CoordinatorShard:
+    def __init__(self, index: int, partition: Partition) -> None:
+        self.index = index
+        self.partition = partition
+        self.leader_epoch = partition.leader_epoch
+        self.state = ShardState.LOADING
+        self.groups: dict[str, ClassicGroup] = {}
+        self.load_task: asyncio.Task[None] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state is ShardState.ACTIVE
+
+    def still_leader(self) -> bool:
+        p = self.partition
+        return p.offline is None and p.is_leader and p.leader_epoch == self.leader_epoch
+
+    # -- loading --------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Replay every committed record, then serve."""
+        partition = self.partition
+        started = now_ms()
+        if partition.log_end_offset > 0:
+            # Our epoch's leader-change batch commits last: then all before it is committed too.
+            await partition.wait_committed(partition.log_end_offset - 1)
+        offsets: dict[str, dict[tuple[str, int], OffsetValue]] = {}
+        metadata: dict[str, GroupValue | None] = {}
+        high_watermark = partition.high_watermark
+        count = 0
+        for header, batch in partition.log.iter_batches(partition.log_start_offset):
+            if header.base_offset >= high_watermark:
+                break
+            count += 1
+            if count % _REPLAY_SLICE == 0:
+                await asyncio.sleep(0)
+                if self.state is ShardState.CLOSED:
+                    return
+            if header.is_control:
+                continue
+            try:
+                _, records = decode_batch(batch)
+            except CorruptRecordError as exc:
+                log.error("bad batch in group log", partition=partition.name, error=str(exc))
+                continue
+            for record in records:
+                if record.offset >= high_watermark or record.key is None:
+                    continue
+                self._replay_record(record.key, record.value, offsets, metadata)
+        self._build_groups(offsets, metadata)
+        self.state = ShardState.ACTIVE
+        log.info(
+            "group coordinator loaded",
+            partition=partition.name,
+            groups=len(self.groups),
+            load_ms=now_ms() - started,
+        )
+
+    def _replay_record(
+        self,
+        key_bytes: bytes,
+        value_bytes: bytes | None,
+        offsets: dict[str, dict[tuple[str, int], OffsetValue]],
+        metadata: dict[str, GroupValue | None],
+    ) -> None:
+        try:
+            key = decode_key(key_bytes)
+            if key is None:
+                return
+            value = decode_value(key, value_bytes)
+        except RecordFormatError as exc:
+            log.error("unreadable group record", partition=self.partition.name, error=str(exc))
+            return
+        if isinstance(key, OffsetKey):
+            group_offsets = offsets.setdefault(key.group, {})
+            if value is None:
+                group_offsets.pop((key.topic, key.partition), None)
+            else:
+                assert isinstance(value, OffsetValue)
+                group_offsets[(key.topic, key.partition)] = value
+        else:
+            assert value is None or isinstance(value, GroupValue)
+            metadata[key.group] = value
+
+    def _build_groups(
+        self,
+        offsets: dict[str, dict[tuple[str, int], OffsetValue]],
+        metadata: dict[str, GroupValue | None],
+    ) -> None:
+        for group_id, value in metadata.items():
+            if value is not None:
+                self.groups[group_id] = ClassicGroup.from_value(group_id, value)
+        for group_id, group_offsets in offsets.items():
+            if not group_offsets:
+                continue
+            group = self.groups.get(group_id)
+            if group is None:
+                # Offsets without group metadata: a group that only ever committed offsets.
+                group = self.groups[group_id] = ClassicGroup(group_id)
+            group.offsets = {tp: CommittedOffset.from_value(v) for tp, v in group_offsets.items()}
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def write(
+        self, records: Iterable[Record], on_done: Callable[[ErrorCode], None]
+    ) -> asyncio.Future[ErrorCode]:
+        """Append `records` as one batch; once committed (or failed) call `on_done` with the
+        outcome, in log order with other writes, and resolve the returned future with it.
+
+        `on_done` runs even if nobody awaits the future any more: a write that commits after
+        its request timed out is part of the log, so its effect must be applied too.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[ErrorCode] = loop.create_future()
+
+        def finish(code: ErrorCode) -> None:
+            if self.state is ShardState.CLOSED:
+                code = ErrorCode.not_coordinator  # a new leader replays the log instead
+            try:
+                on_done(code)
+            finally:
+                if not done.done():
+                    done.set_result(code)
+
+        timestamp = now_ms()
+        batch = build_batch(
+            [
+                (encode_key(key), None if value is None else encode_value(value), (), timestamp)
+                for key, value in records
+            ]
+        )
+        try:
+            result = self.partition.append_records(
+                batch,
+                max_message_bytes=self.partition.log.config.max_message_bytes,
+                log_append_time=False,
+            )
+        except AppendError as exc:
+            loop.call_soon(finish, exc.code)
+            return done
+        committed = self.partition.wait_committed(result.last_offset)
+
+        def on_committed(future: asyncio.Future[None]) -> None:
+            if future.cancelled():
+                finish(ErrorCode.request_timed_out)
+                return
+            exc = future.exception()
+            if exc is None:
+                finish(ErrorCode.none)
+            elif isinstance(exc, AppendError):
+                finish(exc.code)
+            else:
+                log.error("group log write failed", partition=self.partition.name, error=repr(exc))
+                finish(ErrorCode.unknown_server_error)
+
+        committed.add_done_callback(on_committed)
+        return done
+
+    def close(self) -> None:
+        self.state = ShardState.CLOSED
+        if self.load_task is not None and not self.load_task.done():
+            self.load_task.cancel()
+
+
+def coordinator_error_for_write(code: ErrorCode, for_offsets: bool) -> ErrorCode:
+    """Kafka's mapping of a failed `__consumer_offsets` append to what group clients expect."""
+    if code in (
+        ErrorCode.unknown_topic_or_partition,
+        ErrorCode.not_enough_replicas,
+        ErrorCode.not_enough_replicas_after_append,
+        ErrorCode.request_timed_out,
+    ):
+        return ErrorCode.coordinator_not_available
+    if code in (ErrorCode.not_leader_or_follower, ErrorCode.kafka_storage_error):
+        return ErrorCode.not_coordinator
+    if code in (
+        ErrorCode.message_too_large,
+        ErrorCode.record_list_too_large,
+        ErrorCode.invalid_fetch_size,
+    ):
+        if for_offsets:
+            return ErrorCode.invalid_commit_offset_size
+        return ErrorCode.unknown_server_error
+    if code in (ErrorCode.none, ErrorCode.not_coordinator, ErrorCode.coordinator_not_available):
+        return code
+    return ErrorCode.unknown_server_error

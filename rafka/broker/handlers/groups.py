@@ -1,0 +1,230 @@
+"""FindCoordinator and the classic group APIs: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+DescribeGroups, ListGroups and DeleteGroups. The rules live in rafka.broker.groups; these
+handlers translate between request versions and the coordinator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from rafka.broker.broker import Broker
+from rafka.broker.dispatch import RequestContext
+from rafka.broker.groups.coordinator import CoordinatorError
+from rafka.broker.groups.group import GroupState
+from rafka.broker.groups.membership import JoinRequest, join_error, sync_result
+from rafka.protocol.errors import ErrorCode
+
+# Kafka's "authorized operations not requested" marker.
+AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+# Without an authorizer every group operation is allowed: READ, DELETE, DESCRIBE,
+# DESCRIBE_CONFIGS and ALTER_CONFIGS (AclOperation codes 3, 6, 8, 10, 11).
+GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+
+
+def millis(value: timedelta) -> int:
+    return round(value / timedelta(milliseconds=1))
+
+
+def client_host(ctx: RequestContext) -> str:
+    """The peer address the way Kafka prints it (InetAddress.toString: "/127.0.0.1")."""
+    peer = ctx.connection.peer
+    host = peer.rsplit(":", 1)[0] if ":" in peer else peer
+    return f"/{host}"
+
+
+def make_find_coordinator_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        batched = ctx.api_version >= 4
+        keys = list(request.coordinator_keys) if batched else [request.key]
+        key_type = getattr(request, "key_type", 0)
+        coordinators = []
+        for key in keys:
+            found = await broker.groups.find_coordinator(key_type, key)
+            coordinators.append(
+                {
+                    "key": key,
+                    "node_id": found.node_id,
+                    "host": found.host,
+                    "port": found.port,
+                    "error_code": found.error,
+                    "error_message": found.message,
+                }
+            )
+        if batched:
+            return {"throttle_time": 0, "coordinators": coordinators}
+        only = coordinators[0] if coordinators else {}
+        return {"throttle_time": 0, **only}
+
+    return handle
+
+
+def make_join_group_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        version = ctx.api_version
+        session_timeout = millis(request.session_timeout)
+        rebalance_timeout = millis(request.rebalance_timeout) if version >= 1 else -1
+        if rebalance_timeout < 0:
+            rebalance_timeout = session_timeout  # v0 had one timeout for both
+        join = JoinRequest(
+            group_id=request.group_id,
+            member_id=request.member_id,
+            group_instance_id=getattr(request, "group_instance_id", None),
+            client_id=ctx.header.client_id or "",
+            client_host=client_host(ctx),
+            session_timeout_ms=session_timeout,
+            rebalance_timeout_ms=rebalance_timeout,
+            protocol_type=request.protocol_type,
+            protocols=[(p.name, bytes(p.metadata)) for p in request.protocols],
+            require_known_member_id=version >= 4,
+            supports_skip_assignment=version >= 9,
+            reason=getattr(request, "reason", None),
+        )
+        try:
+            result = await broker.groups.membership.join_group(join)
+        except CoordinatorError as exc:
+            result = join_error(exc.code, request.member_id)
+        if version < 7:
+            # Non-nullable before v7: errors carry an empty protocol name.
+            result["protocol_name"] = result["protocol_name"] or ""
+        result["leader"] = result["leader"] or ""
+        result["throttle_time"] = 0
+        return result
+
+    return handle
+
+
+def make_sync_group_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        try:
+            result = await broker.groups.membership.sync_group(
+                request.group_id,
+                request.generation_id,
+                request.member_id,
+                getattr(request, "group_instance_id", None),
+                getattr(request, "protocol_type", None),
+                getattr(request, "protocol_name", None),
+                {a.member_id: bytes(a.assignment) for a in request.assignments},
+            )
+        except CoordinatorError as exc:
+            result = sync_result(exc.code)
+        result["throttle_time"] = 0
+        return result
+
+    return handle
+
+
+def make_heartbeat_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        try:
+            code = broker.groups.membership.heartbeat(
+                request.group_id,
+                request.generation_id,
+                request.member_id,
+                getattr(request, "group_instance_id", None),
+            )
+        except CoordinatorError as exc:
+            code = exc.code
+        return {"throttle_time": 0, "error_code": code}
+
+    return handle
+
+
+def make_leave_group_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        batched = ctx.api_version >= 3
+        if batched:
+            leaving = [(m.member_id, m.group_instance_id) for m in request.members]
+        else:
+            leaving = [(request.member_id, None)]
+        try:
+            code, member_codes = broker.groups.membership.leave_group(request.group_id, leaving)
+        except CoordinatorError as exc:
+            code, member_codes = exc.code, []
+        if not batched:
+            if code is ErrorCode.none and member_codes:
+                code = member_codes[0]
+            return {"throttle_time": 0, "error_code": code}
+        members = [
+            {"member_id": member_id, "group_instance_id": instance_id, "error_code": member_code}
+            for (member_id, instance_id), member_code in zip(leaving, member_codes, strict=False)
+        ]
+        return {"throttle_time": 0, "error_code": code, "members": members}
+
+    return handle
+
+
+def make_describe_groups_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        with_operations = bool(getattr(request, "include_authorized_operations", False))
+        described = [
+            _describe(broker, group_id, ctx.api_version, with_operations)
+            for group_id in request.groups
+        ]
+        return {"throttle_time": 0, "groups": described}
+
+    return handle
+
+
+def _describe(broker: Broker, group_id: str, version: int, with_operations: bool) -> dict:
+    operations = GROUP_OPERATIONS if with_operations else AUTHORIZED_OPERATIONS_OMITTED
+    entry: dict[str, Any] = {
+        "error_code": ErrorCode.none,
+        "error_message": None,
+        "group_id": group_id,
+        "group_state": "",
+        "protocol_type": "",
+        "protocol_data": "",
+        "members": [],
+        "authorized_operations": operations,
+    }
+    try:
+        group = broker.groups.describe_group(group_id)
+    except CoordinatorError as exc:
+        entry["error_code"] = exc.code
+        return entry
+    if group is None:
+        entry["group_state"] = GroupState.DEAD.value
+        if version >= 6:
+            entry["error_code"] = ErrorCode.group_id_not_found
+            entry["error_message"] = f"Group {group_id} not found."
+        return entry
+    stable = group.state is GroupState.STABLE
+    entry.update(
+        group_state=group.state.value,
+        protocol_type=group.protocol_type or "",
+        protocol_data=(group.protocol_name or "") if stable else "",
+        members=[
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.group_instance_id,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                # Metadata and assignment only mean something once the group is Stable.
+                "member_metadata": m.metadata(group.protocol_name) if stable else b"",
+                "member_assignment": m.assignment if stable else b"",
+            }
+            for m in group.members.values()
+        ],
+    )
+    return entry
+
+
+def make_list_groups_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        states = set(getattr(request, "states_filter", ()) or ())
+        types = set(getattr(request, "types_filter", ()) or ())
+        code, groups = broker.groups.list_groups(states, types)
+        return {"throttle_time": 0, "error_code": code, "groups": groups}
+
+    return handle
+
+
+def make_delete_groups_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        results = await broker.groups.delete_groups(list(request.groups_names))
+        return {
+            "throttle_time": 0,
+            "results": [{"group_id": g, "error_code": code} for g, code in results],
+        }
+
+    return handle

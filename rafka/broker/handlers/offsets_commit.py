@@ -1,0 +1,136 @@
+"""OffsetCommit, OffsetFetch (single group before v8, many groups from v8) and OffsetDelete."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from rafka.broker.broker import Broker
+from rafka.broker.dispatch import RequestContext
+from rafka.broker.groups.coordinator import CoordinatorError
+from rafka.broker.groups.offset_store import OffsetCommit
+from rafka.broker.partition import now_ms
+from rafka.protocol.errors import ErrorCode
+
+NO_OFFSET = -1
+NO_METADATA = ""
+
+
+def make_offset_commit_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        commits = [
+            OffsetCommit(
+                topic.name,
+                part.partition_index,
+                part.committed_offset,
+                getattr(part, "committed_leader_epoch", -1),
+                part.committed_metadata,
+            )
+            for topic in request.topics
+            for part in topic.partitions
+        ]
+        # v2-v4 may carry their own retention; -1 means the broker's offsets.retention.minutes.
+        retention = getattr(request, "retention_time", None)
+        expire_timestamp = -1
+        if retention is not None:
+            retention_ms = round(retention / timedelta(milliseconds=1))
+            if retention_ms >= 0:
+                expire_timestamp = now_ms() + retention_ms
+        try:
+            codes = await broker.groups.offsets.commit(
+                request.group_id,
+                request.generation_id_or_member_epoch,
+                request.member_id,
+                getattr(request, "group_instance_id", None),
+                commits,
+                expire_timestamp=expire_timestamp,
+                api_version=ctx.api_version,
+            )
+        except CoordinatorError as exc:
+            codes = [exc.code] * len(commits)
+        topics: dict[str, list[dict[str, Any]]] = {}
+        for commit, code in zip(commits, codes, strict=True):
+            topics.setdefault(commit.topic, []).append(
+                {"partition_index": commit.partition, "error_code": code}
+            )
+        return {
+            "throttle_time": 0,
+            "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
+        }
+
+    return handle
+
+
+def make_offset_fetch_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        version = ctx.api_version
+        if version >= 8:
+            groups = [_fetch_group(broker, g.group_id, g.topics, version) for g in request.groups]
+            return {"throttle_time": 0, "groups": groups}
+        group = _fetch_group(broker, request.group_id, request.topics, version)
+        return {"throttle_time": 0, "topics": group["topics"], "error_code": group["error_code"]}
+
+    return handle
+
+
+def _fetch_group(broker: Broker, group_id: str, topics: Any, version: int) -> dict[str, Any]:
+    requested = None
+    if topics is not None:
+        requested = [(t.name, p) for t in topics for p in t.partition_indexes]
+    try:
+        found = broker.groups.offsets.fetch(group_id, requested)
+    except CoordinatorError as exc:
+        if version < 2 and requested is not None:
+            # v1 has no group-level error field: every partition carries it.
+            return {
+                "group_id": group_id,
+                "error_code": exc.code,
+                "topics": _topics([(t, p, None) for t, p in requested], exc.code),
+            }
+        return {"group_id": group_id, "error_code": exc.code, "topics": []}
+    return {"group_id": group_id, "error_code": ErrorCode.none, "topics": _topics(found)}
+
+
+def _topics(found: list, code: ErrorCode = ErrorCode.none) -> list[dict[str, Any]]:
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for topic, partition, committed in found:
+        if committed is None:
+            entry = {
+                "partition_index": partition,
+                "committed_offset": NO_OFFSET,
+                "committed_leader_epoch": -1,
+                "metadata": NO_METADATA,
+                "error_code": code,
+            }
+        else:
+            entry = {
+                "partition_index": partition,
+                "committed_offset": committed.offset,
+                "committed_leader_epoch": committed.leader_epoch,
+                "metadata": committed.metadata,
+                "error_code": code,
+            }
+        by_topic.setdefault(topic, []).append(entry)
+    return [{"name": name, "partitions": parts} for name, parts in by_topic.items()]
+
+
+def make_offset_delete_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
+        try:
+            code, codes = await broker.groups.offsets.delete(request.group_id, wanted)
+        except CoordinatorError as exc:
+            code, codes = exc.code, []
+        topics: dict[str, list[dict[str, Any]]] = {}
+        if code is ErrorCode.none:
+            for (topic, partition), part_code in zip(wanted, codes, strict=True):
+                topics.setdefault(topic, []).append(
+                    {"partition_index": partition, "error_code": part_code}
+                )
+        return {
+            "error_code": code,
+            "throttle_time": 0,
+            "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
+        }
+
+    return handle
