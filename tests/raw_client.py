@@ -58,6 +58,12 @@ class RawClient:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def correlation_id(self) -> int:
         self._next_correlation += 1
         return self._next_correlation

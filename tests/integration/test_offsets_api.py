@@ -7,10 +7,8 @@ each broker restart, so the first data record of a fresh partition is offset 1.
 from __future__ import annotations
 
 import datetime
-import io
-import socket
-import struct
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +25,11 @@ from kio.schema.metadata.v12 import request as metadata_req
 from kio.schema.metadata.v12.response import MetadataResponse
 from kio.schema.offset_for_leader_epoch.v4 import request as ofle_req
 from kio.schema.offset_for_leader_epoch.v4.response import OffsetForLeaderEpochResponse
-from kio.serial import entity_reader, entity_writer
+from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
+from kio.schema.produce.v9.response import ProduceResponse
+from raw_client import RawClient
 
-from rafka.protocol.records import iter_batch_headers
+from rafka.protocol.records import Compression, build_batch, iter_batch_headers
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,58 +38,8 @@ FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75  # Kafka: 75 (76 is UNSUPPORTED_COMPRESSION_TYPE)
 QUIET = {"log_level": 3}  # librdkafka: errors only
 
-# Timestamps an hour ahead of now, so they sort after the leader-change batches (which carry the
-# broker's clock); the tests that need older timestamps say so.
+# Timestamps an hour ahead of now; the tests that need older timestamps say so.
 BASE_TS = int(time.time() * 1000) + 3_600_000
-
-
-# -- raw protocol client ----------------------------------------------------------------------
-
-
-class RawClient:
-    """One connection speaking flexible request header v2 / response header v1 via kio."""
-
-    def __init__(self, bootstrap: str) -> None:
-        host, port = bootstrap.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
-        self.correlation_id = 0
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> RawClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def send(self, request: Any, response_type: type) -> Any:
-        assert request.__flexible__ and response_type.__flexible__
-        self.correlation_id += 1
-        client_id = b"rafka-test"
-        header = struct.pack(
-            ">hhih", request.__api_key__, request.__version__, self.correlation_id, len(client_id)
-        )
-        body = io.BytesIO()
-        entity_writer(type(request))(body, request)
-        payload = header + client_id + b"\x00" + body.getvalue()
-        self.sock.sendall(struct.pack(">i", len(payload)) + payload)
-        (size,) = struct.unpack(">i", self._read_exactly(4))
-        frame = self._read_exactly(size)
-        (correlation_id,) = struct.unpack(">i", frame[:4])
-        assert correlation_id == self.correlation_id
-        assert frame[4] == 0, "response header v1 carries no tagged fields here"
-        response, _ = entity_reader(response_type)(frame, 5)
-        return response
-
-    def _read_exactly(self, n: int) -> bytes:
-        chunks = bytearray()
-        while len(chunks) < n:
-            chunk = self.sock.recv(n - len(chunks))
-            if not chunk:
-                raise ConnectionError("broker closed the connection")
-            chunks += chunk
-        return bytes(chunks)
 
 
 def offset_for_leader_epoch(
@@ -110,7 +60,7 @@ def offset_for_leader_epoch(
             ),
         ),
     )
-    response = client.send(request, OffsetForLeaderEpochResponse)
+    response = client.request(request, OffsetForLeaderEpochResponse)
     (topic_result,) = response.topics
     (partition,) = topic_result.partitions
     return partition
@@ -135,7 +85,7 @@ def list_offsets_raw(
             ),
         ),
     )
-    (topic_result,) = client.send(request, ListOffsetsResponse).topics
+    (topic_result,) = client.request(request, ListOffsetsResponse).topics
     (partition,) = topic_result.partitions
     return partition
 
@@ -160,7 +110,7 @@ def fetch_raw(client: RawClient, topic: str, fetch_offset: int, current_leader_e
         ),
         forgotten_topics_data=(),
     )
-    (topic_result,) = client.send(request, FetchResponse).responses
+    (topic_result,) = client.request(request, FetchResponse).responses
     (partition,) = topic_result.partitions
     return partition
 
@@ -171,7 +121,7 @@ def partition_leader_epoch(client: RawClient, topic: str) -> int:
         allow_auto_topic_creation=False,
         include_topic_authorized_operations=False,
     )
-    (topic_meta,) = client.send(request, MetadataResponse).topics
+    (topic_meta,) = client.request(request, MetadataResponse).topics
     assert topic_meta.error_code == 0
     (partition,) = topic_meta.partitions
     return partition.leader_epoch
@@ -185,20 +135,32 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
     admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=10)
 
 
-def produce_one_batch(bootstrap: str, topic: str, timestamps: list[int], **config: Any) -> None:
-    """Records with explicit CreateTime timestamps, lingered so they share one batch."""
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 2000,
-            "batch.num.messages": len(timestamps),
-            **QUIET,
-            **config,
-        }
+def produce_one_batch(
+    bootstrap: str, topic: str, timestamps: list[int], compression: str = "none"
+) -> None:
+    """Records with explicit CreateTime timestamps in exactly one batch (built here, since a
+    client's linger can still split a batch)."""
+    batch = build_batch(
+        [(None, b"value-%d" % i, (), ts) for i, ts in enumerate(timestamps)],
+        compression=Compression[compression.upper()],
     )
-    for i, timestamp in enumerate(timestamps):
-        producer.produce(topic, value=b"value-%d" % i, partition=0, timestamp=timestamp)
-    assert producer.flush(15) == 0
+    request = ProduceRequest(
+        transactional_id=None,
+        acks=-1,
+        timeout=timedelta(seconds=10),
+        topic_data=(
+            TopicProduceData(
+                name=topic, partition_data=(PartitionProduceData(index=0, records=batch),)
+            ),
+        ),
+    )
+    client = RawClient(bootstrap)
+    try:
+        response = client.request(request, ProduceResponse)
+    finally:
+        client.close()
+    [partition] = response.responses[0].partition_responses
+    assert partition.error_code == 0
 
 
 def produce_values(bootstrap: str, topic: str, count: int, prefix: str = "v") -> None:
@@ -245,8 +207,8 @@ BATCH_B = [BASE_TS + d for d in (50, 51, 52)]
 
 def produce_batches_a_and_b(broker: Any, topic: str, compression: str = "none") -> None:
     create_topic(broker.bootstrap, topic)
-    produce_one_batch(broker.bootstrap, topic, BATCH_A, **{"compression.type": compression})
-    produce_one_batch(broker.bootstrap, topic, BATCH_B, **{"compression.type": compression})
+    produce_one_batch(broker.bootstrap, topic, BATCH_A, compression)
+    produce_one_batch(broker.bootstrap, topic, BATCH_B, compression)
     assert batch_record_counts(broker.data_dir, topic) == [
         (0, 1, True),
         (1, 10, False),
