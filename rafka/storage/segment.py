@@ -312,6 +312,10 @@ class LogSegment:
             self._write_rest(fd, data, written, position)
         if position == 0:
             self._rolling_ts = _MAX_TIMESTAMP.unpack_from(data, _MAX_TIMESTAMP_AT)[0]
+        elif self._rolling_ts is None or self._rolling_ts < 0:
+            # The first batch with a timestamp dates the segment for segment.ms (a Raft
+            # leader-change batch, which opens many segments, carries none).
+            self._rolling_ts = max_timestamp
         since = self._bytes_since_index
         # An index entry is due before a batch once more than the interval has been written.
         interval = self._index_interval

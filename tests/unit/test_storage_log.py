@@ -128,6 +128,17 @@ def test_roll_on_segment_ms_by_batch_timestamps(tmp_path: Path) -> None:
     assert [s.base_offset for s in log.segments] == [0, 2]
 
 
+def test_segment_ms_counts_from_the_first_batch_with_a_timestamp(tmp_path: Path) -> None:
+    # A Raft leader-change batch (no timestamp) opens the segment; the data after it dates it.
+    log = open_log(tmp_path, LogConfig(segment_ms=1000), now_ms=0)
+    append_batch(log, timestamp=-1, now_ms=0)
+    append_batch(log, timestamp=50_000, now_ms=50_000)
+    append_batch(log, timestamp=51_000, now_ms=51_000)  # 1000 after the first data: not more
+    assert len(log.segments) == 1
+    append_batch(log, timestamp=51_001, now_ms=51_001)
+    assert [s.base_offset for s in log.segments] == [0, 3]
+
+
 def test_roll_on_segment_ms_by_creation_time_without_timestamps(tmp_path: Path) -> None:
     log = open_log(tmp_path, LogConfig(segment_ms=1000), now_ms=10_000)
     append_batch(log, timestamp=-1, now_ms=10_000)
