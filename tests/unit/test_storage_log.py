@@ -132,10 +132,10 @@ def test_segment_ms_counts_from_the_first_batch_with_a_timestamp(tmp_path: Path)
     # A Raft leader-change batch (no timestamp) opens the segment; the data after it dates it.
     log = open_log(tmp_path, LogConfig(segment_ms=1000), now_ms=0)
     append_batch(log, timestamp=-1, now_ms=0)
-    append_batch(log, timestamp=50_000, now_ms=50_000)
-    append_batch(log, timestamp=51_000, now_ms=51_000)  # 1000 after the first data: not more
+    append_batch(log, timestamp=500, now_ms=500)
+    append_batch(log, timestamp=1500, now_ms=1500)  # 1000 after the first data: not more
     assert len(log.segments) == 1
-    append_batch(log, timestamp=51_001, now_ms=51_001)
+    append_batch(log, timestamp=1501, now_ms=1501)
     assert [s.base_offset for s in log.segments] == [0, 3]
 
 
