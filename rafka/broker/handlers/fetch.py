@@ -17,6 +17,7 @@ from rafka.broker.broker import Broker
 from rafka.broker.dispatch import RequestContext
 from rafka.broker.partition import Partition
 from rafka.protocol.errors import ErrorCode
+from rafka.protocol.fetch_response import FetchedPartition, FetchedTopic, encode_fetch_response
 from rafka.storage.log import OffsetOutOfRangeError
 
 INVALID_SESSION_ID = 0
@@ -35,7 +36,7 @@ class _Wanted:
 
 
 def make_handler(broker: Broker):
-    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | list:
         if getattr(request, "session_id", 0) != INVALID_SESSION_ID:
             # We never hand out fetch sessions, so an incremental fetch names an unknown one.
             return {
@@ -56,7 +57,7 @@ def make_handler(broker: Broker):
             if not await _wait_for_data(wanted, remaining) or ctx.connection.closed:
                 responses, _, _ = _read_all(broker, wanted, request.max_bytes)
                 break
-        return _response(wanted, responses, use_ids, read_committed)
+        return _response(ctx.api_version, wanted, responses, read_committed)
 
     return handle
 
@@ -150,33 +151,30 @@ async def _wait_for_data(wanted: list[_Wanted], timeout: float) -> bool:
 
 
 def _response(
+    version: int,
     wanted: list[_Wanted],
     results: list[tuple[ErrorCode, bytes]],
-    use_ids: bool,
     read_committed: bool,
-) -> dict[str, Any]:
-    topics: dict[Any, list[dict[str, Any]]] = {}
+) -> list[bytes | memoryview]:
+    topics: dict[Any, FetchedTopic] = {}
     for w, (code, data) in zip(wanted, results, strict=True):
         p = w.partition
         ok = p is not None and code in (ErrorCode.none, ErrorCode.offset_out_of_range)
-        topics.setdefault(w.topic_key, []).append(
-            {
-                "partition_index": w.index,
-                "error_code": code,
-                "high_watermark": p.high_watermark if ok else -1,
-                "last_stable_offset": p.high_watermark if ok else -1,
-                "log_start_offset": p.log_start_offset if ok else -1,
-                "aborted_transactions": [] if read_committed else None,
-                "preferred_read_replica": -1,
-                "records": data,
-            }
+        topic = topics.get(w.topic_key)
+        if topic is None:
+            topic = topics[w.topic_key] = FetchedTopic(
+                name=w.name if version < 13 else None,
+                topic_id=w.topic_key if version >= 13 else None,
+            )
+        topic.partitions.append(
+            FetchedPartition(
+                partition_index=w.index,
+                error_code=code,
+                high_watermark=p.high_watermark if ok else -1,
+                last_stable_offset=p.high_watermark if ok else -1,
+                log_start_offset=p.log_start_offset if ok else -1,
+                records=data,
+                aborted_transactions=() if read_committed else None,
+            )
         )
-    return {
-        "throttle_time": 0,
-        "error_code": ErrorCode.none,
-        "session_id": INVALID_SESSION_ID,
-        "responses": [
-            {("topic_id" if use_ids else "topic"): key, "partitions": parts}
-            for key, parts in topics.items()
-        ],
-    }
+    return encode_fetch_response(version, list(topics.values()), session_id=INVALID_SESSION_ID)
