@@ -16,6 +16,7 @@ import typer
 
 from rafka.broker.config import BrokerConfig, ConfigError
 from rafka.broker.logs import configure_logging, get_logger, parse_level
+from rafka.cli.bench import app as bench_app
 from rafka.cli.group import app as group_app
 
 EXIT_CONFIG_ERROR = 2
@@ -30,6 +31,7 @@ app = typer.Typer(
 # Client commands (topic, group, cluster, configs, produce, consume, bench) are typer sub-apps
 # added with app.add_typer(<sub_app>, name="<command>") from their own modules in rafka.cli.
 app.add_typer(group_app, name="group")
+app.add_typer(bench_app, name="bench")
 
 
 def rafka_version() -> str:
