@@ -5,7 +5,9 @@ from __future__ import annotations
 from rafka.broker.broker import Broker
 from rafka.broker.dispatch import ApiSpec, Dispatcher
 from rafka.broker.handlers import (
+    admin,
     api_versions,
+    configs,
     fetch,
     groups,
     metadata,
@@ -14,6 +16,7 @@ from rafka.broker.handlers import (
     produce,
     producer_ids,
     topics,
+    txn,
 )
 
 PRODUCE = 0
@@ -36,17 +39,34 @@ DESCRIBE_GROUPS = 15
 LIST_GROUPS = 16
 DELETE_GROUPS = 42
 OFFSET_DELETE = 47
+DELETE_RECORDS = 21
+DESCRIBE_CONFIGS = 32
+ALTER_CONFIGS = 33
+DESCRIBE_LOG_DIRS = 35
+CREATE_PARTITIONS = 37
+INCREMENTAL_ALTER_CONFIGS = 44
+DESCRIBE_CLUSTER = 60
+DESCRIBE_TOPIC_PARTITIONS = 75
+ADD_PARTITIONS_TO_TXN = 24
+ADD_OFFSETS_TO_TXN = 25
+END_TXN = 26
+WRITE_TXN_MARKERS = 27
+TXN_OFFSET_COMMIT = 28
+DESCRIBE_PRODUCERS = 61
+DESCRIBE_TRANSACTIONS = 65
+LIST_TRANSACTIONS = 66
 
 
 def build_dispatcher(broker: Broker) -> Dispatcher:
     dispatcher = Dispatcher({})
-    # Version ceilings: Produce 12+ and Fetch 17+ change transaction and replica semantics we do
-    # not serve yet; Produce 13 names topics by id. Floors follow Kafka 4 (KIP-896).
+    # Version ceilings: Fetch 17+ changes replica semantics we do not serve yet; Produce 13
+    # names topics by id (Produce 12 is transaction version 2, see handlers/txn.py). Floors
+    # follow Kafka 4 (KIP-896).
     dispatcher.apis.update(
         {
             # librdkafka <= 2.11 enables gzip/snappy only if Produce v0 is advertised; Kafka 4
             # advertises it too (KAFKA-18659) while refusing v0-2 requests, and so do we.
-            PRODUCE: ApiSpec(3, 11, produce.make_handler(broker), advertised_min_version=0),
+            PRODUCE: ApiSpec(3, 12, produce.make_handler(broker), advertised_min_version=0),
             FETCH: ApiSpec(4, 16, fetch.make_handler(broker)),
             LIST_OFFSETS: ApiSpec(1, 8, offsets.make_list_offsets_handler(broker)),
             METADATA: ApiSpec(0, 12, metadata.make_handler(broker)),
@@ -74,6 +94,37 @@ def build_dispatcher(broker: Broker) -> Dispatcher:
             LIST_GROUPS: ApiSpec(0, 5, groups.make_list_groups_handler(broker)),
             DELETE_GROUPS: ApiSpec(0, 2, groups.make_delete_groups_handler(broker)),
             OFFSET_DELETE: ApiSpec(0, 0, offsets_commit.make_offset_delete_handler(broker)),
+        }
+    )
+    # Topic and config administration, at the versions Kafka 4 serves.
+    dispatcher.apis.update(
+        {
+            DELETE_RECORDS: ApiSpec(0, 2, admin.make_delete_records_handler(broker)),
+            DESCRIBE_CONFIGS: ApiSpec(1, 4, configs.make_describe_handler(broker)),
+            ALTER_CONFIGS: ApiSpec(0, 2, configs.make_alter_handler(broker)),
+            DESCRIBE_LOG_DIRS: ApiSpec(1, 4, admin.make_describe_log_dirs_handler(broker)),
+            CREATE_PARTITIONS: ApiSpec(0, 3, admin.make_create_partitions_handler(broker)),
+            INCREMENTAL_ALTER_CONFIGS: ApiSpec(
+                0, 1, configs.make_incremental_alter_handler(broker)
+            ),
+            DESCRIBE_CLUSTER: ApiSpec(0, 2, admin.make_describe_cluster_handler(broker)),
+            DESCRIBE_TOPIC_PARTITIONS: ApiSpec(
+                0, 0, admin.make_describe_topic_partitions_handler(broker)
+            ),
+        }
+    )
+    # Transactions (KIP-98, KIP-890). EndTxn v5 and TxnOffsetCommit v5 are transaction version
+    # 2 (the epoch bump per transaction); AddPartitionsToTxn v4+ is the batched broker form.
+    dispatcher.apis.update(
+        {
+            ADD_PARTITIONS_TO_TXN: ApiSpec(0, 5, txn.make_add_partitions_handler(broker)),
+            ADD_OFFSETS_TO_TXN: ApiSpec(0, 4, txn.make_add_offsets_handler(broker)),
+            END_TXN: ApiSpec(0, 5, txn.make_end_txn_handler(broker)),
+            WRITE_TXN_MARKERS: ApiSpec(1, 2, txn.make_write_txn_markers_handler(broker)),
+            TXN_OFFSET_COMMIT: ApiSpec(0, 5, txn.make_txn_offset_commit_handler(broker)),
+            DESCRIBE_PRODUCERS: ApiSpec(0, 0, txn.make_describe_producers_handler(broker)),
+            DESCRIBE_TRANSACTIONS: ApiSpec(0, 0, txn.make_describe_transactions_handler(broker)),
+            LIST_TRANSACTIONS: ApiSpec(0, 2, txn.make_list_transactions_handler(broker)),
         }
     )
     return dispatcher

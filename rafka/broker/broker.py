@@ -18,7 +18,10 @@ from rafka.broker.cluster_metadata import METADATA_TOPIC, ClusterMetadata, Topic
 from rafka.broker.config import BrokerConfig
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.groups.coordinator import GroupCoordinator
+from rafka.broker.log_cleaner import LogCleanerService
 from rafka.broker.partition import Partition
+from rafka.broker.topic_admin import refresh_broker_defaults
+from rafka.broker.txn.coordinator import TransactionCoordinator
 from rafka.protocol.errors import ErrorCode
 from rafka.storage.config import LogConfig
 from rafka.storage.files import read_partition_metadata, write_partition_metadata
@@ -85,6 +88,8 @@ class Broker:
         self._log_start_offsets: dict[tuple[str, int], int] = {}
         self._topic_lock = asyncio.Lock()
         self.groups = GroupCoordinator(self)
+        self.txn = TransactionCoordinator(self)
+        self.cleaner = LogCleanerService(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -100,6 +105,7 @@ class Broker:
         )
         self.metadata = ClusterMetadata(metadata_partition)
         self.metadata.replay()
+        refresh_broker_defaults(self)  # dynamic broker configs from the metadata log
         metadata_partition.elect()
         for topic in list(self.metadata.image.topics.values()):
             self._open_topic(topic, recovery_points)
@@ -107,6 +113,8 @@ class Broker:
         # The metadata log's leader-change batch must commit before the broker serves.
         await metadata_partition.wait_committed(metadata_partition.log_end_offset - 1)
         self.groups.start()  # replays the __consumer_offsets partitions this broker leads
+        self.txn.start()  # replays __transaction_state, finishes decided transactions
+        self.cleaner.start()
         log.info(
             "broker started",
             node_id=self.node_id,
@@ -116,6 +124,8 @@ class Broker:
         )
 
     async def stop(self) -> None:
+        await self.cleaner.stop()
+        await self.txn.stop()
         await self.groups.stop()
         await self.flusher.close()
         for partition in self.all_partitions():
@@ -263,8 +273,13 @@ class Broker:
         replication_factor: int,
         configs: dict[str, str] | None = None,
         validate_only: bool = False,
+        assignments: list[list[int]] | None = None,
     ) -> TopicImage:
+        """`assignments` (replica lists, already checked by topic_admin.check_assignments)
+        replace the partition count and replication factor when given."""
         validate_topic_name(name)
+        if assignments is not None:
+            num_partitions, replication_factor = len(assignments), len(assignments[0])
         if num_partitions == -1:
             num_partitions = int(self.config.get("num.partitions"))
         if replication_factor == -1:
@@ -297,10 +312,14 @@ class Broker:
                         ErrorCode.invalid_topic_exception,
                         f"topic {name!r} collides with existing topic {existing!r}",
                     )
-            replicas = [
-                [brokers[(p + r) % len(brokers)] for r in range(replication_factor)]
-                for p in range(num_partitions)
-            ]
+            replicas = (
+                [list(r) for r in assignments]
+                if assignments is not None
+                else [
+                    [brokers[(p + r) % len(brokers)] for r in range(replication_factor)]
+                    for p in range(num_partitions)
+                ]
+            )
             topic_id = uuid.uuid4()
             record: dict[str, Any] = {
                 "type": "topic",

@@ -46,6 +46,8 @@ class MetadataImage:
     topics: dict[str, TopicImage] = field(default_factory=dict)
     topics_by_id: dict[uuid.UUID, TopicImage] = field(default_factory=dict)
     next_producer_id_block: int = 0
+    # Dynamic broker configs by resource name: "" = cluster-wide default, "<node id>" = one broker.
+    broker_configs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def apply(self, record: dict[str, Any]) -> None:
         kind = record["type"]
@@ -66,6 +68,15 @@ class MetadataImage:
             topic = self.topics_by_id.get(uuid.UUID(record["id"]))
             if topic is not None:
                 topic.configs = dict(record["configs"])
+        elif kind == "partitions":  # CreatePartitions: replica lists of the added partitions
+            topic = self.topics_by_id.get(uuid.UUID(record["id"]))
+            if topic is not None:
+                topic.replicas.extend(list(r) for r in record["replicas"])
+        elif kind == "broker_configs":
+            if record["configs"]:
+                self.broker_configs[record["resource"]] = dict(record["configs"])
+            else:
+                self.broker_configs.pop(record["resource"], None)
         elif kind == "producer_ids":
             self.next_producer_id_block = max(self.next_producer_id_block, record["next"])
         # Unknown record types are skipped so an older broker can read a newer log.

@@ -21,8 +21,10 @@ from pathlib import Path
 import structlog
 
 from rafka.broker.flusher import GroupCommitFlusher
+from rafka.broker.record_validation import RecordValidationError, validate_records
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import (
+    BatchHeader,
     CorruptRecordError,
     UnsupportedMagicError,
     build_control_batch,
@@ -43,8 +45,9 @@ from rafka.replication.raft import (
 )
 from rafka.storage.config import LogConfig
 from rafka.storage.log import PartitionLog
-from rafka.storage.producer_state import ProducerStateManager
+from rafka.storage.producer_state import ControlType, ProducerStateManager, TxnMarker
 from rafka.storage.quorum_state import StoredQuorumState, read_quorum_state, write_quorum_state
+from rafka.storage.txn_index import AbortedTxn, TransactionIndex, replay_into
 
 log = structlog.get_logger(__name__)
 
@@ -100,6 +103,7 @@ class Partition:
         self._hw_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._data_listeners: set[asyncio.Future[None]] = set()
         self.on_high_watermark: Callable[[Partition], None] | None = None
+        self.txn_index = TransactionIndex(directory)  # replaced by the loaded one in open()
 
     @classmethod
     def open(
@@ -130,8 +134,10 @@ class Partition:
         replay_from = producers.load_latest_snapshot(
             partition_log.log_start_offset, partition_log.log_end_offset
         )
-        for header, _ in partition_log.iter_batches(replay_from):
-            producers.replay(header, header.max_timestamp)
+        txn_index = TransactionIndex.load(
+            directory, partition_log.segments[0].base_offset, partition_log.log_end_offset
+        )
+        replay_into(partition_log, producers, txn_index, replay_from)
         stored = read_quorum_state(directory)
         raft = RaftReplica(
             node_id,
@@ -139,7 +145,9 @@ class Partition:
             QuorumState(stored.epoch, stored.voted_for, stored.leader_id),
             partition_log.log_end_offset,
         )
-        return cls(topic, index, topic_id, directory, partition_log, producers, raft, flusher)
+        partition = cls(topic, index, topic_id, directory, partition_log, producers, raft, flusher)
+        partition.txn_index = txn_index
+        return partition
 
     # -- identity and offsets ---------------------------------------------------------------
 
@@ -244,7 +252,12 @@ class Partition:
     # -- produce --------------------------------------------------------------------------------
 
     def append_records(
-        self, records: bytes, *, max_message_bytes: int, log_append_time: bool
+        self,
+        records: bytes,
+        *,
+        max_message_bytes: int,
+        log_append_time: bool,
+        required_acks: int = 1,
     ) -> AppendResult:
         """Validate and append one produce request's records for this partition (leader only)."""
         if self.offline is not None:
@@ -275,6 +288,27 @@ class Partition:
             raise AppendError(ErrorCode.invalid_record, "batch record count mismatch")
         if header.is_control:
             raise AppendError(ErrorCode.invalid_record, "clients may not produce control batches")
+        config = self.log.config
+        if required_acks == -1 and len(self.raft.voters) < config.min_insync_replicas:
+            # Every voter counts as in sync until replication tracks follower lag.
+            raise AppendError(
+                ErrorCode.not_enough_replicas,
+                f"the {len(self.raft.voters)} in-sync replicas of {self.name} are fewer than "
+                f"min.insync.replicas {config.min_insync_replicas}",
+            )
+        try:
+            rewritten = validate_records(buf, pos, header, config, self.name)
+        except RecordValidationError as exc:
+            raise AppendError(exc.code, exc.message) from None
+        if rewritten is not None:  # recompressed to the topic's compression.type
+            buf, header = rewritten
+            pos = 0
+            if header.size > max_message_bytes:
+                raise AppendError(
+                    ErrorCode.message_too_large,
+                    f"recompressed batch of {header.size} bytes exceeds max.message.bytes "
+                    f"{max_message_bytes}",
+                )
 
         check = self.producers.check(header)
         if check.duplicate_of is not None:
@@ -341,6 +375,106 @@ class Partition:
 
     def discard_listener(self, future: asyncio.Future[None]) -> None:
         self._data_listeners.discard(future)
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The first offset of the oldest undecided transaction, capped by the high watermark:
+        read_committed consumers read below it."""
+        high_watermark = self.raft.high_watermark
+        undecided = self.producers.first_undecided_offset
+        return high_watermark if undecided is None else min(undecided, high_watermark)
+
+    def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[tuple[int, int]]:
+        """(producer id, first offset) of the aborted transactions a read_committed fetch of
+        [fetch_offset, upper_bound) must filter out."""
+        return [
+            (e.producer_id, e.first_offset)
+            for e in self.txn_index.collect(fetch_offset, upper_bound)
+        ]
+
+    def append_txn_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        coordinator_epoch: int,
+        commit: bool,
+        *,
+        transaction_version: int = 0,
+    ) -> int:
+        """Append a COMMIT or ABORT control batch for a producer (WriteTxnMarkers); returns
+        its offset. Waiting for it to commit is the caller's business."""
+        self._check_writable()
+        control = ControlType.COMMIT if commit else ControlType.ABORT
+        timestamp = now_ms()
+        buf = bytearray(
+            build_control_batch(
+                int(control),
+                timestamp=timestamp,
+                base_offset=self.log.log_end_offset,
+                partition_leader_epoch=self.raft.epoch,
+                producer_id=producer_id,
+                producer_epoch=producer_epoch,
+                coordinator_epoch=coordinator_epoch,
+            )
+        )
+        header = read_batch_header(buf)
+        marker = TxnMarker(control, coordinator_epoch)
+        check = self.producers.check(header, marker, transaction_version=transaction_version)
+        if not check.accepted:
+            raise AppendError(ErrorCode(check.error_code), check.message)
+        return self._append_coordinator_bytes(buf, header, timestamp, marker).base_offset
+
+    def append_coordinator_batch(self, records: bytes) -> AppendResult:
+        """Append a batch a coordinator built (TxnOffsetCommit's transactional offsets):
+        trusted bytes, no sequence numbers, but a fenced producer epoch is refused."""
+        self._check_writable()
+        buf = bytearray(records)
+        header = read_batch_header(buf)
+        if header.producer_id >= 0:
+            known = self.producers.producer(header.producer_id)
+            if known is not None and header.producer_epoch < known.producer_epoch:
+                raise AppendError(
+                    ErrorCode.invalid_producer_epoch,
+                    f"epoch {header.producer_epoch} of producer {header.producer_id} is older "
+                    f"than {known.producer_epoch}",
+                )
+        return self._append_coordinator_bytes(buf, header, now_ms(), None)
+
+    def _check_writable(self) -> None:
+        if self.offline is not None:
+            raise AppendError(self.offline, "partition is offline")
+        if not self.raft.is_leader:
+            raise AppendError(ErrorCode.not_leader_or_follower, "not the leader")
+
+    def _append_coordinator_bytes(
+        self, buf: bytearray, header: BatchHeader, timestamp: int, marker: TxnMarker | None
+    ) -> AppendResult:
+        base = self.log.log_end_offset
+        last = base + header.last_offset_delta
+        patch_base_offset(buf, 0, base)
+        patch_leader_epoch(buf, 0, self.raft.epoch)
+        segment_before = self.log.active_segment
+        self.log.append(buf, base, last, header.max_timestamp, last, self.raft.epoch, timestamp)
+        if self.log.active_segment is not segment_before:
+            self.producers.take_snapshot(base)
+        completed = self.producers.update(header, base, last, timestamp, marker)
+        if completed is not None and completed.is_aborted:
+            undecided = self.producers.first_undecided_offset
+            self.txn_index.delete_below(self.log.segments[0].base_offset)
+            self.txn_index.append(
+                AbortedTxn(
+                    completed.producer_id,
+                    completed.first_offset,
+                    completed.last_offset,
+                    last + 1 if undecided is None else undecided,
+                ),
+                self.log.active_segment.base_offset,
+            )
+        self.raft.on_local_append(self.log.log_end_offset)
+        self._flusher.request(self)
+        return AppendResult(base, last, -1, self.log.log_start_offset)
 
     # -- lifecycle --------------------------------------------------------------------------------
 

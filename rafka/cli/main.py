@@ -17,7 +17,11 @@ import typer
 from rafka.broker.config import BrokerConfig, ConfigError
 from rafka.broker.logs import configure_logging, get_logger, parse_level
 from rafka.cli.bench import app as bench_app
+from rafka.cli.cluster import app as cluster_app
+from rafka.cli.configs import app as configs_app
 from rafka.cli.group import app as group_app
+from rafka.cli.topic import app as topic_app
+from rafka.cli.txn import app as txn_app
 
 EXIT_CONFIG_ERROR = 2
 
@@ -32,6 +36,10 @@ app = typer.Typer(
 # added with app.add_typer(<sub_app>, name="<command>") from their own modules in rafka.cli.
 app.add_typer(group_app, name="group")
 app.add_typer(bench_app, name="bench")
+app.add_typer(topic_app, name="topic")
+app.add_typer(configs_app, name="configs")
+app.add_typer(cluster_app, name="cluster")
+app.add_typer(txn_app, name="txn")
 
 
 def rafka_version() -> str:

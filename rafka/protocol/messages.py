@@ -26,6 +26,7 @@ from kio.serial._introspect import (
     PrimitiveTupleField,
     classify_field,
     get_field_tag,
+    is_optional,
 )
 from kio.serial.errors import SerialError
 from kio.serial.readers import tz_aware_from_i64
@@ -87,7 +88,7 @@ def decode_request_body(cls: type, buf: bytes | memoryview, offset: int) -> Any:
     return entity
 
 
-_SCALAR, _ENTITY, _ENTITY_ARRAY, _PRIMITIVE_ARRAY = range(4)
+_SCALAR, _ENTITY, _ENTITY_ARRAY, _PRIMITIVE_ARRAY, _NULLABLE_ENTITY = range(5)
 
 
 @dataclass(slots=True, frozen=True)
@@ -112,7 +113,10 @@ def _plan(cls: type) -> _Plan:
             else:
                 tagged[tag] = (field.name, get_field_reader(cls, field, False, True), False)
         elif isinstance(kind, EntityField):
-            steps.append((field.name, _ENTITY, kind.type_))
+            # A nullable struct (e.g. DescribeTopicPartitions' cursor) is preceded by an int8:
+            # -1 for null, 1 for present.
+            step = _NULLABLE_ENTITY if is_optional(field) else _ENTITY
+            steps.append((field.name, step, kind.type_))
         elif isinstance(kind, EntityTupleField):
             steps.append((field.name, _ENTITY_ARRAY, kind.type_))
         elif isinstance(kind, PrimitiveTupleField):
@@ -133,6 +137,15 @@ def _read_entity(cls: type, buf: bytes | memoryview, offset: int) -> tuple[Any, 
         elif step == _ENTITY:
             values[name], size = _read_entity(how, buf, offset)
             offset += size
+        elif step == _NULLABLE_ENTITY:
+            if offset >= len(buf):
+                raise ValueError("truncated nullable struct marker")
+            present = buf[offset] != 0xFF
+            offset += 1
+            values[name] = None
+            if present:
+                values[name], size = _read_entity(how, buf, offset)
+                offset += size
         else:
             if plan.flexible:
                 length, size = read_compact_array_length(buf, offset)

@@ -10,6 +10,8 @@ from typing import Any
 LONG_MAX = 2**63 - 1
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
 CLEANUP_POLICIES = ("compact", "delete")
+# Kafka's topic-level compression.type values; "producer" keeps whatever the producer sent.
+COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 
 
 @dataclass(slots=True, frozen=True)
@@ -29,6 +31,17 @@ class LogConfig:
     flush_interval_ms: int = LONG_MAX
     message_timestamp_type: str = "CreateTime"
     cleanup_policy: str = "delete"
+    compression_type: str = "producer"
+    compression_gzip_level: int = -1
+    compression_lz4_level: int = 9
+    compression_zstd_level: int = 3
+    # Compaction (log cleaner).
+    delete_retention_ms: int = 86400000
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = LONG_MAX
+    min_cleanable_dirty_ratio: float = 0.5
+    # Not a log setting, but read on the produce path next to the others (acks=all).
+    min_insync_replicas: int = 1
 
     @property
     def delete_enabled(self) -> bool:
@@ -99,6 +112,36 @@ def _timestamp_type(text: str) -> str:
     return text
 
 
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        number = int(text)
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return number
+
+    return parse
+
+
+def _gzip_level(text: str) -> int:
+    number = int(text)
+    if number != -1 and not 1 <= number <= 9:
+        raise ValueError("must be -1 or between 1 and 9")
+    return number
+
+
+def _ratio(text: str) -> float:
+    number = float(text)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return number
+
+
+def _compression_type(text: str) -> str:
+    if text not in COMPRESSION_TYPES:
+        raise ValueError(f"must be one of {', '.join(COMPRESSION_TYPES)}")
+    return text
+
+
 def _cleanup_policy(text: str) -> str:
     policies = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [policy for policy in policies if policy not in CLEANUP_POLICIES]
@@ -121,4 +164,23 @@ _TOPIC_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "flush.ms": ("flush_interval_ms", _long(0)),
     "message.timestamp.type": ("message_timestamp_type", _timestamp_type),
     "cleanup.policy": ("cleanup_policy", _cleanup_policy),
+    "compression.type": ("compression_type", _compression_type),
+    "compression.gzip.level": ("compression_gzip_level", _gzip_level),
+    "compression.lz4.level": ("compression_lz4_level", _bounded_int(1, 17)),
+    "compression.zstd.level": ("compression_zstd_level", _bounded_int(-131072, 22)),
+    "delete.retention.ms": ("delete_retention_ms", _long(0)),
+    "min.compaction.lag.ms": ("min_compaction_lag_ms", _long(0)),
+    "max.compaction.lag.ms": ("max_compaction_lag_ms", _long(1)),
+    "min.cleanable.dirty.ratio": ("min_cleanable_dirty_ratio", _ratio),
+    "min.insync.replicas": ("min_insync_replicas", _int(1)),
 }
+
+# The topic config names LogConfig understands (others are stored but not log settings).
+LOG_CONFIG_KEYS = frozenset(_TOPIC_KEYS)
+
+
+def parse_topic_config(key: str, value: str) -> Any:
+    """The parsed value of one LogConfig key; ValueError says why it is invalid (without the
+    key, for callers that phrase their own message)."""
+    _, parse = _TOPIC_KEYS[key]
+    return parse(value.strip())

@@ -31,16 +31,21 @@ from rafka.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT_FILE, LeaderEpoch
 from rafka.storage.segment import (
     DELETED_SUFFIX,
     INDEX_SUFFIX,
+    LOG_SUFFIX,
     MAX_RELATIVE_OFFSET,
+    SEGMENT_SUFFIXES,
     TIME_INDEX_SUFFIX,
     LogSegment,
     parse_segment_file_name,
+    segment_file_name,
 )
 
 log = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct(">i")
 _BASE_LENGTH_EPOCH = struct.Struct(">qii")
+_BASE_LENGTH_DELTA = struct.Struct(">qi11xi")
+SWAP_SUFFIX = ".swap"
 
 
 class OffsetOutOfRangeError(ValueError):
@@ -499,6 +504,42 @@ class PartitionLog:
         self._dir_dirty = True
         return deleted
 
+    # -- compaction ----------------------------------------------------------------------------
+    def replace_segments(self, old: list[LogSegment], cleaned_dir: Path) -> bool:
+        """Swap in the cleaned copy of `old` (consecutive sealed segments), whose files are
+        complete and fsynced in `cleaned_dir` under old[0]'s base offset (see storage.cleaner).
+
+        Crash-safe: the new files are renamed in with a `.swap` suffix, the old segments are
+        deleted, then the suffix is dropped; `open` completes an interrupted swap. Readers
+        holding the old segments keep reading the old files. Returns False, changing nothing,
+        if `old` is no longer part of the log (retention or truncation ran meanwhile)."""
+        with self._flush_lock:
+            bases, segments = self._view
+            start = next((i for i, s in enumerate(segments) if s is old[0]), -1)
+            stop = start + len(old)
+            if start < 0 or stop >= len(segments):  # gone, or would include the active one
+                return False
+            if any(a is not b for a, b in zip(segments[start:stop], old, strict=True)):
+                return False
+            base = old[0].base_offset
+            names = [segment_file_name(base, suffix) for suffix in SEGMENT_SUFFIXES]
+            for name in names:
+                os.replace(cleaned_dir / name, self.directory / (name + SWAP_SUFFIX))
+            fsync_dir(self.directory)
+            for segment in old:
+                segment.delete()
+            for name in names:
+                os.replace(self.directory / (name + SWAP_SUFFIX), self.directory / name)
+            fsync_dir(self.directory)
+            new = LogSegment.open(
+                self.directory, base, self.config, active=False, next_offset_bound=bases[stop]
+            )
+            self._view = (
+                [*bases[:start], base, *bases[stop:]],
+                [*segments[:start], new, *segments[stop:]],
+            )
+            return True
+
     # -- configuration and lifetime ------------------------------------------------------------
     def update_config(self, config: LogConfig) -> None:
         self.config = config
@@ -544,10 +585,14 @@ def _scan_directory(directory: Path) -> list[int]:
     writes and index files without a log."""
     bases: list[int] = []
     index_files: list[tuple[int, Path]] = []
+    swaps: list[str] = []
     for entry in os.scandir(directory):
         name = entry.name
         if name.endswith(DELETED_SUFFIX) or name in _TEMP_FILES:
             os.unlink(entry.path)
+            continue
+        if name.endswith(SWAP_SUFFIX):
+            swaps.append(name)
             continue
         base = parse_segment_file_name(name)
         if base is not None:
@@ -557,12 +602,59 @@ def _scan_directory(directory: Path) -> list[int]:
             stem = name[: -len(suffix)]
             if name.endswith(suffix) and len(stem) == 20 and stem.isdigit():
                 index_files.append((int(stem), Path(entry.path)))
+    if swaps:
+        bases = _complete_swaps(directory, swaps, bases)
     known = set(bases)
     for base, path in index_files:
         if base not in known:
             path.unlink(missing_ok=True)
     bases.sort()
     return bases
+
+
+def _complete_swaps(directory: Path, swaps: list[str], bases: list[int]) -> list[int]:
+    """Finish compaction swaps a crash interrupted: a `<base>.log.swap` is a complete cleaned
+    segment (fsynced before the rename), replacing the old segments its offsets cover."""
+    names = set(swaps)
+    for name in sorted(names):
+        stem = name[: -len(SWAP_SUFFIX)]
+        base = parse_segment_file_name(stem)
+        if base is None:
+            if stem[:20] + LOG_SUFFIX + SWAP_SUFFIX not in names:
+                os.unlink(directory / name)  # an index swap without its log
+            continue
+        last = _last_offset(directory / name, base)
+        for old in [b for b in bases if base <= b <= last]:
+            for suffix in SEGMENT_SUFFIXES:
+                (directory / segment_file_name(old, suffix)).unlink(missing_ok=True)
+            bases.remove(old)
+        for suffix in SEGMENT_SUFFIXES:
+            swapped = directory / (segment_file_name(base, suffix) + SWAP_SUFFIX)
+            if swapped.exists():
+                os.replace(swapped, directory / segment_file_name(base, suffix))
+            elif suffix != LOG_SUFFIX:
+                # Rebuilt on open: a missing index fails the segment's sanity check.
+                (directory / segment_file_name(base, suffix)).unlink(missing_ok=True)
+        bases.append(base)
+        log.warning("%s: completed an interrupted compaction swap", directory / stem)
+    fsync_dir(directory)
+    return bases
+
+
+def _last_offset(path: Path, base: int) -> int:
+    """The last offset held by a segment file, walking batch headers (`base` if empty)."""
+    last = base
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        position = 0
+        while position + _BASE_LENGTH_DELTA.size <= size:
+            header = os.pread(file.fileno(), _BASE_LENGTH_DELTA.size, position)
+            batch_base, length, delta = _BASE_LENGTH_DELTA.unpack(header)
+            if length <= 0:
+                break
+            last = batch_base + delta
+            position += length + LOG_OVERHEAD
+    return last
 
 
 _TEMP_FILES = frozenset(

@@ -266,6 +266,9 @@ class ProducerStateManager:
         self._producers: dict[int, _ProducerEntry] = {}
         # One past the last offset whose batch has been applied (Kafka's mapEndOffset).
         self._end_offset = 0
+        # Producer id -> first offset of its ongoing transaction: the last stable offset is read
+        # on every fetch, so it must not walk every producer.
+        self._ongoing: dict[int, int] = {}
 
     # --- views -------------------------------------------------------------------------------
 
@@ -285,12 +288,12 @@ class ProducerStateManager:
     @property
     def first_undecided_offset(self) -> int | None:
         """First offset of the oldest ongoing transaction (bounds the last stable offset)."""
-        offsets = [
-            e.current_txn_first_offset
-            for e in self._producers.values()
-            if e.current_txn_first_offset is not None
-        ]
-        return min(offsets) if offsets else None
+        return min(self._ongoing.values()) if self._ongoing else None
+
+    @property
+    def ongoing_transactions(self) -> Mapping[int, int]:
+        """Producer id -> first offset of its ongoing transaction."""
+        return self._ongoing
 
     # --- leader validation -------------------------------------------------------------------
 
@@ -419,6 +422,7 @@ class ProducerStateManager:
         entry.last_timestamp = timestamp
         if header.is_transactional and entry.current_txn_first_offset is None:
             entry.current_txn_first_offset = first_offset
+            self._ongoing[header.producer_id] = first_offset
         return None
 
     def _apply_marker(
@@ -432,6 +436,7 @@ class ProducerStateManager:
         entry.set_epoch(header.producer_epoch)
         entry.coordinator_epoch = marker.coordinator_epoch
         entry.current_txn_first_offset = None
+        self._ongoing.pop(header.producer_id, None)
         entry.last_timestamp = timestamp
         return completed
 
@@ -512,6 +517,7 @@ class ProducerStateManager:
         log_start_offset), or log_start_offset when there is no usable snapshot.
         """
         self._producers.clear()
+        self._ongoing.clear()
         for leftover in self.partition_dir.glob(f"*{SNAPSHOT_SUFFIX}{_TMP_SUFFIX}"):
             leftover.unlink(missing_ok=True)
         files = self._snapshot_files()
@@ -540,6 +546,8 @@ class ProducerStateManager:
                 current_txn_first_offset=(s.current_txn_first_offset
                                           if s.current_txn_first_offset >= 0 else None),
             )
+            if entry.current_txn_first_offset is not None:
+                self._ongoing[s.producer_id] = entry.current_txn_first_offset
             if s.last_offset >= 0:
                 entry.batches.append(
                     BatchMetadata(s.last_sequence, s.last_offset, s.offset_delta, s.timestamp))

@@ -54,7 +54,7 @@ UNSUPPORTED_VERSION = 35
 
 # API ranges the broker announces (see the test brief); ApiVersions answers must list them.
 # Produce is announced from v0 (librdkafka needs it to enable gzip/snappy) but served from v3.
-EXPECTED_RANGES = {0: (0, 11), 1: (4, 16), 3: (0, 12), 18: (0, 4)}
+EXPECTED_RANGES = {0: (0, 12), 1: (4, 16), 3: (0, 12), 18: (0, 4)}
 
 
 

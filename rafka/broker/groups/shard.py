@@ -29,6 +29,7 @@ from rafka.broker.groups.records import (
     encode_value,
 )
 from rafka.broker.partition import AppendError, Partition, now_ms
+from rafka.broker.txn.pending_offsets import PendingTxnOffsets
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
 
@@ -54,6 +55,8 @@ class CoordinatorShard:
         self.state = ShardState.LOADING
         self.groups: dict[str, ClassicGroup] = {}
         self.load_task: asyncio.Task[None] | None = None
+        # TxnOffsetCommit offsets waiting for their transaction's marker.
+        self.pending_txn_offsets = PendingTxnOffsets()
 
     @property
     def active(self) -> bool:
@@ -85,11 +88,16 @@ class CoordinatorShard:
                 if self.state is ShardState.CLOSED:
                     return
             if header.is_control:
+                if header.producer_id >= 0:  # a transaction marker
+                    self.pending_txn_offsets.replay_marker(header.producer_id, batch, offsets)
                 continue
             try:
                 _, records = decode_batch(batch)
             except CorruptRecordError as exc:
                 log.error("bad batch in group log", partition=partition.name, error=str(exc))
+                continue
+            if header.is_transactional:
+                self.pending_txn_offsets.replay_records(header.producer_id, records, high_watermark)
                 continue
             for record in records:
                 if record.offset >= high_watermark or record.key is None:
@@ -150,10 +158,15 @@ class CoordinatorShard:
     # -- writing --------------------------------------------------------------------------------
 
     def write(
-        self, records: Iterable[Record], on_done: Callable[[ErrorCode], None]
+        self,
+        records: Iterable[Record],
+        on_done: Callable[[ErrorCode], None],
+        producer: tuple[int, int] | None = None,
     ) -> asyncio.Future[ErrorCode]:
         """Append `records` as one batch; once committed (or failed) call `on_done` with the
         outcome, in log order with other writes, and resolve the returned future with it.
+        With `producer` (id, epoch) the batch is that producer's transactional batch
+        (TxnOffsetCommit), which counts only once its transaction commits.
 
         `on_done` runs even if nobody awaits the future any more: a write that commits after
         its request timed out is part of the log, so its effect must be applied too.
@@ -175,14 +188,26 @@ class CoordinatorShard:
             [
                 (encode_key(key), None if value is None else encode_value(value), (), timestamp)
                 for key, value in records
-            ]
+            ],
+            **(
+                {}
+                if producer is None
+                else {
+                    "producer_id": producer[0],
+                    "producer_epoch": producer[1],
+                    "is_transactional": True,
+                }
+            ),
         )
         try:
-            result = self.partition.append_records(
-                batch,
-                max_message_bytes=self.partition.log.config.max_message_bytes,
-                log_append_time=False,
-            )
+            if producer is not None:
+                result = self.partition.append_coordinator_batch(batch)
+            else:
+                result = self.partition.append_records(
+                    batch,
+                    max_message_bytes=self.partition.log.config.max_message_bytes,
+                    log_append_time=False,
+                )
         except AppendError as exc:
             loop.call_soon(finish, exc.code)
             return done

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rafka.broker.dispatch import Dispatcher, RequestContext
+from rafka.broker.handlers.txn import transaction_features
 
 
 def make_handler(dispatcher: Dispatcher):
@@ -16,6 +17,7 @@ def make_handler(dispatcher: Dispatcher):
                 for key, lo, hi in dispatcher.supported_versions()
             ],
             "throttle_time": 0,
+            **transaction_features(),
         }
 
     return handle

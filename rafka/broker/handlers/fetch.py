@@ -9,6 +9,7 @@ always make progress.
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ from rafka.broker.partition import Partition
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.fetch_response import FetchedPartition, FetchedTopic, encode_fetch_response
 from rafka.storage.log import OffsetOutOfRangeError
+
+_HEADER_PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
+_LAST_OFFSET_DELTA = struct.Struct(">i")
 
 INVALID_SESSION_ID = 0
 
@@ -50,12 +54,14 @@ def make_handler(broker: Broker):
         deadline = time.monotonic() + max(request.max_wait.total_seconds(), 0.0)
         read_committed = getattr(request, "isolation_level", 0) == 1
         while True:
-            responses, total_bytes, errors = _read_all(broker, wanted, request.max_bytes)
+            responses, total_bytes, errors = _read_all(
+                broker, wanted, request.max_bytes, read_committed
+            )
             remaining = deadline - time.monotonic()
             if total_bytes >= request.min_bytes or errors or remaining <= 0:
                 break
             if not await _wait_for_data(wanted, remaining) or ctx.connection.closed:
-                responses, _, _ = _read_all(broker, wanted, request.max_bytes)
+                responses, _, _ = _read_all(broker, wanted, request.max_bytes, read_committed)
                 break
         return _response(ctx.api_version, wanted, responses, read_committed)
 
@@ -84,7 +90,7 @@ def _resolve(broker: Broker, topic: Any, part: Any, use_ids: bool) -> _Wanted:
 
 
 def _read_all(
-    broker: Broker, wanted: list[_Wanted], max_bytes: int
+    broker: Broker, wanted: list[_Wanted], max_bytes: int, read_committed: bool = False
 ) -> tuple[list[tuple[ErrorCode, bytes]], int, bool]:
     out: list[tuple[ErrorCode, bytes]] = []
     total = 0
@@ -108,7 +114,10 @@ def _read_all(
             data = partition.log.read(
                 w.fetch_offset,
                 max(budget, 0),
-                max_offset=partition.high_watermark,
+                # read_committed consumers see nothing of undecided transactions.
+                max_offset=(
+                    partition.last_stable_offset if read_committed else partition.high_watermark
+                ),
                 min_one_batch=total == 0,
             )
         except OffsetOutOfRangeError:
@@ -171,10 +180,37 @@ def _response(
                 partition_index=w.index,
                 error_code=code,
                 high_watermark=p.high_watermark if ok else -1,
-                last_stable_offset=p.high_watermark if ok else -1,
+                last_stable_offset=p.last_stable_offset if ok else -1,
                 log_start_offset=p.log_start_offset if ok else -1,
                 records=data,
-                aborted_transactions=() if read_committed else None,
+                aborted_transactions=(
+                    _aborted(p, w.fetch_offset, data) if read_committed and ok else None
+                ),
             )
         )
     return encode_fetch_response(version, list(topics.values()), session_id=INVALID_SESSION_ID)
+
+
+def _aborted(partition: Partition, fetch_offset: int, data: bytes) -> list[tuple[int, int]]:
+    """The aborted transactions a read_committed consumer needs to filter `data`."""
+    if not data:
+        return []
+    upper_bound = partition.last_stable_offset
+    found = partition.aborted_transactions(fetch_offset, upper_bound)
+    if len(found) > 1:
+        # Bound the list by what was actually returned, not by the last stable offset.
+        end = _end_offset(data)
+        found = [(pid, first) for pid, first in found if first < end]
+    return found
+
+
+def _end_offset(data: bytes | memoryview) -> int:
+    """One past the last offset of the (whole) batches in `data`."""
+    end = pos = 0
+    size = len(data)
+    while pos + _HEADER_PREFIX.size <= size:
+        base, length = _HEADER_PREFIX.unpack_from(data, pos)
+        delta = _LAST_OFFSET_DELTA.unpack_from(data, pos + 23)[0]
+        end = base + delta + 1
+        pos += length + 12
+    return end

@@ -9,7 +9,7 @@ from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.dispatch import RequestContext
-from rafka.broker.groups.coordinator import CoordinatorError
+from rafka.broker.groups.coordinator import KEY_TYPE_TRANSACTION, CoordinatorError
 from rafka.broker.groups.group import GroupState
 from rafka.broker.groups.membership import JoinRequest, join_error, sync_result
 from rafka.protocol.errors import ErrorCode
@@ -39,7 +39,10 @@ def make_find_coordinator_handler(broker: Broker):
         key_type = getattr(request, "key_type", 0)
         coordinators = []
         for key in keys:
-            found = await broker.groups.find_coordinator(key_type, key)
+            if key_type == KEY_TYPE_TRANSACTION:
+                found = await broker.txn.find_coordinator(key)
+            else:
+                found = await broker.groups.find_coordinator(key_type, key)
             coordinators.append(
                 {
                     "key": key,

@@ -11,6 +11,10 @@ from rafka.protocol.errors import ErrorCode
 
 # Kafka's "authorized operations not requested" marker.
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+# AclOperation bits: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+# CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
 
 
 def make_handler(broker: Broker):
@@ -26,6 +30,16 @@ def make_handler(broker: Broker):
             auto_create = allow_create and broker.config.get_bool("auto.create.topics.enable")
             for wanted in request.topics:
                 topics_out.append(await _lookup(broker, wanted, auto_create))
+        # No authorizer: every operation is allowed, which Kafka reports when asked (v8-v10).
+        if getattr(request, "include_topic_authorized_operations", False):
+            for topic in topics_out:
+                if topic["error_code"] == ErrorCode.none:
+                    topic["topic_authorized_operations"] = TOPIC_OPERATIONS
+        cluster_operations = (
+            CLUSTER_OPERATIONS
+            if getattr(request, "include_cluster_authorized_operations", False)
+            else AUTHORIZED_OPERATIONS_OMITTED
+        )
         return {
             "throttle_time": 0,
             "brokers": [
@@ -35,7 +49,7 @@ def make_handler(broker: Broker):
             "cluster_id": broker.cluster_id,
             "controller_id": broker.controller_id,
             "topics": topics_out,
-            "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+            "cluster_authorized_operations": cluster_operations,
         }
 
     return handle

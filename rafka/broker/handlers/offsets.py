@@ -34,6 +34,7 @@ def _epoch_error(partition: Partition | None, current_leader_epoch: int) -> Erro
 
 def make_list_offsets_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        read_committed = getattr(request, "isolation_level", 0) == 1
         topics = []
         for topic in request.topics:
             results = []
@@ -46,7 +47,7 @@ def make_list_offsets_handler(broker: Broker):
                 }
                 if code is ErrorCode.none:
                     assert partition is not None
-                    timestamp, offset = _lookup(partition, part.timestamp)
+                    timestamp, offset = _lookup(partition, part.timestamp, read_committed)
                     entry.update(
                         timestamp=timestamp,
                         offset=offset,
@@ -60,9 +61,12 @@ def make_list_offsets_handler(broker: Broker):
     return handle
 
 
-def _lookup(partition: Partition, target: int) -> tuple[int, int]:
-    """(timestamp, offset) per Kafka's ListOffsets; (-1, -1) when no record qualifies."""
-    high_watermark = partition.high_watermark
+def _lookup(
+    partition: Partition, target: int, read_committed: bool = False
+) -> tuple[int, int]:
+    """(timestamp, offset) per Kafka's ListOffsets; (-1, -1) when no record qualifies.
+    read_committed clients are answered below the last stable offset instead of the HW."""
+    high_watermark = partition.last_stable_offset if read_committed else partition.high_watermark
     if target in (LATEST, LATEST_TIERED):
         return -1, high_watermark
     if target in (EARLIEST, EARLIEST_LOCAL):

@@ -64,16 +64,21 @@ def make_offset_commit_handler(broker: Broker):
 def make_offset_fetch_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         version = ctx.api_version
+        stable = bool(getattr(request, "require_stable", False))
         if version >= 8:
-            groups = [_fetch_group(broker, g.group_id, g.topics, version) for g in request.groups]
+            groups = [
+                _fetch_group(broker, g.group_id, g.topics, version, stable) for g in request.groups
+            ]
             return {"throttle_time": 0, "groups": groups}
-        group = _fetch_group(broker, request.group_id, request.topics, version)
+        group = _fetch_group(broker, request.group_id, request.topics, version, stable)
         return {"throttle_time": 0, "topics": group["topics"], "error_code": group["error_code"]}
 
     return handle
 
 
-def _fetch_group(broker: Broker, group_id: str, topics: Any, version: int) -> dict[str, Any]:
+def _fetch_group(
+    broker: Broker, group_id: str, topics: Any, version: int, require_stable: bool = False
+) -> dict[str, Any]:
     requested = None
     if topics is not None:
         requested = [(t.name, p) for t in topics for p in t.partition_indexes]
@@ -88,7 +93,19 @@ def _fetch_group(broker: Broker, group_id: str, topics: Any, version: int) -> di
                 "topics": _topics([(t, p, None) for t, p in requested], exc.code),
             }
         return {"group_id": group_id, "error_code": exc.code, "topics": []}
-    return {"group_id": group_id, "error_code": ErrorCode.none, "topics": _topics(found)}
+    result = _topics(found)
+    if require_stable:
+        # KIP-447: offsets a transaction may still change are not handed out.
+        pending = broker.groups.shard_for(group_id).pending_txn_offsets
+        for topic in result:
+            for entry in topic["partitions"]:
+                if pending.has_pending(group_id, topic["name"], entry["partition_index"]):
+                    entry.update(
+                        committed_offset=NO_OFFSET,
+                        committed_leader_epoch=-1,
+                        error_code=ErrorCode.unstable_offset_commit,
+                    )
+    return {"group_id": group_id, "error_code": ErrorCode.none, "topics": result}
 
 
 def _topics(found: list, code: ErrorCode = ErrorCode.none) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.dispatch import RequestContext
+from rafka.broker.handlers.txn import check_transactional_produce
 from rafka.broker.partition import AppendError, AppendResult
 from rafka.protocol.errors import ErrorCode
 
@@ -26,8 +27,11 @@ def make_handler(broker: Broker):
                 if partition is None:
                     outcomes.append((name, data.index, ErrorCode.unknown_topic_or_partition, None))
                     continue
-                if request.transactional_id is not None:
-                    outcomes.append((name, data.index, ErrorCode.transactional_id_not_found, None))
+                code, message = await check_transactional_produce(
+                    broker, request.transactional_id, partition, data.records, ctx.api_version
+                )
+                if code is not ErrorCode.none:
+                    outcomes.append((name, data.index, code, message))
                     continue
                 config = partition.log.config
                 try:
@@ -35,6 +39,7 @@ def make_handler(broker: Broker):
                         data.records or b"",
                         max_message_bytes=config.max_message_bytes,
                         log_append_time=config.message_timestamp_type == "LogAppendTime",
+                        required_acks=acks,
                     )
                 except AppendError as exc:
                     outcomes.append((name, data.index, exc.code, exc.message))

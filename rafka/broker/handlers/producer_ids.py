@@ -6,19 +6,14 @@ from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.dispatch import RequestContext
+from rafka.broker.handlers.txn import init_transactional_producer
 from rafka.protocol.errors import ErrorCode
 
 
 def make_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         if request.transactional_id is not None:
-            # Transactions arrive with the transaction coordinator; until then say so clearly.
-            return {
-                "throttle_time": 0,
-                "error_code": ErrorCode.coordinator_not_available,
-                "producer_id": -1,
-                "producer_epoch": -1,
-            }
+            return await init_transactional_producer(broker, ctx, request)
         # Like Kafka, an idempotent producer without a transactional id always gets a fresh id:
         # its sequence numbers start again at 0 under the new id.
         producer_id = await broker.metadata.allocate_producer_id()

@@ -1,0 +1,268 @@
+"""CreatePartitions, DeleteRecords, DescribeTopicPartitions, DescribeCluster and DescribeLogDirs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from typing import Any
+
+from rafka.broker.broker import Broker
+from rafka.broker.cluster_metadata import TopicImage
+from rafka.broker.dispatch import RequestContext
+from rafka.broker.handlers.metadata import CLUSTER_OPERATIONS
+from rafka.broker.topic_admin import AdminError, create_partitions, delete_records
+from rafka.protocol.errors import ErrorCode
+
+AUTHORIZED_OPERATIONS_OMITTED = -2147483648
+ENDPOINT_BROKERS = 1
+ENDPOINT_CONTROLLERS = 2
+# Kafka's max.request.partition.size.limit: the most partitions one response describes.
+MAX_DESCRIBED_PARTITIONS = 2000
+
+
+# -- CreatePartitions ---------------------------------------------------------------------------
+
+
+def make_create_partitions_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        results = []
+        counts: dict[str, int] = {}
+        for topic in request.topics:
+            counts[topic.name] = counts.get(topic.name, 0) + 1
+        for topic in request.topics:
+            entry: dict[str, Any] = {"name": topic.name, "error_message": None}
+            if counts[topic.name] > 1:
+                # As Kafka: one result per duplicated name.
+                counts[topic.name] = 0
+                entry.update(
+                    error_code=ErrorCode.invalid_request, error_message="Duplicate topic name."
+                )
+                results.append(entry)
+                continue
+            if counts[topic.name] == 0:
+                continue
+            try:
+                assignments = (
+                    None
+                    if topic.assignments is None
+                    else [list(a.broker_ids) for a in topic.assignments]
+                )
+                await create_partitions(
+                    broker, topic.name, topic.count, assignments, request.validate_only
+                )
+            except AdminError as exc:
+                entry.update(error_code=exc.code, error_message=exc.message)
+            else:
+                entry["error_code"] = ErrorCode.none
+            results.append(entry)
+        return {"throttle_time": 0, "results": results}
+
+    return handle
+
+
+# -- DeleteRecords ------------------------------------------------------------------------------
+
+
+def make_delete_records_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        topics = []
+        for topic in request.topics:
+            partitions = []
+            for wanted in topic.partitions:
+                entry: dict[str, Any] = {"partition_index": wanted.partition_index}
+                partition = broker.partition(topic.name, wanted.partition_index)
+                try:
+                    if partition is None:
+                        raise AdminError(ErrorCode.unknown_topic_or_partition, "")
+                    low = await delete_records(broker, partition, wanted.offset)
+                except AdminError as exc:
+                    entry.update(error_code=exc.code, low_watermark=-1)
+                else:
+                    entry.update(error_code=ErrorCode.none, low_watermark=low)
+                partitions.append(entry)
+            topics.append({"name": topic.name, "partitions": partitions})
+        return {"throttle_time": 0, "topics": topics}
+
+    return handle
+
+
+# -- DescribeTopicPartitions --------------------------------------------------------------------
+
+
+def make_describe_topic_partitions_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        assert broker.metadata is not None
+        image = broker.metadata.image
+        if request.topics:
+            names = sorted({t.name for t in request.topics})
+        else:
+            names = sorted(image.topics)
+        cursor = request.cursor
+        start_partition = 0
+        if cursor is not None:
+            if request.topics and cursor.topic_name not in names:
+                return _invalid_cursor(names)
+            names = [n for n in names if n >= cursor.topic_name]
+            if names and names[0] == cursor.topic_name:
+                start_partition = max(cursor.partition_index, 0)
+        limit = max(min(request.response_partition_limit, MAX_DESCRIBED_PARTITIONS), 1)
+        described: list[dict[str, Any]] = []
+        next_cursor = None
+        budget = limit
+        for position, name in enumerate(names):
+            first = start_partition if position == 0 else 0
+            topic = image.topics.get(name)
+            if topic is None:
+                described.append(_unknown_topic(name))
+                continue
+            if budget == 0:
+                next_cursor = {"topic_name": name, "partition_index": first}
+                break
+            last = min(topic.partition_count, first + budget)
+            described.append(_describe_topic(broker, topic, range(first, last)))
+            budget -= last - first
+            if last < topic.partition_count:
+                next_cursor = {"topic_name": name, "partition_index": last}
+                break
+        return {"throttle_time": 0, "topics": described, "next_cursor": next_cursor}
+
+    return handle
+
+
+def _invalid_cursor(names: list[str]) -> dict[str, Any]:
+    # No request-level error field: as Kafka does, every requested topic carries the error.
+    topics = [_unknown_topic(name, ErrorCode.invalid_request) for name in names]
+    return {"throttle_time": 0, "topics": topics, "next_cursor": None}
+
+
+def _unknown_topic(
+    name: str, code: ErrorCode = ErrorCode.unknown_topic_or_partition
+) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "name": name,
+        "topic_id": uuid.UUID(int=0),
+        "is_internal": False,
+        "partitions": [],
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }
+
+
+def _describe_topic(broker: Broker, topic: TopicImage, indexes: range) -> dict[str, Any]:
+    partitions = []
+    for index in indexes:
+        replicas = topic.replicas[index]
+        partition = broker.partition(topic.name, index)
+        if partition is not None and partition.is_leader:
+            leader, epoch, error = partition.leader_id, partition.leader_epoch, ErrorCode.none
+        else:
+            leader, epoch, error = -1, -1, ErrorCode.leader_not_available
+        partitions.append(
+            {
+                "error_code": error,
+                "partition_index": index,
+                "leader_id": leader,
+                "leader_epoch": epoch,
+                "replica_nodes": replicas,
+                "isr_nodes": replicas if leader >= 0 else [],
+                "eligible_leader_replicas": [],
+                "last_known_elr": [],
+                "offline_replicas": [],
+            }
+        )
+    return {
+        "error_code": ErrorCode.none,
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "is_internal": topic.name.startswith("__"),
+        "partitions": partitions,
+        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+    }
+
+
+# -- DescribeCluster ----------------------------------------------------------------------------
+
+
+def make_describe_cluster_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        endpoint_type = getattr(request, "endpoint_type", ENDPOINT_BROKERS)
+        response: dict[str, Any] = {
+            "throttle_time": 0,
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "endpoint_type": ENDPOINT_BROKERS,  # what this listener is, as Kafka answers
+            "cluster_id": broker.cluster_id,
+            "controller_id": broker.controller_id,
+            "brokers": [],
+            "cluster_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
+        }
+        if endpoint_type == ENDPOINT_CONTROLLERS:
+            # A broker listener describes brokers; controllers answer on their own listener.
+            response.update(
+                error_code=ErrorCode.mismatched_endpoint_type,
+                error_message="The request was sent to an endpoint of type BROKER, but we "
+                "wanted an endpoint of type CONTROLLER",
+            )
+        elif endpoint_type != ENDPOINT_BROKERS:
+            response.update(
+                error_code=ErrorCode.unsupported_endpoint_type,
+                error_message=f"Unsupported endpoint type {endpoint_type}",
+            )
+        else:
+            if request.include_cluster_authorized_operations:
+                # No authorizer: every cluster operation is allowed, as Kafka reports then.
+                response["cluster_authorized_operations"] = CLUSTER_OPERATIONS
+            response["brokers"] = [
+                {
+                    "broker_id": e.node_id,
+                    "host": e.host,
+                    "port": e.port,
+                    "rack": e.rack,
+                    "is_fenced": False,
+                }
+                for e in broker.endpoints
+            ]
+        return response
+
+    return handle
+
+
+# -- DescribeLogDirs ----------------------------------------------------------------------------
+
+
+def make_describe_log_dirs_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        wanted: dict[str, set[int]] | None = None
+        if request.topics is not None:
+            wanted = {}
+            for t in request.topics:
+                wanted.setdefault(t.topic, set()).update(t.partitions)
+        by_topic: dict[str, list[dict[str, Any]]] = {}
+        for (topic, index), partition in sorted(broker.partitions.items()):
+            if wanted is not None and index not in wanted.get(topic, ()):
+                continue
+            by_topic.setdefault(topic, []).append(
+                {
+                    "partition_index": index,
+                    "partition_size": partition.log.size_bytes,
+                    "offset_lag": max(partition.high_watermark - partition.log_end_offset, 0),
+                    "is_future_key": False,
+                }
+            )
+        path = broker.log_dir.path
+        try:
+            usage = shutil.disk_usage(path)
+            total, usable = usage.total, usage.free
+        except OSError:
+            total = usable = -1
+        result = {
+            "error_code": ErrorCode.none,
+            "log_dir": os.path.abspath(path),
+            "topics": [{"name": name, "partitions": parts} for name, parts in by_topic.items()],
+            "total_bytes": total,
+            "usable_bytes": usable,
+        }
+        return {"throttle_time": 0, "error_code": ErrorCode.none, "results": [result]}
+
+    return handle

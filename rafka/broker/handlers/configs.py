@@ -1,0 +1,222 @@
+"""DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topic and broker resources.
+
+A topic's configs are its overrides; a broker resource is either this node ("<node id>") or the
+cluster-wide default (""). AlterConfigs replaces a resource's whole set of overrides, as Kafka's
+legacy API does; IncrementalAlterConfigs applies SET, DELETE, APPEND and SUBTRACT to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rafka.broker.broker import Broker, TopicError, validate_topic_name
+from rafka.broker.config import DEFINITIONS, render_value
+from rafka.broker.config_catalog import (
+    BrokerConfigs,
+    ConfigRequestError,
+    DescribedConfig,
+    ResourceType,
+    describe_broker,
+    describe_broker_defaults,
+    describe_topic,
+    is_list_config,
+)
+from rafka.broker.dispatch import RequestContext
+from rafka.broker.topic_admin import (
+    AdminError,
+    alter_broker_configs,
+    alter_topic_configs,
+    broker_configs,
+    broker_resource_key,
+)
+from rafka.protocol.errors import ErrorCode
+
+OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+_OP_NAMES = {OP_APPEND: "APPEND", OP_SUBTRACT: "SUBTRACT"}
+
+ConfigChange = Callable[[dict[str, str]], dict[str, str]]
+_Failure = (AdminError, ConfigRequestError, TopicError)
+
+
+# -- DescribeConfigs ----------------------------------------------------------------------------
+
+
+def make_describe_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        with_synonyms = bool(getattr(request, "include_synonyms", False))
+        with_docs = bool(getattr(request, "include_documentation", False))
+        results = []
+        for resource in request.resources:
+            entry: dict[str, Any] = {
+                "resource_type": resource.resource_type,
+                "resource_name": resource.resource_name,
+                "error_message": None,
+                "configs": [],
+            }
+            try:
+                described = _describe(broker, resource.resource_type, resource.resource_name)
+            except _Failure as exc:
+                entry.update(error_code=exc.code, error_message=exc.message)
+                results.append(entry)
+                continue
+            keys = resource.configuration_keys
+            if keys:  # null or empty: every config
+                wanted = set(keys)
+                described = [c for c in described if c.name in wanted]
+            entry["error_code"] = ErrorCode.none
+            entry["configs"] = [_entry(c, with_synonyms, with_docs) for c in described]
+            results.append(entry)
+        return {"throttle_time": 0, "results": results}
+
+    return handle
+
+
+def _describe(broker: Broker, resource_type: int, name: str) -> list[DescribedConfig]:
+    if resource_type == ResourceType.TOPIC:
+        validate_topic_name(name)
+        topic = broker.topic(name)
+        if topic is None:
+            raise AdminError(ErrorCode.unknown_topic_or_partition, f"Topic {name} does not exist.")
+        return describe_topic(topic.configs, broker_configs(broker))
+    if resource_type == ResourceType.BROKER:
+        key = broker_resource_key(broker, name)
+        configs = broker_configs(broker)
+        return describe_broker_defaults(configs) if key == "" else describe_broker(configs)
+    raise AdminError(ErrorCode.invalid_request, f"Unsupported resource type {resource_type}")
+
+
+def _entry(config: DescribedConfig, with_synonyms: bool, with_docs: bool) -> dict[str, Any]:
+    return {
+        "name": config.name,
+        "value": config.value,
+        "read_only": config.read_only,
+        "config_source": config.source,
+        "is_sensitive": config.sensitive,
+        "synonyms": [{"name": n, "value": v, "source": s} for n, v, s in config.synonyms]
+        if with_synonyms
+        else [],
+        "config_type": config.type,
+        "documentation": config.doc if with_docs else None,
+    }
+
+
+# -- AlterConfigs and IncrementalAlterConfigs ---------------------------------------------------
+
+
+def make_alter_handler(broker: Broker):
+    """Legacy AlterConfigs: the given configs become the resource's complete set."""
+
+    def plan(resource: Any, current_values: Mapping[str, str | None]) -> ConfigChange:
+        wanted = {}
+        for config in resource.configs:
+            if config.value is None:
+                raise ConfigRequestError(
+                    ErrorCode.invalid_request, f"Null value not supported for : {config.name}"
+                )
+            wanted[config.name] = config.value
+        return lambda _current: dict(wanted)
+
+    return _make_alter(broker, plan)
+
+
+def make_incremental_alter_handler(broker: Broker):
+    def plan(resource: Any, current_values: Mapping[str, str | None]) -> ConfigChange:
+        resource_type = ResourceType(resource.resource_type)
+        operations = [(c.name, c.config_operation, c.value) for c in resource.configs]
+        for name, op, value in operations:
+            if op not in (OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT):
+                raise ConfigRequestError(
+                    ErrorCode.invalid_request, f"Unknown config operation {op} for {name}"
+                )
+            if op in _OP_NAMES and not is_list_config(resource_type, name):
+                raise ConfigRequestError(
+                    ErrorCode.invalid_config,
+                    f"Can't {_OP_NAMES[op]} to key {name} because its type is not LIST.",
+                )
+            if op != OP_DELETE and value is None:
+                raise ConfigRequestError(
+                    ErrorCode.invalid_request, f"Null value not supported for : {name}"
+                )
+
+        def change(current: dict[str, str]) -> dict[str, str]:
+            updated = dict(current)
+            for name, op, value in operations:
+                if op == OP_SET:
+                    updated[name] = value
+                elif op == OP_DELETE:
+                    updated.pop(name, None)
+                else:
+                    base = updated.get(name, current_values.get(name)) or ""
+                    items = [item.strip() for item in base.split(",") if item.strip()]
+                    given = [item.strip() for item in value.split(",") if item.strip()]
+                    if op == OP_APPEND:
+                        items += [item for item in given if item not in items]
+                    else:
+                        items = [item for item in items if item not in given]
+                    updated[name] = ",".join(items)
+            return updated
+
+        return change
+
+    return _make_alter(broker, plan)
+
+
+def _make_alter(broker: Broker, plan: Callable[[Any, Mapping[str, str | None]], ConfigChange]):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        seen: dict[tuple[int, str], int] = {}
+        for resource in request.resources:
+            key = (resource.resource_type, resource.resource_name)
+            seen[key] = seen.get(key, 0) + 1
+        responses = []
+        for resource in request.resources:
+            entry: dict[str, Any] = {
+                "resource_type": resource.resource_type,
+                "resource_name": resource.resource_name,
+                "error_code": ErrorCode.none,
+                "error_message": None,
+            }
+            try:
+                if seen[(resource.resource_type, resource.resource_name)] > 1:
+                    raise AdminError(ErrorCode.invalid_request, "Duplicate resource in request.")
+                names = [c.name for c in resource.configs]
+                if len(set(names)) != len(names):
+                    raise AdminError(
+                        ErrorCode.invalid_request, "Error due to duplicate config keys"
+                    )
+                await _alter(broker, resource, plan, request.validate_only)
+            except _Failure as exc:
+                entry.update(error_code=exc.code, error_message=exc.message)
+            responses.append(entry)
+        return {"throttle_time": 0, "responses": responses}
+
+    return handle
+
+
+async def _alter(
+    broker: Broker,
+    resource: Any,
+    plan: Callable[[Any, Mapping[str, str | None]], ConfigChange],
+    validate_only: bool,
+) -> None:
+    name = resource.resource_name
+    if resource.resource_type == ResourceType.TOPIC:
+        validate_topic_name(name)
+        topic = broker.topic(name)
+        if topic is None:
+            raise AdminError(ErrorCode.unknown_topic_or_partition, f"Topic {name} does not exist.")
+        current = {c.name: c.value for c in describe_topic(topic.configs, broker_configs(broker))}
+        await alter_topic_configs(broker, name, plan(resource, current), validate_only)
+    elif resource.resource_type == ResourceType.BROKER:
+        broker_resource_key(broker, name)
+        current = _broker_values(broker_configs(broker))
+        await alter_broker_configs(broker, name, plan(resource, current), validate_only)
+    else:
+        raise AdminError(
+            ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}"
+        )
+
+
+def _broker_values(configs: BrokerConfigs) -> dict[str, str | None]:
+    effective = configs.effective
+    return {name: render_value(effective.get(name)) for name in DEFINITIONS}

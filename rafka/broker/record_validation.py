@@ -1,0 +1,95 @@
+"""Produce-path rules that need the records themselves, not only the batch header.
+
+Most batches stay opaque (DESIGN principle 4). Records are decoded only when a topic config asks
+for it, as Kafka's LogValidator does:
+- a compacted topic (cleanup.policy contains compact) rejects records without a key
+  (INVALID_RECORD), since compaction keeps the latest record per key;
+- compression.type other than "producer" recompresses a batch whose codec differs.
+"""
+
+from __future__ import annotations
+
+from rafka.protocol.errors import ErrorCode
+from rafka.protocol.records import (
+    ATTR_COMPRESSION_MASK,
+    BatchHeader,
+    Compression,
+    CorruptRecordError,
+    build_batch,
+    decode_batch,
+    read_batch_header,
+)
+from rafka.storage.config import LogConfig
+
+_CODECS = {
+    "uncompressed": Compression.NONE,
+    "gzip": Compression.GZIP,
+    "snappy": Compression.SNAPPY,
+    "lz4": Compression.LZ4,
+    "zstd": Compression.ZSTD,
+}
+
+
+class RecordValidationError(ValueError):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def target_codec(config: LogConfig) -> Compression | None:
+    """The codec batches are stored with; None keeps the producer's."""
+    return _CODECS.get(config.compression_type)
+
+
+def compression_level(config: LogConfig, codec: Compression) -> int | None:
+    if codec == Compression.GZIP:
+        return None if config.compression_gzip_level == -1 else config.compression_gzip_level
+    if codec == Compression.LZ4:
+        return config.compression_lz4_level
+    if codec == Compression.ZSTD:
+        return config.compression_zstd_level
+    return None
+
+
+def validate_records(
+    buf: bytearray, pos: int, header: BatchHeader, config: LogConfig, partition_name: str
+) -> tuple[bytearray, BatchHeader] | None:
+    """Check the batch at `pos` against the topic's configs; returns a rewritten batch (a new
+    buffer holding only it) when it must be recompressed, None when the bytes stay as they are.
+    Raises RecordValidationError with Kafka's error code."""
+    codec = target_codec(config)
+    # Compared as ints: an unknown codec (5-7) must fail in decode_batch, not here.
+    recompress = codec is not None and int(codec) != header.attributes & ATTR_COMPRESSION_MASK
+    if not (config.compact_enabled or recompress):
+        return None
+    try:
+        _, records = decode_batch(buf, pos)
+    except CorruptRecordError as exc:
+        raise RecordValidationError(ErrorCode.corrupt_message, str(exc)) from None
+    if config.compact_enabled and any(record.key is None for record in records):
+        raise RecordValidationError(
+            ErrorCode.invalid_record,
+            f"Compacted topic cannot accept message without key in topic partition "
+            f"{partition_name}.",
+        )
+    if not recompress:
+        return None
+    assert codec is not None
+    rebuilt = bytearray(
+        build_batch(
+            records,
+            base_offset=header.base_offset,
+            compression=codec,
+            compression_level=compression_level(config, codec),
+            producer_id=header.producer_id,
+            producer_epoch=header.producer_epoch,
+            base_sequence=header.base_sequence,
+            partition_leader_epoch=header.partition_leader_epoch,
+            is_transactional=header.is_transactional,
+            base_timestamp=header.base_timestamp,
+            max_timestamp=header.max_timestamp,
+            last_offset_delta=header.last_offset_delta,
+        )
+    )
+    return rebuilt, read_batch_header(rebuilt, 0)

@@ -1,0 +1,262 @@
+"""Topic and config administration on the broker: CreatePartitions, config changes, DeleteRecords.
+
+Every change is a metadata record (committed, then applied to the image) and then takes effect on
+the open partitions at once: LogConfig changes go to each PartitionLog, so retention, rolling,
+compaction and the produce checks see them without a restart; a restart replays the records.
+
+Topic-level changes take the broker's topic lock, as CreateTopics and DeleteTopics do, so a
+read-modify-write (IncrementalAlterConfigs) never interleaves with another change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import structlog
+
+from rafka.broker.config_catalog import (
+    BrokerConfigs,
+    ConfigRequestError,
+    check_overlay,
+    validate_broker_config,
+    validate_topic_configs,
+)
+from rafka.protocol.errors import ErrorCode
+from rafka.storage.config import LogConfig
+
+if TYPE_CHECKING:
+    from rafka.broker.broker import Broker
+    from rafka.broker.cluster_metadata import TopicImage
+    from rafka.broker.partition import Partition
+
+log = structlog.get_logger(__name__)
+
+ConfigChange = Callable[[dict[str, str]], dict[str, str]]
+
+
+class AdminError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# -- broker configs -----------------------------------------------------------------------------
+
+
+def broker_configs(broker: Broker) -> BrokerConfigs:
+    assert broker.metadata is not None
+    return BrokerConfigs.of(broker.config, broker.node_id, broker.metadata.image.broker_configs)
+
+
+def refresh_broker_defaults(broker: Broker) -> None:
+    """Recompute the topic defaults from the static and dynamic broker configs and push the
+    result to every open partition (those with topic overrides keep them)."""
+    defaults = broker_configs(broker).topic_defaults()
+    broker.default_log_config = LogConfig.from_topic_configs(defaults)
+    assert broker.metadata is not None
+    for topic in broker.metadata.image.topics.values():
+        apply_topic_configs(broker, topic)
+
+
+def apply_topic_configs(broker: Broker, topic: TopicImage) -> None:
+    config = broker.topic_log_config(topic)
+    for index in range(topic.partition_count):
+        partition = broker.partition(topic.name, index)
+        if partition is not None:
+            partition.log.update_config(config)
+
+
+def broker_resource_key(broker: Broker, resource_name: str) -> str:
+    """ "" (cluster default) or this node's id; anything else is another broker's business."""
+    if resource_name == "":
+        return ""
+    try:
+        node = int(resource_name)
+    except ValueError:
+        raise AdminError(
+            ErrorCode.invalid_request, f"Broker id must be an integer, got {resource_name!r}"
+        ) from None
+    if node != broker.node_id:
+        raise AdminError(
+            ErrorCode.invalid_request,
+            f"Unexpected broker id, expected {broker.node_id} or empty string, "
+            f"but received {resource_name}",
+        )
+    return str(node)
+
+
+async def alter_broker_configs(
+    broker: Broker, resource_name: str, change: ConfigChange, validate_only: bool
+) -> None:
+    key = broker_resource_key(broker, resource_name)
+    assert broker.metadata is not None
+    async with broker._topic_lock:
+        current = broker.metadata.image.broker_configs
+        updated = change(dict(current.get(key, {})))
+        for name, value in updated.items():
+            validate_broker_config(name, value)
+        layers = {**current, key: updated}
+        check_overlay(broker.config, layers.get("", {}), layers.get(str(broker.node_id), {}))
+        if validate_only:
+            return
+        await broker.metadata.propose(
+            [{"type": "broker_configs", "resource": key, "configs": updated}]
+        )
+        refresh_broker_defaults(broker)
+    log.info("broker configs altered", resource=key or "<default>", configs=sorted(updated))
+
+
+# -- topic configs ------------------------------------------------------------------------------
+
+
+async def alter_topic_configs(
+    broker: Broker, name: str, change: ConfigChange, validate_only: bool
+) -> None:
+    assert broker.metadata is not None
+    async with broker._topic_lock:
+        topic = broker.topic(name)
+        if topic is None:
+            raise AdminError(ErrorCode.unknown_topic_or_partition, f"topic {name!r} does not exist")
+        updated = change(dict(topic.configs))
+        validate_topic_configs(updated)
+        try:
+            LogConfig.from_topic_configs(updated, broker.default_log_config)
+        except ValueError as exc:
+            raise ConfigRequestError(ErrorCode.invalid_config, str(exc)) from None
+        if validate_only:
+            return
+        await broker.metadata.propose(
+            [{"type": "topic_configs", "id": str(topic.topic_id), "configs": updated}]
+        )
+        apply_topic_configs(broker, broker.metadata.image.topics_by_id[topic.topic_id])
+    log.info("topic configs altered", topic=name, configs=sorted(updated))
+
+
+# -- partitions ---------------------------------------------------------------------------------
+
+
+def check_assignments(
+    broker: Broker, assignments: list[list[int]], replication_factor: int | None = None
+) -> None:
+    """Kafka's INVALID_REPLICA_ASSIGNMENT rules for explicit replica lists."""
+    known = set(broker.voters)
+    for index, replicas in enumerate(assignments):
+        if not replicas:
+            raise AdminError(
+                ErrorCode.invalid_replica_assignment, f"partition {index} has no replicas"
+            )
+        for broker_id in replicas:
+            if replicas.count(broker_id) > 1:
+                raise AdminError(
+                    ErrorCode.invalid_replica_assignment,
+                    f"The manual partition assignment includes the broker {broker_id} more "
+                    f"than once.",
+                )
+            if broker_id not in known:
+                raise AdminError(
+                    ErrorCode.invalid_replica_assignment,
+                    f"The manual partition assignment includes broker {broker_id}, but no such "
+                    f"broker is registered.",
+                )
+        expected = len(assignments[0]) if replication_factor is None else replication_factor
+        if len(replicas) != expected:
+            raise AdminError(
+                ErrorCode.invalid_replica_assignment,
+                "Inconsistent replication factor between partitions",
+            )
+
+
+async def create_partitions(
+    broker: Broker,
+    name: str,
+    count: int,
+    assignments: list[list[int]] | None,
+    validate_only: bool,
+) -> None:
+    assert broker.metadata is not None
+    async with broker._topic_lock:
+        topic = broker.topic(name)
+        if topic is None:
+            raise AdminError(ErrorCode.unknown_topic_or_partition, f"topic {name!r} does not exist")
+        current = topic.partition_count
+        if count == current:
+            raise AdminError(
+                ErrorCode.invalid_partitions, f"Topic already has {current} partition(s)."
+            )
+        if count < current:
+            raise AdminError(
+                ErrorCode.invalid_partitions,
+                f"Topic currently has {current} partitions, which is higher than the requested "
+                f"{count}.",
+            )
+        added = count - current
+        replication_factor = len(topic.replicas[0]) if topic.replicas else 1
+        if assignments is not None:
+            if len(assignments) != added:
+                raise AdminError(
+                    ErrorCode.invalid_replica_assignment,
+                    f"Attempted to add {added} additional partition(s), but only "
+                    f"{len(assignments)} assignment(s) were specified.",
+                )
+            check_assignments(broker, assignments, replication_factor)
+            replicas = [list(r) for r in assignments]
+        else:
+            brokers = sorted(broker.voters)
+            if replication_factor > len(brokers):
+                raise AdminError(
+                    ErrorCode.invalid_replication_factor,
+                    f"replication factor {replication_factor} exceeds the {len(brokers)} brokers",
+                )
+            replicas = [
+                [brokers[(p + r) % len(brokers)] for r in range(replication_factor)]
+                for p in range(current, count)
+            ]
+        if validate_only:
+            return
+        await broker.metadata.propose(
+            [{"type": "partitions", "id": str(topic.topic_id), "replicas": replicas}]
+        )
+        topic = broker.metadata.image.topics_by_id[topic.topic_id]
+        broker._open_topic(topic, {})
+    for index in range(current, count):
+        partition = broker.partition(name, index)
+        if partition is not None:
+            await partition.wait_committed(partition.log_end_offset - 1)
+    log.info("partitions created", topic=name, partitions=count)
+
+
+# -- records ------------------------------------------------------------------------------------
+
+
+async def delete_records(broker: Broker, partition: Partition, offset: int) -> int:
+    """DeleteRecords: move the log start offset to `offset` (-1: the high watermark); returns
+    the new low watermark."""
+    if partition.offline is not None:
+        raise AdminError(partition.offline, "partition is offline")
+    if not partition.is_leader:
+        raise AdminError(ErrorCode.not_leader_or_follower, "not the leader")
+    if not partition.log.config.delete_enabled:
+        raise AdminError(
+            ErrorCode.policy_violation,
+            f"Records of partition {partition.name} can not be deleted due to the configured "
+            f"policy",
+        )
+    high_watermark = partition.high_watermark
+    if offset == -1:
+        offset = high_watermark
+    if offset < 0 or offset > high_watermark:
+        raise AdminError(
+            ErrorCode.offset_out_of_range,
+            f"Cannot increment the log start offset to {offset} of partition {partition.name} "
+            f"since it is larger than the high watermark {high_watermark}",
+        )
+    if offset > partition.log_start_offset:
+        partition.log.delete_records_before(offset)
+        partition.producers.delete_snapshots_before(partition.log_start_offset)
+        # Checkpointed now: a crash must not bring deleted records back. (On the loop, as the
+        # housekeeping task writes the same files.)
+        broker.write_checkpoints()
+        log.info("records deleted", partition=partition.name, log_start_offset=offset)
+    return partition.log_start_offset

@@ -1,0 +1,122 @@
+"""TxnOffsetCommit: a transactional producer commits a consumer group's offsets inside its
+transaction (the consume-transform-produce loop).
+
+The group's `__consumer_offsets` partition must be part of the transaction (AddOffsetsToTxn
+before; with TxnOffsetCommit v5, transaction version 2, the commit adds it itself), the producer
+epoch must be the current one, and group members are fenced by generation (KIP-447). The offsets
+are written as the producer's transactional batch and stay pending until the marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from rafka.broker.groups.coordinator import CoordinatorError
+from rafka.broker.groups.group import ClassicGroup, CommittedOffset, GroupState
+from rafka.broker.groups.offset_store import OffsetCommit
+from rafka.broker.groups.records import OffsetKey
+from rafka.broker.groups.shard import coordinator_error_for_write
+from rafka.protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from rafka.broker.broker import Broker
+
+# TxnOffsetCommit v5 belongs to clients of transaction version 2 (KIP-890).
+FIRST_TV2_VERSION = 5
+
+
+async def txn_offset_commit(
+    broker: Broker,
+    *,
+    transactional_id: str,
+    group_id: str,
+    producer_id: int,
+    producer_epoch: int,
+    generation: int,
+    member_id: str,
+    group_instance_id: str | None,
+    commits: list[OffsetCommit],
+    api_version: int,
+) -> list[ErrorCode]:
+    """The outcome per entry of `commits`; CoordinatorError for request-wide errors."""
+    groups = broker.groups
+    if not group_id:
+        raise CoordinatorError(ErrorCode.invalid_group_id)
+    shard = groups.shard_for(group_id)
+    offsets_partition = broker.txn.offsets_partition_for(group_id)
+    if api_version >= FIRST_TV2_VERSION:
+        code, _ = await broker.txn.add_implicitly(
+            transactional_id, producer_id, producer_epoch, offsets_partition
+        )
+        if code is ErrorCode.invalid_producer_id_mapping:
+            code = ErrorCode.invalid_txn_state
+    else:
+        topic, partition = offsets_partition
+        code, _ = broker.txn.verify(transactional_id, producer_id, producer_epoch, topic, partition)
+    if code is ErrorCode.invalid_producer_epoch:
+        code = ErrorCode.producer_fenced
+    if code is not ErrorCode.none:
+        raise CoordinatorError(_for_version(code, api_version))
+
+    group = shard.groups.get(group_id)
+    if group is None:
+        if generation >= 0:
+            raise CoordinatorError(ErrorCode.illegal_generation)
+        group = ClassicGroup(group_id, state_timestamp=groups.wall_clock())
+        shard.groups[group_id] = group
+    if group.state is GroupState.DEAD:
+        raise CoordinatorError(ErrorCode.coordinator_not_available)
+    if generation >= 0 or member_id or group_instance_id is not None:
+        if group.is_static_member_fenced(group_instance_id, member_id):
+            raise CoordinatorError(ErrorCode.fenced_instance_id)
+        if not group.has(member_id):
+            raise CoordinatorError(ErrorCode.unknown_member_id)
+        if generation != group.generation:
+            raise CoordinatorError(ErrorCode.illegal_generation)
+
+    now = groups.wall_clock()
+    results: list[ErrorCode] = []
+    accepted: dict[OffsetKey, CommittedOffset] = {}
+    for commit in commits:
+        code = _check_partition(broker, commit)
+        results.append(code)
+        if code is ErrorCode.none:
+            accepted[OffsetKey(group_id, commit.topic, commit.partition)] = CommittedOffset(
+                commit.offset, commit.leader_epoch, commit.metadata or "", now
+            )
+    if not accepted:
+        return results
+    values = [(key, value.to_value()) for key, value in accepted.items()]
+
+    def on_done(outcome: ErrorCode) -> None:
+        if outcome is ErrorCode.none:
+            shard.pending_txn_offsets.add(producer_id, values)
+
+    future = shard.write(values, on_done, producer=(producer_id, producer_epoch))
+    timeout = groups.config.offsets_commit_timeout_ms / 1000
+    try:
+        outcome = await asyncio.wait_for(asyncio.shield(future), timeout)
+    except TimeoutError:
+        outcome = ErrorCode.request_timed_out
+    if outcome is ErrorCode.invalid_producer_epoch:
+        outcome = _for_version(ErrorCode.producer_fenced, api_version)
+    else:
+        outcome = coordinator_error_for_write(outcome, for_offsets=True)
+    return [outcome if code is ErrorCode.none else code for code in results]
+
+
+def _check_partition(broker: Broker, commit: OffsetCommit) -> ErrorCode:
+    topic = broker.topic(commit.topic)
+    if topic is None or not 0 <= commit.partition < topic.partition_count:
+        return ErrorCode.unknown_topic_or_partition
+    if len((commit.metadata or "").encode()) > broker.groups.config.offset_metadata_max_bytes:
+        return ErrorCode.offset_metadata_too_large
+    return ErrorCode.none
+
+
+def _for_version(code: ErrorCode, api_version: int) -> ErrorCode:
+    # PRODUCER_FENCED exists for TxnOffsetCommit from v3 (KIP-588); older clients know the epoch.
+    if code is ErrorCode.producer_fenced and api_version < 3:
+        return ErrorCode.invalid_producer_epoch
+    return code

@@ -1,0 +1,150 @@
+"""One `__transaction_state` partition led by this broker: the transactional ids it holds.
+
+As with the group coordinator's shards: a write appends one batch, waits until the high
+watermark passes it and only then is its effect applied, so the in-memory state is always the
+replay of committed records plus writes in flight. A new leader replays the partition before it
+serves (COORDINATOR_LOAD_IN_PROGRESS meanwhile). The partition's leader epoch at load is the
+coordinator epoch stamped on every transaction marker this shard writes, which fences markers
+of an older coordinator of the same transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import Enum
+
+import structlog
+
+from rafka.broker.groups.shard import coordinator_error_for_write
+from rafka.broker.partition import AppendError, Partition, now_ms
+from rafka.broker.txn.metadata import TxnMetadata
+from rafka.broker.txn.records import (
+    TxnRecordError,
+    decode_key,
+    decode_value,
+    encode_key,
+    encode_value,
+)
+from rafka.protocol.errors import ErrorCode
+from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
+
+log = structlog.get_logger(__name__)
+
+_REPLAY_SLICE = 256
+
+
+class ShardState(Enum):
+    LOADING = "loading"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class TxnShard:
+    def __init__(self, index: int, partition: Partition) -> None:
+        self.index = index
+        self.partition = partition
+        self.coordinator_epoch = partition.leader_epoch
+        self.state = ShardState.LOADING
+        self.txns: dict[str, TxnMetadata] = {}
+        self.load_task: asyncio.Task[None] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state is ShardState.ACTIVE
+
+    def still_leader(self) -> bool:
+        p = self.partition
+        return p.offline is None and p.is_leader and p.leader_epoch == self.coordinator_epoch
+
+    # -- loading --------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        partition = self.partition
+        started = now_ms()
+        if partition.log_end_offset > 0:
+            # Our epoch's leader-change batch commits last: then all before it is committed too.
+            await partition.wait_committed(partition.log_end_offset - 1)
+        high_watermark = partition.high_watermark
+        values: dict[str, TxnMetadata | None] = {}
+        count = 0
+        for header, batch in partition.log.iter_batches(partition.log_start_offset):
+            if header.base_offset >= high_watermark:
+                break
+            count += 1
+            if count % _REPLAY_SLICE == 0:
+                await asyncio.sleep(0)
+                if self.state is ShardState.CLOSED:
+                    return
+            if header.is_control:
+                continue
+            try:
+                _, records = decode_batch(batch)
+            except CorruptRecordError as exc:
+                log.error("bad batch in transaction log", partition=partition.name, error=str(exc))
+                continue
+            for record in records:
+                if record.offset >= high_watermark or record.key is None:
+                    continue
+                try:
+                    transactional_id = decode_key(record.key)
+                    if record.value is None:
+                        values[transactional_id] = None
+                    else:
+                        values[transactional_id] = TxnMetadata.from_value(
+                            transactional_id, decode_value(record.value)
+                        )
+                except TxnRecordError as exc:
+                    log.error(
+                        "unreadable transaction record", partition=partition.name, error=str(exc)
+                    )
+        self.txns = {tid: txn for tid, txn in values.items() if txn is not None}
+        self.state = ShardState.ACTIVE
+        log.info(
+            "transaction coordinator loaded",
+            partition=partition.name,
+            transactional_ids=len(self.txns),
+            coordinator_epoch=self.coordinator_epoch,
+            load_ms=now_ms() - started,
+        )
+
+    # -- writing --------------------------------------------------------------------------------
+
+    async def write(self, txn: TxnMetadata, target: TxnMetadata | None) -> ErrorCode:
+        """Persist `target` as the new state of `txn` (None: a tombstone) and, once committed,
+        apply it. `txn.pending` is held meanwhile; the outcome is the error clients see."""
+        txn.pending = True
+        try:
+            code = await self._append(
+                txn.transactional_id, None if target is None else encode_value(target.to_value())
+            )
+            if code is ErrorCode.none and self.state is ShardState.CLOSED:
+                code = ErrorCode.not_coordinator  # the next leader replays it instead
+            if code is ErrorCode.none:
+                if target is None:
+                    if self.txns.get(txn.transactional_id) is txn:
+                        del self.txns[txn.transactional_id]
+                else:
+                    txn.apply(target)
+            return coordinator_error_for_write(code, for_offsets=False)
+        finally:
+            txn.pending = False
+
+    async def _append(self, transactional_id: str, value: bytes | None) -> ErrorCode:
+        if self.state is not ShardState.ACTIVE or not self.still_leader():
+            return ErrorCode.not_coordinator
+        batch = build_batch([(encode_key(transactional_id), value, (), now_ms())])
+        try:
+            result = self.partition.append_records(
+                batch,
+                max_message_bytes=self.partition.log.config.max_message_bytes,
+                log_append_time=False,
+            )
+            await self.partition.wait_committed(result.last_offset)
+        except AppendError as exc:
+            return exc.code
+        return ErrorCode.none
+
+    def close(self) -> None:
+        self.state = ShardState.CLOSED
+        if self.load_task is not None and not self.load_task.done():
+            self.load_task.cancel()

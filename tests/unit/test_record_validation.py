@@ -1,0 +1,63 @@
+"""Produce-path record rules of rafka.broker.record_validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from rafka.broker.record_validation import RecordValidationError, validate_records
+from rafka.protocol.errors import ErrorCode
+from rafka.protocol.records import Compression, build_batch, decode_batch, read_batch_header
+from rafka.storage.config import LogConfig
+
+
+def batch(records, compression: Compression = Compression.NONE) -> bytearray:
+    return bytearray(
+        build_batch(
+            [(k, v, (("h", b"1"),), 1000 + i) for i, (k, v) in enumerate(records)],
+            compression=compression,
+            producer_id=5,
+            producer_epoch=1,
+            base_sequence=40,
+        )
+    )
+
+
+def test_default_topics_leave_batches_alone() -> None:
+    buf = batch([(None, b"v")], Compression.GZIP)
+    assert validate_records(buf, 0, read_batch_header(buf), LogConfig(), "t-0") is None
+
+
+def test_compacted_topic_rejects_records_without_key() -> None:
+    config = LogConfig(cleanup_policy="compact")
+    ok = batch([(b"k", b"v"), (b"k2", None)])
+    assert validate_records(ok, 0, read_batch_header(ok), config, "t-0") is None
+    bad = batch([(b"k", b"v"), (None, b"v")])
+    with pytest.raises(RecordValidationError) as raised:
+        validate_records(bad, 0, read_batch_header(bad), config, "t-0")
+    assert raised.value.code == ErrorCode.invalid_record
+    assert "without key" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("topic_codec", "expected"),
+    [("zstd", Compression.ZSTD), ("uncompressed", Compression.NONE), ("lz4", Compression.LZ4)],
+)
+def test_recompression_keeps_records_and_producer_fields(topic_codec, expected) -> None:
+    buf = batch([(b"a", b"x" * 100), (b"b", b"y" * 100)], Compression.GZIP)
+    header = read_batch_header(buf)
+    out = validate_records(buf, 0, header, LogConfig(compression_type=topic_codec), "t-0")
+    assert out is not None
+    rebuilt, new_header = out
+    assert new_header.compression == expected
+    for field in ("producer_id", "producer_epoch", "base_sequence", "last_offset_delta",
+                  "base_timestamp", "max_timestamp", "records_count"):  # fmt: skip
+        assert getattr(new_header, field) == getattr(header, field), field
+    assert [(r.key, r.value, r.timestamp, r.headers) for r in decode_batch(rebuilt)[1]] == [
+        (r.key, r.value, r.timestamp, r.headers) for r in decode_batch(buf)[1]
+    ]
+
+
+def test_same_codec_is_not_recompressed() -> None:
+    buf = batch([(b"a", b"x")], Compression.SNAPPY)
+    config = LogConfig(compression_type="snappy")
+    assert validate_records(buf, 0, read_batch_header(buf), config, "t-0") is None
