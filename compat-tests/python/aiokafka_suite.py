@@ -1,0 +1,423 @@
+"""aiokafka: the scenarios listed in compat-tests/run.py, one JSON line each. Each scenario is a
+coroutine run on its own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiokafka
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import OffsetAndMetadata
+from suite_common import (
+    CODECS,
+    RECORDS,
+    WAIT,
+    check,
+    numbered,
+    quiet_logging,
+    run_suite,
+    sample_record,
+    suite_env,
+    wait_for_async,
+)
+
+ENV = suite_env()
+WAIT_MS = int(WAIT * 1000)
+TOPIC_ALREADY_EXISTS = 36
+DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source
+
+
+@contextlib.asynccontextmanager
+async def admin() -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(bootstrap_servers=ENV.bootstrap, request_timeout_ms=WAIT_MS)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def create_topic(
+    client: AIOKafkaAdminClient, topic: str, partitions: int, configs: dict[str, str] | None = None
+) -> int:
+    """Creates the topic; returns the error code the broker gave for it."""
+    new = NewTopic(topic, partitions, 1, topic_configs=configs or {})
+    response = (await client.create_topics([new])).to_object()
+    [result] = response["topic_errors"]
+    return result["error_code"]
+
+
+async def new_topic(topic: str, partitions: int) -> None:
+    async with admin() as client:
+        code = await create_topic(client, topic, partitions)
+    check(code == 0, f"creating {topic}: error {code}")
+
+
+async def produce(records: list[dict[str, Any]], **config: Any) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=ENV.bootstrap, acks="all", **config)
+    await producer.start()
+    try:
+        acks = [await producer.send(**record) for record in records]
+        await asyncio.wait_for(asyncio.gather(*acks), WAIT)
+    finally:
+        await producer.stop()
+
+
+def consumer(*topics: str, **config: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=ENV.bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **config,
+    )
+
+
+async def read_all(
+    topic: str, count: int, isolation: str = "read_uncommitted"
+) -> list[ConsumerRecord]:
+    """The first `count` records of partition 0, read with manual assignment."""
+    reader = consumer(isolation_level=isolation)
+    await reader.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        reader.assign([partition])
+        await reader.seek_to_beginning(partition)
+        return await poll_records(reader, count)
+    finally:
+        await reader.stop()
+
+
+async def poll_records(reader: AIOKafkaConsumer, count: int) -> list[ConsumerRecord]:
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + WAIT
+    while len(records) < count:
+        check(time.monotonic() < deadline, f"received {len(records)} of {count} records")
+        batches = await reader.getmany(timeout_ms=200, max_records=count - len(records))
+        for batch in batches.values():
+            records.extend(batch)
+    return records
+
+
+async def check_nothing_after(topic: str, last_offset: int) -> None:
+    """The partition ends right after the last record read: nothing was duplicated."""
+    reader = consumer()
+    await reader.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        high = (await reader.end_offsets([partition]))[partition]
+    finally:
+        await reader.stop()
+    check(high == last_offset + 1, f"high watermark {high}, last expected record at {last_offset}")
+
+
+def values(records: list[ConsumerRecord]) -> list[str]:
+    return [r.value.decode() for r in records]
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+
+async def metadata() -> None:
+    topic = f"{ENV.prefix}-metadata"
+    async with admin() as client:
+        check(await create_topic(client, topic, 3) == 0, "create failed")
+        cluster = await client.describe_cluster()
+        [description] = await client.describe_topics([topic])
+        listed = await client.list_topics()
+    check(len(cluster["brokers"]) == 1, f"expected one broker, got {cluster['brokers']}")
+    broker = cluster["brokers"][0]
+    check(f"{broker['host']}:{broker['port']}" == ENV.bootstrap, f"broker advertised as {broker}")
+    check(cluster["cluster_id"], "no cluster id")
+    check(cluster["controller_id"] == broker["node_id"], f"controller {cluster['controller_id']}")
+    check(description["error_code"] == 0, f"topic error {description['error_code']}")
+    partitions = description["partitions"]
+    check(len(partitions) == 3, f"partitions {partitions}")
+    for p in partitions:
+        check(p["error_code"] == 0 and p["leader"] == broker["node_id"], f"partition {p}")
+        check(p["replicas"] == [broker["node_id"]], f"partition {p}")
+    check(topic in listed, "topic not listed")
+    producer = AIOKafkaProducer(bootstrap_servers=ENV.bootstrap)
+    await producer.start()
+    try:
+        partition_ids = await producer.partitions_for(topic)
+        check(partition_ids == {0, 1, 2}, f"producer sees partitions {partition_ids}")
+    finally:
+        await producer.stop()
+
+
+async def produce_consume(codec: str) -> str:
+    topic = f"{ENV.prefix}-pc-{codec}"
+    await new_topic(topic, 1)
+    sent = [sample_record(i, codec) for i in range(RECORDS)]
+    await produce(
+        [{"topic": topic, "key": k, "value": v, "headers": h} for k, v, h in sent],
+        compression_type=None if codec == "none" else codec,
+        linger_ms=20,
+    )
+    got = await read_all(topic, len(sent))
+    for i, ((key, value, headers), record) in enumerate(zip(sent, got, strict=True)):
+        check(record.key == key, f"record {i} key {record.key!r} != {key!r}")
+        check(record.value == value, f"record {i} value differs")
+        check(list(record.headers) == headers, f"record {i} headers {record.headers}")
+    await check_nothing_after(topic, got[-1].offset)
+    return topic
+
+
+async def idempotent_produce() -> str:
+    topic = f"{ENV.prefix}-idempotent"
+    count = 500
+    await new_topic(topic, 1)
+    await produce(
+        [
+            {"topic": topic, "key": f"k{i % 5}".encode(), "value": f"idem-{i}".encode()}
+            for i in range(count)
+        ],
+        enable_idempotence=True,
+        max_batch_size=2048,
+        linger_ms=2,
+    )
+    got = await read_all(topic, count)
+    check(values(got) == numbered("idem-", 0, count), "not idem-0..idem-499 exactly once in order")
+    await check_nothing_after(topic, got[-1].offset)
+    return topic
+
+
+class Member(ConsumerRebalanceListener):
+    """One consumer-group member polling in its own task."""
+
+    def __init__(self, topic: str, group: str, name: str) -> None:
+        self.name = name
+        self.assignment: frozenset[int] = frozenset()
+        self.seen: set[str] = set()
+        self.consumer = consumer(
+            group_id=group,
+            client_id=f"{ENV.prefix}-{name}",
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=300,
+        )
+        self.consumer.subscribe([topic], listener=self)
+        self.task: asyncio.Task[None] | None = None
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.assignment = frozenset()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.assignment = frozenset(p.partition for p in assigned)
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            for batch in (await self.consumer.getmany(timeout_ms=100)).values():
+                self.seen.update(r.value.decode() for r in batch)
+
+    def check_alive(self) -> None:
+        if self.task is not None and self.task.done() and not self.task.cancelled():
+            raise AssertionError(f"member {self.name} failed: {self.task.exception()!r}")
+
+    async def stop(self) -> None:
+        if self.task is None:
+            return
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.task = None
+        await self.consumer.stop()  # leaves the group
+        self.assignment = frozenset()
+
+
+async def group_rebalance() -> None:
+    topic = group = f"{ENV.prefix}-group"
+    partitions, count = 4, 40
+    await new_topic(topic, partitions)
+    await produce(
+        [
+            {"topic": topic, "partition": i % partitions, "value": f"g-{i}".encode()}
+            for i in range(count)
+        ]
+    )
+    everything = frozenset(range(partitions))
+    first, second = Member(topic, group, "first"), Member(topic, group, "second")
+
+    def watching(condition):
+        def watched() -> bool:
+            first.check_alive()
+            second.check_alive()
+            return condition()
+
+        return watched
+
+    try:
+        await first.start()
+        await wait_for_async(
+            watching(lambda: first.assignment == everything), "the first member to own all"
+        )
+        await second.start()
+        await wait_for_async(
+            watching(
+                lambda: (
+                    bool(first.assignment)
+                    and bool(second.assignment)
+                    and first.assignment | second.assignment == everything
+                    and not first.assignment & second.assignment
+                )
+            ),
+            "the partitions to be split between two members",
+        )
+        await wait_for_async(
+            watching(lambda: len(first.seen | second.seen) == count),
+            f"the two members to consume all {count} records",
+        )
+        await second.stop()
+        await wait_for_async(
+            watching(lambda: first.assignment == everything),
+            "the first member to own all partitions after the second left",
+        )
+    finally:
+        await second.stop()
+        await first.stop()
+
+
+async def commit_resume() -> None:
+    topic = group = f"{ENV.prefix}-commit"
+    partition = TopicPartition(topic, 0)
+    await new_topic(topic, 1)
+    await produce([{"topic": topic, "value": f"c-{i}".encode()} for i in range(20)])
+    first = consumer(topic, group_id=group)
+    await first.start()
+    try:
+        tenth = (await poll_records(first, 10))[9]
+        check(tenth.value == b"c-9", f"10th record is {tenth.value!r}")
+        committed = tenth.offset + 1
+        await first.commit({partition: OffsetAndMetadata(committed, "after-c-9")})
+    finally:
+        await first.stop()
+    async with admin() as client:
+        stored = (await client.list_consumer_group_offsets(group)).get(partition)
+    check(stored is not None and stored.offset == committed, f"committed {stored}")
+    check(stored.metadata == "after-c-9", f"commit metadata {stored.metadata!r}")
+    second = consumer(topic, group_id=group)
+    await second.start()
+    try:
+        check(await second.committed(partition) == committed, "committed() disagrees")
+        got = await poll_records(second, 10)
+        check(got[0].offset == committed, f"resumed at {got[0].offset}, committed {committed}")
+        check(values(got) == numbered("c-", 10, 20), f"resumed with {values(got)}")
+        await second.commit()
+        final = await second.committed(partition)
+        check(final == got[-1].offset + 1, f"final committed offset {final}")
+    finally:
+        await second.stop()
+
+
+async def admin_topics() -> None:
+    topic = f"{ENV.prefix}-admin"
+    async with admin() as client:
+        check(await create_topic(client, topic, 3) == 0, "create failed")
+        broker_id = (await client.describe_cluster())["brokers"][0]["node_id"]
+        [description] = await client.describe_topics([topic])
+        check(len(description["partitions"]) == 3, f"described {description}")
+        for p in description["partitions"]:
+            check(p["leader"] == broker_id, f"partition {p}")
+        check(topic in await client.list_topics(), "created topic not listed")
+        code = await create_topic(client, topic, 3)
+        check(code == TOPIC_ALREADY_EXISTS, f"re-creating the topic gave error {code}")
+        response = (await client.delete_topics([topic])).to_object()
+        [result] = response["topic_error_codes"]
+        check(result["error_code"] == 0, f"delete: {result}")
+        # Not describe_topics: aiokafka's Metadata request allows auto-creation, which a broker
+        # with auto.create.topics.enable (Kafka's default) honours, re-creating the topic.
+        await wait_for_async(
+            lambda: _not_listed(client, topic), "the deleted topic to leave the list"
+        )
+
+
+async def _not_listed(client: AIOKafkaAdminClient, topic: str) -> bool:
+    return topic not in await client.list_topics()
+
+
+async def admin_configs() -> None:
+    topic = f"{ENV.prefix}-configs"
+    async with admin() as client:
+
+        async def describe(kind: ConfigResourceType, name: str) -> dict[str, dict[str, Any]]:
+            [response] = await client.describe_configs([ConfigResource(kind, name)])
+            [resource] = response.to_object()["resources"]
+            check(resource["error_code"] == 0, f"describe {name}: {resource['error_message']}")
+            return {e["config_names"]: e for e in resource["config_entries"]}
+
+        code = await create_topic(client, topic, 1, {"retention.ms": "3600000"})
+        check(code == 0, f"create failed: {code}")
+        configs = await describe(ConfigResourceType.TOPIC, topic)
+        retention = configs.get("retention.ms", {})
+        check(retention.get("config_value") == "3600000", f"retention.ms after create {retention}")
+        check(retention["config_source"] == DYNAMIC_TOPIC_CONFIG, f"retention.ms {retention}")
+        check(configs["cleanup.policy"]["config_value"] == "delete", "cleanup.policy")
+        # aiokafka has only the legacy AlterConfigs (it replaces the topic's whole dynamic config).
+        responses = await client.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"retention.ms": "7200000"})]
+        )
+        for response in responses:
+            for resource in response.to_object()["resources"]:
+                check(resource["error_code"] == 0, f"alter: {resource}")
+        altered = (await describe(ConfigResourceType.TOPIC, topic))["retention.ms"]["config_value"]
+        check(altered == "7200000", f"retention.ms after alter: {altered}")
+        broker_id = (await client.describe_cluster())["brokers"][0]["node_id"]
+        broker_configs = await describe(ConfigResourceType.BROKER, str(broker_id))
+        check("num.partitions" in broker_configs, "broker config lacks num.partitions")
+        await client.delete_topics([topic])
+
+
+async def transactions() -> str:
+    topic = f"{ENV.prefix}-txn"
+    await new_topic(topic, 1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ENV.bootstrap, transactional_id=f"{ENV.prefix}-txn"
+    )
+    await producer.start()
+    try:
+        for batch, commit in [
+            (numbered("committed-", 0, 5), True),
+            (numbered("aborted-", 0, 3), False),
+            (numbered("committed-", 5, 6), True),
+        ]:
+            await producer.begin_transaction()
+            acks = [await producer.send(topic, value=value.encode()) for value in batch]
+            await asyncio.gather(*acks)
+            if commit:
+                await producer.commit_transaction()
+            else:
+                await producer.abort_transaction()
+    finally:
+        await producer.stop()
+    committed = values(await read_all(topic, 6, "read_committed"))
+    check(committed == numbered("committed-", 0, 6), f"read_committed saw {committed}")
+    everything = values(await read_all(topic, 9))
+    expected = numbered("committed-", 0, 5) + numbered("aborted-", 0, 3) + ["committed-5"]
+    check(everything == expected, f"read_uncommitted saw {everything}")
+    return topic
+
+
+if __name__ == "__main__":
+    quiet_logging()  # aiokafka logs rebalances and retries
+    scenarios = {
+        "metadata": metadata,
+        **{f"produce-consume-{c}": (lambda c=c: produce_consume(c)) for c in CODECS},
+        "idempotent-produce": idempotent_produce,
+        "group-rebalance": group_rebalance,
+        "commit-resume": commit_resume,
+        "admin-topics": admin_topics,
+        "admin-configs": admin_configs,
+        "transactions": transactions,
+    }
+    run_suite("aiokafka", aiokafka.__version__, scenarios, ENV)

@@ -1,0 +1,407 @@
+"""librdkafka through confluent-kafka: the scenarios listed in compat-tests/run.py, one JSON
+line each."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import confluent_kafka
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+    ResourceType,
+)
+from suite_common import (
+    CODECS,
+    RECORDS,
+    WAIT,
+    check,
+    numbered,
+    run_suite,
+    sample_record,
+    suite_env,
+    wait_for,
+)
+
+ENV = suite_env()
+BASE = {"bootstrap.servers": ENV.bootstrap, "log_level": 3}  # librdkafka: errors only
+
+
+_admin: list[AdminClient] = []
+
+
+def admin() -> AdminClient:
+    """One admin client for the suite: a client destroyed while a request is pending fails it."""
+    if not _admin:
+        _admin.append(AdminClient(dict(BASE)))
+    return _admin[0]
+
+
+def create_topic(topic: str, partitions: int, config: dict[str, str] | None = None) -> None:
+    new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})
+    admin().create_topics([new], operation_timeout=WAIT)[topic].result(WAIT)
+
+
+def produce(records: list[dict[str, Any]], **config: Any) -> None:
+    """Produce and wait for every acknowledgement; any delivery error fails the scenario."""
+    producer = Producer({**BASE, "acks": "all", **config})
+    errors: list[KafkaError] = []
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            errors.append(error)
+
+    for record in records:
+        producer.produce(on_delivery=delivered, **record)
+        producer.poll(0)
+    remaining = producer.flush(WAIT)
+    check(remaining == 0, f"{remaining} records unacknowledged after {WAIT:.0f} s")
+    check(not errors, f"delivery failed: {errors[:3]}")
+
+
+def read_all(topic: str, count: int, isolation: str = "read_uncommitted") -> list[Message]:
+    """The first `count` records of partition 0, read with manual assignment."""
+    consumer = Consumer(
+        {**BASE, "group.id": f"{ENV.prefix}-unused", "isolation.level": isolation}
+        | {"enable.auto.commit": False}
+    )
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        return consume(consumer, count)
+    finally:
+        consumer.close()
+
+
+def consume(consumer: Consumer, count: int) -> list[Message]:
+    """The next `count` records; poll() hands out one at a time, so exactly `count` are consumed."""
+    messages: list[Message] = []
+    deadline = time.monotonic() + WAIT
+    while len(messages) < count:
+        check(time.monotonic() < deadline, f"received {len(messages)} of {count} records")
+        message = consumer.poll(0.2)
+        if message is not None:
+            if message.error():
+                raise KafkaException(message.error())
+            messages.append(message)
+    return messages
+
+
+def check_nothing_after(topic: str, last_offset: int) -> None:
+    """The partition ends right after the last record read: nothing was duplicated."""
+    consumer = Consumer({**BASE, "group.id": f"{ENV.prefix}-unused"})
+    try:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=WAIT)
+    finally:
+        consumer.close()
+    check(high == last_offset + 1, f"high watermark {high}, last expected record at {last_offset}")
+
+
+def text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode()
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+
+def metadata() -> None:
+    topic = f"{ENV.prefix}-metadata"
+    create_topic(topic, 3)
+    meta = admin().list_topics(timeout=WAIT)
+    check(len(meta.brokers) == 1, f"expected one broker, got {meta.brokers}")
+    broker = next(iter(meta.brokers.values()))
+    check(f"{broker.host}:{broker.port}" == ENV.bootstrap, f"broker advertised as {broker}")
+    check(meta.cluster_id, "no cluster id")
+    check(meta.controller_id == broker.id, f"controller {meta.controller_id}")
+    partitions = meta.topics[topic].partitions
+    check(len(partitions) == 3, f"partitions {partitions}")
+    for partition in partitions.values():
+        check(partition.error is None, f"partition {partition.id} error {partition.error}")
+        check(partition.leader == broker.id, f"partition {partition.id} leader {partition.leader}")
+        check(partition.replicas == [broker.id], f"partition {partition.id} {partition.replicas}")
+    cluster = admin().describe_cluster().result(WAIT)
+    check(cluster.cluster_id == meta.cluster_id, f"describe_cluster id {cluster.cluster_id}")
+    check([n.id for n in cluster.nodes] == [broker.id], f"describe_cluster nodes {cluster.nodes}")
+
+
+def produce_consume(codec: str) -> str:
+    topic = f"{ENV.prefix}-pc-{codec}"
+    create_topic(topic, 1)
+    sent = [sample_record(i, codec) for i in range(RECORDS)]
+    produce(
+        [{"topic": topic, "key": k, "value": v, "headers": h} for k, v, h in sent],
+        **{"compression.type": codec, "linger.ms": 20},
+    )
+    got = read_all(topic, len(sent))
+    for i, ((key, value, headers), message) in enumerate(zip(sent, got, strict=True)):
+        check(message.key() == key, f"record {i} key {message.key()!r} != {key!r}")
+        check(message.value() == value, f"record {i} value differs")
+        check(message.headers() == headers, f"record {i} headers {message.headers()}")
+    check_nothing_after(topic, got[-1].offset())
+    return topic
+
+
+def idempotent_produce() -> str:
+    topic = f"{ENV.prefix}-idempotent"
+    count = 500
+    create_topic(topic, 1)
+    produce(
+        [{"topic": topic, "key": f"k{i % 5}", "value": f"idem-{i}"} for i in range(count)],
+        **{
+            "enable.idempotence": True,
+            "max.in.flight.requests.per.connection": 5,
+            "batch.size": 2048,
+            "linger.ms": 2,
+        },
+    )
+    got = read_all(topic, count)
+    values = [text(m.value()) for m in got]
+    check(values == numbered("idem-", 0, count), "not idem-0..idem-499 exactly once in order")
+    check_nothing_after(topic, got[-1].offset())
+    return topic
+
+
+class Member(threading.Thread):
+    """One consumer-group member polling in its own thread."""
+
+    def __init__(self, topic: str, group: str, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.topic = topic
+        self.assignment: frozenset[int] = frozenset()
+        self.seen: set[str] = set()
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+        self.consumer = Consumer(
+            {
+                **BASE,
+                "group.id": group,
+                "client.id": f"{ENV.prefix}-{name}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 300,
+            }
+        )
+
+    def run(self) -> None:
+        try:
+            self.consumer.subscribe([self.topic])
+            while not self.stopping.is_set():
+                message = self.consumer.poll(0.1)
+                if message is not None and not message.error():
+                    self.seen.add(message.value().decode())
+                self.assignment = frozenset(p.partition for p in self.consumer.assignment())
+        except BaseException as error:  # noqa: BLE001 - reported to the watching thread
+            self.error = error
+        finally:
+            self.consumer.close()  # leaves the group
+            self.assignment = frozenset()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join(15)
+
+
+def group_rebalance() -> None:
+    topic = group = f"{ENV.prefix}-group"
+    partitions, count = 4, 40
+    create_topic(topic, partitions)
+    produce(
+        [{"topic": topic, "partition": i % partitions, "value": f"g-{i}"} for i in range(count)]
+    )
+    everything = frozenset(range(partitions))
+    first, second = Member(topic, group, "first"), Member(topic, group, "second")
+
+    def watching(condition):
+        def watched() -> bool:
+            for member in (first, second):
+                if member.error is not None:
+                    raise AssertionError(f"member {member.name} failed: {member.error}")
+            return condition()
+
+        return watched
+
+    try:
+        first.start()
+        wait_for(watching(lambda: first.assignment == everything), "the first member to own all")
+        second.start()
+        wait_for(
+            watching(
+                lambda: (
+                    bool(first.assignment)
+                    and bool(second.assignment)
+                    and first.assignment | second.assignment == everything
+                    and not first.assignment & second.assignment
+                )
+            ),
+            "the partitions to be split between two members",
+        )
+        wait_for(
+            watching(lambda: len(first.seen | second.seen) == count),
+            f"the two members to consume all {count} records",
+        )
+        second.stop()
+        wait_for(
+            watching(lambda: first.assignment == everything),
+            "the first member to own all partitions after the second left",
+        )
+    finally:
+        second.stop()
+        first.stop()
+
+
+def commit_resume() -> None:
+    topic = group = f"{ENV.prefix}-commit"
+    partition = TopicPartition(topic, 0)
+    create_topic(topic, 1)
+    produce([{"topic": topic, "value": f"c-{i}"} for i in range(20)])
+    config = {**BASE, "group.id": group, "enable.auto.commit": False}
+    config["auto.offset.reset"] = "earliest"
+    consumer = Consumer(config)
+    try:
+        consumer.subscribe([topic])
+        tenth = consume(consumer, 10)[9]
+        check(tenth.value() == b"c-9", f"10th record is {tenth.value()!r}")
+        committed = tenth.offset() + 1
+        offset = TopicPartition(topic, 0, committed, metadata="after-c-9")
+        result = consumer.commit(offsets=[offset], asynchronous=False)
+        check(all(p.error is None for p in result), f"commit: {result}")
+    finally:
+        consumer.close()
+    consumer = Consumer(config)
+    try:
+        [stored] = consumer.committed([partition], timeout=WAIT)
+        check(stored.offset == committed, f"committed offset {stored.offset}, expected {committed}")
+        check(stored.metadata == "after-c-9", f"commit metadata {stored.metadata!r}")
+        consumer.subscribe([topic])
+        got = consume(consumer, 10)
+        check(got[0].offset() == committed, f"resumed at {got[0].offset()}, committed {committed}")
+        values = [text(m.value()) for m in got]
+        check(values == numbered("c-", 10, 20), f"resumed with {values}")
+        consumer.commit(asynchronous=False)
+        [final] = consumer.committed([partition], timeout=WAIT)
+        check(final.offset == got[-1].offset() + 1, f"final committed offset {final.offset}")
+    finally:
+        consumer.close()
+
+
+def admin_topics() -> None:
+    topic = f"{ENV.prefix}-admin"
+    client = admin()
+    create_topic(topic, 3)
+    broker_id = client.describe_cluster().result(WAIT).nodes[0].id
+    description = client.describe_topics(TopicCollection([topic]))[topic].result(WAIT)
+    check(len(description.partitions) == 3, f"described {description.partitions}")
+    for info in description.partitions:
+        check(info.leader.id == broker_id, f"partition {info.id} leader {info.leader}")
+    check(topic in client.list_topics(timeout=WAIT).topics, "created topic not listed")
+    try:
+        create_topic(topic, 3)
+        raise AssertionError("creating an existing topic succeeded")
+    except KafkaException as error:
+        code = error.args[0].code()
+        check(code == KafkaError.TOPIC_ALREADY_EXISTS, f"re-create: {error}")
+    client.delete_topics([topic], operation_timeout=WAIT)[topic].result(WAIT)
+    wait_for(
+        lambda: topic not in client.list_topics(timeout=WAIT).topics,
+        "the deleted topic to leave the list",
+    )
+    try:
+        client.describe_topics(TopicCollection([topic]))[topic].result(WAIT)
+        raise AssertionError("describing a deleted topic succeeded")
+    except KafkaException as error:
+        code = error.args[0].code()
+        check(code == KafkaError.UNKNOWN_TOPIC_OR_PART, f"describe deleted: {error}")
+
+
+def admin_configs() -> None:
+    topic = f"{ENV.prefix}-configs"
+    client = admin()
+    create_topic(topic, 1, {"retention.ms": "3600000"})
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+
+    def describe() -> dict[str, ConfigEntry]:
+        return client.describe_configs([resource])[resource].result(WAIT)
+
+    configs = describe()
+    retention = configs.get("retention.ms")
+    check(retention is not None and retention.value == "3600000", f"retention.ms {retention}")
+    check(
+        retention.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+        f"retention.ms source {retention.source}",
+    )
+    check(
+        configs["cleanup.policy"].value == "delete", f"cleanup.policy {configs['cleanup.policy']}"
+    )
+    change = ConfigResource(
+        ResourceType.TOPIC,
+        topic,
+        incremental_configs=[
+            ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    client.incremental_alter_configs([change])[change].result(WAIT)
+    altered = describe()["retention.ms"].value
+    check(altered == "7200000", f"retention.ms after alter: {altered}")
+    broker_id = client.describe_cluster().result(WAIT).nodes[0].id
+    broker = ConfigResource(ResourceType.BROKER, str(broker_id))
+    broker_configs = client.describe_configs([broker])[broker].result(WAIT)
+    check("num.partitions" in broker_configs, "broker config lacks num.partitions")
+    client.delete_topics([topic], operation_timeout=WAIT)[topic].result(WAIT)
+
+
+def transactions() -> str:
+    topic = f"{ENV.prefix}-txn"
+    create_topic(topic, 1)
+    producer = Producer({**BASE, "transactional.id": f"{ENV.prefix}-txn"})
+    producer.init_transactions(WAIT)
+    for values, commit in [
+        (numbered("committed-", 0, 5), True),
+        (numbered("aborted-", 0, 3), False),
+        (numbered("committed-", 5, 6), True),
+    ]:
+        producer.begin_transaction()
+        for value in values:
+            producer.produce(topic, value=value)
+        producer.flush(WAIT)
+        if commit:
+            producer.commit_transaction(WAIT)
+        else:
+            producer.abort_transaction(WAIT)
+    committed = [text(m.value()) for m in read_all(topic, 6, "read_committed")]
+    check(committed == numbered("committed-", 0, 6), f"read_committed saw {committed}")
+    everything = [text(m.value()) for m in read_all(topic, 9, "read_uncommitted")]
+    expected = numbered("committed-", 0, 5) + numbered("aborted-", 0, 3) + ["committed-5"]
+    check(everything == expected, f"read_uncommitted saw {everything}")
+    return topic
+
+
+if __name__ == "__main__":
+    version = f"{confluent_kafka.version()} (librdkafka {confluent_kafka.libversion()[0]})"
+    scenarios = {
+        "metadata": metadata,
+        **{f"produce-consume-{c}": (lambda c=c: produce_consume(c)) for c in CODECS},
+        "idempotent-produce": idempotent_produce,
+        "group-rebalance": group_rebalance,
+        "commit-resume": commit_resume,
+        "admin-topics": admin_topics,
+        "admin-configs": admin_configs,
+        "transactions": transactions,
+    }
+    run_suite("confluent-kafka", version, scenarios, ENV)

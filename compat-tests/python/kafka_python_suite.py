@@ -1,0 +1,401 @@
+"""kafka-python: the scenarios listed in compat-tests/run.py, one JSON line each."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import kafka
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType, NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+from suite_common import (
+    CODECS,
+    RECORDS,
+    WAIT,
+    check,
+    numbered,
+    quiet_logging,
+    run_suite,
+    sample_record,
+    suite_env,
+    wait_for,
+)
+
+ENV = suite_env()
+WAIT_MS = int(WAIT * 1000)
+UNKNOWN_TOPIC_OR_PARTITION = 3
+# kafka-python 3.0.12 loses a join whose SyncGroup answer lands after poll()'s timeout expired and
+# before the next poll() (the member then never takes its assignment and stops heartbeating). A
+# poll long enough for a whole join round trip keeps clear of that client race; poll() returns as
+# soon as records arrive, so this costs nothing.
+POLL_MS = 1000
+
+
+def admin() -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=ENV.bootstrap, request_timeout_ms=WAIT_MS)
+
+
+def create_topic(topic: str, partitions: int, configs: dict[str, str] | None = None) -> None:
+    client = admin()
+    try:
+        client.create_topics([NewTopic(topic, partitions, 1, topic_configs=configs or {})])
+    finally:
+        client.close()
+
+
+def produce(records: list[dict[str, Any]], **config: Any) -> None:
+    producer = KafkaProducer(bootstrap_servers=ENV.bootstrap, acks="all", **config)
+    try:
+        futures = [producer.send(**record) for record in records]
+        producer.flush(WAIT)
+        for future in futures:
+            future.get(WAIT)
+    finally:
+        producer.close(WAIT)
+
+
+def consumer(**config: Any) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=ENV.bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **config,
+    )
+
+
+def read_all(topic: str, count: int, isolation: str = "read_uncommitted") -> list[ConsumerRecord]:
+    """The first `count` records of partition 0, read with manual assignment."""
+    reader = consumer(isolation_level=isolation)
+    try:
+        partition = TopicPartition(topic, 0)
+        reader.assign([partition])
+        reader.seek_to_beginning(partition)
+        return poll_records(reader, count)
+    finally:
+        reader.close()
+
+
+def poll_records(reader: KafkaConsumer, count: int) -> list[ConsumerRecord]:
+    """Exactly the next `count` records (max_records keeps poll from taking more)."""
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + WAIT
+    while len(records) < count:
+        check(time.monotonic() < deadline, f"received {len(records)} of {count} records")
+        for batch in reader.poll(timeout_ms=POLL_MS, max_records=count - len(records)).values():
+            records.extend(batch)
+    return records
+
+
+def check_nothing_after(topic: str, last_offset: int) -> None:
+    """The partition ends right after the last record read: nothing was duplicated."""
+    reader = consumer()
+    try:
+        partition = TopicPartition(topic, 0)
+        high = reader.end_offsets([partition])[partition]
+    finally:
+        reader.close()
+    check(high == last_offset + 1, f"high watermark {high}, last expected record at {last_offset}")
+
+
+def values(records: list[ConsumerRecord]) -> list[str]:
+    return [r.value.decode() for r in records]
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+
+def metadata() -> None:
+    topic = f"{ENV.prefix}-metadata"
+    create_topic(topic, 3)
+    client = admin()
+    try:
+        cluster = client.describe_cluster()
+        [description] = client.describe_topics([topic])
+        listed = client.list_topics()
+    finally:
+        client.close()
+    check(len(cluster["brokers"]) == 1, f"expected one broker, got {cluster['brokers']}")
+    broker = cluster["brokers"][0]
+    check(f"{broker['host']}:{broker['port']}" == ENV.bootstrap, f"broker advertised as {broker}")
+    check(cluster["cluster_id"], "no cluster id")
+    check(cluster["controller_id"] == broker["broker_id"], f"controller {cluster['controller_id']}")
+    check(description["error_code"] == 0, f"topic error {description['error_code']}")
+    partitions = description["partitions"]
+    check(len(partitions) == 3, f"partitions {partitions}")
+    for p in partitions:
+        check(p["error_code"] == 0, f"partition {p}")
+        check(p["leader_id"] == broker["broker_id"], f"partition {p}")
+        check(p["replica_nodes"] == [broker["broker_id"]], f"partition {p}")
+    check(topic in listed, "topic not listed")
+    producer = KafkaProducer(bootstrap_servers=ENV.bootstrap)
+    try:
+        check(producer.partitions_for(topic) == {0, 1, 2}, "producer sees other partitions")
+    finally:
+        producer.close(WAIT)
+
+
+def produce_consume(codec: str) -> str:
+    topic = f"{ENV.prefix}-pc-{codec}"
+    create_topic(topic, 1)
+    sent = [sample_record(i, codec) for i in range(RECORDS)]
+    produce(
+        [{"topic": topic, "key": k, "value": v, "headers": h} for k, v, h in sent],
+        compression_type=None if codec == "none" else codec,
+        linger_ms=20,
+    )
+    got = read_all(topic, len(sent))
+    for i, ((key, value, headers), record) in enumerate(zip(sent, got, strict=True)):
+        check(record.key == key, f"record {i} key {record.key!r} != {key!r}")
+        check(record.value == value, f"record {i} value differs")
+        check(list(record.headers) == headers, f"record {i} headers {record.headers}")
+    check_nothing_after(topic, got[-1].offset)
+    return topic
+
+
+def idempotent_produce() -> str:
+    topic = f"{ENV.prefix}-idempotent"
+    count = 500
+    create_topic(topic, 1)
+    produce(
+        [
+            {"topic": topic, "key": f"k{i % 5}".encode(), "value": f"idem-{i}".encode()}
+            for i in range(count)
+        ],
+        enable_idempotence=True,
+        max_in_flight_requests_per_connection=5,
+        batch_size=2048,
+        linger_ms=2,
+    )
+    got = read_all(topic, count)
+    check(values(got) == numbered("idem-", 0, count), "not idem-0..idem-499 exactly once in order")
+    check_nothing_after(topic, got[-1].offset)
+    return topic
+
+
+class Member(threading.Thread):
+    """One consumer-group member polling in its own thread."""
+
+    def __init__(self, topic: str, group: str, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.topic = topic
+        self.assignment: frozenset[int] = frozenset()
+        self.seen: set[str] = set()
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+        # Subscribed at construction, as kafka-python's docs show, so that the first metadata
+        # request already names the topic.
+        self.consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=ENV.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            group_id=group,
+            client_id=f"{ENV.prefix}-{name}",
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=300,
+        )
+
+    def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                for batch in self.consumer.poll(timeout_ms=POLL_MS).values():
+                    self.seen.update(r.value.decode() for r in batch)
+                self.assignment = frozenset(p.partition for p in self.consumer.assignment())
+        except BaseException as error:  # noqa: BLE001 - reported to the watching thread
+            self.error = error
+        finally:
+            self.consumer.close()  # leaves the group
+            self.assignment = frozenset()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join(15)
+
+
+def group_rebalance() -> None:
+    topic = group = f"{ENV.prefix}-group"
+    partitions, count = 4, 40
+    create_topic(topic, partitions)
+    produce(
+        [
+            {"topic": topic, "partition": i % partitions, "value": f"g-{i}".encode()}
+            for i in range(count)
+        ]
+    )
+    everything = frozenset(range(partitions))
+    first, second = Member(topic, group, "first"), Member(topic, group, "second")
+
+    def watching(condition):
+        def watched() -> bool:
+            for member in (first, second):
+                if member.error is not None:
+                    raise AssertionError(f"member {member.name} failed: {member.error!r}")
+            return condition()
+
+        return watched
+
+    try:
+        first.start()
+        wait_for(watching(lambda: first.assignment == everything), "the first member to own all")
+        second.start()
+        wait_for(
+            watching(
+                lambda: (
+                    bool(first.assignment)
+                    and bool(second.assignment)
+                    and first.assignment | second.assignment == everything
+                    and not first.assignment & second.assignment
+                )
+            ),
+            "the partitions to be split between two members",
+        )
+        wait_for(
+            watching(lambda: len(first.seen | second.seen) == count),
+            f"the two members to consume all {count} records",
+        )
+        second.stop()
+        wait_for(
+            watching(lambda: first.assignment == everything),
+            "the first member to own all partitions after the second left",
+        )
+    finally:
+        second.stop()
+        first.stop()
+
+
+def commit_resume() -> None:
+    topic = group = f"{ENV.prefix}-commit"
+    partition = TopicPartition(topic, 0)
+    create_topic(topic, 1)
+    produce([{"topic": topic, "value": f"c-{i}".encode()} for i in range(20)])
+    first = consumer(group_id=group)
+    try:
+        first.subscribe([topic])
+        tenth = poll_records(first, 10)[9]
+        check(tenth.value == b"c-9", f"10th record is {tenth.value!r}")
+        committed = tenth.offset + 1
+        first.commit({partition: OffsetAndMetadata(committed, "after-c-9", -1)})
+    finally:
+        first.close()
+    second = consumer(group_id=group)
+    try:
+        stored = second.committed(partition, metadata=True)
+        check(stored is not None and stored.offset == committed, f"committed {stored}")
+        check(stored.metadata == "after-c-9", f"commit metadata {stored.metadata!r}")
+        second.subscribe([topic])
+        got = poll_records(second, 10)
+        check(got[0].offset == committed, f"resumed at {got[0].offset}, committed {committed}")
+        check(values(got) == numbered("c-", 10, 20), f"resumed with {values(got)}")
+        second.commit()
+        final = second.committed(partition)
+        check(final == got[-1].offset + 1, f"final committed offset {final}")
+    finally:
+        second.close()
+
+
+def admin_topics() -> None:
+    topic = f"{ENV.prefix}-admin"
+    client = admin()
+    try:
+        client.create_topics([NewTopic(topic, 3, 1)])
+        broker_id = client.describe_cluster()["brokers"][0]["broker_id"]
+        [description] = client.describe_topics([topic])
+        check(len(description["partitions"]) == 3, f"described {description}")
+        for p in description["partitions"]:
+            check(p["leader_id"] == broker_id, f"partition {p}")
+        check(topic in client.list_topics(), "created topic not listed")
+        try:
+            client.create_topics([NewTopic(topic, 3, 1)])
+            raise AssertionError("creating an existing topic succeeded")
+        except TopicAlreadyExistsError:
+            pass
+        client.delete_topics([topic], timeout_ms=WAIT_MS)
+        wait_for(lambda: topic not in client.list_topics(), "the deleted topic to leave the list")
+        [gone] = client.describe_topics([topic])
+        check(gone["error_code"] == UNKNOWN_TOPIC_OR_PARTITION, f"deleted topic described {gone}")
+    finally:
+        client.close()
+
+
+def admin_configs() -> None:
+    topic = f"{ENV.prefix}-configs"
+    client = admin()
+    try:
+        client.create_topics([NewTopic(topic, 1, 1, topic_configs={"retention.ms": "3600000"})])
+
+        def describe(kind: ConfigResourceType, name: str) -> dict[str, dict[str, Any]]:
+            described = client.describe_configs([ConfigResource(kind, name)], config_filter="all")
+            return described[kind.name.lower()][name]
+
+        configs = describe(ConfigResourceType.TOPIC, topic)
+        retention = configs.get("retention.ms", {})
+        check(retention.get("value") == "3600000", f"retention.ms after create: {retention}")
+        check(retention["config_source"] == "DYNAMIC_TOPIC_CONFIG", f"retention.ms {retention}")
+        check(configs["cleanup.policy"]["value"] == "delete", "cleanup.policy")
+        client.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC,
+                    topic,
+                    configs={"retention.ms": (AlterConfigOp.SET, "7200000")},
+                )
+            ],
+            incremental=True,
+        )
+        altered = describe(ConfigResourceType.TOPIC, topic)["retention.ms"]["value"]
+        check(altered == "7200000", f"retention.ms after alter: {altered}")
+        broker_id = client.describe_cluster()["brokers"][0]["broker_id"]
+        broker_configs = describe(ConfigResourceType.BROKER, str(broker_id))
+        check("num.partitions" in broker_configs, "broker config lacks num.partitions")
+        client.delete_topics([topic], timeout_ms=WAIT_MS)
+    finally:
+        client.close()
+
+
+def transactions() -> str:
+    topic = f"{ENV.prefix}-txn"
+    create_topic(topic, 1)
+    producer = KafkaProducer(bootstrap_servers=ENV.bootstrap, transactional_id=f"{ENV.prefix}-txn")
+    try:
+        producer.init_transactions()
+        for batch, commit in [
+            (numbered("committed-", 0, 5), True),
+            (numbered("aborted-", 0, 3), False),
+            (numbered("committed-", 5, 6), True),
+        ]:
+            producer.begin_transaction()
+            for value in batch:
+                producer.send(topic, value=value.encode())
+            producer.flush(WAIT)
+            if commit:
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+    finally:
+        producer.close(WAIT)
+    committed = values(read_all(topic, 6, "read_committed"))
+    check(committed == numbered("committed-", 0, 6), f"read_committed saw {committed}")
+    everything = values(read_all(topic, 9))
+    expected = numbered("committed-", 0, 5) + numbered("aborted-", 0, 3) + ["committed-5"]
+    check(everything == expected, f"read_uncommitted saw {everything}")
+    return topic
+
+
+if __name__ == "__main__":
+    quiet_logging()  # kafka-python logs every rebalance as an error
+    scenarios = {
+        "metadata": metadata,
+        **{f"produce-consume-{c}": (lambda c=c: produce_consume(c)) for c in CODECS},
+        "idempotent-produce": idempotent_produce,
+        "group-rebalance": group_rebalance,
+        "commit-resume": commit_resume,
+        "admin-topics": admin_topics,
+        "admin-configs": admin_configs,
+        "transactions": transactions,
+    }
+    run_suite("kafka-python", kafka.__version__, scenarios, ENV)

@@ -1,0 +1,183 @@
+"""What every Python suite shares: the environment run.py sets, the scenario list, the sample
+records, and the runner that reports one JSON line per scenario on stdout.
+
+Environment: COMPAT_BOOTSTRAP (host:port), COMPAT_PREFIX (unique prefix for topic, group and
+transactional ids), COMPAT_SKIP (lines "scenario<TAB>reason" to report as skipped without running),
+COMPAT_ONLY (comma-separated scenarios to run, for development), COMPAT_DEBUG (comma-separated
+Python logger names to log at DEBUG on stderr, for development).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+SCENARIOS = [
+    "metadata",
+    *(f"produce-consume-{codec}" for codec in CODECS),
+    "idempotent-produce",
+    "group-rebalance",
+    "commit-resume",
+    "admin-topics",
+    "admin-configs",
+    "transactions",
+]
+RECORDS = 100
+WAIT = 30.0  # seconds for any one condition
+SCENARIO_TIMEOUT = 60.0
+
+Headers = list[tuple[str, bytes]]
+
+
+class Skip(Exception):  # noqa: N818 - it is a verdict, not an error
+    """The client itself cannot do what the scenario needs (the reason says what)."""
+
+
+@dataclass(frozen=True)
+class SuiteEnv:
+    bootstrap: str
+    prefix: str
+    skips: dict[str, str]
+    only: set[str] | None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, port = self.bootstrap.rsplit(":", 1)
+        return host, int(port)
+
+
+def suite_env() -> SuiteEnv:
+    try:
+        bootstrap, prefix = os.environ["COMPAT_BOOTSTRAP"], os.environ["COMPAT_PREFIX"]
+    except KeyError as missing:
+        sys.exit(f"{missing.args[0]} is not set (run.py sets it)")
+    skips = {}
+    for line in os.environ.get("COMPAT_SKIP", "").splitlines():
+        name, tab, reason = line.partition("\t")
+        if tab:
+            skips[name] = reason
+    only = os.environ.get("COMPAT_ONLY")
+    return SuiteEnv(bootstrap, prefix, skips, set(only.split(",")) if only else None)
+
+
+def quiet_logging() -> None:
+    """Client libraries log to stderr (run.py keeps it in a file) only what is critical, except
+    the loggers COMPAT_DEBUG names."""
+    logging.basicConfig(level=logging.CRITICAL)
+    for name in filter(None, os.environ.get("COMPAT_DEBUG", "").split(",")):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+def emit(line: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+def sample_record(i: int, codec: str) -> tuple[bytes | None, bytes, Headers]:
+    """Record i of a produce/consume scenario: keyed (every tenth key null), a compressible value,
+    headers including a repeated name."""
+    key = None if i % 10 == 9 else f"key-{i % 7}".encode()
+    value = f"record {i} {'lorem ipsum dolor sit amet ' * 8}".encode()
+    headers: Headers = [("index", str(i).encode()), ("codec", codec.encode())]
+    if i % 3 == 0:
+        headers += [("dup", b"a"), ("dup", b"b")]
+    return key, value, headers
+
+
+def numbered(text: str, start: int, stop: int) -> list[str]:
+    return [f"{text}{i}" for i in range(start, stop)]
+
+
+def check(condition: object, message: str) -> None:
+    if not condition:
+        raise AssertionError(message)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    """Polls a condition that other threads change; there is no single event to await."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
+async def wait_for_async(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        satisfied = condition()
+        if inspect.isawaitable(satisfied):
+            satisfied = await satisfied
+        if satisfied:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, AssertionError):
+        return str(error) or "assertion failed"
+    return f"{type(error).__name__}: {error}"
+
+
+def run_suite(
+    client: str, version: str, scenarios: dict[str, Callable[[], Any]], env: SuiteEnv
+) -> None:
+    """Runs each scenario (a function or a coroutine function; it returns the topic whose stored
+    batches run.py should inspect, or None) under a time limit and reports it; then exits, even if
+    a timed-out scenario left client threads behind."""
+    missing = [name for name in SCENARIOS if name not in scenarios]
+    if missing:
+        raise RuntimeError(f"suite lacks scenarios {missing}")
+    emit({"client": client, "version": version})
+    for name in SCENARIOS:
+        if env.only is not None and name not in env.only:
+            continue
+        if name in env.skips:
+            emit({"scenario": name, "result": "skip", "reason": env.skips[name], "seconds": 0})
+            continue
+        start = time.monotonic()
+        outcome: dict[str, Any] = {}
+        worker = threading.Thread(
+            target=_run_one, args=(scenarios[name], outcome), name=name, daemon=True
+        )
+        worker.start()
+        worker.join(SCENARIO_TIMEOUT)
+        line: dict[str, Any] = {"scenario": name, "seconds": round(time.monotonic() - start, 2)}
+        if worker.is_alive():
+            line.update(result="fail", reason=f"timed out after {SCENARIO_TIMEOUT:.0f} s")
+        elif "skip" in outcome:
+            line.update(result="skip", reason=outcome["skip"])
+        elif "error" in outcome:
+            line.update(result="fail", reason=outcome["error"])
+        else:
+            line.update(result="pass", reason="")
+            if outcome.get("topic"):
+                line["topic"] = outcome["topic"]
+        emit(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _run_one(scenario: Callable[[], Any], outcome: dict[str, Any]) -> None:
+    try:
+        result = scenario()
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+        outcome["topic"] = result
+    except Skip as skip:
+        outcome["skip"] = str(skip)
+    except BaseException as error:  # noqa: BLE001 - every failure is a reported verdict
+        outcome["error"] = describe(error)
