@@ -5,6 +5,8 @@ for it, as Kafka's LogValidator does:
 - a compacted topic (cleanup.policy contains compact) rejects records without a key
   (INVALID_RECORD), since compaction keeps the latest record per key;
 - compression.type other than "producer" recompresses a batch whose codec differs.
+One check needs only a few bytes: LZ4 frames must have independent blocks, as Kafka requires
+(its clients cannot read dependent-block frames), so the frame header's flag byte is checked.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import (
     ATTR_COMPRESSION_MASK,
+    HEADER_SIZE,
     BatchHeader,
     Compression,
     CorruptRecordError,
@@ -20,6 +23,9 @@ from rafka.protocol.records import (
     read_batch_header,
 )
 from rafka.storage.config import LogConfig
+
+_LZ4_FRAME_MAGIC = b"\x04\x22\x4d\x18"
+_LZ4_BLOCK_INDEPENDENCE = 0x20
 
 _CODECS = {
     "uncompressed": Compression.NONE,
@@ -58,6 +64,8 @@ def validate_records(
     """Check the batch at `pos` against the topic's configs; returns a rewritten batch (a new
     buffer holding only it) when it must be recompressed, None when the bytes stay as they are.
     Raises RecordValidationError with Kafka's error code."""
+    if header.compression == Compression.LZ4:
+        _check_lz4_frame(buf, pos + HEADER_SIZE)
     codec = target_codec(config)
     # Compared as ints: an unknown codec (5-7) must fail in decode_batch, not here.
     recompress = codec is not None and int(codec) != header.attributes & ATTR_COMPRESSION_MASK
@@ -93,3 +101,13 @@ def validate_records(
         )
     )
     return rebuilt, read_batch_header(rebuilt, 0)
+
+
+def _check_lz4_frame(buf: bytearray, start: int) -> None:
+    frame = buf[start : start + 5]
+    if len(frame) < 5 or frame[:4] != _LZ4_FRAME_MAGIC:
+        raise RecordValidationError(ErrorCode.corrupt_message, "LZ4 batch is not an LZ4 frame")
+    if not frame[4] & _LZ4_BLOCK_INDEPENDENCE:
+        raise RecordValidationError(
+            ErrorCode.corrupt_message, "LZ4 frames with dependent blocks are not supported"
+        )

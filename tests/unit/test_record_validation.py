@@ -6,7 +6,13 @@ import pytest
 
 from rafka.broker.record_validation import RecordValidationError, validate_records
 from rafka.protocol.errors import ErrorCode
-from rafka.protocol.records import Compression, build_batch, decode_batch, read_batch_header
+from rafka.protocol.records import (
+    HEADER_SIZE,
+    Compression,
+    build_batch,
+    decode_batch,
+    read_batch_header,
+)
 from rafka.storage.config import LogConfig
 
 
@@ -61,3 +67,21 @@ def test_same_codec_is_not_recompressed() -> None:
     buf = batch([(b"a", b"x")], Compression.SNAPPY)
     config = LogConfig(compression_type="snappy")
     assert validate_records(buf, 0, read_batch_header(buf), config, "t-0") is None
+
+
+
+def _lz4_batch() -> bytearray:
+    return bytearray(build_batch([(b"k", b"v" * 100, (), 1)], compression=Compression.LZ4))
+
+
+def test_lz4_frames_with_independent_blocks_pass() -> None:
+    batch = _lz4_batch()
+    assert validate_records(batch, 0, read_batch_header(batch), LogConfig(), "t-0") is None
+
+
+def test_lz4_frames_with_dependent_blocks_are_refused_like_kafka() -> None:
+    batch = _lz4_batch()
+    batch[HEADER_SIZE + 4] &= ~0x20  # clear the block-independence flag
+    with pytest.raises(RecordValidationError) as raised:
+        validate_records(batch, 0, read_batch_header(batch), LogConfig(), "t-0")
+    assert raised.value.code == ErrorCode.corrupt_message
