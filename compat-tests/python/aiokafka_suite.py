@@ -16,7 +16,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import OffsetAndMetadata
 from suite_common import (
-    CODECS,
     RECORDS,
     WAIT,
     check,
@@ -24,6 +23,8 @@ from suite_common import (
     quiet_logging,
     run_suite,
     sample_record,
+    scenario_functions,
+    split_between,
     suite_env,
     wait_for_async,
 )
@@ -264,14 +265,7 @@ async def group_rebalance() -> None:
         )
         await second.start()
         await wait_for_async(
-            watching(
-                lambda: (
-                    bool(first.assignment)
-                    and bool(second.assignment)
-                    and first.assignment | second.assignment == everything
-                    and not first.assignment & second.assignment
-                )
-            ),
+            watching(lambda: split_between(first, second, everything)),
             "the partitions to be split between two members",
         )
         await wait_for_async(
@@ -410,14 +404,14 @@ async def transactions() -> str:
 
 if __name__ == "__main__":
     quiet_logging()  # aiokafka logs rebalances and retries
-    scenarios = {
-        "metadata": metadata,
-        **{f"produce-consume-{c}": (lambda c=c: produce_consume(c)) for c in CODECS},
-        "idempotent-produce": idempotent_produce,
-        "group-rebalance": group_rebalance,
-        "commit-resume": commit_resume,
-        "admin-topics": admin_topics,
-        "admin-configs": admin_configs,
-        "transactions": transactions,
-    }
+    scenarios = scenario_functions(
+        produce_consume,
+        metadata=metadata,
+        idempotent_produce=idempotent_produce,
+        group_rebalance=group_rebalance,
+        commit_resume=commit_resume,
+        admin_topics=admin_topics,
+        admin_configs=admin_configs,
+        transactions=transactions,
+    )
     run_suite("aiokafka", aiokafka.__version__, scenarios, ENV)

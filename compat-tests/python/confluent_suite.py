@@ -3,7 +3,6 @@ line each."""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -28,13 +27,15 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 from suite_common import (
-    CODECS,
     RECORDS,
     WAIT,
+    ThreadedMember,
     check,
+    check_rebalance,
     numbered,
     run_suite,
     sample_record,
+    scenario_functions,
     suite_env,
     wait_for,
 )
@@ -176,16 +177,12 @@ def idempotent_produce() -> str:
     return topic
 
 
-class Member(threading.Thread):
+class Member(ThreadedMember):
     """One consumer-group member polling in its own thread."""
 
     def __init__(self, topic: str, group: str, name: str) -> None:
-        super().__init__(name=name, daemon=True)
+        super().__init__(name)
         self.topic = topic
-        self.assignment: frozenset[int] = frozenset()
-        self.seen: set[str] = set()
-        self.error: BaseException | None = None
-        self.stopping = threading.Event()
         self.consumer = Consumer(
             {
                 **BASE,
@@ -198,24 +195,14 @@ class Member(threading.Thread):
             }
         )
 
-    def run(self) -> None:
-        try:
-            self.consumer.subscribe([self.topic])
-            while not self.stopping.is_set():
-                message = self.consumer.poll(0.1)
-                if message is not None and not message.error():
-                    self.seen.add(message.value().decode())
-                self.assignment = frozenset(p.partition for p in self.consumer.assignment())
-        except BaseException as error:  # noqa: BLE001 - reported to the watching thread
-            self.error = error
-        finally:
-            self.consumer.close()  # leaves the group
-            self.assignment = frozenset()
+    def subscribe(self) -> None:
+        self.consumer.subscribe([self.topic])
 
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.is_alive():
-            self.join(15)
+    def poll(self) -> list[str]:
+        message = self.consumer.poll(0.1)
+        if message is not None and not message.error():
+            return [message.value().decode()]
+        return []
 
 
 def group_rebalance() -> None:
@@ -227,43 +214,7 @@ def group_rebalance() -> None:
     )
     everything = frozenset(range(partitions))
     first, second = Member(topic, group, "first"), Member(topic, group, "second")
-
-    def watching(condition):
-        def watched() -> bool:
-            for member in (first, second):
-                if member.error is not None:
-                    raise AssertionError(f"member {member.name} failed: {member.error}")
-            return condition()
-
-        return watched
-
-    try:
-        first.start()
-        wait_for(watching(lambda: first.assignment == everything), "the first member to own all")
-        second.start()
-        wait_for(
-            watching(
-                lambda: (
-                    bool(first.assignment)
-                    and bool(second.assignment)
-                    and first.assignment | second.assignment == everything
-                    and not first.assignment & second.assignment
-                )
-            ),
-            "the partitions to be split between two members",
-        )
-        wait_for(
-            watching(lambda: len(first.seen | second.seen) == count),
-            f"the two members to consume all {count} records",
-        )
-        second.stop()
-        wait_for(
-            watching(lambda: first.assignment == everything),
-            "the first member to own all partitions after the second left",
-        )
-    finally:
-        second.stop()
-        first.stop()
+    check_rebalance(first, second, everything, count)
 
 
 def commit_resume() -> None:
@@ -394,14 +345,14 @@ def transactions() -> str:
 
 if __name__ == "__main__":
     version = f"{confluent_kafka.version()} (librdkafka {confluent_kafka.libversion()[0]})"
-    scenarios = {
-        "metadata": metadata,
-        **{f"produce-consume-{c}": (lambda c=c: produce_consume(c)) for c in CODECS},
-        "idempotent-produce": idempotent_produce,
-        "group-rebalance": group_rebalance,
-        "commit-resume": commit_resume,
-        "admin-topics": admin_topics,
-        "admin-configs": admin_configs,
-        "transactions": transactions,
-    }
+    scenarios = scenario_functions(
+        produce_consume,
+        metadata=metadata,
+        idempotent_produce=idempotent_produce,
+        group_rebalance=group_rebalance,
+        commit_resume=commit_resume,
+        admin_topics=admin_topics,
+        admin_configs=admin_configs,
+        transactions=transactions,
+    )
     run_suite("confluent-kafka", version, scenarios, ENV)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -13,14 +12,16 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 from suite_common import (
-    CODECS,
     RECORDS,
     WAIT,
+    ThreadedMember,
     check,
+    check_rebalance,
     numbered,
     quiet_logging,
     run_suite,
     sample_record,
+    scenario_functions,
     suite_env,
     wait_for,
 )
@@ -176,16 +177,12 @@ def idempotent_produce() -> str:
     return topic
 
 
-class Member(threading.Thread):
+class Member(ThreadedMember):
     """One consumer-group member polling in its own thread."""
 
     def __init__(self, topic: str, group: str, name: str) -> None:
-        super().__init__(name=name, daemon=True)
+        super().__init__(name)
         self.topic = topic
-        self.assignment: frozenset[int] = frozenset()
-        self.seen: set[str] = set()
-        self.error: BaseException | None = None
-        self.stopping = threading.Event()
         # Subscribed at construction, as kafka-python's docs show, so that the first metadata
         # request already names the topic.
         self.consumer = KafkaConsumer(
@@ -199,22 +196,9 @@ class Member(threading.Thread):
             heartbeat_interval_ms=300,
         )
 
-    def run(self) -> None:
-        try:
-            while not self.stopping.is_set():
-                for batch in self.consumer.poll(timeout_ms=POLL_MS).values():
-                    self.seen.update(r.value.decode() for r in batch)
-                self.assignment = frozenset(p.partition for p in self.consumer.assignment())
-        except BaseException as error:  # noqa: BLE001 - reported to the watching thread
-            self.error = error
-        finally:
-            self.consumer.close()  # leaves the group
-            self.assignment = frozenset()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.is_alive():
-            self.join(15)
+    def poll(self) -> list[str]:
+        batches = self.consumer.poll(timeout_ms=POLL_MS).values()
+        return [r.value.decode() for batch in batches for r in batch]
 
 
 def group_rebalance() -> None:
@@ -229,43 +213,7 @@ def group_rebalance() -> None:
     )
     everything = frozenset(range(partitions))
     first, second = Member(topic, group, "first"), Member(topic, group, "second")
-
-    def watching(condition):
-        def watched() -> bool:
-            for member in (first, second):
-                if member.error is not None:
-                    raise AssertionError(f"member {member.name} failed: {member.error!r}")
-            return condition()
-
-        return watched
-
-    try:
-        first.start()
-        wait_for(watching(lambda: first.assignment == everything), "the first member to own all")
-        second.start()
-        wait_for(
-            watching(
-                lambda: (
-                    bool(first.assignment)
-                    and bool(second.assignment)
-                    and first.assignment | second.assignment == everything
-                    and not first.assignment & second.assignment
-                )
-            ),
-            "the partitions to be split between two members",
-        )
-        wait_for(
-            watching(lambda: len(first.seen | second.seen) == count),
-            f"the two members to consume all {count} records",
-        )
-        second.stop()
-        wait_for(
-            watching(lambda: first.assignment == everything),
-            "the first member to own all partitions after the second left",
-        )
-    finally:
-        second.stop()
-        first.stop()
+    check_rebalance(first, second, everything, count, error_text=repr)
 
 
 def commit_resume() -> None:
@@ -388,14 +336,14 @@ def transactions() -> str:
 
 if __name__ == "__main__":
     quiet_logging()  # kafka-python logs every rebalance as an error
-    scenarios = {
-        "metadata": metadata,
-        **{f"produce-consume-{c}": (lambda c=c: produce_consume(c)) for c in CODECS},
-        "idempotent-produce": idempotent_produce,
-        "group-rebalance": group_rebalance,
-        "commit-resume": commit_resume,
-        "admin-topics": admin_topics,
-        "admin-configs": admin_configs,
-        "transactions": transactions,
-    }
+    scenarios = scenario_functions(
+        produce_consume,
+        metadata=metadata,
+        idempotent_produce=idempotent_produce,
+        group_rebalance=group_rebalance,
+        commit_resume=commit_resume,
+        admin_topics=admin_topics,
+        admin_configs=admin_configs,
+        transactions=transactions,
+    )
     run_suite("kafka-python", kafka.__version__, scenarios, ENV)

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from suite_common import (
-    CODECS,
     RECORDS,
     WAIT,
     Skip,
@@ -26,6 +25,8 @@ from suite_common import (
     numbered,
     run_suite,
     sample_record,
+    scenario_functions,
+    split_between,
     suite_env,
     wait_for,
 )
@@ -246,14 +247,7 @@ def group_rebalance() -> None:
         members.append(GroupMember(topic, group))
         second = members[1]
         wait_for(
-            watching(
-                lambda: (
-                    bool(first.assignment)
-                    and bool(second.assignment)
-                    and first.assignment | second.assignment == everything
-                    and not first.assignment & second.assignment
-                )
-            ),
+            watching(lambda: split_between(first, second, everything)),
             "the partitions to be split between two members",
         )
         wait_for(
@@ -357,14 +351,14 @@ def kcat_version() -> str:
 
 
 if __name__ == "__main__":
-    scenarios = {
-        "metadata": metadata,
-        **{f"produce-consume-{c}": (lambda c=c: produce_consume(c)) for c in CODECS},
-        "idempotent-produce": idempotent_produce,
-        "group-rebalance": group_rebalance,
-        "commit-resume": commit_resume,
-        "admin-topics": no_admin,
-        "admin-configs": no_admin,
-        "transactions": transactions,
-    }
+    scenarios = scenario_functions(
+        produce_consume,
+        metadata=metadata,
+        idempotent_produce=idempotent_produce,
+        group_rebalance=group_rebalance,
+        commit_resume=commit_resume,
+        admin_topics=no_admin,
+        admin_configs=no_admin,
+        transactions=transactions,
+    )
     run_suite("kcat", kcat_version(), scenarios, ENV)

@@ -1,5 +1,6 @@
 """What every Python suite shares: the environment run.py sets, the scenario list, the sample
-records, and the runner that reports one JSON line per scenario on stdout.
+records, the group-rebalance checks, and the runner that reports one JSON line per scenario on
+stdout.
 
 Environment: COMPAT_BOOTSTRAP (host:port), COMPAT_PREFIX (unique prefix for topic, group and
 transactional ids), COMPAT_SKIP (lines "scenario<TAB>reason" to report as skipped without running),
@@ -17,7 +18,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,115 @@ async def wait_for_async(condition: Callable[[], Any], what: str, timeout: float
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def split_between(first: Any, second: Any, everything: frozenset[int]) -> bool:
+    """Both group members own partitions, together all of `everything`, none of them twice."""
+    return (
+        bool(first.assignment)
+        and bool(second.assignment)
+        and first.assignment | second.assignment == everything
+        and not first.assignment & second.assignment
+    )
+
+
+class ThreadedMember(threading.Thread):
+    """One consumer-group member polling its `consumer` in its own thread; a suite creates the
+    consumer and says how to poll it."""
+
+    consumer: Any
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.assignment: frozenset[int] = frozenset()
+        self.seen: set[str] = set()
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+
+    def subscribe(self) -> None:
+        """Called once in the member's thread before it polls (if the client needs it)."""
+
+    def poll(self) -> Iterable[str]:
+        """Polls the consumer once: the values of the records it returned."""
+        raise NotImplementedError
+
+    def assigned(self) -> Iterable[int]:
+        """The partitions the consumer is assigned now (its `assignment()` of TopicPartitions,
+        as confluent-kafka and kafka-python both have it)."""
+        return [p.partition for p in self.consumer.assignment()]
+
+    def close(self) -> None:
+        """Closes the consumer, which leaves the group."""
+        self.consumer.close()
+
+    def run(self) -> None:
+        try:
+            self.subscribe()
+            while not self.stopping.is_set():
+                self.seen.update(self.poll())
+                self.assignment = frozenset(self.assigned())
+        except BaseException as error:  # noqa: BLE001 - reported to the watching thread
+            self.error = error
+        finally:
+            self.close()
+            self.assignment = frozenset()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join(15)
+
+
+def check_rebalance(
+    first: ThreadedMember,
+    second: ThreadedMember,
+    everything: frozenset[int],
+    count: int,
+    error_text: Callable[[BaseException], str] = str,
+) -> None:
+    """The group-rebalance scenario once its `count` records are in the topic: the first member
+    owns every partition, the second joining splits them, the two read every record, and the
+    first owns all again once the second has left. `error_text` renders a member's failure."""
+
+    def watching(condition: Callable[[], bool]) -> Callable[[], bool]:
+        def watched() -> bool:
+            for member in (first, second):
+                if member.error is not None:
+                    raise AssertionError(f"member {member.name} failed: {error_text(member.error)}")
+            return condition()
+
+        return watched
+
+    try:
+        first.start()
+        wait_for(watching(lambda: first.assignment == everything), "the first member to own all")
+        second.start()
+        wait_for(
+            watching(lambda: split_between(first, second, everything)),
+            "the partitions to be split between two members",
+        )
+        wait_for(
+            watching(lambda: len(first.seen | second.seen) == count),
+            f"the two members to consume all {count} records",
+        )
+        second.stop()
+        wait_for(
+            watching(lambda: first.assignment == everything),
+            "the first member to own all partitions after the second left",
+        )
+    finally:
+        second.stop()
+        first.stop()
+
+
+def scenario_functions(
+    produce_consume: Callable[[str], Any], **by_name: Callable[[], Any]
+) -> dict[str, Callable[[], Any]]:
+    """A suite's scenarios for run_suite: `produce_consume(codec)` for each codec, the others by
+    function name (`group_rebalance` for "group-rebalance")."""
+    scenarios = {f"produce-consume-{c}": (lambda c=c: produce_consume(c)) for c in CODECS}
+    scenarios.update({name.replace("_", "-"): scenario for name, scenario in by_name.items()})
+    return scenarios
 
 
 def describe(error: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""What the `rafka topic`, `configs` and `cluster` commands share: options, the client, output.
+"""What the `rafka topic`, `configs`, `cluster` and `group` commands share: options, the client,
+errors and output.
 
 The Kafka client (and kio under it) is imported only when a command runs: `rafka broker` shares
 this process's imports and must not pay for them.
@@ -15,6 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from rafka.cli.admin_client import AdminClient
+    from rafka.cli.kafka_client import KafkaClient
 
 EXIT_FAILURE = 1
 DEFAULT_BOOTSTRAP = "localhost:9092"
@@ -37,15 +39,37 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_FAILURE)
 
 
+def command_app(name: str, help: str) -> typer.Typer:
+    """A command group: its subcommands listed when called without one, no completion setup."""
+    return typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False)
+
+
 @contextmanager
 def admin_client(bootstrap: str) -> Iterator[AdminClient]:
     """An AdminClient for the duration of a command; any client error ends it with one line."""
     from rafka.cli.admin_client import AdminClient
+
+    with _failing_on_client_error():
+        with AdminClient(bootstrap, client_id="rafka-admin") as client:
+            yield client
+
+
+@contextmanager
+def kafka_client(bootstrap: str) -> Iterator[KafkaClient]:
+    """A KafkaClient for the duration of a command; any client error ends it with one line."""
+    from rafka.cli.kafka_client import KafkaClient
+
+    with _failing_on_client_error():
+        with KafkaClient(bootstrap) as client:
+            yield client
+
+
+@contextmanager
+def _failing_on_client_error() -> Iterator[None]:
     from rafka.cli.kafka_client import KafkaClientError
 
     try:
-        with AdminClient(bootstrap, client_id="rafka-admin") as client:
-            yield client
+        yield
     except KafkaClientError as exc:
         fail(str(exc))
 

@@ -16,6 +16,7 @@ from rafka.cli.admin_common import (
     BootstrapOption,
     JsonOption,
     admin_client,
+    command_app,
     fail,
     parse_config_pairs,
     parse_names,
@@ -26,12 +27,7 @@ from rafka.cli.admin_common import (
 if TYPE_CHECKING:
     from rafka.cli.admin_client import ConfigInfo
 
-app = typer.Typer(
-    name="configs",
-    help="Describe and alter topic and broker configs.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+app = command_app("configs", "Describe and alter topic and broker configs.")
 
 TopicOption = Annotated[str | None, typer.Option("--topic", "-t", help="A topic.")]
 BrokerOption = Annotated[int | None, typer.Option("--broker", help="A broker id.")]

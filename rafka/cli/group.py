@@ -7,77 +7,38 @@ the bootstrap server, so it works against any Kafka-compatible cluster. Tables b
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from rafka.cli.admin_common import (
+    DEFAULT_BOOTSTRAP,
+    BootstrapOption,
+    JsonOption,
+    command_app,
+    fail,
+    kafka_client,
+    print_json,
+    print_table,
+)
 
 if TYPE_CHECKING:
     from rafka.cli.kafka_client import KafkaClient
 
-# The Kafka client (and kio under it) loads only when a group command runs: `rafka broker`
-# shares this process's imports and must not pay for them.
-
-EXIT_FAILURE = 1
 NO_ERROR = 0
 GROUP_ID_NOT_FOUND = 69
 INACTIVE_STATES = ("Empty", "Dead")
 
-app = typer.Typer(
-    name="group",
-    help="List, describe and delete consumer groups; reset their committed offsets.",
-    no_args_is_help=True,
-    add_completion=False,
+app = command_app(
+    "group", "List, describe and delete consumer groups; reset their committed offsets."
 )
-
-BootstrapOption = Annotated[
-    str,
-    typer.Option(
-        "--bootstrap-server",
-        "-b",
-        envvar="RAFKA_BOOTSTRAP_SERVER",
-        metavar="HOST:PORT",
-        help="A broker to connect to (comma-separated list allowed).",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-DEFAULT_BOOTSTRAP = "localhost:9092"
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"rafka: error: {message}", err=True)
-    raise typer.Exit(EXIT_FAILURE)
-
-
-@contextmanager
-def _client(bootstrap: str) -> Iterator[KafkaClient]:
-    from rafka.cli.kafka_client import KafkaClient, KafkaClientError
-
-    try:
-        with KafkaClient(bootstrap) as client:
-            yield client
-    except KafkaClientError as exc:
-        _fail(str(exc))
 
 
 def _error_name(code: int) -> str:
     from rafka.cli.kafka_client import error_name
 
     return error_name(code)
-
-
-def _print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2))
 
 
 # -- list -----------------------------------------------------------------------------------------
@@ -93,12 +54,12 @@ def list_groups(
     json_output: JsonOption = False,
 ) -> None:
     """List the consumer groups of the cluster."""
-    with _client(bootstrap_server) as client:
+    with kafka_client(bootstrap_server) as client:
         groups = client.list_groups(state or ())
     if json_output:
-        _print_json(groups)
+        print_json(groups)
         return
-    _print_table(
+    print_table(
         ["GROUP", "STATE", "PROTOCOL-TYPE", "TYPE"],
         [[g["group"], g["state"], g["protocol_type"], g["type"]] for g in groups],
     )
@@ -174,10 +135,10 @@ def describe(
     json_output: JsonOption = False,
 ) -> None:
     """Committed offsets, log end offsets and lag per partition (or members, or state)."""
-    with _client(bootstrap_server) as client:
+    with kafka_client(bootstrap_server) as client:
         described = [describe_group(client, g) for g in group]
     if json_output:
-        _print_json(described if len(described) > 1 else described[0])
+        print_json(described if len(described) > 1 else described[0])
         return
     for i, d in enumerate(described):
         if i:
@@ -187,7 +148,7 @@ def describe(
             continue
         if state:
             c = d["coordinator"]
-            _print_table(
+            print_table(
                 ["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"],
                 [
                     [
@@ -200,7 +161,7 @@ def describe(
                 ],
             )
         elif members:
-            _print_table(
+            print_table(
                 ["GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS"],
                 [
                     [
@@ -217,7 +178,7 @@ def describe(
         else:
             if d["state"] in INACTIVE_STATES:
                 typer.echo(f"Consumer group '{d['group']}' has no active members.")
-            _print_table(
+            print_table(
                 [
                     "GROUP",
                     "TOPIC",
@@ -256,11 +217,11 @@ def delete(
     json_output: JsonOption = False,
 ) -> None:
     """Delete groups and their committed offsets (only groups without active members)."""
-    with _client(bootstrap_server) as client:
+    with kafka_client(bootstrap_server) as client:
         results = client.delete_groups(group)
     failed = {g: c for g, c in results.items() if c != NO_ERROR}
     if json_output:
-        _print_json(
+        print_json(
             [
                 {"group": g, "error": None if c == NO_ERROR else _error_name(c)}
                 for g, c in results.items()
@@ -271,7 +232,7 @@ def delete(
             if c == NO_ERROR:
                 typer.echo(f"Deleted consumer group '{g}'.")
     if failed:
-        _fail("; ".join(f"cannot delete group {g!r}: {_error_name(c)}" for g, c in failed.items()))
+        fail("; ".join(f"cannot delete group {g!r}: {_error_name(c)}" for g, c in failed.items()))
 
 
 # -- reset-offsets --------------------------------------------------------------------------------
@@ -381,19 +342,19 @@ def reset_offsets(
         to_current,
     ]
     if sum(chosen) != 1:
-        _fail(
+        fail(
             "give exactly one of --to-earliest, --to-latest, --to-offset, --shift-by, "
             "--to-datetime, --to-current"
         )
     if bool(topic) == all_topics:
-        _fail("give either --topic or --all-topics")
+        fail("give either --topic or --all-topics")
     if execute and dry_run:
-        _fail("--execute and --dry-run exclude each other")
-    with _client(bootstrap_server) as client:
+        fail("--execute and --dry-run exclude each other")
+    with kafka_client(bootstrap_server) as client:
         _, described = client.describe_group(group)
         state = described.group_state
         if state not in INACTIVE_STATES and described.error_code == NO_ERROR:
-            _fail(
+            fail(
                 f"assignments can only be reset if the group {group!r} is inactive, but the "
                 f"current state is {state}"
             )
@@ -428,13 +389,13 @@ def reset_offsets(
         for (t, p), offset in sorted(plan.items())
     ]
     if json_output:
-        _print_json({"executed": execute, "offsets": rows})
+        print_json({"executed": execute, "offsets": rows})
     else:
-        _print_table(
+        print_table(
             ["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"],
             [[r["group"], r["topic"], r["partition"], r["new_offset"]] for r in rows],
         )
         if not execute:
             typer.echo("Dry run: nothing committed. Add --execute to commit these offsets.")
     if errors:
-        _fail("; ".join(f"{t}-{p}: {_error_name(c)}" for (t, p), c in sorted(errors.items())))
+        fail("; ".join(f"{t}-{p}: {_error_name(c)}" for (t, p), c in sorted(errors.items())))

@@ -14,6 +14,7 @@ from rafka.cli.admin_common import (
     BootstrapOption,
     JsonOption,
     admin_client,
+    command_app,
     fail,
     parse_config_pairs,
     parse_names,
@@ -24,12 +25,7 @@ from rafka.cli.admin_common import (
 if TYPE_CHECKING:
     from rafka.cli.admin_client import AdminClient, TopicInfo
 
-app = typer.Typer(
-    name="topic",
-    help="Create, list, describe, alter and delete topics.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+app = command_app("topic", "Create, list, describe, alter and delete topics.")
 
 TopicOption = Annotated[str, typer.Option("--topic", "-t", help="Topic name.")]
 ConfigOption = Annotated[

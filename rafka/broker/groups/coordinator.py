@@ -23,7 +23,6 @@ import structlog
 from rafka.broker.groups.group import GROUP_TYPE, ClassicGroup, GroupState
 from rafka.broker.groups.membership import Membership
 from rafka.broker.groups.offset_store import OffsetStore
-from rafka.broker.groups.placement import partition_for
 from rafka.broker.groups.records import GroupKey, OffsetKey
 from rafka.broker.groups.shard import (
     CoordinatorShard,
@@ -32,7 +31,8 @@ from rafka.broker.groups.shard import (
     coordinator_error_for_write,
 )
 from rafka.broker.groups.timers import Timers
-from rafka.broker.partition import now_ms
+from rafka.broker.internal_topic import CoordinatorLocation, InternalTopicCoordinator
+from rafka.broker.partition import Partition, now_ms
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
@@ -89,31 +89,23 @@ class GroupConfig:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class CoordinatorLocation:
-    error: ErrorCode
-    message: str | None = None
-    node_id: int = -1
-    host: str = ""
-    port: int = -1
+class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
+    topic = OFFSETS_TOPIC
+    kind = "group"
+    error_type = CoordinatorError
 
-
-class GroupCoordinator:
     def __init__(
         self,
         broker: Broker,
         config: GroupConfig | None = None,
         wall_clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.broker = broker
+        super().__init__(broker)
         self.config = config or GroupConfig.from_broker_config(broker.config)
         self.wall_clock = wall_clock
         self.timers = Timers()
-        self.shards: dict[int, CoordinatorShard] = {}
         self.membership = Membership(self)
         self.offsets = OffsetStore(self)
-        self._topic_lock = asyncio.Lock()
-        self._running = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -129,97 +121,37 @@ class GroupCoordinator:
             self._unload(shard)
         self.timers.close()
 
-    async def wait_loaded(self) -> None:
-        """Resolves once every shard this broker leads serves (tests, tools)."""
-        tasks = [s.load_task for s in self.shards.values() if s.load_task is not None]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+    def _new_shard(self, index: int, partition: Partition) -> CoordinatorShard:
+        return CoordinatorShard(index, partition)
 
-    def sync_leadership(self) -> None:
-        """Load shards for partitions this broker now leads, unload the ones it lost."""
-        if not self._running:
-            return
-        topic = self.broker.topic(OFFSETS_TOPIC)
-        count = topic.partition_count if topic is not None else 0
-        for index in list(self.shards):
-            if index >= count:
-                self._unload(self.shards[index])
-        for index in range(count):
-            partition = self.broker.partition(OFFSETS_TOPIC, index)
-            shard = self.shards.get(index)
-            if shard is not None and (shard.partition is not partition or not shard.still_leader()):
-                self._unload(shard)
-                shard = None
-            leads = partition is not None and partition.offline is None and partition.is_leader
-            if leads and shard is None:
-                assert partition is not None
-                shard = CoordinatorShard(index, partition)
-                self.shards[index] = shard
-                shard.load_task = asyncio.create_task(
-                    self._load(shard), name=f"load {partition.name}"
-                )
-
-    async def _load(self, shard: CoordinatorShard) -> None:
-        try:
-            await shard.load()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("group coordinator load failed", partition=shard.partition.name)
-            if self.shards.get(shard.index) is shard:
-                self._unload(shard)
-            return
+    def _on_loaded(self, shard: CoordinatorShard) -> None:
         if shard.state is ShardState.ACTIVE:
             self.membership.on_loaded(shard)
 
-    def _unload(self, shard: CoordinatorShard) -> None:
-        shard.close()
-        if self.shards.get(shard.index) is shard:
-            del self.shards[shard.index]
+    def _on_unloaded(self, shard: CoordinatorShard) -> None:
         for group in list(shard.groups.values()):
             self.membership.on_unloaded(group)
             group.state = GroupState.DEAD
         shard.groups.clear()
-        if self._running:  # a leadership change, not a shutdown
-            log.info("group coordinator unloaded", partition=shard.partition.name)
 
     # -- placement ----------------------------------------------------------------------------
 
-    def partition_for(self, group_id: str) -> int:
-        topic = self.broker.topic(OFFSETS_TOPIC)
-        count = topic.partition_count if topic is not None else self.config.offsets_topic_partitions
-        return partition_for(group_id, count)
+    def _default_partitions(self) -> int:
+        return self.config.offsets_topic_partitions
 
-    def shard_for(self, group_id: str) -> CoordinatorShard:
-        """The loaded shard that coordinates `group_id`, or CoordinatorError saying why not."""
-        if not self._running:
-            raise CoordinatorError(ErrorCode.coordinator_not_available)
-        index = self.partition_for(group_id)
-        shard = self.shards.get(index)
-        if shard is None or not shard.still_leader():
-            self.sync_leadership()
-            shard = self.shards.get(index)
-        if shard is None:
-            raise CoordinatorError(ErrorCode.not_coordinator)
-        if shard.state is ShardState.LOADING:
-            raise CoordinatorError(ErrorCode.coordinator_load_in_progress)
-        return shard
+    def _topic_settings(self) -> tuple[int, int, dict[str, str]]:
+        return (
+            self.config.offsets_topic_partitions,
+            self.config.offsets_topic_replication_factor,
+            {
+                "cleanup.policy": "compact",
+                "compression.type": "producer",
+                "segment.bytes": str(self.config.offsets_topic_segment_bytes),
+            },
+        )
 
     async def ensure_offsets_topic(self) -> None:
-        async with self._topic_lock:
-            if self.broker.topic(OFFSETS_TOPIC) is not None:
-                return
-            await self.broker.ensure_internal_topic(
-                OFFSETS_TOPIC,
-                self.config.offsets_topic_partitions,
-                self.config.offsets_topic_replication_factor,
-                {
-                    "cleanup.policy": "compact",
-                    "compression.type": "producer",
-                    "segment.bytes": str(self.config.offsets_topic_segment_bytes),
-                },
-            )
-        self.sync_leadership()
+        await self._ensure_topic()
 
     async def find_coordinator(self, key_type: int, key: str) -> CoordinatorLocation:
         if key_type == KEY_TYPE_TRANSACTION:
@@ -228,21 +160,7 @@ class GroupCoordinator:
             )
         if key_type != KEY_TYPE_GROUP:
             return CoordinatorLocation(ErrorCode.invalid_request, f"unknown key type {key_type}")
-        if not self._running:
-            return CoordinatorLocation(ErrorCode.coordinator_not_available)
-        try:
-            await self.ensure_offsets_topic()
-        except Exception as exc:  # TopicError, or too few brokers for the replication factor
-            log.warning("cannot create offsets topic", error=str(exc))
-            return CoordinatorLocation(ErrorCode.coordinator_not_available, str(exc))
-        partition = self.broker.partition(OFFSETS_TOPIC, self.partition_for(key))
-        leader = partition.leader_id if partition is not None else -1
-        for endpoint in self.broker.endpoints:
-            if endpoint.node_id == leader:
-                return CoordinatorLocation(
-                    ErrorCode.none, None, endpoint.node_id, endpoint.host, endpoint.port
-                )
-        return CoordinatorLocation(ErrorCode.coordinator_not_available)
+        return await self._locate(key, "offsets topic")
 
     # -- shared helpers -----------------------------------------------------------------------
 
@@ -269,7 +187,7 @@ class GroupCoordinator:
         self, states_filter: set[str], types_filter: set[str]
     ) -> tuple[ErrorCode, list[dict[str, Any]]]:
         self.sync_leadership()
-        if any(s.state is ShardState.LOADING for s in self.shards.values()):
+        if self.any_loading():
             return ErrorCode.coordinator_load_in_progress, []
         states = {s.lower() for s in states_filter}
         types = {t.lower() for t in types_filter}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from enum import Enum
 
 import structlog
 
@@ -28,6 +27,7 @@ from rafka.broker.groups.records import (
     encode_key,
     encode_value,
 )
+from rafka.broker.internal_topic import InternalShard, ShardState
 from rafka.broker.partition import AppendError, Partition, now_ms
 from rafka.broker.txn.pending_offsets import PendingTxnOffsets
 from rafka.protocol.errors import ErrorCode
@@ -35,36 +35,15 @@ from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
 
 log = structlog.get_logger(__name__)
 
-# Batches replayed between yields to the event loop, so a long load does not stall other work.
-_REPLAY_SLICE = 256
-
 Record = tuple[RecordKey, RecordValue | None]
 
 
-class ShardState(Enum):
-    LOADING = "loading"
-    ACTIVE = "active"
-    CLOSED = "closed"
-
-
-class CoordinatorShard:
+class CoordinatorShard(InternalShard):
     def __init__(self, index: int, partition: Partition) -> None:
-        self.index = index
-        self.partition = partition
-        self.leader_epoch = partition.leader_epoch
-        self.state = ShardState.LOADING
+        super().__init__(index, partition)
         self.groups: dict[str, ClassicGroup] = {}
-        self.load_task: asyncio.Task[None] | None = None
         # TxnOffsetCommit offsets waiting for their transaction's marker.
         self.pending_txn_offsets = PendingTxnOffsets()
-
-    @property
-    def active(self) -> bool:
-        return self.state is ShardState.ACTIVE
-
-    def still_leader(self) -> bool:
-        p = self.partition
-        return p.offline is None and p.is_leader and p.leader_epoch == self.leader_epoch
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -72,21 +51,10 @@ class CoordinatorShard:
         """Replay every committed record, then serve."""
         partition = self.partition
         started = now_ms()
-        if partition.log_end_offset > 0:
-            # Our epoch's leader-change batch commits last: then all before it is committed too.
-            await partition.wait_committed(partition.log_end_offset - 1)
+        high_watermark = await self.replay_point()
         offsets: dict[str, dict[tuple[str, int], OffsetValue]] = {}
         metadata: dict[str, GroupValue | None] = {}
-        high_watermark = partition.high_watermark
-        count = 0
-        for header, batch in partition.log.iter_batches(partition.log_start_offset):
-            if header.base_offset >= high_watermark:
-                break
-            count += 1
-            if count % _REPLAY_SLICE == 0:
-                await asyncio.sleep(0)
-                if self.state is ShardState.CLOSED:
-                    return
+        async for header, batch in self.batches_below(high_watermark):
             if header.is_control:
                 if header.producer_id >= 0:  # a transaction marker
                     self.pending_txn_offsets.replay_marker(header.producer_id, batch, offsets)
@@ -103,6 +71,8 @@ class CoordinatorShard:
                 if record.offset >= high_watermark or record.key is None:
                     continue
                 self._replay_record(record.key, record.value, offsets, metadata)
+        if self.state is ShardState.CLOSED:
+            return
         self._build_groups(offsets, metadata)
         self.state = ShardState.ACTIVE
         log.info(
@@ -228,11 +198,6 @@ class CoordinatorShard:
 
         committed.add_done_callback(on_committed)
         return done
-
-    def close(self) -> None:
-        self.state = ShardState.CLOSED
-        if self.load_task is not None and not self.load_task.done():
-            self.load_task.cancel()
 
 
 def coordinator_error_for_write(code: ErrorCode, for_offsets: bool) -> ErrorCode:

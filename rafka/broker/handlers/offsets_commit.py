@@ -16,19 +16,37 @@ NO_OFFSET = -1
 NO_METADATA = ""
 
 
+def requested_commits(request: Any) -> list[OffsetCommit]:
+    """The offsets an OffsetCommit or TxnOffsetCommit request asks to commit, in its order."""
+    return [
+        OffsetCommit(
+            topic.name,
+            part.partition_index,
+            part.committed_offset,
+            getattr(part, "committed_leader_epoch", -1),
+            part.committed_metadata,
+        )
+        for topic in request.topics
+        for part in topic.partitions
+    ]
+
+
+def commit_response(commits: list[OffsetCommit], codes: list[ErrorCode]) -> dict[str, Any]:
+    """The (Txn)OffsetCommit response: each commit's code, grouped by topic."""
+    topics: dict[str, list[dict[str, Any]]] = {}
+    for commit, code in zip(commits, codes, strict=True):
+        topics.setdefault(commit.topic, []).append(
+            {"partition_index": commit.partition, "error_code": code}
+        )
+    return {
+        "throttle_time": 0,
+        "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
+    }
+
+
 def make_offset_commit_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-        commits = [
-            OffsetCommit(
-                topic.name,
-                part.partition_index,
-                part.committed_offset,
-                getattr(part, "committed_leader_epoch", -1),
-                part.committed_metadata,
-            )
-            for topic in request.topics
-            for part in topic.partitions
-        ]
+        commits = requested_commits(request)
         # v2-v4 may carry their own retention; -1 means the broker's offsets.retention.minutes.
         retention = getattr(request, "retention_time", None)
         expire_timestamp = -1
@@ -48,15 +66,7 @@ def make_offset_commit_handler(broker: Broker):
             )
         except CoordinatorError as exc:
             codes = [exc.code] * len(commits)
-        topics: dict[str, list[dict[str, Any]]] = {}
-        for commit, code in zip(commits, codes, strict=True):
-            topics.setdefault(commit.topic, []).append(
-                {"partition_index": commit.partition, "error_code": code}
-            )
-        return {
-            "throttle_time": 0,
-            "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
-        }
+        return commit_response(commits, codes)
 
     return handle
 

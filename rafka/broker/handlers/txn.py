@@ -17,7 +17,7 @@ from typing import Any
 from rafka.broker.broker import Broker
 from rafka.broker.dispatch import RequestContext
 from rafka.broker.groups.coordinator import CoordinatorError
-from rafka.broker.groups.offset_store import OffsetCommit
+from rafka.broker.handlers.offsets_commit import commit_response, requested_commits
 from rafka.broker.partition import Partition
 from rafka.broker.txn.coordinator import TxnError
 from rafka.broker.txn.markers import write_marker
@@ -319,17 +319,7 @@ def make_write_txn_markers_handler(broker: Broker):
 
 def make_txn_offset_commit_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-        commits = [
-            OffsetCommit(
-                topic.name,
-                part.partition_index,
-                part.committed_offset,
-                getattr(part, "committed_leader_epoch", -1),
-                part.committed_metadata,
-            )
-            for topic in request.topics
-            for part in topic.partitions
-        ]
+        commits = requested_commits(request)
         try:
             codes = await txn_offset_commit(
                 broker,
@@ -345,15 +335,7 @@ def make_txn_offset_commit_handler(broker: Broker):
             )
         except (CoordinatorError, TxnError) as exc:
             codes = [exc.code] * len(commits)
-        topics: dict[str, list[dict[str, Any]]] = {}
-        for commit, code in zip(commits, codes, strict=True):
-            topics.setdefault(commit.topic, []).append(
-                {"partition_index": commit.partition, "error_code": code}
-            )
-        return {
-            "throttle_time": 0,
-            "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
-        }
+        return commit_response(commits, codes)
 
     return handle
 

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker.groups.coordinator import OFFSETS_TOPIC, CoordinatorLocation
-from rafka.broker.groups.placement import partition_for
-from rafka.broker.partition import now_ms
+from rafka.broker.groups.coordinator import OFFSETS_TOPIC
+from rafka.broker.internal_topic import CoordinatorLocation, InternalTopicCoordinator
+from rafka.broker.partition import Partition, now_ms
 from rafka.broker.txn.markers import RETRY_BACKOFF_S, write_markers
 from rafka.broker.txn.metadata import (
     COMPLETED,
@@ -44,7 +44,7 @@ from rafka.broker.txn.metadata import (
     TxnMetadata,
 )
 from rafka.broker.txn.records import TxnState
-from rafka.broker.txn.shard import ShardState, TxnShard
+from rafka.broker.txn.shard import TxnShard
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
@@ -107,19 +107,20 @@ class InitResult:
     producer_epoch: int = NO_PRODUCER_EPOCH
 
 
-class TransactionCoordinator:
+class TransactionCoordinator(InternalTopicCoordinator[TxnShard]):
+    topic = TXN_TOPIC
+    kind = "transaction"
+    error_type = TxnError
+
     def __init__(
         self,
         broker: Broker,
         config: TxnConfig | None = None,
         wall_clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.broker = broker
+        super().__init__(broker)
         self.config = config or TxnConfig.from_broker_config(broker.config)
         self.wall_clock = wall_clock
-        self.shards: dict[int, TxnShard] = {}
-        self._topic_lock = asyncio.Lock()
-        self._running = False
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._add_locks: dict[str, list[Any]] = {}  # id -> [lock, users]
@@ -143,55 +144,14 @@ class TransactionCoordinator:
         for shard in list(self.shards.values()):
             self._unload(shard)
 
-    async def wait_loaded(self) -> None:
-        tasks = [s.load_task for s in self.shards.values() if s.load_task is not None]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+    def _new_shard(self, index: int, partition: Partition) -> TxnShard:
+        return TxnShard(index, partition)
 
-    def sync_leadership(self) -> None:
-        if not self._running:
-            return
-        topic = self.broker.topic(TXN_TOPIC)
-        count = topic.partition_count if topic is not None else 0
-        for index in list(self.shards):
-            if index >= count:
-                self._unload(self.shards[index])
-        for index in range(count):
-            partition = self.broker.partition(TXN_TOPIC, index)
-            shard = self.shards.get(index)
-            if shard is not None and (shard.partition is not partition or not shard.still_leader()):
-                self._unload(shard)
-                shard = None
-            leads = partition is not None and partition.offline is None and partition.is_leader
-            if leads and shard is None:
-                assert partition is not None
-                shard = TxnShard(index, partition)
-                self.shards[index] = shard
-                shard.load_task = asyncio.create_task(
-                    self._load(shard), name=f"load {partition.name}"
-                )
-
-    async def _load(self, shard: TxnShard) -> None:
-        try:
-            await shard.load()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("transaction coordinator load failed", partition=shard.partition.name)
-            if self.shards.get(shard.index) is shard:
-                self._unload(shard)
-            return
+    def _on_loaded(self, shard: TxnShard) -> None:
         # Decided transactions whose markers may be missing: finish them now.
         for txn in list(shard.txns.values()):
             if txn.state in PREPARED:
                 self._spawn(self._complete(shard, txn), f"complete {txn.transactional_id}")
-
-    def _unload(self, shard: TxnShard) -> None:
-        shard.close()
-        if self.shards.get(shard.index) is shard:
-            del self.shards[shard.index]
-        if self._running:
-            log.info("transaction coordinator unloaded", partition=shard.partition.name)
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
@@ -201,24 +161,8 @@ class TransactionCoordinator:
 
     # -- placement ----------------------------------------------------------------------------
 
-    def partition_for(self, transactional_id: str) -> int:
-        topic = self.broker.topic(TXN_TOPIC)
-        count = topic.partition_count if topic is not None else self.config.state_partitions
-        return partition_for(transactional_id, count)
-
-    def shard_for(self, transactional_id: str) -> TxnShard:
-        if not self._running:
-            raise TxnError(ErrorCode.coordinator_not_available)
-        index = self.partition_for(transactional_id)
-        shard = self.shards.get(index)
-        if shard is None or not shard.still_leader():
-            self.sync_leadership()
-            shard = self.shards.get(index)
-        if shard is None:
-            raise TxnError(ErrorCode.not_coordinator)
-        if shard.state is ShardState.LOADING:
-            raise TxnError(ErrorCode.coordinator_load_in_progress)
-        return shard
+    def _default_partitions(self) -> int:
+        return self.config.state_partitions
 
     def is_local(self, transactional_id: str) -> bool:
         """Whether this broker holds the transaction state partition of the id at all."""
@@ -228,39 +172,23 @@ class TransactionCoordinator:
         partition = self.broker.partition(TXN_TOPIC, self.partition_for(transactional_id))
         return partition is not None and partition.is_leader
 
+    def _topic_settings(self) -> tuple[int, int, dict[str, str]]:
+        return (
+            self.config.state_partitions,
+            self.config.replication_factor,
+            {
+                "cleanup.policy": "compact",
+                "compression.type": "uncompressed",
+                "min.insync.replicas": str(self.config.min_isr),
+                "segment.bytes": str(self.config.segment_bytes),
+            },
+        )
+
     async def ensure_topic(self) -> None:
-        async with self._topic_lock:
-            if self.broker.topic(TXN_TOPIC) is not None:
-                return
-            await self.broker.ensure_internal_topic(
-                TXN_TOPIC,
-                self.config.state_partitions,
-                self.config.replication_factor,
-                {
-                    "cleanup.policy": "compact",
-                    "compression.type": "uncompressed",
-                    "min.insync.replicas": str(self.config.min_isr),
-                    "segment.bytes": str(self.config.segment_bytes),
-                },
-            )
-        self.sync_leadership()
+        await self._ensure_topic()
 
     async def find_coordinator(self, transactional_id: str) -> CoordinatorLocation:
-        if not self._running:
-            return CoordinatorLocation(ErrorCode.coordinator_not_available)
-        try:
-            await self.ensure_topic()
-        except Exception as exc:  # TopicError, or too few brokers for the replication factor
-            log.warning("cannot create transaction state topic", error=str(exc))
-            return CoordinatorLocation(ErrorCode.coordinator_not_available, str(exc))
-        partition = self.broker.partition(TXN_TOPIC, self.partition_for(transactional_id))
-        leader = partition.leader_id if partition is not None else -1
-        for endpoint in self.broker.endpoints:
-            if endpoint.node_id == leader:
-                return CoordinatorLocation(
-                    ErrorCode.none, None, endpoint.node_id, endpoint.host, endpoint.port
-                )
-        return CoordinatorLocation(ErrorCode.coordinator_not_available)
+        return await self._locate(transactional_id, "transaction state topic")
 
     # -- InitProducerId -----------------------------------------------------------------------
 
@@ -703,7 +631,7 @@ class TransactionCoordinator:
         unknown = [s for s in states if TxnState.from_display_name(s) is None]
         wanted = {TxnState.from_display_name(s) for s in states} - {None}
         regex = re.compile(pattern) if pattern else None
-        if any(s.state is ShardState.LOADING for s in self.shards.values()):
+        if self.any_loading():
             return ErrorCode.coordinator_load_in_progress, unknown, []
         now = self.wall_clock()
         out = []

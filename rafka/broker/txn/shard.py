@@ -10,12 +10,10 @@ of an older coordinator of the same transactions.
 
 from __future__ import annotations
 
-import asyncio
-from enum import Enum
-
 import structlog
 
 from rafka.broker.groups.shard import coordinator_error_for_write
+from rafka.broker.internal_topic import InternalShard, ShardState
 from rafka.broker.partition import AppendError, Partition, now_ms
 from rafka.broker.txn.metadata import TxnMetadata
 from rafka.broker.txn.records import (
@@ -30,51 +28,25 @@ from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
 
 log = structlog.get_logger(__name__)
 
-_REPLAY_SLICE = 256
 
-
-class ShardState(Enum):
-    LOADING = "loading"
-    ACTIVE = "active"
-    CLOSED = "closed"
-
-
-class TxnShard:
+class TxnShard(InternalShard):
     def __init__(self, index: int, partition: Partition) -> None:
-        self.index = index
-        self.partition = partition
-        self.coordinator_epoch = partition.leader_epoch
-        self.state = ShardState.LOADING
+        super().__init__(index, partition)
         self.txns: dict[str, TxnMetadata] = {}
-        self.load_task: asyncio.Task[None] | None = None
 
     @property
-    def active(self) -> bool:
-        return self.state is ShardState.ACTIVE
-
-    def still_leader(self) -> bool:
-        p = self.partition
-        return p.offline is None and p.is_leader and p.leader_epoch == self.coordinator_epoch
+    def coordinator_epoch(self) -> int:
+        """Stamped on the transaction markers this shard writes: the leader epoch at load."""
+        return self.leader_epoch
 
     # -- loading --------------------------------------------------------------------------------
 
     async def load(self) -> None:
         partition = self.partition
         started = now_ms()
-        if partition.log_end_offset > 0:
-            # Our epoch's leader-change batch commits last: then all before it is committed too.
-            await partition.wait_committed(partition.log_end_offset - 1)
-        high_watermark = partition.high_watermark
+        high_watermark = await self.replay_point()
         values: dict[str, TxnMetadata | None] = {}
-        count = 0
-        for header, batch in partition.log.iter_batches(partition.log_start_offset):
-            if header.base_offset >= high_watermark:
-                break
-            count += 1
-            if count % _REPLAY_SLICE == 0:
-                await asyncio.sleep(0)
-                if self.state is ShardState.CLOSED:
-                    return
+        async for header, batch in self.batches_below(high_watermark):
             if header.is_control:
                 continue
             try:
@@ -97,6 +69,8 @@ class TxnShard:
                     log.error(
                         "unreadable transaction record", partition=partition.name, error=str(exc)
                     )
+        if self.state is ShardState.CLOSED:
+            return
         self.txns = {tid: txn for tid, txn in values.items() if txn is not None}
         self.state = ShardState.ACTIVE
         log.info(
@@ -143,8 +117,3 @@ class TxnShard:
         except AppendError as exc:
             return exc.code
         return ErrorCode.none
-
-    def close(self) -> None:
-        self.state = ShardState.CLOSED
-        if self.load_task is not None and not self.load_task.done():
-            self.load_task.cancel()

@@ -1,0 +1,243 @@
+"""What the group and the transaction coordinators share: an internal, compacted topic whose
+partitions each hold a slice of the coordinator's state, served by the partition's leader.
+
+For each partition this broker leads there is a shard that replays the partition before it
+serves. Leadership is read from the partitions themselves, so when the Raft layer moves a
+leader, the next request (or `sync_leadership()`) unloads or loads the shard; meanwhile clients
+get NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS and look the coordinator up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+
+import structlog
+
+from rafka.broker.groups.placement import partition_for
+from rafka.broker.partition import Partition
+from rafka.protocol.errors import ErrorCode
+from rafka.protocol.records import BatchHeader
+
+if TYPE_CHECKING:
+    from rafka.broker.broker import Broker
+
+log = structlog.get_logger(__name__)
+
+# Batches replayed between yields to the event loop, so a long load does not stall other work.
+REPLAY_SLICE = 256
+
+
+class ShardState(Enum):
+    LOADING = "loading"
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorLocation:
+    error: ErrorCode
+    message: str | None = None
+    node_id: int = -1
+    host: str = ""
+    port: int = -1
+
+
+class InternalShard:
+    """One internal-topic partition led by this broker, from the leader epoch it was loaded in."""
+
+    def __init__(self, index: int, partition: Partition) -> None:
+        self.index = index
+        self.partition = partition
+        self.leader_epoch = partition.leader_epoch
+        self.state = ShardState.LOADING
+        self.load_task: asyncio.Task[None] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state is ShardState.ACTIVE
+
+    def still_leader(self) -> bool:
+        p = self.partition
+        return p.offline is None and p.is_leader and p.leader_epoch == self.leader_epoch
+
+    async def load(self) -> None:
+        """Replay every committed record, then serve."""
+        raise NotImplementedError
+
+    async def replay_point(self) -> int:
+        """Wait until all the log holds is committed; the high watermark to replay up to."""
+        partition = self.partition
+        if partition.log_end_offset > 0:
+            # Our epoch's leader-change batch commits last: then all before it is committed too.
+            await partition.wait_committed(partition.log_end_offset - 1)
+        return partition.high_watermark
+
+    async def batches_below(self, high_watermark: int) -> AsyncIterator[tuple[BatchHeader, bytes]]:
+        """(header, batch) of each batch from the log start up to `high_watermark`, yielding to
+        the event loop now and then. Stops early if the shard is closed meanwhile (callers
+        then check `state`)."""
+        partition = self.partition
+        count = 0
+        for header, batch in partition.log.iter_batches(partition.log_start_offset):
+            if header.base_offset >= high_watermark:
+                return
+            count += 1
+            if count % REPLAY_SLICE == 0:
+                await asyncio.sleep(0)
+                if self.state is ShardState.CLOSED:
+                    return
+            yield header, batch
+
+    def close(self) -> None:
+        self.state = ShardState.CLOSED
+        if self.load_task is not None and not self.load_task.done():
+            self.load_task.cancel()
+
+
+S = TypeVar("S", bound=InternalShard)
+
+
+class InternalTopicCoordinator(Generic[S]):
+    """Shards of the partitions of `topic` this broker leads, and where a key is coordinated.
+
+    Subclasses name the topic, build their shards, say how the topic is created and may react
+    to a shard being loaded or unloaded."""
+
+    topic: ClassVar[str]
+    kind: ClassVar[str]  # "group" or "transaction", for log lines
+    # The request-level error raised by `shard_for`; called with the error code.
+    error_type: ClassVar[Callable[[ErrorCode], Exception]]
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.shards: dict[int, S] = {}
+        self._topic_lock = asyncio.Lock()
+        self._running = False
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def _new_shard(self, index: int, partition: Partition) -> S:
+        raise NotImplementedError
+
+    def _default_partitions(self) -> int:
+        """The partition count to place keys by while the topic does not exist yet."""
+        raise NotImplementedError
+
+    def _topic_settings(self) -> tuple[int, int, dict[str, str]]:
+        """(partitions, replication factor, topic configs) to create the topic with."""
+        raise NotImplementedError
+
+    def _on_loaded(self, shard: S) -> None:
+        """Called once `shard` has replayed its partition (or stopped because it was closed)."""
+
+    def _on_unloaded(self, shard: S) -> None:
+        """Called when `shard` is closed and dropped, before it is logged."""
+
+    # -- shards ---------------------------------------------------------------------------------
+
+    async def wait_loaded(self) -> None:
+        """Resolves once every shard this broker leads serves (tests, tools)."""
+        tasks = [s.load_task for s in self.shards.values() if s.load_task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def sync_leadership(self) -> None:
+        """Load shards for partitions this broker now leads, unload the ones it lost."""
+        if not self._running:
+            return
+        topic = self.broker.topic(self.topic)
+        count = topic.partition_count if topic is not None else 0
+        for index in list(self.shards):
+            if index >= count:
+                self._unload(self.shards[index])
+        for index in range(count):
+            partition = self.broker.partition(self.topic, index)
+            shard = self.shards.get(index)
+            if shard is not None and (shard.partition is not partition or not shard.still_leader()):
+                self._unload(shard)
+                shard = None
+            leads = partition is not None and partition.offline is None and partition.is_leader
+            if leads and shard is None:
+                assert partition is not None
+                shard = self._new_shard(index, partition)
+                self.shards[index] = shard
+                shard.load_task = asyncio.create_task(
+                    self._load(shard), name=f"load {partition.name}"
+                )
+
+    def any_loading(self) -> bool:
+        return any(s.state is ShardState.LOADING for s in self.shards.values())
+
+    async def _load(self, shard: S) -> None:
+        try:
+            await shard.load()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(f"{self.kind} coordinator load failed", partition=shard.partition.name)
+            if self.shards.get(shard.index) is shard:
+                self._unload(shard)
+            return
+        self._on_loaded(shard)
+
+    def _unload(self, shard: S) -> None:
+        shard.close()
+        if self.shards.get(shard.index) is shard:
+            del self.shards[shard.index]
+        self._on_unloaded(shard)
+        if self._running:  # a leadership change, not a shutdown
+            log.info(f"{self.kind} coordinator unloaded", partition=shard.partition.name)
+
+    # -- placement ------------------------------------------------------------------------------
+
+    def partition_for(self, key: str) -> int:
+        topic = self.broker.topic(self.topic)
+        count = topic.partition_count if topic is not None else self._default_partitions()
+        return partition_for(key, count)
+
+    def shard_for(self, key: str) -> S:
+        """The loaded shard that coordinates `key`, or `error_type` saying why not."""
+        if not self._running:
+            raise self.error_type(ErrorCode.coordinator_not_available)
+        index = self.partition_for(key)
+        shard = self.shards.get(index)
+        if shard is None or not shard.still_leader():
+            self.sync_leadership()
+            shard = self.shards.get(index)
+        if shard is None:
+            raise self.error_type(ErrorCode.not_coordinator)
+        if shard.state is ShardState.LOADING:
+            raise self.error_type(ErrorCode.coordinator_load_in_progress)
+        return shard
+
+    async def _ensure_topic(self) -> None:
+        async with self._topic_lock:
+            if self.broker.topic(self.topic) is not None:
+                return
+            partitions, replication_factor, configs = self._topic_settings()
+            await self.broker.ensure_internal_topic(
+                self.topic, partitions, replication_factor, configs
+            )
+        self.sync_leadership()
+
+    async def _locate(self, key: str, topic_description: str) -> CoordinatorLocation:
+        """The endpoint of the broker that leads `key`'s partition, creating the topic first."""
+        if not self._running:
+            return CoordinatorLocation(ErrorCode.coordinator_not_available)
+        try:
+            await self._ensure_topic()
+        except Exception as exc:  # TopicError, or too few brokers for the replication factor
+            log.warning(f"cannot create {topic_description}", error=str(exc))
+            return CoordinatorLocation(ErrorCode.coordinator_not_available, str(exc))
+        partition = self.broker.partition(self.topic, self.partition_for(key))
+        leader = partition.leader_id if partition is not None else -1
+        for endpoint in self.broker.endpoints:
+            if endpoint.node_id == leader:
+                return CoordinatorLocation(
+                    ErrorCode.none, None, endpoint.node_id, endpoint.host, endpoint.port
+                )
+        return CoordinatorLocation(ErrorCode.coordinator_not_available)
