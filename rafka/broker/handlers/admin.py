@@ -8,9 +8,8 @@ import uuid
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.cluster_metadata import TopicImage
 from rafka.broker.dispatch import RequestContext
-from rafka.broker.handlers.metadata import CLUSTER_OPERATIONS
+from rafka.broker.handlers.metadata import CLUSTER_OPERATIONS, describe_topic
 from rafka.broker.topic_admin import AdminError, create_partitions, delete_records
 from rafka.protocol.errors import ErrorCode
 
@@ -120,7 +119,7 @@ def make_describe_topic_partitions_handler(broker: Broker):
                 next_cursor = {"topic_name": name, "partition_index": first}
                 break
             last = min(topic.partition_count, first + budget)
-            described.append(_describe_topic(broker, topic, range(first, last)))
+            described.append(describe_topic(broker, topic, range(first, last)))
             budget -= last - first
             if last < topic.partition_count:
                 next_cursor = {"topic_name": name, "partition_index": last}
@@ -145,38 +144,6 @@ def _unknown_topic(
         "topic_id": uuid.UUID(int=0),
         "is_internal": False,
         "partitions": [],
-        "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
-    }
-
-
-def _describe_topic(broker: Broker, topic: TopicImage, indexes: range) -> dict[str, Any]:
-    partitions = []
-    for index in indexes:
-        replicas = topic.replicas[index]
-        partition = broker.partition(topic.name, index)
-        if partition is not None and partition.is_leader:
-            leader, epoch, error = partition.leader_id, partition.leader_epoch, ErrorCode.none
-        else:
-            leader, epoch, error = -1, -1, ErrorCode.leader_not_available
-        partitions.append(
-            {
-                "error_code": error,
-                "partition_index": index,
-                "leader_id": leader,
-                "leader_epoch": epoch,
-                "replica_nodes": replicas,
-                "isr_nodes": replicas if leader >= 0 else [],
-                "eligible_leader_replicas": [],
-                "last_known_elr": [],
-                "offline_replicas": [],
-            }
-        )
-    return {
-        "error_code": ErrorCode.none,
-        "name": topic.name,
-        "topic_id": topic.topic_id,
-        "is_internal": topic.name.startswith("__"),
-        "partitions": partitions,
         "topic_authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
     }
 

@@ -24,7 +24,9 @@ def make_handler(broker: Broker):
         topics_out: list[dict[str, Any]] = []
         if request.topics is None or (version == 0 and not request.topics):
             # v1+: null means every topic; v0 used an empty list for the same.
-            topics_out = [_describe(broker, t) for t in sorted(image.topics.values(), key=_name)]
+            topics_out = [
+                describe_topic(broker, t) for t in sorted(image.topics.values(), key=_name)
+            ]
         else:
             allow_create = bool(getattr(request, "allow_auto_topic_creation", True))
             auto_create = allow_create and broker.config.get_bool("auto.create.topics.enable")
@@ -66,7 +68,7 @@ async def _lookup(broker: Broker, wanted: Any, auto_create: bool) -> dict[str, A
         topic = broker.topic_by_id(topic_id)
         if topic is None:
             return _error(ErrorCode.unknown_topic_id, None, topic_id)
-        return _describe(broker, topic)
+        return describe_topic(broker, topic)
     topic = broker.topic(name)
     if topic is None and auto_create:
         try:
@@ -77,7 +79,7 @@ async def _lookup(broker: Broker, wanted: Any, auto_create: bool) -> dict[str, A
             topic = broker.topic(name)
     if topic is None:
         return _error(ErrorCode.unknown_topic_or_partition, name, None)
-    return _describe(broker, topic)
+    return describe_topic(broker, topic)
 
 
 def _error(code: ErrorCode, name: str | None, topic_id: Any) -> dict[str, Any]:
@@ -91,9 +93,14 @@ def _error(code: ErrorCode, name: str | None, topic_id: Any) -> dict[str, Any]:
     }
 
 
-def _describe(broker: Broker, topic: TopicImage) -> dict[str, Any]:
+def describe_topic(
+    broker: Broker, topic: TopicImage, indexes: range | None = None
+) -> dict[str, Any]:
+    """A topic and its partitions' leadership, for Metadata and DescribeTopicPartitions (fields
+    a version lacks, such as the ELR lists, are dropped when the response is built)."""
     partitions = []
-    for index, replicas in enumerate(topic.replicas):
+    for index in indexes if indexes is not None else range(topic.partition_count):
+        replicas = topic.replicas[index]
         partition = broker.partition(topic.name, index)
         if partition is not None and partition.is_leader:
             leader, epoch, error = partition.leader_id, partition.leader_epoch, ErrorCode.none
@@ -107,6 +114,8 @@ def _describe(broker: Broker, topic: TopicImage) -> dict[str, Any]:
                 "leader_epoch": epoch,
                 "replica_nodes": replicas,
                 "isr_nodes": replicas if leader >= 0 else [],
+                "eligible_leader_replicas": [],
+                "last_known_elr": [],
                 "offline_replicas": [],
             }
         )
