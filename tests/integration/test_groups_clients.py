@@ -181,7 +181,9 @@ class KafkaPythonMember(Member):
         dirty = False
         try:
             while not self.stop_event.is_set():
-                batches = consumer.poll(timeout_ms=100)
+                # 1 s, not shorter: with short polls kafka-python 3.0.12 sometimes decodes its
+                # SyncGroup answer but never takes the assignment, then stops heartbeating.
+                batches = consumer.poll(timeout_ms=1000)
                 values = [int(r.value) for records in batches.values() for r in records]
                 if values:
                     self.record(values)
