@@ -331,9 +331,9 @@ class Partition:
         append_time = -1
         max_timestamp = header.max_timestamp
         if log_append_time:
-            set_log_append_time(buf, pos, header, timestamp)
+            # The returned header carries the append time, which producer state remembers.
+            header = set_log_append_time(buf, pos, header, timestamp)
             append_time = max_timestamp = timestamp
-            header = read_batch_header(buf, pos)  # producer state remembers the append time
         last = base + header.last_offset_delta
         segment_before = self.log.active_segment
         self.log.append(buf, base, last, max_timestamp, last, self.raft.epoch, timestamp)
@@ -364,6 +364,19 @@ class Partition:
         else:
             heapq.heappush(waiters, (target, next(self._seq), future))
         return future
+
+    def leader_error(self, current_leader_epoch: int) -> ErrorCode:
+        """Kafka's check for leader-only requests carrying the client's view of the epoch."""
+        if self.offline is not None:
+            return self.offline
+        if not self.raft.is_leader:
+            return ErrorCode.not_leader_or_follower
+        if current_leader_epoch >= 0:
+            if current_leader_epoch < self.leader_epoch:
+                return ErrorCode.fenced_leader_epoch
+            if current_leader_epoch > self.leader_epoch:
+                return ErrorCode.unknown_leader_epoch
+        return ErrorCode.none
 
     # -- fetch ------------------------------------------------------------------------------------
 

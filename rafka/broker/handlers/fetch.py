@@ -101,7 +101,7 @@ def _read_all(
             out.append((w.error, b""))
             errors = True
             continue
-        code = _check(partition, w.current_leader_epoch)
+        code = partition.leader_error(w.current_leader_epoch)
         if code is not ErrorCode.none:
             out.append((code, b""))
             errors = True
@@ -127,19 +127,6 @@ def _read_all(
         total += len(data)
         out.append((ErrorCode.none, data))
     return out, total, errors
-
-
-def _check(partition: Partition, current_leader_epoch: int) -> ErrorCode:
-    if partition.offline is not None:
-        return partition.offline
-    if not partition.is_leader:
-        return ErrorCode.not_leader_or_follower
-    if current_leader_epoch >= 0:
-        if current_leader_epoch < partition.leader_epoch:
-            return ErrorCode.fenced_leader_epoch
-        if current_leader_epoch > partition.leader_epoch:
-            return ErrorCode.unknown_leader_epoch
-    return ErrorCode.none
 
 
 async def _wait_for_data(wanted: list[_Wanted], timeout: float) -> bool:

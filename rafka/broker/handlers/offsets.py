@@ -20,16 +20,7 @@ LATEST_TIERED = -5
 def _epoch_error(partition: Partition | None, current_leader_epoch: int) -> ErrorCode:
     if partition is None:
         return ErrorCode.unknown_topic_or_partition
-    if partition.offline is not None:
-        return partition.offline
-    if not partition.is_leader:
-        return ErrorCode.not_leader_or_follower
-    if current_leader_epoch >= 0:
-        if current_leader_epoch < partition.leader_epoch:
-            return ErrorCode.fenced_leader_epoch
-        if current_leader_epoch > partition.leader_epoch:
-            return ErrorCode.unknown_leader_epoch
-    return ErrorCode.none
+    return partition.leader_error(current_leader_epoch)
 
 
 def make_list_offsets_handler(broker: Broker):
