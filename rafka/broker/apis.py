@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from rafka.broker.broker import Broker
 from rafka.broker.dispatch import ApiSpec, Dispatcher
+from rafka.broker.forwarding import make_forwarder
 from rafka.broker.handlers import (
     admin,
     api_versions,
+    cluster,
     configs,
     fetch,
     groups,
@@ -15,6 +19,7 @@ from rafka.broker.handlers import (
     offsets_commit,
     produce,
     producer_ids,
+    quorum,
     topics,
     txn,
 )
@@ -57,8 +62,17 @@ DESCRIBE_TRANSACTIONS = 65
 LIST_TRANSACTIONS = 66
 
 
-def build_dispatcher(broker: Broker) -> Dispatcher:
-    dispatcher = Dispatcher({})
+VOTE = 52
+BEGIN_QUORUM_EPOCH = 53
+END_QUORUM_EPOCH = 54
+DESCRIBE_QUORUM = 55
+ALTER_PARTITION = 56
+BROKER_REGISTRATION = 62
+ALLOCATE_PRODUCER_IDS = 67
+
+
+def build_dispatcher(broker: Broker, gate: asyncio.Event | None = None) -> Dispatcher:
+    dispatcher = Dispatcher({}, gate, make_forwarder(broker))
     # Version ceilings: Fetch 17+ changes replica semantics we do not serve yet; Produce 13
     # names topics by id (Produce 12 is transaction version 2, see handlers/txn.py). Floors
     # follow Kafka 4 (KIP-896).
@@ -71,8 +85,8 @@ def build_dispatcher(broker: Broker) -> Dispatcher:
             LIST_OFFSETS: ApiSpec(1, 8, offsets.make_list_offsets_handler(broker)),
             METADATA: ApiSpec(0, 12, metadata.make_handler(broker)),
             API_VERSIONS: ApiSpec(0, 4, api_versions.make_handler(dispatcher)),
-            CREATE_TOPICS: ApiSpec(2, 7, topics.make_create_handler(broker)),
-            DELETE_TOPICS: ApiSpec(1, 6, topics.make_delete_handler(broker)),
+            CREATE_TOPICS: ApiSpec(2, 7, topics.make_create_handler(broker), forwarded=True),
+            DELETE_TOPICS: ApiSpec(1, 6, topics.make_delete_handler(broker), forwarded=True),
             INIT_PRODUCER_ID: ApiSpec(0, 5, producer_ids.make_handler(broker)),
             OFFSET_FOR_LEADER_EPOCH: ApiSpec(
                 2, 4, offsets.make_offset_for_leader_epoch_handler(broker)
@@ -101,13 +115,16 @@ def build_dispatcher(broker: Broker) -> Dispatcher:
         {
             DELETE_RECORDS: ApiSpec(0, 2, admin.make_delete_records_handler(broker)),
             DESCRIBE_CONFIGS: ApiSpec(1, 4, configs.make_describe_handler(broker)),
-            ALTER_CONFIGS: ApiSpec(0, 2, configs.make_alter_handler(broker)),
+            ALTER_CONFIGS: ApiSpec(0, 2, configs.make_alter_handler(broker), forwarded=True),
             DESCRIBE_LOG_DIRS: ApiSpec(1, 4, admin.make_describe_log_dirs_handler(broker)),
-            CREATE_PARTITIONS: ApiSpec(0, 3, admin.make_create_partitions_handler(broker)),
+            CREATE_PARTITIONS: ApiSpec(
+                0, 3, admin.make_create_partitions_handler(broker), forwarded=True
+            ),
             INCREMENTAL_ALTER_CONFIGS: ApiSpec(
-                0, 1, configs.make_incremental_alter_handler(broker)
+                0, 1, configs.make_incremental_alter_handler(broker), forwarded=True
             ),
             DESCRIBE_CLUSTER: ApiSpec(0, 2, admin.make_describe_cluster_handler(broker)),
+            DESCRIBE_QUORUM: ApiSpec(0, 2, quorum.make_handler(broker)),
             DESCRIBE_TOPIC_PARTITIONS: ApiSpec(
                 0, 0, admin.make_describe_topic_partitions_handler(broker)
             ),
@@ -125,6 +142,21 @@ def build_dispatcher(broker: Broker) -> Dispatcher:
             DESCRIBE_PRODUCERS: ApiSpec(0, 0, txn.make_describe_producers_handler(broker)),
             DESCRIBE_TRANSACTIONS: ApiSpec(0, 0, txn.make_describe_transactions_handler(broker)),
             LIST_TRANSACTIONS: ApiSpec(0, 2, txn.make_list_transactions_handler(broker)),
+        }
+    )
+    # Between the nodes of a cluster: Raft (KIP-595) and the controller's requests.
+    dispatcher.apis.update(
+        {
+            VOTE: ApiSpec(2, 2, cluster.make_quorum_handler(broker, VOTE)),
+            BEGIN_QUORUM_EPOCH: ApiSpec(
+                1, 1, cluster.make_quorum_handler(broker, BEGIN_QUORUM_EPOCH)
+            ),
+            END_QUORUM_EPOCH: ApiSpec(1, 1, cluster.make_quorum_handler(broker, END_QUORUM_EPOCH)),
+            ALTER_PARTITION: ApiSpec(3, 3, cluster.make_alter_partition_handler(broker)),
+            BROKER_REGISTRATION: ApiSpec(3, 3, cluster.make_broker_registration_handler(broker)),
+            ALLOCATE_PRODUCER_IDS: ApiSpec(
+                0, 0, cluster.make_allocate_producer_ids_handler(broker)
+            ),
         }
     )
     return dispatcher

@@ -16,20 +16,31 @@ import structlog
 
 from rafka.broker.cluster_metadata import METADATA_TOPIC, ClusterMetadata, TopicImage
 from rafka.broker.config import BrokerConfig
+from rafka.broker.controller import (
+    ControllerClient,
+    NotController,
+    fence_silent_brokers,
+    reserve_producer_id_block,
+)
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.groups.coordinator import GroupCoordinator
 from rafka.broker.log_cleaner import LogCleanerService
-from rafka.broker.partition import Partition
-from rafka.broker.topic_admin import refresh_broker_defaults
+from rafka.broker.partition import Partition, raft_clock_ms
+from rafka.broker.peers import PeerNetwork
+from rafka.broker.replication import ReplicationManager
+from rafka.broker.topic_admin import apply_topic_configs, refresh_broker_defaults
 from rafka.broker.txn.coordinator import TransactionCoordinator
 from rafka.protocol.errors import ErrorCode
+from rafka.replication.raft import RaftConfig, Role, RoleChanged
 from rafka.storage.config import LogConfig
 from rafka.storage.files import read_partition_metadata, write_partition_metadata
 from rafka.storage.log_dir import LogDirectory
 
 log = structlog.get_logger(__name__)
 
-METADATA_TOPIC_ID = uuid.UUID(int=1)  # KRaft's fixed id for the metadata topic
+METADATA_TOPIC_ID = uuid.UUID(int=1)
+CREATE_TOPICS = 19
+ALLOCATE_PRODUCER_IDS = 67  # KRaft's fixed id for the metadata topic
 MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 
@@ -83,10 +94,27 @@ class Broker:
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.metadata: ClusterMetadata | None = None
         self.cluster_id = ""
-        self.endpoints: list[BrokerEndpoint] = []
+        self.own_endpoint: BrokerEndpoint | None = None
         self._clean_start = False
         self._log_start_offsets: dict[tuple[str, int], int] = {}
+        self._recovery_points: dict[tuple[str, int], int] = {}
         self._topic_lock = asyncio.Lock()
+        self.producer_id_lock = asyncio.Lock()
+        self.raft_config = RaftConfig(
+            election_timeout_ms=config.get_int("controller.quorum.election.timeout.ms"),
+            election_backoff_max_ms=config.get_int("controller.quorum.election.backoff.max.ms"),
+            fetch_timeout_ms=config.get_int("controller.quorum.fetch.timeout.ms"),
+            request_timeout_ms=config.get_int("controller.quorum.request.timeout.ms"),
+            retry_backoff_ms=config.get_int("controller.quorum.retry.backoff.ms"),
+            fetch_max_wait_ms=config.get_int("replica.fetch.wait.max.ms"),
+        )
+        addresses = {v.node_id: (v.host, v.port) for v in config.quorum_voters}
+        network = PeerNetwork(self.node_id, addresses) if len(addresses) > 1 else None
+        self.replication = ReplicationManager(
+            self, network, self.raft_config, self._on_role_changed
+        )
+        self.controller_client = ControllerClient(self)
+        self._background: list[asyncio.Task[None]] = []
         self.groups = GroupCoordinator(self)
         self.txn = TransactionCoordinator(self)
         self.cleaner = LogCleanerService(self)
@@ -94,24 +122,40 @@ class Broker:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open the logs and take part in the Raft groups; `join` completes the start once the
+        listeners (which the Raft traffic needs) are up."""
         self.flusher.start()
         self.cluster_id = self._load_or_create_meta_properties()
         self._clean_start = self.log_dir.had_clean_shutdown()
         self.log_dir.clear_clean_shutdown()
-        recovery_points = self.log_dir.read_recovery_points()
+        self._recovery_points = self.log_dir.read_recovery_points()
         self._log_start_offsets = self.log_dir.read_log_start_offsets()
         metadata_partition = self._open_partition(
-            METADATA_TOPIC, 0, METADATA_TOPIC_ID, recovery_points, LogConfig()
+            METADATA_TOPIC, 0, METADATA_TOPIC_ID, LogConfig(), self.voters
         )
-        self.metadata = ClusterMetadata(metadata_partition)
-        self.metadata.replay()
+        # Records are applied as the quorum commits them, which opens this node's partitions.
+        self.metadata = ClusterMetadata(metadata_partition, on_record=self._on_metadata_record)
+        self.metadata.reserve_block = self._reserve_producer_id_block
+        self.replication.start()
+        self.replication.attach(metadata_partition)
+        if len(self.voters) == 1:
+            metadata_partition.elect()
+
+    async def join(self, endpoint: BrokerEndpoint) -> None:
+        """Register with the controller and wait until the metadata log is applied up to that
+        registration, then start the coordinators."""
+        assert self.metadata is not None
+        self.own_endpoint = endpoint
+        await self.controller_client.register()
         refresh_broker_defaults(self)  # dynamic broker configs from the metadata log
-        metadata_partition.elect()
-        for topic in list(self.metadata.image.topics.values()):
-            self._open_topic(topic, recovery_points)
         self._set_aside_stray_partition_dirs()
-        # The metadata log's leader-change batch must commit before the broker serves.
-        await metadata_partition.wait_committed(metadata_partition.log_end_offset - 1)
+        self.controller_client.start()
+        self._background.append(
+            asyncio.create_task(fence_silent_brokers(self), name="broker-liveness")
+        )
+        self._background.append(
+            asyncio.create_task(self._preferred_leader_loop(), name="preferred-leaders")
+        )
         self.groups.start()  # replays the __consumer_offsets partitions this broker leads
         self.txn.start()  # replays __transaction_state, finishes decided transactions
         self.cleaner.start()
@@ -127,6 +171,12 @@ class Broker:
         await self.cleaner.stop()
         await self.txn.stop()
         await self.groups.stop()
+        await self.hand_over_leadership()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.controller_client.stop()
+        await self.replication.stop()
         await self.flusher.close()
         for partition in self.all_partitions():
             try:
@@ -141,6 +191,53 @@ class Broker:
         self.log_dir.mark_clean_shutdown()
         self.pool.shutdown(wait=True)
         log.info("broker stopped", node_id=self.node_id)
+
+    async def hand_over_leadership(self, timeout: float = 5.0) -> None:
+        """Graceful shutdown: every group this node leads hands over (EndQuorumEpoch to the most
+        caught-up voter), and we wait, bounded, until a successor is known for each."""
+        led = [p for p in self.all_partitions() if p.is_leader and len(p.raft.voters) > 1]
+        if not led:
+            return
+        for partition in led:
+            partition.apply(partition.raft.resign())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if all(p.raft.leader_id not in (None, self.node_id) for p in led):
+                break
+            await asyncio.sleep(0.02)
+        log.info("leadership handed over", partitions=len(led))
+
+    async def _preferred_leader_loop(self) -> None:
+        """auto.leader.rebalance.enable: a leader that is not its partition's preferred replica
+        hands over to it once that replica is caught up (Kafka's preferred leader election)."""
+        if not self.config.get_bool("auto.leader.rebalance.enable"):
+            return
+        interval = self.config.get_int("leader.imbalance.check.interval.seconds")
+        while True:
+            await asyncio.sleep(min(interval, 5))
+            self.move_to_preferred_leaders()
+
+    def move_to_preferred_leaders(self) -> None:
+        now = raft_clock_ms()
+        for partition in list(self.partitions.values()):
+            if not partition.is_leader:
+                continue
+            topic = self.topic(partition.topic)
+            if topic is None or partition.index >= topic.partition_count:
+                continue
+            preferred = topic.replicas[partition.index][0]
+            if preferred == self.node_id or not self.broker_is_live(preferred):
+                continue
+            progress = partition.raft.voter_progress().get(preferred)
+            if (
+                progress is None
+                or progress.end_offset < partition.log_end_offset
+                or now - progress.last_contact_ms > self.raft_config.fetch_timeout_ms
+            ):
+                continue
+            log.info("moving leadership to the preferred replica", partition=partition.name)
+            partition.apply(partition.raft.resign(preferred))
 
     def write_checkpoints(self) -> None:
         """Recovery points bound the CRC scan after a crash; log start offsets keep retention."""
@@ -159,11 +256,62 @@ class Broker:
             return -1
         return self.metadata.partition.leader_id
 
+    @property
+    def is_controller(self) -> bool:
+        return self.metadata is not None and self.metadata.is_leader
+
+    @property
+    def endpoints(self) -> list[BrokerEndpoint]:
+        """Registered brokers that are not fenced, as Metadata lists them."""
+        brokers = self.metadata.image.brokers if self.metadata is not None else {}
+        live = [
+            BrokerEndpoint(b.node_id, b.host, b.port, b.rack)
+            for b in sorted(brokers.values(), key=lambda b: b.node_id)
+            if not b.fenced
+        ]
+        if not live and self.own_endpoint is not None:
+            return [self.own_endpoint]
+        return live
+
+    def broker_is_live(self, node_id: int) -> bool:
+        if self.metadata is None:
+            return False
+        registration = self.metadata.image.brokers.get(node_id)
+        return registration is not None and not registration.fenced
+
+    def leadership(self, topic: TopicImage, index: int) -> tuple[int, int, list[int]]:
+        """(leader, leader epoch, ISR) of a partition as this broker knows it: its own replica's
+        Raft state when newer, else what the leader last reported to the controller."""
+        partition = self.partitions.get((topic.name, index))
+        reported = topic.states.get(index)
+        if partition is not None and partition.offline is None:
+            if partition.is_leader:
+                return self.node_id, partition.leader_epoch, partition.in_sync_replicas()
+            leader = partition.raft.leader_id
+            if leader is not None and (
+                reported is None or reported.leader_epoch < partition.leader_epoch
+            ):
+                return leader, partition.leader_epoch, list(topic.replicas[index])
+        if reported is None:
+            return -1, -1, []
+        if reported.leader == self.node_id and partition is not None and not partition.is_leader:
+            return -1, -1, list(reported.isr)  # we lost it; the new leader has not reported
+        return reported.leader, reported.leader_epoch, list(reported.isr)
+
     def all_partitions(self) -> list[Partition]:
         parts = list(self.partitions.values())
         if self.metadata is not None:
             parts.append(self.metadata.partition)
         return parts
+
+    def _default_cluster_id(self) -> str:
+        """Without cluster.id (Kafka's `kafka-storage format`), the nodes of a cluster agree on
+        one derived from controller.quorum.voters, which they all share; a single node makes
+        up a random one."""
+        voters = self.config.quorum_voters
+        if len(voters) <= 1:
+            return _new_cluster_id()
+        return _cluster_id_of_voters(",".join(f"{v.node_id}@{v.host}:{v.port}" for v in voters))
 
     def _load_or_create_meta_properties(self) -> str:
         path = self.log_dir.path / "meta.properties"
@@ -179,7 +327,9 @@ class Broker:
                     f"log dir {self.log_dir.path} belongs to node.id {stored_node}, "
                     f"not {self.node_id}"
                 )
-        cluster_id = values.get("cluster.id") or self.config.cluster_id or _new_cluster_id()
+        cluster_id = (
+            values.get("cluster.id") or self.config.cluster_id or self._default_cluster_id()
+        )
         if not path.exists():
             tmp = path.with_suffix(".tmp")
             tmp.write_text(f"version=1\nnode.id={self.node_id}\ncluster.id={cluster_id}\n")
@@ -195,13 +345,14 @@ class Broker:
         topic: str,
         index: int,
         topic_id: uuid.UUID,
-        recovery_points: dict[tuple[str, int], int],
         config: LogConfig,
+        voters: frozenset[int],
     ) -> Partition:
         directory = self.log_dir.create_partition_dir(topic, index)
         if read_partition_metadata(directory) is None:
             write_partition_metadata(directory, topic_id)
         started = time.monotonic()
+        recovery_points = self._recovery_points
         partition = Partition.open(
             topic,
             index,
@@ -209,13 +360,15 @@ class Broker:
             directory,
             config,
             node_id=self.node_id,
-            voters=self.voters,
+            voters=voters,
             flusher=self.flusher,
             recovery_point=recovery_points.get((topic, index), 0),
             log_start_offset=self._log_start_offsets.get((topic, index), 0),
             clean_shutdown=self._clean_start,
             producer_id_expiration_ms=self.config.get_int("producer.id.expiration.ms"),
+            raft_config=self.raft_config,
         )
+        partition.replica_lag_time_max_ms = self.config.replica_lag_time_max_ms
         if not self._clean_start and partition.log_end_offset > 0:
             log.info(
                 "partition recovered",
@@ -230,16 +383,65 @@ class Broker:
     def topic_log_config(self, topic: TopicImage) -> LogConfig:
         return LogConfig.from_topic_configs(topic.configs, self.default_log_config)
 
-    def _open_topic(self, topic: TopicImage, recovery_points: dict[tuple[str, int], int]) -> None:
+    def _open_topic(self, topic: TopicImage) -> None:
+        """Open this node's replicas of `topic` and let them take part in their Raft groups."""
         config = self.topic_log_config(topic)
         for index, replicas in enumerate(topic.replicas):
             if self.node_id not in replicas or (topic.name, index) in self.partitions:
                 continue
             partition = self._open_partition(
-                topic.name, index, topic.topic_id, recovery_points, config
+                topic.name, index, topic.topic_id, config, frozenset(replicas)
             )
             self.partitions[(topic.name, index)] = partition
-            partition.elect()
+            self.replication.attach(partition)
+            fresh = partition.log_end_offset == 0 and partition.leader_epoch == 0
+            if len(replicas) == 1 or (fresh and replicas[0] == self.node_id):
+                # A new partition's preferred replica stands at once; restarted ones wait for
+                # their election timers, so that a healthy leader elsewhere is not disrupted.
+                partition.elect()
+
+    def _on_metadata_record(self, record: dict[str, Any]) -> None:
+        """Act on a committed metadata record, on every node alike."""
+        assert self.metadata is not None
+        kind = record["type"]
+        image = self.metadata.image
+        if kind in ("topic", "partitions", "topic_configs"):
+            topic = image.topics_by_id.get(uuid.UUID(record["id"]))
+            if topic is not None:
+                self._open_topic(topic)
+                apply_topic_configs(self, topic)
+        elif kind == "remove_topic":
+            topic_id = uuid.UUID(record["id"])
+            for key, partition in list(self.partitions.items()):
+                if partition.topic_id == topic_id:
+                    self._drop_partition(key)
+        elif kind == "broker_configs":
+            refresh_broker_defaults(self)
+
+    def _drop_partition(self, key: tuple[str, int]) -> None:
+        partition = self.partitions.pop(key, None)
+        if partition is None:
+            return
+        partition.offline = ErrorCode.unknown_topic_or_partition
+        partition.hooks = type(partition.hooks)()  # detached: no more Raft traffic
+        partition.close()
+        self.log_dir.delete_partition_dir(*key)
+
+    def _on_role_changed(self, partition: Partition, change: RoleChanged) -> None:
+        if partition.topic == METADATA_TOPIC:
+            log.info(
+                "metadata quorum leader changed",
+                leader=change.leader_id,
+                epoch=change.epoch,
+                role=change.role.value,
+            )
+            return
+        if change.role is Role.LEADER:
+            self.controller_client.leadership_changed(partition)
+        if partition.topic == self.groups.topic:
+            self.groups.sync_leadership()
+        elif partition.topic == self.txn.topic:
+            self.txn.sync_leadership()
 
     def _set_aside_stray_partition_dirs(self) -> None:
         """Partition directories the metadata does not know (a delete interrupted by a crash).
@@ -256,6 +458,14 @@ class Broker:
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))
 
+    def absent_partition_error(self, topic: str, index: int) -> ErrorCode:
+        """Kafka's answer for a partition this broker holds no replica of: the client's
+        metadata is stale (NOT_LEADER_OR_FOLLOWER) if the partition exists elsewhere."""
+        image = self.topic(topic)
+        if image is not None and 0 <= index < image.partition_count:
+            return ErrorCode.not_leader_or_follower
+        return ErrorCode.unknown_topic_or_partition
+
     def topic(self, name: str) -> TopicImage | None:
         assert self.metadata is not None
         return self.metadata.image.topics.get(name)
@@ -263,6 +473,61 @@ class Broker:
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicImage | None:
         assert self.metadata is not None
         return self.metadata.image.topics_by_id.get(topic_id)
+
+    # -- requests only the controller serves -------------------------------------------------
+
+    async def _reserve_producer_id_block(self) -> int:
+        while True:
+            if self.is_controller:
+                return await reserve_producer_id_block(self)
+            try:
+                response = await self.controller_client.call(
+                    ALLOCATE_PRODUCER_IDS, 0, {"broker_id": self.node_id, "broker_epoch": -1}
+                )
+                if response.error_code == ErrorCode.none:
+                    return int(response.producer_id_start)
+            except NotController:
+                pass
+            await asyncio.sleep(0.1)  # the quorum is electing a leader
+
+    async def _create_topic_at_controller(
+        self, name: str, num_partitions: int, replication_factor: int, configs: dict[str, str]
+    ) -> TopicImage:
+        """Internal topics and auto-creation on a broker that does not lead the metadata
+        quorum: ask the controller, then wait for the topic in this broker's image."""
+        assert self.metadata is not None
+        request = {
+            "topics": [
+                {
+                    "name": name,
+                    "num_partitions": num_partitions,
+                    "replication_factor": replication_factor,
+                    "assignments": [],
+                    "configs": [{"name": k, "value": v} for k, v in configs.items()],
+                }
+            ],
+            "timeout": 30000,
+            "validate_only": False,
+        }
+        try:
+            response = await self.controller_client.call(CREATE_TOPICS, 7, request)
+        except NotController:
+            raise TopicError(ErrorCode.not_controller, "no controller is available") from None
+        result = response.topics[0]
+        if result.error_code not in (ErrorCode.none, ErrorCode.topic_already_exists):
+            raise TopicError(ErrorCode(result.error_code), result.error_message or "")
+        await self.metadata.wait_applied(lambda: name in self.metadata.image.topics, 10.0)
+        topic = self.topic(name)
+        if topic is None:
+            raise TopicError(ErrorCode.request_timed_out, f"topic {name} is not visible yet")
+        if result.error_code == ErrorCode.topic_already_exists:
+            raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
+        return topic
+
+    def live_broker_ids(self) -> list[int]:
+        assert self.metadata is not None
+        live = [b.node_id for b in self.metadata.image.brokers.values() if not b.fenced]
+        return sorted(live) or [self.node_id]
 
     # -- topic administration -----------------------------------------------------------------
 
@@ -282,15 +547,20 @@ class Broker:
             num_partitions, replication_factor = len(assignments), len(assignments[0])
         if num_partitions == -1:
             num_partitions = int(self.config.get("num.partitions"))
+        brokers = self.live_broker_ids()
         if replication_factor == -1:
-            replication_factor = int(self.config.get("default.replication.factor"))
+            # Kafka's default is 1; a rafka cluster replicates unless told otherwise.
+            replication_factor = (
+                self.config.default_replication_factor
+                if self.config.is_set("default.replication.factor")
+                else min(3, len(brokers))
+            )
         if num_partitions <= 0:
             raise TopicError(ErrorCode.invalid_partitions, "number of partitions must be positive")
         if replication_factor <= 0:
             raise TopicError(
                 ErrorCode.invalid_replication_factor, "replication factor must be positive"
             )
-        brokers = sorted(self.voters)
         if replication_factor > len(brokers):
             raise TopicError(
                 ErrorCode.invalid_replication_factor,
@@ -302,6 +572,10 @@ class Broker:
             LogConfig.from_topic_configs(configs, self.default_log_config)
         except ValueError as exc:
             raise TopicError(ErrorCode.invalid_config, str(exc)) from None
+        if not self.is_controller and not validate_only and assignments is None:
+            return await self._create_topic_at_controller(
+                name, num_partitions, replication_factor, configs
+            )
         async with self._topic_lock:
             assert self.metadata is not None
             if name in self.metadata.image.topics:
@@ -330,15 +604,22 @@ class Broker:
             }
             if validate_only:
                 return TopicImage(name, topic_id, replicas, configs)
-            await self.metadata.propose([record])
+            await self.metadata.propose([record])  # applying it opened our replicas
             topic = self.metadata.image.topics[name]
-            self._open_topic(topic, {})
-        for index in range(topic.partition_count):
-            partition = self.partitions.get((name, index))
-            if partition is not None:
-                await partition.wait_committed(partition.log_end_offset - 1)
+        await self.await_new_leaders(topic, range(topic.partition_count))
         log.info("topic created", topic=name, partitions=num_partitions)
         return topic
+
+    async def await_new_leaders(self, topic: TopicImage, indexes: range) -> None:
+        """Let the partitions this node leads commit their first batch (a single node leads all
+        of them at once), so that clients find leaders right after the topic is created."""
+        waits = []
+        for index in indexes:
+            partition = self.partitions.get((topic.name, index))
+            if partition is not None and partition.is_leader:
+                waits.append(partition.wait_committed(partition.log_end_offset - 1))
+        if waits:
+            await asyncio.wait(waits, timeout=5)
 
     async def ensure_internal_topic(
         self, name: str, num_partitions: int, replication_factor: int, configs: dict[str, str]
@@ -347,6 +628,7 @@ class Broker:
         topic = self.topic(name)
         if topic is not None:
             return topic
+        replication_factor = min(replication_factor, len(self.live_broker_ids()))
         try:
             return await self.create_topic(name, num_partitions, replication_factor, configs)
         except TopicError as exc:
@@ -359,14 +641,13 @@ class Broker:
     async def delete_topic(self, topic: TopicImage) -> None:
         assert self.metadata is not None
         async with self._topic_lock:
+            # Applying the record drops this node's replicas, as on every other node.
             await self.metadata.propose([{"type": "remove_topic", "id": str(topic.topic_id)}])
-            for index in range(topic.partition_count):
-                partition = self.partitions.pop((topic.name, index), None)
-                if partition is not None:
-                    partition.offline = ErrorCode.unknown_topic_or_partition
-                    partition.close()
-                    self.log_dir.delete_partition_dir(topic.name, index)
         log.info("topic deleted", topic=topic.name)
+
+
+def _cluster_id_of_voters(voters: str) -> str:
+    return base64.urlsafe_b64encode(uuid.uuid5(uuid.NAMESPACE_URL, voters).bytes).decode()[:22]
 
 
 def _new_cluster_id() -> str:

@@ -1,9 +1,10 @@
 """The cluster metadata: a Raft-replicated log (`__cluster_metadata-0`) replayed into an image.
 
-Every change (topic created or deleted, configs, producer-id blocks) is proposed as records on the
-metadata log, waits for the high watermark like an acks=all write, and only then is applied to
-the in-memory image; on start the whole log is replayed. A single node is a one-voter quorum, so
-this is the same path a cluster takes.
+Every change (topic created or deleted, configs, producer-id blocks, broker registrations,
+partition leaders) is proposed as records on the metadata log by its leader (the controller).
+Every node, leader or follower, applies records to its in-memory image as the high watermark
+passes them, in log order, and tells the broker (`on_record`) so it can act on them: open or
+delete partitions, push configs. A single node is a one-voter quorum: the same path.
 
 Record values are JSON objects with a "type" for now. KRaft's binary metadata record schemas can
 replace them without changing this module's interface.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +30,32 @@ METADATA_TOPIC = "__cluster_metadata"
 PRODUCER_ID_BLOCK_SIZE = 1000
 
 
+@dataclass(slots=True, frozen=True)
+class PartitionState:
+    """A partition's leadership as its leader last reported it (Kafka's AlterPartition)."""
+
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class BrokerRegistration:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
+    incarnation: str
+    fenced: bool = False
+
+
 @dataclass(slots=True)
 class TopicImage:
     name: str
     topic_id: uuid.UUID
     replicas: list[list[int]]  # per partition, the replica node ids (first = preferred leader)
     configs: dict[str, str] = field(default_factory=dict)
+    states: dict[int, PartitionState] = field(default_factory=dict)
 
     @property
     def partition_count(self) -> int:
@@ -48,6 +69,7 @@ class MetadataImage:
     next_producer_id_block: int = 0
     # Dynamic broker configs by resource name: "" = cluster-wide default, "<node id>" = one broker.
     broker_configs: dict[str, dict[str, str]] = field(default_factory=dict)
+    brokers: dict[int, BrokerRegistration] = field(default_factory=dict)
 
     def apply(self, record: dict[str, Any]) -> None:
         kind = record["type"]
@@ -79,19 +101,55 @@ class MetadataImage:
                 self.broker_configs.pop(record["resource"], None)
         elif kind == "producer_ids":
             self.next_producer_id_block = max(self.next_producer_id_block, record["next"])
+        elif kind == "broker":
+            self.brokers[record["id"]] = BrokerRegistration(
+                record["id"],
+                record["host"],
+                record["port"],
+                record.get("rack"),
+                record["incarnation"],
+            )
+        elif kind == "broker_fenced":
+            registration = self.brokers.get(record["id"])
+            if registration is not None:
+                registration.fenced = bool(record["fenced"])
+        elif kind == "partition_states":
+            for entry in record["states"]:
+                topic = self.topics_by_id.get(uuid.UUID(entry["id"]))
+                if topic is None:
+                    continue
+                known = topic.states.get(entry["partition"])
+                if known is not None and known.leader_epoch > entry["epoch"]:
+                    continue  # a late report of an older leadership
+                topic.states[entry["partition"]] = PartitionState(
+                    entry["leader"], entry["epoch"], tuple(entry["isr"])
+                )
         # Unknown record types are skipped so an older broker can read a newer log.
 
 
 class ClusterMetadata:
-    def __init__(self, partition: Partition) -> None:
+    def __init__(
+        self, partition: Partition, on_record: Callable[[dict[str, Any]], None] | None = None
+    ) -> None:
         self.partition = partition
         self.image = MetadataImage()
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.on_record = on_record
+        self.applied_offset = partition.log_start_offset  # records below it are in the image
+        self._applied = asyncio.Event()
         self._producer_ids: range = range(0)
         self._allocating = asyncio.Lock()
+        self.reserve_block: Callable[[], Awaitable[int]] | None = None
+        partition.on_high_watermark = self._on_high_watermark
 
-    def replay(self) -> None:
-        for header, batch in self.partition.log.iter_batches(self.partition.log_start_offset):
+    def _on_high_watermark(self, partition: Partition) -> None:
+        """Apply every record the high watermark just passed, in log order."""
+        high_watermark = partition.high_watermark
+        if high_watermark <= self.applied_offset:
+            return
+        for header, batch in partition.log.iter_batches(self.applied_offset):
+            if header.base_offset >= high_watermark:
+                break
+            self.applied_offset = header.last_offset + 1
             if header.is_control:
                 continue
             _, records = decode_batch(batch)
@@ -104,9 +162,35 @@ class ClusterMetadata:
                     log.error("undecodable metadata record skipped", offset=header.base_offset)
                     continue
                 self.image.apply(entry)
+                if self.on_record is not None:
+                    try:
+                        self.on_record(entry)
+                    except Exception:
+                        log.exception("applying a metadata record failed", record=entry)
+        self._applied.set()
+        self._applied = asyncio.Event()
+
+    async def wait_applied(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until the image satisfies `predicate` (as records are applied); False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._applied.wait(), remaining)
+            except TimeoutError:
+                return predicate()
+        return True
+
+    @property
+    def is_leader(self) -> bool:
+        return self.partition.is_leader
 
     async def propose(self, records: list[dict[str, Any]]) -> None:
-        """Append records, wait until they are committed, then apply them to the image."""
+        """Append records (this node must lead the metadata quorum) and wait until they are
+        committed and applied to the image."""
         timestamp = now_ms()
         values = [(None, json.dumps(r).encode(), (), timestamp) for r in records]
         batch = build_batch(values)
@@ -114,19 +198,15 @@ class ClusterMetadata:
             batch, max_message_bytes=1 << 30, log_append_time=False
         )
         await self.partition.wait_committed(result.last_offset)
-        for record in records:
-            self.image.apply(record)
-            for listener in self.listeners:
-                listener(record)
+        # Applied as the high watermark passed it, before this waiter resumed.
 
     async def allocate_producer_id(self) -> int:
-        """Producer ids come in blocks reserved on the metadata log, so none is reused."""
+        """Producer ids come in blocks reserved on the metadata log (by the controller, which
+        `reserve_block` asks), so none is reused."""
         async with self._allocating:
             if not self._producer_ids:
-                start = self.image.next_producer_id_block
-                await self.propose(
-                    [{"type": "producer_ids", "next": start + PRODUCER_ID_BLOCK_SIZE}]
-                )
+                assert self.reserve_block is not None
+                start = await self.reserve_block()
                 self._producer_ids = range(start, start + PRODUCER_ID_BLOCK_SIZE)
         producer_id = self._producer_ids[0]
         self._producer_ids = self._producer_ids[1:]

@@ -254,6 +254,13 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
     D("replica.lag.time.max.ms", _L, 30000,
       "A follower that has not caught up for this long leaves the ISR."),
     D("replica.socket.timeout.ms", _I, 30000, "Socket timeout of follower fetches."),
+    D("broker.session.timeout.ms", _I, 9000,
+      "A broker the controller has not heard from for this long is fenced (offline).", min=1),
+    D("broker.heartbeat.interval.ms", _I, 2000, "Interval of broker liveness checks.", min=1),
+    D("auto.leader.rebalance.enable", _B, True,
+      "Move leadership back to each partition's preferred replica once it is caught up."),
+    D("leader.imbalance.check.interval.seconds", _L, 300,
+      "Interval of the preferred-leader check.", min=1),
     # --- group coordinator
     D("offsets.topic.num.partitions", _I, _INTERNAL_TOPIC_PARTITIONS,
       "Partitions of __consumer_offsets (rafka: 8, Kafka: 50).", min=1),

@@ -25,21 +25,29 @@ class BrokerServer:
         self.config = config
         self.broker = Broker(config)
         self.listeners: list[Listener] = []
+        self.controller_listeners: list[Listener] = []
         self._housekeeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         started = time.monotonic()
         await self.broker.start()
-        dispatcher = build_dispatcher(self.broker)
+        # Client requests wait until this node has joined the cluster; Raft traffic between
+        # the nodes (on the controller listeners) flows at once, as joining needs it.
+        joined = asyncio.Event()
+        dispatcher = build_dispatcher(self.broker, gate=joined)
         max_frame = self.config.socket_request_max_bytes
         controller_names = set(self.config.controller_listener_names)
         for spec in self.config.listeners:
-            if spec.name in controller_names:
-                continue  # the controller listener serves Raft traffic (replication issue)
-            listener = Listener(spec.name, spec.host, spec.port, dispatcher, max_frame)
+            is_controller = spec.name in controller_names
+            handler = dispatcher.sharing(None) if is_controller else dispatcher
+            listener = Listener(spec.name, spec.host, spec.port, handler, max_frame)
             await listener.start()
-            self.listeners.append(listener)
-        self.broker.endpoints = self._advertised_endpoints()
+            if is_controller:
+                self.controller_listeners.append(listener)
+            else:
+                self.listeners.append(listener)
+        await self.broker.join(self._advertised_endpoint())
+        joined.set()
         self._housekeeping = asyncio.create_task(self._run_housekeeping(), name="housekeeping")
         log.info(
             "broker ready",
@@ -47,16 +55,17 @@ class BrokerServer:
             startup_ms=round((time.monotonic() - started) * 1000, 1),
         )
 
-    def _advertised_endpoints(self) -> list[BrokerEndpoint]:
+    def _advertised_endpoint(self) -> BrokerEndpoint:
         # Clients connect to the first advertised client listener; port 0 means "the bound one".
         bound = {lst.name: lst for lst in self.listeners}
+        rack = self.config.get_str("broker.rack")
         for spec in self.config.advertised_listeners:
             if spec.name in bound:
                 port = spec.port or bound[spec.name].port
                 host = spec.host or bound[spec.name].host or "localhost"
-                return [BrokerEndpoint(self.broker.node_id, host, port)]
+                return BrokerEndpoint(self.broker.node_id, host, port, rack)
         first = self.listeners[0]
-        return [BrokerEndpoint(self.broker.node_id, first.host or "localhost", first.port)]
+        return BrokerEndpoint(self.broker.node_id, first.host or "localhost", first.port, rack)
 
     async def _run_housekeeping(self) -> None:
         retention_interval = self.config.get_int("log.retention.check.interval.ms") / 1000
@@ -86,14 +95,29 @@ class BrokerServer:
     async def stop(self) -> None:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        # Leaderships first, while clients and followers can still reach us: clients move to
+        # the new leaders with retriable errors, and nothing acknowledged is left behind.
+        await self.broker.hand_over_leadership()
         for listener in self.listeners:
             await listener.stop()
         await self.broker.stop()
+        for listener in self.controller_listeners:
+            await listener.stop()
 
 
 async def serve(config: BrokerConfig, stop: asyncio.Event) -> None:
     server = BrokerServer(config)
-    await server.start()
+    starting = asyncio.ensure_future(server.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    # A node waiting for its cluster (no quorum yet) must still stop when told to.
+    await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        log.info("stopped before joining the cluster")
+        return
+    stopping.cancel()
+    starting.result()
     await stop.wait()
     log.info("shutting down")
     await server.stop()

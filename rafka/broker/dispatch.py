@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +39,13 @@ class ApiSpec:
     handler: Handler
     # What ApiVersions reports as the floor, when it must differ from what we serve (see apis.py).
     advertised_min_version: int | None = None
+    # Served by the controller: another broker forwards the request there (Kafka's forwarding).
+    forwarded: bool = False
+
+
+# Given the decoded request, its API key and version: the response body from the controller,
+# or None to serve the request here (this node is the controller, or none is known).
+Forwarder = Callable[[int, int, Any], Awaitable[Any | None]]
 
 
 @dataclass(slots=True)
@@ -51,8 +59,20 @@ class RequestContext:
 
 
 class Dispatcher:
-    def __init__(self, apis: dict[int, ApiSpec]) -> None:
+    def __init__(
+        self,
+        apis: dict[int, ApiSpec],
+        gate: asyncio.Event | None = None,
+        forwarder: Forwarder | None = None,
+    ) -> None:
         self.apis = apis
+        # Client listeners hold requests until the broker has joined the cluster.
+        self.gate = gate
+        self.forwarder = forwarder
+
+    def sharing(self, gate: asyncio.Event | None) -> Dispatcher:
+        """The same API table behind another gate (the controller listener has none)."""
+        return Dispatcher(self.apis, gate, self.forwarder)
 
     def supported_versions(self) -> list[tuple[int, int, int]]:
         """(api key, min, max) as ApiVersions advertises them."""
@@ -90,6 +110,12 @@ class Dispatcher:
         except ProtocolError as exc:
             connection.abort(str(exc))
             return None
+        if self.gate is not None and not self.gate.is_set():
+            await self.gate.wait()
+        if spec.forwarded and self.forwarder is not None:
+            forwarded = await self.forwarder(api_key, version, request)
+            if forwarded is not None:
+                return encode_frame(api_key, version, header.correlation_id, forwarded)
         result = await spec.handler(RequestContext(header, connection), request)
         if result is None:
             return None
@@ -122,6 +148,8 @@ def encode_frame(
     header = response_header(correlation_id, flexible_header)
     if isinstance(result, dict):
         result = encode_response_body(build(response_cls, result))
+    elif not isinstance(result, (bytes, list)):  # a response entity (a forwarded answer)
+        result = encode_response_body(result)
     if isinstance(result, list):
         size = len(header) + sum(len(part) for part in result)
         return [frame(size), header, *result]

@@ -233,8 +233,10 @@ class InternalTopicCoordinator(Generic[S]):
         except Exception as exc:  # TopicError, or too few brokers for the replication factor
             log.warning(f"cannot create {topic_description}", error=str(exc))
             return CoordinatorLocation(ErrorCode.coordinator_not_available, str(exc))
-        partition = self.broker.partition(self.topic, self.partition_for(key))
-        leader = partition.leader_id if partition is not None else -1
+        topic = self.broker.topic(self.topic)
+        leader = -1
+        if topic is not None:
+            leader, _, _ = self.broker.leadership(topic, self.partition_for(key))
         for endpoint in self.broker.endpoints:
             if endpoint.node_id == leader:
                 return CoordinatorLocation(

@@ -14,6 +14,7 @@ import heapq
 import itertools
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,19 +36,26 @@ from rafka.protocol.records import (
     read_batch_header,
     set_log_append_time,
 )
+from rafka.replication.log import PartitionLogView
 from rafka.replication.raft import (
     Action,
     AppendLeaderChange,
+    AppendRecords,
     HighWatermarkAdvanced,
     PersistQuorumState,
     QuorumState,
+    RaftConfig,
     RaftReplica,
+    Role,
+    RoleChanged,
+    SendMessage,
+    TruncateLog,
 )
 from rafka.storage.config import LogConfig
 from rafka.storage.log import PartitionLog
 from rafka.storage.producer_state import ControlType, ProducerStateManager, TxnMarker
 from rafka.storage.quorum_state import StoredQuorumState, read_quorum_state, write_quorum_state
-from rafka.storage.txn_index import AbortedTxn, TransactionIndex, replay_into
+from rafka.storage.txn_index import AbortedTxn, TransactionIndex, replay_batch, replay_into
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +65,28 @@ NO_TIMESTAMP = -1
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def raft_clock_ms() -> int:
+    """The Raft state machines' clock: monotonic, so a wall-clock step never fires a timer."""
+    return time.monotonic_ns() // 1_000_000
+
+
+class ReplicationHooks:
+    """What a partition's Raft actions need from outside it; the replication manager fills
+    these in. The defaults serve a one-voter group, which never sends a message."""
+
+    def send(self, partition: Partition, action: SendMessage) -> None:
+        raise RuntimeError(f"{partition.name}: no network to send {action.message!r}")
+
+    def reschedule(self, partition: Partition) -> None:
+        pass
+
+    def role_changed(self, partition: Partition, change: RoleChanged) -> None:
+        pass
+
+
+NO_REPLICATION = ReplicationHooks()
 
 
 class AppendError(Exception):
@@ -104,6 +134,9 @@ class Partition:
         self._data_listeners: set[asyncio.Future[None]] = set()
         self.on_high_watermark: Callable[[Partition], None] | None = None
         self.txn_index = TransactionIndex(directory)  # replaced by the loaded one in open()
+        self.hooks: ReplicationHooks = NO_REPLICATION
+        self.replica_lag_time_max_ms = 30_000  # replica.lag.time.max.ms
+        self._producer_id_expiration_ms = 86_400_000
 
     @classmethod
     def open(
@@ -121,6 +154,7 @@ class Partition:
         log_start_offset: int = 0,
         clean_shutdown: bool = False,
         producer_id_expiration_ms: int = 86_400_000,
+        raft_config: RaftConfig | None = None,
     ) -> Partition:
         partition_log = PartitionLog.open(
             directory,
@@ -143,10 +177,13 @@ class Partition:
             node_id,
             voters,
             QuorumState(stored.epoch, stored.voted_for, stored.leader_id),
-            partition_log.log_end_offset,
+            PartitionLogView(partition_log),
+            config=raft_config,
+            now_ms=raft_clock_ms(),
         )
         partition = cls(topic, index, topic_id, directory, partition_log, producers, raft, flusher)
         partition.txn_index = txn_index
+        partition._producer_id_expiration_ms = producer_id_expiration_ms
         return partition
 
     # -- identity and offsets ---------------------------------------------------------------
@@ -183,12 +220,18 @@ class Partition:
     # -- Raft ---------------------------------------------------------------------------------
 
     def elect(self) -> None:
-        """Stand for election; with this node as the only voter it wins at once."""
-        self._apply(self.raft.start_election())
+        """Stand for election now; with this node as the only voter it wins at once."""
+        self.apply(self.raft.start_election())
 
-    def _apply(self, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, PersistQuorumState):
+    def apply(self, actions: list[Action]) -> None:
+        """Carry out the Raft replica's actions in order; log changes are reported back to it
+        before anything after them runs, and their own actions are carried out in turn."""
+        queue = deque(actions)
+        while queue:
+            action = queue.popleft()
+            if isinstance(action, SendMessage):
+                self.hooks.send(self, action)
+            elif isinstance(action, PersistQuorumState):
                 state = action.state
                 write_quorum_state(
                     self.directory,
@@ -196,11 +239,18 @@ class Partition:
                     sorted(self.raft.voters),
                 )
             elif isinstance(action, AppendLeaderChange):
-                self._append_leader_change(action)
+                queue.extend(self._append_leader_change(action))
+            elif isinstance(action, AppendRecords):
+                queue.extend(self._append_replicated(action.records))
+            elif isinstance(action, TruncateLog):
+                queue.extend(self._truncate(action.end_offset))
             elif isinstance(action, HighWatermarkAdvanced):
                 self._high_watermark_advanced(action.high_watermark)
+            elif isinstance(action, RoleChanged):
+                self._role_changed(action)
+        self.hooks.reschedule(self)
 
-    def _append_leader_change(self, action: AppendLeaderChange) -> None:
+    def _append_leader_change(self, action: AppendLeaderChange) -> list[Action]:
         # No timestamp (-1): a Raft bookkeeping entry must not answer ListOffsets by time, hold
         # back time retention or decide segment rolls.
         batch = bytearray(
@@ -215,8 +265,77 @@ class Partition:
         )
         base = self.log.log_end_offset
         self.log.append(batch, base, base, NO_TIMESTAMP, base, action.epoch, now_ms())
-        self.raft.on_local_append(self.log.log_end_offset)
         self._flusher.request(self)
+        return self.raft.on_local_append(self.log.log_end_offset)
+
+    def _append_replicated(self, records: bytes) -> list[Action]:
+        """A follower appends what it fetched from the leader, batch by batch as they came
+        (offsets and epochs already assigned), and replays them into its producer state so it
+        can take over as leader with idempotence and transactions intact."""
+        if self.offline is not None:
+            return []
+        buf = memoryview(bytes(records))
+        try:
+            batches = list(iter_batch_headers(buf))
+        except (CorruptRecordError, UnsupportedMagicError) as exc:
+            log.error("bad records from the leader", partition=self.name, error=str(exc))
+            return self.raft.on_local_append(self.log.log_end_offset)
+        timestamp = now_ms()
+        for pos, header in batches:
+            if header.base_offset != self.log.log_end_offset or not crc_ok(buf, pos, header):
+                log.error(
+                    "fetched batch does not fit the log",
+                    partition=self.name,
+                    base_offset=header.base_offset,
+                    log_end_offset=self.log.log_end_offset,
+                )
+                break
+            data = buf[pos : pos + header.size]
+            last = header.base_offset + header.last_offset_delta
+            segment_before = self.log.active_segment
+            self.log.append(
+                data,
+                header.base_offset,
+                last,
+                header.max_timestamp,
+                last,
+                header.partition_leader_epoch,
+                timestamp,
+            )
+            if self.log.active_segment is not segment_before:
+                self.producers.take_snapshot(header.base_offset)
+            replay_batch(
+                header,
+                data,
+                self.producers,
+                self.txn_index,
+                self.log.active_segment.base_offset,
+            )
+        self._flusher.request(self)
+        return self.raft.on_local_append(self.log.log_end_offset)
+
+    def _truncate(self, end_offset: int) -> list[Action]:
+        """Drop a diverging suffix (never below the high watermark: the replica checks) and
+        rebuild the producer state and aborted-transaction index for the shorter log."""
+        self.log.truncate_to(end_offset)
+        end = self.log.log_end_offset
+        replay_from = self.producers.truncate_to(end, self.log.log_start_offset)
+        self.txn_index.truncate_to(end)
+        replay_into(self.log, self.producers, self.txn_index, replay_from)
+        self.flushed_offset = min(self.flushed_offset, end)
+        log.info("log truncated", partition=self.name, end_offset=end)
+        return self.raft.on_truncated(end)
+
+    def _role_changed(self, change: RoleChanged) -> None:
+        if change.role is not Role.LEADER:
+            # Writes of a lost leadership may never commit here: clients retry at the new leader
+            # (idempotent producers without duplicates).
+            error = AppendError(ErrorCode.not_leader_or_follower, "leadership moved")
+            for _, _, future in self._hw_waiters:
+                if not future.done():
+                    future.set_exception(error)
+            self._hw_waiters.clear()
+        self.hooks.role_changed(self, change)
 
     def _high_watermark_advanced(self, high_watermark: int) -> None:
         _release(self._hw_waiters, high_watermark)
@@ -237,7 +356,7 @@ class Partition:
             return
         self.flushed_offset = end_offset
         _release(self._flush_waiters, end_offset)
-        self._apply(self.raft.on_flushed(self.raft.node_id, end_offset))
+        self.apply(self.raft.on_flushed(self.raft.node_id, end_offset))
 
     def on_flush_failed(self, error: OSError) -> None:
         # DESIGN: fsync errors are fatal for the partition; never retry and pretend it worked.
@@ -289,13 +408,14 @@ class Partition:
         if header.is_control:
             raise AppendError(ErrorCode.invalid_record, "clients may not produce control batches")
         config = self.log.config
-        if required_acks == -1 and len(self.raft.voters) < config.min_insync_replicas:
-            # Every voter counts as in sync until replication tracks follower lag.
-            raise AppendError(
-                ErrorCode.not_enough_replicas,
-                f"the {len(self.raft.voters)} in-sync replicas of {self.name} are fewer than "
-                f"min.insync.replicas {config.min_insync_replicas}",
-            )
+        if required_acks == -1:
+            in_sync = len(self.in_sync_replicas())
+            if in_sync < config.min_insync_replicas:
+                raise AppendError(
+                    ErrorCode.not_enough_replicas,
+                    f"the {in_sync} in-sync replicas of {self.name} are fewer than "
+                    f"min.insync.replicas {config.min_insync_replicas}",
+                )
         try:
             rewritten = validate_records(buf, pos, header, config, self.name)
         except RecordValidationError as exc:
@@ -341,8 +461,8 @@ class Partition:
             # As Kafka does at each roll: recovery then replays at most one segment.
             self.producers.take_snapshot(base)
         self.producers.update(header, base, last, timestamp)
-        self.raft.on_local_append(self.log.log_end_offset)
         self._flusher.request(self)
+        self.apply(self.raft.on_local_append(self.log.log_end_offset))
         return AppendResult(base, last, append_time, self.log.log_start_offset)
 
     def wait_flushed(self, offset: int) -> asyncio.Future[None]:
@@ -364,6 +484,19 @@ class Partition:
         else:
             heapq.heappush(waiters, (target, next(self._seq), future))
         return future
+
+    def in_sync_replicas(self) -> list[int]:
+        """Kafka's ISR as the leader sees it: itself and every voter that fetched up to its log
+        end within replica.lag.time.max.ms. Empty unless this replica leads."""
+        if not self.raft.is_leader:
+            return []
+        now = raft_clock_ms()
+        lag = self.replica_lag_time_max_ms
+        return sorted(
+            node
+            for node, progress in self.raft.voter_progress().items()
+            if node == self.raft.node_id or now - progress.last_caught_up_ms <= lag
+        )
 
     def leader_error(self, current_leader_epoch: int) -> ErrorCode:
         """Kafka's check for leader-only requests carrying the client's view of the epoch."""
@@ -485,8 +618,8 @@ class Partition:
                 ),
                 self.log.active_segment.base_offset,
             )
-        self.raft.on_local_append(self.log.log_end_offset)
         self._flusher.request(self)
+        self.apply(self.raft.on_local_append(self.log.log_end_offset))
         return AppendResult(base, last, -1, self.log.log_start_offset)
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def check_assignments(
     broker: Broker, assignments: list[list[int]], replication_factor: int | None = None
 ) -> None:
     """Kafka's INVALID_REPLICA_ASSIGNMENT rules for explicit replica lists."""
-    known = set(broker.voters)
+    known = set(broker.live_broker_ids())
     for index, replicas in enumerate(assignments):
         if not replicas:
             raise AdminError(
@@ -203,7 +203,7 @@ async def create_partitions(
             check_assignments(broker, assignments, replication_factor)
             replicas = [list(r) for r in assignments]
         else:
-            brokers = sorted(broker.voters)
+            brokers = broker.live_broker_ids()
             if replication_factor > len(brokers):
                 raise AdminError(
                     ErrorCode.invalid_replication_factor,
@@ -219,11 +219,7 @@ async def create_partitions(
             [{"type": "partitions", "id": str(topic.topic_id), "replicas": replicas}]
         )
         topic = broker.metadata.image.topics_by_id[topic.topic_id]
-        broker._open_topic(topic, {})
-    for index in range(current, count):
-        partition = broker.partition(name, index)
-        if partition is not None:
-            await partition.wait_committed(partition.log_end_offset - 1)
+    await broker.await_new_leaders(topic, range(current, count))
     log.info("partitions created", topic=name, partitions=count)
 
 

@@ -12,7 +12,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from rafka.cli.kafka_client import Connection, KafkaClient, KafkaClientError, error_name
+from rafka.cli.kafka_client import (
+    DESCRIBE_QUORUM,
+    Connection,
+    KafkaClient,
+    KafkaClientError,
+    error_name,
+)
 from rafka.protocol.errors import ErrorCode
 
 METADATA = 3
@@ -141,6 +147,64 @@ class AdminClient(KafkaClient):
                 {"id": i, "host": h, "port": p, "rack": r} for i, h, p, r in sorted(brokers)
             ],
         }
+
+    def describe_quorum(self, node_id: int | None = None) -> dict[str, Any] | None:
+        """The metadata quorum as its leader describes it (DescribeQuorum), or None if the
+        cluster does not serve that API.
+
+        Asked of `node_id` (the controller; any broker if None or -1). A node that is not the
+        quorum leader names the leader it knows, which is then asked instead (Apache Kafka
+        brokers forward the request to the active controller themselves)."""
+        node = None if node_id is None or node_id < 0 else node_id
+        asked: set[int | None] = set()
+        while True:
+            asked.add(node)
+            conn = self._any() if node is None else self._node(node)
+            if DESCRIBE_QUORUM not in conn.versions:
+                return None
+            response = conn.send(
+                DESCRIBE_QUORUM,
+                conn.version_for(DESCRIBE_QUORUM),
+                {"topics": [{"topic_name": "__cluster_metadata",
+                             "partitions": [{"partition_index": 0}]}]},
+            )  # fmt: skip
+            if response.error_code != ErrorCode.none:
+                raise AdminRequestError(
+                    "DescribeQuorum", response.error_code, getattr(response, "error_message", None)
+                )
+            found = response.topics[0].partitions[0]
+            leader = found.leader_id
+            if (
+                found.error_code == ErrorCode.not_leader_or_follower
+                and leader >= 0
+                and leader not in asked
+                and leader in self.cluster().brokers
+            ):
+                node = leader
+                continue
+            if found.error_code != ErrorCode.none:
+                raise AdminRequestError(
+                    "metadata quorum", found.error_code, getattr(found, "error_message", None)
+                )
+
+            def replicas(states: Any) -> list[dict[str, Any]]:
+                return [
+                    {
+                        "id": r.replica_id,
+                        "log_end_offset": r.log_end_offset,
+                        "last_fetch_timestamp": getattr(r, "last_fetch_timestamp", -1),
+                        "last_caught_up_timestamp": getattr(r, "last_caught_up_timestamp", -1),
+                    }
+                    for r in sorted(states, key=lambda r: r.replica_id)
+                ]
+
+            return {
+                "leader_id": leader,
+                "leader_epoch": found.leader_epoch,
+                "high_watermark": found.high_watermark,
+                "voters": replicas(found.current_voters),
+                "observers": replicas(found.observers),
+            }
 
     def topics(self, names: list[str] | None = None) -> list[TopicInfo]:
         """Topics with their partitions; missing names raise AdminRequestError."""

@@ -30,6 +30,7 @@ DESCRIBE_GROUPS = 15
 LIST_GROUPS = 16
 API_VERSIONS = 18
 DELETE_GROUPS = 42
+DESCRIBE_QUORUM = 55
 
 # Versions this client knows how to fill in; the newest both sides support is used.
 # OffsetCommit/OffsetFetch v10 name topics by id; Metadata stays below the topic-id-only v13.
@@ -42,6 +43,7 @@ _CLIENT_MAX = {
     DESCRIBE_GROUPS: 6,
     LIST_GROUPS: 5,
     DELETE_GROUPS: 2,
+    DESCRIBE_QUORUM: 2,
 }
 EARLIEST = -2
 LATEST = -1

@@ -107,6 +107,8 @@ class VoterProgress:
 
     end_offset: int  # fsynced end offset known to match the leader's log
     last_contact_ms: int
+    # When it last fetched up to the leader's log end: the in-sync test of replica.lag.time.max.ms.
+    last_caught_up_ms: int = -1
 
 
 class RaftReplica:
@@ -195,7 +197,13 @@ class RaftReplica:
     def voter_progress(self) -> dict[int, VoterProgress]:
         """The leader's view of each voter (DescribeQuorum); empty unless leader."""
         progress = self._progress
-        return {v: VoterProgress(p.end_offset, p.last_contact_ms) for v, p in progress.items()}
+        now = self._now
+        return {
+            v: VoterProgress(
+                p.end_offset, p.last_contact_ms, now if v == self.node_id else p.last_caught_up_ms
+            )
+            for v, p in progress.items()
+        }
 
     def next_deadline(self) -> int | None:
         """When `tick` next has something to do (None: nothing until another event)."""
@@ -296,11 +304,17 @@ class RaftReplica:
     def on_vote_granted(self, voter_id: int, epoch: int) -> list[Action]:
         return self._on_vote_response(voter_id, VoteResponse(epoch, None, True))
 
-    def resign(self) -> list[Action]:
-        """Graceful shutdown of a leader: stop accepting writes and hand leadership over."""
+    def resign(self, preferred: int | None = None) -> list[Action]:
+        """Graceful shutdown of a leader: stop accepting writes and hand leadership over, to
+        `preferred` first when given (a preferred-leader election), else the most caught up."""
         if self.role is not Role.LEADER:
             return []
-        successors = tuple(sorted(self._others, key=lambda v: (-self._progress[v].end_offset, v)))
+        successors = tuple(
+            sorted(
+                self._others,
+                key=lambda v: (v != preferred, -self._progress[v].end_offset, v),
+            )
+        )
         epoch = self.epoch
         actions = self._enter(Role.RESIGNED, self.state)
         request = EndQuorumEpochRequest(epoch, self.node_id, successors)
@@ -339,7 +353,8 @@ class RaftReplica:
         self._leader_resigned = False
         self._parked = {}
         if self.role is Role.LEADER:
-            self._progress = {v: VoterProgress(0, now) for v in self.voters}
+            # Every voter counts as caught up until a lag window passes without it (Kafka's ISR).
+            self._progress = {v: VoterProgress(0, now, now) for v in self.voters}
             self._begin_pending = set(self._others)
             self._begin_resend_at = now + self.config.request_timeout_ms
             self._check_quorum_at = now + self.config.check_quorum_timeout_ms
@@ -636,6 +651,8 @@ class RaftReplica:
         if progress is not None:
             progress.last_contact_ms = self._now
             self._begin_pending.discard(source)
+            if request.fetch_offset >= self.log.end_offset:
+                progress.last_caught_up_ms = self._now
         self._parked.pop(source, None)
         epoch, end = self.log.end_offset_for_epoch(request.last_fetched_epoch)
         if epoch != request.last_fetched_epoch or request.fetch_offset > end:
@@ -651,6 +668,14 @@ class RaftReplica:
             return actions
         actions.append(self._fetch_reply(source, request))
         return actions
+
+    def release_parked_fetch(self, source: int) -> list[Action]:
+        """Answer `source`'s held fetch now, as it stands: the wire request that carried it is
+        being answered for another partition of the same request."""
+        entry = self._parked.pop(source, None)
+        if entry is None or self.role is not Role.LEADER:
+            return []
+        return [self._fetch_reply(source, entry[0])]
 
     def _fetch_reply(
         self, source: int, request: FetchRequest, diverging: DivergingEpoch | None = None

@@ -290,18 +290,30 @@ def replay_into(
     and put back into the index every abort it lacks (lost with an unflushed file)."""
     bases = [segment.base_offset for segment in log.segments]
     for header, batch in log.iter_batches(from_offset):
-        marker = None
-        if header.is_control and header.producer_id >= 0 and header.records_count > 0:
-            marker = read_txn_marker(batch)
-            if marker is None:
-                continue  # a control record of another kind: no producer state
-        completed = producers.replay(header, header.max_timestamp, marker)
-        if completed is not None and completed.is_aborted:
-            undecided = producers.first_undecided_offset
-            entry = AbortedTxn(
-                completed.producer_id,
-                completed.first_offset,
-                completed.last_offset,
-                completed.last_offset + 1 if undecided is None else undecided,
-            )
-            index.add_recovered(entry, segment_base_for(bases, completed.last_offset))
+        replay_batch(header, batch, producers, index, segment_base_for(bases, header.last_offset))
+
+
+def replay_batch(
+    header: BatchHeader,
+    batch: bytes | memoryview,
+    producers: ProducerStateManager,
+    index: TransactionIndex,
+    segment_base: int,
+) -> None:
+    """Apply one batch already in the log (recovery, or a follower's append) to the producer
+    state; an abort marker also goes into the index of the segment at `segment_base`."""
+    marker = None
+    if header.is_control and header.producer_id >= 0 and header.records_count > 0:
+        marker = read_txn_marker(batch)
+        if marker is None:
+            return  # a control record of another kind: no producer state
+    completed = producers.replay(header, header.max_timestamp, marker)
+    if completed is not None and completed.is_aborted:
+        undecided = producers.first_undecided_offset
+        entry = AbortedTxn(
+            completed.producer_id,
+            completed.first_offset,
+            completed.last_offset,
+            completed.last_offset + 1 if undecided is None else undecided,
+        )
+        index.add_recovered(entry, segment_base)

@@ -57,7 +57,7 @@ def config(path: Path, **overrides: Any) -> BrokerConfig:
 async def start_broker(path: Path, **overrides: Any) -> Broker:
     broker = Broker(config(path, **overrides))
     await broker.start()
-    broker.endpoints = [BrokerEndpoint(broker.node_id, "localhost", 9092)]
+    await broker.join(BrokerEndpoint(broker.node_id, "localhost", 9092))
     await broker.groups.ensure_offsets_topic()
     await broker.groups.wait_loaded()
     return broker

@@ -47,7 +47,7 @@ async def start_broker(path: Path, clock: Clock | None = None) -> Broker:
     if clock is not None:
         broker.txn.wall_clock = clock
     await broker.start()
-    broker.endpoints = [BrokerEndpoint(broker.node_id, "localhost", 9092)]
+    await broker.join(BrokerEndpoint(broker.node_id, "localhost", 9092))
     found = await broker.txn.find_coordinator("any")
     assert found.error is NONE
     await broker.txn.wait_loaded()

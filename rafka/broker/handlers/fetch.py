@@ -41,6 +41,9 @@ class _Wanted:
 
 def make_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | list:
+        replica_id = _replica_id(request)
+        if replica_id >= 0:  # a follower broker: the Raft side of Fetch
+            return await broker.replication.handle_replica_fetch(replica_id, request)
         if getattr(request, "session_id", 0) != INVALID_SESSION_ID:
             # We never hand out fetch sessions, so an incremental fetch names an unknown one.
             return {
@@ -68,6 +71,14 @@ def make_handler(broker: Broker):
     return handle
 
 
+def _replica_id(request: Any) -> int:
+    """The fetching broker's id (v15+ moved it into replica_state); -1 for consumers."""
+    state = getattr(request, "replica_state", None)
+    if state is not None:
+        return int(state.replica_id)
+    return int(getattr(request, "replica_id", -1))
+
+
 def _resolve(broker: Broker, topic: Any, part: Any, use_ids: bool) -> _Wanted:
     if use_ids:
         image = broker.topic_by_id(topic.topic_id)
@@ -77,6 +88,8 @@ def _resolve(broker: Broker, topic: Any, part: Any, use_ids: bool) -> _Wanted:
         key = name = topic.topic
         missing = ErrorCode.unknown_topic_or_partition
     partition = broker.partition(name, part.partition) if name is not None else None
+    if partition is None and name is not None:
+        missing = broker.absent_partition_error(name, part.partition)
     return _Wanted(
         key,
         name,

@@ -101,11 +101,12 @@ def describe_topic(
     partitions = []
     for index in indexes if indexes is not None else range(topic.partition_count):
         replicas = topic.replicas[index]
-        partition = broker.partition(topic.name, index)
-        if partition is not None and partition.is_leader:
-            leader, epoch, error = partition.leader_id, partition.leader_epoch, ErrorCode.none
-        else:
-            leader, epoch, error = -1, -1, ErrorCode.leader_not_available
+        leader, epoch, isr = broker.leadership(topic, index)
+        offline = [node for node in replicas if not broker.broker_is_live(node)]
+        error = ErrorCode.none
+        if leader < 0 or leader in offline:
+            # No leader yet, or one the controller has fenced: clients retry after a refresh.
+            leader, error = -1, ErrorCode.leader_not_available
         partitions.append(
             {
                 "error_code": error,
@@ -113,10 +114,10 @@ def describe_topic(
                 "leader_id": leader,
                 "leader_epoch": epoch,
                 "replica_nodes": replicas,
-                "isr_nodes": replicas if leader >= 0 else [],
+                "isr_nodes": [node for node in isr if node not in offline],
                 "eligible_leader_replicas": [],
                 "last_known_elr": [],
-                "offline_replicas": [],
+                "offline_replicas": offline,
             }
         )
     return {

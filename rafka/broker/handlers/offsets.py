@@ -17,10 +17,13 @@ EARLIEST_LOCAL = -4
 LATEST_TIERED = -5
 
 
-def _epoch_error(partition: Partition | None, current_leader_epoch: int) -> ErrorCode:
+def _epoch_error(
+    broker: Broker, topic: str, index: int, current_leader_epoch: int
+) -> tuple[Partition | None, ErrorCode]:
+    partition = broker.partition(topic, index)
     if partition is None:
-        return ErrorCode.unknown_topic_or_partition
-    return partition.leader_error(current_leader_epoch)
+        return None, broker.absent_partition_error(topic, index)
+    return partition, partition.leader_error(current_leader_epoch)
 
 
 def make_list_offsets_handler(broker: Broker):
@@ -30,8 +33,12 @@ def make_list_offsets_handler(broker: Broker):
         for topic in request.topics:
             results = []
             for part in topic.partitions:
-                partition = broker.partition(topic.name, part.partition_index)
-                code = _epoch_error(partition, getattr(part, "current_leader_epoch", -1))
+                partition, code = _epoch_error(
+                    broker,
+                    topic.name,
+                    part.partition_index,
+                    getattr(part, "current_leader_epoch", -1),
+                )
                 entry: dict[str, Any] = {
                     "partition_index": part.partition_index,
                     "error_code": code,
@@ -52,9 +59,7 @@ def make_list_offsets_handler(broker: Broker):
     return handle
 
 
-def _lookup(
-    partition: Partition, target: int, read_committed: bool = False
-) -> tuple[int, int]:
+def _lookup(partition: Partition, target: int, read_committed: bool = False) -> tuple[int, int]:
     """(timestamp, offset) per Kafka's ListOffsets; (-1, -1) when no record qualifies.
     read_committed clients are answered below the last stable offset instead of the HW."""
     high_watermark = partition.last_stable_offset if read_committed else partition.high_watermark
@@ -93,8 +98,9 @@ def make_offset_for_leader_epoch_handler(broker: Broker):
         for topic in request.topics:
             results = []
             for part in topic.partitions:
-                partition = broker.partition(topic.topic, part.partition)
-                code = _epoch_error(partition, getattr(part, "current_leader_epoch", -1))
+                partition, code = _epoch_error(
+                    broker, topic.topic, part.partition, getattr(part, "current_leader_epoch", -1)
+                )
                 entry: dict[str, Any] = {"partition": part.partition, "error_code": code}
                 if code is ErrorCode.none:
                     assert partition is not None

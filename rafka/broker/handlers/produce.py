@@ -25,7 +25,8 @@ def make_handler(broker: Broker):
             for data in topic_data.partition_data:
                 partition = broker.partition(name, data.index)
                 if partition is None:
-                    outcomes.append((name, data.index, ErrorCode.unknown_topic_or_partition, None))
+                    missing = broker.absent_partition_error(name, data.index)
+                    outcomes.append((name, data.index, missing, None))
                     continue
                 code, message = await check_transactional_produce(
                     broker, request.transactional_id, partition, data.records, ctx.api_version

@@ -1,0 +1,45 @@
+"""Requests between the nodes of a cluster: Raft (Vote, BeginQuorumEpoch, EndQuorumEpoch; the
+replica side of Fetch is in handlers/fetch.py) and the controller's BrokerRegistration,
+AlterPartition and AllocateProducerIds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rafka.broker import controller
+from rafka.broker.broker import Broker
+from rafka.broker.dispatch import RequestContext
+from rafka.protocol.errors import ErrorCode
+
+
+def make_quorum_handler(broker: Broker, api_key: int):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        cluster_id = getattr(request, "cluster_id", None)
+        if cluster_id not in (None, broker.cluster_id):
+            return {"error_code": ErrorCode.inconsistent_cluster_id, "topics": []}
+        return broker.replication.handle_quorum_request(api_key, request)
+
+    return handle
+
+
+def make_broker_registration_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        if request.cluster_id != broker.cluster_id:
+            return {"throttle_time": 0, "error_code": ErrorCode.inconsistent_cluster_id}
+        return await controller.register_broker(broker, request)
+
+    return handle
+
+
+def make_alter_partition_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        return await controller.alter_partition(broker, request)
+
+    return handle
+
+
+def make_allocate_producer_ids_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        return await controller.allocate_producer_ids(broker, request)
+
+    return handle

@@ -1,0 +1,225 @@
+"""Connections from this broker to the other nodes of the cluster (Raft traffic and forwarding).
+
+Requests to one peer are pipelined on a connection and answered in order, as Kafka's protocol
+guarantees. Each peer gets one connection per channel, so that a replica Fetch the leader holds
+for up to `max_wait` never delays a Vote or a forwarded admin request queued behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from kio.serial import entity_reader, entity_writer
+
+from rafka.protocol.frames import FrameDecoder
+from rafka.protocol.messages import build, request_class, response_class
+
+log = structlog.get_logger(__name__)
+
+_SIZE = struct.Struct(">i")
+_HEADER = struct.Struct(">hhih")
+API_VERSIONS = 18
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+RECONNECT_BACKOFF_S = 0.1
+
+
+class PeerUnavailable(ConnectionError):
+    """The peer could not be reached or dropped the connection before answering."""
+
+
+class PeerConnection(asyncio.Protocol):
+    """One TCP connection to a peer; requests are answered in the order they were sent."""
+
+    def __init__(self) -> None:
+        self._decoder = FrameDecoder(MAX_RESPONSE_BYTES)
+        self._waiting: deque[tuple[int, int, int, asyncio.Future[Any]]] = deque()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for frame in self._decoder.feed(data):
+                if not self._waiting:
+                    raise ValueError("response to no request")
+                correlation, api_key, version, future = self._waiting.popleft()
+                (got,) = _SIZE.unpack_from(frame, 0)
+                if got != correlation:
+                    raise ValueError(f"correlation id {got}, expected {correlation}")
+                if not future.done():
+                    future.set_result(_decode_response(api_key, version, frame))
+        except Exception as exc:  # a broken peer: drop the connection, fail what waits
+            log.warning("bad response from peer", error=repr(exc))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        while self._waiting:
+            future = self._waiting.popleft()[3]
+            if not future.done():
+                future.set_exception(PeerUnavailable(str(exc or "connection closed")))
+
+    def send(self, correlation: int, api_key: int, version: int, payload: bytes) -> asyncio.Future:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.closed or self.transport is None:
+            future.set_exception(PeerUnavailable("connection closed"))
+            return future
+        self._waiting.append((correlation, api_key, version, future))
+        self.transport.write(payload)
+        return future
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+        self.closed = True
+
+
+def _encode_request(
+    api_key: int, version: int, correlation: int, client_id: bytes, data: Any
+) -> bytes:
+    """`data`: a dict built into the request entity, or the entity itself (forwarding)."""
+    request_cls = request_class(api_key, version)
+    if request_cls is None:
+        raise ValueError(f"no schema for API {api_key} v{version}")
+    body = io.BytesIO()
+    entity = build(request_cls, data) if isinstance(data, dict) else data
+    entity_writer(request_cls)(body, entity)
+    header = _HEADER.pack(api_key, version, correlation, len(client_id)) + client_id
+    if request_cls.__flexible__:
+        header += b"\x00"  # no tagged fields
+    payload = header + body.getvalue()
+    return _SIZE.pack(len(payload)) + payload
+
+
+def _decode_response(api_key: int, version: int, frame: memoryview) -> Any:
+    response_cls = response_class(api_key, version)
+    offset = 4
+    if response_cls.__flexible__ and api_key != API_VERSIONS:
+        offset = _skip_tagged_fields(frame, offset)
+    response, _ = entity_reader(response_cls)(bytes(frame), offset)
+    return response
+
+
+def _skip_tagged_fields(buf: memoryview, pos: int) -> int:
+    count, pos = _uvarint(buf, pos)
+    for _ in range(count):
+        _, pos = _uvarint(buf, pos)
+        size, pos = _uvarint(buf, pos)
+        pos += size
+    return pos
+
+
+def _uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+class PeerChannel:
+    """A lazily (re)connected connection to one address."""
+
+    def __init__(self, host: str, port: int, client_id: bytes) -> None:
+        self.host = host
+        self.port = port
+        self._client_id = client_id
+        self._connection: PeerConnection | None = None
+        self._connecting: asyncio.Future[PeerConnection] | None = None
+        self._failed_at = 0.0
+        self._correlation = 0
+
+    async def _connected(self) -> PeerConnection:
+        connection = self._connection
+        if connection is not None and not connection.closed:
+            return connection
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect())
+        try:
+            return await asyncio.shield(self._connecting)
+        finally:
+            if self._connecting is not None and self._connecting.done():
+                self._connecting = None
+
+    async def _connect(self) -> PeerConnection:
+        wait = self._failed_at + RECONNECT_BACKOFF_S - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.create_connection(PeerConnection, self.host, self.port)
+        except OSError as exc:
+            self._failed_at = time.monotonic()
+            raise PeerUnavailable(f"{self.host}:{self.port}: {exc}") from None
+        self._connection = connection
+        return connection
+
+    async def request(self, api_key: int, version: int, data: Any, timeout: float) -> Any:
+        connection = await asyncio.wait_for(self._connected(), timeout)
+        self._correlation = (self._correlation + 1) & 0x7FFFFFFF
+        payload = _encode_request(api_key, version, self._correlation, self._client_id, data)
+        future = connection.send(self._correlation, api_key, version, payload)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            # Later responses on this connection would be matched to the wrong request.
+            connection.close()
+            raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
+class PeerNetwork:
+    """Channels to every other node by id: `control` (votes, forwarding) and `fetch`."""
+
+    CHANNELS = ("control", "fetch")
+
+    def __init__(self, node_id: int, addresses: Mapping[int, tuple[str, int]]) -> None:
+        self.node_id = node_id
+        client_id = f"rafka-node-{node_id}".encode()
+        self.addresses = dict(addresses)
+        self._channels = {
+            (peer, name): PeerChannel(host, port, client_id)
+            for peer, (host, port) in addresses.items()
+            if peer != node_id
+            for name in self.CHANNELS
+        }
+
+    def knows(self, node_id: int) -> bool:
+        return (node_id, "control") in self._channels
+
+    async def request(
+        self,
+        node_id: int,
+        api_key: int,
+        version: int,
+        data: Any,
+        *,
+        channel: str = "control",
+        timeout: float = 5.0,
+    ) -> Any:
+        peer = self._channels.get((node_id, channel))
+        if peer is None:
+            raise PeerUnavailable(f"no address for node {node_id}")
+        try:
+            return await peer.request(api_key, version, data, timeout)
+        except TimeoutError:
+            raise PeerUnavailable(f"node {node_id} did not answer in {timeout} s") from None
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()

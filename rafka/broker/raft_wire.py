@@ -1,0 +1,280 @@
+"""Raft messages of rafka.replication to and from Kafka's wire schemas, and back.
+
+Vote (52), BeginQuorumEpoch (53) and EndQuorumEpoch (54) name one partition per request here;
+replica Fetch (1) carries every partition a follower fetches from one leader. Fields the state
+machine does not read (directory ids, endpoints) go out with their null values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rafka.protocol.errors import ErrorCode
+from rafka.replication.messages import (
+    BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse,
+    DivergingEpoch,
+    EndQuorumEpochRequest,
+    EndQuorumEpochResponse,
+    FetchRequest,
+    FetchResponse,
+    VoteRequest,
+    VoteResponse,
+)
+
+VOTE = 52
+BEGIN_QUORUM_EPOCH = 53
+END_QUORUM_EPOCH = 54
+FETCH = 1
+VOTE_VERSION = 2
+BEGIN_VERSION = 1
+END_VERSION = 1
+FETCH_VERSION = 12  # topics by name, diverging epoch and current leader as tagged fields
+
+PartitionKey = tuple[str, int]
+
+
+def _leader(leader_id: int | None) -> int:
+    return -1 if leader_id is None else leader_id
+
+
+def _known(leader_id: int) -> int | None:
+    return None if leader_id < 0 else leader_id
+
+
+def _single(topic: str, partition: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"topic_name": topic, "partitions": [partition]}]
+
+
+# -- Vote ----------------------------------------------------------------------------------------
+
+
+def vote_request(cluster_id: str, key: PartitionKey, voter: int, m: VoteRequest) -> dict[str, Any]:
+    return {
+        "cluster_id": cluster_id,
+        "voter_id": voter,
+        "topics": _single(
+            key[0],
+            {
+                "partition_index": key[1],
+                "replica_epoch": m.epoch,
+                "replica_id": m.candidate_id,
+                "replica_directory_id": None,
+                "voter_directory_id": None,
+                "last_offset_epoch": m.last_epoch,
+                "last_offset": m.end_offset,
+                "pre_vote": m.pre_vote,
+            },
+        ),
+    }
+
+
+def vote_from_wire(p: Any) -> VoteRequest:
+    return VoteRequest(
+        epoch=p.replica_epoch,
+        candidate_id=p.replica_id,
+        last_epoch=p.last_offset_epoch,
+        end_offset=p.last_offset,
+        pre_vote=bool(getattr(p, "pre_vote", False)),
+    )
+
+
+def vote_response_partition(index: int, m: VoteResponse) -> dict[str, Any]:
+    return {
+        "partition_index": index,
+        "error_code": m.error,
+        "leader_id": _leader(m.leader_id),
+        "leader_epoch": m.epoch,
+        "vote_granted": m.granted,
+    }
+
+
+def vote_response_from_wire(p: Any, pre_vote: bool) -> VoteResponse:
+    return VoteResponse(
+        epoch=p.leader_epoch,
+        leader_id=_known(p.leader_id),
+        granted=bool(p.vote_granted),
+        pre_vote=pre_vote,
+        error=ErrorCode(p.error_code),
+    )
+
+
+# -- BeginQuorumEpoch / EndQuorumEpoch -------------------------------------------------------------
+
+
+def begin_request(
+    cluster_id: str, key: PartitionKey, voter: int, m: BeginQuorumEpochRequest
+) -> dict[str, Any]:
+    return {
+        "cluster_id": cluster_id,
+        "voter_id": voter,
+        "topics": _single(
+            key[0],
+            {
+                "partition_index": key[1],
+                "voter_directory_id": None,
+                "leader_id": m.leader_id,
+                "leader_epoch": m.epoch,
+            },
+        ),
+        "leader_endpoints": [],
+    }
+
+
+def begin_from_wire(p: Any) -> BeginQuorumEpochRequest:
+    return BeginQuorumEpochRequest(epoch=p.leader_epoch, leader_id=p.leader_id)
+
+
+def end_request(cluster_id: str, key: PartitionKey, m: EndQuorumEpochRequest) -> dict[str, Any]:
+    return {
+        "cluster_id": cluster_id,
+        "topics": _single(
+            key[0],
+            {
+                "partition_index": key[1],
+                "leader_id": m.leader_id,
+                "leader_epoch": m.epoch,
+                "preferred_candidates": [
+                    {"candidate_id": c, "candidate_directory_id": None}
+                    for c in m.preferred_successors
+                ],
+            },
+        ),
+        "leader_endpoints": [],
+    }
+
+
+def end_from_wire(p: Any) -> EndQuorumEpochRequest:
+    return EndQuorumEpochRequest(
+        epoch=p.leader_epoch,
+        leader_id=p.leader_id,
+        preferred_successors=tuple(c.candidate_id for c in p.preferred_candidates),
+    )
+
+
+def quorum_response_partition(
+    index: int, m: BeginQuorumEpochResponse | EndQuorumEpochResponse
+) -> dict[str, Any]:
+    return {
+        "partition_index": index,
+        "error_code": m.error,
+        "leader_id": _leader(m.leader_id),
+        "leader_epoch": m.epoch,
+    }
+
+
+def begin_response_from_wire(p: Any) -> BeginQuorumEpochResponse:
+    return BeginQuorumEpochResponse(p.leader_epoch, _known(p.leader_id), ErrorCode(p.error_code))
+
+
+def end_response_from_wire(p: Any) -> EndQuorumEpochResponse:
+    return EndQuorumEpochResponse(p.leader_epoch, _known(p.leader_id), ErrorCode(p.error_code))
+
+
+def error_partition(index: int, error: ErrorCode, **extra: Any) -> dict[str, Any]:
+    """A partition-level answer for a partition this node does not host."""
+    return {
+        "partition_index": index,
+        "error_code": error,
+        "leader_id": -1,
+        "leader_epoch": -1,
+        **extra,
+    }
+
+
+# -- replica Fetch -------------------------------------------------------------------------------
+
+
+def fetch_request(
+    cluster_id: str,
+    replica_id: int,
+    max_wait_ms: int,
+    requests: dict[PartitionKey, FetchRequest],
+    partition_max_bytes: int,
+) -> dict[str, Any]:
+    topics: dict[str, list[dict[str, Any]]] = {}
+    for (topic, index), m in requests.items():
+        topics.setdefault(topic, []).append(
+            {
+                "partition": index,
+                "current_leader_epoch": m.epoch,
+                "fetch_offset": m.fetch_offset,
+                "last_fetched_epoch": m.last_fetched_epoch,
+                "log_start_offset": -1,
+                "partition_max_bytes": partition_max_bytes,
+            }
+        )
+    return {
+        "cluster_id": cluster_id,
+        "replica_id": replica_id,
+        "max_wait": max_wait_ms,
+        "min_bytes": 1,
+        "max_bytes": 0x7FFFFFFF,
+        "isolation_level": 0,
+        "session_id": 0,
+        "session_epoch": -1,
+        "topics": [{"topic": t, "partitions": parts} for t, parts in topics.items()],
+        "forgotten_topics_data": [],
+        "rack_id": "",
+    }
+
+
+def fetch_from_wire(replica_id: int, max_wait_ms: int, p: Any, request_id: int) -> FetchRequest:
+    return FetchRequest(
+        epoch=p.current_leader_epoch,
+        replica_id=replica_id,
+        fetch_offset=p.fetch_offset,
+        last_fetched_epoch=max(p.last_fetched_epoch, 0),
+        max_wait_ms=max_wait_ms,
+        request_id=request_id,
+    )
+
+
+def fetch_response_partition(index: int, m: FetchResponse, log_start_offset: int) -> dict[str, Any]:
+    part: dict[str, Any] = {
+        "partition_index": index,
+        "error_code": m.error,
+        "high_watermark": m.high_watermark,
+        "last_stable_offset": -1,
+        "log_start_offset": log_start_offset,
+        "current_leader": {"leader_id": _leader(m.leader_id), "leader_epoch": m.epoch},
+        "aborted_transactions": None,
+        "preferred_read_replica": -1,
+        "records": bytes(m.records) if len(m.records) else b"",
+    }
+    if m.diverging_epoch is not None:
+        part["diverging_epoch"] = {
+            "epoch": m.diverging_epoch.epoch,
+            "end_offset": m.diverging_epoch.end_offset,
+        }
+    return part
+
+
+def fetch_error_partition(index: int, error: ErrorCode) -> dict[str, Any]:
+    return {
+        "partition_index": index,
+        "error_code": error,
+        "high_watermark": -1,
+        "aborted_transactions": None,
+        "records": b"",
+    }
+
+
+def fetch_response_from_wire(p: Any, sent: FetchRequest) -> FetchResponse:
+    """The state machine's view of one partition of a replica Fetch response to `sent`."""
+    leader = p.current_leader
+    diverging = p.diverging_epoch
+    return FetchResponse(
+        epoch=leader.leader_epoch if leader.leader_epoch >= 0 else -1,
+        leader_id=_known(leader.leader_id),
+        request_id=sent.request_id,
+        fetch_offset=sent.fetch_offset,
+        high_watermark=p.high_watermark,
+        records=p.records or b"",
+        diverging_epoch=(
+            DivergingEpoch(diverging.epoch, diverging.end_offset)
+            if diverging.epoch >= 0 and diverging.end_offset >= 0
+            else None
+        ),
+        error=ErrorCode(p.error_code),
+    )

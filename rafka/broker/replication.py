@@ -1,0 +1,436 @@
+"""Raft over the wire: carries every partition's Raft messages between brokers and drives timers.
+
+- One tick loop drives all Raft groups: a heap of each replica's `next_deadline()`, lazily
+  invalidated, woken when an earlier deadline appears (no asyncio timer per partition).
+- Followers: one `FollowerFetcher` per leader broker gathers the fetches of every partition this
+  node follows there into one replica Fetch request, and hands each partition its answer.
+- Leaders: a replica Fetch is offered to each partition's replica; fetches with nothing new are
+  held by the replica until records arrive or `max_wait` passes. Once any partition of the
+  request has an answer, the others are released as they stand, and the request is answered.
+- Vote, BeginQuorumEpoch and EndQuorumEpoch go out one partition per request on the control
+  channel; their answers go back to the sending replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from rafka.broker import raft_wire as wire
+from rafka.broker.partition import Partition, ReplicationHooks, raft_clock_ms
+from rafka.broker.peers import PeerNetwork, PeerUnavailable
+from rafka.protocol.errors import ErrorCode
+from rafka.replication.actions import Action, RoleChanged, SendMessage
+from rafka.replication.messages import (
+    BeginQuorumEpochRequest,
+    EndQuorumEpochRequest,
+    FetchRequest,
+    FetchResponse,
+    Message,
+    VoteRequest,
+)
+from rafka.replication.raft import RaftConfig
+
+if TYPE_CHECKING:
+    from rafka.broker.broker import Broker
+
+log = structlog.get_logger(__name__)
+
+PartitionKey = tuple[str, int]
+# How long a fetcher waits for the partitions that just received records to fsync them and
+# fetch again, so that one request carries them all rather than each its own.
+ROUND_GATHER_S = 0.05
+PARTITION_MAX_BYTES = 8 * 1024 * 1024
+
+
+def _pick(
+    actions: list[Action], destination: int, kind: type, request_id: int | None = None
+) -> tuple[Any, list[Action]]:
+    """Split the answer to `destination` of type `kind` out of a replica's actions."""
+    for i, action in enumerate(actions):
+        if (
+            isinstance(action, SendMessage)
+            and action.destination == destination
+            and isinstance(action.message, kind)
+            and (request_id is None or action.message.request_id == request_id)  # type: ignore[union-attr]
+        ):
+            return action.message, actions[:i] + actions[i + 1 :]
+    return None, actions
+
+
+class ReplicationManager(ReplicationHooks):
+    def __init__(
+        self,
+        broker: Broker,
+        network: PeerNetwork | None,
+        config: RaftConfig,
+        on_role_changed: Callable[[Partition, RoleChanged], None],
+    ) -> None:
+        self.broker = broker
+        self.network = network
+        self.config = config
+        self._on_role_changed = on_role_changed
+        self._heap: list[tuple[int, int, Partition]] = []
+        self._scheduled: dict[Partition, int] = {}
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._next_wake: int | None = None
+        self._fetchers: dict[int, FollowerFetcher] = {}
+        self._held: dict[tuple[int, PartitionKey, int], asyncio.Future[FetchResponse]] = {}
+        self._request_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_loop(), name="raft-ticks")
+
+    async def stop(self) -> None:
+        self.closed = True
+        tasks = [t for t in (self._ticker, *self._tasks) if t is not None]
+        tasks += [f.task for f in self._fetchers.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for future in self._held.values():
+            future.cancel()
+        if self.network is not None:
+            self.network.close()
+
+    def attach(self, partition: Partition) -> None:
+        partition.hooks = self
+        self.reschedule(partition)
+
+    def lookup(self, topic: str, index: int) -> Partition | None:
+        metadata = self.broker.metadata
+        if metadata is not None and topic == metadata.partition.topic and index == 0:
+            return metadata.partition
+        partition = self.broker.partition(topic, index)
+        return partition if partition is not None and partition.hooks is self else None
+
+    # -- hooks called by partitions -------------------------------------------------------------
+
+    def send(self, partition: Partition, action: SendMessage) -> None:
+        if self.closed:
+            return
+        message = action.message
+        key = (partition.topic, partition.index)
+        destination = action.destination
+        if isinstance(message, FetchRequest):
+            self._fetcher(destination).add(key, partition, message)
+        elif isinstance(message, FetchResponse):
+            future = self._held.pop((destination, key, message.request_id), None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif isinstance(message, (VoteRequest, BeginQuorumEpochRequest, EndQuorumEpochRequest)):
+            self._spawn(self._send_control(partition, destination, message))
+        # Answers to Vote/Begin/End requests are taken out by the request handlers below; one
+        # left here answers a request whose connection is gone.
+
+    def reschedule(self, partition: Partition) -> None:
+        deadline = partition.raft.next_deadline()
+        if deadline is None or self.closed:
+            return
+        current = self._scheduled.get(partition)
+        if current is not None and current <= deadline:
+            return
+        self._scheduled[partition] = deadline
+        heapq.heappush(self._heap, (deadline, next(self._seq), partition))
+        if self._next_wake is None or deadline < self._next_wake:
+            self._wakeup.set()
+
+    def role_changed(self, partition: Partition, change: RoleChanged) -> None:
+        self._on_role_changed(partition, change)
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        while True:
+            now = raft_clock_ms()
+            heap = self._heap
+            while heap and heap[0][0] <= now:
+                deadline, _, partition = heapq.heappop(heap)
+                if self._scheduled.get(partition) != deadline:
+                    continue  # superseded by an earlier deadline, or already ticked
+                del self._scheduled[partition]
+                if partition.hooks is not self or partition.offline is not None:
+                    continue
+                try:
+                    partition.apply(partition.raft.tick(now))
+                except Exception:
+                    log.exception("raft tick failed", partition=partition.name)
+            self._next_wake = heap[0][0] if heap else None
+            self._wakeup.clear()
+            timeout = None if not heap else max(heap[0][0] - raft_clock_ms(), 0) / 1000
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _deliver(self, partition: Partition, source: int, message: Message) -> None:
+        if self.closed or partition.hooks is not self or partition.offline is not None:
+            return
+        partition.apply(partition.raft.on_message(source, message, raft_clock_ms()))
+
+    # -- outgoing quorum requests ---------------------------------------------------------------
+
+    async def _send_control(
+        self,
+        partition: Partition,
+        destination: int,
+        message: VoteRequest | BeginQuorumEpochRequest | EndQuorumEpochRequest,
+    ) -> None:
+        assert self.network is not None
+        key = (partition.topic, partition.index)
+        cluster_id = self.broker.cluster_id
+        timeout = self.config.request_timeout_ms / 1000
+        try:
+            if isinstance(message, VoteRequest):
+                data = wire.vote_request(cluster_id, key, destination, message)
+                response = await self.network.request(
+                    destination, wire.VOTE, wire.VOTE_VERSION, data, timeout=timeout
+                )
+                part = _only_partition(response)
+                if part is not None:
+                    answer = wire.vote_response_from_wire(part, message.pre_vote)
+            elif isinstance(message, BeginQuorumEpochRequest):
+                data = wire.begin_request(cluster_id, key, destination, message)
+                response = await self.network.request(
+                    destination, wire.BEGIN_QUORUM_EPOCH, wire.BEGIN_VERSION, data, timeout=timeout
+                )
+                part = _only_partition(response)
+                if part is not None:
+                    answer = wire.begin_response_from_wire(part)
+            else:
+                data = wire.end_request(cluster_id, key, message)
+                response = await self.network.request(
+                    destination, wire.END_QUORUM_EPOCH, wire.END_VERSION, data, timeout=timeout
+                )
+                part = _only_partition(response)
+                if part is not None:
+                    answer = wire.end_response_from_wire(part)
+        except PeerUnavailable:
+            return  # the replica's timers retry
+        if part is None or part.error_code == ErrorCode.unknown_topic_or_partition:
+            return
+        self._deliver(partition, destination, answer)
+
+    # -- incoming quorum requests ---------------------------------------------------------------
+
+    def handle_quorum_request(self, api_key: int, request: Any) -> dict[str, Any]:
+        """Vote, BeginQuorumEpoch or EndQuorumEpoch from another node, for any partitions."""
+        now = raft_clock_ms()
+        topics = []
+        for topic in request.topics:
+            parts = []
+            for p in topic.partitions:
+                partition = self.lookup(topic.topic_name, p.partition_index)
+                if partition is None:
+                    parts.append(
+                        wire.error_partition(
+                            p.partition_index,
+                            ErrorCode.unknown_topic_or_partition,
+                            **({"vote_granted": False} if api_key == wire.VOTE else {}),
+                        )
+                    )
+                    continue
+                if api_key == wire.VOTE:
+                    message: Message = wire.vote_from_wire(p)
+                    source = p.replica_id
+                elif api_key == wire.BEGIN_QUORUM_EPOCH:
+                    message = wire.begin_from_wire(p)
+                    source = p.leader_id
+                else:
+                    message = wire.end_from_wire(p)
+                    source = p.leader_id
+                actions = partition.raft.on_message(source, message, now)
+                answer_type = _ANSWER_TYPES[api_key]
+                answer, rest = _pick(actions, source, answer_type)
+                partition.apply(rest)
+                if api_key == wire.VOTE:
+                    parts.append(wire.vote_response_partition(p.partition_index, answer))
+                else:
+                    parts.append(wire.quorum_response_partition(p.partition_index, answer))
+            topics.append({"topic_name": topic.topic_name, "partitions": parts})
+        return {"error_code": ErrorCode.none, "topics": topics}
+
+    # -- incoming replica fetches ---------------------------------------------------------------
+
+    async def handle_replica_fetch(self, replica_id: int, request: Any) -> dict[str, Any]:
+        max_wait_ms = max(int(request.max_wait.total_seconds() * 1000), 0)
+        request_id = next(self._request_ids)
+        loop = asyncio.get_running_loop()
+        now = raft_clock_ms()
+        entries: list[tuple[str, Any, Partition | None, asyncio.Future[FetchResponse] | None]] = []
+        for topic in request.topics:
+            for p in topic.partitions:
+                partition = self.lookup(topic.topic, p.partition)
+                if partition is None:
+                    entries.append((topic.topic, p, None, None))
+                    continue
+                key = (topic.topic, p.partition)
+                future: asyncio.Future[FetchResponse] = loop.create_future()
+                self._held[(replica_id, key, request_id)] = future
+                message = wire.fetch_from_wire(replica_id, max_wait_ms, p, request_id)
+                partition.apply(partition.raft.on_message(replica_id, message, now))
+                entries.append((topic.topic, p, partition, future))
+        futures = [f for _, _, _, f in entries if f is not None]
+        if futures and not any(f.done() for f in futures):
+            # All held: wait for the first answer (records, a new high watermark, max wait).
+            await asyncio.wait(
+                futures, timeout=max_wait_ms / 1000 + 1, return_when=asyncio.FIRST_COMPLETED
+            )
+        topics: dict[str, list[dict[str, Any]]] = {}
+        for name, p, partition, future in entries:
+            parts = topics.setdefault(name, [])
+            if partition is None or future is None:
+                parts.append(
+                    wire.fetch_error_partition(p.partition, ErrorCode.unknown_topic_or_partition)
+                )
+                continue
+            if not future.done():
+                partition.apply(partition.raft.release_parked_fetch(replica_id))
+            self._held.pop((replica_id, (name, p.partition), request_id), None)
+            if future.done() and not future.cancelled():
+                answer = future.result()
+                parts.append(
+                    wire.fetch_response_partition(p.partition, answer, partition.log_start_offset)
+                )
+            else:
+                future.cancel()
+                parts.append(
+                    wire.fetch_error_partition(p.partition, ErrorCode.not_leader_or_follower)
+                )
+        return {
+            "throttle_time": 0,
+            "error_code": ErrorCode.none,
+            "session_id": 0,
+            "responses": [{"topic": t, "partitions": parts} for t, parts in topics.items()],
+        }
+
+    # -- outgoing replica fetches ---------------------------------------------------------------
+
+    def _fetcher(self, leader: int) -> FollowerFetcher:
+        fetcher = self._fetchers.get(leader)
+        if fetcher is None:
+            fetcher = self._fetchers[leader] = FollowerFetcher(self, leader)
+        return fetcher
+
+
+_ANSWER_TYPES: dict[int, type] = {}
+
+
+def _init_answer_types() -> None:
+    from rafka.replication.messages import (
+        BeginQuorumEpochResponse,
+        EndQuorumEpochResponse,
+        VoteResponse,
+    )
+
+    _ANSWER_TYPES.update(
+        {
+            wire.VOTE: VoteResponse,
+            wire.BEGIN_QUORUM_EPOCH: BeginQuorumEpochResponse,
+            wire.END_QUORUM_EPOCH: EndQuorumEpochResponse,
+        }
+    )
+
+
+_init_answer_types()
+
+
+def _only_partition(response: Any) -> Any:
+    if response.error_code != ErrorCode.none or not response.topics:
+        return None
+    partitions = response.topics[0].partitions
+    return partitions[0] if partitions else None
+
+
+class FollowerFetcher:
+    """The fetches of every partition this node follows on one leader broker, one request at a
+    time (Kafka's replica fetcher)."""
+
+    def __init__(self, manager: ReplicationManager, leader: int) -> None:
+        self.manager = manager
+        self.leader = leader
+        self.pending: dict[PartitionKey, tuple[Partition, FetchRequest]] = {}
+        self.expected: set[PartitionKey] = set()
+        self.wakeup = asyncio.Event()
+        self.task = asyncio.create_task(self._run(), name=f"fetcher-{leader}")
+
+    def add(self, key: PartitionKey, partition: Partition, request: FetchRequest) -> None:
+        self.pending[key] = (partition, request)
+        self.wakeup.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.wakeup.wait()
+            deadline = loop.time() + ROUND_GATHER_S
+            while self.expected - self.pending.keys() and loop.time() < deadline:
+                self.wakeup.clear()
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), deadline - loop.time())
+                except TimeoutError:
+                    break
+            self.wakeup.clear()
+            batch, self.pending = self.pending, {}
+            self.expected = set()
+            if batch:
+                try:
+                    await self._fetch(batch)
+                except Exception:
+                    log.exception("replica fetch failed", leader=self.leader)
+
+    async def _fetch(self, batch: dict[PartitionKey, tuple[Partition, FetchRequest]]) -> None:
+        manager = self.manager
+        assert manager.network is not None
+        max_wait_ms = max(request.max_wait_ms for _, request in batch.values())
+        data = wire.fetch_request(
+            manager.broker.cluster_id,
+            manager.broker.node_id,
+            max_wait_ms,
+            {key: request for key, (_, request) in batch.items()},
+            PARTITION_MAX_BYTES,
+        )
+        timeout = max_wait_ms / 1000 + manager.config.request_timeout_ms / 1000
+        try:
+            response = await manager.network.request(
+                self.leader, wire.FETCH, wire.FETCH_VERSION, data, channel="fetch", timeout=timeout
+            )
+            if response.error_code != ErrorCode.none:
+                raise PeerUnavailable(f"fetch failed: {response.error_code}")
+        except PeerUnavailable:
+            for partition, request in batch.values():
+                failed = FetchResponse(
+                    epoch=request.epoch,
+                    leader_id=self.leader,
+                    request_id=request.request_id,
+                    fetch_offset=request.fetch_offset,
+                    error=ErrorCode.network_exception,
+                )
+                manager._deliver(partition, self.leader, failed)
+            return
+        for topic in response.responses:
+            for p in topic.partitions:
+                key = (topic.topic, p.partition_index)
+                entry = batch.pop(key, None)
+                if entry is None:
+                    continue
+                partition, sent = entry
+                answer = wire.fetch_response_from_wire(p, sent)
+                if len(answer.records):
+                    self.expected.add(key)
+                manager._deliver(partition, self.leader, answer)
