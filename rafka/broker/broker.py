@@ -369,6 +369,9 @@ class Broker:
             raft_config=self.raft_config,
         )
         partition.replica_lag_time_max_ms = self.config.replica_lag_time_max_ms
+        if partition.log_end_offset > 0:
+            # Recovered bytes count for Raft only once fsynced: a follower fetches from there.
+            self.flusher.request(partition)
         if not self._clean_start and partition.log_end_offset > 0:
             log.info(
                 "partition recovered",
