@@ -25,7 +25,7 @@ from rafka.broker.controller import (
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.groups.coordinator import GroupCoordinator
 from rafka.broker.log_cleaner import LogCleanerService
-from rafka.broker.partition import Partition, raft_clock_ms
+from rafka.broker.partition import NO_REPLICATION, Partition, raft_clock_ms
 from rafka.broker.peers import PeerNetwork
 from rafka.broker.replication import ReplicationManager
 from rafka.broker.topic_admin import apply_topic_configs, refresh_broker_defaults
@@ -426,7 +426,7 @@ class Broker:
         if partition is None:
             return
         partition.offline = ErrorCode.unknown_topic_or_partition
-        partition.hooks = type(partition.hooks)()  # detached: no more Raft traffic
+        partition.hooks = NO_REPLICATION  # detached: no more Raft traffic
         partition.close()
         self.log_dir.delete_partition_dir(*key)
 

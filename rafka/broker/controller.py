@@ -280,6 +280,8 @@ class ControllerClient:
     # -- leadership reports -------------------------------------------------------------------
 
     def leadership_changed(self, partition: Partition) -> None:
+        if len(self.broker.voters) == 1:
+            return  # a single node answers Metadata from its own replicas
         self._dirty[(partition.topic, partition.index)] = partition
         self._wakeup.set()
 

@@ -19,11 +19,14 @@ from rafka.broker.dispatch import RequestContext
 from rafka.broker.groups.coordinator import CoordinatorError
 from rafka.broker.handlers.offsets_commit import commit_response, requested_commits
 from rafka.broker.partition import Partition
-from rafka.broker.txn.coordinator import TxnError
+from rafka.broker.peers import PeerUnavailable
+from rafka.broker.txn.coordinator import TXN_TOPIC, TxnError
 from rafka.broker.txn.markers import write_marker
 from rafka.broker.txn.offset_commit import txn_offset_commit
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import ATTR_TRANSACTIONAL, HEADER_SIZE
+
+ADD_PARTITIONS_TO_TXN = 24
 
 _ATTRIBUTES_LOW_BYTE = 22  # the low byte of the batch header's attributes (i16 at 21)
 _PRODUCER_ID_AT = 43  # producerId i64, then producerEpoch i16
@@ -91,6 +94,18 @@ async def check_transactional_produce(
         known = partition.producers.producer(producer_id)
         if known is not None and known.producer_epoch == epoch:
             return ErrorCode.none, None  # verified when this transaction began here
+    if not broker.txn.is_local(transactional_id):
+        code, message = await _verify_remotely(
+            broker,
+            transactional_id,
+            producer_id,
+            epoch,
+            (partition.topic, partition.index),
+            add=api_version >= FIRST_TV2_PRODUCE_VERSION,
+        )
+        if code in _RETRY_PRODUCE:
+            return ErrorCode.not_enough_replicas, f"transaction coordinator: {code.name}"
+        return code, message
     if api_version < FIRST_TV2_PRODUCE_VERSION:
         return broker.txn.verify(
             transactional_id, producer_id, epoch, partition.topic, partition.index
@@ -105,6 +120,48 @@ async def check_transactional_produce(
     if code is ErrorCode.producer_fenced:
         return ErrorCode.invalid_producer_epoch, message
     return code, message
+
+
+async def _verify_remotely(
+    broker: Broker,
+    transactional_id: str,
+    producer_id: int,
+    producer_epoch: int,
+    partition: tuple[str, int],
+    *,
+    add: bool,
+) -> tuple[ErrorCode, str | None]:
+    """KIP-890 verification (or, for transaction version 2, the implicit add) by the
+    coordinator on another broker: AddPartitionsToTxn v5 in its broker form."""
+    topic = broker.topic(TXN_TOPIC)
+    network = broker.replication.network
+    if topic is None or network is None:
+        return ErrorCode.coordinator_not_available, "no transaction coordinator"
+    leader, _, _ = broker.leadership(topic, broker.txn.partition_for(transactional_id))
+    if leader < 0 or not network.knows(leader):
+        return ErrorCode.coordinator_not_available, "transaction coordinator unknown"
+    request = {
+        "transactions": [
+            {
+                "transactional_id": transactional_id,
+                "producer_id": producer_id,
+                "producer_epoch": producer_epoch,
+                "verify_only": not add,
+                "topics": [{"name": partition[0], "partitions": [partition[1]]}],
+            }
+        ]
+    }
+    try:
+        response = await network.request(leader, ADD_PARTITIONS_TO_TXN, 5, request, timeout=30)
+    except PeerUnavailable:
+        return ErrorCode.coordinator_not_available, "transaction coordinator unreachable"
+    if response.error_code != ErrorCode.none:
+        return ErrorCode(response.error_code), None
+    for result in response.results_by_transaction:
+        for topic_result in result.topic_results:
+            for p in topic_result.results_by_partition:
+                return ErrorCode(p.partition_error_code), None
+    return ErrorCode.unknown_server_error, None
 
 
 def transaction_features() -> dict[str, Any]:

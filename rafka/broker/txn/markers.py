@@ -22,6 +22,7 @@ import structlog
 
 from rafka.broker.groups.coordinator import OFFSETS_TOPIC
 from rafka.broker.partition import AppendError
+from rafka.broker.peers import PeerUnavailable
 from rafka.broker.txn.pending_offsets import complete_txn_offsets
 from rafka.protocol.errors import ErrorCode
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 RETRY_BACKOFF_S = 0.5
+WRITE_TXN_MARKERS = 27
 # Refusals that a retry cannot change: the marker is stale or its coordinator was fenced.
 _GIVE_UP = frozenset(
     {
@@ -51,10 +53,17 @@ async def write_marker(
     commit: bool,
     transaction_version: int = 0,
 ) -> ErrorCode:
-    """Append one marker and wait until it is committed; the outcome as an error code."""
+    """Append one marker and wait until it is committed; the outcome as an error code. A
+    partition led by another broker gets the marker through WriteTxnMarkers there."""
     partition = broker.partition(topic, index)
+    if partition is None or not partition.is_leader:
+        remote = await _write_marker_remotely(
+            broker, topic, index, producer_id, producer_epoch, coordinator_epoch, commit
+        )
+        if remote is not None:
+            return remote
     if partition is None:
-        return ErrorCode.unknown_topic_or_partition
+        return broker.absent_partition_error(topic, index)
     try:
         offset = partition.append_txn_marker(
             producer_id,
@@ -69,6 +78,45 @@ async def write_marker(
     if topic == OFFSETS_TOPIC:
         await complete_txn_offsets(broker.groups, index, producer_id, commit)
     return ErrorCode.none
+
+
+async def _write_marker_remotely(
+    broker: Broker,
+    topic: str,
+    index: int,
+    producer_id: int,
+    producer_epoch: int,
+    coordinator_epoch: int,
+    commit: bool,
+) -> ErrorCode | None:
+    """None when no other broker is known to lead the partition (then it is tried here)."""
+    image = broker.topic(topic)
+    network = broker.replication.network
+    if image is None or network is None or index >= image.partition_count:
+        return None
+    leader, _, _ = broker.leadership(image, index)
+    if leader < 0 or leader == broker.node_id or not network.knows(leader):
+        return None
+    request = {
+        "markers": [
+            {
+                "producer_id": producer_id,
+                "producer_epoch": producer_epoch,
+                "transaction_result": commit,
+                "topics": [{"name": topic, "partition_indexes": [index]}],
+                "coordinator_epoch": coordinator_epoch,
+            }
+        ]
+    }
+    try:
+        response = await network.request(leader, WRITE_TXN_MARKERS, 1, request, timeout=30)
+    except PeerUnavailable:
+        return ErrorCode.network_exception
+    for marker in response.markers:
+        for result_topic in marker.topics:
+            for result in result_topic.partitions:
+                return ErrorCode(result.error_code)
+    return ErrorCode.unknown_server_error
 
 
 async def write_markers(
