@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from kio.serial import entity_reader, entity_writer
 
-from rafka.protocol.frames import FrameDecoder
+from rafka.protocol.frames import FrameDecoder, skip_tagged_fields
 from rafka.protocol.messages import build, request_class, response_class
 
 log = structlog.get_logger(__name__)
@@ -104,29 +104,9 @@ def _decode_response(api_key: int, version: int, frame: memoryview) -> Any:
     response_cls = response_class(api_key, version)
     offset = 4
     if response_cls.__flexible__ and api_key != API_VERSIONS:
-        offset = _skip_tagged_fields(frame, offset)
+        offset = skip_tagged_fields(frame, offset)
     response, _ = entity_reader(response_cls)(bytes(frame), offset)
     return response
-
-
-def _skip_tagged_fields(buf: memoryview, pos: int) -> int:
-    count, pos = _uvarint(buf, pos)
-    for _ in range(count):
-        _, pos = _uvarint(buf, pos)
-        size, pos = _uvarint(buf, pos)
-        pos += size
-    return pos
-
-
-def _uvarint(buf: memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
 
 
 class PeerChannel:

@@ -19,6 +19,7 @@ from typing import Any
 from kio.serial import entity_reader, entity_writer
 
 from rafka.protocol.errors import ErrorCode
+from rafka.protocol.frames import skip_tagged_fields
 from rafka.protocol.messages import build, request_class, response_class
 
 LIST_OFFSETS = 2
@@ -139,7 +140,7 @@ class Connection:
         response_cls = response_class(api_key, version)
         offset = 4
         if response_cls.__flexible__ and api_key != API_VERSIONS:
-            offset = _skip_tagged_fields(frame, offset)
+            offset = skip_tagged_fields(frame, offset)
         response, _ = entity_reader(response_cls)(frame, offset)
         return response
 
@@ -151,26 +152,6 @@ class Connection:
                 raise KafkaClientError(f"{self.address} closed the connection")
             chunks += chunk
         return bytes(chunks)
-
-
-def _skip_tagged_fields(buf: bytes, pos: int) -> int:
-    count, pos = _uvarint(buf, pos)
-    for _ in range(count):
-        _, pos = _uvarint(buf, pos)
-        size, pos = _uvarint(buf, pos)
-        pos += size
-    return pos
-
-
-def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
 
 
 def parse_bootstrap(servers: str) -> list[tuple[str, int]]:

@@ -102,6 +102,16 @@ def read_uvarint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
             raise MalformedRequestError("varint too long")
 
 
+def skip_tagged_fields(buf: memoryview | bytes, pos: int) -> int:
+    """The position after a tagged-field section (a response header's, when reading one)."""
+    count, pos = read_uvarint(buf, pos)
+    for _ in range(count):
+        _, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        pos += size
+    return pos
+
+
 def response_header(correlation_id: int, flexible: bool) -> bytes:
     """Response header v0, or v1 (an empty tagged-field section) for flexible responses."""
     return _SIZE.pack(correlation_id) + (b"\x00" if flexible else b"")
