@@ -14,7 +14,7 @@ import random
 import time
 
 import pytest
-from cluster import FAST_FAILOVER
+from cluster import FAST_FAILOVER, Cluster, wait_until
 from cluster_fixtures import (
     CLIENT_LOG_LEVEL,
     SequencedProducer,
@@ -37,6 +37,11 @@ ACKS_PER_PARTITION = 50
 SETTLE_SECONDS = 2.0
 
 
+def reported_leaders(cluster: Cluster, topic: str, partition: int) -> set[tuple[int, int]]:
+    """The distinct (leader, leader epoch) pairs the live nodes report for a partition."""
+    return {(v.leader, v.leader_epoch) for v in cluster.partition_views(topic, partition).values()}
+
+
 @pytest.mark.timeout(120)
 def test_replicated_topic_metadata_and_round_trip(tmp_path):
     """Default replication factor 3 on three nodes: every node reports the same leader, three
@@ -45,6 +50,11 @@ def test_replicated_topic_metadata_and_round_trip(tmp_path):
         create_topic(cluster, "replicated", 3, -1)
         cluster.wait_for_full_isr("replicated", range(3))
         for partition in range(3):
+            wait_until(
+                lambda p=partition: len(reported_leaders(cluster, "replicated", p)) == 1,
+                10,
+                f"every node to report the same leader of partition {partition}",
+            )
             views = cluster.partition_views("replicated", partition)
             assert sorted(views) == [1, 2, 3], f"nodes answering Metadata: {sorted(views)}"
             for node_id, view in views.items():
@@ -53,7 +63,6 @@ def test_replicated_topic_metadata_and_round_trip(tmp_path):
                 assert sorted(view.isr) == [1, 2, 3], (node_id, view)
                 assert view.offline == (), (node_id, view)
                 assert view.leader in view.replicas and view.leader_epoch >= 0, (node_id, view)
-            assert len({(v.leader, v.leader_epoch) for v in views.values()}) == 1, views
         # Placement spreads the preferred (first) replicas over the nodes, as Kafka's does.
         preferred = {cluster.partition_replicas("replicated", p)[0] for p in range(3)}
         assert preferred == {1, 2, 3}, f"first replicas: {preferred}"
