@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -73,52 +73,85 @@ async def register_broker(broker: Broker, request: Any) -> dict[str, Any]:
     }
 
 
+@dataclass(slots=True, frozen=True)
+class LeadershipReport:
+    """One partition's leadership as its leader reports it (a row of AlterPartition)."""
+
+    topic_id: uuid.UUID
+    index: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+
+
 async def alter_partition(broker: Broker, request: Any) -> dict[str, Any]:
     metadata = broker.metadata
     assert metadata is not None
     if not metadata.is_leader:
         return {"throttle_time": 0, "error_code": ErrorCode.not_controller, "topics": []}
+    reports = [
+        LeadershipReport(
+            topic.topic_id,
+            p.partition_index,
+            p.leader_epoch,
+            tuple(s.broker_id for s in p.new_isr_with_epochs),
+        )
+        for topic in request.topics
+        for p in topic.partitions
+    ]
+    try:
+        errors = await record_leaderships(broker, request.broker_id, reports)
+    except AppendError as exc:
+        return {"throttle_time": 0, "error_code": exc.code, "topics": []}
+    topics_out: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for report, error in zip(reports, errors, strict=True):
+        topics_out.setdefault(report.topic_id, []).append(
+            {
+                "partition_index": report.index,
+                "error_code": error,
+                "leader_id": request.broker_id,
+                "leader_epoch": report.leader_epoch,
+                "isr": list(report.isr),
+                "partition_epoch": report.leader_epoch,
+            }
+        )
+    return {
+        "throttle_time": 0,
+        "error_code": ErrorCode.none,
+        "topics": [{"topic_id": t, "partitions": parts} for t, parts in topics_out.items()],
+    }
+
+
+async def record_leaderships(
+    broker: Broker, leader: int, reports: list[LeadershipReport]
+) -> list[ErrorCode]:
+    """On the controller: write the reports that are not older than what the image holds;
+    the outcome of each report, in order."""
+    metadata = broker.metadata
+    assert metadata is not None
     states = []
-    topics_out = []
-    for topic in request.topics:
-        image = metadata.image.topics_by_id.get(topic.topic_id)
-        parts_out = []
-        for p in topic.partitions:
-            isr = [s.broker_id for s in p.new_isr_with_epochs]
-            error = ErrorCode.none
-            if image is None or p.partition_index >= image.partition_count:
-                error = ErrorCode.unknown_topic_or_partition
-            else:
-                known = image.states.get(p.partition_index)
-                if known is not None and known.leader_epoch > p.leader_epoch:
-                    error = ErrorCode.fenced_leader_epoch
-                else:
-                    states.append(
-                        {
-                            "id": str(topic.topic_id),
-                            "partition": p.partition_index,
-                            "leader": request.broker_id,
-                            "epoch": p.leader_epoch,
-                            "isr": isr,
-                        }
-                    )
-            parts_out.append(
-                {
-                    "partition_index": p.partition_index,
-                    "error_code": error,
-                    "leader_id": request.broker_id,
-                    "leader_epoch": p.leader_epoch,
-                    "isr": isr,
-                    "partition_epoch": p.partition_epoch,
-                }
-            )
-        topics_out.append({"topic_id": topic.topic_id, "partitions": parts_out})
+    errors = []
+    for report in reports:
+        image = metadata.image.topics_by_id.get(report.topic_id)
+        if image is None or report.index >= image.partition_count:
+            errors.append(ErrorCode.unknown_topic_or_partition)
+            continue
+        known = image.states.get(report.index)
+        if known is not None and known.leader_epoch > report.leader_epoch:
+            errors.append(ErrorCode.fenced_leader_epoch)
+            continue
+        errors.append(ErrorCode.none)
+        states.append(
+            {
+                "id": str(report.topic_id),
+                "partition": report.index,
+                "leader": leader,
+                "epoch": report.leader_epoch,
+                "isr": list(report.isr),
+            }
+        )
     if states:
-        try:
-            await metadata.propose([{"type": "partition_states", "states": states}])
-        except AppendError as exc:
-            return {"throttle_time": 0, "error_code": exc.code, "topics": []}
-    return {"throttle_time": 0, "error_code": ErrorCode.none, "topics": topics_out}
+        await metadata.propose([{"type": "partition_states", "states": states}])
+    return errors
 
 
 async def allocate_producer_ids(broker: Broker, request: Any) -> dict[str, Any]:
@@ -324,18 +357,24 @@ class ControllerClient:
         broker = self.broker
         metadata = broker.metadata
         assert metadata is not None
+        reports = [
+            LeadershipReport(p.topic_id, p.index, p.leader_epoch, tuple(p.in_sync_replicas()))
+            for p in partitions
+        ]
+        if metadata.is_leader:
+            await record_leaderships(broker, broker.node_id, reports)
+            return
         by_topic: dict[uuid.UUID, list[dict[str, Any]]] = {}
-        for partition in partitions:
-            by_topic.setdefault(partition.topic_id, []).append(
+        for report in reports:
+            by_topic.setdefault(report.topic_id, []).append(
                 {
-                    "partition_index": partition.index,
-                    "leader_epoch": partition.leader_epoch,
+                    "partition_index": report.index,
+                    "leader_epoch": report.leader_epoch,
                     "new_isr_with_epochs": [
-                        {"broker_id": node, "broker_epoch": -1}
-                        for node in partition.in_sync_replicas()
+                        {"broker_id": node, "broker_epoch": -1} for node in report.isr
                     ],
                     "leader_recovery_state": 0,
-                    "partition_epoch": partition.leader_epoch,
+                    "partition_epoch": report.leader_epoch,
                 }
             )
         data = {
@@ -343,18 +382,6 @@ class ControllerClient:
             "broker_epoch": -1,
             "topics": [{"topic_id": t, "partitions": parts} for t, parts in by_topic.items()],
         }
-        if metadata.is_leader:
-            await alter_partition(broker, _as_request(data))
-            return
         response = await self.call(ALTER_PARTITION, ALTER_PARTITION_VERSION, data)
         if response.error_code != ErrorCode.none:
             raise NotController()
-
-
-def _as_request(data: Any) -> Any:
-    """A dict request as attribute access, for calling a handler in-process."""
-    if isinstance(data, dict):
-        return SimpleNamespace(**{k: _as_request(v) for k, v in data.items()})
-    if isinstance(data, list):
-        return [_as_request(v) for v in data]
-    return data

@@ -408,7 +408,7 @@ class Partition:
         if header.is_control:
             raise AppendError(ErrorCode.invalid_record, "clients may not produce control batches")
         config = self.log.config
-        if required_acks == -1:
+        if required_acks == -1 and config.min_insync_replicas > 1:  # the leader is in sync
             in_sync = len(self.in_sync_replicas())
             if in_sync < config.min_insync_replicas:
                 raise AppendError(

@@ -28,11 +28,14 @@ from rafka.protocol.errors import ErrorCode
 from rafka.replication.actions import Action, RoleChanged, SendMessage
 from rafka.replication.messages import (
     BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse,
     EndQuorumEpochRequest,
+    EndQuorumEpochResponse,
     FetchRequest,
     FetchResponse,
     Message,
     VoteRequest,
+    VoteResponse,
 )
 from rafka.replication.raft import RaftConfig
 
@@ -46,6 +49,12 @@ PartitionKey = tuple[str, int]
 # fetch again, so that one request carries them all rather than each its own.
 ROUND_GATHER_S = 0.05
 PARTITION_MAX_BYTES = 8 * 1024 * 1024
+# The state machine's answer to each incoming quorum request.
+_ANSWER_TYPES: dict[int, type] = {
+    wire.VOTE: VoteResponse,
+    wire.BEGIN_QUORUM_EPOCH: BeginQuorumEpochResponse,
+    wire.END_QUORUM_EPOCH: EndQuorumEpochResponse,
+}
 
 
 def _pick(
@@ -195,36 +204,30 @@ class ReplicationManager(ReplicationHooks):
         assert self.network is not None
         key = (partition.topic, partition.index)
         cluster_id = self.broker.cluster_id
-        timeout = self.config.request_timeout_ms / 1000
+        if isinstance(message, VoteRequest):
+            api_key, version = wire.VOTE, wire.VOTE_VERSION
+            data = wire.vote_request(cluster_id, key, destination, message)
+        elif isinstance(message, BeginQuorumEpochRequest):
+            api_key, version = wire.BEGIN_QUORUM_EPOCH, wire.BEGIN_VERSION
+            data = wire.begin_request(cluster_id, key, destination, message)
+        else:
+            api_key, version = wire.END_QUORUM_EPOCH, wire.END_VERSION
+            data = wire.end_request(cluster_id, key, message)
         try:
-            if isinstance(message, VoteRequest):
-                data = wire.vote_request(cluster_id, key, destination, message)
-                response = await self.network.request(
-                    destination, wire.VOTE, wire.VOTE_VERSION, data, timeout=timeout
-                )
-                part = _only_partition(response)
-                if part is not None:
-                    answer = wire.vote_response_from_wire(part, message.pre_vote)
-            elif isinstance(message, BeginQuorumEpochRequest):
-                data = wire.begin_request(cluster_id, key, destination, message)
-                response = await self.network.request(
-                    destination, wire.BEGIN_QUORUM_EPOCH, wire.BEGIN_VERSION, data, timeout=timeout
-                )
-                part = _only_partition(response)
-                if part is not None:
-                    answer = wire.begin_response_from_wire(part)
-            else:
-                data = wire.end_request(cluster_id, key, message)
-                response = await self.network.request(
-                    destination, wire.END_QUORUM_EPOCH, wire.END_VERSION, data, timeout=timeout
-                )
-                part = _only_partition(response)
-                if part is not None:
-                    answer = wire.end_response_from_wire(part)
+            response = await self.network.request(
+                destination, api_key, version, data, timeout=self.config.request_timeout_ms / 1000
+            )
         except PeerUnavailable:
             return  # the replica's timers retry
+        part = _only_partition(response)
         if part is None or part.error_code == ErrorCode.unknown_topic_or_partition:
             return
+        if isinstance(message, VoteRequest):
+            answer: Message = wire.vote_response_from_wire(part, message.pre_vote)
+        elif isinstance(message, BeginQuorumEpochRequest):
+            answer = wire.begin_response_from_wire(part)
+        else:
+            answer = wire.end_response_from_wire(part)
         self._deliver(partition, destination, answer)
 
     # -- incoming quorum requests ---------------------------------------------------------------
@@ -327,28 +330,6 @@ class ReplicationManager(ReplicationHooks):
         if fetcher is None:
             fetcher = self._fetchers[leader] = FollowerFetcher(self, leader)
         return fetcher
-
-
-_ANSWER_TYPES: dict[int, type] = {}
-
-
-def _init_answer_types() -> None:
-    from rafka.replication.messages import (
-        BeginQuorumEpochResponse,
-        EndQuorumEpochResponse,
-        VoteResponse,
-    )
-
-    _ANSWER_TYPES.update(
-        {
-            wire.VOTE: VoteResponse,
-            wire.BEGIN_QUORUM_EPOCH: BeginQuorumEpochResponse,
-            wire.END_QUORUM_EPOCH: EndQuorumEpochResponse,
-        }
-    )
-
-
-_init_answer_types()
 
 
 def _only_partition(response: Any) -> Any:
