@@ -69,6 +69,12 @@ SCENARIOS: dict[str, str] = {
     "defaults); alter retention.ms (incrementally where the client can); describe the broker's",
     "transactions": "commit 5 records, abort 3, commit 1; read_committed sees the 6 committed, "
     "read_uncommitted all 9; the stored batches are transactional with 3 markers",
+    "txn-pipeline": "one transactional producer, 20 transactions on an 8-partition topic; each "
+    "sends 20 records (about 4 to a batch) to every partition without waiting and commits at "
+    "once. With transaction version 2 each commit bumps the epoch, so the next transaction's "
+    "first batches restart at sequence 0 while later ones are in flight behind them. "
+    "read_committed sees all 3200 exactly once; the stored batches are transactional, each "
+    "epoch's sequences start at 0 without gaps, with 20 markers",
 }
 
 # Scenarios that need broker APIs rafka does not serve yet: skipped, naming the issue, while the
@@ -86,6 +92,7 @@ API_NAMES = {
 GATES: dict[str, tuple[list[int], str]] = {
     "admin-configs": ([32, 33, 44], "issue 3"),
     "transactions": ([24, 25, 26, 28], "issue 5"),
+    "txn-pipeline": ([24, 26], "issue 5"),
 }
 
 BROKER_OVERRIDES = {
@@ -360,6 +367,19 @@ def check_stored(data_dir: Path, scenario: str, topic: str) -> str | None:
         markers = [b for b in batches if b.is_control and b.has_producer_id]
         if len(markers) != 3:
             return f"{len(markers)} transaction markers stored, expected 3"
+    elif scenario == "txn-pipeline":
+        if not all(b.is_transactional for b in data):
+            return "stored data batches are not transactional"
+        for before, after in zip([None, *data], data, strict=False):
+            producer = (after.producer_id, after.producer_epoch)
+            if before is None or (before.producer_id, before.producer_epoch) != producer:
+                if after.base_sequence != 0:
+                    return f"producer {producer} starts at sequence {after.base_sequence}"
+            elif after.base_sequence != before.last_sequence + 1:
+                return f"sequence gap: {before.last_sequence} then {after.base_sequence}"
+        markers = [b for b in batches if b.is_control and b.has_producer_id]
+        if len(markers) != 20:
+            return f"{len(markers)} transaction markers stored, expected 20"
     return None
 
 

@@ -28,6 +28,17 @@ const (
 	scenarioTimeout = 60 * time.Second
 )
 
+// txn-pipeline: transactions of txnPipelinePerPartition records to each of txnPipelinePartitions.
+const (
+	txnPipelinePartitions   = 8
+	txnPipelineTransactions = 20
+	txnPipelinePerPartition = 20
+	txnPipelineBatchBytes   = 1024
+)
+
+// About 4 records fill a batch of txnPipelineBatchBytes.
+var txnPipelinePadding = strings.Repeat("pipelined ", 20)
+
 var codecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
 
 type suite struct {
@@ -75,6 +86,7 @@ func main() {
 		scenario{"admin-topics", s.adminTopics},
 		scenario{"admin-configs", s.adminConfigs},
 		scenario{"transactions", s.transactions},
+		scenario{"txn-pipeline", s.txnPipeline},
 	)
 
 	out := json.NewEncoder(os.Stdout)
@@ -527,6 +539,81 @@ func (s *suite) transactions(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("read_uncommitted saw %v", got)
 	}
 	return topic, nil
+}
+
+// txnPipeline: every transaction's records go to all partitions at once, without waiting, right
+// after the previous commit (under KIP-890 part 2 that commit bumped the epoch, so each partition's
+// first batch of the new transaction restarts at sequence 0 while later ones are in flight behind it).
+func (s *suite) txnPipeline(ctx context.Context) (string, error) {
+	topic := s.prefix + "-txn-pipeline"
+	adm, closeAdm := s.admin()
+	defer closeAdm()
+	if err := createTopic(ctx, adm, topic, txnPipelinePartitions, nil); err != nil {
+		return "", err
+	}
+	producer, err := kgo.NewClient(kgo.SeedBrokers(s.bootstrap), kgo.TransactionalID(s.prefix+"-txn-pipeline"),
+		kgo.DefaultProduceTopic(topic), kgo.TransactionTimeout(30*time.Second), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		// Several batches per partition, so several produce requests are in flight at once.
+		kgo.ProducerBatchMaxBytes(txnPipelineBatchBytes))
+	if err != nil {
+		return "", err
+	}
+	defer producer.Close()
+	var want []string
+	for txn := 0; txn < txnPipelineTransactions; txn++ {
+		if err := producer.BeginTransaction(); err != nil {
+			return "", fmt.Errorf("transaction %d: begin: %w", txn, err)
+		}
+		var mu sync.Mutex
+		var produceErr error
+		for i := 0; i < txnPipelinePerPartition; i++ {
+			for p := 0; p < txnPipelinePartitions; p++ {
+				value := fmt.Sprintf("t%d-p%d-%d %s", txn, p, i, txnPipelinePadding)
+				want = append(want, value)
+				producer.Produce(ctx, &kgo.Record{Partition: int32(p), Value: []byte(value)}, func(_ *kgo.Record, err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil && produceErr == nil {
+						produceErr = err
+					}
+				})
+			}
+		}
+		if err := producer.Flush(ctx); err != nil {
+			return "", fmt.Errorf("transaction %d: flush: %w", txn, err)
+		}
+		mu.Lock()
+		failed := produceErr
+		mu.Unlock()
+		if failed != nil {
+			return "", fmt.Errorf("transaction %d: produce: %w", txn, failed)
+		}
+		if err := producer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			return "", fmt.Errorf("transaction %d: commit: %w", txn, err)
+		}
+	}
+	got, err := s.readAll(ctx, topic, txnPipelinePartitions, len(want), true)
+	if err != nil {
+		return "", err
+	}
+	return topic, exactlyOnce(values(got), want)
+}
+
+// exactlyOnce: got holds every value of want once and nothing else.
+func exactlyOnce(got, want []string) error {
+	seen := map[string]int{}
+	for _, v := range got {
+		seen[v]++
+	}
+	for _, v := range want {
+		if seen[v] != 1 {
+			return fmt.Errorf("read_committed saw %q %d times (of %d records read, %d produced)", v, seen[v], len(got), len(want))
+		}
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("read_committed saw %d records, %d produced", len(got), len(want))
+	}
+	return nil
 }
 
 // -- group member -------------------------------------------------------------------------------

@@ -231,6 +231,40 @@ async function transactions () {
   return topic
 }
 
+/** kafkajs sends one request at a time (maxInFlightRequests 1, as its transactions need) and
+ *  speaks transaction version 1: the scenario runs, without the pipelining it is named for. */
+async function txnPipeline () {
+  const topic = `${prefix}-txn-pipeline`
+  const [partitions, transactions, perPartition] = [8, 20, 20]
+  const padding = ' pipelined'.repeat(20)
+  await withAdmin(admin => createTopic(admin, topic, partitions))
+  const sent = []
+  const options = { transactionalId: topic, idempotent: true, maxInFlightRequests: 1 }
+  await withProducer(options, async producer => {
+    for (let t = 0; t < transactions; t++) {
+      const messages = []
+      for (let i = 0; i < perPartition; i++) {
+        for (let p = 0; p < partitions; p++) {
+          messages.push({ partition: p, value: `t${t}-p${p}-${i}${padding}` })
+        }
+      }
+      const txn = await producer.transaction()
+      await txn.send({ topic, messages })
+      await txn.commit()
+      sent.push(...messages.map(m => m.value))
+    }
+  })
+  const got = (await readAll(topic, sent.length, { readUncommitted: false })).map(m => m.value.toString())
+  const counts = new Map()
+  for (const value of got) counts.set(value, (counts.get(value) || 0) + 1)
+  for (const value of sent) {
+    const n = counts.get(value) || 0
+    assert.equal(n, 1, `read_committed saw ${value.split(' ')[0]} ${n} times`)
+  }
+  assert.equal(got.length, sent.length, 'records read_committed')
+  return topic
+}
+
 // -- group member ---------------------------------------------------------------------------------
 
 /** One consumer-group member; kafkajs reports each assignment with the GROUP_JOIN event. */
@@ -418,7 +452,8 @@ async function main () {
     ['commit-resume', commitResume],
     ['admin-topics', adminTopics],
     ['admin-configs', adminConfigs],
-    ['transactions', transactions]
+    ['transactions', transactions],
+    ['txn-pipeline', txnPipeline]
   )
   for (const [name, run] of scenarios) {
     if (only && !only.includes(name)) continue

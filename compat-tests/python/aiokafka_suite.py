@@ -17,8 +17,12 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.structs import OffsetAndMetadata
 from suite_common import (
     RECORDS,
+    TXN_BATCH_BYTES,
+    TXN_PARTITIONS,
+    TXN_TRANSACTIONS,
     WAIT,
     check,
+    check_exactly_once,
     numbered,
     quiet_logging,
     run_suite,
@@ -26,6 +30,7 @@ from suite_common import (
     scenario_functions,
     split_between,
     suite_env,
+    txn_pipeline_records,
     wait_for_async,
 )
 
@@ -82,15 +87,15 @@ def consumer(*topics: str, **config: Any) -> AIOKafkaConsumer:
 
 
 async def read_all(
-    topic: str, count: int, isolation: str = "read_uncommitted"
+    topic: str, count: int, isolation: str = "read_uncommitted", partitions: int = 1
 ) -> list[ConsumerRecord]:
-    """The first `count` records of partition 0, read with manual assignment."""
+    """The first `count` records of the first `partitions` partitions, by manual assignment."""
     reader = consumer(isolation_level=isolation)
     await reader.start()
     try:
-        partition = TopicPartition(topic, 0)
-        reader.assign([partition])
-        await reader.seek_to_beginning(partition)
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        reader.assign(assigned)
+        await reader.seek_to_beginning(*assigned)
         return await poll_records(reader, count)
     finally:
         await reader.stop()
@@ -402,6 +407,33 @@ async def transactions() -> str:
     return topic
 
 
+async def txn_pipeline() -> str:
+    topic = f"{ENV.prefix}-txn-pipeline"
+    await new_topic(topic, TXN_PARTITIONS)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ENV.bootstrap,
+        transactional_id=topic,
+        max_batch_size=TXN_BATCH_BYTES,
+        linger_ms=0,
+    )
+    await producer.start()
+    sent: list[str] = []
+    try:
+        for txn in range(TXN_TRANSACTIONS):
+            await producer.begin_transaction()
+            acks = []
+            for partition, value in txn_pipeline_records(txn):
+                acks.append(await producer.send(topic, value=value.encode(), partition=partition))
+                sent.append(value)
+            await asyncio.gather(*acks)
+            await producer.commit_transaction()
+    finally:
+        await producer.stop()
+    got = values(await read_all(topic, len(sent), "read_committed", TXN_PARTITIONS))
+    check_exactly_once(got, sent)
+    return topic
+
+
 if __name__ == "__main__":
     quiet_logging()  # aiokafka logs rebalances and retries
     scenarios = scenario_functions(
@@ -413,5 +445,6 @@ if __name__ == "__main__":
         admin_topics=admin_topics,
         admin_configs=admin_configs,
         transactions=transactions,
+        txn_pipeline=txn_pipeline,
     )
     run_suite("aiokafka", aiokafka.__version__, scenarios, ENV)

@@ -28,15 +28,20 @@ from confluent_kafka.admin import (
 )
 from suite_common import (
     RECORDS,
+    TXN_BATCH_BYTES,
+    TXN_PARTITIONS,
+    TXN_TRANSACTIONS,
     WAIT,
     ThreadedMember,
     check,
+    check_exactly_once,
     check_rebalance,
     numbered,
     run_suite,
     sample_record,
     scenario_functions,
     suite_env,
+    txn_pipeline_records,
     wait_for,
 )
 
@@ -76,14 +81,16 @@ def produce(records: list[dict[str, Any]], **config: Any) -> None:
     check(not errors, f"delivery failed: {errors[:3]}")
 
 
-def read_all(topic: str, count: int, isolation: str = "read_uncommitted") -> list[Message]:
-    """The first `count` records of partition 0, read with manual assignment."""
+def read_all(
+    topic: str, count: int, isolation: str = "read_uncommitted", partitions: int = 1
+) -> list[Message]:
+    """The first `count` records of the first `partitions` partitions, by manual assignment."""
     consumer = Consumer(
         {**BASE, "group.id": f"{ENV.prefix}-unused", "isolation.level": isolation}
         | {"enable.auto.commit": False}
     )
     try:
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         return consume(consumer, count)
     finally:
         consumer.close()
@@ -343,6 +350,32 @@ def transactions() -> str:
     return topic
 
 
+def txn_pipeline() -> str:
+    topic = f"{ENV.prefix}-txn-pipeline"
+    create_topic(topic, TXN_PARTITIONS)
+    producer = Producer(
+        {**BASE, "transactional.id": topic, "linger.ms": 0, "batch.size": TXN_BATCH_BYTES}
+    )
+    producer.init_transactions(WAIT)
+    errors: list[KafkaError] = []
+
+    def delivered(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            errors.append(error)
+
+    sent: list[str] = []
+    for txn in range(TXN_TRANSACTIONS):
+        producer.begin_transaction()
+        for partition, value in txn_pipeline_records(txn):
+            producer.produce(topic, value=value, partition=partition, on_delivery=delivered)
+            sent.append(value)
+        producer.commit_transaction(WAIT)  # flushes first
+        check(not errors, f"transaction {txn}: delivery failed: {errors[:3]}")
+    got = read_all(topic, len(sent), "read_committed", TXN_PARTITIONS)
+    check_exactly_once([text(m.value()) or "" for m in got], sent)
+    return topic
+
+
 if __name__ == "__main__":
     version = f"{confluent_kafka.version()} (librdkafka {confluent_kafka.libversion()[0]})"
     scenarios = scenario_functions(
@@ -354,5 +387,6 @@ if __name__ == "__main__":
         admin_topics=admin_topics,
         admin_configs=admin_configs,
         transactions=transactions,
+        txn_pipeline=txn_pipeline,
     )
     run_suite("confluent-kafka", version, scenarios, ENV)

@@ -13,9 +13,13 @@ from kafka.errors import TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 from suite_common import (
     RECORDS,
+    TXN_BATCH_BYTES,
+    TXN_PARTITIONS,
+    TXN_TRANSACTIONS,
     WAIT,
     ThreadedMember,
     check,
+    check_exactly_once,
     check_rebalance,
     numbered,
     quiet_logging,
@@ -23,6 +27,7 @@ from suite_common import (
     sample_record,
     scenario_functions,
     suite_env,
+    txn_pipeline_records,
     wait_for,
 )
 
@@ -68,13 +73,15 @@ def consumer(**config: Any) -> KafkaConsumer:
     )
 
 
-def read_all(topic: str, count: int, isolation: str = "read_uncommitted") -> list[ConsumerRecord]:
-    """The first `count` records of partition 0, read with manual assignment."""
+def read_all(
+    topic: str, count: int, isolation: str = "read_uncommitted", partitions: int = 1
+) -> list[ConsumerRecord]:
+    """The first `count` records of the first `partitions` partitions, by manual assignment."""
     reader = consumer(isolation_level=isolation)
     try:
-        partition = TopicPartition(topic, 0)
-        reader.assign([partition])
-        reader.seek_to_beginning(partition)
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        reader.assign(assigned)
+        reader.seek_to_beginning(*assigned)
         return poll_records(reader, count)
     finally:
         reader.close()
@@ -334,6 +341,33 @@ def transactions() -> str:
     return topic
 
 
+def txn_pipeline() -> str:
+    topic = f"{ENV.prefix}-txn-pipeline"
+    create_topic(topic, TXN_PARTITIONS)
+    producer = KafkaProducer(
+        bootstrap_servers=ENV.bootstrap,
+        transactional_id=topic,
+        batch_size=TXN_BATCH_BYTES,
+        linger_ms=0,
+    )
+    sent: list[str] = []
+    try:
+        producer.init_transactions()
+        for txn in range(TXN_TRANSACTIONS):
+            producer.begin_transaction()
+            acks = []
+            for partition, value in txn_pipeline_records(txn):
+                acks.append(producer.send(topic, value=value.encode(), partition=partition))
+                sent.append(value)
+            producer.commit_transaction()  # flushes first
+            for ack in acks:
+                ack.get(WAIT)
+    finally:
+        producer.close(WAIT)
+    check_exactly_once(values(read_all(topic, len(sent), "read_committed", TXN_PARTITIONS)), sent)
+    return topic
+
+
 if __name__ == "__main__":
     quiet_logging()  # kafka-python logs every rebalance as an error
     scenarios = scenario_functions(
@@ -345,5 +379,6 @@ if __name__ == "__main__":
         admin_topics=admin_topics,
         admin_configs=admin_configs,
         transactions=transactions,
+        txn_pipeline=txn_pipeline,
     )
     run_suite("kafka-python", kafka.__version__, scenarios, ENV)

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ SCENARIOS = [
     "admin-topics",
     "admin-configs",
     "transactions",
+    "txn-pipeline",
 ]
 RECORDS = 100
 WAIT = 30.0  # seconds for any one condition
@@ -97,6 +99,32 @@ def sample_record(i: int, codec: str) -> tuple[bytes | None, bytes, Headers]:
 
 def numbered(text: str, start: int, stop: int) -> list[str]:
     return [f"{text}{i}" for i in range(start, stop)]
+
+
+# txn-pipeline: TXN_TRANSACTIONS transactions, each of TXN_PER_PARTITION records to every one of
+# TXN_PARTITIONS partitions; about 4 records fill a batch of TXN_BATCH_BYTES, so a producer that
+# pipelines has several batches of a partition in flight at once.
+TXN_PARTITIONS = 8
+TXN_TRANSACTIONS = 20
+TXN_PER_PARTITION = 20
+TXN_BATCH_BYTES = 1024
+_TXN_PADDING = " pipelined" * 20
+
+
+def txn_pipeline_records(txn: int) -> list[tuple[int, str]]:
+    """(partition, value) of every record of transaction `txn`, round robin over the partitions."""
+    return [
+        (p, f"t{txn}-p{p}-{i}{_TXN_PADDING}")
+        for i in range(TXN_PER_PARTITION)
+        for p in range(TXN_PARTITIONS)
+    ]
+
+
+def check_exactly_once(got: list[str], sent: list[str]) -> None:
+    counts = Counter(got)
+    for value in sent:
+        check(counts[value] == 1, f"read_committed saw {value.split()[0]} {counts[value]} times")
+    check(len(got) == len(sent), f"read_committed saw {len(got)} records, {len(sent)} produced")
 
 
 def check(condition: object, message: str) -> None:

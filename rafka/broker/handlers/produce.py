@@ -1,55 +1,48 @@
 """Produce: append each partition's batch, then answer per acks (0: never, 1: leader fsync,
-all: high watermark) or when the request's timeout runs out."""
+all: high watermark) or when the request's timeout runs out.
+
+The produce requests of one connection append in the order they arrived. Requests of a
+connection run concurrently (server.py), and a transactional batch may wait for the transaction
+coordinator before it is appended (KIP-890 verification, or transaction version 2's implicit
+AddPartitionsToTxn); without that order, a pipelined later batch of a partition could overtake
+the earlier one (after an epoch bump, the one with sequence 0) and fail with
+OUT_OF_ORDER_SEQUENCE_NUMBER. Kafka keeps the order by reading no further request from a
+connection until it has answered the one before.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.dispatch import RequestContext
 from rafka.broker.handlers.txn import check_transactional_produce
 from rafka.broker.partition import AppendError, AppendResult
+from rafka.broker.server import Connection
 from rafka.protocol.errors import ErrorCode
+
+# (topic, partition, the append or why it failed, error message); an AppendError keeps the
+# record errors and log start offset of a batch with invalid records (KIP-467).
+Outcome = tuple[str, int, AppendResult | AppendError | ErrorCode, str | None]
 
 
 def make_handler(broker: Broker):
+    # One lock per connection, held from a request's first check to its last append (not while
+    # it waits for acks). Handlers start in arrival order and reach acquire() without yielding
+    # before it, and asyncio.Lock hands itself to its waiters first come first served.
+    append_order = weakref.WeakKeyDictionary[Connection, asyncio.Lock]()
+
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
         acks = request.acks
         if acks not in (-1, 0, 1):
             return _all_failed(request, ErrorCode.invalid_required_acks)
-        outcomes: list[tuple[str, int, AppendResult | ErrorCode, str | None]] = []
-        waits: dict[int, asyncio.Future[None]] = {}
-        for topic_data in request.topic_data:
-            name = topic_data.name
-            for data in topic_data.partition_data:
-                partition = broker.partition(name, data.index)
-                if partition is None:
-                    missing = broker.absent_partition_error(name, data.index)
-                    outcomes.append((name, data.index, missing, None))
-                    continue
-                code, message = await check_transactional_produce(
-                    broker, request.transactional_id, partition, data.records, ctx.api_version
-                )
-                if code is not ErrorCode.none:
-                    outcomes.append((name, data.index, code, message))
-                    continue
-                config = partition.log.config
-                try:
-                    result = partition.append_records(
-                        data.records or b"",
-                        max_message_bytes=config.max_message_bytes,
-                        log_append_time=config.message_timestamp_type == "LogAppendTime",
-                        required_acks=acks,
-                    )
-                except AppendError as exc:
-                    outcomes.append((name, data.index, exc.code, exc.message))
-                    continue
-                if acks == -1:
-                    waits[len(outcomes)] = partition.wait_committed(result.last_offset)
-                elif acks == 1:
-                    waits[len(outcomes)] = partition.wait_flushed(result.last_offset)
-                outcomes.append((name, data.index, result, None))
+        lock = append_order.get(ctx.connection)
+        if lock is None:
+            lock = append_order[ctx.connection] = asyncio.Lock()
+        async with lock:
+            outcomes, waits = await _append(broker, ctx, request)
         if acks == 0:
             for future in waits.values():
                 future.cancel()
@@ -71,7 +64,48 @@ def make_handler(broker: Broker):
     return handle
 
 
-def _response(outcomes: list[tuple[str, int, AppendResult | ErrorCode, str | None]]) -> dict:
+async def _append(
+    broker: Broker, ctx: RequestContext, request: Any
+) -> tuple[list[Outcome], dict[int, asyncio.Future[None]]]:
+    """Checks and appends each partition's batch: the outcomes in request order, and for the
+    appended ones (by position) what their acks wait for."""
+    acks = request.acks
+    outcomes: list[Outcome] = []
+    waits: dict[int, asyncio.Future[None]] = {}
+    for topic_data in request.topic_data:
+        name = topic_data.name
+        for data in topic_data.partition_data:
+            partition = broker.partition(name, data.index)
+            if partition is None:
+                missing = broker.absent_partition_error(name, data.index)
+                outcomes.append((name, data.index, missing, None))
+                continue
+            code, message = await check_transactional_produce(
+                broker, request.transactional_id, partition, data.records, ctx.api_version
+            )
+            if code is not ErrorCode.none:
+                outcomes.append((name, data.index, code, message))
+                continue
+            config = partition.log.config
+            try:
+                result = partition.append_records(
+                    data.records or b"",
+                    max_message_bytes=config.max_message_bytes,
+                    log_append_time=config.message_timestamp_type == "LogAppendTime",
+                    required_acks=acks,
+                )
+            except AppendError as exc:
+                outcomes.append((name, data.index, exc, exc.message))
+                continue
+            if acks == -1:
+                waits[len(outcomes)] = partition.wait_committed(result.last_offset)
+            elif acks == 1:
+                waits[len(outcomes)] = partition.wait_flushed(result.last_offset)
+            outcomes.append((name, data.index, result, None))
+    return outcomes, waits
+
+
+def _response(outcomes: list[Outcome]) -> dict:
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for name, index, outcome, message in outcomes:
         if isinstance(outcome, AppendResult):
@@ -82,6 +116,21 @@ def _response(outcomes: list[tuple[str, int, AppendResult | ErrorCode, str | Non
                 "log_append_time": None if outcome.log_append_time < 0 else outcome.log_append_time,
                 "log_start_offset": outcome.log_start_offset,
                 "record_errors": [],
+            }
+        elif isinstance(outcome, AppendError):
+            entry = {
+                "index": index,
+                "error_code": outcome.code,
+                "base_offset": -1,
+                "log_append_time": None,
+                "log_start_offset": outcome.log_start_offset,
+                # Produce v8+: clients fail these records with the error, the rest of the batch
+                # with their "invalid different record" one.
+                "record_errors": [
+                    {"batch_index": e.batch_index, "batch_index_error_message": e.message}
+                    for e in outcome.record_errors
+                ],
+                "error_message": message,
             }
         else:
             entry = {
