@@ -98,6 +98,7 @@ class Broker:
         self._clean_start = False
         self._log_start_offsets: dict[tuple[str, int], int] = {}
         self._recovery_points: dict[tuple[str, int], int] = {}
+        self._high_watermarks: dict[tuple[str, int], int] = {}
         self._topic_lock = asyncio.Lock()
         self.producer_id_lock = asyncio.Lock()
         self.raft_config = RaftConfig(
@@ -130,6 +131,7 @@ class Broker:
         self.log_dir.clear_clean_shutdown()
         self._recovery_points = self.log_dir.read_recovery_points()
         self._log_start_offsets = self.log_dir.read_log_start_offsets()
+        self._high_watermarks = self.log_dir.read_high_watermarks()
         metadata_partition = self._open_partition(
             METADATA_TOPIC, 0, METADATA_TOPIC_ID, LogConfig(), self.voters
         )
@@ -240,13 +242,18 @@ class Broker:
             partition.apply(partition.raft.resign(preferred))
 
     def write_checkpoints(self) -> None:
-        """Recovery points bound the CRC scan after a crash; log start offsets keep retention."""
+        """Recovery points bound the CRC scan after a crash; log start offsets keep retention;
+        high watermarks let a restarted leader see that its log is committed (it then appends
+        no LEADER_CHANGE batch)."""
         partitions = self.all_partitions()
         self.log_dir.write_recovery_points(
             {(p.topic, p.index): p.log.recovery_point for p in partitions}
         )
         self.log_dir.write_log_start_offsets(
             {(p.topic, p.index): p.log_start_offset for p in partitions}
+        )
+        self.log_dir.write_high_watermarks(
+            {(p.topic, p.index): p.durable_high_watermark for p in partitions}
         )
 
     @property
@@ -364,6 +371,7 @@ class Broker:
             flusher=self.flusher,
             recovery_point=recovery_points.get((topic, index), 0),
             log_start_offset=self._log_start_offsets.get((topic, index), 0),
+            high_watermark=self._high_watermarks.get((topic, index), 0),
             clean_shutdown=self._clean_start,
             producer_id_expiration_ms=self.config.get_int("producer.id.expiration.ms"),
             raft_config=self.raft_config,

@@ -152,6 +152,7 @@ class Partition:
         flusher: GroupCommitFlusher,
         recovery_point: int = 0,
         log_start_offset: int = 0,
+        high_watermark: int = 0,
         clean_shutdown: bool = False,
         producer_id_expiration_ms: int = 86_400_000,
         raft_config: RaftConfig | None = None,
@@ -178,6 +179,8 @@ class Partition:
             voters,
             QuorumState(stored.epoch, stored.voted_for, stored.leader_id),
             PartitionLogView(partition_log),
+            # A checkpoint above the recovered log end means data was lost: never claim it.
+            min(high_watermark, partition_log.log_end_offset),
             config=raft_config,
             now_ms=raft_clock_ms(),
         )
@@ -208,6 +211,12 @@ class Partition:
     @property
     def high_watermark(self) -> int:
         return self.raft.high_watermark
+
+    @property
+    def durable_high_watermark(self) -> int:
+        """The high watermark as far as this replica has fsynced it: what a checkpoint may
+        claim is committed in the log found after a crash."""
+        return min(self.raft.high_watermark, self.log.recovery_point)
 
     @property
     def log_start_offset(self) -> int:

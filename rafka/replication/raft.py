@@ -12,16 +12,22 @@ The rules are KIP-595's, with KIP-996's pre-vote:
 - Pre-vote: an election starts as a prospective round in the current epoch; only when a majority
   would vote does the replica bump the epoch. A voter that fetched from a live leader within the
   fetch timeout refuses pre-votes, so a rejoining replica cannot disrupt a healthy leader.
-- A new leader appends a LEADER_CHANGE batch at its epoch start offset and announces itself with
-  BeginQuorumEpoch; it resigns when a majority has not fetched within 1.5 fetch timeouts
-  (check-quorum), and `resign()` hands over with EndQuorumEpoch (most caught-up successor first).
+- A new leader announces itself with BeginQuorumEpoch. It appends a LEADER_CHANGE batch at its
+  epoch start offset only when its log has a tail beyond its high watermark that other voters
+  may hold differently: Raft commits such a tail only through an entry of the leader's own epoch.
+  A log that is all committed (a new partition, a follower that was caught up) or a single
+  voter's log (its fsync is the majority) needs no such entry, so the epoch's first record lands
+  where Kafka puts it and an election burns no offset. The leader resigns when a majority has
+  not fetched within 1.5 fetch timeouts (check-quorum), and `resign()` hands over with
+  EndQuorumEpoch (most caught-up successor first).
 - Followers pull with Fetch(fetch offset, last fetched epoch). A follower fetches only once its
   log is fsynced to its end (`on_flushed`), so a fetch offset is a durable end offset and the
   leader counts it toward the high watermark. A fetch whose (offset, epoch) does not match the
   leader's log gets `DivergingEpoch` (the end of the largest epoch <= the one asked) and the
   follower truncates (never below its high watermark) and fetches again.
 - High watermark = the largest offset a majority of voters have fsynced, only once it passes the
-  leader's epoch start offset, never decreasing. A follower's = min(leader's, own log end).
+  leader's epoch start offset when it had to append LEADER_CHANGE, never decreasing. A
+  follower's = min(leader's, own log end).
 - Voters may carry directory ids (KIP-853's voter keys): a replica whose storage was wiped comes
   back with a new directory id, is then no voter (it neither votes nor campaigns, its fetches do not
   count) and can no longer forget a vote or an acknowledged record. Re-adding it is a reconfig.
@@ -145,6 +151,9 @@ class RaftReplica:
         self.state = state
         self.high_watermark = high_watermark
         self.epoch_start_offset: int | None = None
+        # The high watermark may advance only past this offset (the leader's own first entry
+        # when an uncommitted tail needs it committed); None unless leader.
+        self._commit_floor: int | None = None
         self._now = now_ms
         self._flushed_end = min(flushed_end_offset, self.log.end_offset)
         self._next_request_id = self._rng.randrange(1 << 30)
@@ -362,6 +371,7 @@ class RaftReplica:
             self._progress = {}
             self._begin_pending = set()
             self.epoch_start_offset = None
+            self._commit_floor = None
 
     def _become_unattached(self, epoch: int) -> list[Action]:
         return self._enter(Role.UNATTACHED, QuorumState(epoch, None, None))
@@ -394,9 +404,19 @@ class RaftReplica:
     def _become_leader(self) -> list[Action]:
         state = QuorumState(self.epoch, self.state.voted_for, self.node_id)
         actions = self._enter(Role.LEADER, state)
-        self.epoch_start_offset = self.log.end_offset
+        end = self.log.end_offset
+        self.epoch_start_offset = end
         self._progress[self.node_id].end_offset = self._own_durable_end()
-        actions.append(AppendLeaderChange(self.epoch, self.node_id, tuple(sorted(self.voters))))
+        if self._others and end > self.high_watermark:
+            # Entries of earlier epochs past the high watermark may be held differently by
+            # other voters; they commit only with one of this epoch (Raft's Figure 8).
+            self._commit_floor = end
+            actions.append(
+                AppendLeaderChange(self.epoch, self.node_id, tuple(sorted(self.voters)))
+            )
+        else:
+            self._commit_floor = self.high_watermark
+            actions += self._maybe_advance_high_watermark()  # a single voter's fsynced tail
         begin = BeginQuorumEpochRequest(self.epoch, self.node_id)
         actions += [SendMessage(v, begin) for v in self._others]
         return actions
@@ -731,9 +751,8 @@ class RaftReplica:
     def _maybe_advance_high_watermark(self) -> list[Action]:
         ends = sorted((p.end_offset for p in self._progress.values()), reverse=True)
         committed = ends[self._majority - 1]
-        start = self.epoch_start_offset
-        # An entry of the leader's own epoch must be committed before anything else counts.
-        if start is None or committed <= start or committed <= self.high_watermark:
+        floor = self._commit_floor
+        if floor is None or committed <= floor or committed <= self.high_watermark:
             return []
         self.high_watermark = committed
         return [HighWatermarkAdvanced(committed), *self._complete_parked(only_with_data=False)]

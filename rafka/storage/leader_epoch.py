@@ -70,15 +70,23 @@ class LeaderEpochCache:
         entries = self._entries
         return entries[0] if entries else None
 
-    def end_offset_for(self, requested_epoch: int, log_end_offset: int) -> tuple[int, int]:
+    def end_offset_for(
+        self, requested_epoch: int, log_end_offset: int, leader_epoch: int = UNDEFINED_EPOCH
+    ) -> tuple[int, int]:
         """OffsetForLeaderEpoch (KIP-101/279): the largest epoch <= `requested_epoch` and where it
         ends, i.e. the start offset of the next larger epoch, or `log_end_offset` if the requested
         epoch is the latest. (-1, -1) if the epoch is undefined or later than any known.
 
         A requested epoch older than every entry answers (requested, first entry's start offset),
         as Kafka does: that history was removed from the log.
+
+        `leader_epoch` is the epoch this replica leads, if any. Kafka records it in the cache at
+        election; rafka only with the epoch's first batch (Raft's last epoch is that of the last
+        record), so an epoch that has no batch yet counts as starting at the log end.
         """
         entries = self._entries
+        if leader_epoch > (entries[-1].epoch if entries else UNDEFINED_EPOCH):
+            entries = (*entries, EpochEntry(leader_epoch, log_end_offset))
         if requested_epoch == UNDEFINED_EPOCH or not entries:
             return UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
         if entries[-1].epoch == requested_epoch:

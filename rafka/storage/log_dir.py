@@ -23,6 +23,7 @@ from rafka.storage.files import (
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
 RECOVERY_POINT_CHECKPOINT_FILE = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT_FILE = "log-start-offset-checkpoint"
+HIGH_WATERMARK_CHECKPOINT_FILE = "replication-offset-checkpoint"
 CHECKPOINT_VERSION = 0
 # Directories Kafka leaves for other purposes (future replicas, strays); never partition logs.
 _IGNORED_DIR_SUFFIXES = (DELETE_DIR_SUFFIX, "-future", "-stray")
@@ -84,6 +85,12 @@ class LogDirectory:
 
     def write_log_start_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
         self._write_offsets(LOG_START_OFFSET_CHECKPOINT_FILE, offsets)
+
+    def read_high_watermarks(self) -> dict[TopicPartition, int]:
+        return self._read_offsets(HIGH_WATERMARK_CHECKPOINT_FILE)
+
+    def write_high_watermarks(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self._write_offsets(HIGH_WATERMARK_CHECKPOINT_FILE, offsets)
 
     def _read_offsets(self, name: str) -> dict[TopicPartition, int]:
         path = self.path / name

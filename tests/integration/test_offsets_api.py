@@ -1,7 +1,7 @@
 """ListOffsets and OffsetForLeaderEpoch against a real broker, with real clients and raw requests.
 
-Every partition starts with a Raft leader-change control batch at offset 0 and gains another at
-each broker restart, so the first data record of a fresh partition is offset 1.
+As on Kafka, a partition's first record is offset 0 and a restart burns no offset: a single node
+writes no Raft leader-change batch.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def offset_for_time(consumer: Consumer, topic: str, timestamp: int) -> int:
 BATCH_A = [BASE_TS + d for d in (0, 10, 20, 30, 40, 500, 60, 70, 80, 90)]
 # Batch B: three records whose timestamps are lower than batch A's largest.
 BATCH_B = [BASE_TS + d for d in (50, 51, 52)]
-# Offsets: 0 leader change; batch A at 1..10 (peak at 6); batch B at 11..13; end offset 14.
+# Offsets: batch A at 0..9 (peak at 5); batch B at 10..12; end offset 13.
 
 
 def produce_batches_a_and_b(broker: Any, topic: str, compression: str = "none") -> None:
@@ -210,9 +210,8 @@ def produce_batches_a_and_b(broker: Any, topic: str, compression: str = "none") 
     produce_one_batch(broker.bootstrap, topic, BATCH_A, compression)
     produce_one_batch(broker.bootstrap, topic, BATCH_B, compression)
     assert batch_record_counts(broker.data_dir, topic) == [
-        (0, 1, True),
-        (1, 10, False),
-        (11, 3, False),
+        (0, 10, False),
+        (10, 3, False),
     ]
 
 
@@ -224,15 +223,15 @@ def test_confluent_offsets_for_times_and_watermarks(broker, compression: str) ->
     produce_batches_a_and_b(broker, "times", compression)
     consumer = make_consumer(broker.bootstrap)
     try:
-        assert consumer.get_watermark_offsets(TopicPartition("times", 0), timeout=10) == (0, 14)
-        assert offset_for_time(consumer, "times", BASE_TS - 60_000) == 1
-        assert offset_for_time(consumer, "times", BASE_TS) == 1
-        assert offset_for_time(consumer, "times", BASE_TS + 1) == 2
+        assert consumer.get_watermark_offsets(TopicPartition("times", 0), timeout=10) == (0, 13)
+        assert offset_for_time(consumer, "times", BASE_TS - 60_000) == 0
+        assert offset_for_time(consumer, "times", BASE_TS) == 0
+        assert offset_for_time(consumer, "times", BASE_TS + 1) == 1
         # In the middle of batch A: the first record at or after the target, not the batch base.
-        assert offset_for_time(consumer, "times", BASE_TS + 35) == 5
+        assert offset_for_time(consumer, "times", BASE_TS + 35) == 4
         # The first record in log order with timestamp >= target is the peak, not batch B.
-        assert offset_for_time(consumer, "times", BASE_TS + 45) == 6
-        assert offset_for_time(consumer, "times", BASE_TS + 500) == 6
+        assert offset_for_time(consumer, "times", BASE_TS + 45) == 5
+        assert offset_for_time(consumer, "times", BASE_TS + 500) == 5
         # Beyond every record: no offset.
         assert offset_for_time(consumer, "times", BASE_TS + 501) == -1
     finally:
@@ -245,12 +244,12 @@ def test_kafka_python_beginning_end_and_times(broker) -> None:
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, request_timeout_ms=10_000)
     try:
         assert consumer.beginning_offsets([tp]) == {tp: 0}
-        assert consumer.end_offsets([tp]) == {tp: 14}
+        assert consumer.end_offsets([tp]) == {tp: 13}
         found = consumer.offsets_for_times({tp: BASE_TS + 35})[tp]
-        assert (found.offset, found.timestamp) == (5, BASE_TS + 40)
+        assert (found.offset, found.timestamp) == (4, BASE_TS + 40)
         assert found.leader_epoch == 1
         found = consumer.offsets_for_times({tp: BASE_TS + 90})[tp]
-        assert (found.offset, found.timestamp) == (6, BASE_TS + 500)
+        assert (found.offset, found.timestamp) == (5, BASE_TS + 500)
         assert consumer.offsets_for_times({tp: BASE_TS + 501}) == {tp: None}
     finally:
         consumer.close()
@@ -266,12 +265,12 @@ def test_admin_list_offsets_specs_including_max_timestamp(broker) -> None:
     produce_batches_a_and_b(broker, "admin-times")
     admin = AdminClient({"bootstrap.servers": broker.bootstrap, **QUIET})
     assert _admin_list_offset(admin, "admin-times", OffsetSpec.earliest()).offset == 0
-    assert _admin_list_offset(admin, "admin-times", OffsetSpec.latest()).offset == 14
+    assert _admin_list_offset(admin, "admin-times", OffsetSpec.latest()).offset == 13
     # KIP-734: the record with the largest timestamp, found inside a batch (not its last record).
     peak = _admin_list_offset(admin, "admin-times", OffsetSpec.max_timestamp())
-    assert (peak.offset, peak.timestamp) == (6, BASE_TS + 500)
+    assert (peak.offset, peak.timestamp) == (5, BASE_TS + 500)
     at = _admin_list_offset(admin, "admin-times", OffsetSpec.for_timestamp(BASE_TS + 35))
-    assert (at.offset, at.timestamp) == (5, BASE_TS + 40)
+    assert (at.offset, at.timestamp) == (4, BASE_TS + 40)
     beyond = _admin_list_offset(admin, "admin-times", OffsetSpec.for_timestamp(BASE_TS + 501))
     assert beyond.offset == -1
 
@@ -280,31 +279,30 @@ def test_list_offsets_empty_topic(broker) -> None:
     create_topic(broker.bootstrap, "empty")
     admin = AdminClient({"bootstrap.servers": broker.bootstrap, **QUIET})
     assert _admin_list_offset(admin, "empty", OffsetSpec.earliest()).offset == 0
-    # Only the leader-change batch is there.
-    assert _admin_list_offset(admin, "empty", OffsetSpec.latest()).offset == 1
+    # The leader's election took no offset.
+    assert _admin_list_offset(admin, "empty", OffsetSpec.latest()).offset == 0
     with RawClient(broker.bootstrap) as client:
         result = list_offsets_raw(client, "empty", BASE_TS)
         assert (result.error_code, result.offset, result.timestamp) == (0, -1, -1)
 
 
-def test_offsets_for_times_ignores_leader_change_batch(broker) -> None:
+def test_offsets_for_times_finds_create_times_older_than_the_election(broker) -> None:
     """Records whose CreateTime is older than the partition's leader election (replayed or
-    backfilled data) must still be found by timestamp: the control batch at offset 0 carries the
-    broker's clock and is not a record a consumer sees."""
+    backfilled data) are still found by timestamp."""
     create_topic(broker.bootstrap, "old-times")
     old = 1_000_000_000_000  # 2001
     produce_one_batch(broker.bootstrap, "old-times", [old + 10 * i for i in range(10)])
     consumer = make_consumer(broker.bootstrap)
     try:
-        assert offset_for_time(consumer, "old-times", old + 35) == 5
+        assert offset_for_time(consumer, "old-times", old + 35) == 4
         assert offset_for_time(consumer, "old-times", old + 91) == -1
     finally:
         consumer.close()
 
 
 def test_max_timestamp_after_restart_is_a_data_record(broker) -> None:
-    """Records stamped now, then a restart: the restart's leader-change batch (stamped later)
-    must not be the answer. Clients are made per call so none outlives the test."""
+    """Records stamped now, then a restart: the answer is still the record with the largest
+    timestamp. Clients are made per call so none outlives the test."""
     create_topic(broker.bootstrap, "max-restart")
     now = int(time.time() * 1000)
     produce_one_batch(broker.bootstrap, "max-restart", [now, now + 2, now + 1])
@@ -315,7 +313,7 @@ def test_max_timestamp_after_restart_is_a_data_record(broker) -> None:
         "max-restart",
         OffsetSpec.max_timestamp(),
     )
-    assert (peak.offset, peak.timestamp) == (2, now + 2)
+    assert (peak.offset, peak.timestamp) == (1, now + 2)
 
 
 # -- OffsetForLeaderEpoch and leader-epoch fencing -------------------------------------------
@@ -323,31 +321,36 @@ def test_max_timestamp_after_restart_is_a_data_record(broker) -> None:
 
 def test_offset_for_leader_epoch_across_restart(broker) -> None:
     create_topic(broker.bootstrap, "epochs")
-    produce_values(broker.bootstrap, "epochs", 5)  # offsets 1..5
+    produce_values(broker.bootstrap, "epochs", 5)  # offsets 0..4
     with RawClient(broker.bootstrap) as client:
         first_epoch = partition_leader_epoch(client, "epochs")
         current = offset_for_leader_epoch(client, "epochs", first_epoch, first_epoch)
         assert (current.error_code, current.leader_epoch, current.end_offset) == (
             0,
             first_epoch,
-            6,
+            5,
         )
 
     broker.stop()
     broker.start()  # same data dir and port; the partition's leader epoch goes up
-    produce_values(broker.bootstrap, "epochs", 3, prefix="after")  # 6 leader change, 7..9 data
     with RawClient(broker.bootstrap) as client:
         epoch = partition_leader_epoch(client, "epochs")
         assert epoch > first_epoch
-
+        # The new epoch has no batch yet; as on Kafka it starts at the log end.
+        empty = offset_for_leader_epoch(client, "epochs", epoch, epoch)
+        assert (empty.error_code, empty.leader_epoch, empty.end_offset) == (0, epoch, 5)
+        between = offset_for_leader_epoch(client, "epochs", epoch - 1, epoch)
+        assert (between.leader_epoch, between.end_offset) == (first_epoch, 5)
+    produce_values(broker.bootstrap, "epochs", 3, prefix="after")  # 5..7
+    with RawClient(broker.bootstrap) as client:
         latest = offset_for_leader_epoch(client, "epochs", epoch, epoch)
-        assert (latest.error_code, latest.leader_epoch, latest.end_offset) == (0, epoch, 10)
-        # The old epoch ended where the restart's leader-change batch began.
+        assert (latest.error_code, latest.leader_epoch, latest.end_offset) == (0, epoch, 8)
+        # The old epoch ended where the new epoch's first batch began.
         older = offset_for_leader_epoch(client, "epochs", first_epoch, epoch)
-        assert (older.error_code, older.leader_epoch, older.end_offset) == (0, first_epoch, 6)
+        assert (older.error_code, older.leader_epoch, older.end_offset) == (0, first_epoch, 5)
         # Unfenced request (current -1) answers too.
         unfenced = offset_for_leader_epoch(client, "epochs", first_epoch)
-        assert (unfenced.error_code, unfenced.end_offset) == (0, 6)
+        assert (unfenced.error_code, unfenced.end_offset) == (0, 5)
         # An epoch above every known one is undefined, without an error.
         future = offset_for_leader_epoch(client, "epochs", epoch + 5)
         assert (future.error_code, future.leader_epoch, future.end_offset) == (0, -1, -1)
@@ -361,13 +364,13 @@ def test_offset_for_leader_epoch_across_restart(broker) -> None:
         assert fetch_raw(client, "epochs", 1, first_epoch).error_code == FENCED_LEADER_EPOCH
         assert fetch_raw(client, "epochs", 1, epoch + 1).error_code == UNKNOWN_LEADER_EPOCH
         fresh = fetch_raw(client, "epochs", 1, epoch)
-        assert (fresh.error_code, fresh.high_watermark) == (0, 10)
+        assert (fresh.error_code, fresh.high_watermark) == (0, 8)
         assert len(fresh.records) > 0
         stale_list = list_offsets_raw(client, "epochs", -1, first_epoch)
         assert stale_list.error_code == FENCED_LEADER_EPOCH
         assert list_offsets_raw(client, "epochs", -1, epoch + 1).error_code == UNKNOWN_LEADER_EPOCH
         ok = list_offsets_raw(client, "epochs", -1, epoch)
-        assert (ok.error_code, ok.offset, ok.leader_epoch) == (0, 10, epoch)
+        assert (ok.error_code, ok.offset, ok.leader_epoch) == (0, 8, epoch)
 
 
 def test_unknown_topic_answers_unknown_topic_or_partition(broker) -> None:
@@ -386,13 +389,13 @@ def test_consumer_keeps_position_across_restart(broker) -> None:
     try:
         consumer.assign([TopicPartition("resume", 0, 0)])
         before = _consume(consumer, 5)
-        assert [m.offset() for m in before] == [1, 2, 3, 4, 5]
+        assert [m.offset() for m in before] == [0, 1, 2, 3, 4]
         broker.stop()
         broker.start()
         produce_values(broker.bootstrap, "resume", 3, prefix="after")
         after = _consume(consumer, 3)
         assert [m.value() for m in after] == [b"after0", b"after1", b"after2"]
-        assert [m.offset() for m in after] == [7, 8, 9]
+        assert [m.offset() for m in after] == [5, 6, 7]
         assert after[0].leader_epoch() > before[0].leader_epoch()
     finally:
         consumer.close()

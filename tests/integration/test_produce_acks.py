@@ -78,8 +78,8 @@ def test_confluent_producer_every_acks_setting_is_readable(broker, acks: str) ->
     assert producer.flush(30) == 0
     assert all(error is None for error, _ in reports) and len(reports) == 500
     if acks != "0":
-        # Offsets are known only with a response; data offsets start after the leader change.
-        assert [offset for _, offset in reports] == list(range(1, 501))
+        # Offsets are known only with a response; as on Kafka the first record is offset 0.
+        assert [offset for _, offset in reports] == list(range(500))
     assert read_values(broker.bootstrap, topic, 0, 500) == [f"v{i}".encode() for i in range(500)]
 
 
@@ -102,7 +102,7 @@ def test_acks_zero_gets_no_response_and_later_responses_keep_order(broker) -> No
             produce_request(-1, {(topic, 0): one_batch(b"acknowledged")}), ProduceResponse
         )
         [partition] = ack.responses[0].partition_responses
-        assert partition.error_code == 0 and partition.base_offset == 2
+        assert partition.error_code == 0 and partition.base_offset == 1
     finally:
         client.close()
     assert read_values(broker.bootstrap, topic, 0, 2) == [b"fire-and-forget", b"acknowledged"]
@@ -131,8 +131,8 @@ def test_per_partition_errors_in_one_request(broker) -> None:
         for p in t.partition_responses
     }
     assert results == {
-        (topic, 0): (0, 1),
-        (topic, 1): (0, 1),
+        (topic, 0): (0, 0),
+        (topic, 1): (0, 0),
         (topic, 7): (UNKNOWN_TOPIC_OR_PARTITION, -1),
         ("missing-topic", 0): (UNKNOWN_TOPIC_OR_PARTITION, -1),
     }

@@ -101,7 +101,7 @@ def test_size_retention_deletes_rolled_segments(broker_factory) -> None:
     )
     produce(broker.bootstrap, topic, 200)  # ~200 KB: a dozen segments
     end = list_offset(broker.bootstrap, topic, OffsetSpec.latest())
-    assert end == 201
+    assert end == 200
 
     # Retention runs every 200 ms: await it rather than sleeping a fixed time.
     # Kafka's rule: the oldest segment goes while the log stays at least retention.bytes
@@ -168,7 +168,7 @@ def test_time_retention_empties_the_log(broker_factory) -> None:
     produce(broker.bootstrap, topic, 60)
     assert len(segment_bases(broker.data_dir, topic)) > 1
     end = list_offset(broker.bootstrap, topic, OffsetSpec.latest())
-    assert end == 61
+    assert end == 60
 
     # Every record passes retention.ms, so every segment goes, the active one after a roll.
     wait_for(
@@ -227,16 +227,16 @@ def test_segment_ms_rolls_by_time(broker) -> None:
     end = list_offset(broker.bootstrap, topic, OffsetSpec.latest())
     assert end == bases[-1] + len(stamps[-1])
 
-    # Every segment reads back, in order (offset 0 is the leader-change control batch).
+    # Every segment reads back, in order.
     consumer = make_consumer(broker.bootstrap, "earliest")
     try:
         consumer.assign([TopicPartition(topic, 0, 0)])
         offsets = []
         deadline = time.monotonic() + 15
-        while len(offsets) < end - 1 and time.monotonic() < deadline:
+        while len(offsets) < end and time.monotonic() < deadline:
             message = consumer.poll(0.2)
             if message is not None and message.error() is None:
                 offsets.append(message.offset())
-        assert offsets == list(range(1, end))
+        assert offsets == list(range(end))
     finally:
         consumer.close()

@@ -272,7 +272,7 @@ def test_confluent_delete_topic(broker) -> None:
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", **QUIET})
     try:
         low, high = consumer.get_watermark_offsets(TopicPartition("doomed", 0), timeout=10)
-        assert (low, high) == (0, 1)  # only the new leader-change batch
+        assert (low, high) == (0, 0)
     finally:
         consumer.close()
 

@@ -83,7 +83,8 @@ class Scenario:
     @classmethod
     def for_seed(cls, seed: int) -> Scenario:
         rng = random.Random(seed ^ 0x5EED)
-        nodes = 5 if seed % 4 == 3 else 3
+        # Mostly 3 voters, a quarter 5, and one in eight a single voter (a lone broker).
+        nodes = 5 if seed % 4 == 3 else 1 if seed % 8 == 1 else 3
         return cls(
             nodes=nodes,
             drop=rng.choice((0.0, 0.02, 0.08)),
@@ -309,6 +310,8 @@ class Simulation:
                 node.disk.quorum_state = action.state
                 self._log(f"node {node.id} persists {action.state}")
             elif kind is AppendLeaderChange:
+                invariants.on_leader_change(node)
+                self.stats["leader-change entries"] += 1
                 entry = (action.epoch, ("leader", action.leader_id))
                 self._append(node, (entry,))
                 todo.extend(raft.on_local_append(node.log.end_offset))
@@ -474,7 +477,7 @@ class Simulation:
                     self._schedule(self._between((10, 200)), RESTART, node.id)
                 elif node.up:
                     self._schedule_tick(node)
-        elif roll < 0.85:
+        elif roll < 0.85 and len(self.nodes) > 1:
             ids = [n.id for n in self.nodes]
             side = set(rng.sample(ids, rng.randint(1, len(ids) - 1)))
             one_way = rng.random() < 0.2

@@ -10,6 +10,8 @@
   model, counting unsynced data is a bug);
 - the log below any node's high watermark equals the global committed log, forever (checked when
   the high watermark moves, on truncation and on restart; nothing else rewrites that prefix);
+- a LEADER_CHANGE entry is appended only over an uncommitted tail, never by a single voter (it
+  takes an offset that Kafka would give the next record);
 - every acknowledged write is in the committed log at its offset (and the committed log only
   grows), and after the final heal every replica holds all of it.
 """
@@ -98,6 +100,16 @@ class Invariants:
         other = self.leaders.setdefault(epoch, me)
         if other != me:
             self.fail(f"two leaders in epoch {epoch}: {other} and {me}")
+
+    def on_leader_change(self, node: SimNode) -> None:
+        """A LEADER_CHANGE entry takes an offset that Kafka would give a record: it is written
+        only to commit a tail of earlier epochs that other voters may hold differently."""
+        raft = node.raft
+        if len(raft.voters) == 1 or node.log.end_offset <= raft.high_watermark:
+            self.fail(
+                f"node {node.id} appends LEADER_CHANGE at {node.log.end_offset} with high "
+                f"watermark {raft.high_watermark} and voters {sorted(raft.voters)}"
+            )
 
     def after_step(self, node: SimNode) -> None:
         """After every event a node handled: its epoch did not go back, and its high watermark

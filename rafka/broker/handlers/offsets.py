@@ -105,7 +105,7 @@ def make_offset_for_leader_epoch_handler(broker: Broker):
                 if code is ErrorCode.none:
                     assert partition is not None
                     epoch, end_offset = partition.log.leader_epochs.end_offset_for(
-                        part.leader_epoch, partition.log_end_offset
+                        part.leader_epoch, partition.log_end_offset, partition.leader_epoch
                     )
                     entry.update(leader_epoch=epoch, end_offset=end_offset)
                 results.append(entry)
