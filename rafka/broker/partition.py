@@ -22,7 +22,7 @@ from pathlib import Path
 import structlog
 
 from rafka.broker.flusher import GroupCommitFlusher
-from rafka.broker.record_validation import RecordValidationError, validate_records
+from rafka.broker.record_validation import RecordError, RecordValidationError, validate_records
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import (
     BatchHeader,
@@ -90,10 +90,18 @@ NO_REPLICATION = ReplicationHooks()
 
 
 class AppendError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        record_errors: tuple[RecordError, ...] = (),
+        log_start_offset: int = -1,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.record_errors = record_errors  # the invalid records of the batch (KIP-467)
+        self.log_start_offset = log_start_offset
 
 
 @dataclass(slots=True, frozen=True)
@@ -428,7 +436,9 @@ class Partition:
         try:
             rewritten = validate_records(buf, pos, header, config, self.name)
         except RecordValidationError as exc:
-            raise AppendError(exc.code, exc.message) from None
+            # Kafka answers a rejection of some records with the log start offset too.
+            start = self.log.log_start_offset if exc.record_errors else -1
+            raise AppendError(exc.code, exc.message, exc.record_errors, start) from None
         if rewritten is not None:  # recompressed to the topic's compression.type
             buf, header = rewritten
             pos = 0

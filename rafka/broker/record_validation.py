@@ -3,13 +3,17 @@
 Most batches stay opaque (DESIGN principle 4). Records are decoded only when a topic config asks
 for it, as Kafka's LogValidator does:
 - a compacted topic (cleanup.policy contains compact) rejects records without a key
-  (INVALID_RECORD), since compaction keeps the latest record per key;
+  (INVALID_RECORD), since compaction keeps the latest record per key. As in Kafka (KIP-467) the
+  error lists each invalid record's index in the batch, so that clients fail only those records
+  with INVALID_RECORD and the others of the batch with an error of their own;
 - compression.type other than "producer" recompresses a batch whose codec differs.
 One check needs only a few bytes: LZ4 frames must have independent blocks, as Kafka requires
 (its clients cannot read dependent-block frames), so the frame header's flag byte is checked.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import (
@@ -36,11 +40,35 @@ _CODECS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """One invalid record: its index in the batch and why (Produce v8+'s record_errors)."""
+
+    batch_index: int
+    message: str
+
+
 class RecordValidationError(ValueError):
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, record_errors: tuple[RecordError, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.record_errors = record_errors
+
+
+def _rejected(errors: list[RecordError]) -> RecordValidationError:
+    # Kafka's summary message, word for word: its clients show it for the partition.
+    shown = ", ".join(
+        f"RecordError(batchIndex={e.batch_index}, message='{e.message}')" for e in errors[:3]
+    )
+    return RecordValidationError(
+        ErrorCode.invalid_record,
+        f"One or more records have been rejected due to {len(errors)} record errors in total, "
+        f"and only showing the first three errors at most: [{shown}]",
+        tuple(errors),
+    )
 
 
 def target_codec(config: LogConfig) -> Compression | None:
@@ -75,12 +103,13 @@ def validate_records(
         _, records = decode_batch(buf, pos)
     except CorruptRecordError as exc:
         raise RecordValidationError(ErrorCode.corrupt_message, str(exc)) from None
-    if config.compact_enabled and any(record.key is None for record in records):
-        raise RecordValidationError(
-            ErrorCode.invalid_record,
-            f"Compacted topic cannot accept message without key in topic partition "
-            f"{partition_name}.",
+    if config.compact_enabled:
+        keyless = (
+            f"Compacted topic cannot accept message without key in topic partition {partition_name}"
         )
+        errors = [RecordError(i, keyless) for i, record in enumerate(records) if record.key is None]
+        if errors:
+            raise _rejected(errors)
     if not recompress:
         return None
     assert codec is not None

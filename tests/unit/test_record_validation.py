@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rafka.broker.record_validation import RecordValidationError, validate_records
+from rafka.broker.record_validation import RecordError, RecordValidationError, validate_records
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import (
     HEADER_SIZE,
@@ -37,11 +37,27 @@ def test_compacted_topic_rejects_records_without_key() -> None:
     config = LogConfig(cleanup_policy="compact")
     ok = batch([(b"k", b"v"), (b"k2", None)])
     assert validate_records(ok, 0, read_batch_header(ok), config, "t-0") is None
-    bad = batch([(b"k", b"v"), (None, b"v")])
+    bad = batch([(b"k", b"v"), (None, b"v"), (None, None)], Compression.GZIP)
     with pytest.raises(RecordValidationError) as raised:
         validate_records(bad, 0, read_batch_header(bad), config, "t-0")
     assert raised.value.code == ErrorCode.invalid_record
-    assert "without key" in raised.value.message
+    # KIP-467: every keyless record by its index in the batch, with Kafka's wording.
+    reason = "Compacted topic cannot accept message without key in topic partition t-0"
+    assert raised.value.record_errors == (RecordError(1, reason), RecordError(2, reason))
+    assert raised.value.message.startswith(
+        "One or more records have been rejected due to 2 record errors in total, and only "
+        f"showing the first three errors at most: [RecordError(batchIndex=1, message='{reason}')"
+    )
+
+
+def test_the_summary_shows_three_record_errors_at_most() -> None:
+    config = LogConfig(cleanup_policy="compact,delete")
+    bad = batch([(None, b"v")] * 5)
+    with pytest.raises(RecordValidationError) as raised:
+        validate_records(bad, 0, read_batch_header(bad), config, "t-0")
+    assert [e.batch_index for e in raised.value.record_errors] == [0, 1, 2, 3, 4]
+    assert "5 record errors in total" in raised.value.message
+    assert raised.value.message.count("RecordError(") == 3
 
 
 @pytest.mark.parametrize(
@@ -67,7 +83,6 @@ def test_same_codec_is_not_recompressed() -> None:
     buf = batch([(b"a", b"x")], Compression.SNAPPY)
     config = LogConfig(compression_type="snappy")
     assert validate_records(buf, 0, read_batch_header(buf), config, "t-0") is None
-
 
 
 def _lz4_batch() -> bytearray:
