@@ -20,6 +20,7 @@ import structlog
 from rafka.broker.config import (
     DEFINITIONS,
     BrokerConfig,
+    ConfigDef,
     ConfigError,
     ConfigType,
     parse_value,
@@ -137,6 +138,8 @@ def validate_topic_config(name: str, value: str | None) -> None:
         raise ConfigRequestError(
             ErrorCode.invalid_request, f"Null value not supported for topic configs: {name}"
         )
+    if definition.type is ConfigType.LIST and definition.synonyms:
+        _check_list(name, value, DEFINITIONS[definition.synonyms[0]], ErrorCode.invalid_config)
     try:
         _check_type(definition.type, value)
         if name in LOG_CONFIG_KEYS:
@@ -172,6 +175,28 @@ def _check_type(kind: ConfigType, value: str) -> None:
             raise ValueError("Not a number of type DOUBLE") from None
 
 
+def _check_list(name: str, value: str, definition: ConfigDef, code: ErrorCode) -> None:
+    """Kafka 4.x's check of a list config whose elements are choices (cleanup.policy): a blank
+    value is the empty list and valid; an empty element is not, nor an unknown one."""
+    if definition.choices is None or not value.strip():
+        return
+    items = [item.strip() for item in value.split(",")]
+    if not all(items):
+        raise ConfigRequestError(code, f"Configuration '{name}' values must not be empty.")
+    for item in items:
+        if item not in definition.choices:
+            raise ConfigRequestError(
+                code,
+                f"Invalid value {item} for configuration {name}: String must be one of: "
+                f"{', '.join(sorted(definition.choices))}",
+            )
+
+
+def normalized_list(value: str) -> str:
+    """A list config's value as Kafka describes it: elements trimmed, duplicates dropped."""
+    return ",".join(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
+
+
 def validate_broker_config(name: str, value: str | None) -> None:
     """Kafka's rules for dynamic broker configs: known static keys are refused, values are
     checked, and names Kafka does not know are kept as they are (plugins read custom ones)."""
@@ -186,6 +211,8 @@ def validate_broker_config(name: str, value: str | None) -> None:
         raise ConfigRequestError(
             ErrorCode.invalid_request, f"Cannot update these configs dynamically: [{name}]"
         )
+    if definition.type is ConfigType.LIST:
+        _check_list(name, value, definition, ErrorCode.invalid_request)
     try:
         _check_type(definition.type, value)
         parse_value(definition, value)
@@ -331,6 +358,8 @@ def describe_topic(overrides: Mapping[str, str], broker: BrokerConfigs) -> list[
         synonyms = broker.synonym_layers(definition.synonyms)
         if name in overrides:
             value: str | None = overrides[name]
+            if value is not None and _has_choices(definition):
+                value = normalized_list(value)
             synonyms.insert(0, (name, value, ConfigSource.DYNAMIC_TOPIC_CONFIG))
         else:
             value = defaults.get(name, definition.default)
@@ -342,6 +371,12 @@ def describe_topic(overrides: Mapping[str, str], broker: BrokerConfigs) -> list[
             )
         )  # fmt: skip
     return described
+
+
+def _has_choices(definition: TopicConfigDef) -> bool:
+    if definition.type is not ConfigType.LIST or not definition.synonyms:
+        return False
+    return DEFINITIONS[definition.synonyms[0]].choices is not None
 
 
 def describe_broker(broker: BrokerConfigs) -> list[DescribedConfig]:

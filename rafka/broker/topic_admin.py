@@ -233,7 +233,9 @@ async def delete_records(broker: Broker, partition: Partition, offset: int) -> i
         raise AdminError(partition.offline, "partition is offline")
     if not partition.is_leader:
         raise AdminError(ErrorCode.not_leader_or_follower, "not the leader")
-    if not partition.log.config.delete_enabled:
+    config = partition.log.config
+    # Kafka refuses only compacted topics without delete; an empty cleanup.policy allows it.
+    if config.compact_enabled and not config.delete_enabled:
         raise AdminError(
             ErrorCode.policy_violation,
             f"Records of partition {partition.name} can not be deleted due to the configured "

@@ -30,7 +30,7 @@ class LogConfig:
     flush_interval_messages: int = LONG_MAX
     flush_interval_ms: int = LONG_MAX
     message_timestamp_type: str = "CreateTime"
-    cleanup_policy: str = "delete"
+    cleanup_policy: str = "delete"  # "": neither delete nor compact, kept for ever
     compression_type: str = "producer"
     compression_gzip_level: int = -1
     compression_lz4_level: int = 9
@@ -143,11 +143,14 @@ def _compression_type(text: str) -> str:
 
 
 def _cleanup_policy(text: str) -> str:
+    """An empty list is valid in Kafka 4.x (KIP-1030) and means neither delete nor compact:
+    segments are kept for ever. Empty elements, which the admin APIs refuse (config_catalog),
+    are skipped here so that values stored by earlier versions still load."""
     policies = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [policy for policy in policies if policy not in CLEANUP_POLICIES]
-    if unknown or not policies:
+    if unknown:
         raise ValueError(f"must be a list of {', '.join(CLEANUP_POLICIES)}")
-    return ",".join(policies)
+    return ",".join(dict.fromkeys(policies))
 
 
 # Minimums are Kafka 3.x's (segment.bytes >= 14 rather than 4.0's 1 MiB, so tests can roll small).

@@ -24,7 +24,7 @@ from admin_support import (
     wait_for,
     watermarks,
 )
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Producer
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Producer, TopicPartition
 from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
@@ -150,6 +150,55 @@ def test_incremental_alter_topic_configs(broker) -> None:
         UNKNOWN_TOPIC_OR_PARTITION
     )
     assert topic_value(b, "tuned", "cleanup.policy") == "compact"
+
+
+def test_empty_list_configs_as_kafka_4(broker_factory) -> None:
+    """Kafka 4.x accepts an empty cleanup.policy (SUBTRACT of the last value, SET "", or at
+    creation) and then neither deletes nor compacts (KIP-1030); empty elements are refused."""
+    broker = broker_factory(**{"log.retention.check.interval.ms": "100"}).start()
+    b = broker.bootstrap
+    create_topic(b, "forever", configs={"segment.bytes": "16384", "retention.ms": "1"})
+    assert alter(b, ResourceType.TOPIC, "forever", ("cleanup.policy", SUBTRACT, "delete")) is None
+    policy = describe(b, ResourceType.TOPIC, "forever")["cleanup.policy"]
+    assert (policy.value, source(policy)) == ("", ConfigSource.DYNAMIC_TOPIC_CONFIG)
+
+    # Keyless records are fine (not compacted) and retention.ms=1 deletes nothing.
+    offsets = produce(b, "forever", [(None, b"r" * 1000)] * 40, **{"batch.size": 4096})
+    time.sleep(1.0)  # ten retention checks
+    assert watermarks(b, "forever") == (0, offsets[-1] + 1)
+    assert len(list((Path(broker.data_dir) / "forever-0").glob("*.log"))) > 1
+    # DeleteRecords is refused only on compact-without-delete topics.
+    admin = confluent_admin(b)
+    (future,) = admin.delete_records([TopicPartition("forever", 0, 5)]).values()
+    assert future.result(timeout=15).low_watermark == 5
+    # Back to delete: the same checks now apply retention.ms.
+    assert alter(b, ResourceType.TOPIC, "forever", ("cleanup.policy", APPEND, "delete")) is None
+    assert topic_value(b, "forever", "cleanup.policy") == "delete"
+    wait_for(lambda: watermarks(b, "forever")[0] > 5, 10, "retention after APPEND delete")
+
+    assert alter(b, ResourceType.TOPIC, "forever", ("cleanup.policy", SET, "")) is None
+    assert topic_value(b, "forever", "cleanup.policy") == ""
+    assert alter(b, ResourceType.TOPIC, "forever", ("cleanup.policy", APPEND, "compact")) is None
+    for op, value in [(APPEND, ""), (APPEND, ",delete"), (SET, "compact,"), (SET, "Compact")]:
+        assert alter(b, ResourceType.TOPIC, "forever", ("cleanup.policy", op, value)) == (
+            INVALID_CONFIG
+        ), (op, value)
+    assert alter(b, ResourceType.TOPIC, "forever", ("cleanup.policy", SUBTRACT, ",")) is None
+    assert topic_value(b, "forever", "cleanup.policy") == "compact"
+    assert alter(b, ResourceType.TOPIC, "forever",
+                 ("cleanup.policy", SET, " compact , compact,delete")) is None  # fmt: skip
+    assert topic_value(b, "forever", "cleanup.policy") == "compact,delete"
+
+    create_topic(b, "born-empty", configs={"cleanup.policy": ""})
+    assert topic_value(b, "born-empty", "cleanup.policy") == ""
+    # Broker level: the same list rules, with INVALID_REQUEST as Kafka answers broker configs.
+    assert alter(b, ResourceType.BROKER, "1", ("log.cleanup.policy", SUBTRACT, "delete")) is None
+    assert describe(b, ResourceType.BROKER, "1")["log.cleanup.policy"].value == ""
+    assert alter(b, ResourceType.BROKER, "1", ("log.cleanup.policy", SET, ",")) == INVALID_REQUEST
+    broker.stop()
+    broker.start()  # stored empty lists load again
+    assert topic_value(broker.bootstrap, "born-empty", "cleanup.policy") == ""
+    produce(broker.bootstrap, "born-empty", [(None, b"no key needed")])
 
 
 def test_legacy_alter_configs_replaces_the_whole_set(broker) -> None:

@@ -90,6 +90,20 @@ def test_sensitive_values_are_never_described() -> None:
         ("compression.type", "brotli", ErrorCode.invalid_config, "must be one of"),
         ("preallocate", "maybe", ErrorCode.invalid_config, "either true or false"),
         ("retention.ms", None, ErrorCode.invalid_request, "Null value"),
+        # Kafka 4.x's list rules: an empty element is refused, an unknown one named.
+        (
+            "cleanup.policy",
+            "compact,",
+            ErrorCode.invalid_config,
+            "Configuration 'cleanup.policy' values must not be empty.",
+        ),
+        (
+            "cleanup.policy",
+            "delete,Compact",
+            ErrorCode.invalid_config,
+            "Invalid value Compact for configuration cleanup.policy: String must be one of: "
+            "compact, delete",
+        ),
     ],
 )
 def test_topic_config_validation(name, value, code, message) -> None:
@@ -110,3 +124,15 @@ def test_broker_config_validation() -> None:
         with pytest.raises(ConfigRequestError) as raised:
             validate_broker_config(name, value)
         assert raised.value.code == code, name
+
+
+def test_empty_list_configs_are_valid_and_described_normalized() -> None:
+    validate_topic_config("cleanup.policy", "")
+    validate_topic_config("cleanup.policy", " ")
+    validate_broker_config("log.cleanup.policy", "")
+    with pytest.raises(ConfigRequestError) as raised:
+        validate_broker_config("log.cleanup.policy", ",")
+    assert raised.value.code == ErrorCode.invalid_request
+    described = by_name(describe_topic({"cleanup.policy": " compact, compact "}, layers()))
+    assert described["cleanup.policy"].value == "compact"
+    assert by_name(describe_topic({"cleanup.policy": ""}, layers()))["cleanup.policy"].value == ""

@@ -66,10 +66,19 @@ def test_no_overrides_returns_defaults() -> None:
         ("retention.ms", "-2"),
         ("message.timestamp.type", "WallClock"),
         ("cleanup.policy", "compact,forever"),
-        ("cleanup.policy", ""),
         ("segment.ms", "0"),
     ],
 )
 def test_invalid_values_name_the_key(key: str, value: str) -> None:
     with pytest.raises(ValueError, match=key):
         LogConfig.from_topic_configs({key: value})
+
+
+def test_empty_cleanup_policy_neither_deletes_nor_compacts() -> None:
+    # Kafka 4.x (KIP-1030): an empty list is valid and keeps every segment.
+    for value in ("", "  "):
+        config = LogConfig.from_topic_configs({"cleanup.policy": value})
+        assert config.cleanup_policy == ""
+        assert not config.delete_enabled and not config.compact_enabled
+    deduped = LogConfig.from_topic_configs({"cleanup.policy": " compact , compact,delete,"})
+    assert deduped.cleanup_policy == "compact,delete"

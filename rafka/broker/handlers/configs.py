@@ -149,10 +149,14 @@ def make_incremental_alter_handler(broker: Broker):
                 else:
                     base = updated.get(name, current_values.get(name)) or ""
                     items = [item.strip() for item in base.split(",") if item.strip()]
-                    given = [item.strip() for item in value.split(",") if item.strip()]
+                    given = [item.strip() for item in _java_split(value)]
                     if op == OP_APPEND:
-                        items += [item for item in given if item not in items]
+                        # An empty element ("" or "a, ") is kept, so validation refuses it
+                        # as Kafka does ("values must not be empty").
+                        items += [item for item in dict.fromkeys(given) if item not in items]
                     else:
+                        # Subtracting the last element leaves the empty list, which Kafka
+                        # 4.x accepts (an empty cleanup.policy: KIP-1030).
                         items = [item for item in items if item not in given]
                     updated[name] = ",".join(items)
             return updated
@@ -160,6 +164,16 @@ def make_incremental_alter_handler(broker: Broker):
         return change
 
     return _make_alter(broker, plan)
+
+
+def _java_split(value: str) -> list[str]:
+    """Java's String.split(","), which Kafka applies to APPEND/SUBTRACT values: trailing empty
+    elements are dropped ("a," is ["a"], "," is []), leading and inner ones kept."""
+    parts = value.split(",")
+    if len(parts) > 1:
+        while parts and parts[-1] == "":
+            parts.pop()
+    return parts
 
 
 def _make_alter(broker: Broker, plan: Callable[[Any, Mapping[str, str | None]], ConfigChange]):
