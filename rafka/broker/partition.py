@@ -191,7 +191,16 @@ class Partition:
             min(high_watermark, partition_log.log_end_offset),
             config=raft_config,
             now_ms=raft_clock_ms(),
+            lost_end_offset=max(partition_log.lost_end_offset, high_watermark),
         )
+        if raft.impaired:
+            log.error(
+                "storage lost acknowledged records: this replica neither votes nor stands for "
+                "election until it has fetched them back from a leader",
+                partition=f"{topic}-{index}",
+                log_end_offset=partition_log.log_end_offset,
+                lost_end_offset=max(partition_log.lost_end_offset, high_watermark),
+            )
         partition = cls(topic, index, topic_id, directory, partition_log, producers, raft, flusher)
         partition.txn_index = txn_index
         partition._producer_id_expiration_ms = producer_id_expiration_ms

@@ -31,6 +31,10 @@ The rules are KIP-595's, with KIP-996's pre-vote:
 - Voters may carry directory ids (KIP-853's voter keys): a replica whose storage was wiped comes
   back with a new directory id, is then no voter (it neither votes nor campaigns, its fetches do not
   count) and can no longer forget a vote or an acknowledged record. Re-adding it is a reconfig.
+- Protocol-aware recovery: a replica whose storage lost records it had fsynced (recovery found
+  its log shorter than it had been) is impaired until it has fetched that range back from a
+  leader: it neither grants votes nor stands for election, since with its short log it could help
+  elect a leader that lacks committed records. Its fetch offsets stay honest, so they count.
 """
 
 from __future__ import annotations
@@ -131,11 +135,13 @@ class RaftReplica:
         now_ms: int = 0,
         directory_id: str | None = None,
         flushed_end_offset: int = 0,
+        lost_end_offset: int = 0,
     ) -> None:
         """`voters` is a set of node ids, or {node id: directory id or None}. `log` is a RaftLog,
         or (single-voter compatibility) the log end offset, then kept up to date by
         `on_local_append`. `high_watermark` is a persisted (committed) value to start from and
-        `flushed_end_offset` how much of the log is known to be fsynced."""
+        `flushed_end_offset` how much of the log is known to be fsynced. `lost_end_offset` is
+        how far the log had been fsynced before storage lost its tail (0: nothing lost)."""
         voter_dirs = dict(voters) if isinstance(voters, Mapping) else dict.fromkeys(voters)
         if not voter_dirs:
             raise ValueError("a Raft group needs at least one voter")
@@ -157,7 +163,9 @@ class RaftReplica:
         self._now = now_ms
         self._flushed_end = min(flushed_end_offset, self.log.end_offset)
         self._next_request_id = self._rng.randrange(1 << 30)
-        self.is_voter = node_id in voter_dirs and voter_dirs[node_id] in (None, directory_id)
+        self._member = node_id in voter_dirs and voter_dirs[node_id] in (None, directory_id)
+        # A lone voter has nobody to recover from: what it lost is lost.
+        self._lost_end = lost_end_offset if self._others else 0
 
         # Per-role data, (re)set by _enter.
         self._election_deadline = 0
@@ -177,7 +185,7 @@ class RaftReplica:
         self._check_quorum_at = 0
         self._parked: dict[int, tuple[FetchRequest, int]] = {}
 
-        if state.leader_id == node_id and self.is_voter:
+        if state.leader_id == node_id and self._member:
             self.role = Role.RESIGNED  # restarted after leading this epoch: never lead it again
         elif state.leader_id is not None and state.leader_id != node_id:
             self.role = Role.FOLLOWER
@@ -198,6 +206,18 @@ class RaftReplica:
     @property
     def is_leader(self) -> bool:
         return self.role is Role.LEADER
+
+    @property
+    def is_voter(self) -> bool:
+        """Votes and stands for election: a voter key's replica that is not impaired."""
+        return self._member and not self.impaired
+
+    @property
+    def impaired(self) -> bool:
+        """Storage lost records this replica had fsynced, and it has not fetched them back."""
+        if self._lost_end and self.log.end_offset >= self._lost_end:
+            self._lost_end = 0  # caught up from a leader: a later truncation is Raft's own
+        return self._lost_end > 0
 
     @property
     def flushed_end_offset(self) -> int:
@@ -520,7 +540,7 @@ class RaftReplica:
 
         pre_vote = request.pre_vote
         if (
-            not self.is_voter
+            not self._member
             or not self._is_voter_key(request.candidate_id, request.candidate_directory_id)
             or request.voter_directory_id not in (None, self.directory_id)
         ):
@@ -559,7 +579,10 @@ class RaftReplica:
         return self._log_is_up_to_date(request.last_epoch, request.end_offset)
 
     def _log_is_up_to_date(self, last_epoch: int, end_offset: int) -> bool:
-        """The candidate's log is at least as complete as ours (Raft's election restriction)."""
+        """The candidate's log is at least as complete as ours (Raft's election restriction).
+        An impaired replica cannot tell: its log is shorter than what it had acknowledged."""
+        if self.impaired:
+            return False
         return (last_epoch, end_offset) >= (self.log.last_epoch, self.log.end_offset)
 
     def _on_vote_response(self, source: int, response: VoteResponse) -> list[Action]:

@@ -45,6 +45,32 @@ def atomic_write(path: Path | str, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+_OFFSET_MARK_WIDTH = 20
+
+
+def write_offset_mark(path: Path | str, offset: int) -> None:
+    """Overwrite a one-offset marker file in place, without fsync: a crash of the process
+    keeps it (page cache), a power loss may keep an older value. Either way it never claims more
+    than was true when written, which is all a loss detector needs."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.pwrite(fd, f"{offset:0{_OFFSET_MARK_WIDTH}d}\n".encode(), 0)
+    finally:
+        os.close(fd)
+
+
+def read_offset_mark(path: Path | str) -> int | None:
+    """The offset in a marker file; None if it is missing or unreadable (torn, garbage)."""
+    try:
+        text = Path(path).read_bytes()[: _OFFSET_MARK_WIDTH + 1]
+    except FileNotFoundError:
+        return None
+    try:
+        return int(text.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
 def write_checkpoint(path: Path | str, version: int, entries: Iterable[str]) -> None:
     """Kafka's CheckpointFile layout: version line, entry count line, one entry per line."""
     lines = list(entries)

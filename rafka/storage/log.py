@@ -26,6 +26,8 @@ from rafka.storage.files import (
     CorruptCheckpointError,
     delete_directory,
     fsync_dir,
+    read_offset_mark,
+    write_offset_mark,
 )
 from rafka.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT_FILE, LeaderEpochCache
 from rafka.storage.segment import (
@@ -46,6 +48,9 @@ _LENGTH = struct.Struct(">i")
 _BASE_LENGTH_EPOCH = struct.Struct(">qii")
 _BASE_LENGTH_DELTA = struct.Struct(">qi11xi")
 SWAP_SUFFIX = ".swap"
+# The end offset of the last completed fsync, rewritten after each one: recovery compares it
+# with what it finds to notice that storage lost data it had acknowledged as durable.
+DURABLE_END_FILE = "durable-end-offset"
 
 
 class OffsetOutOfRangeError(ValueError):
@@ -80,6 +85,10 @@ class PartitionLog:
         self._log_start_offset = segments[0].base_offset
         self._log_end_offset = self._active.next_offset
         self._recovery_point = self._log_end_offset
+        self._durable_mark = -1  # the offset last written to DURABLE_END_FILE
+        # How far this log was fsynced before the last stop, when recovery found less: the
+        # replica must not vote as if it still held that range (0: nothing lost).
+        self.lost_end_offset = 0
         self._epochs = epochs
         self._flush_lock = threading.Lock()
         self._flush_error: OSError | None = None
@@ -103,6 +112,7 @@ class PartitionLog:
         at the first bad batch and later segments are deleted. `log_start_offset` is the value
         from the log-start-offset checkpoint (raised to the first segment's base)."""
         directory.mkdir(parents=True, exist_ok=True)
+        durable_mark = read_offset_mark(directory / DURABLE_END_FILE)
         bases = _scan_directory(directory)
         epoch_path = directory / LEADER_EPOCH_CHECKPOINT_FILE
         try:
@@ -118,6 +128,7 @@ class PartitionLog:
             instance = cls(directory, config, [segment], epochs)
             instance._dir_dirty = True
             epochs.clear()
+            instance._note_lost_data(recovery_point if durable_mark is None else durable_mark)
             return instance
 
         last = len(bases) - 1
@@ -170,7 +181,21 @@ class PartitionLog:
         epochs.truncate_from_end(end)
         epochs.truncate_from_start(instance._log_start_offset)
         instance._recovery_point = end if clean_shutdown else min(recovery_point, end)
+        instance._durable_mark = durable_mark if durable_mark is not None else -1
+        # The marker is exact; the recovery-point checkpoint (periodic, not lowered on disk
+        # by a truncation) only stands in for logs written before the marker existed.
+        instance._note_lost_data(recovery_point if durable_mark is None else durable_mark)
         return instance
+
+    def _note_lost_data(self, durable_before: int) -> None:
+        if durable_before > self._log_end_offset:
+            self.lost_end_offset = durable_before
+            log.error(
+                "%s: the log ends at %d but had been fsynced up to %d: storage lost data",
+                self.directory,
+                self._log_end_offset,
+                durable_before,
+            )
 
     # -- properties ----------------------------------------------------------------------------
     @property
@@ -289,12 +314,21 @@ class PartitionLog:
                     self._dir_dirty = False
                     fsync_dir(self.directory)
                 self._epochs.flush()
+                if end != self._durable_mark:
+                    write_offset_mark(self.directory / DURABLE_END_FILE, end)
+                    self._durable_mark = end
             except OSError as exc:
                 self._flush_error = exc
                 raise
             if end > self._recovery_point:
                 self._recovery_point = end
             return end
+
+    def _lower_durable_mark(self, offset: int) -> None:
+        """Before data is removed from the end: a crash in between must not look like a loss."""
+        if self._durable_mark > offset:
+            write_offset_mark(self.directory / DURABLE_END_FILE, offset)
+            self._durable_mark = offset
 
     # -- reads ---------------------------------------------------------------------------------
     def read(
@@ -400,6 +434,7 @@ class PartitionLog:
             if offset < bases[0]:
                 self._truncate_fully_locked(offset, now_ms)
                 return True
+            self._lower_durable_mark(offset)
             index = bisect_right(bases, offset) - 1
             keep = segments[index]
             doomed = segments[index + 1 :]
@@ -423,6 +458,7 @@ class PartitionLog:
             self._truncate_fully_locked(offset, now_ms)
 
     def _truncate_fully_locked(self, offset: int, now_ms: int | None) -> None:
+        self._lower_durable_mark(offset)
         for segment in self._view[1]:
             segment.delete()
         segment = LogSegment.create(

@@ -18,6 +18,11 @@ Wiped disks: a wiped node comes back with a new directory id. Voters are configu
 directory ids (KIP-853 voter keys), so the wiped node is an observer from then on: it replicates
 but neither votes nor counts toward the high watermark, and cannot make the group forget a vote or
 a committed record. At most a minority is ever wiped, so the group stays live.
+
+Lying disks: a crashed node may also come back with fsynced entries missing from its tail (the
+disk lied, or recovery cut a corrupt tail). Its durable-end marker says how far it had fsynced,
+so it restarts impaired (no votes, no campaign) until it has fetched that range back. Wiped and
+lying disks share the minority budget.
 """
 
 from __future__ import annotations
@@ -252,12 +257,14 @@ class Simulation:
             voters,
             node.disk.quorum_state,
             node.log,
-            node.disk.hw_checkpoint,
+            # As the broker does: a checkpoint beyond what storage kept claims nothing.
+            min(node.disk.hw_checkpoint, node.log.end_offset),
             config=RAFT_CONFIG,
             rng=random.Random(self.rng.getrandbits(64)),
             now_ms=self.now,
             directory_id=node.dir_id if self.directory_ids else None,
             flushed_end_offset=node.log.end_offset,
+            lost_end_offset=node.disk.lost_end_offset,
         )
         self._log(
             f"node {node.id} starts (incarnation {node.incarnation}, {node.raft.role.value} "
@@ -490,6 +497,8 @@ class Simulation:
             self._log(f"partition {sorted(side)} {'one way' if one_way else ''}")
             self.stats["partitions"] += 1
             self._schedule(self._between((50, 500)), HEAL, None)
+        elif self.wipes < self.scenario.max_wipes and up and rng.random() < 0.5:
+            self._lose_tail(rng.choice(up))
         elif self.wipes < self.scenario.max_wipes and up:
             node = rng.choice(up)
             self.wipes += 1
@@ -502,6 +511,18 @@ class Simulation:
             self.invariants.durable_of[node.key] = node.disk.durable
             self._log(f"node {node.id} disk wiped, new directory id {node.dir_id}")
             self._schedule(self._between((10, 300)), RESTART, node.id)
+
+    def _lose_tail(self, node: SimNode) -> None:
+        """A crash after which the node's storage has lost fsynced entries at its tail. It
+        counts against the same minority budget as wiped disks: more lost copies than a
+        minority is data loss outside any consensus protocol's reach."""
+        self.wipes += 1
+        self._crash(node)
+        self.invariants.on_lost_tail(node)
+        lost = node.disk.lose_tail(self.rng)
+        self.stats["fsynced tails lost"] += 1
+        self._log(f"node {node.id} loses {lost} fsynced entries (marked {node.disk.durable_mark})")
+        self._schedule(self._between((10, 300)), RESTART, node.id)
 
     def _on_restart(self, node_id: int) -> None:
         node = self.nodes[node_id]

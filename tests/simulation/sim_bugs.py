@@ -39,3 +39,11 @@ class AnswersVoteBeforePersisting(RaftReplica):
         actions = super()._on_vote_request(source, request)
         persists = [a for a in actions if isinstance(a, PersistQuorumState)]
         return [a for a in actions if not isinstance(a, PersistQuorumState)] + persists
+
+
+class VotesAfterLosingFsyncedRecords(RaftReplica):
+    """Votes and campaigns with a log that storage shortened below what it had fsynced."""
+
+    @property
+    def impaired(self) -> bool:
+        return False

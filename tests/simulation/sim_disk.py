@@ -27,11 +27,15 @@ class Disk:
     quorum_state: QuorumState = field(default_factory=QuorumState)
     # The high watermark last checkpointed along with a flush (Kafka's replication checkpoint).
     hw_checkpoint: int = 0
+    # The durable end offset as last recorded after a flush, lowered before a truncation (the
+    # broker's durable-end-offset marker): more than the durable log holds means a lost tail.
+    durable_mark: int = 0
 
     def append(self, entries: list[Entry] | tuple[Entry, ...]) -> None:
         self.pending.append(("append", tuple(entries)))
 
     def truncate(self, end_offset: int) -> None:
+        self.durable_mark = min(self.durable_mark, end_offset)
         self.pending.append(("truncate", end_offset))
 
     def complete_flush(self, writes: int, hw_checkpoint: int) -> None:
@@ -40,6 +44,7 @@ class Disk:
         del self.pending[:writes]
         if hw_checkpoint > self.hw_checkpoint:
             self.hw_checkpoint = hw_checkpoint
+        self.durable_mark = self.synced_end()
 
     def synced_end(self) -> int:
         """How much of the current (page cache) log is durable: the durable log is its prefix
@@ -61,11 +66,24 @@ class Disk:
         self.pending.clear()
         return list(self.durable)
 
+    def lose_tail(self, rng: random.Random) -> int:
+        """The disk lied (or recovery cut a corrupt tail that had been fsynced): up to five
+        durable entries vanish. Returns how many."""
+        lost = rng.randint(1, min(5, len(self.durable))) if self.durable else 0
+        del self.durable[len(self.durable) - lost :]
+        return lost
+
+    @property
+    def lost_end_offset(self) -> int:
+        """What recovery tells the replica: how far it had fsynced, if it finds less."""
+        return self.durable_mark if self.durable_mark > len(self.durable) else 0
+
     def wipe(self) -> None:
         self.durable.clear()
         self.pending.clear()
         self.quorum_state = QuorumState()
         self.hw_checkpoint = 0
+        self.durable_mark = 0
 
 
 def _apply(log: list[Entry], writes: list[tuple[str, Any]]) -> None:

@@ -46,6 +46,9 @@ class Invariants:
         # Durable logs of voter keys whose disk was wiped, as they were at the wipe.
         self.wiped: dict[Key, list[tuple[int, Any]]] = {}
         self.durable_of: dict[Key, list[tuple[int, Any]]] = {}
+        # Durable logs of voters whose storage then lost a tail, as they were before: what the
+        # leader counted toward a high watermark was true when counted.
+        self.before_loss: dict[Key, list[list[tuple[int, Any]]]] = {}
         self.acked: list[tuple[int, int, Any]] = []
 
     @staticmethod
@@ -155,7 +158,8 @@ class Invariants:
             durable = self.wiped.get(key)
             if durable is None:
                 durable = self.durable_of[key]
-            if len(durable) >= high_watermark and durable[:high_watermark] == prefix:
+            copies = [durable, *self.before_loss.get(key, ())]
+            if any(len(c) >= high_watermark and c[:high_watermark] == prefix for c in copies):
                 holders.append(key[0])
         if len(holders) < self.majority:
             self.fail(
@@ -183,6 +187,10 @@ class Invariants:
         if node.raft.state != persisted:
             self.fail(f"node {node.id}: restarted with {node.raft.state}, persisted {persisted}")
         self.epochs[node.id] = node.raft.epoch
+
+    def on_lost_tail(self, node: SimNode) -> None:
+        if self.check_fsynced:
+            self.before_loss.setdefault(node.key, []).append(list(self.durable_of[node.key]))
 
     def on_wipe(self, node: SimNode, old_key: Key) -> None:
         if self.check_fsynced and old_key in self.durable_of:

@@ -61,14 +61,18 @@ def first_failure(limit: int, **options: Any) -> tuple[int, str] | None:
         ({"raft_class": sim_bugs.FollowerFetchesBeforeFsync}, 20, "fsynced"),
         ({"raft_class": sim_bugs.VotesWithoutLogCheck}, 100, ""),
         ({"raft_class": sim_bugs.AnswersVoteBeforePersisting}, 5, "before persisting"),
+        # Issue 13's lost writes: a voter whose disk lost an fsynced tail helps elect a leader
+        # that lacks committed records (the good follower is then asked to truncate them).
+        ({"raft_class": sim_bugs.VotesAfterLosingFsyncedRecords}, 200, "below the high water"),
         # A wiped voter that rejoins under its old identity forgets its vote and its records.
-        ({"directory_ids": False}, 300, ""),
+        ({"directory_ids": False}, 600, ""),
     ],
     ids=[
         "leader-unsynced-hw",
         "follower-unsynced-fetch",
         "vote-without-log-check",
         "vote-before-persist",
+        "vote-after-losing-fsynced-records",
         "wiped-voter-without-directory-id",
     ],
 )

@@ -253,6 +253,37 @@ def test_voter_keys_guard_against_a_wiped_disk() -> None:
     assert sent(wiped.tick(10_000), VoteRequest) == []
 
 
+def test_replica_that_lost_fsynced_records_neither_votes_nor_campaigns_until_caught_up() -> None:
+    # Protocol-aware recovery: it had fsynced up to 4, storage kept 2. With its short log it
+    # would grant a vote to a candidate missing committed records (issue 13's lost writes).
+    raft = replica(state=QuorumState(3), entries=[(1, "a"), (2, "b")], lost_end_offset=4)
+    assert raft.impaired and not raft.is_voter
+    for pre_vote in (True, False):
+        request = vote(4, candidate=2, last_epoch=2, end=2, pre_vote=pre_vote)
+        assert not sent(raft.on_message(2, request, 0), VoteResponse)[0][1].granted
+    assert raft.start_election() == []
+    actions = raft.tick(10_000)  # its election timer: it looks for a leader instead
+    assert sent(actions, VoteRequest) == []
+    assert [type(m) for _, m in sent(actions)] == [FetchRequest]
+    # Back from the leader: a voter again.
+    raft.on_message(3, BeginQuorumEpochRequest(5, 3), 10_001)
+    log = raft.log
+    assert isinstance(log, MemoryLog)
+    log.append([(3, "c"), (3, "d")])
+    raft.on_local_append(4)
+    assert not raft.impaired and raft.is_voter
+    log.truncate(3)  # a later truncation is Raft's own business
+    raft.on_truncated(3)
+    assert raft.is_voter
+
+
+def test_a_lone_voter_is_never_impaired() -> None:
+    raft = replica(voters=(1,), entries=[(1, "a")], lost_end_offset=4)
+    assert not raft.impaired
+    raft.start_election()
+    assert raft.is_leader
+
+
 # -- pre-vote and elections -----------------------------------------------------------------------
 
 

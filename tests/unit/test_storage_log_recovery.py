@@ -189,6 +189,7 @@ def test_leftovers_are_cleaned(tmp_path: Path) -> None:
         f"{0:020d}.log",
         f"{0:020d}.snapshot",
         f"{0:020d}.timeindex",
+        "durable-end-offset",
         "leader-epoch-checkpoint",
     ]
 
@@ -198,3 +199,50 @@ def test_log_start_offset_from_checkpoint(tmp_path: Path) -> None:
     log = open_log(tmp_path, clean_shutdown=True, log_start_offset=10)
     assert log.log_start_offset == 10
     assert log.read(10, 1) == batches[3]
+
+
+# -- storage that lost what it had fsynced (protocol-aware recovery) ------------------------------
+
+
+def test_torn_tail_of_unflushed_data_is_no_loss(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    for i in range(10):
+        append_batch(log, 3, timestamp=1000 + i)
+    assert log.flush() == 30
+    torn = append_batch(log, 3, timestamp=2000)  # appended, never fsynced
+    tail = segment_file(tmp_path, segment_bases(tmp_path)[-1])
+    os.truncate(tail, tail.stat().st_size - len(torn) // 2)  # the crash tore it
+    reopened = open_log(tmp_path, recovery_point=0)
+    assert reopened.log_end_offset == 30
+    assert reopened.lost_end_offset == 0
+
+
+def test_fsynced_tail_that_vanished_is_reported(tmp_path: Path) -> None:
+    batches = written_log(tmp_path)  # closed: fsynced up to 120
+    tail = segment_file(tmp_path, segment_bases(tmp_path)[-1])
+    os.truncate(tail, tail.stat().st_size - len(batches[-1]) - 5)  # the disk lied
+    log = open_log(tmp_path, recovery_point=0)
+    assert log.log_end_offset == 114
+    assert log.lost_end_offset == 120
+    append_batch(log, 3)  # a replica fetches the range back; the next open finds no loss
+    append_batch(log, 3)
+    log.close()
+    assert open_log(tmp_path, recovery_point=0).lost_end_offset == 0
+
+
+def test_truncation_lowers_the_durable_end_first(tmp_path: Path) -> None:
+    written_log(tmp_path)
+    log = open_log(tmp_path, clean_shutdown=True)
+    assert log.truncate_to(60)  # Raft's divergence: not a loss, even if we crash right after
+    reopened = open_log(tmp_path, recovery_point=120)
+    assert reopened.log_end_offset == 60
+    assert reopened.lost_end_offset == 0
+
+
+def test_a_missing_marker_falls_back_to_the_recovery_point_checkpoint(tmp_path: Path) -> None:
+    written_log(tmp_path)
+    (tmp_path / "t-0" / "durable-end-offset").unlink()  # a log from before the marker
+    tail = segment_file(tmp_path, segment_bases(tmp_path)[-1])
+    os.truncate(tail, 0)
+    log = open_log(tmp_path, recovery_point=120)
+    assert log.log_end_offset < 120 and log.lost_end_offset == 120
