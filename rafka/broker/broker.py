@@ -356,8 +356,13 @@ class Broker:
         voters: frozenset[int],
     ) -> Partition:
         directory = self.log_dir.create_partition_dir(topic, index)
+        checkpoints = (self._recovery_points, self._log_start_offsets, self._high_watermarks)
         if read_partition_metadata(directory) is None:
             write_partition_metadata(directory, topic_id)
+            # A new replica: checkpoints naming this partition are of a deleted namesake, and
+            # would look like data this replica lost.
+            for offsets in checkpoints:
+                offsets.pop((topic, index), None)
         started = time.monotonic()
         recovery_points = self._recovery_points
         partition = Partition.open(
@@ -437,6 +442,8 @@ class Broker:
         partition.hooks = NO_REPLICATION  # detached: no more Raft traffic
         partition.close()
         self.log_dir.delete_partition_dir(*key)
+        for offsets in (self._recovery_points, self._log_start_offsets, self._high_watermarks):
+            offsets.pop(key, None)
 
     def _on_role_changed(self, partition: Partition, change: RoleChanged) -> None:
         if partition.topic == METADATA_TOPIC:

@@ -128,7 +128,8 @@ class PartitionLog:
             instance = cls(directory, config, [segment], epochs)
             instance._dir_dirty = True
             epochs.clear()
-            instance._note_lost_data(recovery_point if durable_mark is None else durable_mark)
+            if durable_mark is not None:  # segments gone but not the marker: all was lost
+                instance._note_lost_data(durable_mark)
             return instance
 
         last = len(bases) - 1
