@@ -193,6 +193,11 @@ class ReplicationManager(ReplicationHooks):
             return
         partition.apply(partition.raft.on_message(source, message, raft_clock_ms()))
 
+    def _fetch_failed(self, partition: Partition, request_id: int) -> None:
+        if self.closed or partition.hooks is not self or partition.offline is not None:
+            return
+        partition.apply(partition.raft.on_fetch_failed(request_id, raft_clock_ms()))
+
     # -- outgoing quorum requests ---------------------------------------------------------------
 
     async def _send_control(
@@ -395,14 +400,7 @@ class FollowerFetcher:
                 raise PeerUnavailable(f"fetch failed: {response.error_code}")
         except PeerUnavailable:
             for partition, request in batch.values():
-                failed = FetchResponse(
-                    epoch=request.epoch,
-                    leader_id=self.leader,
-                    request_id=request.request_id,
-                    fetch_offset=request.fetch_offset,
-                    error=ErrorCode.network_exception,
-                )
-                manager._deliver(partition, self.leader, failed)
+                manager._fetch_failed(partition, request.request_id)
             return
         for topic in response.responses:
             for p in topic.partitions:

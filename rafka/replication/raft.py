@@ -293,6 +293,17 @@ class RaftReplica:
             return self._advance_follower_high_watermark() + self._maybe_fetch()
         return []
 
+    def on_fetch_failed(self, request_id: int, now_ms: int | None = None) -> list[Action]:
+        """Our fetch got no answer (refused, reset, timed out). Unlike any answer it proves
+        nothing of the leader: no contact, no change of role (a prospective replica keeps its
+        pre-vote going); the fetch is retried after the backoff."""
+        if now_ms is not None:
+            self._advance_clock(now_ms)
+        if self.role is Role.FOLLOWER and request_id == self._fetch_in_flight:
+            self._fetch_in_flight = None
+            self._fetch_retry_at = self._now + self.config.retry_backoff_ms
+        return []
+
     def on_truncated(self, log_end_offset: int) -> list[Action]:
         """The log was truncated to `log_end_offset` as a TruncateLog asked."""
         if log_end_offset < self.high_watermark:

@@ -284,6 +284,20 @@ def test_a_lone_voter_is_never_impaired() -> None:
     assert raft.is_leader
 
 
+def test_a_fetch_that_failed_in_transport_is_no_contact_from_the_leader() -> None:
+    raft = replica(state=QuorumState(2, None, 2))  # follows 2 in epoch 2
+    [(_, fetch)] = sent(raft.tick(1), FetchRequest)
+    assert raft.on_fetch_failed(fetch.request_id, 5) == []
+    assert raft.role is Role.FOLLOWER and raft.next_deadline() == 5 + CONFIG.retry_backoff_ms
+    [(_, again)] = sent(raft.tick(5 + CONFIG.retry_backoff_ms), FetchRequest)
+    # The leader stays silent past the fetch timeout: a pre-vote starts...
+    actions = raft.tick(1 + CONFIG.fetch_timeout_ms)
+    assert raft.role is Role.PROSPECTIVE and sent(actions, VoteRequest)
+    # ...and the transport's late report of the lost fetch does not abandon it.
+    assert raft.on_fetch_failed(again.request_id, 2 + CONFIG.fetch_timeout_ms) == []
+    assert raft.role is Role.PROSPECTIVE
+
+
 # -- pre-vote and elections -----------------------------------------------------------------------
 
 
