@@ -576,9 +576,11 @@ class Partition:
         commit: bool,
         *,
         transaction_version: int = 0,
-    ) -> int:
+    ) -> int | None:
         """Append a COMMIT or ABORT control batch for a producer (WriteTxnMarkers); returns
-        its offset. Waiting for it to commit is the caller's business."""
+        its offset, or None when the producer has no transaction here for it to end and the
+        marker carries no newer epoch (nothing appended). Waiting for it to commit is the
+        caller's business."""
         self._check_writable()
         control = ControlType.COMMIT if commit else ControlType.ABORT
         timestamp = now_ms()
@@ -596,6 +598,8 @@ class Partition:
         header = read_batch_header(buf)
         marker = TxnMarker(control, coordinator_epoch)
         check = self.producers.check(header, marker, transaction_version=transaction_version)
+        if check.redundant:
+            return None
         if not check.accepted:
             raise AppendError(ErrorCode(check.error_code), check.message)
         return self._append_coordinator_bytes(buf, header, timestamp, marker).base_offset

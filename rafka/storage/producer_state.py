@@ -9,6 +9,7 @@ Leader append path, for each batch of a produce request in order:
     result = state.check(header)            # no mutation
     if result.accepted: ...assign offsets, append...; state.update(header, first, last, now_ms)
     elif result.is_duplicate: answer with result.duplicate_of offsets, error NONE
+    elif result.redundant: (markers only) answer NONE, append nothing
     else: answer result.error_code
 Recovery and followers call replay() for batches already in the log, after load_latest_snapshot()
 or truncate_to() told them where to start.
@@ -113,16 +114,18 @@ class AppendCheck:
     """Verdict of check(): accepted, a duplicate of a cached batch, or a Kafka error code.
 
     For a duplicate Kafka answers error NONE with base offset `duplicate_of.first_offset` and, on
-    LogAppendTime topics, log append time `duplicate_of.timestamp`.
+    LogAppendTime topics, log append time `duplicate_of.timestamp`. A marker that would end
+    nothing is `redundant`: answered NONE, not appended.
     """
 
     error_code: int = NONE
     message: str = ""
     duplicate_of: BatchMetadata | None = None
+    redundant: bool = False
 
     @property
     def accepted(self) -> bool:
-        return self.error_code == NONE and self.duplicate_of is None
+        return self.error_code == NONE and self.duplicate_of is None and not self.redundant
 
     @property
     def is_duplicate(self) -> bool:
@@ -130,6 +133,7 @@ class AppendCheck:
 
 
 ACCEPTED = AppendCheck()
+_REDUNDANT_MARKER = AppendCheck(redundant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +194,11 @@ class _ProducerEntry:
             if batch.first_sequence == first and batch.last_sequence == last:
                 return batch
         return None
+
+    def in_current_txn(self, batch: BatchMetadata) -> bool:
+        """Whether a cached batch belongs to the transaction still open here."""
+        txn = self.current_txn_first_offset
+        return txn is not None and batch.first_offset >= txn
 
     def info(self) -> ProducerInfo:
         txn = self.current_txn_first_offset
@@ -327,7 +336,14 @@ class ProducerStateManager:
             return ACCEPTED  # KIP-360: no state for this producer, any first sequence goes
         duplicate = entry.find_duplicate(header)
         if duplicate is not None:
-            return AppendCheck(duplicate_of=duplicate)
+            if not header.is_transactional or entry.in_current_txn(duplicate):
+                return AppendCheck(duplicate_of=duplicate)
+            # The cached batch's transaction already has its marker, so this is no retry: a
+            # client reusing an aborted batch's sequence numbers at the same epoch (transaction
+            # version 1). Answering it as a duplicate would acknowledge records never stored.
+            return AppendCheck(OUT_OF_ORDER_SEQUENCE_NUMBER, f"sequence numbers {first_seq}.."
+                               f"{header.last_sequence} of producer {pid} at epoch {epoch} "
+                               f"belong to a batch whose transaction has ended")
         if epoch < entry.epoch:
             return AppendCheck(INVALID_PRODUCER_EPOCH, f"epoch of producer {pid} is {epoch}, "
                                f"which is smaller than the last seen epoch {entry.epoch}")
@@ -363,6 +379,12 @@ class ProducerStateManager:
             return AppendCheck(TRANSACTION_COORDINATOR_FENCED, f"coordinator epoch "
                                f"{marker.coordinator_epoch} is older than "
                                f"{entry.coordinator_epoch}")
+        if (entry.current_txn_first_offset is None and epoch == entry.epoch
+                and marker.coordinator_epoch == entry.coordinator_epoch):
+            # Nothing of this producer is undecided here and the marker teaches no newer epoch:
+            # a retry of a marker already written, or a stale one. Kafka appends it again; not
+            # appending keeps one marker per transaction, and success lets a retry complete.
+            return _REDUNDANT_MARKER
         return ACCEPTED
 
     # --- applying batches --------------------------------------------------------------------

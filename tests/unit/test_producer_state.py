@@ -302,15 +302,57 @@ def test_marker_checks_epoch_and_coordinator_epoch(state: ProducerStateManager) 
     state.replay(marker_batch(epoch=5, base_offset=1), T0, TxnMarker(ControlType.COMMIT, 4))
     ok = TxnMarker(ControlType.COMMIT, 4)
     assert state.check(marker_batch(epoch=4), ok).error_code == INVALID_PRODUCER_EPOCH
-    assert state.check(marker_batch(epoch=5), ok).accepted
+    # The transaction already ended here: the same marker again ends nothing.
+    assert state.check(marker_batch(epoch=5), ok).redundant
+    assert state.check(marker_batch(epoch=5), TxnMarker(ControlType.COMMIT, 5)).accepted
+    assert state.check(marker_batch(epoch=6), ok).accepted
     fenced = state.check(marker_batch(epoch=5), TxnMarker(ControlType.COMMIT, 3))
     assert fenced.error_code == TRANSACTION_COORDINATOR_FENCED
     # TV2 markers must bump the epoch; an equal epoch only passes as a retry of a finished txn.
-    assert state.check(marker_batch(epoch=5), ok, transaction_version=2).accepted
+    assert state.check(marker_batch(epoch=5), ok, transaction_version=2).redundant
     state.replay(batch(0, epoch=6, base_offset=2, attributes=ATTR_TRANSACTIONAL), T0)
     assert state.check(marker_batch(epoch=6), ok, transaction_version=2).error_code == (
         INVALID_PRODUCER_EPOCH)
     assert state.check(marker_batch(epoch=7), ok, transaction_version=2).accepted
+
+
+def test_marker_ends_only_an_undecided_transaction(state: ProducerStateManager) -> None:
+    """Transaction version 1: consecutive transactions share the producer and coordinator
+    epochs, so a marker is only appended when it has a transaction to end (or a newer epoch
+    to record); a retried or delayed copy of the last one is answered without an append."""
+    commit, abort = TxnMarker(ControlType.COMMIT, 2), TxnMarker(ControlType.ABORT, 2)
+    assert state.check(marker_batch(epoch=3), commit).accepted  # no state: as Kafka
+    state.replay(batch(0, epoch=3, attributes=ATTR_TRANSACTIONAL), T0)
+    assert state.check(marker_batch(epoch=3), commit).accepted
+    state.replay(marker_batch(epoch=3, base_offset=1), T0, commit)
+    for marker in (commit, abort):
+        check = state.check(marker_batch(epoch=3), marker)
+        assert check.redundant and check.error_code == 0 and not check.accepted
+    state.replay(batch(1, epoch=3, base_offset=2, attributes=ATTR_TRANSACTIONAL), T0)
+    assert state.check(marker_batch(epoch=3), abort).accepted
+
+
+def test_duplicate_of_a_batch_whose_transaction_ended_is_refused(leader: Leader) -> None:
+    """A transactional batch that repeats the sequence numbers of one already ended by a marker
+    is no retry (the client reused an aborted batch's numbers): out of order, never a duplicate
+    answered with the aborted batch's offsets."""
+    state = leader.state
+    first, offset = leader.produce(batch(0, 3, epoch=2, attributes=ATTR_TRANSACTIONAL))
+    assert first.accepted and offset == 0
+    retry = state.check(batch(0, 3, epoch=2, attributes=ATTR_TRANSACTIONAL))
+    assert retry.duplicate_of is not None and retry.duplicate_of.first_offset == 0
+    abort = TxnMarker(ControlType.ABORT, 0)
+    state.update(marker_batch(epoch=2), 3, 3, T0, abort)
+    leader.next_offset = 4
+    reused = state.check(batch(0, 3, epoch=2, attributes=ATTR_TRANSACTIONAL))
+    assert reused.error_code == OUT_OF_ORDER_SEQUENCE_NUMBER and reused.duplicate_of is None
+    # The next transaction's own batches are still recognised when retried.
+    nxt, offset = leader.produce(batch(3, 2, epoch=2, attributes=ATTR_TRANSACTIONAL))
+    assert nxt.accepted and offset == 4
+    again = state.check(batch(3, 2, epoch=2, attributes=ATTR_TRANSACTIONAL))
+    assert again.duplicate_of is not None and again.duplicate_of.first_offset == 4
+    old = state.check(batch(0, 3, epoch=2, attributes=ATTR_TRANSACTIONAL))
+    assert old.error_code == OUT_OF_ORDER_SEQUENCE_NUMBER
 
 
 def test_control_batch_without_marker_is_a_caller_error(state: ProducerStateManager) -> None:

@@ -351,6 +351,7 @@ def make_write_txn_markers_handler(broker: Broker):
                         marker.coordinator_epoch,
                         bool(marker.transaction_result),
                         int(getattr(marker, "transaction_version", 0)),
+                        forward=False,
                     )
                     for topic, partition in wanted
                 )

@@ -1,9 +1,11 @@
 """WriteTxnMarkers: COMMIT or ABORT control batches on every partition of a transaction.
 
 The coordinator calls `write_markers` once a transaction's PrepareCommit/PrepareAbort is
-committed; the WriteTxnMarkers API (what a remote coordinator would send) goes through
-`write_marker` too. A marker is appended through the partition (producer-state check with the
-coordinator epoch, aborted-transaction index) and counts once the high watermark passes it.
+committed; the WriteTxnMarkers API (what a remote coordinator sends) goes through
+`write_marker` too, but only ever for partitions led here. A marker is appended through the
+partition (producer-state check with the producer and coordinator epochs, aborted-transaction
+index) and counts once the high watermark passes it; one for a producer with nothing undecided
+on the partition is answered without a second append.
 On `__consumer_offsets` partitions the group coordinator then makes the transaction's offsets
 visible (commit) or drops them (abort).
 
@@ -52,13 +54,21 @@ async def write_marker(
     coordinator_epoch: int,
     commit: bool,
     transaction_version: int = 0,
+    *,
+    forward: bool = True,
 ) -> ErrorCode:
-    """Append one marker and wait until it is committed; the outcome as an error code. A
-    partition led by another broker gets the marker through WriteTxnMarkers there."""
+    """Append one marker and wait until it is committed; the outcome as an error code.
+
+    For the local coordinator (`forward`), a partition led by another broker gets the marker
+    through WriteTxnMarkers there. A WriteTxnMarkers request is never forwarded: it was meant
+    for the leader its sender knew, and a delayed one reaching a former leader must be refused
+    with NOT_LEADER_OR_FOLLOWER (as Kafka does), not appended to whatever transaction the
+    producer has open on the current leader by then."""
     partition = broker.partition(topic, index)
-    if partition is None or not partition.is_leader:
+    if forward and (partition is None or not partition.is_leader):
         remote = await _write_marker_remotely(
-            broker, topic, index, producer_id, producer_epoch, coordinator_epoch, commit
+            broker, topic, index, producer_id, producer_epoch, coordinator_epoch, commit,
+            transaction_version,
         )
         if remote is not None:
             return remote
@@ -72,6 +82,12 @@ async def write_marker(
             commit,
             transaction_version=transaction_version,
         )
+        if offset is None:
+            # Nothing of the producer is undecided here (a retry of a marker already written,
+            # or a stale one): whatever ended it must be committed before success is answered,
+            # and no pending offsets are touched (they would be a newer transaction's).
+            await partition.wait_committed(partition.log_end_offset - 1)
+            return ErrorCode.none
         await partition.wait_committed(offset)
     except AppendError as exc:
         return exc.code
@@ -88,6 +104,7 @@ async def _write_marker_remotely(
     producer_epoch: int,
     coordinator_epoch: int,
     commit: bool,
+    transaction_version: int,
 ) -> ErrorCode | None:
     """None when no other broker is known to lead the partition (then it is tried here)."""
     image = broker.topic(topic)
@@ -105,11 +122,14 @@ async def _write_marker_remotely(
                 "transaction_result": commit,
                 "topics": [{"name": topic, "partition_indexes": [index]}],
                 "coordinator_epoch": coordinator_epoch,
+                # v2: the leader checks a TV2 marker's epoch strictly (each transaction has its
+                # own), which refuses a delayed marker of the producer's previous transaction.
+                "transaction_version": transaction_version,
             }
         ]
     }
     try:
-        response = await network.request(leader, WRITE_TXN_MARKERS, 1, request, timeout=30)
+        response = await network.request(leader, WRITE_TXN_MARKERS, 2, request, timeout=30)
     except PeerUnavailable:
         return ErrorCode.network_exception
     for marker in response.markers:
