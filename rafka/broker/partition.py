@@ -526,6 +526,11 @@ class Partition:
             if node == self.raft.node_id or now - progress.last_caught_up_ms <= lag
         )
 
+    def has_read_lease(self) -> bool:
+        """This replica leads and no other can have been elected since a majority last fetched
+        (see RaftReplica.has_read_lease): a coordinator may answer from its own state."""
+        return self.offline is None and self.raft.has_read_lease(raft_clock_ms())
+
     def leader_error(self, current_leader_epoch: int) -> ErrorCode:
         """Kafka's check for leader-only requests carrying the client's view of the epoch."""
         if self.offline is not None:

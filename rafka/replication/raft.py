@@ -223,6 +223,25 @@ class RaftReplica:
     def flushed_end_offset(self) -> int:
         return self._flushed_end
 
+    def has_read_lease(self, now_ms: int) -> bool:
+        """Whether this leader may answer reads from its own state (a coordinator's committed
+        offsets) with no newer leader possibly elected: a majority of voters, itself included,
+        fetched within 3/4 of the fetch timeout. A voter refuses pre-votes for a fetch timeout
+        after our last answer, and a candidate needs a majority of them; the quarter left is
+        the allowance for a fetch's way here after the voter had our previous answer."""
+        if self.role is not Role.LEADER:
+            return False
+        if not self._others:
+            return True
+        self._advance_clock(now_ms)
+        since = self._now - self.config.fetch_timeout_ms * 3 // 4
+        recent = sum(
+            1
+            for voter, progress in self._progress.items()
+            if voter == self.node_id or progress.last_contact_ms > since
+        )
+        return recent >= self._majority
+
     def voter_progress(self) -> dict[int, VoterProgress]:
         """The leader's view of each voter (DescribeQuorum); empty unless leader."""
         progress = self._progress
@@ -717,8 +736,10 @@ class RaftReplica:
             progress.end_offset = request.fetch_offset
             actions = self._maybe_advance_high_watermark()
         if not actions and request.max_wait_ms > 0 and request.fetch_offset >= self.log.end_offset:
-            # Nothing new: hold the fetch until records arrive, the HW moves, or max wait passes.
-            self._parked[source] = (request, self._now + request.max_wait_ms)
+            # Nothing new: hold the fetch until records arrive, the HW moves, or max wait passes;
+            # at most half a fetch timeout, so that idle followers renew the read lease.
+            hold = min(request.max_wait_ms, self.config.fetch_timeout_ms // 2)
+            self._parked[source] = (request, self._now + hold)
             return actions
         actions.append(self._fetch_reply(source, request))
         return actions

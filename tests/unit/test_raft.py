@@ -298,6 +298,33 @@ def test_a_fetch_that_failed_in_transport_is_no_contact_from_the_leader() -> Non
     assert raft.role is Role.PROSPECTIVE
 
 
+def test_read_lease_needs_a_majority_heard_within_three_quarters_of_the_fetch_timeout() -> None:
+    lone = replica(voters=(1,))
+    assert not lone.has_read_lease(0)
+    lone.start_election()
+    assert lone.has_read_lease(10**9)  # nobody else can lead
+    leader = leader_of(2)  # elected at 0 by a majority's votes
+    window = CONFIG.fetch_timeout_ms * 3 // 4
+    assert leader.has_read_lease(window - 1)
+    assert not leader.has_read_lease(window)  # no voter has fetched since: maybe deposed
+    end = leader.log.end_offset
+    leader.on_message(3, FetchRequest(2, 3, end, 2, 0, request_id=1), window + 1)
+    assert leader.has_read_lease(window + 1)
+    assert not leader.has_read_lease(2 * window + 1)
+    follower = replica(2, state=QuorumState(2, None, 1))
+    assert not follower.has_read_lease(0)
+
+
+def test_idle_fetches_are_held_at_most_half_a_fetch_timeout() -> None:
+    leader = leader_of(2)
+    end = leader.log.end_offset
+    leader.on_message(2, FetchRequest(2, 2, end, 2, 0, request_id=1), 1)  # commits: answered
+    assert leader.on_message(2, FetchRequest(2, 2, end, 2, 10_000, request_id=2), 5) == []
+    held_until = 5 + CONFIG.fetch_timeout_ms // 2
+    assert sent(leader.tick(held_until - 1), FetchResponse) == []
+    assert [d for d, _ in sent(leader.tick(held_until), FetchResponse)] == [2]
+
+
 # -- pre-vote and elections -----------------------------------------------------------------------
 
 
