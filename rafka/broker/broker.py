@@ -25,9 +25,10 @@ from rafka.broker.controller import (
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.groups.coordinator import GroupCoordinator
 from rafka.broker.log_cleaner import LogCleanerService
-from rafka.broker.partition import NO_REPLICATION, Partition, raft_clock_ms
+from rafka.broker.partition import NO_REPLICATION, AppendError, Partition, raft_clock_ms
 from rafka.broker.peers import PeerNetwork
 from rafka.broker.replication import ReplicationManager
+from rafka.broker.self_fencing import step_down_while_cut_off
 from rafka.broker.topic_admin import apply_topic_configs, refresh_broker_defaults
 from rafka.broker.txn.coordinator import TransactionCoordinator
 from rafka.protocol.errors import ErrorCode
@@ -100,7 +101,6 @@ class Broker:
         self._recovery_points: dict[tuple[str, int], int] = {}
         self._high_watermarks: dict[tuple[str, int], int] = {}
         self._topic_lock = asyncio.Lock()
-        self.producer_id_lock = asyncio.Lock()
         self.raft_config = RaftConfig(
             election_timeout_ms=config.get_int("controller.quorum.election.timeout.ms"),
             election_backoff_max_ms=config.get_int("controller.quorum.election.backoff.max.ms"),
@@ -110,7 +110,10 @@ class Broker:
             fetch_max_wait_ms=config.get_int("replica.fetch.wait.max.ms"),
         )
         addresses = {v.node_id: (v.host, v.port) for v in config.quorum_voters}
-        network = PeerNetwork(self.node_id, addresses) if len(addresses) > 1 else None
+        connect_timeout = config.get_int("socket.connection.setup.timeout.ms") / 1000
+        network = (
+            PeerNetwork(self.node_id, addresses, connect_timeout) if len(addresses) > 1 else None
+        )
         self.replication = ReplicationManager(
             self, network, self.raft_config, self._on_role_changed
         )
@@ -154,6 +157,18 @@ class Broker:
         self.controller_client.start()
         self._background.append(
             asyncio.create_task(fence_silent_brokers(self), name="broker-liveness")
+        )
+        self._background.append(
+            asyncio.create_task(
+                step_down_while_cut_off(
+                    self.metadata,
+                    self.node_id,
+                    self.partitions.values,
+                    interval_ms=self.config.get_int("broker.heartbeat.interval.ms"),
+                    session_ms=self.config.get_int("broker.session.timeout.ms"),
+                ),
+                name="self-fencing",
+            )
         )
         self._background.append(
             asyncio.create_task(self._preferred_leader_loop(), name="preferred-leaders")
@@ -496,16 +511,16 @@ class Broker:
 
     async def _reserve_producer_id_block(self) -> int:
         while True:
-            if self.is_controller:
-                return await reserve_producer_id_block(self)
             try:
+                if self.is_controller:
+                    return await reserve_producer_id_block(self, self.node_id)
                 response = await self.controller_client.call(
                     ALLOCATE_PRODUCER_IDS, 0, {"broker_id": self.node_id, "broker_epoch": -1}
                 )
                 if response.error_code == ErrorCode.none:
                     return int(response.producer_id_start)
-            except NotController:
-                pass
+            except (NotController, AppendError):
+                pass  # leadership moved, or a new controller is not caught up yet
             await asyncio.sleep(0.1)  # the quorum is electing a leader
 
     async def _create_topic_at_controller(

@@ -166,6 +166,9 @@ class RaftReplica:
         self._member = node_id in voter_dirs and voter_dirs[node_id] in (None, directory_id)
         # A lone voter has nobody to recover from: what it lost is lost.
         self._lost_end = lost_end_offset if self._others else 0
+        # Whether this replica may stand for election (its broker cut off from the controller
+        # may not: clients could not be told it leads). It still votes.
+        self.eligible = True
 
         # Per-role data, (re)set by _enter.
         self._election_deadline = 0
@@ -356,7 +359,7 @@ class RaftReplica:
     def start_election(self) -> list[Action]:
         """Become a candidate in the next epoch now, skipping pre-vote (a single voter starting,
         or an operator's request). A one-voter group wins at once."""
-        if not self.is_voter:
+        if not self.is_voter or not self.eligible:
             return []
         return self._start_candidate()
 
@@ -497,12 +500,12 @@ class RaftReplica:
     # -- timers ----------------------------------------------------------------------------------
 
     def _on_election_timeout(self) -> list[Action]:
-        if not self.is_voter:
+        if not self.is_voter or not self.eligible:
             return self._discover()
         return self._start_prospective()
 
     def _on_fetch_timeout(self) -> list[Action]:
-        if not self.is_voter:
+        if not self.is_voter or not self.eligible:
             self._fetch_deadline = self._now + self.config.fetch_timeout_ms
             self._fetch_in_flight = None
             return self._discover() + self._maybe_fetch()
@@ -890,6 +893,13 @@ class RaftReplica:
             return []
         self.high_watermark = high_watermark
         return [HighWatermarkAdvanced(high_watermark)]
+
+    def heard_from_leader_within(self, window_ms: int, now_ms: int) -> bool:
+        """Leads, or had an answer from its leader within `window_ms`."""
+        if self.role is Role.LEADER:
+            return True
+        self._advance_clock(now_ms)
+        return self.role is Role.FOLLOWER and self._now - self._last_leader_contact < window_ms
 
     def _leader_is_alive(self) -> bool:
         recent = self._now - self._last_leader_contact < self.config.fetch_timeout_ms

@@ -325,6 +325,30 @@ def test_idle_fetches_are_held_at_most_half_a_fetch_timeout() -> None:
     assert [d for d, _ in sent(leader.tick(held_until), FetchResponse)] == [2]
 
 
+def test_an_ineligible_replica_votes_but_stands_for_no_election() -> None:
+    # Its broker is cut off from the controller: clients could not be told it leads.
+    raft = replica(state=QuorumState(2, None, 2))
+    raft.eligible = False
+    assert raft.start_election() == []
+    actions = raft.tick(1 + CONFIG.fetch_timeout_ms)  # the leader went silent
+    assert raft.role is Role.FOLLOWER and sent(actions, VoteRequest) == []
+    request = vote(3, candidate=3, last_epoch=0, end=0)
+    assert sent(raft.on_message(3, request, 2 + CONFIG.fetch_timeout_ms))[0][1].granted
+    raft.eligible = True
+    actions = raft.tick(10_000)
+    assert raft.role is Role.PROSPECTIVE and sent(actions, VoteRequest)
+
+
+def test_heard_from_leader_within_a_window() -> None:
+    raft = replica(state=QuorumState(2, None, 2))
+    assert not raft.heard_from_leader_within(CONFIG.fetch_timeout_ms, 0)  # not heard from yet
+    [(_, fetch)] = sent(raft.tick(1), FetchRequest)
+    raft.on_message(2, FetchResponse(2, 2, fetch.request_id, 0, high_watermark=0), 10)
+    assert raft.heard_from_leader_within(1_000, 1_009)
+    assert not raft.heard_from_leader_within(1_000, 1_010)
+    assert leader_of(2).heard_from_leader_within(1, 10**9)
+
+
 # -- pre-vote and elections -----------------------------------------------------------------------
 
 
