@@ -159,6 +159,9 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
     D("socket.send.buffer.bytes", _I, 102400, "SO_SNDBUF of broker sockets; -1 = OS default."),
     D("socket.receive.buffer.bytes", _I, 102400, "SO_RCVBUF of broker sockets; -1 = OS default."),
     D("socket.listen.backlog.size", _I, 50, "Listen backlog of broker sockets.", min=1),
+    D("socket.connection.setup.timeout.ms", _L, 1000,
+      "Time for a connection to another node to be set up before a fresh attempt "
+      "(rafka: 1000, fixed; Kafka: 10000, growing to 30000).", min=1),
     D("connections.max.idle.ms", _L, 600000, "Idle connections are closed after this time."),
     D("max.connections", _I, INT_MAX, "Maximum connections across all listeners.", min=0),
     # --- log storage

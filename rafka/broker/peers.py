@@ -3,12 +3,20 @@
 Requests to one peer are pipelined on a connection and answered in order, as Kafka's protocol
 guarantees. Each peer gets one connection per channel, so that a replica Fetch the leader holds
 for up to `max_wait` never delays a Vote or a forwarded admin request queued behind it.
+
+Faults (issue 13): a connect that is not set up within `socket.connection.setup.timeout.ms` is
+given up and begun afresh, so a peer cut off by a partition is reached again as soon as the
+network heals, not when the kernel's SYN backoff next retries (1, 3, 7, 15 s ... after the
+connect began). A request that times out resets its connection (RST, SO_LINGER 0): a graceful
+close would leave the request in the kernel's send queue, to be delivered after the heal and acted
+on long after its sender moved on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import struct
 import time
 from collections import deque
@@ -28,6 +36,12 @@ _HEADER = struct.Struct(">hhih")
 API_VERSIONS = 18
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 RECONNECT_BACKOFF_S = 0.1
+# socket.connection.setup.timeout.ms as rafka defaults it (Kafka: 10 s, growing to 30 s). A SYN
+# not answered within the kernel's initial retransmission timeout (1 s) was lost; between nodes
+# a live peer accepts in well under that. A fresh connect every ~1.1 s keeps the time from a heal
+# to a working connection under 2 s.
+CONNECT_TIMEOUT_S = 1.0
+_LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 class PeerUnavailable(ConnectionError):
@@ -59,7 +73,7 @@ class PeerConnection(asyncio.Protocol):
                     future.set_result(_decode_response(api_key, version, frame))
         except Exception as exc:  # a broken peer: drop the connection, fail what waits
             log.warning("bad response from peer", error=repr(exc))
-            self.close()
+            self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -80,6 +94,20 @@ class PeerConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.transport.close()
+        self.closed = True
+
+    def abort(self) -> None:
+        """Reset the connection: whatever is still queued, in asyncio's buffer or the kernel's
+        send queue, is discarded and never reaches the peer (SO_LINGER 0 makes close send RST)."""
+        transport = self.transport
+        if transport is not None and not self.closed:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                except OSError:
+                    pass  # already closed by the kernel: nothing left to deliver
+            transport.abort()
         self.closed = True
 
 
@@ -112,10 +140,17 @@ def _decode_response(api_key: int, version: int, frame: memoryview) -> Any:
 class PeerChannel:
     """A lazily (re)connected connection to one address."""
 
-    def __init__(self, host: str, port: int, client_id: bytes) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: bytes,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+    ) -> None:
         self.host = host
         self.port = port
         self._client_id = client_id
+        self._connect_timeout = connect_timeout
         self._connection: PeerConnection | None = None
         self._connecting: asyncio.Future[PeerConnection] | None = None
         self._failed_at = 0.0
@@ -139,7 +174,16 @@ class PeerChannel:
             await asyncio.sleep(wait)
         loop = asyncio.get_running_loop()
         try:
-            _, connection = await loop.create_connection(PeerConnection, self.host, self.port)
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(PeerConnection, self.host, self.port),
+                self._connect_timeout,
+            )
+        except TimeoutError:
+            # Cancelling the connect closes its socket; the next request starts a new one.
+            self._failed_at = time.monotonic()
+            raise PeerUnavailable(
+                f"{self.host}:{self.port}: connect not set up in {self._connect_timeout} s"
+            ) from None
         except OSError as exc:
             self._failed_at = time.monotonic()
             raise PeerUnavailable(f"{self.host}:{self.port}: {exc}") from None
@@ -154,8 +198,9 @@ class PeerChannel:
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            # Later responses on this connection would be matched to the wrong request.
-            connection.close()
+            # Reset, not close: later responses would be matched to the wrong request, and the
+            # request itself, if still queued, must never arrive late (issue 13, bug 3).
+            connection.abort()
             raise
 
     def close(self) -> None:
@@ -168,12 +213,17 @@ class PeerNetwork:
 
     CHANNELS = ("control", "fetch")
 
-    def __init__(self, node_id: int, addresses: Mapping[int, tuple[str, int]]) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        addresses: Mapping[int, tuple[str, int]],
+        connect_timeout: float = CONNECT_TIMEOUT_S,
+    ) -> None:
         self.node_id = node_id
         client_id = f"rafka-node-{node_id}".encode()
         self.addresses = dict(addresses)
         self._channels = {
-            (peer, name): PeerChannel(host, port, client_id)
+            (peer, name): PeerChannel(host, port, client_id, connect_timeout)
             for peer, (host, port) in addresses.items()
             if peer != node_id
             for name in self.CHANNELS
