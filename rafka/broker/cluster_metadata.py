@@ -21,7 +21,8 @@ from typing import Any
 
 import structlog
 
-from rafka.broker.partition import Partition, now_ms
+from rafka.broker.partition import AppendError, Partition, now_ms
+from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import build_batch, decode_batch
 
 log = structlog.get_logger(__name__)
@@ -100,6 +101,16 @@ class MetadataImage:
             else:
                 self.broker_configs.pop(record["resource"], None)
         elif kind == "producer_ids":
+            start = record.get("start")
+            if start is not None and start < self.next_producer_id_block:
+                # Cannot happen while the controller reserves from a caught-up image: say so
+                # loudly, two brokers now hand out the same producer ids.
+                log.error(
+                    "producer-id block reserved twice",
+                    start=start,
+                    next=self.next_producer_id_block,
+                    broker=record.get("broker"),
+                )
             self.next_producer_id_block = max(self.next_producer_id_block, record["next"])
         elif kind == "broker":
             self.brokers[record["id"]] = BrokerRegistration(
@@ -138,6 +149,7 @@ class ClusterMetadata:
         self._applied = asyncio.Event()
         self._producer_ids: range = range(0)
         self._allocating = asyncio.Lock()
+        self._reserving = asyncio.Lock()
         self.reserve_block: Callable[[], Awaitable[int]] | None = None
         partition.on_high_watermark = self._on_high_watermark
 
@@ -188,6 +200,30 @@ class ClusterMetadata:
     def is_leader(self) -> bool:
         return self.partition.is_leader
 
+    def caught_up_as_leader(self) -> bool:
+        """This node leads the metadata quorum and its image holds every record committed
+        before its epoch began (KRaft's controller likewise serves writes only once its
+        leader's epoch start is committed and replayed). A new leader's high watermark can lag
+        what its predecessor committed until its LEADER_CHANGE commits, and a restarted leader
+        whose log is all committed appends none, so its checkpointed prefix is applied here."""
+        raft = self.partition.raft
+        start = raft.epoch_start_offset
+        if not raft.is_leader or start is None or raft.high_watermark < start:
+            return False
+        if self.applied_offset < raft.high_watermark:
+            self._on_high_watermark(self.partition)
+        return self.applied_offset >= start
+
+    async def wait_caught_up_as_leader(self, timeout: float) -> None:
+        """Wait until `caught_up_as_leader()`; AppendError(NOT_CONTROLLER) if this node does
+        not lead, loses the lead, or is not caught up within `timeout` seconds."""
+        raft = self.partition.raft
+        epoch = raft.epoch
+        if not await self.wait_applied(
+            lambda: raft.epoch != epoch or self.caught_up_as_leader(), timeout
+        ) or not (raft.epoch == epoch and self.caught_up_as_leader()):
+            raise AppendError(ErrorCode.not_controller, "not the caught-up metadata leader")
+
     async def propose(self, records: list[dict[str, Any]]) -> None:
         """Append records (this node must lead the metadata quorum) and wait until they are
         committed and applied to the image."""
@@ -199,6 +235,24 @@ class ClusterMetadata:
         )
         await self.partition.wait_committed(result.last_offset)
         # Applied as the high watermark passed it, before this waiter resumed.
+
+    async def reserve_producer_ids(self, broker_id: int, timeout: float) -> int:
+        """On the controller: reserve the next block of producer ids for `broker_id`; its start
+        once the reservation is committed (no id of it may be handed out before)."""
+        async with self._reserving:
+            await self.wait_caught_up_as_leader(timeout)
+            # No await between reading the image and appending: this leader's own earlier
+            # reservations are applied (each waited for its commit under this lock), and so
+            # is everything of earlier epochs.
+            start = self.image.next_producer_id_block
+            record = {
+                "type": "producer_ids",
+                "broker": broker_id,
+                "start": start,
+                "next": start + PRODUCER_ID_BLOCK_SIZE,
+            }
+            await self.propose([record])
+        return start
 
     async def allocate_producer_id(self) -> int:
         """Producer ids come in blocks reserved on the metadata log (by the controller, which

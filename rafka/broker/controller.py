@@ -161,7 +161,7 @@ async def allocate_producer_ids(broker: Broker, request: Any) -> dict[str, Any]:
     if not metadata.is_leader:
         return {**failed, "error_code": ErrorCode.not_controller}
     try:
-        start = await reserve_producer_id_block(broker)
+        start = await reserve_producer_id_block(broker, request.broker_id)
     except AppendError as exc:
         return {**failed, "error_code": exc.code}
     return {
@@ -172,13 +172,13 @@ async def allocate_producer_ids(broker: Broker, request: Any) -> dict[str, Any]:
     }
 
 
-async def reserve_producer_id_block(broker: Broker) -> int:
+async def reserve_producer_id_block(broker: Broker, broker_id: int) -> int:
+    """A block of producer ids for `broker_id`, committed in the metadata log before it is
+    returned; AppendError (NOT_CONTROLLER) when this node cannot reserve one now."""
     metadata = broker.metadata
     assert metadata is not None
-    async with broker.producer_id_lock:
-        start = metadata.image.next_producer_id_block
-        await metadata.propose([{"type": "producer_ids", "next": start + PRODUCER_ID_BLOCK_SIZE}])
-    return start
+    timeout = broker.config.get_int("controller.quorum.request.timeout.ms") / 1000
+    return await metadata.reserve_producer_ids(broker_id, timeout)
 
 
 async def fence_silent_brokers(broker: Broker) -> None:
