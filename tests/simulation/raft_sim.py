@@ -23,6 +23,10 @@ Lying disks: a crashed node may also come back with fsynced entries missing from
 disk lied, or recovery cut a corrupt tail). Its durable-end marker says how far it had fsynced,
 so it restarts impaired (no votes, no campaign) until it has fetched that range back. Wiped and
 lying disks share the minority budget.
+
+Producer-id blocks: some client writes are the controller's block reservations, modelled in
+sim_producer_ids.py; no block may be handed out twice (`--pid-bug ReservesFromALaggingImage`
+shows the broken controller of issue 13 caught).
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sim_disk import Disk
-from sim_invariants import Invariants, SafetyViolation
+from sim_invariants import Invariants, ProducerIdBlocks, SafetyViolation
+from sim_producer_ids import ProducerIdController, reserved_block
 
 from rafka.replication.actions import (
     Action,
@@ -144,6 +149,7 @@ class Simulation:
         *,
         raft_class: type[RaftReplica] = RaftReplica,
         directory_ids: bool = True,
+        producer_ids: type[ProducerIdController] = ProducerIdController,
         trace: bool = False,
     ) -> None:
         self.seed = seed
@@ -167,6 +173,8 @@ class Simulation:
         self.next_value = 0
         self.converged = False
         self.stats: Counter[str] = Counter()
+        self.producer_ids = producer_ids(seed)
+        self.producer_id_blocks = ProducerIdBlocks()
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -363,8 +371,16 @@ class Simulation:
         done = 0
         while done < len(pending) and pending[done][0] < high_watermark:
             self.invariants.on_ack(*pending[done])
+            self._hand_out_producer_ids(node, *pending[done])
             done += 1
         del pending[:done]
+
+    def _hand_out_producer_ids(self, node: SimNode, offset: int, epoch: int, value: Any) -> None:
+        """A committed reservation's block goes to a broker (sim_producer_ids.py)."""
+        block = reserved_block(value)
+        if block is not None:
+            self.stats["producer-id blocks handed out"] += 1
+            self.producer_id_blocks.on_handed_out(node.id, epoch, offset, block)
 
     # -- disk ------------------------------------------------------------------------------------
 
@@ -450,11 +466,16 @@ class Simulation:
         node = self.rng.choice(leaders)
         epoch = node.raft.epoch
         entries = []
+        # Maybe a producer-id block reservation first (its own random stream: same history).
+        reservation = self.producer_ids.reservation(node)
         for _ in range(self.rng.randint(1, 3)):
             self.next_value += 1
             offset = node.log.end_offset + len(entries)
-            entries.append((epoch, self.next_value))
-            node.pending.append((offset, epoch, self.next_value))
+            value: Any = self.next_value
+            if reservation is not None:
+                value, reservation = reservation, None
+            entries.append((epoch, value))
+            node.pending.append((offset, epoch, value))
         self._log(f"client appends {entries} at node {node.id}")
         self._append(node, entries)
         self._apply(node, node.raft.on_local_append(node.log.end_offset))
@@ -583,6 +604,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=1000, help="run seeds 0..N-1")
     parser.add_argument("--trace", action="store_true", help="print every event (with --seed)")
     parser.add_argument("--bug", help="inject a bug: a class name from sim_bugs.py")
+    parser.add_argument(
+        "--pid-bug", help="a broken producer-id controller: a class name from sim_bugs.py"
+    )
     parser.add_argument("--stats", action="store_true", help="print fault and role counts")
     parser.add_argument(
         "--no-directory-ids", action="store_true", help="voters without directory ids"
@@ -593,6 +617,10 @@ def main() -> int:
         import sim_bugs
 
         options["raft_class"] = getattr(sim_bugs, args.bug)
+    if args.pid_bug:
+        import sim_bugs
+
+        options["producer_ids"] = getattr(sim_bugs, args.pid_bug)
     if args.seed is not None:
         result = run_seed(args.seed, trace=args.trace, **options)
         print(result)

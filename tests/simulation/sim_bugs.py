@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from sim_producer_ids import ProducerIdController
+
 from rafka.replication.actions import Action, PersistQuorumState
 from rafka.replication.messages import VoteRequest
 from rafka.replication.raft import RaftReplica
+
+if TYPE_CHECKING:
+    from raft_sim import SimNode
 
 
 class LeaderCountsUnsyncedOffsets(RaftReplica):
@@ -47,3 +54,11 @@ class VotesAfterLosingFsyncedRecords(RaftReplica):
     @property
     def impaired(self) -> bool:
         return False
+
+
+class ReservesFromALaggingImage(ProducerIdController):
+    """A new controller reserves producer ids from an image that lags what its predecessor
+    committed (its high watermark still below its epoch start): issue 13's bug 1."""
+
+    def can_reserve(self, node: SimNode) -> bool:
+        return True

@@ -13,7 +13,9 @@
 - a LEADER_CHANGE entry is appended only over an uncommitted tail, never by a single voter (it
   takes an offset that Kafka would give the next record);
 - every acknowledged write is in the committed log at its offset (and the committed log only
-  grows), and after the final heal every replica holds all of it.
+  grows), and after the final heal every replica holds all of it;
+- no producer-id block reserved in the log is handed out twice (ProducerIdBlocks, with the
+  controller modelled in sim_producer_ids.py).
 """
 
 from __future__ import annotations
@@ -214,3 +216,22 @@ class Invariants:
             for offset, epoch, value in self.acked:
                 if offset >= len(log) or log[offset] != (epoch, value):
                     self.fail(f"node {node.id}: acknowledged write {value} lost")
+
+
+class ProducerIdBlocks:
+    """The producer-id invariant (issue 13, bug 1): a block reserved on the metadata log goes to
+    one broker only, whichever leaders reserved it, across leader changes, crashes, restarts."""
+
+    def __init__(self) -> None:
+        # block -> (node, epoch, offset) of the committed reservation that handed it out
+        self.handed_out: dict[int, tuple[int, int, int]] = {}
+
+    def on_handed_out(self, node_id: int, epoch: int, offset: int, block: int) -> None:
+        mine = (node_id, epoch, offset)
+        first = self.handed_out.setdefault(block, mine)
+        if first != mine:
+            raise SafetyViolation(
+                f"producer-id block {block} handed out twice: by node {first[0]} in epoch "
+                f"{first[1]} (offset {first[2]}) and by node {node_id} in epoch {epoch} "
+                f"(offset {offset})"
+            )

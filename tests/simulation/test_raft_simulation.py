@@ -66,6 +66,8 @@ def first_failure(limit: int, **options: Any) -> tuple[int, str] | None:
         ({"raft_class": sim_bugs.VotesAfterLosingFsyncedRecords}, 200, "below the high water"),
         # A wiped voter that rejoins under its old identity forgets its vote and its records.
         ({"directory_ids": False}, 600, ""),
+        # Issue 13's duplicate producer ids: a new controller reserves from a lagging image.
+        ({"producer_ids": sim_bugs.ReservesFromALaggingImage}, 100, "handed out twice"),
     ],
     ids=[
         "leader-unsynced-hw",
@@ -74,6 +76,7 @@ def first_failure(limit: int, **options: Any) -> tuple[int, str] | None:
         "vote-before-persist",
         "vote-after-losing-fsynced-records",
         "wiped-voter-without-directory-id",
+        "producer-ids-from-lagging-image",
     ],
 )
 def test_injected_bug_is_caught(options: dict[str, Any], limit: int, symptom: str) -> None:
