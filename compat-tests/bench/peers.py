@@ -161,7 +161,7 @@ class Kafka(Peer):
         _run(
             ["java", "-cp", self.classpath(), f"-Dlog4j2.configurationFile={log4j}",
              "kafka.tools.StorageTool", "format", "--config", str(props),
-             "--cluster-id", cluster_id],
+             f"--cluster-id={cluster_id}"],  # "=": a base64 id may start with "-"
             "kafka-storage format",
         )
         return Launch(

@@ -1,0 +1,18 @@
+"""The scenarios, in running order; each is `run(ctx)` recording its steps on ctx."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from context import Context
+
+from . import compacted, delete_records, errors, groups, restart, transactions
+
+SCENARIOS: dict[str, Callable[[Context], None]] = {
+    "restart": restart.run,
+    "delete-records": delete_records.run,
+    "groups": groups.run,
+    "transactions": transactions.run,
+    "errors": errors.run,
+    "compacted": compacted.run,
+}
