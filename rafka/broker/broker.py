@@ -143,6 +143,7 @@ class Broker:
         self.metadata.reserve_block = self._reserve_producer_id_block
         self.replication.start()
         self.replication.attach(metadata_partition)
+        self.metadata.apply_committed()  # the checkpointed prefix: open our partitions now
         if len(self.voters) == 1:
             metadata_partition.elect()
 

@@ -153,6 +153,11 @@ class ClusterMetadata:
         self.reserve_block: Callable[[], Awaitable[int]] | None = None
         partition.on_high_watermark = self._on_high_watermark
 
+    def apply_committed(self) -> None:
+        """Apply what is known committed now, e.g. below a checkpointed high watermark at start
+        (no advance reports that prefix)."""
+        self._on_high_watermark(self.partition)
+
     def _on_high_watermark(self, partition: Partition) -> None:
         """Apply every record the high watermark just passed, in log order."""
         high_watermark = partition.high_watermark
