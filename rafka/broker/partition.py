@@ -443,7 +443,7 @@ class Partition:
                     f"min.insync.replicas {config.min_insync_replicas}",
                 )
         try:
-            rewritten = validate_records(buf, pos, header, config, self.name)
+            rewritten = validate_records(buf, pos, header, config, self.name, now_ms())
         except RecordValidationError as exc:
             # Kafka answers a rejection of some records with the log start offset too.
             start = self.log.log_start_offset if exc.record_errors else -1

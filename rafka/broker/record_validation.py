@@ -6,6 +6,10 @@ for it, as Kafka's LogValidator does:
   (INVALID_RECORD), since compaction keeps the latest record per key. As in Kafka (KIP-467) the
   error lists each invalid record's index in the batch, so that clients fail only those records
   with INVALID_RECORD and the others of the batch with an error of their own;
+- a CreateTime topic rejects records whose timestamp lies more than
+  message.timestamp.before.max.ms before or message.timestamp.after.max.ms after the broker's
+  clock (INVALID_TIMESTAMP, each such record listed). The header's max timestamp answers the
+  default case (no lower bound) without decoding;
 - compression.type other than "producer" recompresses a batch whose codec differs.
 One check needs only a few bytes: LZ4 frames must have independent blocks, as Kafka requires
 (its clients cannot read dependent-block frames), so the frame header's flag byte is checked.
@@ -28,6 +32,8 @@ from rafka.protocol.records import (
 )
 from rafka.storage.config import LogConfig
 
+NO_TIMESTAMP = -1
+LONG_MAX = 2**63 - 1
 _LZ4_FRAME_MAGIC = b"\x04\x22\x4d\x18"
 _LZ4_BLOCK_INDEPENDENCE = 0x20
 
@@ -87,7 +93,12 @@ def compression_level(config: LogConfig, codec: Compression) -> int | None:
 
 
 def validate_records(
-    buf: bytearray, pos: int, header: BatchHeader, config: LogConfig, partition_name: str
+    buf: bytearray,
+    pos: int,
+    header: BatchHeader,
+    config: LogConfig,
+    partition_name: str,
+    now_ms: int,
 ) -> tuple[bytearray, BatchHeader] | None:
     """Check the batch at `pos` against the topic's configs; returns a rewritten batch (a new
     buffer holding only it) when it must be recompressed, None when the bytes stay as they are.
@@ -97,12 +108,32 @@ def validate_records(
     codec = target_codec(config)
     # Compared as ints: an unknown codec (5-7) must fail in decode_batch, not here.
     recompress = codec is not None and int(codec) != header.attributes & ATTR_COMPRESSION_MASK
-    if not (config.compact_enabled or recompress):
+    earliest, latest = _timestamp_bounds(config, now_ms)
+    check_times = not config.log_append_time and (
+        config.message_timestamp_before_max_ms < LONG_MAX or header.max_timestamp > latest
+    )
+    if not (config.compact_enabled or recompress or check_times):
         return None
     try:
         _, records = decode_batch(buf, pos)
     except CorruptRecordError as exc:
         raise RecordValidationError(ErrorCode.corrupt_message, str(exc)) from None
+    if check_times:
+        out_of_range = [
+            RecordError(
+                i,
+                f"Timestamp {record.timestamp} of message with offset {record.offset} is out of "
+                f"range. The timestamp should be within [{earliest}, {latest}]",
+            )
+            for i, record in enumerate(records)
+            if record.timestamp != NO_TIMESTAMP and not earliest <= record.timestamp <= latest
+        ]
+        if out_of_range:
+            raise RecordValidationError(
+                ErrorCode.invalid_timestamp,
+                "One or more records have been rejected due to invalid timestamp",
+                tuple(out_of_range),
+            )
     if config.compact_enabled:
         keyless = (
             f"Compacted topic cannot accept message without key in topic partition {partition_name}"
@@ -130,6 +161,13 @@ def validate_records(
         )
     )
     return rebuilt, read_batch_header(rebuilt, 0)
+
+
+def _timestamp_bounds(config: LogConfig, now_ms: int) -> tuple[int, int]:
+    """The CreateTime range a record may carry (the upper bound kept within an i64)."""
+    earliest = now_ms - config.message_timestamp_before_max_ms
+    latest = min(now_ms + config.message_timestamp_after_max_ms, LONG_MAX)
+    return earliest, latest
 
 
 def _check_lz4_frame(buf: bytearray, start: int) -> None:

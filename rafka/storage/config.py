@@ -30,6 +30,9 @@ class LogConfig:
     flush_interval_messages: int = LONG_MAX
     flush_interval_ms: int = LONG_MAX
     message_timestamp_type: str = "CreateTime"
+    # How far a CreateTime may lie before / after the broker's clock (KIP-937).
+    message_timestamp_before_max_ms: int = LONG_MAX
+    message_timestamp_after_max_ms: int = 3600000
     cleanup_policy: str = "delete"  # "": neither delete nor compact, kept for ever
     compression_type: str = "producer"
     compression_gzip_level: int = -1
@@ -166,6 +169,8 @@ _TOPIC_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "flush.messages": ("flush_interval_messages", _long(1)),
     "flush.ms": ("flush_interval_ms", _long(0)),
     "message.timestamp.type": ("message_timestamp_type", _timestamp_type),
+    "message.timestamp.before.max.ms": ("message_timestamp_before_max_ms", _long(0)),
+    "message.timestamp.after.max.ms": ("message_timestamp_after_max_ms", _long(0)),
     "cleanup.policy": ("cleanup_policy", _cleanup_policy),
     "compression.type": ("compression_type", _compression_type),
     "compression.gzip.level": ("compression_gzip_level", _gzip_level),

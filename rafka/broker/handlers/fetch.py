@@ -168,7 +168,9 @@ def _response(
     topics: dict[Any, FetchedTopic] = {}
     for w, (code, data) in zip(wanted, results, strict=True):
         p = w.partition
-        ok = p is not None and code in (ErrorCode.none, ErrorCode.offset_out_of_range)
+        # As Kafka: watermarks only with data; an absent partition's aborted list is empty
+        # (the schema default), any other error's is null.
+        ok = p is not None and code is ErrorCode.none
         topic = topics.get(w.topic_key)
         if topic is None:
             topic = topics[w.topic_key] = FetchedTopic(
@@ -184,7 +186,9 @@ def _response(
                 log_start_offset=p.log_start_offset if ok else -1,
                 records=data,
                 aborted_transactions=(
-                    _aborted(p, w.fetch_offset, data) if read_committed and ok else None
+                    _aborted(p, w.fetch_offset, data)
+                    if read_committed and ok
+                    else [] if p is None else None
                 ),
             )
         )

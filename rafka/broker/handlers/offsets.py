@@ -14,7 +14,6 @@ LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
-LATEST_TIERED = -5
 
 
 def _epoch_error(
@@ -43,6 +42,11 @@ def make_list_offsets_handler(broker: Broker):
                     "partition_index": part.partition_index,
                     "error_code": code,
                 }
+                if code is ErrorCode.none and part.timestamp < EARLIEST_LOCAL:
+                    # -5 (latest tiered) needs v9, which we do not serve; as Kafka, a special
+                    # timestamp the version does not know is UNSUPPORTED_VERSION.
+                    code = entry["error_code"] = ErrorCode.unsupported_version
+                    entry.update(timestamp=-1, offset=-1, old_style_offsets=[], leader_epoch=-1)
                 if code is ErrorCode.none:
                     assert partition is not None
                     timestamp, offset = _lookup(partition, part.timestamp, read_committed)
@@ -63,7 +67,7 @@ def _lookup(partition: Partition, target: int, read_committed: bool = False) -> 
     """(timestamp, offset) per Kafka's ListOffsets; (-1, -1) when no record qualifies.
     read_committed clients are answered below the last stable offset instead of the HW."""
     high_watermark = partition.last_stable_offset if read_committed else partition.high_watermark
-    if target in (LATEST, LATEST_TIERED):
+    if target == LATEST:
         return -1, high_watermark
     if target in (EARLIEST, EARLIEST_LOCAL):
         return -1, partition.log_start_offset
