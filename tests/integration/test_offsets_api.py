@@ -38,8 +38,9 @@ FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75  # Kafka: 75 (76 is UNSUPPORTED_COMPRESSION_TYPE)
 QUIET = {"log_level": 3}  # librdkafka: errors only
 
-# Timestamps an hour ahead of now; the tests that need older timestamps say so.
-BASE_TS = int(time.time() * 1000) + 3_600_000
+# Timestamps half an hour ahead of now (within message.timestamp.after.max.ms, 1 h by
+# default); the tests that need older timestamps say so.
+BASE_TS = int(time.time() * 1000) + 1_800_000
 
 
 def offset_for_leader_epoch(
