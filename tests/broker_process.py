@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 READY_EVENT = "broker ready"
@@ -21,11 +22,24 @@ def free_port() -> int:
 
 
 class BrokerProcess:
-    def __init__(self, data_dir: Path, port: int | None = None, **overrides: str) -> None:
+    """`launcher` prefixes the command (e.g. `ip netns exec <ns>`, which execs in place, so the
+    PID signalled is still the broker's); `host` is the address it listens on."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        *,
+        host: str = "127.0.0.1",
+        launcher: Sequence[str] = (),
+        **overrides: str,
+    ) -> None:
         self.data_dir = data_dir
+        self.host = host
+        self.launcher = list(launcher)
         self.port = port or free_port()
         self.overrides = {
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"PLAINTEXT://{host}:{self.port}",
             "log.dirs": str(data_dir),
             **overrides,
         }
@@ -36,10 +50,10 @@ class BrokerProcess:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> BrokerProcess:
-        args = [sys.executable, "-m", "rafka", "broker"]
+        args = [*self.launcher, sys.executable, "-m", "rafka", "broker"]
         for key, value in self.overrides.items():
             args += ["--override", f"{key}={value}"]
         env = {**os.environ, "RAFKA_LOG_FORMAT": "json"}

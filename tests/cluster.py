@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,16 +72,32 @@ class MetadataView:
 
 class Cluster:
     """`size` combined broker+controller nodes with ids 1..size. `overrides` apply to every node
-    (on top of the listener and quorum settings the harness chooses)."""
+    (on top of the listener and quorum settings the harness chooses). With `hosts` (node id ->
+    address, one per node, e.g. in network namespaces) every node listens on ports 9092/9093 of
+    its own address; `launchers` (node id -> command prefix) run a node e.g. in its namespace."""
 
-    def __init__(self, root: Path, size: int, **overrides: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        size: int,
+        *,
+        hosts: Mapping[int, str] | None = None,
+        launchers: Mapping[int, Sequence[str]] | None = None,
+        **overrides: str,
+    ) -> None:
         self.root = root
         self.size = size
-        ports = _distinct_free_ports(2 * size)
         self.node_ids = list(range(1, size + 1))
-        self.client_ports = {i: ports[i - 1] for i in self.node_ids}
-        self.controller_ports = {i: ports[size + i - 1] for i in self.node_ids}
-        voters = ",".join(f"{i}@{HOST}:{self.controller_ports[i]}" for i in self.node_ids)
+        if hosts is None:
+            self.hosts = {i: HOST for i in self.node_ids}
+            ports = _distinct_free_ports(2 * size)
+            self.client_ports = {i: ports[i - 1] for i in self.node_ids}
+            self.controller_ports = {i: ports[size + i - 1] for i in self.node_ids}
+        else:
+            self.hosts = dict(hosts)
+            self.client_ports = {i: 9092 for i in self.node_ids}
+            self.controller_ports = {i: 9093 for i in self.node_ids}
+        voters = ",".join(f"{i}@{self.hosts[i]}:{self.controller_ports[i]}" for i in self.node_ids)
         self.nodes: dict[int, BrokerProcess] = {}
         self._known_replicas: dict[tuple[str, int], tuple[int, ...]] = {}
         for i in self.node_ids:
@@ -89,16 +105,22 @@ class Cluster:
                 "node.id": str(i),
                 "process.roles": "broker,controller",
                 "listeners": (
-                    f"PLAINTEXT://{HOST}:{self.client_ports[i]},"
-                    f"CONTROLLER://{HOST}:{self.controller_ports[i]}"
+                    f"PLAINTEXT://{self.hosts[i]}:{self.client_ports[i]},"
+                    f"CONTROLLER://{self.hosts[i]}:{self.controller_ports[i]}"
                 ),
-                "advertised.listeners": f"PLAINTEXT://{HOST}:{self.client_ports[i]}",
+                "advertised.listeners": f"PLAINTEXT://{self.hosts[i]}:{self.client_ports[i]}",
                 "controller.listener.names": "CONTROLLER",
                 "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                 "controller.quorum.voters": voters,
                 **overrides,
             }
-            self.nodes[i] = BrokerProcess(self.data_dir(i), port=self.client_ports[i], **settings)
+            self.nodes[i] = BrokerProcess(
+                self.data_dir(i),
+                port=self.client_ports[i],
+                host=self.hosts[i],
+                launcher=(launchers or {}).get(i, ()),
+                **settings,
+            )
 
     # -- addresses and files ------------------------------------------------------------------
 
@@ -108,7 +130,7 @@ class Cluster:
         return ",".join(self.address(i) for i in self.node_ids)
 
     def address(self, node_id: int) -> str:
-        return f"{HOST}:{self.client_ports[node_id]}"
+        return f"{self.hosts[node_id]}:{self.client_ports[node_id]}"
 
     def data_dir(self, node_id: int) -> Path:
         return self.root / f"node{node_id}"
@@ -202,7 +224,9 @@ class Cluster:
 
     def metadata(self, node_id: int) -> MetadataView:
         """Node `node_id`'s Metadata answer for all topics; KafkaClientError if unreachable."""
-        conn = Connection(HOST, self.client_ports[node_id], "cluster-harness", METADATA_TIMEOUT)
+        conn = Connection(
+            self.hosts[node_id], self.client_ports[node_id], "cluster-harness", METADATA_TIMEOUT
+        )
         try:
             response = conn.send(
                 METADATA,
