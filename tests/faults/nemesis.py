@@ -1,8 +1,10 @@
 """Faults injected into the namespaced cluster, one at a time: network partitions (a role's node
 isolated, a random minority, a bridge whose middle node sees both sides, flapping), kill -9 and
-restart, SIGSTOP/SIGCONT, and corruption of a killed node's newest segment tails. Targets are
-drawn from a seeded generator; which node holds a role (partition leader, controller, group or
-transaction coordinator) is read from the cluster when the fault starts.
+restart, SIGSTOP/SIGCONT, corruption of a killed node's newest segment tails, and "lose-tail"
+(issue 13's bug 4: a follower cut off, the leader killed and its disk losing what that follower
+lacks, the other follower paused while the two rejoin). Targets are drawn from a seeded
+generator; which node holds a role (partition leader, controller, group or transaction
+coordinator) is read from the cluster when the fault starts.
 
 Clock jumps are not injected: the brokers time everything with the monotonic clock, and moving
 the wall clock of this shared machine would disturb every other process on it.
@@ -21,11 +23,16 @@ from cluster import Cluster
 from netns import Network
 
 from rafka.broker.groups.placement import partition_for
-from rafka.protocol.records import CorruptRecordError, iter_batch_headers
+from rafka.protocol.records import (
+    BatchHeader,
+    CorruptRecordError,
+    iter_batch_headers,
+    read_batch_header,
+)
 
 PARTITION_KINDS = ("isolate-leader", "isolate-node", "bridge", "flap")
 PROCESS_KINDS = ("kill", "pause")
-DISK_KINDS = ("corrupt",)
+DISK_KINDS = ("corrupt", "lose-tail")
 KINDS = PARTITION_KINDS + PROCESS_KINDS + DISK_KINDS
 
 INTERNAL_PARTITIONS = 8  # offsets.topic.num.partitions and transaction.state.log.num.partitions
@@ -39,17 +46,18 @@ class Roles:
     groups: list[str]
     transactional_ids: list[str]
 
-    def choices(self) -> list[tuple[str, int]]:
-        """(topic, partition) pairs whose leader is a role; ("", -1) is the controller."""
-        pairs = [(t, p) for t, n in self.topics.items() for p in range(n)]
-        pairs += [
-            ("__consumer_offsets", partition_for(g, INTERNAL_PARTITIONS)) for g in self.groups
+    def choices(self) -> list[list[tuple[str, int]]]:
+        """Role categories, drawn alike however many partitions each has: (topic, partition)
+        pairs whose leader holds the role; ("", -1) is the controller."""
+        return [
+            [(t, p) for t, n in self.topics.items() for p in range(n)],
+            [("__consumer_offsets", partition_for(g, INTERNAL_PARTITIONS)) for g in self.groups],
+            [
+                ("__transaction_state", partition_for(t, INTERNAL_PARTITIONS))
+                for t in self.transactional_ids
+            ],
+            [("", -1)],
         ]
-        pairs += [
-            ("__transaction_state", partition_for(t, INTERNAL_PARTITIONS))
-            for t in self.transactional_ids
-        ]
-        return [*pairs, ("", -1)]
 
 
 @dataclass
@@ -68,11 +76,9 @@ class Nemesis:
         network: Network,
         roles: Roles,
         seed: int,
-        corrupt_topics: list[str],
     ) -> None:
         self.cluster, self.network, self.roles = cluster, network, roles
         self.random = random.Random(seed)
-        self.corrupt_topics = corrupt_topics
         self.paused: set[int] = set()
         self.log: list[str] = []
 
@@ -80,7 +86,11 @@ class Nemesis:
 
     def role_node(self) -> tuple[int, str]:
         """The node now holding a randomly drawn role, or a random node when none is known."""
-        topic, partition = self.random.choice(self.roles.choices())
+        topic, partition = self.random.choice(self.random.choice(self.roles.choices()))
+        return self.leader(topic, partition)
+
+    def leader(self, topic: str, partition: int) -> tuple[int, str]:
+        """The partition's newest known leader ("" for the controller), else a random node."""
         node: int | None = None
         views = self.cluster.metadata_views()
         if topic == "":
@@ -140,6 +150,8 @@ class Nemesis:
             fault.nodes, fault.description = [node], f"pause node {node} ({role})"
             self._hold(duration)
             self._signal(node, signal.SIGCONT)
+        elif kind == "lose-tail":
+            self._lose_tail(fault, duration)
         elif kind == "corrupt":
             node, role = self.role_node()
             self.cluster.kill(node)
@@ -151,7 +163,11 @@ class Nemesis:
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
         fault.healed = time.monotonic()
-        self.log.append(f"{fault.start:.3f} {fault.description}; healed {fault.healed:.3f}")
+        # Wall-clock times, as in the nodes' logs.
+        began = time.time() - (time.monotonic() - fault.start)
+        self.log.append(
+            f"{began:.3f} {fault.description}; healed after {fault.healed - fault.start:.3f}s"
+        )
         return fault
 
     def heal_all(self) -> None:
@@ -168,7 +184,7 @@ class Nemesis:
         cut a random number of bytes off its tail, or flip a byte in its last batch (the disk
         lied about an fsync, or a torn write). Returns what was done."""
         done = []
-        for topic in self.corrupt_topics:
+        for topic in self.roles.topics:
             for directory in sorted(self.cluster.data_dir(node).glob(f"{topic}-*")):
                 segments = sorted(directory.glob("*.log"), key=lambda p: int(p.stem))
                 if not segments or segments[-1].stat().st_size == 0:
@@ -191,6 +207,32 @@ class Nemesis:
             file.seek(position)
             file.write(bytes([data[position] ^ 0xFF]))
         return f"flipped byte {position} of {len(data)}"
+
+    def _lose_tail(self, fault: Fault, duration: float) -> None:
+        """Follower B cut off while leader L and follower A acknowledge writes; L killed and its
+        log cut back to B's end (what it had fsynced is gone); A paused; L restarted with B
+        reachable. Were L to vote as if it still had those writes, B could lead and A would
+        truncate them when it resumes."""
+        topic = self.random.choice(list(self.roles.topics))
+        partition = self.random.randrange(self.roles.topics[topic])
+        leader, _ = self.leader(topic, partition)
+        a, b = self.random.sample([n for n in self.cluster.node_ids if n != leader], 2)
+        fault.nodes = [leader, a, b]
+        self.network.isolate(b)
+        self._hold(duration / 2)
+        behind = _end_offset(self.cluster.replica_batches(b, topic, partition))
+        self.cluster.kill(leader)
+        cut = _cut_from(self.cluster.partition_dir(leader, topic, partition), behind)
+        fault.description = (
+            f"lose-tail {topic}-{partition}: node {b} cut off, leader {leader} killed and cut "
+            f"back to offset {behind} ({cut} bytes), node {a} paused"
+        )
+        self._signal(a, signal.SIGSTOP)
+        self.network.heal()
+        # Not cluster.restart(): its wait for every node's Metadata cannot pass with A paused.
+        self.cluster.nodes[leader].start(60.0)
+        self._hold(duration / 2)
+        self._signal(a, signal.SIGCONT)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -220,11 +262,32 @@ class Nemesis:
             self.paused.discard(node)
 
 
-def _batch_starts(data: bytes) -> list[int]:
-    starts = []
+def _end_offset(batches: list[bytes]) -> int:
+    return read_batch_header(batches[-1]).last_offset + 1 if batches else 0
+
+
+def _cut_from(directory: Path, offset: int) -> int:
+    """Truncate the newest segment at the batch holding `offset` (the whole segment if it
+    begins later); the bytes removed."""
+    newest = max(directory.glob("*.log"), key=lambda path: int(path.stem), default=None)
+    if newest is None:
+        return 0
+    data = newest.read_bytes()
+    for position, header in _headers(data):
+        if header.last_offset >= offset:
+            os.truncate(newest, position)
+            return len(data) - position
+    return 0
+
+
+def _headers(data: bytes) -> list[tuple[int, BatchHeader]]:
+    found = []
     try:
-        for position, _ in iter_batch_headers(data):
-            starts.append(position)
+        found.extend(iter_batch_headers(data))
     except CorruptRecordError:
         pass
-    return starts
+    return found
+
+
+def _batch_starts(data: bytes) -> list[int]:
+    return [position for position, _ in _headers(data)]

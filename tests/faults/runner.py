@@ -4,6 +4,7 @@ and check the history. Returns a `RunResult` whose `summary()` is the line the r
 
 from __future__ import annotations
 
+import pickle
 import random
 import time
 from contextlib import ExitStack
@@ -125,7 +126,6 @@ def run_once(root: Path, config: RunConfig) -> RunResult:
             Roles({QUEUE: QUEUE_PARTITIONS, TXN: TXN_PARTITIONS}, GROUPS, [
                 f"fault-{name}" for name in TXN_WRITERS]),
             config.seed,
-            [QUEUE, TXN],
         )  # fmt: skip
         for kind in _schedule(rng, config):
             fault = nemesis.run_fault(kind, rng.uniform(*config.duration))
@@ -157,6 +157,10 @@ def run_once(root: Path, config: RunConfig) -> RunResult:
         _final_offset_fetches(cluster, history, result)
 
     result.anomalies = check(history)
+    # Kept for a look afterwards: the history re-checks offline (checker.check on the unpickled
+    # History) and the fault timeline lines up with the nodes' logs (node*.out, monotonic time).
+    (root / "history.pickle").write_bytes(pickle.dumps(history))
+    (root / "faults.log").write_text("\n".join(nemesis.log) + "\n")
     result.counts = _counts(history)
     result.notes += _worker_notes(workers)
     result.seconds = time.monotonic() - started
@@ -178,6 +182,7 @@ def _start_workers(cluster: Cluster, history: History, seed: int) -> list[Worker
         QueueWriter(history, bootstrap, QUEUE, QUEUE_PARTITIONS, "plain", False, WRITE_RATE),
         TailReader(history, bootstrap, QUEUE, QUEUE_PARTITIONS, "queue-tail", False),
         TailReader(history, bootstrap, TXN, TXN_PARTITIONS, "txn-committed", True),
+        TailReader(history, bootstrap, TXN, TXN_PARTITIONS, "txn-uncommitted", False),
         *(
             TxnWriter(history, bootstrap, TXN, TXN_PARTITIONS, name, seed + i)
             for i, name in enumerate(TXN_WRITERS)

@@ -7,6 +7,7 @@ all. More:
     RAFKA_FAULT_SEED=7 RAFKA_FAULT_KINDS=bridge,kill RAFKA_FAULT_FAULTS=4 \\
         .venv/bin/pytest tests/faults/test_faults.py                     # one run, as reported
     RAFKA_FAULT_REPORT=/tmp/faults.md  # also write the summary lines and totals there
+    RAFKA_FAULT_KEEP=/some/dir  # where a run with anomalies is copied (default below)
 
 The seed fixes the fault schedule (kinds, durations, which role or node is hit); which node holds
 a role when a fault starts, and the timing, still vary between runs.
@@ -15,6 +16,9 @@ a role when a fault starts, and the timing, still vary between runs.
 from __future__ import annotations
 
 import os
+import shutil
+import time
+from pathlib import Path
 
 import pytest
 from nemesis import DISK_KINDS, KINDS, PARTITION_KINDS, PROCESS_KINDS
@@ -29,6 +33,8 @@ from runner import RunConfig, run_once  # noqa: E402
 
 MIX_FAULTS = 8
 BASE_SEED = 1300
+# pytest keeps only its last three temporary roots, and other suites run on this machine too.
+KEEP = Path(os.environ.get("RAFKA_FAULT_KEEP", "/tmp/rafka-fault-runs"))
 
 
 def configs() -> list[RunConfig]:
@@ -41,13 +47,13 @@ def configs() -> list[RunConfig]:
     runs = int(os.environ.get("RAFKA_FAULT_RUNS", "0"))
     if runs:
         return [RunConfig(BASE_SEED + 100 + i, KINDS, MIX_FAULTS) for i in range(runs)]
-    # CI: each kind at least once, about five minutes in all.
+    # CI: each kind at least twice, about three minutes in all (bound: ten).
     return [
-        RunConfig(BASE_SEED + 1, PARTITION_KINDS[:2], 3),
-        RunConfig(BASE_SEED + 2, PARTITION_KINDS[2:], 3),
-        RunConfig(BASE_SEED + 3, PROCESS_KINDS, 3),
-        RunConfig(BASE_SEED + 4, DISK_KINDS, 2),
-        RunConfig(BASE_SEED + 5, KINDS, 4),
+        RunConfig(BASE_SEED + 1, PARTITION_KINDS[:2], 4),
+        RunConfig(BASE_SEED + 2, PARTITION_KINDS[2:], 4),
+        RunConfig(BASE_SEED + 3, PROCESS_KINDS, 4),
+        RunConfig(BASE_SEED + 4, DISK_KINDS, 3),
+        RunConfig(BASE_SEED + 5, KINDS, 6),
     ]
 
 
@@ -59,7 +65,11 @@ def _id(config: RunConfig) -> str:
 @pytest.mark.parametrize("config", configs(), ids=_id)
 def test_fault_run(tmp_path, config: RunConfig) -> None:
     result = run_once(tmp_path, config)
-    record(result)
     print(result.summary())
     print(result.details())
+    if result.anomalies:
+        kept = KEEP / f"seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        shutil.copytree(tmp_path, kept)
+        result.notes.append(f"data, node logs, history and fault timeline kept in {kept}")
+    record(result)
     assert not result.anomalies, f"{result.summary()}\n{result.details()}"
