@@ -53,6 +53,9 @@ class InternalShard:
         self.index = index
         self.partition = partition
         self.leader_epoch = partition.leader_epoch
+        # The log end when this replica became leader (shards are made only for a leader).
+        start = partition.raft.epoch_start_offset
+        self.epoch_start_offset = partition.log_end_offset if start is None else start
         self.state = ShardState.LOADING
         self.load_task: asyncio.Task[None] | None = None
 
@@ -69,11 +72,16 @@ class InternalShard:
         raise NotImplementedError
 
     async def replay_point(self) -> int:
-        """Wait until all the log holds is committed; the high watermark to replay up to."""
+        """Wait for the high watermark of our own epoch; the offset to replay up to.
+
+        At election the high watermark this replica knows may lag what the previous leader
+        committed (and acknowledged): those records sit in our log between the high watermark
+        and the log end, the epoch start offset. They are known committed only once the high
+        watermark reaches it (with a LEADER_CHANGE batch written there, once that commits)."""
         partition = self.partition
-        if partition.log_end_offset > 0:
-            # Our epoch's leader-change batch commits last: then all before it is committed too.
-            await partition.wait_committed(partition.log_end_offset - 1)
+        start = self.epoch_start_offset
+        if start > 0:
+            await partition.wait_committed(start - 1)
         return partition.high_watermark
 
     async def batches_below(self, high_watermark: int) -> AsyncIterator[tuple[BatchHeader, bytes]]:

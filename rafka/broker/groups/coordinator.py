@@ -162,6 +162,15 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
             return CoordinatorLocation(ErrorCode.invalid_request, f"unknown key type {key_type}")
         return await self._locate(key, "offsets topic")
 
+    def shard_for(self, key: str) -> CoordinatorShard:
+        """The loaded shard coordinating `key`, if this broker may still answer for it."""
+        shard = super().shard_for(key)
+        # A leader paused or cut off from its majority keeps its role until it notices, while
+        # the others may have elected a leader that took newer commits: its memory may be stale.
+        if not shard.partition.has_read_lease():
+            raise CoordinatorError(ErrorCode.not_coordinator)
+        return shard
+
     # -- shared helpers -----------------------------------------------------------------------
 
     def is_current(self, shard: CoordinatorShard, group: ClassicGroup) -> bool:
@@ -195,6 +204,8 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
             return ErrorCode.none, []
         listed = []
         for shard in self.shards.values():
+            if not shard.partition.has_read_lease():
+                continue  # maybe deposed (see shard_for): its groups may be another's now
             for group in shard.groups.values():
                 if group.state is GroupState.DEAD:
                     continue

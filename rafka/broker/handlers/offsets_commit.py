@@ -94,6 +94,7 @@ def _fetch_group(
         requested = [(t.name, p) for t in topics for p in t.partition_indexes]
     try:
         found = broker.groups.offsets.fetch(group_id, requested)
+        pending = broker.groups.shard_for(group_id).pending_txn_offsets if require_stable else None
     except CoordinatorError as exc:
         if version < 2 and requested is not None:
             # v1 has no group-level error field: every partition carries it.
@@ -104,9 +105,8 @@ def _fetch_group(
             }
         return {"group_id": group_id, "error_code": exc.code, "topics": []}
     result = _topics(found)
-    if require_stable:
+    if pending is not None:
         # KIP-447: offsets a transaction may still change are not handed out.
-        pending = broker.groups.shard_for(group_id).pending_txn_offsets
         for topic in result:
             for entry in topic["partitions"]:
                 if pending.has_pending(group_id, topic["name"], entry["partition_index"]):
