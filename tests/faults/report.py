@@ -7,9 +7,10 @@ import os
 import shlex
 from collections import Counter
 from pathlib import Path
+from statistics import median
 
 from checker import summarize
-from runner import RunResult
+from runner import FaultFigures, RunResult
 
 RESULTS: list[RunResult] = []
 
@@ -55,4 +56,24 @@ def lines() -> list[str]:
         + (", ".join(f"{k} {n}" for k, n in sorted(found.items())) or "none")
     )
     out += [f"reproduce run {i}: {reproduce(r)}" for i, r in enumerate(RESULTS, 1) if r.anomalies]
+    return out
+
+
+def per_kind(faults: list[FaultFigures]) -> list[str]:
+    """Per fault kind: how many, and the worst and median ack gap and recovery."""
+    out = []
+    for kind in sorted({f.kind for f in faults}):
+        these = [f for f in faults if f.kind == kind]
+        gaps = sorted(f.longest_gap for f in these)
+        recoveries = sorted(f.recovery for f in these if f.recovery is not None)
+        out.append(
+            f"  {kind}: {len(these)} faults, ack gap median {median(gaps):.2f}s max "
+            f"{gaps[-1]:.2f}s; recovery after heal median {median(recoveries or [0.0]):.2f}s "
+            f"max {max(recoveries, default=0.0):.2f}s"
+            + (
+                f", {len(these) - len(recoveries)} not recovered"
+                if len(recoveries) < len(these)
+                else ""
+            )
+        )
     return out

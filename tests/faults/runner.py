@@ -52,6 +52,7 @@ class RunConfig:
 
 @dataclass
 class FaultFigures:
+    kind: str
     description: str
     held: float
     longest_gap: float  # longest time a queue partition went without an ack, fault to recovery
@@ -133,6 +134,7 @@ def run_once(root: Path, config: RunConfig) -> RunResult:
             end = recovered if recovered is not None else time.monotonic()
             result.faults.append(
                 FaultFigures(
+                    kind,
                     fault.description,
                     fault.healed - fault.start,
                     _longest_gap(history, fault.start, end),
