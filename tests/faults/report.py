@@ -55,6 +55,7 @@ def lines() -> list[str]:
         f"{len(faults) - len(recoveries)} faults not recovered within the bound; anomalies: "
         + (", ".join(f"{k} {n}" for k, n in sorted(found.items())) or "none")
     )
+    out += per_kind(faults)
     out += [f"reproduce run {i}: {reproduce(r)}" for i, r in enumerate(RESULTS, 1) if r.anomalies]
     return out
 

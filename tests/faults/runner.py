@@ -21,6 +21,7 @@ from netns import Network
 from workloads import (
     RECONNECT,
     OffsetCommitter,
+    OffsetReader,
     ProducerIdCaller,
     QueueWriter,
     TailReader,
@@ -36,7 +37,10 @@ TXN, TXN_PARTITIONS = "txn", 2
 GROUPS = ["fault-group-a", "fault-group-b"]
 TXN_WRITERS = ["t1"]
 WRITE_RATE = 100.0  # per queue writer, per second
-PRODUCER_ID_RATE = 20.0  # InitProducerId per node, per second
+OFFSET_READERS = 2  # per group, besides the committer's own reads
+# InitProducerId per node, per second: a node takes a new 1000-id block every ~10 s, so blocks
+# are often allocated around a controller fault (where issue 13's bug 1 handed one out twice).
+PRODUCER_ID_RATE = 100.0
 RECOVERY_BOUND = 30.0  # a fault not recovered from by then is reported as such
 READ_TIMEOUT = 60.0
 
@@ -190,6 +194,11 @@ def _start_workers(cluster: Cluster, history: History, seed: int) -> list[Worker
             for i, name in enumerate(TXN_WRITERS)
         ),
         *(OffsetCommitter(history, bootstrap, QUEUE, QUEUE_PARTITIONS, g) for g in GROUPS),
+        *(
+            OffsetReader(history, bootstrap, QUEUE, QUEUE_PARTITIONS, g, str(i))
+            for g in GROUPS
+            for i in range(OFFSET_READERS)
+        ),
         *(
             ProducerIdCaller(
                 history, cluster.hosts[n], cluster.client_ports[n], n, PRODUCER_ID_RATE
@@ -354,4 +363,8 @@ def _worker_notes(workers: list[Worker]) -> list[str]:
         unflushed = getattr(worker, "unflushed", 0)
         if unflushed:
             notes.append(f"{worker.name}: {unflushed} messages without a delivery report")
+        errors = getattr(worker, "errors", None)
+        if errors:  # expected under faults; for reading next to the anomalies
+            first = next(iter(errors.items() if isinstance(errors, dict) else errors))
+            notes.append(f"{worker.name}: {len(errors)} client errors, first {first}")
     return notes

@@ -323,18 +323,54 @@ class OffsetCommitter(Worker):
             )
 
     def fetch(self) -> None:
-        start = time.monotonic()
+        fetch_committed(self.consumer, self.group, self.tps, self.history, self.errors)
+
+
+class OffsetReader(Worker):
+    """Another client of the group that only reads its offsets, every `interval` seconds. With
+    its own connections it may still talk to a deposed coordinator while the committer has
+    moved on to the new one: the stale read a lone committer could not see."""
+
+    def __init__(
+        self, history: History, bootstrap: str, topic: str, partitions: int, group: str, name: str
+    ) -> None:
+        super().__init__(f"offset-reader-{group}-{name}")
+        self.history, self.group = history, group
+        self.tps = [(topic, p) for p in range(partitions)]
+        self.consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+             **RECONNECT}
+        )  # fmt: skip
+        self.interval = 0.1
+        self.errors: list[str] = []
+
+    def run_loop(self) -> None:
         try:
-            answer = self.consumer.committed([TopicPartition(t, p) for t, p in self.tps], 5)
-        except KafkaException as exc:
-            self.errors.append(f"fetch: {exc}")
-            return
-        end = time.monotonic()
-        for tp in answer:
-            if tp.error is None:
-                offset = tp.offset if tp.offset >= 0 else -1
-                fetch = OffsetFetch(self.group, (tp.topic, tp.partition), offset, start, end)
-                self.history.fetches.append(fetch)
+            while not self.stopping.wait(self.interval):  # pacing, not a wait for an event
+                fetch_committed(self.consumer, self.group, self.tps, self.history, self.errors)
+        finally:
+            self.consumer.close()
+
+
+def fetch_committed(
+    consumer: Consumer,
+    group: str,
+    tps: list[tuple[str, int]],
+    history: History,
+    errors: list[str],
+) -> None:
+    """One OffsetFetch of the group's partitions, recorded with its start and end."""
+    start = time.monotonic()
+    try:
+        answer = consumer.committed([TopicPartition(t, p) for t, p in tps], 5)
+    except KafkaException as exc:
+        errors.append(f"fetch: {exc}")
+        return
+    end = time.monotonic()
+    for tp in answer:
+        if tp.error is None:
+            offset = tp.offset if tp.offset >= 0 else -1
+            history.fetches.append(OffsetFetch(group, (tp.topic, tp.partition), offset, start, end))
 
 
 class ProducerIdCaller(Worker):
