@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -156,6 +157,13 @@ class Network:
 
     def _remove_leftovers(self) -> None:
         for node in self.nodes():
+            # A run killed outright leaves its brokers running in our namespaces: end them by PID.
+            pids = run("ip", "netns", "pids", self.namespace(node), check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
             run("ip", "netns", "del", self.namespace(node), check=False)
             run("ip", "link", "del", self.host_link(node), check=False)
         run("ip", "link", "del", self.bridge, check=False)
