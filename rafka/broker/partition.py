@@ -54,7 +54,12 @@ from rafka.replication.raft import (
 from rafka.storage.config import LogConfig
 from rafka.storage.log import PartitionLog
 from rafka.storage.producer_state import ControlType, ProducerStateManager, TxnMarker
-from rafka.storage.quorum_state import StoredQuorumState, read_quorum_state, write_quorum_state
+from rafka.storage.quorum_state import FILE_NAME as QUORUM_STATE_FILE
+from rafka.storage.quorum_state import (
+    StoredQuorumState,
+    read_quorum_state,
+    write_quorum_state,
+)
 from rafka.storage.txn_index import AbortedTxn, TransactionIndex, replay_batch, replay_into
 
 log = structlog.get_logger(__name__)
@@ -173,6 +178,8 @@ class Partition:
             clean_shutdown=clean_shutdown,
             now_ms=now_ms(),
         )
+        stored = read_quorum_state(directory)
+        lost_end = _drop_epochs_never_entered(partition_log, directory, stored.epoch)
         producers = ProducerStateManager(directory, producer_id_expiration_ms)
         replay_from = producers.load_latest_snapshot(
             partition_log.log_start_offset, partition_log.log_end_offset
@@ -181,7 +188,6 @@ class Partition:
             directory, partition_log.segments[0].base_offset, partition_log.log_end_offset
         )
         replay_into(partition_log, producers, txn_index, replay_from)
-        stored = read_quorum_state(directory)
         raft = RaftReplica(
             node_id,
             voters,
@@ -191,7 +197,7 @@ class Partition:
             min(high_watermark, partition_log.log_end_offset),
             config=raft_config,
             now_ms=raft_clock_ms(),
-            lost_end_offset=max(partition_log.lost_end_offset, high_watermark),
+            lost_end_offset=max(partition_log.lost_end_offset, high_watermark, lost_end),
         )
         if raft.impaired:
             log.error(
@@ -199,7 +205,7 @@ class Partition:
                 "election until it has fetched them back from a leader",
                 partition=f"{topic}-{index}",
                 log_end_offset=partition_log.log_end_offset,
-                lost_end_offset=max(partition_log.lost_end_offset, high_watermark),
+                lost_end_offset=max(partition_log.lost_end_offset, high_watermark, lost_end),
             )
         partition = cls(topic, index, topic_id, directory, partition_log, producers, raft, flusher)
         partition.txn_index = txn_index
@@ -666,6 +672,31 @@ class Partition:
 
     def close(self) -> None:
         self.log.close()
+
+
+def _drop_epochs_never_entered(log_: PartitionLog, directory: Path, quorum_epoch: int) -> int:
+    """Cut batches whose leader epoch is above the epoch in the quorum state, which is fsynced
+    before a replica appends anything of a new epoch: such an epoch is a flipped byte (the CRC
+    does not cover it), and a vote claiming it would beat logs holding committed records.
+    Returns the log end before the cut (what storage had), 0 if nothing was cut."""
+    if not (directory / QUORUM_STATE_FILE).exists():
+        return 0
+    first_bad = next(
+        (e.start_offset for e in log_.leader_epochs.entries if e.epoch > quorum_epoch), None
+    )
+    if first_bad is None:
+        return 0
+    end = log_.log_end_offset
+    log.error(
+        "log holds a leader epoch above the quorum state's: cutting it as corrupt",
+        directory=str(directory),
+        quorum_epoch=quorum_epoch,
+        latest_epoch=log_.leader_epochs.latest_epoch,
+        truncated_to=first_bad,
+        log_end_offset=end,
+    )
+    log_.truncate_to(first_bad)
+    return end
 
 
 def _release(waiters: list[tuple[int, int, asyncio.Future[None]]], reached: int) -> None:

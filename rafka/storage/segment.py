@@ -105,6 +105,7 @@ class LogSegment:
             config.segment_index_bytes,
         )
         self._index_interval = config.index_interval_bytes
+        self._compacted = config.compact_enabled
         self._log: FileHandle = None  # type: ignore[assignment]  # set by create/open
         self._end = (0, base_offset)  # (size in bytes, next offset)
         self._max_ts: int | None = -1  # None: not loaded yet (sealed segment opened lazily)
@@ -546,9 +547,14 @@ class LogSegment:
 
     # -- recovery ------------------------------------------------------------------------------
     def recover(self, epochs: LeaderEpochCache | None = None) -> int:
-        """Validate every batch (header, CRC, increasing offsets) from the start, truncate the file
-        at the first invalid or torn one, rebuild both indexes and assign leader epochs found in
-        the batches. Returns the number of bytes truncated."""
+        """Validate every batch from the start, truncate the file at the first invalid or torn
+        one, rebuild both indexes and assign leader epochs found in the batches. Returns the
+        number of bytes truncated.
+
+        The CRC covers neither a batch's base offset nor its leader epoch, so those are checked
+        against their neighbours: offsets follow on without a gap (unless the log is compacted,
+        where the cleaner leaves gaps) and leader epochs never decrease. A flipped base offset
+        accepted here would let a later truncation leave a hole below the log end."""
         size = os.fstat(self._log.fd).st_size
         valid = self._scan_and_index(validate=True, epochs=epochs, size=size)
         truncated = size - valid
@@ -570,6 +576,9 @@ class LogSegment:
         fd = self._log.fd
         expected = self.base_offset
         max_ts, offset_of_max = -1, self.base_offset
+        # The cleaner leaves gaps between batches; nothing else does.
+        contiguous = not self._compacted
+        last_epoch = -1
         since = 0
         pos = 0
         buffer = b""
@@ -594,6 +603,25 @@ class LogSegment:
                 log.warning("%s: out-of-order offset at position %d", self.log_path, pos)
                 break
             if validate:
+                if contiguous and header.base_offset != expected:
+                    log.warning(
+                        "%s: offset gap at position %d (%d after %d)",
+                        self.log_path,
+                        pos,
+                        header.base_offset,
+                        expected,
+                    )
+                    break
+                if header.partition_leader_epoch < last_epoch:
+                    log.warning(
+                        "%s: leader epoch %d after %d at position %d",
+                        self.log_path,
+                        header.partition_leader_epoch,
+                        last_epoch,
+                        pos,
+                    )
+                    break
+                last_epoch = header.partition_leader_epoch
                 if rel + batch_size > len(buffer):
                     buffer = _pread_exact(fd, max(batch_size, min(_BULK_CHUNK, size - pos)), pos)
                     buffer_start, rel = pos, 0
@@ -636,14 +664,17 @@ class LogSegment:
     # -- truncation ----------------------------------------------------------------------------
     def truncate_to(self, offset: int, now_ms: int | None = None) -> int:
         """Remove every batch holding an offset >= `offset` (a batch straddling it goes whole).
-        The segment becomes active again. Returns the new next offset: `offset`, or the base of
-        a removed straddling batch."""
+        The segment becomes active again. Returns the new next offset: `offset`, the base of a
+        removed straddling batch, or, when the first removed batch starts after `offset` (a gap),
+        the end of the last batch kept: never an end offset above missing records."""
         self._ensure_indexes()
         size, next_offset = self._end
         position = self.translate_offset(offset)
         if position < size:
             base, _ = _BASE_AND_LENGTH.unpack(os.pread(self._log.fd, 12, position))
             new_next = min(offset, base)
+            if base > offset:
+                new_next = self._end_of_batches_before(position)
             os.ftruncate(self._log.fd, position)
         else:
             new_next = min(offset, next_offset)
@@ -660,6 +691,16 @@ class LogSegment:
         self.index_full = self.offset_index.is_full or self.time_index.is_full
         self._write_seq += 1
         return new_next
+
+    def _end_of_batches_before(self, position: int) -> int:
+        """The next offset after the last batch that ends at or before `position` (a batch
+        boundary); the segment's base offset if there is none."""
+        end = self.base_offset
+        for _, _, _, last, _ in self._scan_headers(
+            self.offset_index.floor_position(position - 1), position
+        ):
+            end = last + 1
+        return end
 
     # -- durability and lifetime ---------------------------------------------------------------
     def flush(self, *, sync_indexes: bool = False) -> None:

@@ -124,3 +124,46 @@ def test_a_node_that_lost_fsynced_records_does_not_elect_a_leader_without_them(
         ]
         cluster.wait_for_replicas_to_reach(TOPIC, 0, BEFORE + LOST)
         cluster.assert_replicas_identical(TOPIC, 0, BEFORE + LOST)
+
+
+def flip_last_epoch(segment_dir: Path) -> int:
+    """Flip a byte of the newest batch's partitionLeaderEpoch (no CRC covers it); the epoch
+    it now claims."""
+    newest = max(segment_dir.glob("*.log"), key=lambda path: int(path.stem))
+    data = bytearray(newest.read_bytes())
+    position = list(iter_batch_headers(bytes(data)))[-1][0]
+    data[position + 13] ^= 0xFF
+    newest.write_bytes(data)
+    return int.from_bytes(data[position + 12 : position + 16], "big", signed=True)
+
+
+@pytest.mark.timeout(180)
+def test_a_flipped_leader_epoch_does_not_win_an_election(tmp_path: Path) -> None:
+    # B lags (paused) while L and A acknowledge LOST records; B is killed and a byte of its last
+    # batch's leader epoch flips, so its short log claims an epoch far above everyone's. L is
+    # killed. Were B to believe that epoch, A would vote for it and truncate acknowledged records.
+    with running_cluster(tmp_path, 3, **FAST_FAILOVER) as cluster:
+        create_topic(cluster, TOPIC, 1, 3)
+        produce(cluster.bootstrap, 0, BEFORE)
+        cluster.wait_for_replicas_to_reach(TOPIC, 0, BEFORE)
+        leader = cluster.wait_for_leader(TOPIC, 0)
+        a, b = (i for i in cluster.node_ids if i != leader)
+        pause(cluster, b, signal.SIGSTOP)
+        produce(cluster.bootstrap, BEFORE, LOST)
+        cluster.kill(b)
+        assert flip_last_epoch(cluster.partition_dir(b, TOPIC, 0)) > 1000
+        cluster.kill(leader)
+        cluster.nodes[b].start()
+        assert any(
+            "leader epoch above the quorum state" in line for line in cluster.log_lines(b)
+        ), cluster.log_tail()
+        cluster.nodes[leader].start()
+        wait_until(
+            lambda: committed_all(cluster), 60, "the acknowledged records to be committed again"
+        )
+        records = consume_all(cluster.bootstrap, TOPIC, 1)[0]
+        assert [(offset, int(value)) for offset, value in records] == [
+            (n, n) for n in range(BEFORE + LOST)
+        ]
+        cluster.wait_for_replicas_to_reach(TOPIC, 0, BEFORE + LOST)
+        cluster.assert_replicas_identical(TOPIC, 0, BEFORE + LOST)

@@ -133,6 +133,66 @@ def test_batch_with_out_of_order_offset_ends_the_log(tmp_path: Path) -> None:
     assert log.log_end_offset == 9
 
 
+def _flip(path: Path, position: int) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[position] ^= 0xFF
+    path.write_bytes(raw)
+
+
+def test_flipped_base_offset_leaving_a_gap_ends_the_log(tmp_path: Path) -> None:
+    # The fault suite's case: a byte of the last batch's baseOffset flipped (no CRC covers it)
+    # made the batch start far beyond the log end; recovery took it, a later truncation left a
+    # hole. Without compaction nothing leaves gaps, so the batch is invalid.
+    batches = written_log(tmp_path, batches=5)
+    _flip(segment_file(tmp_path, 0), 4 * len(batches[0]) + 5)
+    log = open_log(tmp_path)
+    assert log.log_end_offset == 12
+    assert log.read(0, 10_000) == b"".join(batches[:4])
+
+
+def test_a_compacted_log_keeps_its_gaps(tmp_path: Path) -> None:
+    config = LogConfig(segment_bytes=1024, index_interval_bytes=100, cleanup_policy="compact")
+    log = PartitionLog.open(tmp_path / "t-0", config, now_ms=0)
+    for _ in range(3):
+        append_batch(log, 3)
+    log.close()
+    batches_len = segment_file(tmp_path, 0).stat().st_size // 3
+    _flip(segment_file(tmp_path, 0), 2 * batches_len + 6)  # as the cleaner might leave: a gap
+    reopened = PartitionLog.open(tmp_path / "t-0", config, now_ms=0)
+    assert reopened.log_end_offset > 9
+
+
+def test_decreasing_leader_epoch_ends_the_log(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    sizes = [len(append_batch(log, 3, epoch=3)) for _ in range(4)]
+    log.close()
+    # Epoch 3 -> 3 ^ 0xFF... in the low byte of the second batch: 252, then 3 again after it.
+    _flip(segment_file(tmp_path, 0), sizes[0] + 15)
+    reopened = open_log(tmp_path)
+    assert reopened.log_end_offset == 6
+    assert reopened.leader_epochs.entries == (EpochEntry(3, 0), EpochEntry(252, 3))
+
+
+def test_truncation_past_a_gap_ends_at_the_last_kept_batch(tmp_path: Path) -> None:
+    # A compacted log with a gap (6..8 removed by the cleaner, say): truncating inside the gap
+    # must not claim offsets the log does not hold.
+    config = LogConfig(segment_bytes=1024, index_interval_bytes=100, cleanup_policy="compact")
+    log = PartitionLog.open(tmp_path / "t-0", config, now_ms=0)
+    append_batch(log, 3)
+    append_batch(log, 3)
+    log.close()
+    size = segment_file(tmp_path, 0).stat().st_size
+    raw = bytearray(segment_file(tmp_path, 0).read_bytes())
+    raw[size // 2 : size // 2 + 8] = (9).to_bytes(8, "big")  # second batch: 9..11
+    segment_file(tmp_path, 0).write_bytes(raw)
+    log = PartitionLog.open(tmp_path / "t-0", config, now_ms=0)
+    assert log.log_end_offset == 12
+    assert log.truncate_to(7)
+    assert log.log_end_offset == 3
+    append_batch(log, 2)
+    assert log.log_end_offset == 5
+
+
 def test_leader_epochs_are_rebuilt_from_recovered_batches(tmp_path: Path) -> None:
     log = open_log(tmp_path)
     for i in range(40):
