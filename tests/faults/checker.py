@@ -118,6 +118,10 @@ class History:
     final: dict[TopicPartition, list[tuple[int, bytes]]] = field(default_factory=dict)
     final_committed: dict[TopicPartition, list[tuple[int, bytes]]] = field(default_factory=dict)
     replicas: dict[str, dict[TopicPartition, list[tuple[int, bytes]]]] = field(default_factory=dict)
+    # The (producer id, producer epoch) of the batch holding each stored offset.
+    producer_sessions: dict[TopicPartition, dict[int, tuple[int, int]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,16 +204,41 @@ def _lost_writes(history: History) -> list[Anomaly]:
 
 
 def _duplicates(history: History) -> list[Anomaly]:
-    """Idempotent and transactional writes are stored at most once (a plain producer's retries
-    may store a value twice: allowed)."""
+    """Idempotent and transactional writes are stored at most once within one producer session
+    (producer id and epoch). A plain producer's retries may store a value twice, and so may an
+    idempotent one that bumps its epoch (see `resent_after_epoch_bump`): allowed."""
+    return [
+        Anomaly(DUPLICATE, f"{value!r} stored at {sorted(where)}")
+        for value, where in _stored_twice(history)
+        if not _in_distinct_sessions(history, where)
+    ]
+
+
+def resent_after_epoch_bump(history: History) -> list[str]:
+    """Values an idempotent producer stored once per producer epoch: librdkafka re-sends records
+    whose first send may have been stored with new sequence numbers after it bumps the epoch,
+    which no broker can recognise as retries (Kafka stores them twice too)."""
+    return [
+        f"{value!r} at {sorted(where)}"
+        for value, where in _stored_twice(history)
+        if _in_distinct_sessions(history, where)
+    ]
+
+
+def _stored_twice(history: History) -> list[tuple[bytes, set[tuple[TopicPartition, int]]]]:
     stored = _positions(history.final)
     once = {w.value for w in history.writes if w.idempotent}
     once.update(value for txn in history.txns for _, value in txn.values)
     return [
-        Anomaly(DUPLICATE, f"{value!r} stored at {sorted(where)}")
+        (value, where)
         for value, where in sorted(stored.items())
         if value in once and len(where) > 1
     ]
+
+
+def _in_distinct_sessions(history: History, where: set[tuple[TopicPartition, int]]) -> bool:
+    sessions = [history.producer_sessions.get(tp, {}).get(offset) for tp, offset in where]
+    return None not in sessions and len(set(sessions)) == len(sessions)
 
 
 def _reordered(history: History) -> list[Anomaly]:

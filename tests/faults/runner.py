@@ -11,7 +11,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from checker import Anomaly, History, OffsetFetch, TopicPartition, check, summarize
+from checker import (
+    Anomaly,
+    History,
+    OffsetFetch,
+    TopicPartition,
+    check,
+    resent_after_epoch_bump,
+    summarize,
+)
 from cluster import FAST_FAILOVER, Cluster, read_partition_batches
 from cluster_fixtures import create_topic
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
@@ -169,6 +177,12 @@ def run_once(root: Path, config: RunConfig) -> RunResult:
     (root / "faults.log").write_text("\n".join(nemesis.log) + "\n")
     result.counts = _counts(history)
     result.notes += _worker_notes(workers)
+    resent = resent_after_epoch_bump(history)
+    if resent:
+        result.notes.append(
+            f"{len(resent)} idempotent values stored once in each of two producer epochs "
+            f"(re-sent after the client bumped its epoch), first {resent[0]}"
+        )
     result.seconds = time.monotonic() - started
     return result
 
@@ -270,18 +284,17 @@ def _final_reads(cluster: Cluster, history: History, result: RunResult) -> None:
     for node in cluster.node_ids:
         copy: dict[TopicPartition, list[tuple[int, bytes]]] = {}
         for tp, hw in watermarks.items():
-            copy[tp] = [
-                (record.offset, record.value or b"")
-                for batch in read_partition_batches(cluster.partition_dir(node, *tp))
-                for record in _data_records(batch)
-                if record.offset < hw
-            ]
+            copy[tp] = []
+            sessions = history.producer_sessions.setdefault(tp, {})
+            for batch in read_partition_batches(cluster.partition_dir(node, *tp)):
+                header, records = decode_batch(batch)
+                if header.is_control:
+                    continue
+                for record in records:
+                    if record.offset < hw:
+                        copy[tp].append((record.offset, record.value or b""))
+                        sessions[record.offset] = (header.producer_id, header.producer_epoch)
         history.replicas[str(node)] = copy
-
-
-def _data_records(batch: bytes) -> list:
-    header, records = decode_batch(batch)
-    return [] if header.is_control else records
 
 
 def read_everything(
@@ -367,4 +380,7 @@ def _worker_notes(workers: list[Worker]) -> list[str]:
         if errors:  # expected under faults; for reading next to the anomalies
             first = next(iter(errors.items() if isinstance(errors, dict) else errors))
             notes.append(f"{worker.name}: {len(errors)} client errors, first {first}")
+        bumps = getattr(worker, "epoch_bumps", None)
+        if bumps:
+            notes.append(f"{worker.name}: producer epoch bumped; {bumps[0]}")
     return notes

@@ -23,6 +23,7 @@ from checker import (
     Txn,
     Write,
     check,
+    resent_after_epoch_bump,
     summarize,
 )
 
@@ -113,6 +114,17 @@ def test_idempotent_value_stored_twice_is_a_duplicate() -> None:
     history = consistent()
     history.final[Q].append((5, b"c"))
     history.replicas = {}
+    assert kinds(history) == {DUPLICATE}
+
+
+def test_a_value_stored_once_per_producer_epoch_is_a_client_resend() -> None:
+    history = consistent()
+    history.final[Q].append((5, b"c"))
+    history.replicas = {}
+    history.producer_sessions[Q] = {4: (7, 0), 5: (7, 1)}
+    assert kinds(history) == set()
+    assert resent_after_epoch_bump(history) == ["b'c' at [(('queue', 0), 4), (('queue', 0), 5)]"]
+    history.producer_sessions[Q] = {4: (7, 1), 5: (7, 1)}  # one session: the broker's fault
     assert kinds(history) == {DUPLICATE}
 
 

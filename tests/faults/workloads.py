@@ -60,6 +60,18 @@ class Worker(threading.Thread):
         self.join(timeout)
 
 
+class _EpochBumpLog:
+    """A `logger` for librdkafka keeping the lines that say why the producer epoch is bumped."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def log(self, level: int, fmt: str, *args: object) -> None:
+        line = fmt % args if args else fmt
+        if "bump" in line.lower():
+            self.lines.append(line)
+
+
 class QueueWriter(Worker):
     """Sends `<name>:<partition>:<n>` round-robin over the partitions at `rate` per second;
     every send becomes a `Write` (acknowledged with its offset, or not)."""
@@ -88,6 +100,11 @@ class QueueWriter(Worker):
         }
         self.unflushed = 0
         self.errors: list[KafkaError] = []
+        # Why librdkafka bumped its producer epoch, if it did: records it re-sends after a bump
+        # carry new sequence numbers, so no broker (Kafka included) can tell them from new ones.
+        self.epoch_bumps: list[str] = []
+        if idempotent:
+            self.config.update(debug="eos", log_level=7, logger=_EpochBumpLog(self.epoch_bumps))
 
     def run_loop(self) -> None:
         producer = Producer({**self.config, "error_cb": self.errors.append})
