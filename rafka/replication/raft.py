@@ -181,6 +181,9 @@ class RaftReplica:
         self._awaiting_log = False
         self._leader_hw = -1
         self._last_leader_contact = 0
+        # When this replica last led or heard from a leader, across role changes (a candidate
+        # has not lost touch for longer than since then); None: never since it started.
+        self._last_quorum_contact: int | None = None
         self._leader_resigned = False
         self._progress: dict[int, VoterProgress] = {}
         self._begin_pending: set[int] = set()
@@ -390,6 +393,8 @@ class RaftReplica:
         actions: list[Action] = []
         before = (self.role, self.state.epoch, self.state.leader_id)
         parked = self._parked if self.role is Role.LEADER and role is not Role.LEADER else {}
+        if self.role is Role.LEADER:
+            self._last_quorum_contact = self._now  # it led until now
         if state != self.state:
             self.state = state
             actions.append(PersistQuorumState(state))
@@ -652,7 +657,7 @@ class RaftReplica:
             return [SendMessage(source, self._begin_response(error))]
         actions = self._observe(source, request.epoch, request.leader_id) or []
         if self.role is Role.FOLLOWER and self.state.leader_id == source:
-            self._last_leader_contact = self._now
+            self._last_leader_contact = self._last_quorum_contact = self._now
         actions.append(SendMessage(source, self._begin_response(NONE)))
         return actions
 
@@ -865,7 +870,7 @@ class RaftReplica:
             self._fetch_retry_at = now + self.config.retry_backoff_ms
             return []
         self._fetch_deadline = now + self.config.fetch_timeout_ms
-        self._last_leader_contact = now
+        self._last_leader_contact = self._last_quorum_contact = now
         self._leader_resigned = False
         diverging = response.diverging_epoch
         if diverging is not None:
@@ -895,11 +900,13 @@ class RaftReplica:
         return [HighWatermarkAdvanced(high_watermark)]
 
     def heard_from_leader_within(self, window_ms: int, now_ms: int) -> bool:
-        """Leads, or had an answer from its leader within `window_ms`."""
+        """Leads, or led or had an answer from a leader (of any epoch) within `window_ms`: an
+        election in progress is no loss of touch until the window has passed."""
         if self.role is Role.LEADER:
             return True
         self._advance_clock(now_ms)
-        return self.role is Role.FOLLOWER and self._now - self._last_leader_contact < window_ms
+        contact = self._last_quorum_contact
+        return contact is not None and self._now - contact < window_ms
 
     def _leader_is_alive(self) -> bool:
         recent = self._now - self._last_leader_contact < self.config.fetch_timeout_ms

@@ -349,6 +349,26 @@ def test_heard_from_leader_within_a_window() -> None:
     assert leader_of(2).heard_from_leader_within(1, 10**9)
 
 
+def test_an_election_is_no_loss_of_touch_until_the_window_passes() -> None:
+    # The broker's self-fencing asks with broker.session.timeout.ms: a metadata replica that
+    # lost its leader a moment ago and stands for election has not been cut off for that long.
+    raft = replica(state=QuorumState(2, None, 2))
+    [(_, fetch)] = sent(raft.tick(1), FetchRequest)
+    raft.on_message(2, FetchResponse(2, 2, fetch.request_id, 0, high_watermark=0), 10)
+    raft.tick(10 + 2 * CONFIG.fetch_timeout_ms)
+    assert raft.role is not Role.FOLLOWER
+    assert raft.heard_from_leader_within(15_000, 10 + 2 * CONFIG.fetch_timeout_ms)
+    assert not raft.heard_from_leader_within(15_000, 15_010)
+    # A leader that steps down was in touch until then.
+    leader = leader_of(2)
+    at = CONFIG.check_quorum_timeout_ms - 1
+    leader.tick(at)
+    leader.resign()
+    assert leader.role is Role.RESIGNED
+    assert leader.heard_from_leader_within(1_000, at + 999)
+    assert not leader.heard_from_leader_within(1_000, at + 1_000)
+
+
 # -- pre-vote and elections -----------------------------------------------------------------------
 
 
