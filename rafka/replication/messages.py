@@ -76,6 +76,12 @@ class FetchRequest:
     max_wait_ms: int
     request_id: int
     replica_directory_id: str | None = None
+    # The `sent_at` of the latest answer from this leader in this epoch that the replica had
+    # received before sending this request (-1: none): proof that it followed the leader after
+    # then, which a read barrier needs (a request's arrival time proves nothing: it may have
+    # been delayed). The broker derives it from the connection (one fetch at a time per
+    # connection), so it does not travel on the wire.
+    acknowledged_at: int = -1
 
 
 @dataclass(slots=True, frozen=True)
@@ -94,6 +100,7 @@ class FetchResponse:
     records: Sized = ()
     diverging_epoch: DivergingEpoch | None = None
     error: ErrorCode = NONE
+    sent_at: int = -1  # the leader's clock when it answered
 
 
 Message = (

@@ -119,6 +119,8 @@ class VoterProgress:
     last_contact_ms: int
     # When it last fetched up to the leader's log end: the in-sync test of replica.lag.time.max.ms.
     last_caught_up_ms: int = -1
+    # The latest of our answers it is known to have received (FetchRequest.acknowledged_at).
+    acknowledged_at: int = -1
 
 
 class RaftReplica:
@@ -190,6 +192,9 @@ class RaftReplica:
         self._begin_resend_at = 0
         self._check_quorum_at = 0
         self._parked: dict[int, tuple[FetchRequest, int]] = {}
+        self._acknowledged_at = -1  # follower: FetchRequest.acknowledged_at
+        # Leader: a read barrier waiting for confirmation; fetches are not held meanwhile.
+        self._read_barrier_at: int | None = None
 
         if state.leader_id == node_id and self._member:
             self.role = Role.RESIGNED  # restarted after leading this epoch: never lead it again
@@ -247,6 +252,46 @@ class RaftReplica:
             if voter == self.node_id or progress.last_contact_ms > since
         )
         return recent >= self._majority
+
+    def read_barrier(self, now_ms: int) -> tuple[int, list[Action]]:
+        """Start confirming that this leader still leads (Raft's ReadIndex), for a read served
+        from its own state: returns the barrier's time and the actions to carry out (held
+        fetches are answered at once so that followers come back quickly). `read_confirmed`
+        says when it holds. -1 if not leader."""
+        if self.role is not Role.LEADER:
+            return -1, []
+        self._advance_clock(now_ms)
+        barrier = self._now
+        if not self._others:
+            return barrier, []
+        self._read_barrier_at = barrier
+        actions: list[Action] = []
+        for source, (request, _) in list(self._parked.items()):
+            del self._parked[source]
+            actions.append(self._fetch_reply(source, request))
+        return barrier, actions
+
+    def read_confirmed(self, barrier: int) -> bool:
+        """Whether a majority of voters, this leader included, followed it after `barrier`:
+        each has sent a fetch after receiving an answer given then or later. A newer leader
+        needs a majority of votes in a higher epoch, and a voter that followed this epoch after
+        `barrier` had not voted in a higher one before, so none was elected before `barrier`:
+        the leader's state then held every committed write (no timing assumption, unlike a
+        lease)."""
+        if self.role is not Role.LEADER or barrier < 0:
+            return False
+        if not self._others:
+            return True
+        confirmed = 1 + sum(
+            1
+            for voter, progress in self._progress.items()
+            if voter != self.node_id and progress.acknowledged_at >= barrier
+        )
+        if confirmed >= self._majority:
+            if self._read_barrier_at is not None and barrier >= self._read_barrier_at:
+                self._read_barrier_at = None
+            return True
+        return False
 
     def voter_progress(self) -> dict[int, VoterProgress]:
         """The leader's view of each voter (DescribeQuorum); empty unless leader."""
@@ -419,6 +464,8 @@ class RaftReplica:
         self._last_leader_contact = -self.config.fetch_timeout_ms  # not heard from it yet
         self._leader_resigned = False
         self._parked = {}
+        self._acknowledged_at = -1
+        self._read_barrier_at = None
         if self.role is Role.LEADER:
             # Every voter counts as caught up until a lag window passes without it (Kafka's ISR).
             self._progress = {v: VoterProgress(0, now, now) for v in self.voters}
@@ -731,6 +778,7 @@ class RaftReplica:
             progress = self._progress.get(source)
         if progress is not None:
             progress.last_contact_ms = self._now
+            progress.acknowledged_at = max(progress.acknowledged_at, request.acknowledged_at)
             self._begin_pending.discard(source)
             if request.fetch_offset >= self.log.end_offset:
                 progress.last_caught_up_ms = self._now
@@ -743,7 +791,11 @@ class RaftReplica:
         if progress is not None and request.fetch_offset > progress.end_offset:
             progress.end_offset = request.fetch_offset
             actions = self._maybe_advance_high_watermark()
-        if not actions and request.max_wait_ms > 0 and request.fetch_offset >= self.log.end_offset:
+        # A read barrier waiting for this voter: answer now, so that it fetches again at once.
+        barrier = self._read_barrier_at
+        awaited = barrier is not None and request.acknowledged_at < barrier
+        idle = request.max_wait_ms > 0 and request.fetch_offset >= self.log.end_offset
+        if not actions and not awaited and idle:
             # Nothing new: hold the fetch until records arrive, the HW moves, or max wait passes;
             # at most half a fetch timeout, so that idle followers renew the read lease.
             hold = min(request.max_wait_ms, self.config.fetch_timeout_ms // 2)
@@ -774,6 +826,7 @@ class RaftReplica:
             high_watermark=self.high_watermark,
             records=records,
             diverging_epoch=diverging,
+            sent_at=self._now,
         )
         return SendMessage(source, response)
 
@@ -832,6 +885,7 @@ class RaftReplica:
             max_wait_ms=max_wait_ms,
             request_id=self._next_request_id,
             replica_directory_id=self.directory_id,
+            acknowledged_at=self._acknowledged_at,
         )
 
     def _can_fetch(self) -> bool:
@@ -857,6 +911,8 @@ class RaftReplica:
         observed = self._observe(source, response.epoch, response.leader_id)
         if observed is not None:
             return observed
+        if source == self.state.leader_id and response.epoch == self.epoch:
+            self._acknowledged_at = max(self._acknowledged_at, response.sent_at)
         if (
             self.role is not Role.FOLLOWER
             or source != self.state.leader_id

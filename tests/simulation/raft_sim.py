@@ -175,6 +175,10 @@ class Simulation:
         self.stats: Counter[str] = Counter()
         self.producer_ids = producer_ids(seed)
         self.producer_id_blocks = ProducerIdBlocks()
+        # Coordinator-style reads from a leader's own state: (barrier, epoch, incarnation) per
+        # node, started on their own random stream.
+        self.reads: dict[int, list[tuple[int, int, int]]] = {}
+        self.reads_rng = random.Random(seed ^ 0x4EAD)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -352,10 +356,25 @@ class Simulation:
                 node.pending = []  # writes of an ended leadership fail; clients retry
                 self.stats[f"became {action.role.value}"] += 1
                 if action.role is Role.LEADER:
-                    invariants.on_leader(node, action.epoch)
+                    invariants.on_leader(node, action.epoch, self.now)
             else:  # pragma: no cover - a new action type the simulator does not know
                 raise AssertionError(f"unknown action {action!r}")
         invariants.after_step(node)
+        self._check_reads(node)
+
+    def _check_reads(self, node: SimNode) -> None:
+        """Read barriers the node started as leader: confirmed ones must not be stale."""
+        waiting = []
+        for barrier, epoch, incarnation in self.reads.get(node.id, ()):
+            raft = node.raft
+            if not node.up or node.incarnation != incarnation or raft.epoch != epoch:
+                continue  # abandoned: the coordinator answers NOT_COORDINATOR
+            if raft.read_confirmed(barrier):
+                self.stats["reads confirmed"] += 1
+                self.invariants.on_read_confirmed(node, epoch, barrier)
+            else:
+                waiting.append((barrier, epoch, incarnation))
+        self.reads[node.id] = waiting
 
     def _append(self, node: SimNode, entries: Any) -> None:
         node.log.append(entries)
@@ -479,6 +498,11 @@ class Simulation:
         self._log(f"client appends {entries} at node {node.id}")
         self._append(node, entries)
         self._apply(node, node.raft.on_local_append(node.log.end_offset))
+        if node.up and self.reads_rng.random() < 0.3:
+            barrier, actions = node.raft.read_barrier(self.now)
+            self._log(f"node {node.id} starts a read barrier at {barrier}")
+            self.reads.setdefault(node.id, []).append((barrier, epoch, node.incarnation))
+            self._apply(node, actions)
         if node.up:
             self._schedule_tick(node)
 

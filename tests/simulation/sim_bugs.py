@@ -62,3 +62,13 @@ class ReservesFromALaggingImage(ProducerIdController):
 
     def can_reserve(self, node: SimNode) -> bool:
         return True
+
+
+class ConfirmsReadsByLease(RaftReplica):
+    """Confirms a read barrier by the time-based read lease (majority fetch arrivals within 3/4
+    of the fetch timeout), as the group coordinator first did: a fetch a follower sends after
+    its previous answer was lost proves nothing of when it last heard from the leader, and by
+    then it may grant another candidate's pre-vote (issue 13, stale OffsetFetch)."""
+
+    def read_confirmed(self, barrier: int) -> bool:
+        return barrier >= 0 and self.has_read_lease(self._now)

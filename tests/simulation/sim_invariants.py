@@ -15,7 +15,10 @@
 - every acknowledged write is in the committed log at its offset (and the committed log only
   grows), and after the final heal every replica holds all of it;
 - no producer-id block reserved in the log is handed out twice (ProducerIdBlocks, with the
-  controller modelled in sim_producer_ids.py).
+  controller modelled in sim_producer_ids.py);
+- a read barrier a leader confirms (ReadIndex, for a coordinator's reads from its own state)
+  was started when no leader of a higher epoch had been elected yet: what it then answers
+  holds every write acknowledged before the read began.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Invariants:
         self.majority = len(voter_keys) // 2 + 1
         self.committed: list[tuple[int, Any]] = []
         self.leaders: dict[int, tuple[int, str, int]] = {}
+        self.elected_at: dict[int, int] = {}  # epoch -> when its leader took office
         self.persisted: dict[Key, QuorumState] = {}
         self.high_watermarks: dict[int, int] = {}
         self.epochs: dict[int, int] = {}
@@ -97,7 +101,7 @@ class Invariants:
             if node.raft.role.value != "leader":
                 self.fail(f"node {node.id} served records while {node.raft.role.value}")
 
-    def on_leader(self, node: SimNode, epoch: int) -> None:
+    def on_leader(self, node: SimNode, epoch: int, now: int = 0) -> None:
         persisted = self.persisted.get(node.key, QuorumState())
         if persisted.epoch != epoch or persisted.voted_for != node.id:
             self.fail(f"node {node.id} leads epoch {epoch} with persisted state {persisted}")
@@ -105,6 +109,15 @@ class Invariants:
         other = self.leaders.setdefault(epoch, me)
         if other != me:
             self.fail(f"two leaders in epoch {epoch}: {other} and {me}")
+        self.elected_at.setdefault(epoch, now)
+
+    def on_read_confirmed(self, node: SimNode, epoch: int, barrier: int) -> None:
+        for later, elected in self.elected_at.items():
+            if later > epoch and elected < barrier:
+                self.fail(
+                    f"node {node.id} confirmed a read barrier of {barrier} ms as leader of epoch "
+                    f"{epoch}, but epoch {later} had a leader from {elected} ms: a stale read"
+                )
 
     def on_leader_change(self, node: SimNode) -> None:
         """A LEADER_CHANGE entry takes an offset that Kafka would give a record: it is written

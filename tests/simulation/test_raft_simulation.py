@@ -68,6 +68,8 @@ def first_failure(limit: int, **options: Any) -> tuple[int, str] | None:
         ({"directory_ids": False}, 600, ""),
         # Issue 13's duplicate producer ids: a new controller reserves from a lagging image.
         ({"producer_ids": sim_bugs.ReservesFromALaggingImage}, 100, "handed out twice"),
+        # Issue 13's stale committed offsets: reads confirmed by a time lease, not ReadIndex.
+        ({"raft_class": sim_bugs.ConfirmsReadsByLease}, 200, "stale read"),
     ],
     ids=[
         "leader-unsynced-hw",
@@ -77,6 +79,7 @@ def first_failure(limit: int, **options: Any) -> tuple[int, str] | None:
         "vote-after-losing-fsynced-records",
         "wiped-voter-without-directory-id",
         "producer-ids-from-lagging-image",
+        "reads-confirmed-by-lease",
     ],
 )
 def test_injected_bug_is_caught(options: dict[str, Any], limit: int, symptom: str) -> None:

@@ -315,6 +315,46 @@ def test_read_lease_needs_a_majority_heard_within_three_quarters_of_the_fetch_ti
     assert not follower.has_read_lease(0)
 
 
+def test_a_read_barrier_needs_a_majority_that_followed_after_it() -> None:
+    lone = replica(voters=(1,))
+    lone.start_election()
+    barrier, _ = lone.read_barrier(5)
+    assert lone.read_confirmed(barrier)  # nobody else can lead
+    leader = leader_of(2)
+    end = leader.log.end_offset
+    leader.on_message(2, FetchRequest(2, 2, end, 2, 0, request_id=1), 1)  # commits
+    # Voter 2's fetch is held (nothing new); the barrier answers it at once.
+    assert leader.on_message(2, FetchRequest(2, 2, end, 2, 10_000, request_id=2), 5) == []
+    barrier, actions = leader.read_barrier(10)
+    assert barrier == 10 and not leader.read_confirmed(barrier)
+    [(_, answer)] = sent(actions, FetchResponse)
+    assert answer.sent_at == 10
+    # A fetch that arrives now but was sent before the replica had that answer proves nothing
+    # (it may have been delayed while another leader was elected); it is answered, not held.
+    late = FetchRequest(2, 3, end, 2, 10_000, request_id=7, acknowledged_at=4)
+    assert sent(leader.on_message(3, late, 11), FetchResponse)
+    assert not leader.read_confirmed(barrier)
+    again = FetchRequest(2, 2, end, 2, 10_000, request_id=3, acknowledged_at=answer.sent_at)
+    leader.on_message(2, again, 12)
+    assert leader.read_confirmed(barrier)
+    # Without a barrier waiting, idle fetches are held again.
+    after = FetchRequest(2, 3, end, 2, 10_000, request_id=8, acknowledged_at=11)
+    assert leader.on_message(3, after, 13) == []
+    follower = replica(2, state=QuorumState(2, None, 1))
+    assert follower.read_barrier(0) == (-1, []) and not follower.read_confirmed(0)
+
+
+def test_a_follower_acknowledges_the_latest_answer_it_received() -> None:
+    raft = replica(state=QuorumState(2, None, 2))
+    [(_, first)] = sent(raft.tick(1), FetchRequest)
+    assert first.acknowledged_at == -1
+    actions = raft.on_message(
+        2, FetchResponse(2, 2, first.request_id, 0, high_watermark=0, sent_at=40), 10
+    )
+    [(_, second)] = sent(actions, FetchRequest)
+    assert second.acknowledged_at == 40
+
+
 def test_idle_fetches_are_held_at_most_half_a_fetch_timeout() -> None:
     leader = leader_of(2)
     end = leader.log.end_offset
