@@ -150,6 +150,7 @@ class Partition:
         self.hooks: ReplicationHooks = NO_REPLICATION
         self.replica_lag_time_max_ms = 30_000  # replica.lag.time.max.ms
         self._producer_id_expiration_ms = 86_400_000
+        self._raft_waiters: list[asyncio.Future[None]] = []  # confirm_leadership
 
     @classmethod
     def open(
@@ -281,6 +282,34 @@ class Partition:
             elif isinstance(action, RoleChanged):
                 self._role_changed(action)
         self.hooks.reschedule(self)
+        waiters, self._raft_waiters = self._raft_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def confirm_leadership(self, timeout_s: float) -> bool:
+        """Whether this replica still leads, confirmed by a majority of voters (a Raft read
+        barrier): a coordinator then answers reads from its own state. False if it does not
+        lead, stops leading, or no majority confirms within `timeout_s`."""
+        raft = self.raft
+        barrier, actions = raft.read_barrier(raft_clock_ms())
+        if barrier < 0:
+            return False
+        self.apply(actions)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not raft.read_confirmed(barrier):
+            remaining = deadline - loop.time()
+            if self.offline is not None or not raft.is_leader or remaining <= 0:
+                return False
+            # Woken by every step of the replica (a follower's fetch among them).
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._raft_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                return False
+        return True
 
     def _append_leader_change(self, action: AppendLeaderChange) -> list[Action]:
         # No timestamp (-1): a Raft bookkeeping entry must not answer ListOffsets by time, hold

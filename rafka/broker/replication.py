@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -91,6 +93,10 @@ class ReplicationManager(ReplicationHooks):
         self._next_wake: int | None = None
         self._fetchers: dict[int, FollowerFetcher] = {}
         self._held: dict[tuple[int, PartitionKey, int], asyncio.Future[FetchResponse]] = {}
+        # Per follower connection: when each partition's last answer on it was given.
+        self._answered: weakref.WeakKeyDictionary[object, dict[PartitionKey, int]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._request_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
@@ -276,7 +282,14 @@ class ReplicationManager(ReplicationHooks):
 
     # -- incoming replica fetches ---------------------------------------------------------------
 
-    async def handle_replica_fetch(self, replica_id: int, request: Any) -> dict[str, Any]:
+    async def handle_replica_fetch(
+        self, replica_id: int, request: Any, connection: object | None = None
+    ) -> dict[str, Any]:
+        """A follower's Fetch. A follower sends its next fetch on a connection only once it has
+        the answer to the previous one, so the time of the answer last given on `connection`
+        is what its new request acknowledges (FetchRequest.acknowledged_at, for read
+        barriers)."""
+        answered = self._answered.setdefault(connection, {}) if connection is not None else {}
         max_wait_ms = max(int(request.max_wait.total_seconds() * 1000), 0)
         request_id = next(self._request_ids)
         loop = asyncio.get_running_loop()
@@ -292,6 +305,7 @@ class ReplicationManager(ReplicationHooks):
                 future: asyncio.Future[FetchResponse] = loop.create_future()
                 self._held[(replica_id, key, request_id)] = future
                 message = wire.fetch_from_wire(replica_id, max_wait_ms, p, request_id)
+                message = replace(message, acknowledged_at=answered.pop(key, -1))
                 partition.apply(partition.raft.on_message(replica_id, message, now))
                 entries.append((topic.topic, p, partition, future))
         futures = [f for _, _, _, f in entries if f is not None]
@@ -313,6 +327,8 @@ class ReplicationManager(ReplicationHooks):
             self._held.pop((replica_id, (name, p.partition), request_id), None)
             if future.done() and not future.cancelled():
                 answer = future.result()
+                if answer.error == ErrorCode.none:
+                    answered[(name, p.partition)] = answer.sent_at
                 parts.append(
                     wire.fetch_response_partition(p.partition, answer, partition.log_start_offset)
                 )

@@ -151,11 +151,21 @@ class OffsetStore:
 
     # -- OffsetFetch ----------------------------------------------------------------------------
 
-    def fetch(
+    async def fetch(
         self, group_id: str, partitions: list[TopicPartition] | None
     ) -> list[tuple[str, int, CommittedOffset | None]]:
-        """Committed offsets of the named partitions (None: every partition with one)."""
-        shard = self.coordinator.shard_for(group_id)
+        """Committed offsets of the named partitions (None: every partition with one), once a
+        majority has confirmed that this coordinator's partition leader still leads: a deposed
+        one (paused, cut off) would answer from memory older than commits made since."""
+        from rafka.broker.groups.coordinator import CoordinatorError
+
+        coordinator = self.coordinator
+        shard = coordinator.shard_for(group_id)
+        timeout_s = coordinator.config.offsets_commit_timeout_ms / 1000
+        if not await shard.partition.confirm_leadership(timeout_s) or (
+            coordinator.shard_for(group_id) is not shard
+        ):
+            raise CoordinatorError(ErrorCode.not_coordinator)
         group = shard.groups.get(group_id)
         offsets = group.offsets if group is not None and group.state is not GroupState.DEAD else {}
         if partitions is None:

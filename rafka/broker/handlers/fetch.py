@@ -43,7 +43,9 @@ def make_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | list:
         replica_id = _replica_id(request)
         if replica_id >= 0:  # a follower broker: the Raft side of Fetch
-            return await broker.replication.handle_replica_fetch(replica_id, request)
+            return await broker.replication.handle_replica_fetch(
+                replica_id, request, ctx.connection
+            )
         if getattr(request, "session_id", 0) != INVALID_SESSION_ID:
             # We never hand out fetch sessions, so an incremental fetch names an unknown one.
             return {

@@ -77,23 +77,24 @@ def make_offset_fetch_handler(broker: Broker):
         stable = bool(getattr(request, "require_stable", False))
         if version >= 8:
             groups = [
-                _fetch_group(broker, g.group_id, g.topics, version, stable) for g in request.groups
+                await _fetch_group(broker, g.group_id, g.topics, version, stable)
+                for g in request.groups
             ]
             return {"throttle_time": 0, "groups": groups}
-        group = _fetch_group(broker, request.group_id, request.topics, version, stable)
+        group = await _fetch_group(broker, request.group_id, request.topics, version, stable)
         return {"throttle_time": 0, "topics": group["topics"], "error_code": group["error_code"]}
 
     return handle
 
 
-def _fetch_group(
+async def _fetch_group(
     broker: Broker, group_id: str, topics: Any, version: int, require_stable: bool = False
 ) -> dict[str, Any]:
     requested = None
     if topics is not None:
         requested = [(t.name, p) for t in topics for p in t.partition_indexes]
     try:
-        found = broker.groups.offsets.fetch(group_id, requested)
+        found = await broker.groups.offsets.fetch(group_id, requested)
         pending = broker.groups.shard_for(group_id).pending_txn_offsets if require_stable else None
     except CoordinatorError as exc:
         if version < 2 and requested is not None:
