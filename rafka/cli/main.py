@@ -19,6 +19,8 @@ from rafka.broker.logs import configure_logging, get_logger, parse_level
 from rafka.cli.bench import app as bench_app
 from rafka.cli.cluster import app as cluster_app
 from rafka.cli.configs import app as configs_app
+from rafka.cli.console_consumer import consume
+from rafka.cli.console_producer import produce
 from rafka.cli.group import app as group_app
 from rafka.cli.topic import app as topic_app
 from rafka.cli.txn import app as txn_app
@@ -40,6 +42,8 @@ app.add_typer(topic_app, name="topic")
 app.add_typer(configs_app, name="configs")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(txn_app, name="txn")
+app.command("produce")(produce)
+app.command("consume")(consume)
 
 
 def rafka_version() -> str:
