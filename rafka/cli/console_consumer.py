@@ -55,6 +55,7 @@ class Signals:
 
     def __init__(self) -> None:
         self.received = 0
+        self.printed = 0  # kept here so that it can be reported however the loop ends
 
     def __call__(self, signum: int, _frame: Any) -> None:
         if self.received:
@@ -165,7 +166,6 @@ def run(options: Options, format_one: Any, out: BinaryIO, signals: Signals) -> i
     )
     member: GroupMember | None = None
     auto_commit = False
-    count = 0
     try:
         topic = options.topic
         allow_create = options.flag("allow.auto.create.topics", True)
@@ -206,7 +206,7 @@ def run(options: Options, format_one: Any, out: BinaryIO, signals: Signals) -> i
         next_commit = time.monotonic() + interval
         last_message = time.monotonic()
         limit = options.max_messages
-        while (limit < 0 or count < limit) and not signals.received:
+        while (limit < 0 or signals.printed < limit) and not signals.received:
             if member is not None:
                 if rejoin:
                     if auto_commit and member.assignment:
@@ -233,9 +233,9 @@ def run(options: Options, format_one: Any, out: BinaryIO, signals: Signals) -> i
                     # Not printed, so not consumed: the group reads it again next time.
                     fetcher.positions[(message.topic, message.partition)] = message.offset
                     raise
-                count += 1
+                signals.printed += 1
                 printed = True
-                if count == limit:
+                if signals.printed == limit:
                     break
             if printed:
                 out.flush()
@@ -250,7 +250,7 @@ def run(options: Options, format_one: Any, out: BinaryIO, signals: Signals) -> i
                 member.leave()
         finally:
             client.close()
-    return count
+    return signals.printed
 
 
 def _try_commit(member: Any, positions: dict[tuple[str, int], int]) -> None:
@@ -311,9 +311,8 @@ def consume(
             typer.echo(f"rafka: warning: consumer property {key!r} is not used", err=True)
     signals = Signals()
     previous = {s: signal.signal(s, signals) for s in (signal.SIGTERM, signal.SIGINT)}
-    count = 0
     try:
-        count = run(options, format_one, sys.stdout.buffer, signals)
+        run(options, format_one, sys.stdout.buffer, signals)
     except Stop:
         pass
     except BrokenPipeError:
@@ -325,7 +324,7 @@ def consume(
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    typer.echo(f"Processed a total of {count} messages", err=True)
+    typer.echo(f"Processed a total of {signals.printed} messages", err=True)
     raise typer.Exit(128 + signals.received if signals.received else 0)
 
 
