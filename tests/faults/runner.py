@@ -22,7 +22,7 @@ from checker import (
 )
 from cluster import FAST_FAILOVER, Cluster, read_partition_batches
 from cluster_fixtures import create_topic
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 from nemesis import Nemesis, Roles
 from netns import Network
@@ -341,8 +341,7 @@ def _final_offset_fetches(cluster: Cluster, history: History, result: RunResult)
             {"bootstrap.servers": cluster.bootstrap, "group.id": group, **RECONNECT}
         )
         try:
-            start = time.monotonic()
-            answer = consumer.committed([KafkaTP(QUEUE, p) for p in range(QUEUE_PARTITIONS)], 30)
+            start, answer = _committed(consumer)
             end = time.monotonic()
             for tp in answer:
                 if tp.error is not None:
@@ -354,6 +353,31 @@ def _final_offset_fetches(cluster: Cluster, history: History, result: RunResult)
                 )
         finally:
             consumer.close()
+
+
+RETRIED = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+}
+
+
+def _committed(consumer: Consumer) -> tuple[float, list[KafkaTP]]:
+    """OffsetFetch as an application does it: retried while the coordinator moves or loads
+    (right after a full restart, leaderships still move to their preferred replicas). The
+    start of the attempt that answered is what the checker compares commits against."""
+    deadline = time.monotonic() + READ_TIMEOUT
+    while True:
+        start = time.monotonic()
+        try:
+            return start, consumer.committed(
+                [KafkaTP(QUEUE, p) for p in range(QUEUE_PARTITIONS)], 10
+            )
+        except KafkaException as error:
+            if error.args[0].code() not in RETRIED or time.monotonic() > deadline:
+                raise
 
 
 def _counts(history: History) -> dict[str, int]:

@@ -64,12 +64,22 @@ def _id(config: RunConfig) -> str:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("config", configs(), ids=_id)
 def test_fault_run(tmp_path, config: RunConfig) -> None:
-    result = run_once(tmp_path, config)
+    try:
+        result = run_once(tmp_path, config)
+    except BaseException:
+        print(f"run failed; data and node logs kept in {_keep(tmp_path, config)}")
+        raise
     print(result.summary())
     print(result.details())
     if result.anomalies:
-        kept = KEEP / f"seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-        shutil.copytree(tmp_path, kept)
+        kept = _keep(tmp_path, config)
         result.notes.append(f"data, node logs, history and fault timeline kept in {kept}")
     record(result)
     assert not result.anomalies, f"{result.summary()}\n{result.details()}"
+
+
+def _keep(tmp_path: Path, config: RunConfig) -> Path:
+    """A copy outside pytest's temporary directories, which keep only the last few sessions."""
+    kept = KEEP / f"seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    shutil.copytree(tmp_path, kept)
+    return kept

@@ -34,6 +34,9 @@ RECONNECT = {
     "retry.backoff.max.ms": 250,
     "topic.metadata.refresh.interval.ms": 1000,
     "socket.connection.setup.timeout.ms": 2000,
+    # A request to a paused or cut-off broker is given up after this long (librdkafka's default,
+    # 60 s, would make the gap a client's wait, not the cluster's failover: docs/reliability.md).
+    "socket.timeout.ms": 1000,
     "log_level": CLIENT_LOG_LEVEL,
 }
 

@@ -327,11 +327,11 @@ async def test_commit_checks_topics_and_metadata_size(broker: Broker) -> None:
         ErrorCode.unknown_topic_or_partition,
         ErrorCode.offset_metadata_too_large,
     ]
-    [(topic, partition, committed)] = broker.groups.offsets.fetch("simple", None)
+    [(topic, partition, committed)] = await broker.groups.offsets.fetch("simple", None)
     assert (topic, partition, committed.offset) == (TOPIC, 0, 10)
     assert committed.metadata == "kept \u00e9 verbatim"
     assert committed.leader_epoch == 3
-    asked = broker.groups.offsets.fetch("simple", [(TOPIC, 0), (TOPIC, 2)])
+    asked = await broker.groups.offsets.fetch("simple", [(TOPIC, 0), (TOPIC, 2)])
     assert asked[1] == (TOPIC, 2, None)
 
 
@@ -515,7 +515,7 @@ async def test_group_and_offsets_survive_a_restart(broker_dir: Path) -> None:
         assert group.leader_id == before.leader_id
         assert {m: group.members[m].assignment for m in group.members} == assignments
         assert heartbeat(again, member) == NONE  # the member carries on
-        fetched = again.groups.offsets.fetch("g", None)
+        fetched = await again.groups.offsets.fetch("g", None)
         assert [(t, p, c.offset, c.metadata) for t, p, c in fetched] == [
             (TOPIC, p, 100 + p, f"meta-{p}") for p in range(3)
         ]
@@ -572,7 +572,7 @@ async def test_delete_groups(broker_dir: Path) -> None:
         "busy": ErrorCode.non_empty_group,
         "never": ErrorCode.group_id_not_found,
     }
-    assert broker.groups.offsets.fetch("idle", None) == []
+    assert await broker.groups.offsets.fetch("idle", None) == []
     await broker.stop()
     again = await start_broker(broker_dir)
     try:
@@ -592,7 +592,7 @@ async def test_offset_delete_respects_subscriptions(broker: Broker) -> None:
     code, codes = await broker.groups.offsets.delete("g", [(TOPIC, 0), ("other", 0)])
     assert code == NONE
     assert codes == [ErrorCode.group_subscribed_to_topic, NONE]
-    assert [t for t, _, _ in broker.groups.offsets.fetch("g", None)] == [TOPIC]
+    assert [t for t, _, _ in await broker.groups.offsets.fetch("g", None)] == [TOPIC]
     code, _ = await broker.groups.offsets.delete("nobody", [(TOPIC, 0)])
     assert code == ErrorCode.group_id_not_found
 
@@ -616,7 +616,7 @@ async def test_offsets_of_empty_groups_expire_after_retention(broker: Broker) ->
     # The simple group's offset aged out; the live group's subscribed topic never does.
     assert broker.groups.expire_offsets() == 1
     await eventually(lambda: broker.groups.shard_for("old").groups.get("old") is None)
-    assert broker.groups.offsets.fetch("live", None)[0][2].offset == 6
+    assert (await broker.groups.offsets.fetch("live", None))[0][2].offset == 6
 
 
 # -- coordinator availability ----------------------------------------------------------------------

@@ -447,8 +447,8 @@ async def offsets_commit(
         return [exc.code]
 
 
-def fetched(broker: Broker) -> int | None:
-    (found,) = broker.groups.offsets.fetch("g", [(TOPIC, 0)])
+async def fetched(broker: Broker) -> int | None:
+    (found,) = await broker.groups.offsets.fetch("g", [(TOPIC, 0)])
     return None if found[2] is None else found[2].offset
 
 
@@ -463,15 +463,15 @@ async def test_txn_offsets_apply_on_commit_only(tmp_path: Path) -> None:
     assert await offsets_commit(broker, pid, epoch, 5) == [NONE]
     shard = broker.groups.shard_for("g")
     assert shard.pending_txn_offsets.has_pending("g", TOPIC, 0)
-    assert fetched(broker) is None
+    assert await fetched(broker) is None
     assert (await broker.txn.end_txn("tx", pid, epoch, commit=True)).error is NONE
-    assert fetched(broker) == 5
+    assert await fetched(broker) == 5
     assert not shard.pending_txn_offsets.has_pending("g", TOPIC, 0)
 
     assert await broker.txn.add_partitions("tx", pid, epoch, [offsets_tp]) is NONE
     assert await offsets_commit(broker, pid, epoch, 9) == [NONE]
     assert (await broker.txn.end_txn("tx", pid, epoch, commit=False)).error is NONE
-    assert fetched(broker) == 5
+    assert await fetched(broker) == 5
     # A fenced epoch cannot commit offsets.
     stale = await offsets_commit(broker, pid, epoch - 1, 7)
     assert stale == [ErrorCode.producer_fenced]
@@ -485,15 +485,15 @@ async def test_txn_offsets_apply_on_commit_only(tmp_path: Path) -> None:
 
     broker = await start_broker(path)
     try:
-        assert fetched(broker) == 5
+        assert await fetched(broker) == 5
         assert broker.groups.shard_for("g").pending_txn_offsets.has_pending("g", TOPIC, 0)
         assert (await broker.txn.end_txn("tx", pid, epoch, commit=True)).error is NONE
-        assert fetched(broker) == 12
+        assert await fetched(broker) == 12
     finally:
         await broker.stop()
     broker = await start_broker(path)
     try:
-        assert fetched(broker) == 12
+        assert await fetched(broker) == 12
     finally:
         await broker.stop()
 
@@ -503,7 +503,7 @@ async def test_txn_offset_commit_v5_adds_the_partition_itself(broker: Broker) ->
     assert await offsets_commit(broker, pid, epoch, 3, version=5) == [NONE]
     assert broker.txn.offsets_partition_for("g") in broker.txn.describe("tx")[1].partitions
     assert (await broker.txn.end_txn("tx", pid, epoch, True, 2)).error is NONE
-    assert fetched(broker) == 3
+    assert await fetched(broker) == 3
 
 
 # -- listing and expiration ------------------------------------------------------------------------
