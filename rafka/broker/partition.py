@@ -144,6 +144,7 @@ class Partition:
         self._seq = itertools.count()
         self._flush_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._hw_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._led_epoch: int | None = None  # the epoch this replica leads, for the state log
         self._data_listeners: set[asyncio.Future[None]] = set()
         self.on_high_watermark: Callable[[Partition], None] | None = None
         self.txn_index = TransactionIndex(directory)  # replaced by the loaded one in open()
@@ -388,6 +389,24 @@ class Partition:
         return self.raft.on_truncated(end)
 
     def _role_changed(self, change: RoleChanged) -> None:
+        # As Kafka's state-change log: who leads a partition, from when, is what an operator
+        # (and the fault suite's timelines) need to follow a failover.
+        if change.role is Role.LEADER:
+            log.info(
+                "partition leadership taken",
+                partition=self.name,
+                leader_epoch=change.epoch,
+                log_end_offset=self.log_end_offset,
+            )
+        elif self._led_epoch is not None:
+            log.info(
+                "partition leadership lost",
+                partition=self.name,
+                leader_epoch=self._led_epoch,
+                role=change.role.value,
+                leader=change.leader_id,
+            )
+        self._led_epoch = change.epoch if change.role is Role.LEADER else None
         if change.role is not Role.LEADER:
             # Writes of a lost leadership may never commit here: clients retry at the new leader
             # (idempotent producers without duplicates).
