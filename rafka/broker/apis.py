@@ -72,7 +72,7 @@ ALLOCATE_PRODUCER_IDS = 67
 
 
 def build_dispatcher(broker: Broker, gate: asyncio.Event | None = None) -> Dispatcher:
-    dispatcher = Dispatcher({}, gate, make_forwarder(broker))
+    dispatcher = Dispatcher({}, gate, make_forwarder(broker), broker.cut_off.turns_away)
     # Version ceilings: Fetch 17+ changes replica semantics we do not serve yet; Produce 13
     # names topics by id (Produce 12 is transaction version 2, see handlers/txn.py). Floors
     # follow Kafka 4 (KIP-896).

@@ -28,7 +28,7 @@ from rafka.broker.log_cleaner import LogCleanerService
 from rafka.broker.partition import NO_REPLICATION, AppendError, Partition, raft_clock_ms
 from rafka.broker.peers import PeerNetwork
 from rafka.broker.replication import ReplicationManager
-from rafka.broker.self_fencing import step_down_while_cut_off
+from rafka.broker.self_fencing import CutOff, step_down_while_cut_off
 from rafka.broker.topic_admin import apply_topic_configs, refresh_broker_defaults
 from rafka.broker.txn.coordinator import TransactionCoordinator
 from rafka.protocol.errors import ErrorCode
@@ -119,6 +119,7 @@ class Broker:
         )
         self.controller_client = ControllerClient(self)
         self._background: list[asyncio.Task[None]] = []
+        self.cut_off = CutOff()
         self.groups = GroupCoordinator(self)
         self.txn = TransactionCoordinator(self)
         self.cleaner = LogCleanerService(self)
@@ -165,6 +166,7 @@ class Broker:
                     self.metadata,
                     self.node_id,
                     self.partitions.values,
+                    self.cut_off,
                     interval_ms=self.config.get_int("broker.heartbeat.interval.ms"),
                     session_ms=self.config.get_int("broker.session.timeout.ms"),
                 ),

@@ -64,14 +64,19 @@ class Dispatcher:
         apis: dict[int, ApiSpec],
         gate: asyncio.Event | None = None,
         forwarder: Forwarder | None = None,
+        turns_away: Callable[[str | None], bool] | None = None,
     ) -> None:
         self.apis = apis
         # Client listeners hold requests until the broker has joined the cluster.
         self.gate = gate
         self.forwarder = forwarder
+        # Given a request's client id: whether to close its connection instead of answering
+        # (a broker cut off from the controller sends clients to the other brokers).
+        self.turns_away = turns_away
 
     def sharing(self, gate: asyncio.Event | None) -> Dispatcher:
-        """The same API table behind another gate (the controller listener has none)."""
+        """The same API table behind another gate (the controller listener has none and
+        turns nobody away)."""
         return Dispatcher(self.apis, gate, self.forwarder)
 
     def supported_versions(self) -> list[tuple[int, int, int]]:
@@ -112,6 +117,9 @@ class Dispatcher:
             return None
         if self.gate is not None and not self.gate.is_set():
             await self.gate.wait()
+        if self.turns_away is not None and self.turns_away(header.client_id):
+            connection.abort("cut off from the controller: other brokers serve clients", warn=False)
+            return None
         if spec.forwarded and self.forwarder is not None:
             forwarded = await self.forwarder(api_key, version, request)
             if forwarded is not None:

@@ -29,6 +29,10 @@ from kio.serial import entity_reader, entity_writer
 from rafka.protocol.frames import FrameDecoder, skip_tagged_fields
 from rafka.protocol.messages import build, request_class, response_class
 
+# Requests between brokers carry this client id (a broker cut off from the controller still
+# serves them: see self_fencing).
+PEER_CLIENT_ID_PREFIX = "rafka-node-"
+
 log = structlog.get_logger(__name__)
 
 _SIZE = struct.Struct(">i")
@@ -220,7 +224,7 @@ class PeerNetwork:
         connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
         self.node_id = node_id
-        client_id = f"rafka-node-{node_id}".encode()
+        client_id = f"{PEER_CLIENT_ID_PREFIX}{node_id}".encode()
         self.addresses = dict(addresses)
         self._channels = {
             (peer, name): PeerChannel(host, port, client_id, connect_timeout)

@@ -8,6 +8,12 @@ would keep its leadership for the whole fault. So a broker that has not heard fr
 leader for the session timeout, or sees itself fenced, resigns the leaderships it holds and
 stands for no election until it is in touch again; a replica that reaches the controller takes
 over, and clients are told of it.
+
+Clients can often still reach a broker that its peers cannot (a network partition between
+brokers only). Such a broker knows no partition's leader, and a client that asks it for
+Metadata is told none exists, again and again: librdkafka asks the broker it is connected to.
+So while cut off, the broker turns clients away (their connections are closed; other brokers'
+replica fetches still come in) and clients ask the brokers that can answer.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import structlog
 
 from rafka.broker.cluster_metadata import ClusterMetadata
 from rafka.broker.partition import Partition, raft_clock_ms
+from rafka.broker.peers import PEER_CLIENT_ID_PREFIX
 
 log = structlog.get_logger(__name__)
 
@@ -42,10 +49,22 @@ def apply_cut_off(partitions: Iterable[Partition], cut_off: bool) -> int:
     return resigned
 
 
+class CutOff:
+    """Whether this broker is cut off from the controller, for the request dispatcher."""
+
+    def __init__(self) -> None:
+        self.cut_off = False
+
+    def turns_away(self, client_id: str | None) -> bool:
+        """A client's request is refused while cut off; another broker's never is."""
+        return self.cut_off and not (client_id or "").startswith(PEER_CLIENT_ID_PREFIX)
+
+
 async def step_down_while_cut_off(
     metadata: ClusterMetadata,
     node_id: int,
     partitions: Callable[[], Iterable[Partition]],
+    state: CutOff,
     *,
     interval_ms: int,
     session_ms: int,
@@ -58,10 +77,11 @@ async def step_down_while_cut_off(
         await asyncio.sleep(interval_ms / 1000)
         now = is_cut_off(metadata, node_id, session_ms, raft_clock_ms())
         if now != cut_off:
-            cut_off = now
+            cut_off = state.cut_off = now
             if cut_off:
                 log.warning(
-                    "cut off from the controller: resigning partition leaderships",
+                    "cut off from the controller: resigning partition leaderships and "
+                    "turning clients away",
                     session_timeout_ms=session_ms,
                 )
             else:

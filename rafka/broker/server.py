@@ -77,11 +77,12 @@ class Connection(asyncio.Protocol):
         if pending:
             await asyncio.wait(pending)
 
-    def abort(self, reason: str) -> None:
-        """Close the connection after a protocol violation; other connections are unaffected."""
+    def abort(self, reason: str, *, warn: bool = True) -> None:
+        """Close the connection after a protocol violation (or, `warn` False, as the broker's
+        routine answer to the state it is in); other connections are unaffected."""
         if self.closed:
             return
-        log.warning("closing connection", peer=self.peer, reason=reason)
+        (log.warning if warn else log.debug)("closing connection", peer=self.peer, reason=reason)
         self.closed = True
         if self._transport is not None:
             self._transport.close()
