@@ -9,4 +9,5 @@ if ! command -v kcat >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
 fi
 scripts/bootstrap.sh
 .venv/bin/ruff check .
+.venv/bin/lint-imports --no-cache  # the dependency contracts in pyproject.toml
 .venv/bin/pytest "$@"

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 import typer
 
 from rafka.cli.admin_common import DEFAULT_BOOTSTRAP, BootstrapOption, fail
-from rafka.cli.console_producer import InputError, parse_properties
+from rafka.cli.console_producer import parse_properties
+from rafka.cli.console_records import InputError
 
 if TYPE_CHECKING:
     from rafka.cli.console_fetcher import Message

@@ -16,59 +16,39 @@ import os
 import select
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from rafka.cli.admin_common import DEFAULT_BOOTSTRAP, BootstrapOption, fail
+from rafka.cli.console_records import (
+    Header,
+    InputError,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from rafka.cli.console_client import ConsoleClient
 
-Header = tuple[str, bytes | None]
 _CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 _ACKS = {"all": -1, "-1": -1, "0": 0, "1": 1}
 # Producer properties that change what this command does; others draw a warning.
 _PRODUCER_KEYS = {
-    "acks", "linger.ms", "batch.size", "compression.type", "retries", "retry.backoff.ms",
-    "retry.backoff.max.ms", "request.timeout.ms", "max.block.ms",
-    "client.id", "bootstrap.servers", "key.serializer", "value.serializer",
+    "acks",
+    "linger.ms",
+    "batch.size",
+    "compression.type",
+    "retries",
+    "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "request.timeout.ms",
+    "max.block.ms",
+    "client.id",
+    "bootstrap.servers",
+    "key.serializer",
+    "value.serializer",
 }
-UNKNOWN_TOPIC_GRACE_S = 2.0  # a topic just created elsewhere may not be in every broker's view
-
-
-class InputError(Exception):
-    """A line that cannot be turned into a record."""
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 (Utils.murmur2) as an unsigned 32-bit value."""
-    mask, m = 0xFFFFFFFF, 0x5BD1E995
-    length = len(data)
-    h = (0x9747B28C ^ length) & mask
-    whole = length & ~3
-    for i in range(0, whole, 4):
-        k = int.from_bytes(data[i : i + 4], "little")
-        k = (k * m) & mask
-        k ^= k >> 24
-        k = (k * m) & mask
-        h = ((h * m) & mask) ^ k
-    tail = length & 3
-    if tail:
-        if tail == 3:
-            h ^= data[whole + 2] << 16
-        if tail >= 2:
-            h ^= data[whole + 1] << 8
-        h ^= data[whole]
-        h = (h * m) & mask
-    h ^= h >> 13
-    h = (h * m) & mask
-    return h ^ (h >> 15)
-
-
-def key_partition(key: bytes, partitions: int) -> int:
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(slots=True)
@@ -89,17 +69,26 @@ class LineFormat:
         def flag(name: str) -> bool:
             return props.get(name, "false").strip().lower() == "true"
 
-        fmt = cls(parse_key=flag("parse.key"), parse_headers=flag("parse.headers"),
-                  ignore_error=flag("ignore.error"))
-        for name in ("key.separator", "headers.delimiter", "headers.separator",
-                     "headers.key.separator"):
+        fmt = cls(
+            parse_key=flag("parse.key"),
+            parse_headers=flag("parse.headers"),
+            ignore_error=flag("ignore.error"),
+        )
+        for name in (
+            "key.separator",
+            "headers.delimiter",
+            "headers.separator",
+            "headers.key.separator",
+        ):
             if name in props:
                 setattr(fmt, name.replace(".", "_"), props[name].encode())
         if "null.marker" in props:
             fmt.null_marker = props["null.marker"].encode()
-        seps = {"headers.delimiter": fmt.headers_delimiter,
-                "headers.separator": fmt.headers_separator,
-                "headers.key.separator": fmt.headers_key_separator}
+        seps = {
+            "headers.delimiter": fmt.headers_delimiter,
+            "headers.separator": fmt.headers_separator,
+            "headers.key.separator": fmt.headers_key_separator,
+        }
         names = list(seps)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
@@ -113,8 +102,9 @@ class LineFormat:
         return fmt
 
     def parse(self, line: bytes, number: int) -> tuple[bytes | None, bytes | None, list[Header]]:
-        headers_text = self._field(self.parse_headers, line, 0, self.headers_delimiter,
-                                   "headers delimiter", number)
+        headers_text = self._field(
+            self.parse_headers, line, 0, self.headers_delimiter, "headers delimiter", number
+        )
         start = 0 if headers_text is None else len(headers_text) + len(self.headers_delimiter)
         key = self._field(self.parse_key, line, start, self.key_separator, "key separator", number)
         if key is not None:
@@ -126,12 +116,14 @@ class LineFormat:
             key = None
         headers: list[Header] = []
         if headers_text is not None and headers_text != self.null_marker:
-            headers = [self._header(pair, number) for pair in headers_text.split(
-                self.headers_separator)]
+            headers = [
+                self._header(pair, number) for pair in headers_text.split(self.headers_separator)
+            ]
         return key, value, headers
 
-    def _field(self, enabled: bool, line: bytes, start: int, sep: bytes, what: str,
-               number: int) -> bytes | None:
+    def _field(
+        self, enabled: bool, line: bytes, start: int, sep: bytes, what: str, number: int
+    ) -> bytes | None:
         if not enabled:
             return None
         end = line.find(sep, start)
@@ -166,9 +158,9 @@ def _json_bytes(value: Any) -> bytes | None:
     return json.dumps(value, separators=(",", ":")).encode()  # a nested value travels as JSON
 
 
-def parse_json_line(line: bytes, number: int) -> tuple[
-    bytes | None, bytes | None, list[Header], int | None, int | None
-]:
+def parse_json_line(
+    line: bytes, number: int
+) -> tuple[bytes | None, bytes | None, list[Header], int | None, int | None]:
     """{"key", "value", "headers", "partition", "timestamp"}, all optional; headers as
     [{"key": k, "value": v}], [[k, v]] or {k: v}."""
     try:
@@ -178,9 +170,11 @@ def parse_json_line(line: bytes, number: int) -> tuple[
     if not isinstance(obj, dict):
         raise InputError(f"line {number}: expected a JSON object")
     raw = obj.get("headers") or []
-    pairs = raw.items() if isinstance(raw, dict) else [
-        (h.get("key"), h.get("value")) if isinstance(h, dict) else tuple(h) for h in raw
-    ]
+    pairs = (
+        raw.items()
+        if isinstance(raw, dict)
+        else [(h.get("key"), h.get("value")) if isinstance(h, dict) else tuple(h) for h in raw]
+    )
     headers: list[Header] = []
     for pair in pairs:
         if len(pair) != 2 or not isinstance(pair[0], str):
@@ -213,22 +207,6 @@ def read_lines(fd: int, linger_s: float, on_idle: Any) -> Iterator[bytes]:
         yield pending[:-1] if pending.endswith(b"\r") else pending
 
 
-@dataclass(slots=True)
-class Settings:
-    acks: int = -1
-    linger_ms: int = 1000
-    batch_size: int = 16384
-    compression: str = "none"
-    retries: int = 3
-    retry_backoff_ms: int = 100
-    retry_backoff_max_ms: int = 1000
-    request_timeout_ms: int = 1500
-    max_block_ms: int = 60000
-    client_id: str = "console-producer"
-    sync: bool = False
-    warnings: list[str] = field(default_factory=list)
-
-
 def producer_settings(props: dict[str, str], options: dict[str, str | None]) -> Settings:
     """Kafka's order: --producer-property, then the tool's own options when given (or when the
     property is not set, their defaults)."""
@@ -245,19 +223,26 @@ def producer_settings(props: dict[str, str], options: dict[str, str | None]) -> 
     if compression not in _CODECS:
         raise InputError(f"unknown compression codec {compression!r}: one of {', '.join(_CODECS)}")
     s.compression = compression
-    for key, attr in (("linger.ms", "linger_ms"), ("batch.size", "batch_size"),
-                      ("retries", "retries"), ("retry.backoff.ms", "retry_backoff_ms"),
-                      ("retry.backoff.max.ms", "retry_backoff_max_ms"),
-                      ("request.timeout.ms", "request_timeout_ms"),
-                      ("max.block.ms", "max_block_ms")):
+    for key, attr in (
+        ("linger.ms", "linger_ms"),
+        ("batch.size", "batch_size"),
+        ("retries", "retries"),
+        ("retry.backoff.ms", "retry_backoff_ms"),
+        ("retry.backoff.max.ms", "retry_backoff_max_ms"),
+        ("request.timeout.ms", "request_timeout_ms"),
+        ("max.block.ms", "max_block_ms"),
+    ):
         if key in merged:
             try:
                 setattr(s, attr, max(int(merged[key]), 0))
             except ValueError:
                 raise InputError(f"{key} must be an integer, not {merged[key]!r}") from None
     s.client_id = merged.get("client.id", s.client_id)
-    s.warnings = [f"producer property {k!r} is not used by rafka produce"
-                  for k in props if k not in _PRODUCER_KEYS]
+    s.warnings = [
+        f"producer property {k!r} is not used by rafka produce"
+        for k in props
+        if k not in _PRODUCER_KEYS
+    ]
     return s
 
 
@@ -279,8 +264,9 @@ def run(client: ConsoleClient, topic: str, settings: Settings, text: LineFormat 
     sender = Sender(client, topic, settings)
     sender.wait_for_topic()
     try:
-        for number, line in enumerate(read_lines(sys.stdin.fileno(), settings.linger_ms / 1000,
-                                                 sender.send_due), start=1):
+        for number, line in enumerate(
+            read_lines(sys.stdin.fileno(), settings.linger_ms / 1000, sender.send_due), start=1
+        ):
             if text is not None:
                 key, value, headers = text.parse(line, number)
                 partition = timestamp = None
@@ -297,37 +283,71 @@ def run(client: ConsoleClient, topic: str, settings: Settings, text: LineFormat 
 def produce(
     topic: Annotated[str, typer.Option("--topic", "-t", help="The topic to produce to.")],
     bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
-    prop: Annotated[list[str] | None, typer.Option(
-        "--property", "--reader-property", metavar="KEY=VALUE",
-        help="Line reader property: parse.key, key.separator, parse.headers, headers.delimiter,"
-        " headers.separator, headers.key.separator, null.marker, ignore.error.")] = None,
-    producer_prop: Annotated[list[str] | None, typer.Option(
-        "--producer-property", "--command-property", metavar="KEY=VALUE",
-        help="Producer setting: acks, linger.ms, batch.size, compression.type, retries, ...")]
-    = None,
-    acks: Annotated[str | None, typer.Option(
-        "--request-required-acks", help="acks: all (default), 1 or 0.")] = None,
-    request_timeout_ms: Annotated[int | None, typer.Option(
-        "--request-timeout-ms", help="How long the leader may wait for acks (default 1500).")]
-    = None,
-    compression: Annotated[str | None, typer.Option(
-        "--compression-codec", help="none, gzip, snappy, lz4 or zstd.")] = None,
-    sync: Annotated[bool, typer.Option(
-        "--sync", help="Send every record on its own and wait for it.")] = False,
-    linger_ms: Annotated[int | None, typer.Option(
-        "--timeout", help="Longest wait for a batch to fill, in ms (linger.ms; default 1000).")]
-    = None,
-    batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", help="Bytes per partition batch (default 16384).")] = None,
-    retries: Annotated[int | None, typer.Option(
-        "--message-send-max-retries", help="Retries of a failed send (default 3).")] = None,
-    retry_backoff_ms: Annotated[int | None, typer.Option(
-        "--retry-backoff-ms", help="Wait before the first retry (default 100).")] = None,
-    max_block_ms: Annotated[int | None, typer.Option(
-        "--max-block-ms", help="Longest wait for the topic's leaders (default 60000).")] = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", help="text: Kafka's line format; json: one object per line with key, value,"
-        " headers, partition, timestamp.")] = "text",
+    prop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--property",
+            "--reader-property",
+            metavar="KEY=VALUE",
+            help="Line reader property: parse.key, key.separator, parse.headers, headers.delimiter,"
+            " headers.separator, headers.key.separator, null.marker, ignore.error.",
+        ),
+    ] = None,
+    producer_prop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--producer-property",
+            "--command-property",
+            metavar="KEY=VALUE",
+            help="Producer setting: acks, linger.ms, batch.size, compression.type, retries, ...",
+        ),
+    ] = None,
+    acks: Annotated[
+        str | None, typer.Option("--request-required-acks", help="acks: all (default), 1 or 0.")
+    ] = None,
+    request_timeout_ms: Annotated[
+        int | None,
+        typer.Option(
+            "--request-timeout-ms", help="How long the leader may wait for acks (default 1500)."
+        ),
+    ] = None,
+    compression: Annotated[
+        str | None, typer.Option("--compression-codec", help="none, gzip, snappy, lz4 or zstd.")
+    ] = None,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="Send every record on its own and wait for it.")
+    ] = False,
+    linger_ms: Annotated[
+        int | None,
+        typer.Option(
+            "--timeout", help="Longest wait for a batch to fill, in ms (linger.ms; default 1000)."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Bytes per partition batch (default 16384).")
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option("--message-send-max-retries", help="Retries of a failed send (default 3)."),
+    ] = None,
+    retry_backoff_ms: Annotated[
+        int | None,
+        typer.Option("--retry-backoff-ms", help="Wait before the first retry (default 100)."),
+    ] = None,
+    max_block_ms: Annotated[
+        int | None,
+        typer.Option(
+            "--max-block-ms", help="Longest wait for the topic's leaders (default 60000)."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text: Kafka's line format; json: one object per line with key, value,"
+            " headers, partition, timestamp.",
+        ),
+    ] = "text",
 ) -> None:
     """Write lines of stdin to a topic, like kafka-console-producer."""
     from rafka.cli.console_client import open_client
@@ -338,10 +358,14 @@ def produce(
     try:
         text = LineFormat.from_properties(parse_properties(prop)) if fmt == "text" else None
         options = {
-            "acks": acks, "request.timeout.ms": _str(request_timeout_ms),
-            "compression.type": compression, "linger.ms": _str(linger_ms),
-            "batch.size": _str(batch_size), "retries": _str(retries),
-            "retry.backoff.ms": _str(retry_backoff_ms), "max.block.ms": _str(max_block_ms),
+            "acks": acks,
+            "request.timeout.ms": _str(request_timeout_ms),
+            "compression.type": compression,
+            "linger.ms": _str(linger_ms),
+            "batch.size": _str(batch_size),
+            "retries": _str(retries),
+            "retry.backoff.ms": _str(retry_backoff_ms),
+            "max.block.ms": _str(max_block_ms),
         }
         settings = producer_settings(parse_properties(producer_prop), options)
     except InputError as exc:
@@ -351,8 +375,9 @@ def produce(
         typer.echo(f"rafka: warning: {warning}", err=True)
     client = None
     try:
-        client = open_client(bootstrap, settings.client_id, max(30.0, settings.request_timeout_ms
-                                                                / 1000 + 5))
+        client = open_client(
+            bootstrap, settings.client_id, max(30.0, settings.request_timeout_ms / 1000 + 5)
+        )
         run(client, topic, settings, text)
     except (InputError, KafkaClientError) as exc:
         fail(str(exc))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 
 from rafka.cli.console_client import ConsoleClient, retriable
-from rafka.cli.console_producer import (
+from rafka.cli.console_records import (
     UNKNOWN_TOPIC_GRACE_S,
     Header,
     InputError,
@@ -135,8 +135,9 @@ class Sender:
         if not self._pending:
             return
         batches = {
-            p: build_batch([(k, v, tuple(h), ts) for k, v, h, ts in records],
-                           compression=self.codec)
+            p: build_batch(
+                [(k, v, tuple(h), ts) for k, v, h, ts in records], compression=self.codec
+            )
             for p, records in self._pending.items()
         }
         self._send(batches)

@@ -16,7 +16,8 @@ from rafka.cli.console_group import (
     encode_subscription,
     range_assign,
 )
-from rafka.cli.console_producer import InputError, LineFormat, murmur2
+from rafka.cli.console_producer import LineFormat
+from rafka.cli.console_records import InputError, murmur2
 from rafka.cli.kafka_client import decode_assignment
 from rafka.protocol.records import ControlRecordType, build_batch, build_control_batch
 
