@@ -349,6 +349,28 @@ def env_var_name(key: str) -> str:
 ENV_VARS: dict[str, str] = {env_var_name(name): name for name in DEFINITIONS}
 assert len(ENV_VARS) == len(DEFINITIONS), "two config keys map to the same environment variable"
 
+# apache/kafka's container image convention, so that compose files written for it work with the
+# image swapped: KAFKA_<KEY> with '_' for '.', '__' for '_' and '___' for '-', and CLUSTER_ID.
+KAFKA_ENV_PREFIX = "KAFKA_"
+# Variables of that image that set up its JVM or its scripts, not the broker.
+KAFKA_JVM_ENV_VARS = frozenset(
+    {
+        "KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JMX_OPTS", "KAFKA_JMX_PORT", "KAFKA_JMX_HOSTNAME",
+        "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_GC_LOG_OPTS", "KAFKA_LOG4J_OPTS",
+        "KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS", "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+        "KAFKA_VERSION", "KAFKA_HOME", "KAFKA_DEBUG",
+    }
+)  # fmt: skip
+
+
+def kafka_env_key(var: str) -> str:
+    """KAFKA_LOG_RETENTION_HOURS -> log.retention.hours; '__' is '_', '___' is '-'."""
+    name = var.removeprefix(KAFKA_ENV_PREFIX).lower()
+    return re.sub("_{1,3}", lambda run: _KAFKA_ENV_SEPARATORS[len(run.group())], name)
+
+
+_KAFKA_ENV_SEPARATORS = {1: ".", 2: "_", 3: "-"}
+
 
 # ---------------------------------------------------------------------------------------------
 # Java .properties syntax
@@ -719,13 +741,29 @@ class BrokerConfig:
         overrides: Sequence[str] = (),
         environ: Mapping[str, str] | None = None,
     ) -> BrokerConfig:
-        """Merge a properties file < RAFKA_<KEY> environment variables < "key=value" overrides."""
+        """Merge a properties file < KAFKA_<KEY> (apache/kafka's image convention) < RAFKA_<KEY>
+        environment variables < "key=value" overrides."""
         environ = os.environ if environ is None else environ
         given: dict[str, tuple[str, str]] = {}
         early_warnings: list[str] = []
         if properties_file is not None:
             for key, value, lineno in read_properties_file(properties_file):
                 given[key] = (value, f"{properties_file}:{lineno}")
+        kafka_style = [(v, x) for v, x in environ.items() if v.startswith(KAFKA_ENV_PREFIX)]
+        if "CLUSTER_ID" in environ:
+            kafka_style.append(("CLUSTER_ID", environ["CLUSTER_ID"]))
+        for var, value in sorted(kafka_style):
+            if var in KAFKA_JVM_ENV_VARS:
+                early_warnings.append(f"Environment variable {var} sets up a JVM; it is ignored")
+                continue
+            key = "cluster.id" if var == "CLUSTER_ID" else kafka_env_key(var)
+            if key not in DEFINITIONS:
+                early_warnings.append(
+                    f"Environment variable {var} ({key}) matches no rafka config key; "
+                    "it is ignored"
+                )
+                continue
+            given[key] = (value, f"env {var}")
         for var, value in environ.items():
             if not var.startswith(ENV_PREFIX) or var in RESERVED_ENV_VARS:
                 continue

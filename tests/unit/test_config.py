@@ -17,6 +17,7 @@ from rafka.broker.config import (
     Listener,
     QuorumVoter,
     env_var_name,
+    kafka_env_key,
     parse_properties,
 )
 
@@ -137,6 +138,43 @@ def test_env_names_are_upper_case_with_underscores() -> None:
         "RAFKA_LOG_RETENTION_CHECK_INTERVAL_MS"
     )
     assert env_var_name("rafka.metrics.port") == "RAFKA_METRICS_PORT"
+
+
+def test_apache_kafka_image_environment_configures_the_broker() -> None:
+    """A compose file written for apache/kafka works with rafka's image swapped in."""
+    environ = {
+        "KAFKA_NODE_ID": "2",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": "PLAINTEXT://:19092,CONTROLLER://:9093",
+        "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://kafka-2:19092",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "3",
+        "KAFKA_LOG_DIRS": "/var/lib/kafka/data",
+        "CLUSTER_ID": "4L6g3nShT-eMCtK--X86sw",
+        "KAFKA_HEAP_OPTS": "-Xmx1G",
+        "RAFKA_NUM_PARTITIONS": "5",
+        "KAFKA_NUM_PARTITIONS": "3",
+    }
+    config = load(environ=environ)
+    assert config.node_id == 2
+    assert [v.node_id for v in config.quorum_voters] == [1, 2, 3]
+    assert config.log_dirs == [Path("/var/lib/kafka/data")]
+    assert config.get_int("offsets.topic.replication.factor") == 3
+    assert config.source_of("cluster.id") == "env CLUSTER_ID"
+    assert config.num_partitions == 5  # RAFKA_ beats KAFKA_
+    assert config.source_of("node.id") == "env KAFKA_NODE_ID"
+    assert config.warnings == ["Environment variable KAFKA_HEAP_OPTS sets up a JVM; it is ignored"]
+    assert kafka_env_key("KAFKA_SOME__KEY___X_Y") == "some_key-x.y"
+
+
+def test_unknown_kafka_style_variable_is_warned() -> None:
+    config = load(environ={"KAFKA_BOOTSTRAP_SERVERS": "x:9092"})
+    assert config.warnings == [
+        "Environment variable KAFKA_BOOTSTRAP_SERVERS (bootstrap.servers) matches no rafka "
+        "config key; it is ignored"
+    ]
 
 
 def test_every_key_has_its_own_env_var() -> None:
