@@ -75,6 +75,7 @@ class Cluster:
     brokers: dict[int, tuple[str, int]] = field(default_factory=dict)
     partitions: dict[str, int] = field(default_factory=dict)  # topic -> partition count
     leaders: dict[tuple[str, int], int] = field(default_factory=dict)
+    controller_id: int = -1
 
 
 @dataclass(slots=True, frozen=True)
@@ -242,7 +243,7 @@ class KafkaClient:
                     "include_topic_authorized_operations": False,
                 },
             )
-            cluster = Cluster()
+            cluster = Cluster(controller_id=getattr(response, "controller_id", -1))
             for b in response.brokers:
                 cluster.brokers[b.node_id] = (b.host, b.port)
             for t in response.topics:

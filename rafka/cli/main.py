@@ -22,6 +22,7 @@ from rafka.cli.configs import app as configs_app
 from rafka.cli.console_consumer import consume
 from rafka.cli.console_producer import produce
 from rafka.cli.group import app as group_app
+from rafka.cli.health import health
 from rafka.cli.topic import app as topic_app
 from rafka.cli.txn import app as txn_app
 
@@ -44,6 +45,7 @@ app.add_typer(cluster_app, name="cluster")
 app.add_typer(txn_app, name="txn")
 app.command("produce")(produce)
 app.command("consume")(consume)
+app.command("health")(health)
 
 
 def rafka_version() -> str:
