@@ -59,6 +59,8 @@ class BrokerEndpoint:
     host: str
     port: int
     rack: str | None = None
+    # Every advertised client listener, name -> (host, port); host and port are the first.
+    listeners: tuple[tuple[str, str, int], ...] = ()
 
 
 def _collision_key(name: str) -> str:
@@ -288,14 +290,22 @@ class Broker:
     @property
     def endpoints(self) -> list[BrokerEndpoint]:
         """Registered brokers that are not fenced, as Metadata lists them."""
+        return self.endpoints_for(None)
+
+    def endpoints_for(self, listener: str | None) -> list[BrokerEndpoint]:
+        """The live brokers at their addresses for clients of `listener` (Kafka answers each
+        listener with its own advertised addresses)."""
         brokers = self.metadata.image.brokers if self.metadata is not None else {}
         live = [
-            BrokerEndpoint(b.node_id, b.host, b.port, b.rack)
+            BrokerEndpoint(b.node_id, *b.address(listener), b.rack)
             for b in sorted(brokers.values(), key=lambda b: b.node_id)
             if not b.fenced
         ]
-        if not live and self.own_endpoint is not None:
-            return [self.own_endpoint]
+        own = self.own_endpoint
+        if not live and own is not None:
+            addresses = {name: (host, port) for name, host, port in own.listeners}
+            host, port = addresses.get(listener or "", (own.host, own.port))
+            return [BrokerEndpoint(own.node_id, host, port, own.rack, own.listeners)]
         return live
 
     def broker_is_live(self, node_id: int) -> bool:

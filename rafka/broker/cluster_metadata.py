@@ -48,6 +48,13 @@ class BrokerRegistration:
     rack: str | None
     incarnation: str
     fenced: bool = False
+    # Advertised client listeners by name; host and port above are the first of them.
+    listeners: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def address(self, listener: str | None) -> tuple[str, int]:
+        """Where clients of `listener` reach this broker (the first listener's address for a
+        listener it does not advertise, or a registration from before listeners were kept)."""
+        return self.listeners.get(listener or "", (self.host, self.port))
 
 
 @dataclass(slots=True)
@@ -119,6 +126,7 @@ class MetadataImage:
                 record["port"],
                 record.get("rack"),
                 record["incarnation"],
+                listeners={name: (host, port) for name, host, port in record.get("listeners", [])},
             )
         elif kind == "broker_fenced":
             registration = self.brokers.get(record["id"])

@@ -61,6 +61,7 @@ async def register_broker(broker: Broker, request: Any) -> dict[str, Any]:
         "port": listener.port,
         "rack": request.rack,
         "incarnation": str(request.incarnation_id),
+        "listeners": [[lst.name, lst.host, lst.port] for lst in request.listeners],
     }
     try:
         await metadata.propose([record])
@@ -260,6 +261,7 @@ class ControllerClient:
             and not registration.fenced
             and own is not None
             and (registration.host, registration.port) == (own.host, own.port)
+            and (not own.listeners or registration.listeners == _by_name(own.listeners))
         )
 
     async def register(self) -> None:
@@ -280,6 +282,7 @@ class ControllerClient:
                                 "port": own.port,
                                 "rack": own.rack,
                                 "incarnation": str(self.incarnation),
+                                "listeners": [list(entry) for entry in own.listeners],
                             }
                         ]
                     )
@@ -292,12 +295,9 @@ class ControllerClient:
                         "cluster_id": broker.cluster_id,
                         "incarnation_id": self.incarnation,
                         "listeners": [
-                            {
-                                "name": "PLAINTEXT",
-                                "host": own.host,
-                                "port": own.port,
-                                "security_protocol": 0,
-                            }
+                            {"name": name, "host": host, "port": port, "security_protocol": 0}
+                            for name, host, port in own.listeners
+                            or (("PLAINTEXT", own.host, own.port),)
                         ],
                         "features": [],
                         "rack": own.rack,
@@ -385,3 +385,7 @@ class ControllerClient:
         response = await self.call(ALTER_PARTITION, ALTER_PARTITION_VERSION, data)
         if response.error_code != ErrorCode.none:
             raise NotController()
+
+
+def _by_name(listeners: tuple[tuple[str, str, int], ...]) -> dict[str, tuple[str, int]]:
+    return {name: (host, port) for name, host, port in listeners}

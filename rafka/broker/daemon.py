@@ -56,16 +56,21 @@ class BrokerServer:
         )
 
     def _advertised_endpoint(self) -> BrokerEndpoint:
-        # Clients connect to the first advertised client listener; port 0 means "the bound one".
+        # Each client listener as advertised (port 0 means "the bound one"); clients that do not
+        # say which listener they came in on get the first.
         bound = {lst.name: lst for lst in self.listeners}
         rack = self.config.get_str("broker.rack")
+        advertised: list[tuple[str, str, int]] = []
         for spec in self.config.advertised_listeners:
             if spec.name in bound:
                 port = spec.port or bound[spec.name].port
                 host = spec.host or bound[spec.name].host or "localhost"
-                return BrokerEndpoint(self.broker.node_id, host, port, rack)
-        first = self.listeners[0]
-        return BrokerEndpoint(self.broker.node_id, first.host or "localhost", first.port, rack)
+                advertised.append((spec.name, host, port))
+        for lst in self.listeners:  # bound but not advertised: as bound
+            if all(name != lst.name for name, _, _ in advertised):
+                advertised.append((lst.name, lst.host or "localhost", lst.port))
+        _, host, port = advertised[0]
+        return BrokerEndpoint(self.broker.node_id, host, port, rack, tuple(advertised))
 
     async def _run_housekeeping(self) -> None:
         retention_interval = self.config.get_int("log.retention.check.interval.ms") / 1000

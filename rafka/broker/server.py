@@ -31,6 +31,9 @@ class Connection(asyncio.Protocol):
         self._on_close = on_close
         self.peer: str = "?"
         self.closed = False
+        # The listener it came in on: Metadata and FindCoordinator answer with that listener's
+        # advertised addresses (a container has one for the host and one for its network).
+        self.listener = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -117,6 +120,7 @@ class Listener:
 
     def _make_connection(self) -> Connection:
         connection = Connection(self._handler, self._max_frame, self.connections.discard)
+        connection.listener = self.name
         self.connections.add(connection)
         return connection
 

@@ -188,7 +188,7 @@ def make_describe_cluster_handler(broker: Broker):
                     "rack": e.rack,
                     "is_fenced": False,
                 }
-                for e in broker.endpoints
+                for e in broker.endpoints_for(ctx.connection.listener)
             ]
         return response
 

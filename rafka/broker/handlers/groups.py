@@ -43,12 +43,16 @@ def make_find_coordinator_handler(broker: Broker):
                 found = await broker.txn.find_coordinator(key)
             else:
                 found = await broker.groups.find_coordinator(key_type, key)
+            host, port = found.host, found.port
+            for endpoint in broker.endpoints_for(ctx.connection.listener):
+                if endpoint.node_id == found.node_id:  # its address on this listener
+                    host, port = endpoint.host, endpoint.port
             coordinators.append(
                 {
                     "key": key,
                     "node_id": found.node_id,
-                    "host": found.host,
-                    "port": found.port,
+                    "host": host,
+                    "port": port,
                     "error_code": found.error,
                     "error_message": found.message,
                 }

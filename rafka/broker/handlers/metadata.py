@@ -46,7 +46,7 @@ def make_handler(broker: Broker):
             "throttle_time": 0,
             "brokers": [
                 {"node_id": e.node_id, "host": e.host, "port": e.port, "rack": e.rack}
-                for e in broker.endpoints
+                for e in broker.endpoints_for(ctx.connection.listener)
             ],
             "cluster_id": broker.cluster_id,
             "controller_id": broker.controller_id,
