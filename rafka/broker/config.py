@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 ENV_PREFIX = "RAFKA_"
 # RAFKA_ variables that configure something other than the broker config (see rafka.broker.logs).
-RESERVED_ENV_VARS = frozenset({"RAFKA_LOG_FORMAT", "RAFKA_LOG_LEVEL"})
+RESERVED_ENV_VARS = frozenset({"RAFKA_LOG_FORMAT", "RAFKA_LOG_LEVEL", "RAFKA_BOOTSTRAP_SERVER"})
 
 INT_MAX = 2**31 - 1
 LONG_MAX = 2**63 - 1

@@ -1,0 +1,42 @@
+# rafka's container image: `docker run -p 9092:9092 rafka` is a Kafka for local development.
+#
+# Build with scripts/image.sh (it also works where no image can be pulled). BASE is any Debian-
+# like image with python3 (>= 3.11) and python3-venv; `docker/extra-ca.crt`, if not empty, is
+# trusted by pip during the build only (a TLS-intercepting proxy's CA bundle): docs/docker.md.
+ARG BASE=python:3.11-slim
+
+FROM ${BASE} AS build
+# A compiler for the optional C record codec (the image runs fine without it, slower).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+    $(test -x /usr/local/bin/python3 || echo python3-dev) \
+ && rm -rf /var/lib/apt/lists/*
+COPY docker/extra-ca.crt /tmp/extra-ca.crt
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY rafka ./rafka
+RUN python3 -m venv /opt/rafka \
+ && if [ -s /tmp/extra-ca.crt ]; then export PIP_CERT=/tmp/extra-ca.crt; fi \
+ && /opt/rafka/bin/pip install --no-cache-dir --quiet . \
+ && /opt/rafka/bin/pip uninstall --yes --quiet pip setuptools wheel 2>/dev/null || true \
+ # Bytecode compiled now, so that a container boots without writing .pyc files.
+ && /opt/rafka/bin/python -m compileall -q -j 0 /opt/rafka/lib \
+ && find /opt/rafka -name '*.c' -delete
+
+FROM ${BASE}
+RUN (useradd --system --uid 1000 --home-dir /var/lib/rafka --shell /usr/sbin/nologin rafka \
+     || adduser --system --uid 1000 --home /var/lib/rafka rafka) \
+ && mkdir -p /var/lib/rafka/data && chown -R rafka /var/lib/rafka
+COPY --from=build /opt/rafka /opt/rafka
+COPY docker/entrypoint.sh /usr/local/bin/rafka-entrypoint
+ENV PATH=/opt/rafka/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    RAFKA_LOG_FORMAT=json
+USER rafka
+WORKDIR /var/lib/rafka
+VOLUME /var/lib/rafka
+EXPOSE 9092 19092
+HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["rafka", "health", "--timeout", "3"]
+ENTRYPOINT ["rafka-entrypoint"]
