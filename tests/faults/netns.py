@@ -113,6 +113,9 @@ class Network:
             run("ip", "link", "add", self.bridge, "type", "bridge")
             run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
             run("ip", "link", "set", self.bridge, "up")
+            # With br_netfilter loaded, frames between two ports of a bridge pass the root
+            # namespace's FORWARD chain, whose policy a Docker engine sets to DROP.
+            run("iptables", "-w", "5", "-I", "FORWARD", *self._forward_rule)
             for node in self.nodes():
                 ns = self.namespace(node)
                 run("ip", "netns", "add", ns)
@@ -166,7 +169,14 @@ class Network:
                     pass
             run("ip", "netns", "del", self.namespace(node), check=False)
             run("ip", "link", "del", self.host_link(node), check=False)
+        delete = ("iptables", "-w", "5", "-D", "FORWARD", *self._forward_rule)
+        while run(*delete, check=False).returncode == 0:
+            pass  # every copy, a killed run's included
         run("ip", "link", "del", self.bridge, check=False)
+
+    @property
+    def _forward_rule(self) -> tuple[str, ...]:
+        return ("-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT")
 
     # -- faults ---------------------------------------------------------------------------------
 
