@@ -30,6 +30,10 @@ def main() -> None:
     if not _die_with_parent(parent_pid):
         sys.exit(0)
     sys.argv = ["rafka", *sys.argv[2:]]
+    # kio registers Hypothesis strategies whenever Hypothesis is importable, which a test
+    # environment has: that import, and the `.hypothesis` directory it creates in the fresh working
+    # directory, cost a broker start ~0.8 s. The broker never uses it; hide it.
+    sys.modules["hypothesis"] = None  # type: ignore[assignment]
     from rafka.cli.main import run
 
     run()
