@@ -9,7 +9,6 @@ import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -25,6 +24,7 @@ from rafka.broker.controller import (
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.groups.coordinator import GroupCoordinator
 from rafka.broker.log_cleaner import LogCleanerService
+from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition import NO_REPLICATION, AppendError, Partition, raft_clock_ms
 from rafka.broker.peers import PeerNetwork
 from rafka.broker.replication import ReplicationManager
@@ -51,16 +51,6 @@ class TopicError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-@dataclass(slots=True, frozen=True)
-class BrokerEndpoint:
-    node_id: int
-    host: str
-    port: int
-    rack: str | None = None
-    # Every advertised client listener, name -> (host, port); host and port are the first.
-    listeners: tuple[tuple[str, str, int], ...] = ()
 
 
 def _collision_key(name: str) -> str:
@@ -102,7 +92,7 @@ class Broker:
         self._log_start_offsets: dict[tuple[str, int], int] = {}
         self._recovery_points: dict[tuple[str, int], int] = {}
         self._high_watermarks: dict[tuple[str, int], int] = {}
-        self._topic_lock = asyncio.Lock()
+        self.topic_lock = asyncio.Lock()
         self.raft_config = RaftConfig(
             election_timeout_ms=config.get_int("controller.quorum.election.timeout.ms"),
             election_backoff_max_ms=config.get_int("controller.quorum.election.backoff.max.ms"),
@@ -282,6 +272,10 @@ class Broker:
         if self.metadata is None:
             return -1
         return self.metadata.partition.leader_id
+
+    @property
+    def network(self) -> PeerNetwork | None:
+        return self.replication.network
 
     @property
     def is_controller(self) -> bool:
@@ -622,7 +616,7 @@ class Broker:
             return await self._create_topic_at_controller(
                 name, num_partitions, replication_factor, configs
             )
-        async with self._topic_lock:
+        async with self.topic_lock:
             assert self.metadata is not None
             if name in self.metadata.image.topics:
                 raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
@@ -686,7 +680,7 @@ class Broker:
 
     async def delete_topic(self, topic: TopicImage) -> None:
         assert self.metadata is not None
-        async with self._topic_lock:
+        async with self.topic_lock:
             # Applying the record drops this node's replicas, as on every other node.
             await self.metadata.propose([{"type": "remove_topic", "id": str(topic.topic_id)}])
         log.info("topic deleted", topic=topic.name)

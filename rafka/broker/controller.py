@@ -26,7 +26,7 @@ from rafka.broker.peers import PeerUnavailable
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.broker import Broker
+    from rafka.broker.node import ControllerNode
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +46,7 @@ class NotController(Exception):
 # -- controller: requests from brokers ---------------------------------------------------------
 
 
-async def register_broker(broker: Broker, request: Any) -> dict[str, Any]:
+async def register_broker(broker: ControllerNode, request: Any) -> dict[str, Any]:
     metadata = broker.metadata
     assert metadata is not None
     if not metadata.is_leader:
@@ -84,7 +84,7 @@ class LeadershipReport:
     isr: tuple[int, ...]
 
 
-async def alter_partition(broker: Broker, request: Any) -> dict[str, Any]:
+async def alter_partition(broker: ControllerNode, request: Any) -> dict[str, Any]:
     metadata = broker.metadata
     assert metadata is not None
     if not metadata.is_leader:
@@ -123,7 +123,7 @@ async def alter_partition(broker: Broker, request: Any) -> dict[str, Any]:
 
 
 async def record_leaderships(
-    broker: Broker, leader: int, reports: list[LeadershipReport]
+    broker: ControllerNode, leader: int, reports: list[LeadershipReport]
 ) -> list[ErrorCode]:
     """On the controller: write the reports that are not older than what the image holds;
     the outcome of each report, in order."""
@@ -155,7 +155,7 @@ async def record_leaderships(
     return errors
 
 
-async def allocate_producer_ids(broker: Broker, request: Any) -> dict[str, Any]:
+async def allocate_producer_ids(broker: ControllerNode, request: Any) -> dict[str, Any]:
     metadata = broker.metadata
     assert metadata is not None
     failed = {"throttle_time": 0, "producer_id_start": -1, "producer_id_len": 0}
@@ -173,7 +173,7 @@ async def allocate_producer_ids(broker: Broker, request: Any) -> dict[str, Any]:
     }
 
 
-async def reserve_producer_id_block(broker: Broker, broker_id: int) -> int:
+async def reserve_producer_id_block(broker: ControllerNode, broker_id: int) -> int:
     """A block of producer ids for `broker_id`, committed in the metadata log before it is
     returned; AppendError (NOT_CONTROLLER) when this node cannot reserve one now."""
     metadata = broker.metadata
@@ -182,7 +182,7 @@ async def reserve_producer_id_block(broker: Broker, broker_id: int) -> int:
     return await metadata.reserve_producer_ids(broker_id, timeout)
 
 
-async def fence_silent_brokers(broker: Broker) -> None:
+async def fence_silent_brokers(broker: ControllerNode) -> None:
     """On the controller: fence voters silent for broker.session.timeout.ms, unfence the
     ones heard from again."""
     metadata = broker.metadata
@@ -216,7 +216,7 @@ async def fence_silent_brokers(broker: Broker) -> None:
 class ControllerClient:
     """Sends this broker's registration and leadership reports to the metadata leader."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: ControllerNode) -> None:
         self.broker = broker
         self.incarnation = uuid.uuid4()
         self._dirty: dict[tuple[str, int], Partition] = {}
@@ -240,7 +240,7 @@ class ControllerClient:
         metadata = broker.metadata
         assert metadata is not None
         leader = metadata.partition.raft.leader_id
-        network = broker.replication.network
+        network = broker.network
         if leader is None or network is None or leader == broker.node_id:
             raise NotController()
         try:

@@ -10,8 +10,9 @@ import structlog
 import uvloop
 
 from rafka.broker.apis import build_dispatcher
-from rafka.broker.broker import Broker, BrokerEndpoint
+from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
+from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition import now_ms
 from rafka.broker.server import Listener
 

@@ -14,7 +14,7 @@ from rafka.broker.peers import PeerUnavailable
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.broker import Broker
+    from rafka.broker.node import Node
 
 log = structlog.get_logger(__name__)
 
@@ -26,10 +26,10 @@ LEADER_WAIT_S = 5.0
 IMAGE_WAIT_S = 10.0
 
 
-def make_forwarder(broker: Broker):
+def make_forwarder(broker: Node):
     async def forward(api_key: int, version: int, request: Any) -> Any | None:
         metadata = broker.metadata
-        network = broker.replication.network
+        network = broker.network
         if metadata is None or network is None or broker.is_controller:
             return None
         leader = await _controller(broker)
@@ -48,7 +48,7 @@ def make_forwarder(broker: Broker):
     return forward
 
 
-async def _controller(broker: Broker) -> int | None:
+async def _controller(broker: Node) -> int | None:
     assert broker.metadata is not None
     raft = broker.metadata.partition.raft
     loop = asyncio.get_running_loop()
@@ -58,7 +58,7 @@ async def _controller(broker: Broker) -> int | None:
     return raft.leader_id
 
 
-async def _until_visible(broker: Broker, api_key: int, request: Any, response: Any) -> None:
+async def _until_visible(broker: Node, api_key: int, request: Any, response: Any) -> None:
     metadata = broker.metadata
     assert metadata is not None
     topics = metadata.image.topics

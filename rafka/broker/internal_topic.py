@@ -23,7 +23,7 @@ from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import BatchHeader
 
 if TYPE_CHECKING:
-    from rafka.broker.broker import Broker
+    from rafka.broker.node import CoordinatorNode
 
 log = structlog.get_logger(__name__)
 
@@ -120,7 +120,7 @@ class InternalTopicCoordinator(Generic[S]):
     # The request-level error raised by `shard_for`; called with the error code.
     error_type: ClassVar[Callable[[ErrorCode], Exception]]
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: CoordinatorNode) -> None:
         self.broker = broker
         self.shards: dict[int, S] = {}
         self._topic_lock = asyncio.Lock()

@@ -36,7 +36,7 @@ from rafka.storage.cleaner import (
 from rafka.storage.files import CorruptCheckpointError
 
 if TYPE_CHECKING:
-    from rafka.broker.broker import Broker
+    from rafka.broker.node import StorageNode
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,7 @@ PartitionKey = tuple[str, int]
 
 
 class LogCleanerService:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: StorageNode) -> None:
         self._broker = broker
         self._task: asyncio.Task[None] | None = None
         self._pass: concurrent.futures.Future[CleanResult] | None = None  # the pool job

@@ -42,7 +42,7 @@ from rafka.replication.messages import (
 from rafka.replication.raft import RaftConfig
 
 if TYPE_CHECKING:
-    from rafka.broker.broker import Broker
+    from rafka.broker.node import Node
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +77,7 @@ def _pick(
 class ReplicationManager(ReplicationHooks):
     def __init__(
         self,
-        broker: Broker,
+        broker: Node,
         network: PeerNetwork | None,
         config: RaftConfig,
         on_role_changed: Callable[[Partition, RoleChanged], None],

@@ -26,8 +26,8 @@ from rafka.protocol.errors import ErrorCode
 from rafka.storage.config import LogConfig
 
 if TYPE_CHECKING:
-    from rafka.broker.broker import Broker
     from rafka.broker.cluster_metadata import TopicImage
+    from rafka.broker.node import Node, StorageNode
     from rafka.broker.partition import Partition
 
 log = structlog.get_logger(__name__)
@@ -45,12 +45,12 @@ class AdminError(Exception):
 # -- broker configs -----------------------------------------------------------------------------
 
 
-def broker_configs(broker: Broker) -> BrokerConfigs:
+def broker_configs(broker: Node) -> BrokerConfigs:
     assert broker.metadata is not None
     return BrokerConfigs.of(broker.config, broker.node_id, broker.metadata.image.broker_configs)
 
 
-def refresh_broker_defaults(broker: Broker) -> None:
+def refresh_broker_defaults(broker: StorageNode) -> None:
     """Recompute the topic defaults from the static and dynamic broker configs and push the
     result to every open partition (those with topic overrides keep them)."""
     defaults = broker_configs(broker).topic_defaults()
@@ -60,7 +60,7 @@ def refresh_broker_defaults(broker: Broker) -> None:
         apply_topic_configs(broker, topic)
 
 
-def apply_topic_configs(broker: Broker, topic: TopicImage) -> None:
+def apply_topic_configs(broker: StorageNode, topic: TopicImage) -> None:
     config = broker.topic_log_config(topic)
     for index in range(topic.partition_count):
         partition = broker.partition(topic.name, index)
@@ -68,7 +68,7 @@ def apply_topic_configs(broker: Broker, topic: TopicImage) -> None:
             partition.log.update_config(config)
 
 
-def broker_resource_key(broker: Broker, resource_name: str) -> str:
+def broker_resource_key(broker: Node, resource_name: str) -> str:
     """ "" (cluster default) or this node's id; anything else is another broker's business."""
     if resource_name == "":
         return ""
@@ -88,11 +88,11 @@ def broker_resource_key(broker: Broker, resource_name: str) -> str:
 
 
 async def alter_broker_configs(
-    broker: Broker, resource_name: str, change: ConfigChange, validate_only: bool
+    broker: StorageNode, resource_name: str, change: ConfigChange, validate_only: bool
 ) -> None:
     key = broker_resource_key(broker, resource_name)
     assert broker.metadata is not None
-    async with broker._topic_lock:
+    async with broker.topic_lock:
         current = broker.metadata.image.broker_configs
         updated = change(dict(current.get(key, {})))
         for name, value in updated.items():
@@ -112,10 +112,10 @@ async def alter_broker_configs(
 
 
 async def alter_topic_configs(
-    broker: Broker, name: str, change: ConfigChange, validate_only: bool
+    broker: StorageNode, name: str, change: ConfigChange, validate_only: bool
 ) -> None:
     assert broker.metadata is not None
-    async with broker._topic_lock:
+    async with broker.topic_lock:
         topic = broker.topic(name)
         if topic is None:
             raise AdminError(ErrorCode.unknown_topic_or_partition, f"topic {name!r} does not exist")
@@ -138,7 +138,7 @@ async def alter_topic_configs(
 
 
 def check_assignments(
-    broker: Broker, assignments: list[list[int]], replication_factor: int | None = None
+    broker: StorageNode, assignments: list[list[int]], replication_factor: int | None = None
 ) -> None:
     """Kafka's INVALID_REPLICA_ASSIGNMENT rules for explicit replica lists."""
     known = set(broker.live_broker_ids())
@@ -169,14 +169,14 @@ def check_assignments(
 
 
 async def create_partitions(
-    broker: Broker,
+    broker: StorageNode,
     name: str,
     count: int,
     assignments: list[list[int]] | None,
     validate_only: bool,
 ) -> None:
     assert broker.metadata is not None
-    async with broker._topic_lock:
+    async with broker.topic_lock:
         topic = broker.topic(name)
         if topic is None:
             raise AdminError(ErrorCode.unknown_topic_or_partition, f"topic {name!r} does not exist")
@@ -226,7 +226,7 @@ async def create_partitions(
 # -- records ------------------------------------------------------------------------------------
 
 
-async def delete_records(broker: Broker, partition: Partition, offset: int) -> int:
+async def delete_records(broker: StorageNode, partition: Partition, offset: int) -> int:
     """DeleteRecords: move the log start offset to `offset` (-1: the high watermark); returns
     the new low watermark."""
     if partition.offline is not None:

@@ -7,30 +7,6 @@ from collections.abc import Iterator
 
 import grimp
 
-# The one cycle left, around the composition root: the controller, the coordinators, the cleaner,
-# replication and topic admin import `Broker` back (for type hints) and the group and transaction
-# coordinators import each other's pieces. Issue 14 removes it; no other cycle may appear, and
-# this one may only shrink.
-KNOWN_CYCLE = frozenset(
-    f"rafka.broker.{name}"
-    for name in (
-        "broker",
-        "controller",
-        "groups.coordinator",
-        "groups.membership",
-        "groups.offset_store",
-        "groups.shard",
-        "internal_topic",
-        "log_cleaner",
-        "replication",
-        "topic_admin",
-        "txn.coordinator",
-        "txn.markers",
-        "txn.pending_offsets",
-        "txn.shard",
-    )
-)
-
 
 def import_cycles(graph: grimp.ImportGraph) -> list[frozenset[str]]:
     """The strongly connected components of more than one module (Tarjan, iteratively)."""
@@ -93,8 +69,7 @@ def test_cycle_finder_sees_a_type_only_cycle(tmp_path, monkeypatch) -> None:
     assert import_cycles(graph) == [frozenset({"cyclic.a", "cyclic.b"})]
 
 
-def test_no_import_cycle_but_the_known_one() -> None:
+def test_no_import_cycle() -> None:
     graph = grimp.build_graph("rafka", cache_dir=None)
     cycles = import_cycles(graph)
-    unexpected = [sorted(c) for c in cycles if not c <= KNOWN_CYCLE]
-    assert not unexpected, f"new import cycles: {unexpected}"
+    assert not cycles, f"import cycles: {[sorted(c) for c in cycles]}"

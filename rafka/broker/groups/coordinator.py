@@ -15,12 +15,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker.groups.group import GROUP_TYPE, ClassicGroup, GroupState
+from rafka.broker.groups.context import (
+    KEY_TYPE_GROUP,
+    KEY_TYPE_TRANSACTION,
+    OFFSETS_TOPIC,
+    CoordinatorError,
+    GroupConfig,
+)
+from rafka.broker.groups.group import GROUP_TYPE, ClassicGroup, CommittedOffset, GroupState
 from rafka.broker.groups.membership import Membership
 from rafka.broker.groups.offset_store import OffsetStore
 from rafka.broker.groups.records import GroupKey, OffsetKey
@@ -36,57 +42,11 @@ from rafka.broker.partition import Partition, now_ms
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.broker import Broker
-    from rafka.broker.config import BrokerConfig
+    from rafka.broker.node import CoordinatorNode
 
 log = structlog.get_logger(__name__)
 
-OFFSETS_TOPIC = "__consumer_offsets"
-KEY_TYPE_GROUP = 0
-KEY_TYPE_TRANSACTION = 1
 _EXPIRY_TIMER = ("offsets-expiry",)
-
-
-class CoordinatorError(Exception):
-    """A request-level error: every part of the request gets this code."""
-
-    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
-        super().__init__(message or code.name)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class GroupConfig:
-    offsets_topic_partitions: int = 8
-    offsets_topic_replication_factor: int = 1
-    offsets_topic_segment_bytes: int = 104857600
-    min_session_timeout_ms: int = 6000
-    max_session_timeout_ms: int = 1800000
-    max_size: int = 2**31 - 1
-    initial_rebalance_delay_ms: int = 3000
-    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
-    offsets_retention_check_interval_ms: int = 600000
-    offsets_commit_timeout_ms: int = 5000
-    offset_metadata_max_bytes: int = 4096
-
-    @classmethod
-    def from_broker_config(cls, config: BrokerConfig) -> GroupConfig:
-        return cls(
-            offsets_topic_partitions=config.get_int("offsets.topic.num.partitions"),
-            offsets_topic_replication_factor=config.get_int("offsets.topic.replication.factor"),
-            offsets_topic_segment_bytes=config.get_int("offsets.topic.segment.bytes"),
-            min_session_timeout_ms=config.get_int("group.min.session.timeout.ms"),
-            max_session_timeout_ms=config.get_int("group.max.session.timeout.ms"),
-            max_size=config.get_int("group.max.size"),
-            initial_rebalance_delay_ms=config.get_int("group.initial.rebalance.delay.ms"),
-            offsets_retention_ms=config.offsets_retention_ms,
-            offsets_retention_check_interval_ms=config.get_int(
-                "offsets.retention.check.interval.ms"
-            ),
-            offsets_commit_timeout_ms=config.get_int("offsets.commit.timeout.ms"),
-            offset_metadata_max_bytes=config.get_int("offset.metadata.max.bytes"),
-        )
 
 
 class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
@@ -96,7 +56,7 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
 
     def __init__(
         self,
-        broker: Broker,
+        broker: CoordinatorNode,
         config: GroupConfig | None = None,
         wall_clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -181,6 +141,9 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
             and shard.groups.get(group.group_id) is group
         )
 
+    def touch_member(self, shard: CoordinatorShard, group: ClassicGroup, member_id: str) -> None:
+        self.membership.touch(shard, group, member_id)
+
     async def await_write(self, future: asyncio.Future[ErrorCode], for_offsets: bool) -> ErrorCode:
         """A write's outcome as clients see it, giving up after offsets.commit.timeout.ms."""
         timeout = self.config.offsets_commit_timeout_ms / 1000
@@ -189,6 +152,28 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
         except TimeoutError:
             code = ErrorCode.request_timed_out
         return coordinator_error_for_write(code, for_offsets)
+
+    async def complete_txn_offsets(
+        self, partition_index: int, producer_id: int, commit: bool
+    ) -> None:
+        """A marker of `producer_id` was committed on `__consumer_offsets-<partition_index>`:
+        apply (commit) or drop (abort) its pending offsets in the shard this broker leads."""
+        shard = self.shards.get(partition_index)
+        if shard is None:
+            return  # not led here: whoever leads replays the marker
+        if shard.state is ShardState.LOADING and shard.load_task is not None:
+            await asyncio.wait([shard.load_task])
+        if shard.state is not ShardState.ACTIVE or self.shards.get(partition_index) is not shard:
+            return
+        taken = shard.pending_txn_offsets.take(producer_id)
+        if not commit or not taken:
+            return
+        now = self.wall_clock()
+        for key, value in taken.items():
+            group = shard.groups.get(key.group)
+            if group is None or group.state is GroupState.DEAD:
+                group = shard.groups[key.group] = ClassicGroup(key.group, state_timestamp=now)
+            group.offsets[(key.topic, key.partition)] = CommittedOffset.from_value(value)
 
     # -- listing, describing, deleting --------------------------------------------------------
 

@@ -34,7 +34,7 @@ from rafka.broker.groups.shard import CoordinatorShard, coordinator_error_for_wr
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.groups.coordinator import GroupCoordinator
+    from rafka.broker.groups.context import GroupContext
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +90,7 @@ def _answer(waiter: asyncio.Future[dict[str, Any]] | None, result: dict[str, Any
 
 
 class Membership:
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(self, coordinator: GroupContext) -> None:
         self.coordinator = coordinator
         self.timers = coordinator.timers
         self.config = coordinator.config

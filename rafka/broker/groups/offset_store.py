@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from rafka.broker.groups.context import CoordinatorError
 from rafka.broker.groups.group import (
     CONSUMER_PROTOCOL_TYPE,
     ClassicGroup,
@@ -26,7 +27,7 @@ from rafka.broker.groups.shard import CoordinatorShard, Record
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.groups.coordinator import GroupCoordinator
+    from rafka.broker.groups.context import GroupContext
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +42,7 @@ class OffsetCommit:
 
 
 class OffsetStore:
-    def __init__(self, coordinator: GroupCoordinator) -> None:
+    def __init__(self, coordinator: GroupContext) -> None:
         self.coordinator = coordinator
         self.config = coordinator.config
 
@@ -59,7 +60,6 @@ class OffsetStore:
         api_version: int = 9,
     ) -> list[ErrorCode]:
         """The outcome per entry of `commits`; CoordinatorError for request-wide errors."""
-        from rafka.broker.groups.coordinator import CoordinatorError
 
         if not group_id:
             raise CoordinatorError(ErrorCode.invalid_group_id)
@@ -77,7 +77,7 @@ class OffsetStore:
         if code is not ErrorCode.none:
             raise CoordinatorError(code)
         if group.state is GroupState.STABLE and member_id:
-            self.coordinator.membership.touch(shard, group, member_id)
+            self.coordinator.touch_member(shard, group, member_id)
 
         now = self.coordinator.wall_clock()
         results: list[ErrorCode] = []
@@ -157,7 +157,6 @@ class OffsetStore:
         """Committed offsets of the named partitions (None: every partition with one), once a
         majority has confirmed that this coordinator's partition leader still leads: a deposed
         one (paused, cut off) would answer from memory older than commits made since."""
-        from rafka.broker.groups.coordinator import CoordinatorError
 
         coordinator = self.coordinator
         shard = coordinator.shard_for(group_id)

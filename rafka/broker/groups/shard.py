@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from rafka.broker.groups.group import ClassicGroup, CommittedOffset
+from rafka.broker.groups.pending_offsets import PendingTxnOffsets
 from rafka.broker.groups.records import (
     GroupValue,
     OffsetKey,
@@ -29,7 +30,6 @@ from rafka.broker.groups.records import (
 )
 from rafka.broker.internal_topic import InternalShard, ShardState
 from rafka.broker.partition import AppendError, Partition, now_ms
-from rafka.broker.txn.pending_offsets import PendingTxnOffsets
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
 

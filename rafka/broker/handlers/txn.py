@@ -134,7 +134,7 @@ async def _verify_remotely(
     """KIP-890 verification (or, for transaction version 2, the implicit add) by the
     coordinator on another broker: AddPartitionsToTxn v5 in its broker form."""
     topic = broker.topic(TXN_TOPIC)
-    network = broker.replication.network
+    network = broker.network
     if topic is None or network is None:
         return ErrorCode.coordinator_not_available, "no transaction coordinator"
     leader, _, _ = broker.leadership(topic, broker.txn.partition_for(transactional_id))

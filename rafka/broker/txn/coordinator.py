@@ -48,8 +48,8 @@ from rafka.broker.txn.shard import TxnShard
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.broker import Broker
     from rafka.broker.config import BrokerConfig
+    from rafka.broker.txn.context import TxnNode
 
 log = structlog.get_logger(__name__)
 
@@ -114,7 +114,7 @@ class TransactionCoordinator(InternalTopicCoordinator[TxnShard]):
 
     def __init__(
         self,
-        broker: Broker,
+        broker: TxnNode,
         config: TxnConfig | None = None,
         wall_clock: Callable[[], int] = now_ms,
     ) -> None:

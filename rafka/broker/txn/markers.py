@@ -25,11 +25,10 @@ import structlog
 from rafka.broker.groups.coordinator import OFFSETS_TOPIC
 from rafka.broker.partition import AppendError
 from rafka.broker.peers import PeerUnavailable
-from rafka.broker.txn.pending_offsets import complete_txn_offsets
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.broker import Broker
+    from rafka.broker.txn.context import TxnNode
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +45,7 @@ _GIVE_UP = frozenset(
 
 
 async def write_marker(
-    broker: Broker,
+    broker: TxnNode,
     topic: str,
     index: int,
     producer_id: int,
@@ -92,12 +91,12 @@ async def write_marker(
     except AppendError as exc:
         return exc.code
     if topic == OFFSETS_TOPIC:
-        await complete_txn_offsets(broker.groups, index, producer_id, commit)
+        await broker.groups.complete_txn_offsets(index, producer_id, commit)
     return ErrorCode.none
 
 
 async def _write_marker_remotely(
-    broker: Broker,
+    broker: TxnNode,
     topic: str,
     index: int,
     producer_id: int,
@@ -108,7 +107,7 @@ async def _write_marker_remotely(
 ) -> ErrorCode | None:
     """None when no other broker is known to lead the partition (then it is tried here)."""
     image = broker.topic(topic)
-    network = broker.replication.network
+    network = broker.network
     if image is None or network is None or index >= image.partition_count:
         return None
     leader, _, _ = broker.leadership(image, index)
@@ -140,7 +139,7 @@ async def _write_marker_remotely(
 
 
 async def write_markers(
-    broker: Broker,
+    broker: TxnNode,
     partitions: Iterable[tuple[str, int]],
     producer_id: int,
     producer_epoch: int,

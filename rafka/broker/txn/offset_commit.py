@@ -10,24 +10,27 @@ are written as the producer's transactional batch and stay pending until the mar
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from rafka.broker.groups.coordinator import CoordinatorError
+from rafka.broker.groups.context import CoordinatorError
 from rafka.broker.groups.group import ClassicGroup, CommittedOffset, GroupState
 from rafka.broker.groups.offset_store import OffsetCommit
 from rafka.broker.groups.records import OffsetKey
 from rafka.broker.groups.shard import coordinator_error_for_write
+from rafka.broker.txn.context import TxnNode
+from rafka.broker.txn.coordinator import TransactionCoordinator
 from rafka.protocol.errors import ErrorCode
-
-if TYPE_CHECKING:
-    from rafka.broker.broker import Broker
 
 # TxnOffsetCommit v5 belongs to clients of transaction version 2 (KIP-890).
 FIRST_TV2_VERSION = 5
 
 
+class TxnOffsetNode(TxnNode, Protocol):
+    txn: TransactionCoordinator
+
+
 async def txn_offset_commit(
-    broker: Broker,
+    broker: TxnOffsetNode,
     *,
     transactional_id: str,
     group_id: str,
@@ -106,7 +109,7 @@ async def txn_offset_commit(
     return [outcome if code is ErrorCode.none else code for code in results]
 
 
-def _check_partition(broker: Broker, commit: OffsetCommit) -> ErrorCode:
+def _check_partition(broker: TxnOffsetNode, commit: OffsetCommit) -> ErrorCode:
     topic = broker.topic(commit.topic)
     if topic is None or not 0 <= commit.partition < topic.partition_count:
         return ErrorCode.unknown_topic_or_partition

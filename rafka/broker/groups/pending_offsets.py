@@ -9,9 +9,7 @@ OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for those partiti
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import structlog
 
@@ -25,9 +23,6 @@ from rafka.broker.groups.records import (
 from rafka.protocol.records import Record
 from rafka.storage.producer_state import ControlType
 from rafka.storage.txn_index import read_txn_marker
-
-if TYPE_CHECKING:
-    from rafka.broker.groups.coordinator import GroupCoordinator
 
 log = structlog.get_logger(__name__)
 
@@ -85,29 +80,3 @@ class PendingTxnOffsets:
         if marker.control_type == ControlType.COMMIT:
             for key, value in taken.items():
                 offsets.setdefault(key.group, {})[(key.topic, key.partition)] = value
-
-
-async def complete_txn_offsets(
-    groups: GroupCoordinator, partition_index: int, producer_id: int, commit: bool
-) -> None:
-    """A marker of `producer_id` was committed on `__consumer_offsets-<partition_index>`:
-    apply (commit) or drop (abort) its pending offsets in the shard this broker leads."""
-    from rafka.broker.groups.group import ClassicGroup, CommittedOffset, GroupState
-    from rafka.broker.groups.shard import ShardState
-
-    shard = groups.shards.get(partition_index)
-    if shard is None:
-        return  # not led here: whoever leads replays the marker
-    if shard.state is ShardState.LOADING and shard.load_task is not None:
-        await asyncio.wait([shard.load_task])
-    if shard.state is not ShardState.ACTIVE or groups.shards.get(partition_index) is not shard:
-        return
-    taken = shard.pending_txn_offsets.take(producer_id)
-    if not commit or not taken:
-        return
-    now = groups.wall_clock()
-    for key, value in taken.items():
-        group = shard.groups.get(key.group)
-        if group is None or group.state is GroupState.DEAD:
-            group = shard.groups[key.group] = ClassicGroup(key.group, state_timestamp=now)
-        group.offsets[(key.topic, key.partition)] = CommittedOffset.from_value(value)

@@ -1,0 +1,97 @@
+"""The doors between the broker's parts and the node they run in.
+
+`Broker` (broker.py) is the composition root: it builds the replication manager, the controller
+client, the coordinators and the log cleaner, and hands itself to each as one of these small
+interfaces. A part depends on what it may ask of the node, never on `Broker`, so nothing below the
+composition root imports it (not even for type hints) and the imports point one way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from rafka.broker.cluster_metadata import ClusterMetadata, TopicImage
+from rafka.broker.config import BrokerConfig
+from rafka.broker.partition import Partition
+from rafka.broker.peers import PeerNetwork
+from rafka.protocol.errors import ErrorCode
+from rafka.storage.config import LogConfig
+from rafka.storage.log_dir import LogDirectory
+
+
+@dataclass(slots=True, frozen=True)
+class BrokerEndpoint:
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+    # Every advertised client listener, name -> (host, port); host and port are the first.
+    listeners: tuple[tuple[str, str, int], ...] = ()
+
+
+class Node(Protocol):
+    """Who this node is, the cluster metadata it has applied, and its partitions: what Raft's
+    transport and request forwarding need."""
+
+    config: BrokerConfig
+    node_id: int
+    cluster_id: str
+    metadata: ClusterMetadata | None
+    partitions: dict[tuple[str, int], Partition]
+
+    @property
+    def network(self) -> PeerNetwork | None:
+        """The connections to the other nodes (None for a single node)."""
+        ...
+
+    @property
+    def is_controller(self) -> bool: ...
+
+    def partition(self, topic: str, index: int) -> Partition | None: ...
+
+    def topic(self, name: str) -> TopicImage | None: ...
+
+    def leadership(self, topic: TopicImage, index: int) -> tuple[int, int, list[int]]: ...
+
+    def absent_partition_error(self, topic: str, index: int) -> ErrorCode: ...
+
+
+class ControllerNode(Node, Protocol):
+    """What registration, heartbeats and the controller's handlers add: the voters and the
+    address this node registers."""
+
+    voters: frozenset[int]
+    own_endpoint: BrokerEndpoint | None
+
+
+class StorageNode(Node, Protocol):
+    """What topic administration and the log cleaner add: the log directory, the I/O pool, the
+    log configs and the lock that serializes topic changes."""
+
+    log_dir: LogDirectory
+    pool: ThreadPoolExecutor
+    default_log_config: LogConfig
+    topic_lock: asyncio.Lock
+
+    def topic_log_config(self, topic: TopicImage) -> LogConfig: ...
+
+    def live_broker_ids(self) -> list[int]: ...
+
+    async def await_new_leaders(self, topic: TopicImage, indexes: range) -> None: ...
+
+    def write_checkpoints(self) -> None: ...
+
+
+class CoordinatorNode(Node, Protocol):
+    """What a coordinator over an internal topic adds: the live brokers' addresses and the
+    internal topic's creation on first need."""
+
+    @property
+    def endpoints(self) -> list[BrokerEndpoint]: ...
+
+    async def ensure_internal_topic(
+        self, name: str, num_partitions: int, replication_factor: int, configs: dict[str, str]
+    ) -> TopicImage: ...
