@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from rafka.cli.bench import (
+from rafka.cli.bench_support import (
     MB,
     BenchError,
     BenchResult,
