@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,13 @@ from rafka.broker.partition import NO_REPLICATION, AppendError, Partition, raft_
 from rafka.broker.peers import PeerNetwork
 from rafka.broker.replication import ReplicationManager
 from rafka.broker.self_fencing import CutOff, step_down_while_cut_off
-from rafka.broker.topic_admin import apply_topic_configs, refresh_broker_defaults
+from rafka.broker.topic_admin import (
+    apply_topic_configs,
+    create_topic,
+    delete_topic,
+    ensure_internal_topic,
+    refresh_broker_defaults,
+)
 from rafka.broker.txn.coordinator import TransactionCoordinator
 from rafka.protocol.errors import ErrorCode
 from rafka.replication.raft import RaftConfig, Role, RoleChanged
@@ -40,39 +45,7 @@ from rafka.storage.log_dir import LogDirectory
 log = structlog.get_logger(__name__)
 
 METADATA_TOPIC_ID = uuid.UUID(int=1)
-CREATE_TOPICS = 19
 ALLOCATE_PRODUCER_IDS = 67  # KRaft's fixed id for the metadata topic
-MAX_TOPIC_NAME_LENGTH = 249
-_LEGAL_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
-
-
-class TopicError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _collision_key(name: str) -> str:
-    # Kafka's metric names map '.' to '_', so two topics differing only there would collide.
-    return name.replace(".", "_")
-
-
-def validate_topic_name(name: str) -> None:
-    if name == METADATA_TOPIC:
-        raise TopicError(ErrorCode.invalid_request, f"{name} is reserved for cluster metadata")
-    if not name or name in (".", ".."):
-        raise TopicError(ErrorCode.invalid_topic_exception, f"illegal topic name {name!r}")
-    if len(name) > MAX_TOPIC_NAME_LENGTH:
-        raise TopicError(
-            ErrorCode.invalid_topic_exception,
-            f"topic name is longer than {MAX_TOPIC_NAME_LENGTH} characters",
-        )
-    if not _LEGAL_TOPIC_NAME.match(name):
-        raise TopicError(
-            ErrorCode.invalid_topic_exception,
-            f"topic name {name!r} has characters other than ASCII alphanumerics, '.', '_', '-'",
-        )
 
 
 class Broker:
@@ -530,46 +503,12 @@ class Broker:
                 pass  # leadership moved, or a new controller is not caught up yet
             await asyncio.sleep(0.1)  # the quorum is electing a leader
 
-    async def _create_topic_at_controller(
-        self, name: str, num_partitions: int, replication_factor: int, configs: dict[str, str]
-    ) -> TopicImage:
-        """Internal topics and auto-creation on a broker that does not lead the metadata
-        quorum: ask the controller, then wait for the topic in this broker's image."""
-        assert self.metadata is not None
-        request = {
-            "topics": [
-                {
-                    "name": name,
-                    "num_partitions": num_partitions,
-                    "replication_factor": replication_factor,
-                    "assignments": [],
-                    "configs": [{"name": k, "value": v} for k, v in configs.items()],
-                }
-            ],
-            "timeout": 30000,
-            "validate_only": False,
-        }
-        try:
-            response = await self.controller_client.call(CREATE_TOPICS, 7, request)
-        except NotController:
-            raise TopicError(ErrorCode.not_controller, "no controller is available") from None
-        result = response.topics[0]
-        if result.error_code not in (ErrorCode.none, ErrorCode.topic_already_exists):
-            raise TopicError(ErrorCode(result.error_code), result.error_message or "")
-        await self.metadata.wait_applied(lambda: name in self.metadata.image.topics, 10.0)
-        topic = self.topic(name)
-        if topic is None:
-            raise TopicError(ErrorCode.request_timed_out, f"topic {name} is not visible yet")
-        if result.error_code == ErrorCode.topic_already_exists:
-            raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
-        return topic
-
     def live_broker_ids(self) -> list[int]:
         assert self.metadata is not None
         live = [b.node_id for b in self.metadata.image.brokers.values() if not b.fenced]
         return sorted(live) or [self.node_id]
 
-    # -- topic administration -----------------------------------------------------------------
+    # -- topic administration (topic_admin does the work) ------------------------------------
 
     async def create_topic(
         self,
@@ -580,110 +519,20 @@ class Broker:
         validate_only: bool = False,
         assignments: list[list[int]] | None = None,
     ) -> TopicImage:
-        """`assignments` (replica lists, already checked by topic_admin.check_assignments)
-        replace the partition count and replication factor when given."""
-        validate_topic_name(name)
-        if assignments is not None:
-            num_partitions, replication_factor = len(assignments), len(assignments[0])
-        if num_partitions == -1:
-            num_partitions = int(self.config.get("num.partitions"))
-        brokers = self.live_broker_ids()
-        if replication_factor == -1:
-            # Kafka's default is 1; a rafka cluster replicates unless told otherwise.
-            replication_factor = (
-                self.config.default_replication_factor
-                if self.config.is_set("default.replication.factor")
-                else min(3, len(brokers))
-            )
-        if num_partitions <= 0:
-            raise TopicError(ErrorCode.invalid_partitions, "number of partitions must be positive")
-        if replication_factor <= 0:
-            raise TopicError(
-                ErrorCode.invalid_replication_factor, "replication factor must be positive"
-            )
-        if replication_factor > len(brokers):
-            raise TopicError(
-                ErrorCode.invalid_replication_factor,
-                f"replication factor {replication_factor} is larger than the number of "
-                f"available brokers {len(brokers)}",
-            )
-        configs = dict(configs or {})
-        try:
-            LogConfig.from_topic_configs(configs, self.default_log_config)
-        except ValueError as exc:
-            raise TopicError(ErrorCode.invalid_config, str(exc)) from None
-        if not self.is_controller and not validate_only and assignments is None:
-            return await self._create_topic_at_controller(
-                name, num_partitions, replication_factor, configs
-            )
-        async with self.topic_lock:
-            assert self.metadata is not None
-            if name in self.metadata.image.topics:
-                raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
-            for existing in self.metadata.image.topics:
-                if _collision_key(existing) == _collision_key(name):
-                    raise TopicError(
-                        ErrorCode.invalid_topic_exception,
-                        f"topic {name!r} collides with existing topic {existing!r}",
-                    )
-            replicas = (
-                [list(r) for r in assignments]
-                if assignments is not None
-                else [
-                    [brokers[(p + r) % len(brokers)] for r in range(replication_factor)]
-                    for p in range(num_partitions)
-                ]
-            )
-            topic_id = uuid.uuid4()
-            record: dict[str, Any] = {
-                "type": "topic",
-                "name": name,
-                "id": str(topic_id),
-                "replicas": replicas,
-                "configs": configs,
-            }
-            if validate_only:
-                return TopicImage(name, topic_id, replicas, configs)
-            await self.metadata.propose([record])  # applying it opened our replicas
-            topic = self.metadata.image.topics[name]
-        await self.await_new_leaders(topic, range(topic.partition_count))
-        log.info("topic created", topic=name, partitions=num_partitions)
-        return topic
-
-    async def await_new_leaders(self, topic: TopicImage, indexes: range) -> None:
-        """Let the partitions this node leads commit their first batch (a single node leads all
-        of them at once), so that clients find leaders right after the topic is created."""
-        waits = []
-        for index in indexes:
-            partition = self.partitions.get((topic.name, index))
-            if partition is not None and partition.is_leader:
-                waits.append(partition.wait_committed(partition.log_end_offset - 1))
-        if waits:
-            await asyncio.wait(waits, timeout=5)
+        return await create_topic(
+            self, name, num_partitions, replication_factor, configs, validate_only, assignments
+        )
 
     async def ensure_internal_topic(
         self, name: str, num_partitions: int, replication_factor: int, configs: dict[str, str]
     ) -> TopicImage:
-        """An internal topic (e.g. __consumer_offsets), created on first need as Kafka does."""
-        topic = self.topic(name)
-        if topic is not None:
-            return topic
-        replication_factor = min(replication_factor, len(self.live_broker_ids()))
-        try:
-            return await self.create_topic(name, num_partitions, replication_factor, configs)
-        except TopicError as exc:
-            if exc.code != ErrorCode.topic_already_exists:
-                raise
-        topic = self.topic(name)
-        assert topic is not None
-        return topic
+        return await ensure_internal_topic(self, name, num_partitions, replication_factor, configs)
 
     async def delete_topic(self, topic: TopicImage) -> None:
-        assert self.metadata is not None
-        async with self.topic_lock:
-            # Applying the record drops this node's replicas, as on every other node.
-            await self.metadata.propose([{"type": "remove_topic", "id": str(topic.topic_id)}])
-        log.info("topic deleted", topic=topic.name)
+        await delete_topic(self, topic)
+
+    async def call_controller(self, api_key: int, version: int, data: dict[str, Any]) -> Any:
+        return await self.controller_client.call(api_key, version, data)
 
 
 def _cluster_id_of_voters(voters: str) -> str:

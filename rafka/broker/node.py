@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from rafka.broker.cluster_metadata import ClusterMetadata, TopicImage
 from rafka.broker.config import BrokerConfig
@@ -69,7 +69,7 @@ class ControllerNode(Node, Protocol):
 
 class StorageNode(Node, Protocol):
     """What topic administration and the log cleaner add: the log directory, the I/O pool, the
-    log configs and the lock that serializes topic changes."""
+    log configs, the lock that serializes topic changes and requests to the controller."""
 
     log_dir: LogDirectory
     pool: ThreadPoolExecutor
@@ -80,9 +80,11 @@ class StorageNode(Node, Protocol):
 
     def live_broker_ids(self) -> list[int]: ...
 
-    async def await_new_leaders(self, topic: TopicImage, indexes: range) -> None: ...
-
     def write_checkpoints(self) -> None: ...
+
+    async def call_controller(self, api_key: int, version: int, data: dict[str, Any]) -> Any:
+        """A request to the metadata quorum's leader (NotController if there is none)."""
+        ...
 
 
 class CoordinatorNode(Node, Protocol):

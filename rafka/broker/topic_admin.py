@@ -1,4 +1,5 @@
-"""Topic and config administration on the broker: CreatePartitions, config changes, DeleteRecords.
+"""Topic and config administration on the broker: creating and deleting topics (internal ones on
+first need), CreatePartitions, config changes, DeleteRecords.
 
 Every change is a metadata record (committed, then applied to the image) and then takes effect on
 the open partitions at once: LogConfig changes go to each PartitionLog, so retention, rolling,
@@ -10,11 +11,15 @@ read-modify-write (IncrementalAlterConfigs) never interleaves with another chang
 
 from __future__ import annotations
 
+import asyncio
+import re
+import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from rafka.broker.cluster_metadata import METADATA_TOPIC, TopicImage
 from rafka.broker.config_catalog import (
     BrokerConfigs,
     ConfigRequestError,
@@ -22,17 +27,51 @@ from rafka.broker.config_catalog import (
     validate_broker_config,
     validate_topic_configs,
 )
+from rafka.broker.controller import NotController
 from rafka.protocol.errors import ErrorCode
 from rafka.storage.config import LogConfig
 
 if TYPE_CHECKING:
-    from rafka.broker.cluster_metadata import TopicImage
     from rafka.broker.node import Node, StorageNode
     from rafka.broker.partition import Partition
 
 log = structlog.get_logger(__name__)
 
 ConfigChange = Callable[[dict[str, str]], dict[str, str]]
+
+
+CREATE_TOPICS = 19
+MAX_TOPIC_NAME_LENGTH = 249
+_LEGAL_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+
+class TopicError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _collision_key(name: str) -> str:
+    # Kafka's metric names map '.' to '_', so two topics differing only there would collide.
+    return name.replace(".", "_")
+
+
+def validate_topic_name(name: str) -> None:
+    if name == METADATA_TOPIC:
+        raise TopicError(ErrorCode.invalid_request, f"{name} is reserved for cluster metadata")
+    if not name or name in (".", ".."):
+        raise TopicError(ErrorCode.invalid_topic_exception, f"illegal topic name {name!r}")
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        raise TopicError(
+            ErrorCode.invalid_topic_exception,
+            f"topic name is longer than {MAX_TOPIC_NAME_LENGTH} characters",
+        )
+    if not _LEGAL_TOPIC_NAME.match(name):
+        raise TopicError(
+            ErrorCode.invalid_topic_exception,
+            f"topic name {name!r} has characters other than ASCII alphanumerics, '.', '_', '-'",
+        )
 
 
 class AdminError(Exception):
@@ -219,7 +258,7 @@ async def create_partitions(
             [{"type": "partitions", "id": str(topic.topic_id), "replicas": replicas}]
         )
         topic = broker.metadata.image.topics_by_id[topic.topic_id]
-    await broker.await_new_leaders(topic, range(current, count))
+    await await_new_leaders(broker, topic, range(current, count))
     log.info("partitions created", topic=name, partitions=count)
 
 
@@ -258,3 +297,161 @@ async def delete_records(broker: StorageNode, partition: Partition, offset: int)
         broker.write_checkpoints()
         log.info("records deleted", partition=partition.name, log_start_offset=offset)
     return partition.log_start_offset
+
+
+async def _create_topic_at_controller(
+    node: StorageNode,
+    name: str,
+    num_partitions: int,
+    replication_factor: int,
+    configs: dict[str, str],
+) -> TopicImage:
+    """Internal topics and auto-creation on a broker that does not lead the metadata
+    quorum: ask the controller, then wait for the topic in this broker's image."""
+    assert node.metadata is not None
+    request = {
+        "topics": [
+            {
+                "name": name,
+                "num_partitions": num_partitions,
+                "replication_factor": replication_factor,
+                "assignments": [],
+                "configs": [{"name": k, "value": v} for k, v in configs.items()],
+            }
+        ],
+        "timeout": 30000,
+        "validate_only": False,
+    }
+    try:
+        response = await node.call_controller(CREATE_TOPICS, 7, request)
+    except NotController:
+        raise TopicError(ErrorCode.not_controller, "no controller is available") from None
+    result = response.topics[0]
+    if result.error_code not in (ErrorCode.none, ErrorCode.topic_already_exists):
+        raise TopicError(ErrorCode(result.error_code), result.error_message or "")
+    await node.metadata.wait_applied(lambda: name in node.metadata.image.topics, 10.0)
+    topic = node.topic(name)
+    if topic is None:
+        raise TopicError(ErrorCode.request_timed_out, f"topic {name} is not visible yet")
+    if result.error_code == ErrorCode.topic_already_exists:
+        raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
+    return topic
+
+
+async def create_topic(
+    node: StorageNode,
+    name: str,
+    num_partitions: int,
+    replication_factor: int,
+    configs: dict[str, str] | None = None,
+    validate_only: bool = False,
+    assignments: list[list[int]] | None = None,
+) -> TopicImage:
+    """`assignments` (replica lists, already checked by topic_admin.check_assignments)
+    replace the partition count and replication factor when given."""
+    validate_topic_name(name)
+    if assignments is not None:
+        num_partitions, replication_factor = len(assignments), len(assignments[0])
+    if num_partitions == -1:
+        num_partitions = int(node.config.get("num.partitions"))
+    brokers = node.live_broker_ids()
+    if replication_factor == -1:
+        # Kafka's default is 1; a rafka cluster replicates unless told otherwise.
+        replication_factor = (
+            node.config.default_replication_factor
+            if node.config.is_set("default.replication.factor")
+            else min(3, len(brokers))
+        )
+    if num_partitions <= 0:
+        raise TopicError(ErrorCode.invalid_partitions, "number of partitions must be positive")
+    if replication_factor <= 0:
+        raise TopicError(
+            ErrorCode.invalid_replication_factor, "replication factor must be positive"
+        )
+    if replication_factor > len(brokers):
+        raise TopicError(
+            ErrorCode.invalid_replication_factor,
+            f"replication factor {replication_factor} is larger than the number of "
+            f"available brokers {len(brokers)}",
+        )
+    configs = dict(configs or {})
+    try:
+        LogConfig.from_topic_configs(configs, node.default_log_config)
+    except ValueError as exc:
+        raise TopicError(ErrorCode.invalid_config, str(exc)) from None
+    if not node.is_controller and not validate_only and assignments is None:
+        return await _create_topic_at_controller(
+                node,             name, num_partitions, replication_factor, configs
+        )
+    async with node.topic_lock:
+        assert node.metadata is not None
+        if name in node.metadata.image.topics:
+            raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
+        for existing in node.metadata.image.topics:
+            if _collision_key(existing) == _collision_key(name):
+                raise TopicError(
+                    ErrorCode.invalid_topic_exception,
+                    f"topic {name!r} collides with existing topic {existing!r}",
+                )
+        replicas = (
+            [list(r) for r in assignments]
+            if assignments is not None
+            else [
+                [brokers[(p + r) % len(brokers)] for r in range(replication_factor)]
+                for p in range(num_partitions)
+            ]
+        )
+        topic_id = uuid.uuid4()
+        record: dict[str, Any] = {
+            "type": "topic",
+            "name": name,
+            "id": str(topic_id),
+            "replicas": replicas,
+            "configs": configs,
+        }
+        if validate_only:
+            return TopicImage(name, topic_id, replicas, configs)
+        await node.metadata.propose([record])  # applying it opened our replicas
+        topic = node.metadata.image.topics[name]
+    await await_new_leaders(node, topic, range(topic.partition_count))
+    log.info("topic created", topic=name, partitions=num_partitions)
+    return topic
+
+async def await_new_leaders(node: StorageNode, topic: TopicImage, indexes: range) -> None:
+    """Let the partitions this node leads commit their first batch (a single node leads all
+    of them at once), so that clients find leaders right after the topic is created."""
+    waits = []
+    for index in indexes:
+        partition = node.partitions.get((topic.name, index))
+        if partition is not None and partition.is_leader:
+            waits.append(partition.wait_committed(partition.log_end_offset - 1))
+    if waits:
+        await asyncio.wait(waits, timeout=5)
+
+async def ensure_internal_topic(
+    node: StorageNode,
+    name: str,
+    num_partitions: int,
+    replication_factor: int,
+    configs: dict[str, str],
+) -> TopicImage:
+    """An internal topic (e.g. __consumer_offsets), created on first need as Kafka does."""
+    topic = node.topic(name)
+    if topic is not None:
+        return topic
+    replication_factor = min(replication_factor, len(node.live_broker_ids()))
+    try:
+        return await create_topic(node, name, num_partitions, replication_factor, configs)
+    except TopicError as exc:
+        if exc.code != ErrorCode.topic_already_exists:
+            raise
+    topic = node.topic(name)
+    assert topic is not None
+    return topic
+
+async def delete_topic(node: StorageNode, topic: TopicImage) -> None:
+    assert node.metadata is not None
+    async with node.topic_lock:
+        # Applying the record drops this node's replicas, as on every other node.
+        await node.metadata.propose([{"type": "remove_topic", "id": str(topic.topic_id)}])
+    log.info("topic deleted", topic=topic.name)

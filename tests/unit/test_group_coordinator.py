@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from rafka.broker.broker import Broker, BrokerEndpoint
+from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
 from rafka.broker.groups.coordinator import OFFSETS_TOPIC, CoordinatorError
 from rafka.broker.groups.group import GroupState
@@ -24,6 +24,7 @@ from rafka.broker.groups.membership import JoinRequest
 from rafka.broker.groups.offset_store import OffsetCommit
 from rafka.broker.groups.records import GroupKey, OffsetKey, decode_key, decode_value
 from rafka.broker.groups.shard import ShardState
+from rafka.broker.node import BrokerEndpoint
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import decode_batch
 

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from rafka.broker import partition as partition_module
-from rafka.broker.broker import Broker, BrokerEndpoint
+from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
 from rafka.broker.groups.coordinator import CoordinatorError
 from rafka.broker.groups.offset_store import OffsetCommit
 from rafka.broker.handlers.txn import check_transactional_produce
+from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition import AppendError
 from rafka.broker.txn import coordinator as coordinator_module
 from rafka.broker.txn.offset_commit import txn_offset_commit

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rafka.broker.broker import Broker, TopicError, validate_topic_name
+from rafka.broker.broker import Broker
 from rafka.broker.config import DEFINITIONS, render_value
 from rafka.broker.config_catalog import (
     BrokerConfigs,
@@ -25,10 +25,12 @@ from rafka.broker.config_catalog import (
 from rafka.broker.dispatch import RequestContext
 from rafka.broker.topic_admin import (
     AdminError,
+    TopicError,
     alter_broker_configs,
     alter_topic_configs,
     broker_configs,
     broker_resource_key,
+    validate_topic_name,
 )
 from rafka.protocol.errors import ErrorCode
 

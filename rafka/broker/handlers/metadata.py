@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rafka.broker.broker import Broker, TopicError
+from rafka.broker.broker import Broker
 from rafka.broker.cluster_metadata import TopicImage
 from rafka.broker.dispatch import RequestContext
+from rafka.broker.topic_admin import TopicError
 from rafka.protocol.errors import ErrorCode
 
 # Kafka's "authorized operations not requested" marker.

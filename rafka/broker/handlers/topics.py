@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from rafka.broker.broker import Broker, TopicError, validate_topic_name
+from rafka.broker.broker import Broker
 from rafka.broker.config_catalog import ConfigRequestError, describe_topic, validate_topic_configs
 from rafka.broker.dispatch import RequestContext
-from rafka.broker.topic_admin import AdminError, broker_configs, check_assignments
+from rafka.broker.topic_admin import (
+    AdminError,
+    TopicError,
+    broker_configs,
+    check_assignments,
+    validate_topic_name,
+)
 from rafka.protocol.errors import ErrorCode
 
 
