@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 import structlog
 
-from rafka.broker.groups.placement import partition_for
 from rafka.broker.partition import Partition
+from rafka.broker.placement import partition_for
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import BatchHeader
 
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from rafka.broker.node import CoordinatorNode
 
 log = structlog.get_logger(__name__)
+
+# Group state and committed offsets (the transaction coordinator writes there too).
+OFFSETS_TOPIC = "__consumer_offsets"
 
 # Batches replayed between yields to the event loop, so a long load does not stall other work.
 REPLAY_SLICE = 256
@@ -251,3 +254,27 @@ class InternalTopicCoordinator(Generic[S]):
                     ErrorCode.none, None, endpoint.node_id, endpoint.host, endpoint.port
                 )
         return CoordinatorLocation(ErrorCode.coordinator_not_available)
+
+
+def coordinator_error_for_write(code: ErrorCode, for_offsets: bool) -> ErrorCode:
+    """Kafka's mapping of a failed `__consumer_offsets` append to what group clients expect."""
+    if code in (
+        ErrorCode.unknown_topic_or_partition,
+        ErrorCode.not_enough_replicas,
+        ErrorCode.not_enough_replicas_after_append,
+        ErrorCode.request_timed_out,
+    ):
+        return ErrorCode.coordinator_not_available
+    if code in (ErrorCode.not_leader_or_follower, ErrorCode.kafka_storage_error):
+        return ErrorCode.not_coordinator
+    if code in (
+        ErrorCode.message_too_large,
+        ErrorCode.record_list_too_large,
+        ErrorCode.invalid_fetch_size,
+    ):
+        if for_offsets:
+            return ErrorCode.invalid_commit_offset_size
+        return ErrorCode.unknown_server_error
+    if code in (ErrorCode.none, ErrorCode.not_coordinator, ErrorCode.coordinator_not_available):
+        return code
+    return ErrorCode.unknown_server_error

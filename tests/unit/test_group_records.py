@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rafka.broker.groups.placement import java_string_hash, partition_for
 from rafka.broker.groups.records import (
     GroupKey,
     GroupValue,
@@ -27,6 +26,7 @@ from rafka.broker.groups.records import (
     encode_value,
 )
 from rafka.broker.groups.timers import Timers
+from rafka.broker.placement import java_string_hash, partition_for
 
 # -- keys and values in Kafka's byte layout --------------------------------------------------------
 

@@ -23,8 +23,8 @@ from rafka.broker.handlers.txn import check_transactional_produce
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition import AppendError
 from rafka.broker.txn import coordinator as coordinator_module
-from rafka.broker.txn.offset_commit import txn_offset_commit
 from rafka.broker.txn.records import TxnState
+from rafka.broker.txn_offset_commit import txn_offset_commit
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import build_batch, decode_batch
 from rafka.storage.txn_index import read_txn_marker

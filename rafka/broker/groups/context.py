@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from rafka.broker.config import BrokerConfig
     from rafka.broker.node import CoordinatorNode
 
-OFFSETS_TOPIC = "__consumer_offsets"
 KEY_TYPE_GROUP = 0
 KEY_TYPE_TRANSACTION = 1
 

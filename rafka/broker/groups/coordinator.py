@@ -22,7 +22,6 @@ import structlog
 from rafka.broker.groups.context import (
     KEY_TYPE_GROUP,
     KEY_TYPE_TRANSACTION,
-    OFFSETS_TOPIC,
     CoordinatorError,
     GroupConfig,
 )
@@ -34,10 +33,14 @@ from rafka.broker.groups.shard import (
     CoordinatorShard,
     Record,
     ShardState,
-    coordinator_error_for_write,
 )
 from rafka.broker.groups.timers import Timers
-from rafka.broker.internal_topic import CoordinatorLocation, InternalTopicCoordinator
+from rafka.broker.internal_topic import (
+    OFFSETS_TOPIC,
+    CoordinatorLocation,
+    InternalTopicCoordinator,
+    coordinator_error_for_write,
+)
 from rafka.broker.partition import Partition, now_ms
 from rafka.protocol.errors import ErrorCode
 

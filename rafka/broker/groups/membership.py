@@ -30,7 +30,8 @@ import structlog
 
 from rafka.broker.groups.group import ClassicGroup, GroupState, Member
 from rafka.broker.groups.records import GroupKey
-from rafka.broker.groups.shard import CoordinatorShard, coordinator_error_for_write
+from rafka.broker.groups.shard import CoordinatorShard
+from rafka.broker.internal_topic import coordinator_error_for_write
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:

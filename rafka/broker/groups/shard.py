@@ -200,25 +200,3 @@ class CoordinatorShard(InternalShard):
         return done
 
 
-def coordinator_error_for_write(code: ErrorCode, for_offsets: bool) -> ErrorCode:
-    """Kafka's mapping of a failed `__consumer_offsets` append to what group clients expect."""
-    if code in (
-        ErrorCode.unknown_topic_or_partition,
-        ErrorCode.not_enough_replicas,
-        ErrorCode.not_enough_replicas_after_append,
-        ErrorCode.request_timed_out,
-    ):
-        return ErrorCode.coordinator_not_available
-    if code in (ErrorCode.not_leader_or_follower, ErrorCode.kafka_storage_error):
-        return ErrorCode.not_coordinator
-    if code in (
-        ErrorCode.message_too_large,
-        ErrorCode.record_list_too_large,
-        ErrorCode.invalid_fetch_size,
-    ):
-        if for_offsets:
-            return ErrorCode.invalid_commit_offset_size
-        return ErrorCode.unknown_server_error
-    if code in (ErrorCode.none, ErrorCode.not_coordinator, ErrorCode.coordinator_not_available):
-        return code
-    return ErrorCode.unknown_server_error

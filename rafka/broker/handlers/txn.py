@@ -22,7 +22,7 @@ from rafka.broker.partition import Partition
 from rafka.broker.peers import PeerUnavailable
 from rafka.broker.txn.coordinator import TXN_TOPIC, TxnError
 from rafka.broker.txn.markers import write_marker
-from rafka.broker.txn.offset_commit import txn_offset_commit
+from rafka.broker.txn_offset_commit import txn_offset_commit
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import ATTR_TRANSACTIONAL, HEADER_SIZE
 

@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker.groups.coordinator import OFFSETS_TOPIC
-from rafka.broker.internal_topic import CoordinatorLocation, InternalTopicCoordinator
+from rafka.broker.internal_topic import OFFSETS_TOPIC, CoordinatorLocation, InternalTopicCoordinator
 from rafka.broker.partition import Partition, now_ms
 from rafka.broker.txn.markers import RETRY_BACKOFF_S, write_markers
 from rafka.broker.txn.metadata import (

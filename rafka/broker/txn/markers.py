@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from rafka.broker.groups.coordinator import OFFSETS_TOPIC
+from rafka.broker.internal_topic import OFFSETS_TOPIC
 from rafka.broker.partition import AppendError
 from rafka.broker.peers import PeerUnavailable
 from rafka.protocol.errors import ErrorCode

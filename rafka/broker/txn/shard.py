@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import structlog
 
-from rafka.broker.groups.shard import coordinator_error_for_write
-from rafka.broker.internal_topic import InternalShard, ShardState
+from rafka.broker.internal_topic import InternalShard, ShardState, coordinator_error_for_write
 from rafka.broker.partition import AppendError, Partition, now_ms
 from rafka.broker.txn.metadata import TxnMetadata
 from rafka.broker.txn.records import (

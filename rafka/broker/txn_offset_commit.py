@@ -13,11 +13,12 @@ import asyncio
 from typing import Protocol
 
 from rafka.broker.groups.context import CoordinatorError
+from rafka.broker.groups.coordinator import GroupCoordinator
 from rafka.broker.groups.group import ClassicGroup, CommittedOffset, GroupState
 from rafka.broker.groups.offset_store import OffsetCommit
 from rafka.broker.groups.records import OffsetKey
-from rafka.broker.groups.shard import coordinator_error_for_write
-from rafka.broker.txn.context import TxnNode
+from rafka.broker.internal_topic import coordinator_error_for_write
+from rafka.broker.node import CoordinatorNode
 from rafka.broker.txn.coordinator import TransactionCoordinator
 from rafka.protocol.errors import ErrorCode
 
@@ -25,7 +26,10 @@ from rafka.protocol.errors import ErrorCode
 FIRST_TV2_VERSION = 5
 
 
-class TxnOffsetNode(TxnNode, Protocol):
+class TxnOffsetNode(CoordinatorNode, Protocol):
+    """TxnOffsetCommit joins the two coordinators, so it lives above both."""
+
+    groups: GroupCoordinator
     txn: TransactionCoordinator
 
 
