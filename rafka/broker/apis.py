@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from rafka.broker.broker import Broker
-from rafka.broker.dispatch import ApiSpec, Dispatcher
-from rafka.broker.forwarding import make_forwarder
 from rafka.broker.handlers import (
     admin,
     api_versions,
@@ -23,6 +21,8 @@ from rafka.broker.handlers import (
     topics,
     txn,
 )
+from rafka.broker.net.dispatch import ApiSpec, Dispatcher
+from rafka.broker.net.forwarding import make_forwarder
 
 PRODUCE = 0
 FETCH = 1

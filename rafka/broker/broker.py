@@ -12,22 +12,23 @@ from typing import Any
 
 import structlog
 
-from rafka.broker.cluster_metadata import METADATA_TOPIC, ClusterMetadata, TopicImage
-from rafka.broker.config import BrokerConfig
-from rafka.broker.controller import (
+from rafka.broker.cluster.cluster_metadata import METADATA_TOPIC, ClusterMetadata, TopicImage
+from rafka.broker.cluster.controller import (
     ControllerClient,
     NotController,
     fence_silent_brokers,
     reserve_producer_id_block,
 )
+from rafka.broker.cluster.peers import PeerNetwork
+from rafka.broker.cluster.replication import ReplicationManager
+from rafka.broker.cluster.self_fencing import CutOff, step_down_while_cut_off
+from rafka.broker.config import BrokerConfig
+from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
+from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 from rafka.broker.flusher import GroupCommitFlusher
-from rafka.broker.groups.coordinator import GroupCoordinator
 from rafka.broker.log_cleaner import LogCleanerService
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition import NO_REPLICATION, AppendError, Partition, raft_clock_ms
-from rafka.broker.peers import PeerNetwork
-from rafka.broker.replication import ReplicationManager
-from rafka.broker.self_fencing import CutOff, step_down_while_cut_off
 from rafka.broker.topic_admin import (
     apply_topic_configs,
     create_topic,
@@ -35,7 +36,6 @@ from rafka.broker.topic_admin import (
     ensure_internal_topic,
     refresh_broker_defaults,
 )
-from rafka.broker.txn.coordinator import TransactionCoordinator
 from rafka.protocol.errors import ErrorCode
 from rafka.replication.raft import RaftConfig, Role, RoleChanged
 from rafka.storage.config import LogConfig

@@ -12,9 +12,9 @@ import uvloop
 from rafka.broker.apis import build_dispatcher
 from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
+from rafka.broker.net.server import Listener
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition import now_ms
-from rafka.broker.server import Listener
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker.cluster_metadata import METADATA_TOPIC, TopicImage
+from rafka.broker.cluster.cluster_metadata import METADATA_TOPIC, TopicImage
+from rafka.broker.cluster.controller import NotController
 from rafka.broker.config_catalog import (
     BrokerConfigs,
     ConfigRequestError,
@@ -27,7 +28,6 @@ from rafka.broker.config_catalog import (
     validate_broker_config,
     validate_topic_configs,
 )
-from rafka.broker.controller import NotController
 from rafka.protocol.errors import ErrorCode
 from rafka.storage.config import LogConfig
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from cluster import Cluster
 from netns import Network
 
-from rafka.broker.placement import partition_for
+from rafka.broker.coordinator.placement import partition_for
 from rafka.protocol.records import (
     BatchHeader,
     CorruptRecordError,

@@ -22,7 +22,7 @@ from cluster_fixtures import (
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from rafka.broker.placement import partition_for
+from rafka.broker.coordinator.placement import partition_for
 
 TOPIC = "orders"
 PARTITIONS = 6

@@ -25,7 +25,7 @@ from cluster import FAST_FAILOVER, Cluster
 from cluster_fixtures import create_topic, running_cluster
 from raw_client import RawClient, encode, framed, request_header
 
-from rafka.broker.placement import partition_for
+from rafka.broker.coordinator.placement import partition_for
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.messages import build, request_class, response_class
 

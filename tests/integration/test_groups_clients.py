@@ -361,8 +361,8 @@ def latest_group_record(bootstrap: str):
     """The group's newest GroupMetadataValue, read from `__consumer_offsets` like any topic."""
     from confluent_kafka import TopicPartition
 
-    from rafka.broker.groups.records import GroupKey, decode_key, decode_value
-    from rafka.broker.placement import partition_for
+    from rafka.broker.coordinator.groups.records import GroupKey, decode_key, decode_value
+    from rafka.broker.coordinator.placement import partition_for
 
     with KafkaClient(bootstrap) as client:
         partitions = client.cluster().partitions["__consumer_offsets"]

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from broker_process import BrokerProcess, free_port  # noqa: E402
 
-from rafka.broker.peers import PeerNetwork, PeerUnavailable  # noqa: E402
+from rafka.broker.cluster.peers import PeerNetwork, PeerUnavailable  # noqa: E402
 
 HOST = "127.0.0.1"
 API_VERSIONS = 18

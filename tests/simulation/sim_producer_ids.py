@@ -1,12 +1,12 @@
 """The metadata log's producer-id blocks on the simulated Raft log (issue 13, bug 1).
 
 Some client writes at a leader are reservations of the next producer-id block, as the controller
-makes them in rafka/broker/cluster_metadata.py: `("pid", block)` entries. A reservation is read
-from the leader's applied state (the blocks in its log below its high watermark, replayed per
-process from its own log, as a broker's image is), at most one at a time per leader (the
-controller's lock), and the block is handed out to a broker only once its entry is committed (the
-write's acknowledgement). The invariant (sim_invariants.ProducerIdBlocks): no block is handed out
-twice, across any leader changes, crashes and restarts.
+makes them in rafka/broker/cluster/cluster_metadata.py: `("pid", block)` entries. A reservation
+is read from the leader's applied state (the blocks in its log below its high watermark,
+replayed per process from its own log, as a broker's image is), at most one at a time per leader
+(the controller's lock), and the block is handed out to a broker only once its entry is committed
+(the write's acknowledgement). The invariant (sim_invariants.ProducerIdBlocks): no block is handed
+out twice, across any leader changes, crashes and restarts.
 
 The correct controller reserves only once it holds everything committed before its epoch: its high
 watermark has reached its epoch start offset (and its image applied that far). The reservation

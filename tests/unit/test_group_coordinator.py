@@ -18,13 +18,13 @@ import pytest
 
 from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
-from rafka.broker.groups.context import CoordinatorError
-from rafka.broker.groups.group import GroupState
-from rafka.broker.groups.membership import JoinRequest
-from rafka.broker.groups.offset_store import OffsetCommit
-from rafka.broker.groups.records import GroupKey, OffsetKey, decode_key, decode_value
-from rafka.broker.groups.shard import ShardState
-from rafka.broker.internal_topic import OFFSETS_TOPIC
+from rafka.broker.coordinator.groups.context import CoordinatorError
+from rafka.broker.coordinator.groups.group import GroupState
+from rafka.broker.coordinator.groups.membership import JoinRequest
+from rafka.broker.coordinator.groups.offset_store import OffsetCommit
+from rafka.broker.coordinator.groups.records import GroupKey, OffsetKey, decode_key, decode_value
+from rafka.broker.coordinator.groups.shard import ShardState
+from rafka.broker.coordinator.internal_topic import OFFSETS_TOPIC
 from rafka.broker.node import BrokerEndpoint
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import decode_batch

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rafka.broker.groups.records import (
+from rafka.broker.coordinator.groups.records import (
     GroupKey,
     GroupValue,
     MemberValue,
@@ -25,8 +25,8 @@ from rafka.broker.groups.records import (
     encode_offset_value,
     encode_value,
 )
-from rafka.broker.groups.timers import Timers
-from rafka.broker.placement import java_string_hash, partition_for
+from rafka.broker.coordinator.groups.timers import Timers
+from rafka.broker.coordinator.placement import java_string_hash, partition_for
 
 # -- keys and values in Kafka's byte layout --------------------------------------------------------
 

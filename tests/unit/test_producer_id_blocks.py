@@ -19,7 +19,11 @@ from typing import Any
 
 import pytest
 
-from rafka.broker.cluster_metadata import METADATA_TOPIC, PRODUCER_ID_BLOCK_SIZE, ClusterMetadata
+from rafka.broker.cluster.cluster_metadata import (
+    METADATA_TOPIC,
+    PRODUCER_ID_BLOCK_SIZE,
+    ClusterMetadata,
+)
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.partition import Partition, ReplicationHooks
 from rafka.replication.actions import SendMessage

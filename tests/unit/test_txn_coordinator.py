@@ -17,14 +17,14 @@ import pytest
 from rafka.broker import partition as partition_module
 from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
-from rafka.broker.groups.coordinator import CoordinatorError
-from rafka.broker.groups.offset_store import OffsetCommit
+from rafka.broker.coordinator.groups.coordinator import CoordinatorError
+from rafka.broker.coordinator.groups.offset_store import OffsetCommit
+from rafka.broker.coordinator.txn import coordinator as coordinator_module
+from rafka.broker.coordinator.txn.records import TxnState
+from rafka.broker.coordinator.txn_offset_commit import txn_offset_commit
 from rafka.broker.handlers.txn import check_transactional_produce
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition import AppendError
-from rafka.broker.txn import coordinator as coordinator_module
-from rafka.broker.txn.records import TxnState
-from rafka.broker.txn_offset_commit import txn_offset_commit
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import build_batch, decode_batch
 from rafka.storage.txn_index import read_txn_marker

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from rafka.broker.txn.metadata import TxnMetadata
-from rafka.broker.txn.records import (
+from rafka.broker.coordinator.txn.metadata import TxnMetadata
+from rafka.broker.coordinator.txn.records import (
     TxnLogValue,
     TxnRecordError,
     TxnState,

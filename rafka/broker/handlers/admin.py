@@ -8,8 +8,8 @@ import uuid
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.dispatch import RequestContext
 from rafka.broker.handlers.metadata import CLUSTER_OPERATIONS, describe_topic
+from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.topic_admin import AdminError, create_partitions, delete_records
 from rafka.protocol.errors import ErrorCode
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rafka.broker.dispatch import Dispatcher, RequestContext
 from rafka.broker.handlers.txn import transaction_features
+from rafka.broker.net.dispatch import Dispatcher, RequestContext
 
 
 def make_handler(dispatcher: Dispatcher):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rafka.broker import controller
 from rafka.broker.broker import Broker
-from rafka.broker.dispatch import RequestContext
+from rafka.broker.cluster import controller
+from rafka.broker.net.dispatch import RequestContext
 from rafka.protocol.errors import ErrorCode
 
 

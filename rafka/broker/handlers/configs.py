@@ -22,7 +22,7 @@ from rafka.broker.config_catalog import (
     describe_topic,
     is_list_config,
 )
-from rafka.broker.dispatch import RequestContext
+from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.topic_admin import (
     AdminError,
     TopicError,

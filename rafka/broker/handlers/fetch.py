@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.dispatch import RequestContext
+from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition import Partition
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.fetch_response import FetchedPartition, FetchedTopic, encode_fetch_response

@@ -1,6 +1,6 @@
 """FindCoordinator and the classic group APIs: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-DescribeGroups, ListGroups and DeleteGroups. The rules live in rafka.broker.groups; these
-handlers translate between request versions and the coordinator."""
+DescribeGroups, ListGroups and DeleteGroups. The rules live in rafka.broker.coordinator.groups;
+these handlers translate between request versions and the coordinator."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.dispatch import RequestContext
-from rafka.broker.groups.coordinator import KEY_TYPE_TRANSACTION, CoordinatorError
-from rafka.broker.groups.group import GroupState
-from rafka.broker.groups.membership import JoinRequest, join_error, sync_result
+from rafka.broker.coordinator.groups.coordinator import KEY_TYPE_TRANSACTION, CoordinatorError
+from rafka.broker.coordinator.groups.group import GroupState
+from rafka.broker.coordinator.groups.membership import JoinRequest, join_error, sync_result
+from rafka.broker.net.dispatch import RequestContext
 from rafka.protocol.errors import ErrorCode
 
 # Kafka's "authorized operations not requested" marker.

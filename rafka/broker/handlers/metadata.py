@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.cluster_metadata import TopicImage
-from rafka.broker.dispatch import RequestContext
+from rafka.broker.cluster.cluster_metadata import TopicImage
+from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.topic_admin import TopicError
 from rafka.protocol.errors import ErrorCode
 

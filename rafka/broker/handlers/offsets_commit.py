@@ -6,9 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.dispatch import RequestContext
-from rafka.broker.groups.coordinator import CoordinatorError
-from rafka.broker.groups.offset_store import OffsetCommit
+from rafka.broker.coordinator.groups.coordinator import CoordinatorError
+from rafka.broker.coordinator.groups.offset_store import OffsetCommit
+from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition import now_ms
 from rafka.protocol.errors import ErrorCode
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.dispatch import RequestContext
 from rafka.broker.handlers.txn import init_transactional_producer
+from rafka.broker.net.dispatch import RequestContext
 from rafka.protocol.errors import ErrorCode
 
 

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.dispatch import RequestContext
+from rafka.broker.net.dispatch import RequestContext
 from rafka.protocol.errors import ErrorCode
 
 METADATA_TOPIC = "__cluster_metadata"

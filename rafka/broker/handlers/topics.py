@@ -7,7 +7,7 @@ from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.config_catalog import ConfigRequestError, describe_topic, validate_topic_configs
-from rafka.broker.dispatch import RequestContext
+from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.topic_admin import (
     AdminError,
     TopicError,

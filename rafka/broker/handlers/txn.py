@@ -2,8 +2,8 @@
 AddOffsetsToTxn, EndTxn, WriteTxnMarkers, TxnOffsetCommit, DescribeProducers,
 DescribeTransactions and ListTransactions; and the check a transactional produce passes.
 
-The rules live in rafka.broker.txn; these handlers translate between request versions and the
-coordinator. PRODUCER_FENCED (KIP-588) is answered as INVALID_PRODUCER_EPOCH to the versions
+The rules live in rafka.broker.coordinator.txn; these handlers translate between request versions
+and the coordinator. PRODUCER_FENCED (KIP-588) is answered as INVALID_PRODUCER_EPOCH to the versions
 that predate it: InitProducerId < 4, AddPartitionsToTxn/AddOffsetsToTxn/EndTxn < 2.
 """
 
@@ -15,14 +15,14 @@ from datetime import timedelta
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.dispatch import RequestContext
-from rafka.broker.groups.coordinator import CoordinatorError
+from rafka.broker.cluster.peers import PeerUnavailable
+from rafka.broker.coordinator.groups.coordinator import CoordinatorError
+from rafka.broker.coordinator.txn.coordinator import TXN_TOPIC, TxnError
+from rafka.broker.coordinator.txn.markers import write_marker
+from rafka.broker.coordinator.txn_offset_commit import txn_offset_commit
 from rafka.broker.handlers.offsets_commit import commit_response, requested_commits
+from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition import Partition
-from rafka.broker.peers import PeerUnavailable
-from rafka.broker.txn.coordinator import TXN_TOPIC, TxnError
-from rafka.broker.txn.markers import write_marker
-from rafka.broker.txn_offset_commit import txn_offset_commit
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import ATTR_TRANSACTIONAL, HEADER_SIZE
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from rafka.broker.groups.group import ClassicGroup
-from rafka.broker.groups.shard import CoordinatorShard, Record
-from rafka.broker.groups.timers import Timers
+from rafka.broker.coordinator.groups.group import ClassicGroup
+from rafka.broker.coordinator.groups.shard import CoordinatorShard, Record
+from rafka.broker.coordinator.groups.timers import Timers
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:

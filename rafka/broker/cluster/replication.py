@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker import raft_wire as wire
+from rafka.broker.cluster import raft_wire as wire
+from rafka.broker.cluster.peers import PeerNetwork, PeerUnavailable
 from rafka.broker.partition import Partition, ReplicationHooks, raft_clock_ms
-from rafka.broker.peers import PeerNetwork, PeerUnavailable
 from rafka.protocol.errors import ErrorCode
 from rafka.replication.actions import Action, RoleChanged, SendMessage
 from rafka.replication.messages import (

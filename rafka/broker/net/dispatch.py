@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from rafka.broker.server import Connection
+from rafka.broker.net.server import Connection
 from rafka.protocol.errors import ErrorCode, ProtocolError
 from rafka.protocol.frames import RequestHeader, decode_request_header, frame, response_header
 from rafka.protocol.messages import (

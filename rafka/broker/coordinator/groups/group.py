@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from rafka.broker.groups.records import GroupValue, MemberValue, OffsetValue
+from rafka.broker.coordinator.groups.records import GroupValue, MemberValue, OffsetValue
 
 CONSUMER_PROTOCOL_TYPE = "consumer"
 GROUP_TYPE = "classic"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from rafka.broker.txn.records import TxnLogValue, TxnState
+from rafka.broker.coordinator.txn.records import TxnLogValue, TxnState
 
 NO_PRODUCER_ID = -1
 NO_PRODUCER_EPOCH = -1

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from rafka.broker.groups.context import CoordinatorError
-from rafka.broker.groups.coordinator import GroupCoordinator
-from rafka.broker.groups.group import ClassicGroup, CommittedOffset, GroupState
-from rafka.broker.groups.offset_store import OffsetCommit
-from rafka.broker.groups.records import OffsetKey
-from rafka.broker.internal_topic import coordinator_error_for_write
+from rafka.broker.coordinator.groups.context import CoordinatorError
+from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
+from rafka.broker.coordinator.groups.group import ClassicGroup, CommittedOffset, GroupState
+from rafka.broker.coordinator.groups.offset_store import OffsetCommit
+from rafka.broker.coordinator.groups.records import OffsetKey
+from rafka.broker.coordinator.internal_topic import coordinator_error_for_write
+from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 from rafka.broker.node import CoordinatorNode
-from rafka.broker.txn.coordinator import TransactionCoordinator
 from rafka.protocol.errors import ErrorCode
 
 # TxnOffsetCommit v5 belongs to clients of transaction version 2 (KIP-890).

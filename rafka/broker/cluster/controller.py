@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker.cluster_metadata import PRODUCER_ID_BLOCK_SIZE, PartitionState
+from rafka.broker.cluster.cluster_metadata import PRODUCER_ID_BLOCK_SIZE, PartitionState
+from rafka.broker.cluster.peers import PeerUnavailable
 from rafka.broker.partition import AppendError, Partition, raft_clock_ms
-from rafka.broker.peers import PeerUnavailable
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:

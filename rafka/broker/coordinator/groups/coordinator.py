@@ -19,23 +19,28 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker.groups.context import (
+from rafka.broker.coordinator.groups.context import (
     KEY_TYPE_GROUP,
     KEY_TYPE_TRANSACTION,
     CoordinatorError,
     GroupConfig,
 )
-from rafka.broker.groups.group import GROUP_TYPE, ClassicGroup, CommittedOffset, GroupState
-from rafka.broker.groups.membership import Membership
-from rafka.broker.groups.offset_store import OffsetStore
-from rafka.broker.groups.records import GroupKey, OffsetKey
-from rafka.broker.groups.shard import (
+from rafka.broker.coordinator.groups.group import (
+    GROUP_TYPE,
+    ClassicGroup,
+    CommittedOffset,
+    GroupState,
+)
+from rafka.broker.coordinator.groups.membership import Membership
+from rafka.broker.coordinator.groups.offset_store import OffsetStore
+from rafka.broker.coordinator.groups.records import GroupKey, OffsetKey
+from rafka.broker.coordinator.groups.shard import (
     CoordinatorShard,
     Record,
     ShardState,
 )
-from rafka.broker.groups.timers import Timers
-from rafka.broker.internal_topic import (
+from rafka.broker.coordinator.groups.timers import Timers
+from rafka.broker.coordinator.internal_topic import (
     OFFSETS_TOPIC,
     CoordinatorLocation,
     InternalTopicCoordinator,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker.peers import PeerUnavailable
+from rafka.broker.cluster.peers import PeerUnavailable
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from rafka.broker.cluster_metadata import ClusterMetadata
+from rafka.broker.cluster.cluster_metadata import ClusterMetadata
+from rafka.broker.cluster.peers import PEER_CLIENT_ID_PREFIX
 from rafka.broker.partition import Partition, raft_clock_ms
-from rafka.broker.peers import PEER_CLIENT_ID_PREFIX
 
 log = structlog.get_logger(__name__)
 

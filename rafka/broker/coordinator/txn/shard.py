@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import structlog
 
-from rafka.broker.internal_topic import InternalShard, ShardState, coordinator_error_for_write
-from rafka.broker.partition import AppendError, Partition, now_ms
-from rafka.broker.txn.metadata import TxnMetadata
-from rafka.broker.txn.records import (
+from rafka.broker.coordinator.internal_topic import (
+    InternalShard,
+    ShardState,
+    coordinator_error_for_write,
+)
+from rafka.broker.coordinator.txn.metadata import TxnMetadata
+from rafka.broker.coordinator.txn.records import (
     TxnRecordError,
     decode_key,
     decode_value,
     encode_key,
     encode_value,
 )
+from rafka.broker.partition import AppendError, Partition, now_ms
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
 

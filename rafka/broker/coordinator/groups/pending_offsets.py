@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import structlog
 
-from rafka.broker.groups.records import (
+from rafka.broker.coordinator.groups.records import (
     OffsetKey,
     OffsetValue,
     RecordFormatError,

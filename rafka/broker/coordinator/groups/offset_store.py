@@ -14,20 +14,20 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from rafka.broker.groups.context import CoordinatorError
-from rafka.broker.groups.group import (
+from rafka.broker.coordinator.groups.context import CoordinatorError
+from rafka.broker.coordinator.groups.group import (
     CONSUMER_PROTOCOL_TYPE,
     ClassicGroup,
     CommittedOffset,
     GroupState,
     TopicPartition,
 )
-from rafka.broker.groups.records import OffsetKey
-from rafka.broker.groups.shard import CoordinatorShard, Record
+from rafka.broker.coordinator.groups.records import OffsetKey
+from rafka.broker.coordinator.groups.shard import CoordinatorShard, Record
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.groups.context import GroupContext
+    from rafka.broker.coordinator.groups.context import GroupContext
 
 log = structlog.get_logger(__name__)
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
-from rafka.broker.groups.group import ClassicGroup, CommittedOffset
-from rafka.broker.groups.pending_offsets import PendingTxnOffsets
-from rafka.broker.groups.records import (
+from rafka.broker.coordinator.groups.group import ClassicGroup, CommittedOffset
+from rafka.broker.coordinator.groups.pending_offsets import PendingTxnOffsets
+from rafka.broker.coordinator.groups.records import (
     GroupValue,
     OffsetKey,
     OffsetValue,
@@ -28,7 +28,7 @@ from rafka.broker.groups.records import (
     encode_key,
     encode_value,
 )
-from rafka.broker.internal_topic import InternalShard, ShardState
+from rafka.broker.coordinator.internal_topic import InternalShard, ShardState
 from rafka.broker.partition import AppendError, Partition, now_ms
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch

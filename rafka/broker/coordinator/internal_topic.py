@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 import structlog
 
+from rafka.broker.coordinator.placement import partition_for
 from rafka.broker.partition import Partition
-from rafka.broker.placement import partition_for
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import BatchHeader
 

@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker.groups.group import ClassicGroup, GroupState, Member
-from rafka.broker.groups.records import GroupKey
-from rafka.broker.groups.shard import CoordinatorShard
-from rafka.broker.internal_topic import coordinator_error_for_write
+from rafka.broker.coordinator.groups.group import ClassicGroup, GroupState, Member
+from rafka.broker.coordinator.groups.records import GroupKey
+from rafka.broker.coordinator.groups.shard import CoordinatorShard
+from rafka.broker.coordinator.internal_topic import coordinator_error_for_write
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.groups.context import GroupContext
+    from rafka.broker.coordinator.groups.context import GroupContext
 
 log = structlog.get_logger(__name__)
 

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from rafka.broker.internal_topic import OFFSETS_TOPIC
+from rafka.broker.cluster.peers import PeerUnavailable
+from rafka.broker.coordinator.internal_topic import OFFSETS_TOPIC
 from rafka.broker.partition import AppendError
-from rafka.broker.peers import PeerUnavailable
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.txn.context import TxnNode
+    from rafka.broker.coordinator.txn.context import TxnNode
 
 log = structlog.get_logger(__name__)
 

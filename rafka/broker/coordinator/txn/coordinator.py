@@ -30,10 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker.internal_topic import OFFSETS_TOPIC, CoordinatorLocation, InternalTopicCoordinator
-from rafka.broker.partition import Partition, now_ms
-from rafka.broker.txn.markers import RETRY_BACKOFF_S, write_markers
-from rafka.broker.txn.metadata import (
+from rafka.broker.coordinator.internal_topic import (
+    OFFSETS_TOPIC,
+    CoordinatorLocation,
+    InternalTopicCoordinator,
+)
+from rafka.broker.coordinator.txn.markers import RETRY_BACKOFF_S, write_markers
+from rafka.broker.coordinator.txn.metadata import (
     COMPLETED,
     MAX_PRODUCER_EPOCH,
     NO_PRODUCER_EPOCH,
@@ -42,13 +45,14 @@ from rafka.broker.txn.metadata import (
     TopicPartition,
     TxnMetadata,
 )
-from rafka.broker.txn.records import TxnState
-from rafka.broker.txn.shard import TxnShard
+from rafka.broker.coordinator.txn.records import TxnState
+from rafka.broker.coordinator.txn.shard import TxnShard
+from rafka.broker.partition import Partition, now_ms
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from rafka.broker.config import BrokerConfig
-    from rafka.broker.txn.context import TxnNode
+    from rafka.broker.coordinator.txn.context import TxnNode
 
 log = structlog.get_logger(__name__)
 
