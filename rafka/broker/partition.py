@@ -140,6 +140,11 @@ class Partition:
         self._flusher = flusher
         # Recovered bytes may sit in the page cache only; the first flush after open claims them.
         self.flushed_offset = 0
+        # Truncations, numbered, and where each cut the log: an fsync that ran across a cut
+        # proves nothing past it (see on_flushed).
+        self._truncations = 0
+        self._cuts: list[tuple[int, int]] = []
+        self._flush_generation = 0
         self.offline: ErrorCode | None = None
         self._seq = itertools.count()
         self._flush_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -385,6 +390,8 @@ class Partition:
         self.txn_index.truncate_to(end)
         replay_into(self.log, self.producers, self.txn_index, replay_from)
         self.flushed_offset = min(self.flushed_offset, end)
+        self._truncations += 1
+        self._cuts.append((self._truncations, end))
         log.info("log truncated", partition=self.name, end_offset=end)
         return self.raft.on_truncated(end)
 
@@ -429,9 +436,21 @@ class Partition:
     # -- group commit callbacks (Flushable) ---------------------------------------------------
 
     def flush_blocking(self) -> int:
+        # The flusher never runs two flushes of one log at once and reads this attribute only
+        # after the flush returns, so the worker thread may write it.
+        self._flush_generation = self._truncations
         return self.log.flush()
 
     def on_flushed(self, end_offset: int) -> None:
+        # A truncation while the fsync ran (a follower meeting a diverging leader) makes its end
+        # offset stale: that offset may now hold a record appended after the cut, which this
+        # fsync did not cover. Without the clamp, the stale end would mark the new records
+        # durable and hide their real fsync (ignored as "not beyond flushed_offset"), and a
+        # follower, which fetches only from its durable end, would never fetch again.
+        cuts = [end for generation, end in self._cuts if generation > self._flush_generation]
+        self._cuts.clear()
+        if cuts:
+            end_offset = min(end_offset, *cuts)
         if end_offset <= self.flushed_offset:
             return
         self.flushed_offset = end_offset
