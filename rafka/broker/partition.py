@@ -447,10 +447,10 @@ class Partition:
         # fsync did not cover. Without the clamp, the stale end would mark the new records
         # durable and hide their real fsync (ignored as "not beyond flushed_offset"), and a
         # follower, which fetches only from its durable end, would never fetch again.
-        cuts = [end for generation, end in self._cuts if generation > self._flush_generation]
-        self._cuts.clear()
-        if cuts:
-            end_offset = min(end_offset, *cuts)
+        if self._cuts:  # rare: the group commit of every append passes here
+            since = [end for number, end in self._cuts if number > self._flush_generation]
+            self._cuts.clear()
+            end_offset = min([end_offset, *since])
         if end_offset <= self.flushed_offset:
             return
         self.flushed_offset = end_offset

@@ -45,7 +45,9 @@ MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 
-class TopicError(Exception):
+class AdminError(Exception):
+    """A topic or partition request Kafka answers with `code` and `message`."""
+
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -59,26 +61,19 @@ def _collision_key(name: str) -> str:
 
 def validate_topic_name(name: str) -> None:
     if name == METADATA_TOPIC:
-        raise TopicError(ErrorCode.invalid_request, f"{name} is reserved for cluster metadata")
+        raise AdminError(ErrorCode.invalid_request, f"{name} is reserved for cluster metadata")
     if not name or name in (".", ".."):
-        raise TopicError(ErrorCode.invalid_topic_exception, f"illegal topic name {name!r}")
+        raise AdminError(ErrorCode.invalid_topic_exception, f"illegal topic name {name!r}")
     if len(name) > MAX_TOPIC_NAME_LENGTH:
-        raise TopicError(
+        raise AdminError(
             ErrorCode.invalid_topic_exception,
             f"topic name is longer than {MAX_TOPIC_NAME_LENGTH} characters",
         )
     if not _LEGAL_TOPIC_NAME.match(name):
-        raise TopicError(
+        raise AdminError(
             ErrorCode.invalid_topic_exception,
             f"topic name {name!r} has characters other than ASCII alphanumerics, '.', '_', '-'",
         )
-
-
-class AdminError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 # -- broker configs -----------------------------------------------------------------------------
@@ -325,16 +320,16 @@ async def _create_topic_at_controller(
     try:
         response = await node.call_controller(CREATE_TOPICS, 7, request)
     except NotController:
-        raise TopicError(ErrorCode.not_controller, "no controller is available") from None
+        raise AdminError(ErrorCode.not_controller, "no controller is available") from None
     result = response.topics[0]
     if result.error_code not in (ErrorCode.none, ErrorCode.topic_already_exists):
-        raise TopicError(ErrorCode(result.error_code), result.error_message or "")
+        raise AdminError(ErrorCode(result.error_code), result.error_message or "")
     await node.metadata.wait_applied(lambda: name in node.metadata.image.topics, 10.0)
     topic = node.topic(name)
     if topic is None:
-        raise TopicError(ErrorCode.request_timed_out, f"topic {name} is not visible yet")
+        raise AdminError(ErrorCode.request_timed_out, f"topic {name} is not visible yet")
     if result.error_code == ErrorCode.topic_already_exists:
-        raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
+        raise AdminError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
     return topic
 
 
@@ -363,13 +358,13 @@ async def create_topic(
             else min(3, len(brokers))
         )
     if num_partitions <= 0:
-        raise TopicError(ErrorCode.invalid_partitions, "number of partitions must be positive")
+        raise AdminError(ErrorCode.invalid_partitions, "number of partitions must be positive")
     if replication_factor <= 0:
-        raise TopicError(
+        raise AdminError(
             ErrorCode.invalid_replication_factor, "replication factor must be positive"
         )
     if replication_factor > len(brokers):
-        raise TopicError(
+        raise AdminError(
             ErrorCode.invalid_replication_factor,
             f"replication factor {replication_factor} is larger than the number of "
             f"available brokers {len(brokers)}",
@@ -378,7 +373,7 @@ async def create_topic(
     try:
         LogConfig.from_topic_configs(configs, node.default_log_config)
     except ValueError as exc:
-        raise TopicError(ErrorCode.invalid_config, str(exc)) from None
+        raise AdminError(ErrorCode.invalid_config, str(exc)) from None
     if not node.is_controller and not validate_only and assignments is None:
         return await _create_topic_at_controller(
                 node,             name, num_partitions, replication_factor, configs
@@ -386,10 +381,10 @@ async def create_topic(
     async with node.topic_lock:
         assert node.metadata is not None
         if name in node.metadata.image.topics:
-            raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
+            raise AdminError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
         for existing in node.metadata.image.topics:
             if _collision_key(existing) == _collision_key(name):
-                raise TopicError(
+                raise AdminError(
                     ErrorCode.invalid_topic_exception,
                     f"topic {name!r} collides with existing topic {existing!r}",
                 )
@@ -442,7 +437,7 @@ async def ensure_internal_topic(
     replication_factor = min(replication_factor, len(node.live_broker_ids()))
     try:
         return await create_topic(node, name, num_partitions, replication_factor, configs)
-    except TopicError as exc:
+    except AdminError as exc:
         if exc.code != ErrorCode.topic_already_exists:
             raise
     topic = node.topic(name)

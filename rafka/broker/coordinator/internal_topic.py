@@ -241,7 +241,7 @@ class InternalTopicCoordinator(Generic[S]):
             return CoordinatorLocation(ErrorCode.coordinator_not_available)
         try:
             await self._ensure_topic()
-        except Exception as exc:  # TopicError, or too few brokers for the replication factor
+        except Exception as exc:  # AdminError, or too few brokers for the replication factor
             log.warning(f"cannot create {topic_description}", error=str(exc))
             return CoordinatorLocation(ErrorCode.coordinator_not_available, str(exc))
         topic = self.broker.topic(self.topic)

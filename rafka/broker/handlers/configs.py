@@ -25,7 +25,6 @@ from rafka.broker.config_catalog import (
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.topic_admin import (
     AdminError,
-    TopicError,
     alter_broker_configs,
     alter_topic_configs,
     broker_configs,
@@ -38,7 +37,7 @@ OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 _OP_NAMES = {OP_APPEND: "APPEND", OP_SUBTRACT: "SUBTRACT"}
 
 ConfigChange = Callable[[dict[str, str]], dict[str, str]]
-_Failure = (AdminError, ConfigRequestError, TopicError)
+_Failure = (AdminError, ConfigRequestError)
 
 
 # -- DescribeConfigs ----------------------------------------------------------------------------

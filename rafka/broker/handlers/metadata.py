@@ -7,7 +7,7 @@ from typing import Any
 from rafka.broker.broker import Broker
 from rafka.broker.cluster.cluster_metadata import TopicImage
 from rafka.broker.net.dispatch import RequestContext
-from rafka.broker.topic_admin import TopicError
+from rafka.broker.topic_admin import AdminError
 from rafka.protocol.errors import ErrorCode
 
 # Kafka's "authorized operations not requested" marker.
@@ -74,7 +74,7 @@ async def _lookup(broker: Broker, wanted: Any, auto_create: bool) -> dict[str, A
     if topic is None and auto_create:
         try:
             topic = await broker.create_topic(name, -1, -1)
-        except TopicError as exc:
+        except AdminError as exc:
             if exc.code != ErrorCode.topic_already_exists:
                 return _error(exc.code, name, None)
             topic = broker.topic(name)

@@ -10,7 +10,6 @@ from rafka.broker.config_catalog import ConfigRequestError, describe_topic, vali
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.topic_admin import (
     AdminError,
-    TopicError,
     broker_configs,
     check_assignments,
     validate_topic_name,
@@ -47,7 +46,7 @@ def make_create_handler(broker: Broker):
                     validate_only=request.validate_only,
                     assignments=assignments,
                 )
-            except (TopicError, AdminError, ConfigRequestError) as exc:
+            except (AdminError, ConfigRequestError) as exc:
                 entry["error_code"] = exc.code
                 entry["error_message"] = exc.message
             else:
@@ -82,13 +81,13 @@ def _assignments(broker: Broker, topic: Any) -> list[list[int]] | None:
         ("replicationFactor", topic.replication_factor),
     ):
         if value != -1:
-            raise TopicError(
+            raise AdminError(
                 ErrorCode.invalid_request,
                 f"A manual partition assignment was specified, but {field} was not set to -1.",
             )
     by_index = {a.partition_index: list(a.broker_ids) for a in topic.assignments}
     if sorted(by_index) != list(range(len(topic.assignments))):
-        raise TopicError(
+        raise AdminError(
             ErrorCode.invalid_replica_assignment,
             "partitions should be a consecutive 0-based integer sequence",
         )
