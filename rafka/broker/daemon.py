@@ -50,8 +50,11 @@ class BrokerServer:
         await self.broker.join(self._advertised_endpoint())
         joined.set()
         self._housekeeping = asyncio.create_task(self._run_housekeeping(), name="housekeeping")
+        # Kafka's broker logs this state change when it is unfenced and serves clients; tools
+        # written for Kafka wait for it (testcontainers' KafkaContainer matches the phrase).
         log.info(
             "broker ready",
+            state="Transitioning from RECOVERY to RUNNING",
             listeners=[f"{lst.name}://{lst.host}:{lst.port}" for lst in self.listeners],
             startup_ms=round((time.monotonic() - started) * 1000, 1),
         )

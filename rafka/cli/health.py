@@ -1,8 +1,9 @@
-"""`rafka health`: is this broker serving? The container image's HEALTHCHECK.
+"""`rafka health`: is this broker serving?
 
 It asks the broker itself, as a client would: ApiVersions, then Metadata. Healthy means the
 broker answered both and knows a controller and at least one live broker; a broker still
-joining its cluster, or cut off from the controller, is not.
+joining its cluster, or cut off from the controller, is not. The probe is rafka.cli.probe,
+which the container image runs directly (without this CLI's start-up cost).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 import typer
 
 from rafka.cli.admin_common import DEFAULT_BOOTSTRAP, BootstrapOption, fail
-from rafka.cli.kafka_client import KafkaClient, KafkaClientError
+from rafka.cli.probe import Unhealthy, probe
 
 
 def health(
@@ -23,13 +24,6 @@ def health(
 ) -> None:
     """Exit 0 if the broker answers Metadata with a controller and its live brokers."""
     try:
-        with KafkaClient(
-            bootstrap_server, client_id="rafka-health", timeout=timeout, retry_for=0
-        ) as client:
-            cluster = client.cluster()
-    except (KafkaClientError, OSError) as exc:
+        typer.echo(probe(bootstrap_server, timeout))
+    except Unhealthy as exc:
         fail(f"unhealthy: {exc}")
-    controller = cluster.controller_id
-    if not cluster.brokers or controller < 0:
-        fail("unhealthy: the broker knows no controller or no live broker yet")
-    typer.echo(f"healthy: {len(cluster.brokers)} broker(s), controller {controller}")
