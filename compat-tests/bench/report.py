@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import container
+
 Entry = dict[str, Any]
 THROUGHPUT = (
     "produce-100b-acks1", "produce-100b-acksall", "produce-1k-acks1", "produce-1k-acksall",
@@ -186,6 +188,7 @@ def render(results: dict[str, Any], png: str | None, chart_error: str | None) ->
         out += [f"![rafka, Kafka and Tansu side by side]({png})", ""]
     else:
         out += [f"No chart: {chart_error}", ""]
+    out += container.table(results.get("container"))
     out += ["## Brokers", "", "| broker | runtime | storage | command |", "|---|---|---|---|"]
     for b in results["brokers"]:
         if b.get("status") == "unavailable":

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import container
 import peers
 import probes
 import report
@@ -255,6 +256,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="data directories and broker logs (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md",
                         help="the report; .png and .json are written beside it")
+    parser.add_argument("--image", default="rafka:latest",
+                        help="the container image measured beside apache/kafka's figures")
+    parser.add_argument("--no-image", action="store_true",
+                        help="skip the container image's figures")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 if any rafka workload failed (peers never fail the run)")
     return parser.parse_args(argv)
@@ -307,6 +312,10 @@ def main(argv: list[str]) -> int:
             log(f"[{key}] failed: {exc}")
             entry.update(status="failed", reason=str(exc))
         results["brokers"].append(entry)
+    if not args.no_image:
+        log(f"[image] measuring {args.image}")
+        results["container"] = container.measure_image(args.image)
+        log(f"[image] {results['container']}")
     results["client"] = client_versions()
     load = os.getloadavg()
     results["machine"]["load average at end"] = f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"

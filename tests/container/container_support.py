@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,3 +33,28 @@ def wait_healthy(container, timeout: float = 60.0) -> float:
         assert state["Status"] == "running", container.logs()[-2000:].decode()
         assert time.monotonic() - start < timeout, f"not healthy after {timeout}s: {status}"
         time.sleep(0.2)
+
+
+COMPOSE = shutil.which("docker-compose") or shutil.which("docker") or "docker"
+
+
+def compose(project: str, file: Path, *args: str) -> str:
+    """docker-compose 1.29 (Debian's) or the compose v2 plugin, whichever is installed."""
+    command = [COMPOSE, *(["compose"] if COMPOSE.endswith("docker") else []), "-p", project]
+    result = subprocess.run(
+        [*command, "-f", str(file), *args],
+        capture_output=True, text=True, timeout=180, check=True,
+    )  # fmt: skip
+    return result.stdout
+
+
+def compose_container_name(project: str, service: str) -> str:
+    # docker-compose 1.29 joins with '_', v2 with '-'.
+    if COMPOSE.endswith("docker-compose"):
+        return f"{project}_{service}_1"
+    return f"{project}-{service}-1"
+
+
+def healthy(container) -> bool:
+    container.reload()
+    return container.attrs["State"].get("Health", {}).get("Status") == "healthy"

@@ -5,8 +5,6 @@ along; every acknowledged record is read back once, in order."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -14,44 +12,27 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from container_support import ROOT
+from container_support import ROOT, compose, compose_container_name, healthy
 
 TOPIC = "orders"
 BOOTSTRAP = "localhost:9092,localhost:9093,localhost:9094"
-COMPOSE = shutil.which("docker-compose") or shutil.which("docker")
-
-
-def compose(project: str, *args: str) -> str:
-    command = [COMPOSE, *(["compose"] if COMPOSE.endswith("docker") else []), "-p", project]
-    result = subprocess.run(
-        [*command, "-f", str(ROOT / "compose.yaml"), *args],
-        capture_output=True, text=True, timeout=180, check=True,
-    )  # fmt: skip
-    return result.stdout
+COMPOSE_FILE = ROOT / "compose.yaml"
 
 
 @pytest.fixture
 def cluster(engine):
     project = f"rafkat{uuid.uuid4().hex[:6]}"
-    compose(project, "up", "-d")
+    compose(project, COMPOSE_FILE, "up", "-d")
     try:
-        containers = {
-            n: engine.containers.get(f"{project}_rafka-{n}_1") for n in (1, 2, 3)
-        } if COMPOSE.endswith("docker-compose") else {
-            n: engine.containers.get(f"{project}-rafka-{n}-1") for n in (1, 2, 3)
-        }  # fmt: skip
+        names = {n: compose_container_name(project, f"rafka-{n}") for n in (1, 2, 3)}
+        containers = {n: engine.containers.get(name) for n, name in names.items()}
         deadline = time.monotonic() + 90
-        while not all(_healthy(c) for c in containers.values()):
+        while not all(healthy(c) for c in containers.values()):
             assert time.monotonic() < deadline, "the cluster never turned healthy"
             time.sleep(0.5)
         yield project, containers
     finally:
-        compose(project, "down", "-v", "--remove-orphans")
-
-
-def _healthy(container) -> bool:
-    container.reload()
-    return container.attrs["State"].get("Health", {}).get("Status") == "healthy"
+        compose(project, COMPOSE_FILE, "down", "-v", "--remove-orphans")
 
 
 def leader_node() -> int:
