@@ -40,8 +40,9 @@ from rafka.protocol.records import (
 )
 from rafka.storage.config import LogConfig
 from rafka.storage.files import fsync_dir, read_checkpoint, write_checkpoint
+from rafka.storage.index import MAX_RELATIVE_OFFSET
 from rafka.storage.log import PartitionLog
-from rafka.storage.segment import MAX_RELATIVE_OFFSET, LogSegment
+from rafka.storage.segment import LogSegment
 
 log = logging.getLogger(__name__)
 

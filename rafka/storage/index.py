@@ -24,6 +24,9 @@ from pathlib import Path
 
 from rafka.storage.files import FileHandle
 
+# Index entries hold offsets relative to the segment base as (non-negative) Java ints.
+MAX_RELATIVE_OFFSET = 2**31 - 1
+
 _OFFSET_ENTRY = struct.Struct(">II")
 _TIME_ENTRY = struct.Struct(">qI")
 _LITTLE_ENDIAN = sys.byteorder == "little"

@@ -11,7 +11,6 @@ the last reader lets go of it.
 from __future__ import annotations
 
 import logging
-import os
 import struct
 import threading
 import time
@@ -22,32 +21,21 @@ from pathlib import Path
 from rafka.protocol.records import LOG_OVERHEAD, BatchHeader
 from rafka.storage.config import LogConfig
 from rafka.storage.files import (
-    TEMP_SUFFIX,
-    CorruptCheckpointError,
     delete_directory,
     fsync_dir,
     read_offset_mark,
     write_offset_mark,
 )
-from rafka.storage.leader_epoch import LEADER_EPOCH_CHECKPOINT_FILE, LeaderEpochCache
-from rafka.storage.segment import (
-    DELETED_SUFFIX,
-    INDEX_SUFFIX,
-    LOG_SUFFIX,
-    MAX_RELATIVE_OFFSET,
-    SEGMENT_SUFFIXES,
-    TIME_INDEX_SUFFIX,
-    LogSegment,
-    parse_segment_file_name,
-    segment_file_name,
-)
+from rafka.storage.index import MAX_RELATIVE_OFFSET
+from rafka.storage.leader_epoch import LeaderEpochCache
+from rafka.storage.log_loader import load_segments
+from rafka.storage.segment import LogSegment
+from rafka.storage.segment_swap import swap_in
 
 log = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct(">i")
 _BASE_LENGTH_EPOCH = struct.Struct(">qii")
-_BASE_LENGTH_DELTA = struct.Struct(">qi11xi")
-SWAP_SUFFIX = ".swap"
 # The end offset of the last completed fsync, rewritten after each one: recovery compares it
 # with what it finds to notice that storage lost data it had acknowledged as durable.
 DURABLE_END_FILE = "durable-end-offset"
@@ -113,16 +101,11 @@ class PartitionLog:
         from the log-start-offset checkpoint (raised to the first segment's base)."""
         directory.mkdir(parents=True, exist_ok=True)
         durable_mark = read_offset_mark(directory / DURABLE_END_FILE)
-        bases = _scan_directory(directory)
-        epoch_path = directory / LEADER_EPOCH_CHECKPOINT_FILE
-        try:
-            epochs = LeaderEpochCache.load(epoch_path)
-            epochs_lost = False
-        except CorruptCheckpointError as exc:
-            log.warning("%s; rebuilding it from the log", exc)
-            epochs, epochs_lost = LeaderEpochCache(epoch_path), True
-
-        if not bases:
+        loaded = load_segments(
+            directory, config, recovery_point=recovery_point, clean_shutdown=clean_shutdown
+        )
+        epochs = loaded.epochs
+        if not loaded.segments:
             start = max(log_start_offset, 0)
             segment = LogSegment.create(directory, start, config, now_ms)
             instance = cls(directory, config, [segment], epochs)
@@ -132,50 +115,9 @@ class PartitionLog:
                 instance._note_lost_data(durable_mark)
             return instance
 
-        last = len(bases) - 1
-        first_to_recover = len(bases)
-        if not clean_shutdown:
-            first_to_recover = max(bisect_right(bases, recovery_point) - 1, 0)
-            # The data is the truth for the unflushed tail: rebuild those epochs from batches.
-            epochs.truncate_from_end(bases[first_to_recover])
-        segments = [
-            LogSegment.open(
-                directory,
-                base,
-                config,
-                # Segments about to be recovered need not be loaded first.
-                active=i == last and clean_shutdown,
-                next_offset_bound=bases[i + 1] if i < last else None,
-            )
-            for i, base in enumerate(bases)
-        ]
-        for i, segment in enumerate(segments):
-            if i < first_to_recover and not segment.needs_recovery:
-                continue
-            truncated = segment.recover(epochs)
-            if truncated:
-                log.warning(
-                    "%s: truncated %d bytes of invalid data at offset %d",
-                    segment.log_path,
-                    truncated,
-                    segment.next_offset,
-                )
-            if truncated and i + 1 < len(segments):
-                for doomed in segments[i + 1 :]:
-                    log.warning("%s: deleting segment after corruption", doomed.log_path)
-                    doomed.delete()
-                del segments[i + 1 :]
-                break
-        segments[-1].sealed = False
-        if epochs_lost:
-            epochs.clear()
-            for segment in segments:
-                segment.assign_epochs(epochs)
-
-        instance = cls(directory, config, segments, epochs)
-        if first_to_recover < len(segments) or any(s.needs_sync for s in segments):
-            instance._dir_dirty = True
-        instance._log_start_offset = max(log_start_offset, bases[0])
+        instance = cls(directory, config, loaded.segments, epochs)
+        instance._dir_dirty = loaded.needs_dir_sync
+        instance._log_start_offset = max(log_start_offset, loaded.segments[0].base_offset)
         if instance._log_start_offset > instance._log_end_offset:
             instance._truncate_fully_locked(instance._log_start_offset, now_ms)
         end = instance._log_end_offset
@@ -559,15 +501,7 @@ class PartitionLog:
             if any(a is not b for a, b in zip(segments[start:stop], old, strict=True)):
                 return False
             base = old[0].base_offset
-            names = [segment_file_name(base, suffix) for suffix in SEGMENT_SUFFIXES]
-            for name in names:
-                os.replace(cleaned_dir / name, self.directory / (name + SWAP_SUFFIX))
-            fsync_dir(self.directory)
-            for segment in old:
-                segment.delete()
-            for name in names:
-                os.replace(self.directory / (name + SWAP_SUFFIX), self.directory / name)
-            fsync_dir(self.directory)
+            swap_in(self.directory, cleaned_dir, base, old)
             new = LogSegment.open(
                 self.directory, base, self.config, active=False, next_offset_bound=bases[stop]
             )
@@ -615,85 +549,3 @@ class PartitionLog:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _scan_directory(directory: Path) -> list[int]:
-    """Base offsets of the segments, after removing leftovers of interrupted deletions and
-    writes and index files without a log."""
-    bases: list[int] = []
-    index_files: list[tuple[int, Path]] = []
-    swaps: list[str] = []
-    for entry in os.scandir(directory):
-        name = entry.name
-        if name.endswith(DELETED_SUFFIX) or name in _TEMP_FILES:
-            os.unlink(entry.path)
-            continue
-        if name.endswith(SWAP_SUFFIX):
-            swaps.append(name)
-            continue
-        base = parse_segment_file_name(name)
-        if base is not None:
-            bases.append(base)
-            continue
-        for suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX):
-            stem = name[: -len(suffix)]
-            if name.endswith(suffix) and len(stem) == 20 and stem.isdigit():
-                index_files.append((int(stem), Path(entry.path)))
-    if swaps:
-        bases = _complete_swaps(directory, swaps, bases)
-    known = set(bases)
-    for base, path in index_files:
-        if base not in known:
-            path.unlink(missing_ok=True)
-    bases.sort()
-    return bases
-
-
-def _complete_swaps(directory: Path, swaps: list[str], bases: list[int]) -> list[int]:
-    """Finish compaction swaps a crash interrupted: a `<base>.log.swap` is a complete cleaned
-    segment (fsynced before the rename), replacing the old segments its offsets cover."""
-    names = set(swaps)
-    for name in sorted(names):
-        stem = name[: -len(SWAP_SUFFIX)]
-        base = parse_segment_file_name(stem)
-        if base is None:
-            if stem[:20] + LOG_SUFFIX + SWAP_SUFFIX not in names:
-                os.unlink(directory / name)  # an index swap without its log
-            continue
-        last = _last_offset(directory / name, base)
-        for old in [b for b in bases if base <= b <= last]:
-            for suffix in SEGMENT_SUFFIXES:
-                (directory / segment_file_name(old, suffix)).unlink(missing_ok=True)
-            bases.remove(old)
-        for suffix in SEGMENT_SUFFIXES:
-            swapped = directory / (segment_file_name(base, suffix) + SWAP_SUFFIX)
-            if swapped.exists():
-                os.replace(swapped, directory / segment_file_name(base, suffix))
-            elif suffix != LOG_SUFFIX:
-                # Rebuilt on open: a missing index fails the segment's sanity check.
-                (directory / segment_file_name(base, suffix)).unlink(missing_ok=True)
-        bases.append(base)
-        log.warning("%s: completed an interrupted compaction swap", directory / stem)
-    fsync_dir(directory)
-    return bases
-
-
-def _last_offset(path: Path, base: int) -> int:
-    """The last offset held by a segment file, walking batch headers (`base` if empty)."""
-    last = base
-    with open(path, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        position = 0
-        while position + _BASE_LENGTH_DELTA.size <= size:
-            header = os.pread(file.fileno(), _BASE_LENGTH_DELTA.size, position)
-            batch_base, length, delta = _BASE_LENGTH_DELTA.unpack(header)
-            if length <= 0:
-                break
-            last = batch_base + delta
-            position += length + LOG_OVERHEAD
-    return last
-
-
-_TEMP_FILES = frozenset(
-    {LEADER_EPOCH_CHECKPOINT_FILE + TEMP_SUFFIX, "partition.metadata" + TEMP_SUFFIX}
-)

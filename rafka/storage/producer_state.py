@@ -14,28 +14,26 @@ Leader append path, for each batch of a produce request in order:
 Recovery and followers call replay() for batches already in the log, after load_latest_snapshot()
 or truncate_to() told them where to start.
 
-Snapshots use Kafka's own format and file name (`<20-digit offset>.snapshot`): state for all batches
-below that offset. Version 1 layout, big-endian:
-    version i16 | crc u32 (CRC32C of everything after it) | entries: i32 count, then per entry
-    producer_id i64 | epoch i16 | last_sequence i32 | last_offset i64 | offset_delta i32 |
-    timestamp i64 | coordinator_epoch i32 | current_txn_first_offset i64
-Like Kafka, a snapshot keeps only the last batch of each producer.
+The state is kept in Kafka-format snapshot files (see `producer_snapshot`).
 """
 
 from __future__ import annotations
 
-import os
-import re
-import struct
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
-from crc32c import crc32c
-
 from rafka.protocol.records import NO_PRODUCER_EPOCH, NO_SEQUENCE, BatchHeader
+from rafka.storage.producer_snapshot import (
+    CorruptSnapshotError,
+    SnapshotEntry,
+    decode_snapshot,
+    delete_partial_snapshots,
+    snapshot_files,
+    write_snapshot,
+)
 
 # Kafka error codes this module answers with.
 NONE = 0
@@ -54,14 +52,6 @@ INVALID_RECORD = 87
 NUM_BATCHES_TO_RETAIN = 5
 MAX_SEQUENCE = 0x7FFFFFFF
 DEFAULT_PRODUCER_ID_EXPIRATION_MS = 86_400_000  # producer.id.expiration.ms
-
-SNAPSHOT_SUFFIX = ".snapshot"
-SNAPSHOT_VERSION = 1
-_TMP_SUFFIX = ".tmp"
-_SNAPSHOT_NAME = re.compile(r"^(\d+)\.snapshot$")
-_SNAPSHOT_HEAD = struct.Struct(">hIi")  # version, crc, entry count
-_SNAPSHOT_ENTRY = struct.Struct(">qhiqiqiq")
-_CRC_START = 6  # the CRC covers the entry count and the entries
 
 
 class ControlType(IntEnum):
@@ -148,24 +138,6 @@ class ProducerInfo:
     batches: tuple[BatchMetadata, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotEntry:
-    """One producer as stored in a snapshot file."""
-
-    producer_id: int
-    producer_epoch: int
-    last_sequence: int
-    last_offset: int
-    offset_delta: int
-    timestamp: int
-    coordinator_epoch: int
-    current_txn_first_offset: int
-
-
-class CorruptSnapshotError(ValueError):
-    """A snapshot file that cannot be trusted (bad CRC, unknown version, wrong size)."""
-
-
 @dataclass(slots=True)
 class _ProducerEntry:
     epoch: int
@@ -216,50 +188,6 @@ def _in_sequence(last_sequence: int, next_sequence: int) -> bool:
     return next_sequence == last_sequence + 1 or (
         next_sequence == 0 and last_sequence == MAX_SEQUENCE
     )
-
-
-def snapshot_file_name(offset: int) -> str:
-    return f"{offset:020d}{SNAPSHOT_SUFFIX}"
-
-
-def encode_snapshot(entries: Iterable[SnapshotEntry]) -> bytes:
-    items = list(entries)
-    body = bytearray(_SNAPSHOT_HEAD.size + _SNAPSHOT_ENTRY.size * len(items))
-    _SNAPSHOT_HEAD.pack_into(body, 0, SNAPSHOT_VERSION, 0, len(items))
-    pos = _SNAPSHOT_HEAD.size
-    for e in items:
-        _SNAPSHOT_ENTRY.pack_into(
-            body, pos, e.producer_id, e.producer_epoch, e.last_sequence, e.last_offset,
-            e.offset_delta, e.timestamp, e.coordinator_epoch, e.current_txn_first_offset,
-        )
-        pos += _SNAPSHOT_ENTRY.size
-    struct.pack_into(">I", body, 2, crc32c(memoryview(body)[_CRC_START:]))
-    return bytes(body)
-
-
-def decode_snapshot(data: bytes) -> list[SnapshotEntry]:
-    if len(data) < _SNAPSHOT_HEAD.size:
-        raise CorruptSnapshotError("snapshot shorter than its header")
-    version, crc, count = _SNAPSHOT_HEAD.unpack_from(data, 0)
-    if version != SNAPSHOT_VERSION:
-        raise CorruptSnapshotError(f"unknown snapshot version {version}")
-    computed = crc32c(memoryview(data)[_CRC_START:])
-    if crc != computed:
-        raise CorruptSnapshotError(f"snapshot CRC {crc:#010x} does not match {computed:#010x}")
-    if count < 0 or len(data) != _SNAPSHOT_HEAD.size + count * _SNAPSHOT_ENTRY.size:
-        raise CorruptSnapshotError(f"snapshot size {len(data)} does not fit {count} entries")
-    return [
-        SnapshotEntry(*fields)
-        for fields in _SNAPSHOT_ENTRY.iter_unpack(memoryview(data)[_SNAPSHOT_HEAD.size:])
-    ]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ProducerStateManager:
@@ -491,27 +419,14 @@ class ProducerStateManager:
 
     def snapshot_offsets(self) -> list[int]:
         """Offsets of the snapshot files in the partition directory, ascending."""
-        return sorted(self._snapshot_files())
+        return sorted(snapshot_files(self.partition_dir))
 
     def take_snapshot(self, offset: int) -> Path:
         """Write the state for all batches below `offset` (temp file, fsync, rename, fsync dir)."""
         if offset < self._end_offset:
             raise ValueError(
                 f"snapshot offset {offset} is below the applied end {self._end_offset}")
-        path = self.partition_dir / snapshot_file_name(offset)
-        tmp = path.with_name(path.name + _TMP_SUFFIX)
-        data = encode_snapshot(self._snapshot_entries())
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        _fsync_dir(self.partition_dir)
-        return path
+        return write_snapshot(self.partition_dir, offset, self._snapshot_entries())
 
     def _snapshot_entries(self) -> list[SnapshotEntry]:
         entries = []
@@ -540,9 +455,8 @@ class ProducerStateManager:
         """
         self._producers.clear()
         self._ongoing.clear()
-        for leftover in self.partition_dir.glob(f"*{SNAPSHOT_SUFFIX}{_TMP_SUFFIX}"):
-            leftover.unlink(missing_ok=True)
-        files = self._snapshot_files()
+        delete_partial_snapshots(self.partition_dir)
+        files = snapshot_files(self.partition_dir)
         for offset in sorted(files, reverse=True):
             path = files[offset]
             if offset > log_end_offset:
@@ -581,7 +495,7 @@ class ProducerStateManager:
         Drops snapshots above `offset` and reloads the newest one left. Returns the offset from
         which the caller must replay the log up to `offset` (== offset: nothing to replay).
         """
-        for snap_offset, path in self._snapshot_files().items():
+        for snap_offset, path in snapshot_files(self.partition_dir).items():
             if snap_offset > offset:
                 path.unlink(missing_ok=True)
         if offset >= self._end_offset:
@@ -590,16 +504,6 @@ class ProducerStateManager:
 
     def delete_snapshots_before(self, offset: int) -> None:
         """Delete snapshots below `offset` (the log start moved); in-memory state stays."""
-        for snap_offset, path in self._snapshot_files().items():
+        for snap_offset, path in snapshot_files(self.partition_dir).items():
             if snap_offset < offset:
                 path.unlink(missing_ok=True)
-
-    def _snapshot_files(self) -> dict[int, Path]:
-        files: dict[int, Path] = {}
-        if not self.partition_dir.is_dir():
-            return files
-        for path in self.partition_dir.iterdir():
-            match = _SNAPSHOT_NAME.match(path.name)
-            if match and path.is_file():
-                files[int(match.group(1))] = path
-        return files

@@ -1,5 +1,7 @@
 """One log segment: `<base offset>.log` holding record batches exactly as on the wire, with its
-sparse `.index` and `.timeindex` (Kafka's on-disk format).
+sparse `.index` and `.timeindex` (Kafka's on-disk format). The segment keeps the offsets, timestamps
+and index entries in step with the file; reading the file by position is `file_records`, and
+rebuilding the indexes from the batches on recovery is `segment_recovery`.
 
 Thread model: appends, truncation and sealing run on one thread (the event loop); reads and
 lookups may run on any thread; `flush` runs under the owning log's flush lock. State read by other
@@ -10,24 +12,24 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rafka.protocol.records import (
-    HEADER_SIZE,
-    LOG_OVERHEAD,
-    BatchHeader,
-    CorruptRecordError,
-    crc_ok,
-    read_batch_header,
-)
+from rafka.protocol.records import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, CorruptRecordError
 from rafka.storage.config import LogConfig
-from rafka.storage.files import FileHandle
-from rafka.storage.index import CorruptIndexError, OffsetIndex, TimeIndex
+from rafka.storage.file_records import (
+    BATCH_LENGTH,
+    MAX_TIMESTAMP,
+    MAX_TIMESTAMP_AT,
+    MIN_BATCH_LENGTH,
+    SCAN_HEADER,
+    FileRecords,
+)
+from rafka.storage.index import MAX_RELATIVE_OFFSET, CorruptIndexError, OffsetIndex, TimeIndex
+from rafka.storage.segment_recovery import scan_and_index
 
 if TYPE_CHECKING:
     from rafka.storage.leader_epoch import LeaderEpochCache
@@ -39,21 +41,7 @@ INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
 DELETED_SUFFIX = ".deleted"
 SEGMENT_SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
-# Index entries hold offsets relative to the segment base as (non-negative) Java ints.
-MAX_RELATIVE_OFFSET = 2**31 - 1
-
-# baseOffset, batchLength, lastOffsetDelta, maxTimestamp: what scans need from a header.
-_SCAN = struct.Struct(">qi11xi8xq")
-_LENGTH = struct.Struct(">i")
-_BASE_AND_LENGTH = struct.Struct(">qi")
-_MAX_TIMESTAMP = struct.Struct(">q")
-_MAX_TIMESTAMP_AT = 35
-_MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD
-_SCAN_CHUNK = 16 * 1024  # header walks between sparse index entries
-_BULK_CHUNK = 4 * 1024 * 1024  # recovery and full iteration
 _MAX_HINTS = 32
-
-_datasync = getattr(os, "fdatasync", os.fsync)
 
 
 def segment_file_name(base_offset: int, suffix: str = LOG_SUFFIX) -> str:
@@ -70,21 +58,6 @@ def parse_segment_file_name(name: str) -> int | None:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _pread_exact(fd: int, size: int, position: int) -> bytes:
-    data = os.pread(fd, size, position)
-    if len(data) == size or not data:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < size:
-        more = os.pread(fd, size - got, position + got)
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
 
 
 class LogSegment:
@@ -106,7 +79,7 @@ class LogSegment:
         )
         self._index_interval = config.index_interval_bytes
         self._compacted = config.compact_enabled
-        self._log: FileHandle = None  # type: ignore[assignment]  # set by create/open
+        self._log: FileRecords = None  # type: ignore[assignment]  # set by create/open
         self._end = (0, base_offset)  # (size in bytes, next offset)
         self._max_ts: int | None = -1  # None: not loaded yet (sealed segment opened lazily)
         self._offset_of_max_ts = base_offset
@@ -132,7 +105,7 @@ class LogSegment:
         """A new empty segment; stale files of the same name are truncated."""
         segment = cls(directory, base_offset, config)
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-        segment._log = FileHandle(segment.log_path, flags)
+        segment._log = FileRecords(segment.log_path, flags)
         for index in (segment.offset_index, segment.time_index):
             index.start_empty()
             index.create_file(truncate=True)
@@ -155,7 +128,7 @@ class LogSegment:
         a sealed one lazily, with `next_offset_bound` (the next segment's base) as its end offset.
         Sets `needs_recovery` when a cheap sanity check fails."""
         segment = cls(directory, base_offset, config)
-        segment._log = FileHandle(segment.log_path, os.O_RDWR | os.O_APPEND)
+        segment._log = FileRecords(segment.log_path, os.O_RDWR | os.O_APPEND)
         stat = os.fstat(segment._log.fd)
         size = stat.st_size
         segment.created_ms = stat.st_mtime_ns // 1_000_000
@@ -190,7 +163,7 @@ class LogSegment:
         next_offset = self.base_offset
         max_ts = self._max_ts if self._max_ts is not None else -1
         offset_of_max = self._offset_of_max_ts
-        for _, base, _, last, batch_max_ts in self._scan_headers(last_entry_position, size):
+        for _, base, _, last, batch_max_ts in self._log.scan_headers(last_entry_position, size):
             next_offset = last + 1
             if base < self.base_offset:
                 raise CorruptRecordError(f"batch offset {base} below segment base")
@@ -198,14 +171,8 @@ class LogSegment:
                 max_ts, offset_of_max = batch_max_ts, last
         self._max_ts, self._offset_of_max_ts = max_ts, offset_of_max
         self._bytes_since_index = size - last_entry_position
-        self._rolling_ts = self._first_batch_max_timestamp() if size else None
+        self._rolling_ts = self._log.first_batch_max_timestamp() if size else None
         self._end = (size, next_offset)
-
-    def _first_batch_max_timestamp(self) -> int | None:
-        head = os.pread(self._log.fd, _MAX_TIMESTAMP_AT + 8, 0)
-        if len(head) < _MAX_TIMESTAMP_AT + 8:
-            return None
-        return _MAX_TIMESTAMP.unpack_from(head, _MAX_TIMESTAMP_AT)[0]
 
     def _ensure_indexes(self) -> None:
         """Load a sealed segment's indexes on first use; rebuild them if they fail the check."""
@@ -307,12 +274,9 @@ class LogSegment:
         """Write whole batches at the end; returns the position of the first byte."""
         position = self._end[0]
         size = len(data)
-        fd = self._log.fd
-        written = os.write(fd, data)
-        if written != size:
-            self._write_rest(fd, data, written, position)
+        self._log.append(data, position)
         if position == 0:
-            self._rolling_ts = _MAX_TIMESTAMP.unpack_from(data, _MAX_TIMESTAMP_AT)[0]
+            self._rolling_ts = MAX_TIMESTAMP.unpack_from(data, MAX_TIMESTAMP_AT)[0]
         elif self._rolling_ts is None or self._rolling_ts < 0:
             # The first batch with a timestamp dates the segment for segment.ms (a Raft
             # leader-change batch, which opens many segments, carries none).
@@ -322,7 +286,7 @@ class LogSegment:
         interval = self._index_interval
         if since + size - HEADER_SIZE <= interval:
             since += size
-        elif _LENGTH.unpack_from(data, 8)[0] + LOG_OVERHEAD == size:  # a single batch
+        elif BATCH_LENGTH.unpack_from(data, 8)[0] + LOG_OVERHEAD == size:  # a single batch
             if since > interval:
                 max_ts = self._max_ts
                 if max_timestamp > max_ts:  # type: ignore[operator]
@@ -349,21 +313,6 @@ class LogSegment:
         self._write_seq += 1
         return position
 
-    def _write_rest(
-        self, fd: int, data: bytes | bytearray | memoryview, written: int, position: int
-    ) -> None:
-        view = memoryview(data)
-        try:
-            while written < len(view):
-                written += os.write(fd, view[written:])
-        except OSError:
-            # Leave no torn batch behind the log's end offset.
-            try:
-                os.ftruncate(fd, position)
-            except OSError:
-                pass
-            raise
-
     def _index_batches(
         self, data: bytes | bytearray | memoryview, position: int, since: int
     ) -> int:
@@ -374,9 +323,9 @@ class LogSegment:
         offset_of_max = self._offset_of_max_ts
         end = len(data)
         pos = 0
-        while pos + _SCAN.size <= end:
-            base, length, delta, batch_max_ts = _SCAN.unpack_from(data, pos)
-            if length < _MIN_BATCH_LENGTH:
+        while pos + SCAN_HEADER.size <= end:
+            base, length, delta, batch_max_ts = SCAN_HEADER.unpack_from(data, pos)
+            if length < MIN_BATCH_LENGTH:
                 break
             last = base + delta
             if batch_max_ts > max_ts:
@@ -402,30 +351,6 @@ class LogSegment:
         self._write_seq += 1
 
     # -- lookups -------------------------------------------------------------------------------
-    def _scan_headers(
-        self, start: int, end: int, chunk: int = _SCAN_CHUNK
-    ) -> Iterator[tuple[int, int, int, int, int]]:
-        """(position, base offset, size, last offset, max timestamp) of the batches in
-        [start, end); raises CorruptRecordError on a header that does not parse."""
-        fd = self._log.fd
-        buffer = b""
-        buffer_start = start
-        pos = start
-        while pos < end:
-            rel = pos - buffer_start
-            if rel + _SCAN.size > len(buffer):
-                buffer = os.pread(fd, max(chunk, _SCAN.size), pos)
-                buffer_start = pos
-                rel = 0
-                if len(buffer) < _SCAN.size:
-                    raise CorruptRecordError(f"torn batch header at position {pos}")
-            base, length, delta, max_ts = _SCAN.unpack_from(buffer, rel)
-            size = length + LOG_OVERHEAD
-            if length < _MIN_BATCH_LENGTH or pos + size > end:
-                raise CorruptRecordError(f"bad batch length {length} at position {pos}")
-            yield pos, base, size, base + delta, max_ts
-            pos += size
-
     def translate_offset(self, offset: int) -> int:
         """Position of the batch containing `offset`: the first batch whose last offset is
         >= `offset`; the segment size if there is none (yet)."""
@@ -435,13 +360,7 @@ class LogSegment:
         size = self._end[0]
         self._ensure_indexes()
         _, position = self.offset_index.lookup(offset)
-        try:
-            for pos, _, _, last, _ in self._scan_headers(position, size):
-                if last >= offset:
-                    return pos
-        except CorruptRecordError:
-            pass
-        return size
+        return self._log.search_for_offset(position, offset, size)
 
     def _start_of_batches_from(self, offset: int, size: int) -> int:
         """Position of the first batch whose base offset >= `offset` (or `size`)."""
@@ -451,7 +370,7 @@ class LogSegment:
         position = self.translate_offset(offset)
         if position >= size:
             return size
-        base, length = _BASE_AND_LENGTH.unpack(os.pread(self._log.fd, 12, position))
+        base, length = self._log.base_offset_and_length_at(position)
         return position if base >= offset else position + length + LOG_OVERHEAD
 
     def read(
@@ -460,7 +379,7 @@ class LogSegment:
         """Whole batches from the one containing `offset`, none with base offset >= `max_offset`,
         at most `max_bytes` unless the first batch alone is larger and `min_one_batch` is set.
         Returns the bytes and whether the read reached the end of the segment."""
-        handle = self._log
+        records = self._log
         size, next_offset = self._end
         if offset >= next_offset:
             return b"", True
@@ -476,14 +395,13 @@ class LogSegment:
         if wanted > max_bytes:
             budget = max_bytes
             if min_one_batch:
-                length = _LENGTH.unpack(os.pread(handle.fd, 4, start + 8))[0]
-                budget = max(budget, length + LOG_OVERHEAD)
+                budget = max(budget, records.batch_length_at(start))
             if budget < wanted:
                 cut = self._last_boundary_within(start, start + budget, size)
                 if cut <= start:
                     return b"", False
-                return _pread_exact(handle.fd, cut - start, start), False
-        return _pread_exact(handle.fd, wanted, start), limit == size
+                return records.read(start, cut - start), False
+        return records.read(start, wanted), limit == size
 
     def _last_boundary_within(self, start: int, limit: int, size: int) -> int:
         """The end of the last whole batch that starts at or after `start` (a batch position) and
@@ -491,45 +409,17 @@ class LogSegment:
         boundary before `limit`, so the data itself is read once, by the caller."""
         self._ensure_indexes()
         pos = max(self.offset_index.floor_position(limit), start)
-        try:
-            for batch_pos, _, batch_size, _, _ in self._scan_headers(pos, size):
-                if batch_pos + batch_size > limit:
-                    return batch_pos
-                pos = batch_pos + batch_size
-        except CorruptRecordError:
-            pass
-        return pos
+        return self._log.last_boundary_within(pos, limit, size)
 
     def read_batch_at(self, position: int) -> tuple[int, bytes]:
         """(base offset, bytes) of the batch at `position`."""
-        fd = self._log.fd
-        base, length = _BASE_AND_LENGTH.unpack(os.pread(fd, 12, position))
-        return base, _pread_exact(fd, length + LOG_OVERHEAD, position)
+        return self._log.read_batch_at(position)
 
     def iter_batches(
         self, start: int, end: int | None = None
     ) -> Iterator[tuple[BatchHeader, bytes]]:
         """Each batch from `start` (a batch position) to `end` (default: the current size)."""
-        handle = self._log
-        fd = handle.fd
-        end = self._end[0] if end is None else end
-        pos = start
-        while pos < end:
-            buffer = _pread_exact(fd, min(_BULK_CHUNK, end - pos), pos)
-            used = 0
-            while used + HEADER_SIZE <= len(buffer):
-                header = read_batch_header(buffer, used)
-                if used + header.size > len(buffer):
-                    break
-                yield header, buffer[used : used + header.size]
-                used += header.size
-            if used == 0:  # one batch larger than the chunk
-                header = read_batch_header(buffer, 0)
-                if pos + header.size > end:
-                    raise CorruptRecordError(f"batch at {pos} extends past the segment end")
-                yield header, _pread_exact(fd, header.size, pos)
-                used = header.size
-            pos += used
+        yield from self._log.iter_batches(start, self._end[0] if end is None else end)
 
     def find_batch_by_timestamp(
         self, timestamp: int, starting_offset: int
@@ -540,27 +430,19 @@ class LogSegment:
         self._ensure_indexes()
         _, indexed_offset = self.time_index.lookup(timestamp)
         _, position = self.offset_index.lookup(max(indexed_offset, starting_offset))
-        for pos, base, batch_size, last, max_ts in self._scan_headers(position, size):
-            if last >= starting_offset and max_ts >= timestamp:
-                return base, _pread_exact(self._log.fd, batch_size, pos)
-        return None
+        return self._log.search_for_timestamp(position, size, timestamp, starting_offset)
 
     # -- recovery ------------------------------------------------------------------------------
     def recover(self, epochs: LeaderEpochCache | None = None) -> int:
         """Validate every batch from the start, truncate the file at the first invalid or torn
         one, rebuild both indexes and assign leader epochs found in the batches. Returns the
-        number of bytes truncated.
-
-        The CRC covers neither a batch's base offset nor its leader epoch, so those are checked
-        against their neighbours: offsets follow on without a gap (unless the log is compacted,
-        where the cleaner leaves gaps) and leader epochs never decrease. A flipped base offset
-        accepted here would let a later truncation leave a hole below the log end."""
-        size = os.fstat(self._log.fd).st_size
+        number of bytes truncated. What counts as valid: see `segment_recovery`."""
+        size = self._log.file_size()
         valid = self._scan_and_index(validate=True, epochs=epochs, size=size)
         truncated = size - valid
         if truncated:
-            os.ftruncate(self._log.fd, valid)
-        self._rolling_ts = self._first_batch_max_timestamp() if valid else None
+            self._log.truncate_to(valid)
+        self._rolling_ts = self._log.first_batch_max_timestamp() if valid else None
         self._indexes_ready = True
         self.needs_recovery = False
         self._write_seq += 1
@@ -569,97 +451,24 @@ class LogSegment:
     def _scan_and_index(self, validate: bool, epochs: LeaderEpochCache | None, size: int) -> int:
         """Rebuild the indexes (and end, max timestamp) from the batches in the file; returns the
         length of the valid prefix. With `validate`, CRCs and offset order are checked too."""
-        offset_index, time_index = self.offset_index, self.time_index
-        offset_index.reset()
-        time_index.reset()
-        interval = self._index_interval
-        fd = self._log.fd
-        expected = self.base_offset
-        max_ts, offset_of_max = -1, self.base_offset
-        # The cleaner leaves gaps between batches; nothing else does.
-        contiguous = not self._compacted
-        last_epoch = -1
-        since = 0
-        pos = 0
-        buffer = b""
-        buffer_start = 0
-        while pos < size:
-            rel = pos - buffer_start
-            if rel + HEADER_SIZE > len(buffer):
-                buffer = _pread_exact(fd, min(_BULK_CHUNK, size - pos), pos)
-                buffer_start, rel = pos, 0
-            try:
-                header = read_batch_header(buffer, rel)
-            except CorruptRecordError as exc:
-                log.warning("%s: invalid batch at position %d: %s", self.log_path, pos, exc)
-                break
-            batch_size = header.size
-            if pos + batch_size > size:
-                log.warning("%s: torn batch at position %d", self.log_path, pos)
-                break
-            if header.base_offset < expected or (
-                header.last_offset - self.base_offset > MAX_RELATIVE_OFFSET
-            ):
-                log.warning("%s: out-of-order offset at position %d", self.log_path, pos)
-                break
-            if validate:
-                if contiguous and header.base_offset != expected:
-                    log.warning(
-                        "%s: offset gap at position %d (%d after %d)",
-                        self.log_path,
-                        pos,
-                        header.base_offset,
-                        expected,
-                    )
-                    break
-                if header.partition_leader_epoch < last_epoch:
-                    log.warning(
-                        "%s: leader epoch %d after %d at position %d",
-                        self.log_path,
-                        header.partition_leader_epoch,
-                        last_epoch,
-                        pos,
-                    )
-                    break
-                last_epoch = header.partition_leader_epoch
-                if rel + batch_size > len(buffer):
-                    buffer = _pread_exact(fd, max(batch_size, min(_BULK_CHUNK, size - pos)), pos)
-                    buffer_start, rel = pos, 0
-                if not crc_ok(buffer, rel, header):
-                    log.warning("%s: CRC mismatch at position %d", self.log_path, pos)
-                    break
-            last = header.last_offset
-            if header.max_timestamp > max_ts:
-                max_ts, offset_of_max = header.max_timestamp, last
-            if since > interval:
-                offset_index.append(last, pos)
-                time_index.maybe_append(max_ts, offset_of_max)
-                since = 0
-            since += batch_size
-            if epochs is not None:
-                epoch = header.partition_leader_epoch
-                if epoch >= 0 and epoch > epochs.latest_epoch:
-                    epochs.assign(epoch, header.base_offset)
-            expected = last + 1
-            pos += batch_size
-        # As after a roll: the last time index entry holds the segment's max timestamp.
-        time_index.maybe_append(max_ts, offset_of_max)
-        self._max_ts, self._offset_of_max_ts = max_ts, offset_of_max
-        self._bytes_since_index = since
-        self.index_full = offset_index.is_full or time_index.is_full
+        scanned = scan_and_index(
+            self._log,
+            self.offset_index,
+            self.time_index,
+            base_offset=self.base_offset,
+            index_interval=self._index_interval,
+            compacted=self._compacted,
+            validate=validate,
+            epochs=epochs,
+            size=size,
+        )
+        self._max_ts = scanned.max_timestamp
+        self._offset_of_max_ts = scanned.offset_of_max_timestamp
+        self._bytes_since_index = scanned.bytes_since_index
+        self.index_full = self.offset_index.is_full or self.time_index.is_full
         self._hints = {}
-        self._end = (pos, expected if pos else self.base_offset)
-        return pos
-
-    def assign_epochs(self, epochs: LeaderEpochCache) -> None:
-        """Feed the leader epoch of every batch to `epochs` (rebuilding a lost checkpoint)."""
-        try:
-            for header, _ in self.iter_batches(0):
-                epoch = header.partition_leader_epoch
-                if epoch >= 0 and epoch > epochs.latest_epoch:
-                    epochs.assign(epoch, header.base_offset)
-        except CorruptRecordError:
-            pass
+        self._end = (scanned.valid_size, scanned.next_offset)
+        return scanned.valid_size
 
     # -- truncation ----------------------------------------------------------------------------
     def truncate_to(self, offset: int, now_ms: int | None = None) -> int:
@@ -671,11 +480,11 @@ class LogSegment:
         size, next_offset = self._end
         position = self.translate_offset(offset)
         if position < size:
-            base, _ = _BASE_AND_LENGTH.unpack(os.pread(self._log.fd, 12, position))
+            base, _ = self._log.base_offset_and_length_at(position)
             new_next = min(offset, base)
             if base > offset:
                 new_next = self._end_of_batches_before(position)
-            os.ftruncate(self._log.fd, position)
+            self._log.truncate_to(position)
         else:
             new_next = min(offset, next_offset)
             position = size
@@ -695,12 +504,8 @@ class LogSegment:
     def _end_of_batches_before(self, position: int) -> int:
         """The next offset after the last batch that ends at or before `position` (a batch
         boundary); the segment's base offset if there is none."""
-        end = self.base_offset
-        for _, _, _, last, _ in self._scan_headers(
-            self.offset_index.floor_position(position - 1), position
-        ):
-            end = last + 1
-        return end
+        start = self.offset_index.floor_position(position - 1)
+        return self._log.next_offset_after(start, position, self.base_offset)
 
     # -- durability and lifetime ---------------------------------------------------------------
     def flush(self, *, sync_indexes: bool = False) -> None:
@@ -714,7 +519,7 @@ class LogSegment:
             self._synced_seq = sequence
             return
         sealed = self.sealed
-        _datasync(self._log.fd)
+        self._log.sync()
         for index in (self.offset_index, self.time_index):
             index.write_pending(sync=sealed or sync_indexes)
             if sealed:

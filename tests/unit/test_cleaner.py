@@ -26,7 +26,8 @@ from rafka.storage.cleaner import (
     write_cleaner_checkpoint,
 )
 from rafka.storage.config import LogConfig
-from rafka.storage.log import SWAP_SUFFIX, PartitionLog
+from rafka.storage.log import PartitionLog
+from rafka.storage.segment_swap import SWAP_SUFFIX
 
 NOW = 10_000_000
 COMPACT = LogConfig(

@@ -1,12 +1,11 @@
-"""Producer state: Kafka's idempotence rules, error codes and snapshot files."""
+"""Producer state: Kafka's idempotence rules, error codes, and saving and reloading the state
+through snapshot files (their byte format: test_producer_snapshot.py)."""
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
-from crc32c import crc32c
 
 from rafka.protocol.records import (
     ATTR_CONTROL,
@@ -14,6 +13,7 @@ from rafka.protocol.records import (
     ATTR_TRANSACTIONAL,
     BatchHeader,
 )
+from rafka.storage.producer_snapshot import snapshot_file_name
 from rafka.storage.producer_state import (
     INVALID_PRODUCER_EPOCH,
     INVALID_RECORD,
@@ -23,13 +23,8 @@ from rafka.storage.producer_state import (
     TRANSACTION_COORDINATOR_FENCED,
     CompletedTxn,
     ControlType,
-    CorruptSnapshotError,
     ProducerStateManager,
-    SnapshotEntry,
     TxnMarker,
-    decode_snapshot,
-    encode_snapshot,
-    snapshot_file_name,
 )
 
 PID = 1000
@@ -384,20 +379,6 @@ def test_idle_producers_expire_but_not_during_a_transaction(tmp_path: Path) -> N
 # --- snapshots ---------------------------------------------------------------------------------
 
 
-def test_snapshot_file_name_is_twenty_digit_offset() -> None:
-    assert snapshot_file_name(0) == "00000000000000000000.snapshot"
-    assert snapshot_file_name(1234) == "00000000000000001234.snapshot"
-
-
-def test_snapshot_bytes_follow_kafkas_layout() -> None:
-    entry = SnapshotEntry(7, 2, 41, 99, 4, T0, 3, -1)
-    data = encode_snapshot([entry])
-    body = struct.pack(">i", 1) + struct.pack(">qhiqiqiq", 7, 2, 41, 99, 4, T0, 3, -1)
-    assert data == struct.pack(">hI", 1, crc32c(body)) + body
-    assert decode_snapshot(data) == [entry]
-    assert decode_snapshot(encode_snapshot([])) == []
-
-
 def test_snapshot_round_trip(tmp_path: Path) -> None:
     state = ProducerStateManager(tmp_path)
     leader = Leader(state)
@@ -437,21 +418,6 @@ def test_take_snapshot_below_applied_state_is_refused(state: ProducerStateManage
     with pytest.raises(ValueError):
         state.take_snapshot(14)
     state.take_snapshot(15)
-
-
-@pytest.mark.parametrize("flip_at", [0, 3, 6, 20, -1])
-def test_corrupt_snapshot_is_detected(flip_at: int) -> None:
-    data = bytearray(encode_snapshot([SnapshotEntry(7, 2, 41, 99, 4, T0, 3, -1)]))
-    data[flip_at] ^= 0x01
-    with pytest.raises(CorruptSnapshotError):
-        decode_snapshot(bytes(data))
-
-
-def test_truncated_snapshot_is_detected() -> None:
-    data = encode_snapshot([SnapshotEntry(7, 2, 41, 99, 4, T0, 3, -1)])
-    for cut in (0, 5, len(data) - 1):
-        with pytest.raises(CorruptSnapshotError):
-            decode_snapshot(data[:cut])
 
 
 def _state_with_snapshots(tmp_path: Path, offsets: list[int]) -> ProducerStateManager:

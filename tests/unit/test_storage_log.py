@@ -398,7 +398,7 @@ def test_flush_error_propagates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     def failing(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("rafka.storage.segment._datasync", failing)
+    monkeypatch.setattr("rafka.storage.file_records._datasync", failing)
     with pytest.raises(OSError):
         log.flush()
     assert log.recovery_point == 0
