@@ -148,6 +148,8 @@ def test_bad_producer_flags_fail_before_connecting(flags: list[str], message: st
 
 def _load_bench_report():
     path = Path(__file__).resolve().parents[2] / "compat-tests" / "bench" / "report.py"
+    if str(path.parent) not in sys.path:  # report imports its sibling modules, as run does
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("bench_report", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -213,3 +215,18 @@ def test_report_gives_ratios_failures_and_unavailable_peers() -> None:
     assert "not installed: no mvn" in text
     assert "This page is from a `--quick` run" in text
     assert "![" in text and "benchmarks.png" in text
+
+
+def test_report_puts_the_image_beside_apache_kafkas_published_figures() -> None:
+    report = _load_bench_report()
+    results = _results()
+    assert "Not measured: not measured by this run." in report.render(results, None, "x")
+    results["container"] = {
+        "status": "ran", "image": "rafka:latest", "size_mb": 160.0, "start_ms": 500.0,
+        "idle_rss_mb": 48.0,
+    }  # fmt: skip
+    section = report.render(results, None, "x").split("## Container image")[1]
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in section.splitlines()
+            if line.startswith("| ")}  # fmt: skip
+    assert rows["image size (uncompressed)"].endswith("| 160 MB | 458 MB | 0.35× |")
+    assert rows["idle RSS"].endswith("| 382.4 MB | 0.13× |")
