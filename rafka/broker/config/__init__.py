@@ -1,8 +1,9 @@
 """Broker configuration: Kafka's keys and defaults, loaded from file < env RAFKA_<KEY> < --override.
 
 The package's modules: definitions (the catalogue of keys), properties (the file syntax),
-environment (RAFKA_ and KAFKA_ variables), values and endpoints (parsing and checking), and
-broker_config (BrokerConfig, the merged and validated layers).
+environment (RAFKA_ and KAFKA_ variables), values and endpoints (parsing and checking), topology
+(listeners and quorum derived across keys and checked against the roles), and broker_config
+(BrokerConfig, the merged and validated layers).
 
 Where rafka departs from Kafka's defaults it says so in the definition's doc line:
 - zero-config single node: node.id=1, process.roles=broker,controller, a listener on

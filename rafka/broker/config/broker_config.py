@@ -13,19 +13,10 @@ from rafka.broker.config.definitions import (
     DEFINITIONS,
     HOUR_MS,
     MINUTE_MS,
-    SECURITY_PROTOCOLS,
     SINGLE_NODE_DEFAULTS,
     ConfigError,
 )
-from rafka.broker.config.endpoints import (
-    Listener,
-    QuorumVoter,
-    parse_listeners,
-    parse_protocol_map,
-    parse_voters,
-    same_socket,
-    split_host_port,
-)
+from rafka.broker.config.endpoints import Listener, QuorumVoter, parse_voters, split_host_port
 from rafka.broker.config.environment import (
     ENV_PREFIX,
     ENV_VARS,
@@ -35,6 +26,7 @@ from rafka.broker.config.environment import (
     kafka_env_key,
 )
 from rafka.broker.config.properties import read_properties_file
+from rafka.broker.config.topology import Invalid, resolve_listeners, validate_quorum
 from rafka.broker.config.values import parse_value, render_value, to_raw
 
 log = logging.getLogger(__name__)
@@ -254,8 +246,7 @@ class BrokerConfig:
             raise self._error("controller.quorum.bootstrap.servers", exc) from None
         self._resolve_node_id()
         self._resolve_roles()
-        self._resolve_listeners()
-        self._validate_quorum()
+        self._resolve_topology()
         self._resolve_storage()
         self._validate_timing()
 
@@ -286,144 +277,25 @@ class BrokerConfig:
         self.is_broker = "broker" in roles
         self.is_controller = "controller" in roles
 
-    def _resolve_listeners(self) -> None:
+    def _resolve_topology(self) -> None:
+        """Listeners and the quorum against the roles (topology.py), with the key's source."""
         try:
-            protocols = parse_protocol_map(self.get("listener.security.protocol.map"))
-        except ValueError as exc:
-            raise self._error("listener.security.protocol.map", exc) from None
-        names_raw = self.get_str("controller.listener.names") or ""
-        self.controller_listener_names = [
-            n.strip().upper() for n in names_raw.split(",") if n.strip()
-        ]
-        if not self.is_set("listener.security.protocol.map"):
-            # As Kafka does with KRaft: controller listeners default to PLAINTEXT unless TLS/SASL
-            # is in use somewhere.
-            secure = set(SECURITY_PROTOCOLS) - {"PLAINTEXT"}
-            listener_names = {
-                item.partition("://")[0].strip().upper()
-                for item in self.get("listeners").split(",")
-            }
-            if not (secure & (set(self.controller_listener_names) | listener_names)):
-                for name in self.controller_listener_names:
-                    protocols.setdefault(name, "PLAINTEXT")
-        self.security_protocol_map = protocols
-
-        try:
-            self.listeners = parse_listeners(self.get("listeners"), protocols)
-        except ValueError as exc:
-            raise self._error("listeners", exc) from None
-        for index, first in enumerate(self.listeners):
-            for second in self.listeners[index + 1 :]:
-                if same_socket(first, second):
-                    raise self._error(
-                        "listeners",
-                        f"{first.name} and {second.name} use the same "
-                        "port on overlapping addresses",
-                    )
-        names = {lst.name for lst in self.listeners}
-        for name in self.controller_listener_names:
-            if name not in protocols:
-                raise self._error(
-                    "controller.listener.names",
-                    f"{name} has no security protocol in listener.security.protocol.map",
-                )
-
-        advertised_text = self.get_str("advertised.listeners")
-        try:
-            advertised = (
-                self.listeners
-                if advertised_text is None
-                else parse_listeners(advertised_text, protocols)
+            layout = resolve_listeners(self, self.is_broker)
+            validate_quorum(
+                layout,
+                self._voters,
+                self.node_id,
+                is_broker=self.is_broker,
+                is_controller=self.is_controller,
+                single_node=self._single_node,
             )
-        except ValueError as exc:
-            raise self._error("advertised.listeners", exc) from None
-        if any(lst.host == "0.0.0.0" for lst in advertised):
-            raise self._error(
-                "advertised.listeners", "cannot advertise 0.0.0.0; use a routable address"
-            )
-        controller_names = set(self.controller_listener_names)
-        self._advertised_broker = [lst for lst in advertised if lst.name not in controller_names]
-
-        inter_name = self.get_str("inter.broker.listener.name")
-        if inter_name is not None and self.is_set("security.inter.broker.protocol"):
-            raise self._error(
-                "inter.broker.listener.name",
-                "set either it or security.inter.broker.protocol, not both",
-            )
-        self.inter_broker_listener_name = (
-            inter_name or self.get("security.inter.broker.protocol")
-        ).upper()
-
-        if self.is_broker:
-            advertised_names = {lst.name for lst in self._advertised_broker}
-            if not advertised_names:
-                raise self._error(
-                    "listeners",
-                    "there must be at least one broker listener "
-                    "(not named in controller.listener.names)",
-                )
-            if not advertised_names <= names:
-                raise self._error(
-                    "advertised.listeners",
-                    f"names {', '.join(sorted(advertised_names - names))} are not in listeners",
-                )
-            if self.inter_broker_listener_name not in advertised_names:
-                key = (
-                    "inter.broker.listener.name"
-                    if inter_name is not None
-                    else "security.inter.broker.protocol"
-                )
-                raise self._error(
-                    key,
-                    f"listener {self.inter_broker_listener_name} is not among "
-                    f"the broker listeners {', '.join(sorted(advertised_names))}",
-                )
-
-    def _validate_quorum(self) -> None:
-        voter_ids = {voter.node_id for voter in self._voters}
-        names = {lst.name for lst in self.listeners}
-        controller_names = set(self.controller_listener_names)
-        if not self.is_controller:
-            if self._single_node:
-                raise self._error(
-                    "controller.quorum.voters",
-                    "a broker-only node needs the controller quorum: set it or "
-                    "controller.quorum.bootstrap.servers",
-                )
-            if self.node_id in voter_ids:
-                raise self._error(
-                    "controller.quorum.voters", f"must not contain broker-only node {self.node_id}"
-                )
-            if not controller_names:
-                raise self._error(
-                    "controller.listener.names",
-                    "must name the controllers' listener on a broker-only node",
-                )
-            if controller_names & names:
-                raise self._error(
-                    "controller.listener.names",
-                    "must not appear in listeners on a broker-only node",
-                )
-            return
-        if voter_ids and self.node_id not in voter_ids:
-            raise self._error(
-                "controller.quorum.voters", f"must contain this controller's node.id {self.node_id}"
-            )
-        if controller_names - names:
-            raise self._error(
-                "controller.listener.names",
-                f"{', '.join(sorted(controller_names - names))} not in listeners",
-            )
-        if not self._single_node and not controller_names:
-            # A one-voter in-process quorum (rafka single-node mode) needs no controller listener.
-            raise self._error(
-                "controller.listener.names",
-                "must name a listener of this controller (e.g. CONTROLLER)",
-            )
-        if not self.is_broker and len(names - controller_names) > 0:
-            raise self._error(
-                "listeners", "a controller-only node may only have controller listeners"
-            )
+        except Invalid as exc:
+            raise self._error(exc.key, exc.reason) from None
+        self.security_protocol_map = layout.security_protocol_map
+        self.controller_listener_names = layout.controller_listener_names
+        self.listeners = layout.listeners
+        self._advertised_broker = layout.advertised_broker
+        self.inter_broker_listener_name = layout.inter_broker_listener_name
 
     def _resolve_storage(self) -> None:
         key = "log.dirs" if self.is_set("log.dirs") else "log.dir"
