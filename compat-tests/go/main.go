@@ -1,6 +1,7 @@
-// The franz-go compatibility suite: each scenario listed in compat-tests/run.py as a small
-// application with assertions, one JSON line per scenario on stdout. Configuration comes from the
-// environment (COMPAT_BOOTSTRAP, COMPAT_PREFIX, COMPAT_SKIP, COMPAT_ONLY) as run.py sets it.
+// The franz-go compatibility suite: each scenario listed in compat-tests/matrix/scenarios.py as
+// a small application with assertions, one JSON line per scenario on stdout. Configuration comes
+// from the environment (COMPAT_BOOTSTRAP, COMPAT_PREFIX, COMPAT_SKIP, COMPAT_ONLY) as run.py
+// sets it.
 package main
 
 import (

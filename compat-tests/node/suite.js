@@ -1,7 +1,7 @@
-// The kafkajs compatibility suite: each scenario listed in compat-tests/run.py as a small
-// application with assertions, one JSON line per scenario on stdout (kafkajs logs go to stderr).
-// Configuration comes from the environment (COMPAT_BOOTSTRAP, COMPAT_PREFIX, COMPAT_SKIP,
-// COMPAT_ONLY).
+// The kafkajs compatibility suite: each scenario listed in compat-tests/matrix/scenarios.py as a
+// small application with assertions, one JSON line per scenario on stdout (kafkajs logs go to
+// stderr). Configuration comes from the environment (COMPAT_BOOTSTRAP, COMPAT_PREFIX,
+// COMPAT_SKIP, COMPAT_ONLY).
 'use strict'
 
 const assert = require('node:assert/strict')

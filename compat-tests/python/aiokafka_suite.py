@@ -1,5 +1,5 @@
-"""aiokafka: the scenarios listed in compat-tests/run.py, one JSON line each. Each scenario is a
-coroutine run on its own event loop."""
+"""aiokafka: the scenarios listed in compat-tests/matrix/scenarios.py, one JSON line each. Each
+scenario is a coroutine run on its own event loop."""
 
 from __future__ import annotations
 

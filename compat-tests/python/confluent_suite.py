@@ -1,5 +1,5 @@
-"""librdkafka through confluent-kafka: the scenarios listed in compat-tests/run.py, one JSON
-line each."""
+"""librdkafka through confluent-kafka: the scenarios listed in compat-tests/matrix/scenarios.py,
+one JSON line each."""
 
 from __future__ import annotations
 

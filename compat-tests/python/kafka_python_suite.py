@@ -1,4 +1,4 @@
-"""kafka-python: the scenarios listed in compat-tests/run.py, one JSON line each."""
+"""kafka-python: the scenarios listed in compat-tests/matrix/scenarios.py, one JSON line each."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """kcat (librdkafka as the distribution ships it) driven as a command-line tool: the scenarios
-listed in compat-tests/run.py that kcat can perform, one JSON line each.
+listed in compat-tests/matrix/scenarios.py that kcat can perform, one JSON line each.
 
 kcat has no admin commands, so the topics it works on are created with confluent-kafka's admin
 client; everything the scenario asserts is what kcat itself printed.

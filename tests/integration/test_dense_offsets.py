@@ -1,7 +1,8 @@
 """Offsets exactly as Kafka gives them (issue 12, "done when" 1 and 2): a partition starts at 0 and
 neither a restart nor a leader failover burns an offset. Raft's LEADER_CHANGE batch is written
-only when a new leader must commit an uncommitted tail of earlier epochs (tests/unit/test_raft.py
-covers that case; the simulator checks the rule on every election).
+only when a new leader must commit an uncommitted tail of earlier epochs
+(tests/unit/test_raft_replication.py covers that case; the simulator checks the rule on every
+election).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from rafka.replication.messages import VoteRequest
 from rafka.replication.raft import RaftReplica
 
 if TYPE_CHECKING:
-    from raft_sim import SimNode
+    from sim_model import SimNode
 
 
 class LeaderCountsUnsyncedOffsets(RaftReplica):

@@ -29,7 +29,7 @@ from rafka.replication.messages import FetchResponse, VoteRequest, VoteResponse
 from rafka.replication.state import QuorumState
 
 if TYPE_CHECKING:
-    from raft_sim import SimNode
+    from sim_model import SimNode
 
 Key = tuple[int, str]
 

@@ -19,7 +19,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from raft_sim import SimNode
+    from sim_model import SimNode
 
 RESERVATION = "pid"
 RESERVE_CHANCE = 0.3  # of a client write at a leader

@@ -19,7 +19,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sim_bugs  # noqa: E402
-from raft_sim import Simulation, failures_in, replay_command, run_seed  # noqa: E402
+from raft_sim import failures_in, replay_command, run_seed  # noqa: E402
+from sim_cluster import Simulation  # noqa: E402
 
 SEEDS = int(os.environ.get("RAFKA_SIM_SEEDS", "10000"))
 CHUNK = 250

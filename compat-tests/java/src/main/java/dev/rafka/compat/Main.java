@@ -50,9 +50,10 @@ import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
 /**
- * The Java client's compatibility suite: each scenario listed in compat-tests/run.py as a small
- * application with assertions, one JSON line per scenario on stdout. Configuration comes from the
- * environment (COMPAT_BOOTSTRAP, COMPAT_PREFIX, COMPAT_SKIP, COMPAT_ONLY) as run.py sets it.
+ * The Java client's compatibility suite: each scenario listed in compat-tests/matrix/scenarios.py
+ * as a small application with assertions, one JSON line per scenario on stdout. Configuration
+ * comes from the environment (COMPAT_BOOTSTRAP, COMPAT_PREFIX, COMPAT_SKIP, COMPAT_ONLY) as run.py
+ * sets it.
  */
 public final class Main {
     static final List<String> CODECS = List.of("none", "gzip", "snappy", "lz4", "zstd");
