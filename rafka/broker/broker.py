@@ -28,7 +28,9 @@ from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.log_cleaner import LogCleanerService
 from rafka.broker.node import BrokerEndpoint
-from rafka.broker.partition import NO_REPLICATION, AppendError, Partition, raft_clock_ms
+from rafka.broker.partition.append import AppendError
+from rafka.broker.partition.clock import raft_clock_ms
+from rafka.broker.partition.replica import NO_REPLICATION, Partition
 from rafka.broker.topic_admin import (
     apply_topic_configs,
     create_topic,

@@ -14,7 +14,7 @@ from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
 from rafka.broker.net.server import Listener
 from rafka.broker.node import BrokerEndpoint
-from rafka.broker.partition import now_ms
+from rafka.broker.partition.clock import now_ms
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from rafka.broker.partition import Partition, now_ms
+from rafka.broker.partition.clock import now_ms
+from rafka.broker.partition.replica import Partition
 from rafka.broker.topic_admin import broker_configs
 from rafka.protocol.records import CorruptRecordError
 from rafka.storage.cleaner import (

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from rafka.broker.cluster.cluster_metadata import ClusterMetadata, TopicImage
 from rafka.broker.cluster.peers import PeerNetwork
 from rafka.broker.config import BrokerConfig
-from rafka.broker.partition import Partition
+from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
 from rafka.storage.config import LogConfig
 from rafka.storage.log_dir import LogDirectory

@@ -33,7 +33,7 @@ from rafka.storage.config import LogConfig
 
 if TYPE_CHECKING:
     from rafka.broker.node import Node, StorageNode
-    from rafka.broker.partition import Partition
+    from rafka.broker.partition.replica import Partition
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,7 @@ import pytest
 from test_storage_support import make_batch
 
 from rafka.broker.flusher import GroupCommitFlusher
-from rafka.broker.partition import Partition
+from rafka.broker.partition.replica import Partition
 from rafka.replication.actions import AppendRecords, TruncateLog
 from rafka.storage.config import LogConfig
 

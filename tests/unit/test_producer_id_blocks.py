@@ -25,7 +25,7 @@ from rafka.broker.cluster.cluster_metadata import (
     ClusterMetadata,
 )
 from rafka.broker.flusher import GroupCommitFlusher
-from rafka.broker.partition import Partition, ReplicationHooks
+from rafka.broker.partition.replica import Partition, ReplicationHooks
 from rafka.replication.actions import SendMessage
 from rafka.replication.raft import RaftConfig
 from rafka.storage.config import LogConfig

@@ -14,17 +14,18 @@ from typing import Any
 
 import pytest
 
-from rafka.broker import partition as partition_module
 from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
 from rafka.broker.coordinator.groups.coordinator import CoordinatorError
 from rafka.broker.coordinator.groups.offset_store import OffsetCommit
+from rafka.broker.coordinator.txn import completion as completion_module
 from rafka.broker.coordinator.txn import coordinator as coordinator_module
 from rafka.broker.coordinator.txn.records import TxnState
 from rafka.broker.coordinator.txn_offset_commit import txn_offset_commit
 from rafka.broker.handlers.txn import check_transactional_produce
 from rafka.broker.node import BrokerEndpoint
-from rafka.broker.partition import AppendError
+from rafka.broker.partition.append import AppendError
+from rafka.broker.partition.clock import now_ms
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import build_batch, decode_batch
 from rafka.storage.txn_index import read_txn_marker
@@ -37,7 +38,7 @@ TOPIC = "data"
 
 class Clock:
     def __init__(self) -> None:
-        self.now = partition_module.now_ms()
+        self.now = now_ms()
 
     def __call__(self) -> int:
         return self.now
@@ -284,9 +285,9 @@ async def test_timed_out_transaction_is_aborted(broker: Broker, clock: Clock) ->
     p0 = broker.partition(TOPIC, 0)
     assert p0.last_stable_offset < p0.high_watermark
     clock.now += 1000
-    assert broker.txn.abort_timed_out_transactions() == 0  # not past the timeout yet
+    assert broker.txn.completion.abort_timed_out_transactions() == 0  # not past the timeout yet
     clock.now += 1
-    assert broker.txn.abort_timed_out_transactions() == 1
+    assert broker.txn.completion.abort_timed_out_transactions() == 1
     for _ in range(200):
         if broker.txn.describe("tx")[1].state is TxnState.COMPLETE_ABORT:
             break
@@ -315,7 +316,7 @@ async def test_decided_transaction_is_completed_after_a_restart(
         await asyncio.Event().wait()
         return False
 
-    monkeypatch.setattr(coordinator_module, "write_markers", stuck)
+    monkeypatch.setattr(completion_module, "write_markers", stuck)
     monkeypatch.setattr(coordinator_module, "END_TXN_MARKER_WAIT_S", 0.01)
     assert (await broker.txn.end_txn("tx", pid, epoch, commit=True)).error is NONE
     assert broker.txn.describe("tx")[1].state is TxnState.PREPARE_COMMIT
@@ -527,7 +528,7 @@ async def test_list_filters_and_id_expiration(tmp_path: Path, clock: Clock) -> N
     assert [t.transactional_id for t in long_running] == ["open"]
 
     clock.now += broker.txn.config.id_expiration_ms
-    assert broker.txn.remove_expired_transactional_ids() == 1  # only the idle one
+    assert broker.txn.completion.remove_expired_transactional_ids() == 1  # only the idle one
     for _ in range(100):
         if broker.txn.describe("idle")[0] is ErrorCode.transactional_id_not_found:
             break

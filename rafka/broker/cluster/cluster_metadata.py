@@ -21,7 +21,9 @@ from typing import Any
 
 import structlog
 
-from rafka.broker.partition import AppendError, Partition, now_ms
+from rafka.broker.partition.append import AppendError
+from rafka.broker.partition.clock import now_ms
+from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import build_batch, decode_batch
 

@@ -22,7 +22,9 @@ import structlog
 
 from rafka.broker.cluster.cluster_metadata import PRODUCER_ID_BLOCK_SIZE, PartitionState
 from rafka.broker.cluster.peers import PeerUnavailable
-from rafka.broker.partition import AppendError, Partition, raft_clock_ms
+from rafka.broker.partition.append import AppendError
+from rafka.broker.partition.clock import raft_clock_ms
+from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:

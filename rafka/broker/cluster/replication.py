@@ -25,7 +25,8 @@ import structlog
 
 from rafka.broker.cluster import raft_wire as wire
 from rafka.broker.cluster.peers import PeerNetwork, PeerUnavailable
-from rafka.broker.partition import Partition, ReplicationHooks, raft_clock_ms
+from rafka.broker.partition.clock import raft_clock_ms
+from rafka.broker.partition.replica import Partition, ReplicationHooks
 from rafka.protocol.errors import ErrorCode
 from rafka.replication.actions import Action, RoleChanged, SendMessage
 from rafka.replication.messages import (

@@ -25,7 +25,8 @@ import structlog
 
 from rafka.broker.cluster.cluster_metadata import ClusterMetadata
 from rafka.broker.cluster.peers import PEER_CLIENT_ID_PREFIX
-from rafka.broker.partition import Partition, raft_clock_ms
+from rafka.broker.partition.clock import raft_clock_ms
+from rafka.broker.partition.replica import Partition
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 import structlog
 
 from rafka.broker.coordinator.placement import partition_for
-from rafka.broker.partition import Partition
+from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import BatchHeader
 

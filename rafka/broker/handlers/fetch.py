@@ -16,7 +16,7 @@ from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.net.dispatch import RequestContext
-from rafka.broker.partition import Partition
+from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.fetch_response import FetchedPartition, FetchedTopic, encode_fetch_response
 from rafka.storage.log import OffsetOutOfRangeError

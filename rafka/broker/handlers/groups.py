@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 from rafka.broker.broker import Broker
+from rafka.broker.coordinator.groups.classic_rebalance import join_error, sync_result
 from rafka.broker.coordinator.groups.coordinator import KEY_TYPE_TRANSACTION, CoordinatorError
 from rafka.broker.coordinator.groups.group import GroupState
-from rafka.broker.coordinator.groups.membership import JoinRequest, join_error, sync_result
+from rafka.broker.coordinator.groups.membership import JoinRequest
 from rafka.broker.net.dispatch import RequestContext
 from rafka.protocol.errors import ErrorCode
 

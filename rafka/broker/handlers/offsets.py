@@ -6,7 +6,7 @@ from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.net.dispatch import RequestContext
-from rafka.broker.partition import Partition
+from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import record_timestamps_and_offsets
 

@@ -9,7 +9,7 @@ from rafka.broker.broker import Broker
 from rafka.broker.coordinator.groups.coordinator import CoordinatorError
 from rafka.broker.coordinator.groups.offset_store import OffsetCommit
 from rafka.broker.net.dispatch import RequestContext
-from rafka.broker.partition import now_ms
+from rafka.broker.partition.clock import now_ms
 from rafka.protocol.errors import ErrorCode
 
 NO_OFFSET = -1

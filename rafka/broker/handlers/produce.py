@@ -20,7 +20,7 @@ from rafka.broker.broker import Broker
 from rafka.broker.handlers.txn import check_transactional_produce
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.net.server import Connection
-from rafka.broker.partition import AppendError, AppendResult
+from rafka.broker.partition.append import AppendError, AppendResult
 from rafka.protocol.errors import ErrorCode
 
 # (topic, partition, the append or why it failed, error message); an AppendError keeps the

@@ -22,7 +22,7 @@ from rafka.broker.coordinator.txn.markers import write_marker
 from rafka.broker.coordinator.txn_offset_commit import txn_offset_commit
 from rafka.broker.handlers.offsets_commit import commit_response, requested_commits
 from rafka.broker.net.dispatch import RequestContext
-from rafka.broker.partition import Partition
+from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import ATTR_TRANSACTIONAL, HEADER_SIZE
 

@@ -1,6 +1,7 @@
-"""What the group coordinator's parts (membership, the offset store) share with it: its
-constants, its config, its request-level error, and `GroupContext`, the door through which they
-reach the coordinator without importing it (the coordinator builds them and imports them)."""
+"""What the group coordinator's parts (the classic rebalance and membership, the offset store)
+share with it: its constants, its config, its request-level error, and `GroupContext`, the door
+through which they reach the coordinator without importing it (the coordinator builds them and
+imports them)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ class GroupConfig:
 
 
 class GroupContext(Protocol):
-    """The group coordinator as its membership and offset store see it."""
+    """The group coordinator as its rebalance, membership and offset store see it."""
 
     broker: CoordinatorNode
     config: GroupConfig

@@ -7,8 +7,9 @@ when the Raft layer moves a leader, the next request (or `sync_leadership()`) un
 the shard; meanwhile clients get NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS and look the
 coordinator up again, as with Kafka.
 
-The rebalance protocol lives in membership.py and committed offsets in offset_store.py; this
-module holds what they share: configuration, shards, timers, and group listing and deletion.
+The classic protocol's requests live in membership.py, its rebalance state machine in
+classic_rebalance.py and committed offsets in offset_store.py; this module holds what they
+share: configuration, shards, timers, and group listing and deletion.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from rafka.broker.coordinator.groups.classic_rebalance import ClassicRebalance
 from rafka.broker.coordinator.groups.context import (
     KEY_TYPE_GROUP,
     KEY_TYPE_TRANSACTION,
@@ -46,7 +48,8 @@ from rafka.broker.coordinator.internal_topic import (
     InternalTopicCoordinator,
     coordinator_error_for_write,
 )
-from rafka.broker.partition import Partition, now_ms
+from rafka.broker.partition.clock import now_ms
+from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
@@ -72,7 +75,8 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
         self.config = config or GroupConfig.from_broker_config(broker.config)
         self.wall_clock = wall_clock
         self.timers = Timers()
-        self.membership = Membership(self)
+        self.rebalance = ClassicRebalance(self)
+        self.membership = Membership(self, self.rebalance)
         self.offsets = OffsetStore(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -94,11 +98,11 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
 
     def _on_loaded(self, shard: CoordinatorShard) -> None:
         if shard.state is ShardState.ACTIVE:
-            self.membership.on_loaded(shard)
+            self.rebalance.on_loaded(shard)
 
     def _on_unloaded(self, shard: CoordinatorShard) -> None:
         for group in list(shard.groups.values()):
-            self.membership.on_unloaded(group)
+            self.rebalance.on_unloaded(group)
             group.state = GroupState.DEAD
         shard.groups.clear()
 
@@ -150,7 +154,7 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
         )
 
     def touch_member(self, shard: CoordinatorShard, group: ClassicGroup, member_id: str) -> None:
-        self.membership.touch(shard, group, member_id)
+        self.rebalance.touch(shard, group, member_id)
 
     async def await_write(self, future: asyncio.Future[ErrorCode], for_offsets: bool) -> ErrorCode:
         """A write's outcome as clients see it, giving up after offsets.commit.timeout.ms."""
@@ -249,7 +253,7 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
     ) -> asyncio.Future[ErrorCode]:
         """Mark an empty group Dead and write tombstones for it and all its offsets."""
         group.transition(GroupState.DEAD, self.wall_clock())
-        self.membership.on_unloaded(group)
+        self.rebalance.on_unloaded(group)
         records: list[Record] = list(extra or [])
         records += [(OffsetKey(group.group_id, t, p), None) for t, p in group.offsets]
         records.append((GroupKey(group.group_id), None))

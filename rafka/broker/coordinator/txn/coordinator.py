@@ -6,7 +6,8 @@ moves Empty/Complete* -> Ongoing (AddPartitionsToTxn, AddOffsetsToTxn) -> Prepar
 PrepareAbort (EndTxn, or the coordinator aborting it) -> CompleteCommit/CompleteAbort; the
 decision is the Prepare* record, so once it is committed the coordinator (or the next one,
 after replaying the log) writes the markers to every partition of the transaction and then the
-Complete* record, however often it crashes in between.
+Complete* record, however often it crashes in between. That completion, the coordinator's own
+aborts and the expiry of idle ids are completion.py's; this module answers the requests.
 
 Fencing. InitProducerId bumps the producer epoch of the id; a transaction still open then is
 aborted under the new epoch first, so every partition of it refuses the old epoch. Requests
@@ -35,7 +36,8 @@ from rafka.broker.coordinator.internal_topic import (
     CoordinatorLocation,
     InternalTopicCoordinator,
 )
-from rafka.broker.coordinator.txn.markers import RETRY_BACKOFF_S, write_markers
+from rafka.broker.coordinator.txn.completion import TxnCompletion
+from rafka.broker.coordinator.txn.context import TxnConfig
 from rafka.broker.coordinator.txn.metadata import (
     COMPLETED,
     MAX_PRODUCER_EPOCH,
@@ -47,11 +49,11 @@ from rafka.broker.coordinator.txn.metadata import (
 )
 from rafka.broker.coordinator.txn.records import TxnState
 from rafka.broker.coordinator.txn.shard import TxnShard
-from rafka.broker.partition import Partition, now_ms
+from rafka.broker.partition.clock import now_ms
+from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.config import BrokerConfig
     from rafka.broker.coordinator.txn.context import TxnNode
 
 log = structlog.get_logger(__name__)
@@ -75,35 +77,6 @@ class TxnError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class TxnConfig:
-    state_partitions: int = 8
-    replication_factor: int = 1
-    min_isr: int = 1
-    segment_bytes: int = 104857600
-    max_timeout_ms: int = 900000
-    id_expiration_ms: int = 604800000
-    abort_interval_ms: int = 10000
-    remove_interval_ms: int = 3600000
-
-    @classmethod
-    def from_broker_config(cls, config: BrokerConfig) -> TxnConfig:
-        return cls(
-            state_partitions=config.get_int("transaction.state.log.num.partitions"),
-            replication_factor=config.get_int("transaction.state.log.replication.factor"),
-            min_isr=config.get_int("transaction.state.log.min.isr"),
-            segment_bytes=config.get_int("transaction.state.log.segment.bytes"),
-            max_timeout_ms=config.get_int("transaction.max.timeout.ms"),
-            id_expiration_ms=config.get_int("transactional.id.expiration.ms"),
-            abort_interval_ms=config.get_int(
-                "transaction.abort.timed.out.transaction.cleanup.interval.ms"
-            ),
-            remove_interval_ms=config.get_int(
-                "transaction.remove.expired.transaction.cleanup.interval.ms"
-            ),
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class InitResult:
     error: ErrorCode
     producer_id: int = NO_PRODUCER_ID
@@ -124,43 +97,31 @@ class TransactionCoordinator(InternalTopicCoordinator[TxnShard]):
         super().__init__(broker)
         self.config = config or TxnConfig.from_broker_config(broker.config)
         self.wall_clock = wall_clock
-        self._sweeper: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._add_locks: dict[str, list[Any]] = {}  # id -> [lock, users]
-        # Per transaction being completed: resolves once it is Complete* (or given up).
-        self._completions: dict[int, asyncio.Future[None]] = {}
+        self.completion = TxnCompletion(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         self._running = True
         self.sync_leadership()
-        self._sweeper = asyncio.create_task(self._sweep(), name="txn-timeouts")
+        self.completion.start()
 
     async def stop(self) -> None:
         self._running = False
-        tasks = [t for t in (self._sweeper, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.completion.stop()
         for shard in list(self.shards.values()):
             self._unload(shard)
+
+    @property
+    def running(self) -> bool:
+        return self._running
 
     def _new_shard(self, index: int, partition: Partition) -> TxnShard:
         return TxnShard(index, partition)
 
     def _on_loaded(self, shard: TxnShard) -> None:
-        # Decided transactions whose markers may be missing: finish them now.
-        for txn in list(shard.txns.values()):
-            if txn.state in PREPARED:
-                self._spawn(self._complete(shard, txn), f"complete {txn.transactional_id}")
-
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        self.completion.resume(shard)
 
     # -- placement ----------------------------------------------------------------------------
 
@@ -229,7 +190,7 @@ class TransactionCoordinator(InternalTopicCoordinator[TxnShard]):
             return InitResult(ErrorCode.concurrent_transactions)
         if txn.state is TxnState.ONGOING:
             # Abort it under a bumped epoch first; the producer retries and bumps again.
-            self._fence_and_abort(shard, txn)
+            self.completion.fence_and_abort(shard, txn)
             return InitResult(ErrorCode.concurrent_transactions)
         if txn.state not in COMPLETED:
             return InitResult(ErrorCode.concurrent_transactions)
@@ -463,152 +424,11 @@ class TransactionCoordinator(InternalTopicCoordinator[TxnShard]):
         code = await shard.write(txn, target)
         if code is not ErrorCode.none:
             return InitResult(code)
-        done = self._start_completion(shard, txn)
+        done = self.completion.start_completion(shard, txn)
         await asyncio.wait([done], timeout=END_TXN_MARKER_WAIT_S)
         if txn.next_producer_id != NO_PRODUCER_ID:
             return InitResult(ErrorCode.none, txn.next_producer_id, 0)
         return InitResult(ErrorCode.none, txn.producer_id, txn.producer_epoch)
-
-    # -- completion: markers, then Complete* ----------------------------------------------------
-
-    def _start_completion(self, shard: TxnShard, txn: TxnMetadata) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._completions[id(txn)] = done
-        self._spawn(self._complete(shard, txn), f"complete {txn.transactional_id}")
-        return done
-
-    def _fence_and_abort(self, shard: TxnShard, txn: TxnMetadata) -> None:
-        """Abort an ongoing transaction under a bumped epoch (timeout, or InitProducerId)."""
-        txn.pending = True  # before the task runs: concurrent requests must see it
-
-        async def run() -> None:
-            epoch = txn.producer_epoch
-            target = txn.evolve(
-                state=TxnState.PREPARE_ABORT,
-                producer_epoch=min(epoch + 1, MAX_PRODUCER_EPOCH),
-                last_producer_epoch=epoch,
-                last_update_timestamp=self.wall_clock(),
-            )
-            code = await shard.write(txn, target)
-            if code is ErrorCode.none:
-                log.info(
-                    "transaction aborted by the coordinator",
-                    transactional_id=txn.transactional_id,
-                    producer_id=txn.producer_id,
-                    producer_epoch=txn.producer_epoch,
-                )
-                self._start_completion(shard, txn)
-            else:
-                log.warning(
-                    "could not abort transaction",
-                    transactional_id=txn.transactional_id,
-                    error=code.name,
-                )
-
-        self._spawn(run(), f"fence {txn.transactional_id}")
-
-    def _keep_trying(self, shard: TxnShard) -> Callable[[], bool]:
-        return lambda: self._running and shard.active and shard.still_leader()
-
-    async def _complete(self, shard: TxnShard, txn: TxnMetadata) -> None:
-        commit = txn.state is TxnState.PREPARE_COMMIT
-        keep_trying = self._keep_trying(shard)
-        try:
-            written = await write_markers(
-                self.broker,
-                set(txn.partitions),
-                txn.producer_id,
-                txn.producer_epoch,
-                shard.coordinator_epoch,
-                commit,
-                txn.client_transaction_version,
-                keep_trying,
-            )
-            if not written:
-                return
-            while keep_trying():
-                if txn.state not in PREPARED or shard.txns.get(txn.transactional_id) is not txn:
-                    return
-                target = txn.evolve(
-                    state=TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT,
-                    partitions=set(),
-                    last_update_timestamp=self.wall_clock(),
-                )
-                if txn.next_producer_id != NO_PRODUCER_ID:  # TV2: the epoch ran out
-                    target.previous_producer_id = txn.producer_id
-                    target.producer_id = txn.next_producer_id
-                    target.producer_epoch = 0
-                    target.next_producer_id = NO_PRODUCER_ID
-                    target.last_producer_epoch = NO_PRODUCER_EPOCH
-                code = await shard.write(txn, target)
-                if code is ErrorCode.none:
-                    return
-                log.warning(
-                    "could not complete transaction; retrying",
-                    transactional_id=txn.transactional_id,
-                    error=code.name,
-                )
-                await asyncio.sleep(RETRY_BACKOFF_S)
-        finally:
-            done = self._completions.pop(id(txn), None)
-            if done is not None and not done.done():
-                done.set_result(None)
-
-    # -- timeouts and expiration ------------------------------------------------------------
-
-    async def _sweep(self) -> None:
-        loop = asyncio.get_running_loop()
-        abort_every = self.config.abort_interval_ms / 1000
-        next_removal = loop.time() + self.config.remove_interval_ms / 1000
-        while self._running:
-            await asyncio.sleep(abort_every)
-            try:
-                self.abort_timed_out_transactions()
-                if loop.time() >= next_removal:
-                    self.remove_expired_transactional_ids()
-                    next_removal = loop.time() + self.config.remove_interval_ms / 1000
-            except Exception:  # one bad transaction must not stop the sweeps
-                log.exception("transaction sweep failed")
-
-    def abort_timed_out_transactions(self) -> int:
-        now = self.wall_clock()
-        aborted = 0
-        for shard in list(self.shards.values()):
-            if not shard.active or not shard.still_leader():
-                continue
-            for txn in list(shard.txns.values()):
-                if (
-                    txn.state is TxnState.ONGOING
-                    and not txn.pending
-                    and txn.start_timestamp + txn.timeout_ms < now
-                ):
-                    log.info(
-                        "transaction timed out",
-                        transactional_id=txn.transactional_id,
-                        timeout_ms=txn.timeout_ms,
-                    )
-                    self._fence_and_abort(shard, txn)
-                    aborted += 1
-        return aborted
-
-    def remove_expired_transactional_ids(self) -> int:
-        now = self.wall_clock()
-        removed = 0
-        for shard in list(self.shards.values()):
-            if not shard.active or not shard.still_leader():
-                continue
-            for txn in list(shard.txns.values()):
-                if (
-                    txn.state in COMPLETED
-                    and not txn.pending
-                    and txn.last_update_timestamp + self.config.id_expiration_ms <= now
-                ):
-                    txn.pending = True
-                    self._spawn(shard.write(txn, None), f"expire {txn.transactional_id}")
-                    removed += 1
-        if removed:
-            log.info("transactional ids expired", count=removed)
-        return removed
 
     # -- describing and listing -----------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import structlog
 
 from rafka.broker.cluster.peers import PeerUnavailable
 from rafka.broker.coordinator.internal_topic import OFFSETS_TOPIC
-from rafka.broker.partition import AppendError
+from rafka.broker.partition.append import AppendError
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:

@@ -25,7 +25,9 @@ from rafka.broker.coordinator.txn.records import (
     encode_key,
     encode_value,
 )
-from rafka.broker.partition import AppendError, Partition, now_ms
+from rafka.broker.partition.append import AppendError
+from rafka.broker.partition.clock import now_ms
+from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
 

@@ -5,45 +5,49 @@ producer's sequence, patches `baseOffset` and `partitionLeaderEpoch` (outside th
 the bytes as they came. Durability is the group-commit flusher's job; this class turns flushed
 offsets into Raft progress and wakes whoever waits on them (acks=1 on the local fsync, acks=all and
 consumers on the high watermark).
+
+Beside it: opening from disk (recovery), the leader's log copied on a follower (follower), the
+flushed offset (durability), the futures it wakes (waiters), the checks of a client's batch
+(append) and the transactional side (transactions).
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from rafka.broker.flusher import GroupCommitFlusher
-from rafka.broker.record_validation import RecordError, RecordValidationError, validate_records
+from rafka.broker.partition.append import (
+    AppendError,
+    AppendResult,
+    check_produce_batch,
+    validate_produce_records,
+)
+from rafka.broker.partition.clock import now_ms, raft_clock_ms
+from rafka.broker.partition.durability import Durability
+from rafka.broker.partition.follower import append_fetched, truncate_diverging
+from rafka.broker.partition.recovery import recover_replica
+from rafka.broker.partition.transactions import Transactions
+from rafka.broker.partition.waiters import DataListeners, OffsetWaiters
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import (
     BatchHeader,
-    CorruptRecordError,
-    UnsupportedMagicError,
     build_control_batch,
-    crc_ok,
-    iter_batch_headers,
     patch_base_offset,
     patch_leader_epoch,
-    read_batch_header,
     set_log_append_time,
 )
-from rafka.replication.log import PartitionLogView
 from rafka.replication.raft import (
     Action,
     AppendLeaderChange,
     AppendRecords,
     HighWatermarkAdvanced,
     PersistQuorumState,
-    QuorumState,
     RaftConfig,
     RaftReplica,
     Role,
@@ -53,28 +57,14 @@ from rafka.replication.raft import (
 )
 from rafka.storage.config import LogConfig
 from rafka.storage.log import PartitionLog
-from rafka.storage.producer_state import ControlType, ProducerStateManager, TxnMarker
-from rafka.storage.quorum_state import FILE_NAME as QUORUM_STATE_FILE
-from rafka.storage.quorum_state import (
-    StoredQuorumState,
-    read_quorum_state,
-    write_quorum_state,
-)
-from rafka.storage.txn_index import AbortedTxn, TransactionIndex, replay_batch, replay_into
+from rafka.storage.producer_state import ProducerStateManager, TxnMarker
+from rafka.storage.quorum_state import StoredQuorumState, write_quorum_state
+from rafka.storage.txn_index import TransactionIndex
 
 log = structlog.get_logger(__name__)
 
 CONTROL_LEADER_CHANGE = 2
 NO_TIMESTAMP = -1
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def raft_clock_ms() -> int:
-    """The Raft state machines' clock: monotonic, so a wall-clock step never fires a timer."""
-    return time.monotonic_ns() // 1_000_000
 
 
 class ReplicationHooks:
@@ -94,30 +84,6 @@ class ReplicationHooks:
 NO_REPLICATION = ReplicationHooks()
 
 
-class AppendError(Exception):
-    def __init__(
-        self,
-        code: ErrorCode,
-        message: str,
-        record_errors: tuple[RecordError, ...] = (),
-        log_start_offset: int = -1,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.record_errors = record_errors  # the invalid records of the batch (KIP-467)
-        self.log_start_offset = log_start_offset
-
-
-@dataclass(slots=True, frozen=True)
-class AppendResult:
-    base_offset: int
-    last_offset: int
-    log_append_time: int  # -1 unless the topic uses LogAppendTime
-    log_start_offset: int
-    duplicate: bool = False
-
-
 class Partition:
     def __init__(
         self,
@@ -127,6 +93,7 @@ class Partition:
         directory: Path,
         log: PartitionLog,
         producers: ProducerStateManager,
+        txn_index: TransactionIndex,
         raft: RaftReplica,
         flusher: GroupCommitFlusher,
     ) -> None:
@@ -136,23 +103,16 @@ class Partition:
         self.directory = directory
         self.log = log
         self.producers = producers
+        self.txn_index = txn_index
         self.raft = raft
         self._flusher = flusher
-        # Recovered bytes may sit in the page cache only; the first flush after open claims them.
-        self.flushed_offset = 0
-        # Truncations, numbered, and where each cut the log: an fsync that ran across a cut
-        # proves nothing past it (see on_flushed).
-        self._truncations = 0
-        self._cuts: list[tuple[int, int]] = []
-        self._flush_generation = 0
+        self._durability = Durability(log)
+        self._transactions = Transactions(log, producers, txn_index)
         self.offline: ErrorCode | None = None
-        self._seq = itertools.count()
-        self._flush_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._hw_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._hw_waiters = OffsetWaiters()
         self._led_epoch: int | None = None  # the epoch this replica leads, for the state log
-        self._data_listeners: set[asyncio.Future[None]] = set()
+        self._data_listeners = DataListeners()
         self.on_high_watermark: Callable[[Partition], None] | None = None
-        self.txn_index = TransactionIndex(directory)  # replaced by the loaded one in open()
         self.hooks: ReplicationHooks = NO_REPLICATION
         self.replica_lag_time_max_ms = 30_000  # replica.lag.time.max.ms
         self._producer_id_expiration_ms = 86_400_000
@@ -177,45 +137,30 @@ class Partition:
         producer_id_expiration_ms: int = 86_400_000,
         raft_config: RaftConfig | None = None,
     ) -> Partition:
-        partition_log = PartitionLog.open(
+        recovered = recover_replica(
+            f"{topic}-{index}",
             directory,
             config,
+            node_id=node_id,
+            voters=voters,
             recovery_point=recovery_point,
             log_start_offset=log_start_offset,
+            high_watermark=high_watermark,
             clean_shutdown=clean_shutdown,
-            now_ms=now_ms(),
+            producer_id_expiration_ms=producer_id_expiration_ms,
+            raft_config=raft_config,
         )
-        stored = read_quorum_state(directory)
-        lost_end = _drop_epochs_never_entered(partition_log, directory, stored.epoch)
-        producers = ProducerStateManager(directory, producer_id_expiration_ms)
-        replay_from = producers.load_latest_snapshot(
-            partition_log.log_start_offset, partition_log.log_end_offset
+        partition = cls(
+            topic,
+            index,
+            topic_id,
+            directory,
+            recovered.log,
+            recovered.producers,
+            recovered.txn_index,
+            recovered.raft,
+            flusher,
         )
-        txn_index = TransactionIndex.load(
-            directory, partition_log.segments[0].base_offset, partition_log.log_end_offset
-        )
-        replay_into(partition_log, producers, txn_index, replay_from)
-        raft = RaftReplica(
-            node_id,
-            voters,
-            QuorumState(stored.epoch, stored.voted_for, stored.leader_id),
-            PartitionLogView(partition_log),
-            # A checkpoint above the recovered log end means data was lost: never claim it.
-            min(high_watermark, partition_log.log_end_offset),
-            config=raft_config,
-            now_ms=raft_clock_ms(),
-            lost_end_offset=max(partition_log.lost_end_offset, high_watermark, lost_end),
-        )
-        if raft.impaired:
-            log.error(
-                "storage lost acknowledged records: this replica neither votes nor stands for "
-                "election until it has fetched them back from a leader",
-                partition=f"{topic}-{index}",
-                log_end_offset=partition_log.log_end_offset,
-                lost_end_offset=max(partition_log.lost_end_offset, high_watermark, lost_end),
-            )
-        partition = cls(topic, index, topic_id, directory, partition_log, producers, raft, flusher)
-        partition.txn_index = txn_index
         partition._producer_id_expiration_ms = producer_id_expiration_ms
         return partition
 
@@ -336,62 +281,18 @@ class Partition:
         return self.raft.on_local_append(self.log.log_end_offset)
 
     def _append_replicated(self, records: bytes) -> list[Action]:
-        """A follower appends what it fetched from the leader, batch by batch as they came
-        (offsets and epochs already assigned), and replays them into its producer state so it
-        can take over as leader with idempotence and transactions intact."""
+        """A follower appends what it fetched from the leader (see follower.append_fetched)."""
         if self.offline is not None:
             return []
-        buf = memoryview(bytes(records))
-        try:
-            batches = list(iter_batch_headers(buf))
-        except (CorruptRecordError, UnsupportedMagicError) as exc:
-            log.error("bad records from the leader", partition=self.name, error=str(exc))
-            return self.raft.on_local_append(self.log.log_end_offset)
-        timestamp = now_ms()
-        for pos, header in batches:
-            if header.base_offset != self.log.log_end_offset or not crc_ok(buf, pos, header):
-                log.error(
-                    "fetched batch does not fit the log",
-                    partition=self.name,
-                    base_offset=header.base_offset,
-                    log_end_offset=self.log.log_end_offset,
-                )
-                break
-            data = buf[pos : pos + header.size]
-            last = header.base_offset + header.last_offset_delta
-            segment_before = self.log.active_segment
-            self.log.append(
-                data,
-                header.base_offset,
-                last,
-                header.max_timestamp,
-                last,
-                header.partition_leader_epoch,
-                timestamp,
-            )
-            if self.log.active_segment is not segment_before:
-                self.producers.take_snapshot(header.base_offset)
-            replay_batch(
-                header,
-                data,
-                self.producers,
-                self.txn_index,
-                self.log.active_segment.base_offset,
-            )
-        self._flusher.request(self)
+        if append_fetched(self.log, self.producers, self.txn_index, records, self.name):
+            self._flusher.request(self)
         return self.raft.on_local_append(self.log.log_end_offset)
 
     def _truncate(self, end_offset: int) -> list[Action]:
-        """Drop a diverging suffix (never below the high watermark: the replica checks) and
-        rebuild the producer state and aborted-transaction index for the shorter log."""
-        self.log.truncate_to(end_offset)
-        end = self.log.log_end_offset
-        replay_from = self.producers.truncate_to(end, self.log.log_start_offset)
-        self.txn_index.truncate_to(end)
-        replay_into(self.log, self.producers, self.txn_index, replay_from)
-        self.flushed_offset = min(self.flushed_offset, end)
-        self._truncations += 1
-        self._cuts.append((self._truncations, end))
+        """Drop a diverging suffix (see follower.truncate_diverging); nothing past the cut is
+        durable any more."""
+        end = truncate_diverging(self.log, self.producers, self.txn_index, end_offset)
+        self._durability.truncated(end)
         log.info("log truncated", partition=self.name, end_offset=end)
         return self.raft.on_truncated(end)
 
@@ -417,55 +318,35 @@ class Partition:
         if change.role is not Role.LEADER:
             # Writes of a lost leadership may never commit here: clients retry at the new leader
             # (idempotent producers without duplicates).
-            error = AppendError(ErrorCode.not_leader_or_follower, "leadership moved")
-            for _, _, future in self._hw_waiters:
-                if not future.done():
-                    future.set_exception(error)
-            self._hw_waiters.clear()
+            self._hw_waiters.fail(ErrorCode.not_leader_or_follower, "leadership moved")
         self.hooks.role_changed(self, change)
 
     def _high_watermark_advanced(self, high_watermark: int) -> None:
-        _release(self._hw_waiters, high_watermark)
-        listeners, self._data_listeners = self._data_listeners, set()
-        for future in listeners:
-            if not future.done():
-                future.set_result(None)
+        self._hw_waiters.release(high_watermark)
+        self._data_listeners.wake()
         if self.on_high_watermark is not None:
             self.on_high_watermark(self)
 
     # -- group commit callbacks (Flushable) ---------------------------------------------------
 
+    @property
+    def flushed_offset(self) -> int:
+        return self._durability.flushed_offset
+
     def flush_blocking(self) -> int:
-        # The flusher never runs two flushes of one log at once and reads this attribute only
-        # after the flush returns, so the worker thread may write it.
-        self._flush_generation = self._truncations
-        return self.log.flush()
+        return self._durability.flush_blocking()
 
     def on_flushed(self, end_offset: int) -> None:
-        # A truncation while the fsync ran (a follower meeting a diverging leader) makes its end
-        # offset stale: that offset may now hold a record appended after the cut, which this
-        # fsync did not cover. Without the clamp, the stale end would mark the new records
-        # durable and hide their real fsync (ignored as "not beyond flushed_offset"), and a
-        # follower, which fetches only from its durable end, would never fetch again.
-        if self._cuts:  # rare: the group commit of every append passes here
-            since = [end for number, end in self._cuts if number > self._flush_generation]
-            self._cuts.clear()
-            end_offset = min([end_offset, *since])
-        if end_offset <= self.flushed_offset:
-            return
-        self.flushed_offset = end_offset
-        _release(self._flush_waiters, end_offset)
-        self.apply(self.raft.on_flushed(self.raft.node_id, end_offset))
+        flushed = self._durability.flushed(end_offset)
+        if flushed is not None:
+            self.apply(self.raft.on_flushed(self.raft.node_id, flushed))
 
     def on_flush_failed(self, error: OSError) -> None:
         # DESIGN: fsync errors are fatal for the partition; never retry and pretend it worked.
         log.error("partition offline after fsync failure", partition=self.name, error=str(error))
         self.offline = ErrorCode.kafka_storage_error
-        for waiters in (self._flush_waiters, self._hw_waiters):
-            for _, _, future in waiters:
-                if not future.done():
-                    future.set_exception(AppendError(ErrorCode.kafka_storage_error, str(error)))
-            waiters.clear()
+        self._durability.fail(ErrorCode.kafka_storage_error, str(error))
+        self._hw_waiters.fail(ErrorCode.kafka_storage_error, str(error))
 
     # -- produce --------------------------------------------------------------------------------
 
@@ -478,34 +359,8 @@ class Partition:
         required_acks: int = 1,
     ) -> AppendResult:
         """Validate and append one produce request's records for this partition (leader only)."""
-        if self.offline is not None:
-            raise AppendError(self.offline, "partition is offline")
-        if not self.raft.is_leader:
-            raise AppendError(ErrorCode.not_leader_or_follower, "not the leader")
-        buf = bytearray(records)
-        try:
-            batches = list(iter_batch_headers(buf))
-        except UnsupportedMagicError as exc:
-            raise AppendError(ErrorCode.unsupported_for_message_format, str(exc)) from None
-        except CorruptRecordError as exc:
-            raise AppendError(ErrorCode.corrupt_message, str(exc)) from None
-        if len(batches) != 1:
-            # Produce v3+ carries exactly one batch per partition, as Kafka enforces.
-            raise AppendError(
-                ErrorCode.invalid_record, "a produce request must hold exactly one batch"
-            )
-        pos, header = batches[0]
-        if header.size > max_message_bytes:
-            raise AppendError(
-                ErrorCode.message_too_large,
-                f"batch of {header.size} bytes exceeds max.message.bytes {max_message_bytes}",
-            )
-        if not crc_ok(buf, pos, header):
-            raise AppendError(ErrorCode.corrupt_message, "record batch CRC mismatch")
-        if header.records_count == 0 or header.records_count != header.last_offset_delta + 1:
-            raise AppendError(ErrorCode.invalid_record, "batch record count mismatch")
-        if header.is_control:
-            raise AppendError(ErrorCode.invalid_record, "clients may not produce control batches")
+        self._check_writable()
+        buf, pos, header = check_produce_batch(records, max_message_bytes)
         config = self.log.config
         if required_acks == -1 and config.min_insync_replicas > 1:  # the leader is in sync
             in_sync = len(self.in_sync_replicas())
@@ -515,21 +370,16 @@ class Partition:
                     f"the {in_sync} in-sync replicas of {self.name} are fewer than "
                     f"min.insync.replicas {config.min_insync_replicas}",
                 )
-        try:
-            rewritten = validate_records(buf, pos, header, config, self.name, now_ms())
-        except RecordValidationError as exc:
-            # Kafka answers a rejection of some records with the log start offset too.
-            start = self.log.log_start_offset if exc.record_errors else -1
-            raise AppendError(exc.code, exc.message, exc.record_errors, start) from None
-        if rewritten is not None:  # recompressed to the topic's compression.type
-            buf, header = rewritten
-            pos = 0
-            if header.size > max_message_bytes:
-                raise AppendError(
-                    ErrorCode.message_too_large,
-                    f"recompressed batch of {header.size} bytes exceeds max.message.bytes "
-                    f"{max_message_bytes}",
-                )
+        buf, pos, header = validate_produce_records(
+            buf,
+            pos,
+            header,
+            config,
+            partition_name=self.name,
+            max_message_bytes=max_message_bytes,
+            log_start_offset=self.log.log_start_offset,
+            now_ms=now_ms(),
+        )
 
         check = self.producers.check(header)
         if check.duplicate_of is not None:
@@ -568,23 +418,11 @@ class Partition:
 
     def wait_flushed(self, offset: int) -> asyncio.Future[None]:
         """Resolves once the local log is fsynced past `offset` (acks=1)."""
-        return self._wait(self._flush_waiters, self.flushed_offset, offset + 1)
+        return self._durability.wait_flushed(offset, self.offline)
 
     def wait_committed(self, offset: int) -> asyncio.Future[None]:
         """Resolves once the high watermark passes `offset` (acks=all)."""
-        return self._wait(self._hw_waiters, self.high_watermark, offset + 1)
-
-    def _wait(
-        self, waiters: list[tuple[int, int, asyncio.Future[None]]], current: int, target: int
-    ) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.offline is not None:
-            future.set_exception(AppendError(self.offline, "partition is offline"))
-        elif current >= target:
-            future.set_result(None)
-        else:
-            heapq.heappush(waiters, (target, next(self._seq), future))
-        return future
+        return self._hw_waiters.wait(self.high_watermark, offset + 1, self.offline)
 
     def in_sync_replicas(self) -> list[int]:
         """Kafka's ISR as the leader sees it: itself and every voter that fetched up to its log
@@ -617,13 +455,17 @@ class Partition:
                 return ErrorCode.unknown_leader_epoch
         return ErrorCode.none
 
+    def _check_writable(self) -> None:
+        if self.offline is not None:
+            raise AppendError(self.offline, "partition is offline")
+        if not self.raft.is_leader:
+            raise AppendError(ErrorCode.not_leader_or_follower, "not the leader")
+
     # -- fetch ------------------------------------------------------------------------------------
 
     def data_listener(self) -> asyncio.Future[None]:
         """Resolves at the next high-watermark advance (wakes long-polling fetches)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._data_listeners.add(future)
-        return future
+        return self._data_listeners.listen()
 
     def discard_listener(self, future: asyncio.Future[None]) -> None:
         self._data_listeners.discard(future)
@@ -634,17 +476,12 @@ class Partition:
     def last_stable_offset(self) -> int:
         """The first offset of the oldest undecided transaction, capped by the high watermark:
         read_committed consumers read below it."""
-        high_watermark = self.raft.high_watermark
-        undecided = self.producers.first_undecided_offset
-        return high_watermark if undecided is None else min(undecided, high_watermark)
+        return self._transactions.last_stable_offset(self.raft.high_watermark)
 
     def aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[tuple[int, int]]:
         """(producer id, first offset) of the aborted transactions a read_committed fetch of
         [fetch_offset, upper_bound) must filter out."""
-        return [
-            (e.producer_id, e.first_offset)
-            for e in self.txn_index.collect(fetch_offset, upper_bound)
-        ]
+        return self._transactions.aborted_transactions(fetch_offset, upper_bound)
 
     def append_txn_marker(
         self,
@@ -660,74 +497,30 @@ class Partition:
         marker carries no newer epoch (nothing appended). Waiting for it to commit is the
         caller's business."""
         self._check_writable()
-        control = ControlType.COMMIT if commit else ControlType.ABORT
-        timestamp = now_ms()
-        buf = bytearray(
-            build_control_batch(
-                int(control),
-                timestamp=timestamp,
-                base_offset=self.log.log_end_offset,
-                partition_leader_epoch=self.raft.epoch,
-                producer_id=producer_id,
-                producer_epoch=producer_epoch,
-                coordinator_epoch=coordinator_epoch,
-            )
+        batch = self._transactions.marker_batch(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            commit,
+            leader_epoch=self.raft.epoch,
+            transaction_version=transaction_version,
         )
-        header = read_batch_header(buf)
-        marker = TxnMarker(control, coordinator_epoch)
-        check = self.producers.check(header, marker, transaction_version=transaction_version)
-        if check.redundant:
+        if batch is None:
             return None
-        if not check.accepted:
-            raise AppendError(ErrorCode(check.error_code), check.message)
+        buf, header, timestamp, marker = batch
         return self._append_coordinator_bytes(buf, header, timestamp, marker).base_offset
 
     def append_coordinator_batch(self, records: bytes) -> AppendResult:
         """Append a batch a coordinator built (TxnOffsetCommit's transactional offsets):
         trusted bytes, no sequence numbers, but a fenced producer epoch is refused."""
         self._check_writable()
-        buf = bytearray(records)
-        header = read_batch_header(buf)
-        if header.producer_id >= 0:
-            known = self.producers.producer(header.producer_id)
-            if known is not None and header.producer_epoch < known.producer_epoch:
-                raise AppendError(
-                    ErrorCode.invalid_producer_epoch,
-                    f"epoch {header.producer_epoch} of producer {header.producer_id} is older "
-                    f"than {known.producer_epoch}",
-                )
+        buf, header = self._transactions.coordinator_batch(records)
         return self._append_coordinator_bytes(buf, header, now_ms(), None)
-
-    def _check_writable(self) -> None:
-        if self.offline is not None:
-            raise AppendError(self.offline, "partition is offline")
-        if not self.raft.is_leader:
-            raise AppendError(ErrorCode.not_leader_or_follower, "not the leader")
 
     def _append_coordinator_bytes(
         self, buf: bytearray, header: BatchHeader, timestamp: int, marker: TxnMarker | None
     ) -> AppendResult:
-        base = self.log.log_end_offset
-        last = base + header.last_offset_delta
-        patch_base_offset(buf, 0, base)
-        patch_leader_epoch(buf, 0, self.raft.epoch)
-        segment_before = self.log.active_segment
-        self.log.append(buf, base, last, header.max_timestamp, last, self.raft.epoch, timestamp)
-        if self.log.active_segment is not segment_before:
-            self.producers.take_snapshot(base)
-        completed = self.producers.update(header, base, last, timestamp, marker)
-        if completed is not None and completed.is_aborted:
-            undecided = self.producers.first_undecided_offset
-            self.txn_index.delete_below(self.log.segments[0].base_offset)
-            self.txn_index.append(
-                AbortedTxn(
-                    completed.producer_id,
-                    completed.first_offset,
-                    completed.last_offset,
-                    last + 1 if undecided is None else undecided,
-                ),
-                self.log.active_segment.base_offset,
-            )
+        base, last = self._transactions.append(buf, header, timestamp, marker, self.raft.epoch)
         self._flusher.request(self)
         self.apply(self.raft.on_local_append(self.log.log_end_offset))
         return AppendResult(base, last, -1, self.log.log_start_offset)
@@ -739,35 +532,3 @@ class Partition:
 
     def close(self) -> None:
         self.log.close()
-
-
-def _drop_epochs_never_entered(log_: PartitionLog, directory: Path, quorum_epoch: int) -> int:
-    """Cut batches whose leader epoch is above the epoch in the quorum state, which is fsynced
-    before a replica appends anything of a new epoch: such an epoch is a flipped byte (the CRC
-    does not cover it), and a vote claiming it would beat logs holding committed records.
-    Returns the log end before the cut (what storage had), 0 if nothing was cut."""
-    if not (directory / QUORUM_STATE_FILE).exists():
-        return 0
-    first_bad = next(
-        (e.start_offset for e in log_.leader_epochs.entries if e.epoch > quorum_epoch), None
-    )
-    if first_bad is None:
-        return 0
-    end = log_.log_end_offset
-    log.error(
-        "log holds a leader epoch above the quorum state's: cutting it as corrupt",
-        directory=str(directory),
-        quorum_epoch=quorum_epoch,
-        latest_epoch=log_.leader_epochs.latest_epoch,
-        truncated_to=first_bad,
-        log_end_offset=end,
-    )
-    log_.truncate_to(first_bad)
-    return end
-
-
-def _release(waiters: list[tuple[int, int, asyncio.Future[None]]], reached: int) -> None:
-    while waiters and waiters[0][0] <= reached:
-        _, _, future = heapq.heappop(waiters)
-        if not future.done():
-            future.set_result(None)
