@@ -55,6 +55,14 @@ class RawClient:
         self.sock = socket.create_connection((host, int(port)), timeout=IO_TIMEOUT)
         self._next_correlation = 1
 
+    @classmethod
+    def wrapping(cls, sock: socket.socket) -> RawClient:
+        """A client on a connected socket (e.g. one bound to a chosen source address)."""
+        client = cls.__new__(cls)
+        client.sock = sock
+        client._next_correlation = 1
+        return client
+
     def close(self) -> None:
         self.sock.close()
 

@@ -21,6 +21,7 @@ from rafka.broker.handlers import (
     topics,
     txn,
 )
+from rafka.broker.net.admission import VoterAdmission
 from rafka.broker.net.dispatch import ApiSpec, Dispatcher
 from rafka.broker.net.forwarding import make_forwarder
 
@@ -71,8 +72,30 @@ BROKER_REGISTRATION = 62
 ALLOCATE_PRODUCER_IDS = 67
 
 
-def build_dispatcher(broker: Broker, gate: asyncio.Event | None = None) -> Dispatcher:
-    dispatcher = Dispatcher({}, gate, make_forwarder(broker), broker.cut_off.turns_away)
+# Served on controller listeners only: Raft (KIP-595) and the requests of the other nodes to the
+# controller. DescribeQuorum stays on client listeners (Kafka's brokers answer admin clients'
+# DescribeQuorum too), and so does WriteTxnMarkers (Admin.abortTransaction sends it to a
+# partition leader). Replica Fetch is refused on client listeners by the Fetch handler.
+CONTROL_PLANE_APIS = {
+    VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, ALTER_PARTITION, BROKER_REGISTRATION,
+    ALLOCATE_PRODUCER_IDS,
+}  # fmt: skip
+
+
+def build_dispatchers(broker: Broker, gate: asyncio.Event) -> tuple[Dispatcher, Dispatcher]:
+    """(client listeners' dispatcher, controller listeners' dispatcher). Client requests wait
+    for `gate` (the broker joined its cluster); the nodes' traffic flows at once, as joining
+    needs it, and a broker cut off from the controller still serves it."""
+    controller = _build_dispatcher(broker)
+    voters = broker.config.quorum_voters
+    if voters:
+        controller.admits = VoterAdmission(voter.host for voter in voters).admits
+    clients = controller.for_clients(CONTROL_PLANE_APIS, gate, broker.cut_off.turns_away)
+    return clients, controller
+
+
+def _build_dispatcher(broker: Broker) -> Dispatcher:
+    dispatcher = Dispatcher({}, None, make_forwarder(broker), control_plane=True)
     # Version ceilings: Fetch 17+ changes replica semantics we do not serve yet; Produce 13
     # names topics by id (Produce 12 is transaction version 2, see handlers/txn.py). Floors
     # follow Kafka 4 (KIP-896).
@@ -84,7 +107,7 @@ def build_dispatcher(broker: Broker, gate: asyncio.Event | None = None) -> Dispa
             FETCH: ApiSpec(4, 16, fetch.make_handler(broker)),
             LIST_OFFSETS: ApiSpec(1, 8, offsets.make_list_offsets_handler(broker)),
             METADATA: ApiSpec(0, 12, metadata.make_handler(broker)),
-            API_VERSIONS: ApiSpec(0, 4, api_versions.make_handler(dispatcher)),
+            API_VERSIONS: ApiSpec(0, 4, api_versions.make_handler()),
             CREATE_TOPICS: ApiSpec(2, 7, topics.make_create_handler(broker), forwarded=True),
             DELETE_TOPICS: ApiSpec(1, 6, topics.make_delete_handler(broker), forwarded=True),
             INIT_PRODUCER_ID: ApiSpec(0, 5, producer_ids.make_handler(broker)),

@@ -279,11 +279,11 @@ class BrokerConfigs:
         definition = DEFINITIONS.get(name)
         sensitive = definition is not None and definition.sensitive
         if name in self.dynamic_node:
-            out.append((name, self.dynamic_node[name], ConfigSource.DYNAMIC_BROKER_CONFIG))
+            value = None if sensitive else self.dynamic_node[name]
+            out.append((name, value, ConfigSource.DYNAMIC_BROKER_CONFIG))
         if name in self.dynamic_default:
-            out.append(
-                (name, self.dynamic_default[name], ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)
-            )
+            value = None if sensitive else self.dynamic_default[name]
+            out.append((name, value, ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG))
         if definition is None:
             return out  # a custom dynamic config
         if self.static.is_set(name):

@@ -9,10 +9,10 @@ import time
 import structlog
 import uvloop
 
-from rafka.broker.apis import build_dispatcher
+from rafka.broker.apis import build_dispatchers
 from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
-from rafka.broker.net.server import Listener
+from rafka.broker.net.server import ConnectionLimits, Listener
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition.clock import now_ms
 
@@ -35,13 +35,20 @@ class BrokerServer:
         # Client requests wait until this node has joined the cluster; Raft traffic between
         # the nodes (on the controller listeners) flows at once, as joining needs it.
         joined = asyncio.Event()
-        dispatcher = build_dispatcher(self.broker, gate=joined)
+        for_clients, for_nodes = build_dispatchers(self.broker, gate=joined)
         max_frame = self.config.socket_request_max_bytes
         controller_names = set(self.config.controller_listener_names)
+        limits = ConnectionLimits(
+            self.config.get_int("max.connections"), self.config.get_int("max.connections.per.ip")
+        )
+        idle_ms = self.config.get_int("connections.max.idle.ms")
         for spec in self.config.listeners:
             is_controller = spec.name in controller_names
-            handler = dispatcher.sharing(None) if is_controller else dispatcher
-            listener = Listener(spec.name, spec.host, spec.port, handler, max_frame)
+            handler = for_nodes if is_controller else for_clients
+            listener = Listener(
+                spec.name, spec.host, spec.port, handler, max_frame,
+                limits=limits, counts_toward_max=not is_controller, idle_ms=idle_ms,
+            )  # fmt: skip
             await listener.start()
             if is_controller:
                 self.controller_listeners.append(listener)

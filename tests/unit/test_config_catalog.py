@@ -75,7 +75,7 @@ def test_per_broker_layer_beats_the_cluster_default() -> None:
 
 
 def test_sensitive_values_are_never_described() -> None:
-    configs = layers(static={"ssl.keystore.password": "secret"})
+    configs = layers(node={"ssl.keystore.password": "secret"})
     password = by_name(describe_broker(configs))["ssl.keystore.password"]
     assert password.sensitive and password.value is None
     assert all(value is None for _, value, _ in password.synonyms)

@@ -13,6 +13,8 @@ from rafka.broker.config.definitions import (
     DEFINITIONS,
     HOUR_MS,
     MINUTE_MS,
+    NOT_IMPLEMENTED,
+    SERVED_SECURITY_PROTOCOLS,
     SINGLE_NODE_DEFAULTS,
     ConfigError,
 )
@@ -249,6 +251,20 @@ class BrokerConfig:
         self._resolve_topology()
         self._resolve_storage()
         self._validate_timing()
+        self._refuse_unimplemented()
+
+    def _refuse_unimplemented(self) -> None:
+        for key in sorted(NOT_IMPLEMENTED):
+            if key in self._values and self._values[key] != DEFINITIONS[key].default:
+                raise self._error(key, "is not implemented by rafka yet; remove it")
+        for listener in self.listeners:
+            protocol = listener.security_protocol
+            if protocol not in SERVED_SECURITY_PROTOCOLS:
+                raise self._error(
+                    "listeners",
+                    f"listener {listener.name} uses {protocol}, which rafka does not implement "
+                    "yet (only PLAINTEXT): it would be served without TLS or SASL",
+                )
 
     def _error(self, key: str, reason: object) -> ConfigError:
         source = self._sources.get(key)

@@ -149,7 +149,10 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
       "Time for a connection to another node to be set up before a fresh attempt "
       "(rafka: 1000, fixed; Kafka: 10000, growing to 30000).", min=1),
     D("connections.max.idle.ms", _L, 600000, "Idle connections are closed after this time."),
-    D("max.connections", _I, INT_MAX, "Maximum connections across all listeners.", min=0),
+    D("max.connections", _I, INT_MAX,
+      "Maximum client connections across all listeners (controller listeners not counted); "
+      "the next is closed at once.", min=0),
+    D("max.connections.per.ip", _I, INT_MAX, "Maximum connections from one address.", min=0),
     # --- log storage
     D("log.dir", _S, "./rafka-data", "Data directory when log.dirs is unset (rafka default)."),
     D("log.dirs", _S, None, "Comma-separated data directories; overrides log.dir."),
@@ -314,6 +317,21 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
 )
 del D
 # fmt: on
+
+# Keys rafka knows but does not implement yet: setting one stops the broker with one line, rather
+# than a setting that silently does nothing (a "secured" listener served in plaintext).
+NOT_IMPLEMENTED = frozenset(
+    {
+        "ssl.keystore.location",
+        "ssl.keystore.password",
+        "ssl.key.password",
+        "ssl.truststore.location",
+        "ssl.truststore.password",
+        "rafka.metrics.port",
+    }
+)
+# Security protocols of the listeners rafka serves (TLS and SASL are not implemented yet).
+SERVED_SECURITY_PROTOCOLS = frozenset({"PLAINTEXT"})
 
 # Single-node mode (no controller.quorum.voters): Kafka's defaults here would leave internal topics
 # uncreatable (RF 3 on one node) or slow a laptop's first consumer; these are the values Kafka's own

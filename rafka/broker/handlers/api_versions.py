@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from rafka.broker.handlers.txn import transaction_features
-from rafka.broker.net.dispatch import Dispatcher, RequestContext
+from rafka.broker.net.dispatch import RequestContext
 
 
-def make_handler(dispatcher: Dispatcher):
+def make_handler():
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        # Each listener lists what it serves: client listeners leave out the control plane.
+        dispatcher = ctx.dispatcher
+        assert dispatcher is not None  # the dispatcher always sets it
         return {
             "error_code": 0,
             "api_keys": [

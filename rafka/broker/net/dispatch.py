@@ -52,6 +52,11 @@ Forwarder = Callable[[int, int, Any], Awaitable[Any | None]]
 class RequestContext:
     header: RequestHeader
     connection: Connection
+    # Whether the request came in on a controller listener, where the other nodes' Raft and
+    # replication traffic is served (issue 16: clients cannot reach the control plane).
+    control_plane: bool = False
+    # The dispatcher of the listener the request came in on (ApiVersions lists its APIs).
+    dispatcher: Dispatcher | None = None
 
     @property
     def api_version(self) -> int:
@@ -65,8 +70,14 @@ class Dispatcher:
         gate: asyncio.Event | None = None,
         forwarder: Forwarder | None = None,
         turns_away: Callable[[str | None], bool] | None = None,
+        control_plane: bool = False,
+        admits: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.apis = apis
+        self.control_plane = control_plane
+        # Given a peer's address: whether it may use this listener (controller listeners admit
+        # the voters only).
+        self.admits = admits
         # Client listeners hold requests until the broker has joined the cluster.
         self.gate = gate
         self.forwarder = forwarder
@@ -74,10 +85,17 @@ class Dispatcher:
         # (a broker cut off from the controller sends clients to the other brokers).
         self.turns_away = turns_away
 
-    def sharing(self, gate: asyncio.Event | None) -> Dispatcher:
-        """The same API table behind another gate (the controller listener has none and
-        turns nobody away)."""
-        return Dispatcher(self.apis, gate, self.forwarder)
+    def for_clients(
+        self,
+        control_plane_apis: set[int],
+        gate: asyncio.Event | None,
+        turns_away: Callable[[str | None], bool] | None,
+    ) -> Dispatcher:
+        """The dispatcher of client listeners: the APIs between the nodes left out (not
+        advertised by ApiVersions, and a request for one closes the connection, as Kafka does
+        for an API its listener does not expose), behind the gate until the broker joined."""
+        apis = {key: spec for key, spec in self.apis.items() if key not in control_plane_apis}
+        return Dispatcher(apis, gate, self.forwarder, turns_away, control_plane=False)
 
     def supported_versions(self) -> list[tuple[int, int, int]]:
         """(api key, min, max) as ApiVersions advertises them."""
@@ -115,6 +133,11 @@ class Dispatcher:
         except ProtocolError as exc:
             connection.abort(str(exc))
             return None
+        if self.admits is not None and connection.admitted is None:
+            connection.admitted = await self.admits(connection.peer_host)
+        if connection.admitted is False:
+            connection.abort("not a voter: controller listeners serve the other nodes only")
+            return None
         if self.gate is not None and not self.gate.is_set():
             await self.gate.wait()
         if self.turns_away is not None and self.turns_away(header.client_id):
@@ -124,7 +147,8 @@ class Dispatcher:
             forwarded = await self.forwarder(api_key, version, request)
             if forwarded is not None:
                 return encode_frame(api_key, version, header.correlation_id, forwarded)
-        result = await spec.handler(RequestContext(header, connection), request)
+        context = RequestContext(header, connection, self.control_plane, self)
+        result = await spec.handler(context, request)
         if result is None:
             return None
         return encode_frame(api_key, version, header.correlation_id, result)

@@ -8,6 +8,7 @@ for the ones before it. acks=0 produce requests get no response at all.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -18,18 +19,65 @@ from rafka.protocol.frames import FrameDecoder
 
 log = structlog.get_logger(__name__)
 
+# How often idle connections are looked for, as a fraction of connections.max.idle.ms (bounds).
+IDLE_SWEEPS_PER_TIMEOUT = 4
+IDLE_SWEEP_MIN_S, IDLE_SWEEP_MAX_S = 0.05, 30.0
+
+
+class ConnectionLimits:
+    """max.connections (client listeners together) and max.connections.per.ip (every listener),
+    shared by the broker's listeners. A connection beyond a limit is closed at once."""
+
+    def __init__(self, max_connections: int, max_per_ip: int) -> None:
+        self.max_connections = max_connections
+        self.max_per_ip = max_per_ip
+        self._clients = 0
+        self._per_ip: dict[str, int] = {}
+
+    def admit(self, ip: str, counted: bool) -> str | None:
+        """Registers the connection and returns None, or returns why it is refused."""
+        if self._per_ip.get(ip, 0) >= self.max_per_ip:
+            return f"max.connections.per.ip ({self.max_per_ip}) reached for {ip}"
+        if counted and self._clients >= self.max_connections:
+            return f"max.connections ({self.max_connections}) reached"
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        self._clients += counted
+        return None
+
+    def release(self, ip: str, counted: bool) -> None:
+        left = self._per_ip.get(ip, 0) - 1
+        if left > 0:
+            self._per_ip[ip] = left
+        else:
+            self._per_ip.pop(ip, None)
+        self._clients -= counted
+
+
 # A handler returns the response frame (size prefix included) or None for no response.
 RequestHandler = Callable[[memoryview, "Connection"], Awaitable[bytes | list[bytes] | None]]
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, handler: RequestHandler, max_frame_bytes: int, on_close: Callable) -> None:
+    def __init__(
+        self,
+        handler: RequestHandler,
+        max_frame_bytes: int,
+        on_close: Callable,
+        on_open: Callable[[Connection], str | None] | None = None,
+    ) -> None:
         self._handler = handler
+        # Given the new connection (its peer known): None to serve it, else why it is refused.
+        self._on_open = on_open
+        self.admitted_by_limits = False
+        self.last_active = 0.0
         self._decoder = FrameDecoder(max_frame_bytes)
         self._pending: deque[asyncio.Task[bytes | list[bytes] | None]] = deque()
         self._transport: asyncio.Transport | None = None
         self._on_close = on_close
         self.peer: str = "?"
+        self.peer_host = ""
+        # For controller listeners: whether the peer's address is a voter's (checked once).
+        self.admitted: bool | None = None
         self.closed = False
         # The listener it came in on: Metadata and FindCoordinator answer with that listener's
         # advertised addresses (a container has one for the host and one for its network).
@@ -39,8 +87,24 @@ class Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.peer_host = str(peer[0]) if peer else ""
+        self.last_active = time.monotonic()
+        if self._on_open is not None:
+            refused = self._on_open(self)
+            if refused is not None:
+                log.info("connection refused", peer=self.peer, reason=refused)
+                self.closed = True
+                transport.close()
+                return
+            self.admitted_by_limits = True
+
+    def idle_since(self) -> float | None:
+        """When the connection last did anything, or None while a request is being served
+        (a long-polling fetch is not idleness)."""
+        return None if self._pending else self.last_active
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
         try:
             for frame in self._decoder.feed(data):
                 task = asyncio.ensure_future(self._handler(frame, self))
@@ -61,6 +125,7 @@ class Connection(asyncio.Protocol):
                 self.abort(f"request failed: {exc!r}")
                 return
             response = task.result()
+            self.last_active = time.monotonic()
             if response is None:
                 continue
             if isinstance(response, list):
@@ -101,13 +166,29 @@ class Connection(asyncio.Protocol):
 class Listener:
     """One `listeners` entry: accepts connections and hands frames to the dispatcher."""
 
-    def __init__(self, name: str, host: str, port: int, handler: RequestHandler, max_frame: int):
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        handler: RequestHandler,
+        max_frame: int,
+        limits: ConnectionLimits | None = None,
+        counts_toward_max: bool = True,
+        idle_ms: int | None = None,
+    ):
         self.name = name
         self.host = host
         self.port = port
         self._handler = handler
         self._max_frame = max_frame
+        self._limits = limits
+        # Controller listeners do not count toward max.connections: clients cannot crowd the
+        # other nodes out.
+        self._counted = counts_toward_max
+        self._idle_s = None if idle_ms is None or idle_ms < 0 else idle_ms / 1000
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.connections: set[Connection] = set()
 
     async def start(self) -> None:
@@ -117,14 +198,43 @@ class Listener:
         )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]  # port 0 picks a free port (tests)
+        if self._idle_s is not None:
+            self._sweeper = asyncio.create_task(self._close_idle(), name=f"idle-{self.name}")
 
     def _make_connection(self) -> Connection:
-        connection = Connection(self._handler, self._max_frame, self.connections.discard)
+        on_open = self._admit if self._limits is not None else None
+        connection = Connection(self._handler, self._max_frame, self._closed, on_open)
         connection.listener = self.name
         self.connections.add(connection)
         return connection
 
+    def _admit(self, connection: Connection) -> str | None:
+        assert self._limits is not None
+        return self._limits.admit(connection.peer_host, self._counted)
+
+    def _closed(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        if connection.admitted_by_limits and self._limits is not None:
+            connection.admitted_by_limits = False
+            self._limits.release(connection.peer_host, self._counted)
+
+    async def _close_idle(self) -> None:
+        """connections.max.idle.ms: a connection with nothing in flight and no bytes either
+        way for that long is closed (clients reconnect when they need to)."""
+        assert self._idle_s is not None
+        interval = self._idle_s / IDLE_SWEEPS_PER_TIMEOUT
+        interval = min(max(interval, IDLE_SWEEP_MIN_S), IDLE_SWEEP_MAX_S)
+        while True:
+            await asyncio.sleep(interval)
+            cutoff = time.monotonic() - self._idle_s
+            for connection in list(self.connections):
+                since = connection.idle_since()
+                if since is not None and since < cutoff:
+                    connection.abort("idle longer than connections.max.idle.ms", warn=False)
+
     async def stop(self, drain_timeout: float = 3.0) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
             drains = [asyncio.ensure_future(c.drain()) for c in list(self.connections)]
