@@ -98,13 +98,19 @@ class _Plan:
     flexible: bool
     fields: tuple[tuple[str, int, Any], ...]  # (name, step kind, reader or nested class)
     tagged: dict[int, tuple[str, Any, bool]]  # tag -> (name, reader or class, is entity)
+    # Arrays the schema declares nullable; a null anywhere else is malformed, as Kafka's
+    # parser rules ("non-nullable field was serialized as null").
+    nullable: frozenset[str]
 
 
 @cache
 def _plan(cls: type) -> _Plan:
     steps = []
+    nullable = set()
     tagged: dict[int, tuple[str, Any, bool]] = {}
     for field in _init_fields(cls):
+        if is_optional(field):
+            nullable.add(field.name)
         kind = classify_field(field)
         tag = get_field_tag(field)
         if tag is not None:
@@ -123,7 +129,7 @@ def _plan(cls: type) -> _Plan:
             steps.append((field.name, _PRIMITIVE_ARRAY, get_field_reader(cls, field, False, False)))
         else:
             steps.append((field.name, _SCALAR, get_field_reader(cls, field, False, False)))
-    return _Plan(bool(cls.__flexible__), tuple(steps), tagged)
+    return _Plan(bool(cls.__flexible__), tuple(steps), tagged, frozenset(nullable))
 
 
 def _read_entity(cls: type, buf: bytes | memoryview, offset: int) -> tuple[Any, int]:
@@ -152,6 +158,8 @@ def _read_entity(cls: type, buf: bytes | memoryview, offset: int) -> tuple[Any, 
             else:
                 length, size = _read_legacy_array_length(buf, offset)
             if length is None or length < 0:
+                if name not in plan.nullable:
+                    raise ValueError(f"non-nullable array {name} is null")
                 values[name] = None
                 offset += size
                 continue

@@ -123,6 +123,25 @@ def test_null_array_with_unknown_tags() -> None:
     assert decoded.topics is None
 
 
+@pytest.mark.parametrize(
+    ("api_key", "version", "body"),
+    [
+        # Produce v9: transactional_id null, acks, timeout, topic_data null, no tags.
+        (0, 9, b"\x00" + bytes.fromhex("0001000003e8") + b"\x00" + b"\x00"),
+        # Produce v8 (not flexible): the same with a legacy -1 count.
+        (0, 8, bytes.fromhex("ffff" "0001" "000003e8" "ffffffff")),
+        # ListOffsets v7: replica, isolation, topics [name "t", partitions null].
+        (2, 7, bytes.fromhex("ffffffff" "00" "02" "0274" "00" "00" "00")),
+    ],
+    ids=["produce-v9", "produce-v8", "list-offsets-v7-partitions"],
+)
+def test_null_for_a_non_nullable_array_is_malformed(api_key: int, version: int, body) -> None:
+    """Kafka's parser refuses it; handlers never see None where the schema promises a list."""
+    cls = request_class(api_key, version)
+    with pytest.raises(MalformedRequestError, match="non-nullable array"):
+        decode_request_body(cls, body, 0)
+
+
 def test_unknown_top_level_tag_in_api_versions() -> None:
     request = ApiVersionsRequest(client_software_name="librdkafka", client_software_version="2.6")
     body = encode(request)
