@@ -11,6 +11,7 @@ memory has stayed bounded.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
@@ -29,7 +30,8 @@ from raw_client import RawClient
 
 pytestmark = pytest.mark.timeout(600)
 
-EXAMPLES = 600
+# Deterministic (derandomized) in CI; RAFKA_FUZZ_EXAMPLES=100000 for a longer campaign.
+EXAMPLES = int(os.environ.get("RAFKA_FUZZ_EXAMPLES", "2000"))
 RSS_GROWTH_LIMIT = 100 * 1024 * 1024
 TOPIC = "fuzzed"
 
@@ -207,7 +209,7 @@ def test_mutated_client_requests_never_hurt_the_broker(recorded) -> None:
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
-        derandomize=True,
+        derandomize="RAFKA_FUZZ_EXAMPLES" not in os.environ,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
