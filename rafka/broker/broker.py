@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import ssl
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
 from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.log_cleaner import LogCleanerService
+from rafka.broker.net import tls
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import raft_clock_ms
@@ -79,7 +81,9 @@ class Broker:
         addresses = {v.node_id: (v.host, v.port) for v in config.quorum_voters}
         connect_timeout = config.get_int("socket.connection.setup.timeout.ms") / 1000
         network = (
-            PeerNetwork(self.node_id, addresses, connect_timeout) if len(addresses) > 1 else None
+            PeerNetwork(self.node_id, addresses, connect_timeout, _peer_tls(config))
+            if len(addresses) > 1
+            else None
         )
         self.replication = ReplicationManager(
             self, network, self.raft_config, self._on_role_changed
@@ -543,3 +547,13 @@ def _cluster_id_of_voters(voters: str) -> str:
 
 def _new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _peer_tls(config: BrokerConfig) -> ssl.SSLContext | None:
+    """TLS for this node's connections to the voters, when their controller listener uses it
+    (its protocol in listener.security.protocol.map, as Kafka reads it)."""
+    names = config.controller_listener_names
+    if not names:
+        return None
+    protocol = config.security_protocol_map.get(names[0], "PLAINTEXT")
+    return tls.client_context(config, names[0]) if protocol in ("SSL", "SASL_SSL") else None

@@ -12,11 +12,14 @@ import uvloop
 from rafka.broker.apis import build_dispatchers
 from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
+from rafka.broker.net import tls
 from rafka.broker.net.server import ConnectionLimits, Listener
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition.clock import now_ms
 
 log = structlog.get_logger(__name__)
+
+TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 
 
 class BrokerServer:
@@ -24,6 +27,12 @@ class BrokerServer:
 
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
+        # Before anything starts: a key store that cannot be loaded stops the broker in one line.
+        self._tls = {
+            spec.name: tls.server_context(config, spec.name)
+            for spec in config.listeners
+            if spec.security_protocol in TLS_PROTOCOLS
+        }
         self.broker = Broker(config)
         self.listeners: list[Listener] = []
         self.controller_listeners: list[Listener] = []
@@ -48,6 +57,7 @@ class BrokerServer:
             listener = Listener(
                 spec.name, spec.host, spec.port, handler, max_frame,
                 limits=limits, counts_toward_max=not is_controller, idle_ms=idle_ms,
+                ssl_context=self._tls.get(spec.name),
             )  # fmt: skip
             await listener.start()
             if is_controller:

@@ -125,6 +125,8 @@ def broker(
         code = daemon.run(broker_config)
     except KeyboardInterrupt:
         code = 130
+    except ConfigError as exc:  # found when the broker loads what the keys name (TLS stores)
+        fail(str(exc))
     raise typer.Exit(code)
 
 

@@ -248,19 +248,39 @@ def test_values_are_trimmed_and_booleans_case_insensitive() -> None:
     assert config.cleanup_policy == ["compact", "delete"]
 
 
-def test_sensitive_values_are_hidden_in_errors() -> None:
+def test_sensitive_values_are_hidden_in_errors_and_describe() -> None:
+    config = load("ssl.keystore.password=hunter2")
+    entry = next(e for e in config.describe() if e.name == "ssl.keystore.password")
+    assert entry.is_sensitive and entry.value is None and not entry.is_default
+    assert "hunter2" not in repr(config)
     with pytest.raises(ConfigError) as refused:
-        load("ssl.keystore.password=hunter2")
-    assert "hunter2" not in str(refused.value)
+        load("listener.name.ssl.ssl.client.auth=hunter2")
+    assert "hunter2" in str(refused.value)  # not sensitive: shown
+    with pytest.raises(ConfigError) as refused:
+        load("listener.name.ssl.ssl.keystore.type=secret-type")
     assert DEFINITIONS["ssl.keystore.password"].type is ConfigType.PASSWORD
+
+
+def test_tls_keys_can_be_set_per_listener() -> None:
+    config = load(
+        "listeners=PLAINTEXT://:9092,SSL://:9093",
+        "ssl.client.auth=requested",
+        "listener.name.ssl.ssl.client.auth=required",
+    )
+    assert config.listener_get("SSL", "ssl.client.auth") == "required"
+    assert config.listener_get("PLAINTEXT", "ssl.client.auth") == "requested"
+    assert config.listeners[1].security_protocol == "SSL"
+    environ = {"KAFKA_LISTENER_NAME_SSL_SSL_KEYSTORE_LOCATION": "/etc/rafka/broker.pem"}
+    assert load(environ=environ).listener_get("SSL", "ssl.keystore.location") == (
+        "/etc/rafka/broker.pem"
+    )
 
 
 @pytest.mark.parametrize(
     "settings",
     [
-        ("ssl.keystore.location=/etc/kafka/keystore.p12",),
         ("rafka.metrics.port=9404",),
-        ("listeners=PLAINTEXT://:9092,SSL://:9093",),
+        ("listeners=PLAINTEXT://:9092,SASL_SSL://:9093",),
         (
             "listeners=PLAINTEXT://:9092,EXT://:9093",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,EXT:SASL_PLAINTEXT",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 import socket
+import ssl
 import struct
 import time
 from collections import deque
@@ -150,9 +151,11 @@ class PeerChannel:
         port: int,
         client_id: bytes,
         connect_timeout: float = CONNECT_TIMEOUT_S,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self._ssl = ssl_context
         self._client_id = client_id
         self._connect_timeout = connect_timeout
         self._connection: PeerConnection | None = None
@@ -179,7 +182,13 @@ class PeerChannel:
         loop = asyncio.get_running_loop()
         try:
             _, connection = await asyncio.wait_for(
-                loop.create_connection(PeerConnection, self.host, self.port),
+                loop.create_connection(
+                    PeerConnection,
+                    self.host,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self.host if self._ssl is not None else None,
+                ),
                 self._connect_timeout,
             )
         except TimeoutError:
@@ -188,7 +197,7 @@ class PeerChannel:
             raise PeerUnavailable(
                 f"{self.host}:{self.port}: connect not set up in {self._connect_timeout} s"
             ) from None
-        except OSError as exc:
+        except OSError as exc:  # ssl.SSLError too: a certificate the trust store refuses
             self._failed_at = time.monotonic()
             raise PeerUnavailable(f"{self.host}:{self.port}: {exc}") from None
         self._connection = connection
@@ -222,12 +231,13 @@ class PeerNetwork:
         node_id: int,
         addresses: Mapping[int, tuple[str, int]],
         connect_timeout: float = CONNECT_TIMEOUT_S,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.node_id = node_id
         client_id = f"{PEER_CLIENT_ID_PREFIX}{node_id}".encode()
         self.addresses = dict(addresses)
         self._channels = {
-            (peer, name): PeerChannel(host, port, client_id, connect_timeout)
+            (peer, name): PeerChannel(host, port, client_id, connect_timeout, ssl_context)
             for peer, (host, port) in addresses.items()
             if peer != node_id
             for name in self.CHANNELS

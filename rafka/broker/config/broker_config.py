@@ -12,11 +12,13 @@ from typing import Any, Generic, NamedTuple, TypeVar, overload
 from rafka.broker.config.definitions import (
     DEFINITIONS,
     HOUR_MS,
+    LISTENER_PREFIX,
     MINUTE_MS,
     NOT_IMPLEMENTED,
     SERVED_SECURITY_PROTOCOLS,
     SINGLE_NODE_DEFAULTS,
     ConfigError,
+    is_listener_key,
 )
 from rafka.broker.config.endpoints import Listener, QuorumVoter, parse_voters, split_host_port
 from rafka.broker.config.environment import (
@@ -89,8 +91,12 @@ class BrokerConfig:
         self._sources: dict[str, str] = {}
         self._values: dict[str, Any] = {}
         self._single_node = False  # decided in _resolve, once the quorum keys are parsed
+        # (listener name, key) -> value of listener.name.<listener>.<key>
+        self._per_listener: dict[tuple[str, str], Any] = {}
         for key, (raw, source) in given.items():
             definition = DEFINITIONS.get(key)
+            if definition is None and self._take_listener_key(key, raw, source):
+                continue
             if definition is None:
                 self.unknown[key] = raw
                 self._warn(
@@ -107,6 +113,30 @@ class BrokerConfig:
                 ) from None
             self._sources[key] = source
         self._resolve()
+
+    def _take_listener_key(self, key: str, raw: str, source: str) -> bool:
+        """listener.name.<listener>.<key> for a key in LISTENER_PREFIXABLE: kept, parsed."""
+        if not is_listener_key(key):
+            return False
+        listener, _, name = key[len(LISTENER_PREFIX) :].partition(".")
+        definition = DEFINITIONS[name]
+        try:
+            value = parse_value(definition, raw)
+        except ValueError as exc:
+            shown = "[hidden]" if definition.sensitive else repr(raw.strip())
+            raise ConfigError(
+                key, f"Invalid value {shown} for configuration {key} ({source}): {exc}"
+            ) from None
+        self._per_listener[(listener.upper(), name)] = value
+        self._sources[key] = source
+        return True
+
+    def listener_get(self, listener: str, name: str) -> Any:
+        """`name` as set for `listener` (listener.name.<listener>.<name>), else as set for all."""
+        key = (listener.upper(), name)
+        if key in self._per_listener:
+            return self._per_listener[key]
+        return self.get(name)
 
     # --- construction
 
@@ -133,7 +163,7 @@ class BrokerConfig:
                 early_warnings.append(f"Environment variable {var} sets up a JVM; it is ignored")
                 continue
             key = "cluster.id" if var == "CLUSTER_ID" else kafka_env_key(var)
-            if key not in DEFINITIONS:
+            if key not in DEFINITIONS and not is_listener_key(key):
                 early_warnings.append(
                     f"Environment variable {var} ({key}) matches no rafka config key; "
                     "it is ignored"

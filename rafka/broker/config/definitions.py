@@ -304,12 +304,35 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
       "How often timed-out transactions are aborted.", min=1),
     D("transaction.remove.expired.transaction.cleanup.interval.ms", _I, 3600000,
       "How often expired transactional ids are removed.", min=1),
-    # --- TLS (values are sensitive: never described or logged)
-    D("ssl.keystore.location", _S, None, "Key store file of SSL listeners."),
-    D("ssl.keystore.password", _P, None, "Password of the key store."),
-    D("ssl.key.password", _P, None, "Password of the private key in the key store."),
-    D("ssl.truststore.location", _S, None, "Trust store file."),
-    D("ssl.truststore.password", _P, None, "Password of the trust store."),
+    # --- TLS, for SSL and SASL_SSL listeners and for connections to the controller listeners;
+    # each may be set for one listener as listener.name.<listener>.<key>. Passwords and keys are
+    # sensitive: never described or logged.
+    D("ssl.keystore.type", _S, "PEM",
+      "PEM or PKCS12 (rafka default PEM; Kafka's JKS is Java's own format).",
+      choices=frozenset({"PEM", "PKCS12"})),
+    D("ssl.keystore.location", _S, None,
+      "Key store file: PEM with the private key and the certificate chain, or PKCS12."),
+    D("ssl.keystore.password", _P, None, "Password of a PKCS12 key store."),
+    D("ssl.key.password", _P, None, "Password of the private key (PEM: the encrypted key)."),
+    D("ssl.keystore.key", _P, None, "Private key in PEM, inline (instead of a file)."),
+    D("ssl.keystore.certificate.chain", _P, None, "Certificate chain in PEM, inline."),
+    D("ssl.truststore.type", _S, "PEM", "PEM or PKCS12.",
+      choices=frozenset({"PEM", "PKCS12"})),
+    D("ssl.truststore.location", _S, None, "Trust store file: CA certificates (PEM or PKCS12)."),
+    D("ssl.truststore.password", _P, None, "Password of a PKCS12 trust store."),
+    D("ssl.truststore.certificates", _P, None, "Trusted certificates in PEM, inline."),
+    D("ssl.client.auth", _S, "none",
+      "Client certificates: none, requested (verified when given) or required (mTLS).",
+      choices=frozenset({"none", "requested", "required"})),
+    D("ssl.enabled.protocols", _LI, ["TLSv1.2", "TLSv1.3"], "TLS versions accepted.",
+      choices=frozenset({"TLSv1.2", "TLSv1.3"})),
+    D("ssl.protocol", _S, "TLSv1.3", "Highest TLS version (Kafka's SSLContext protocol).",
+      choices=frozenset({"TLSv1.2", "TLSv1.3", "TLS"})),
+    D("ssl.cipher.suites", _LI, [], "TLS 1.2 cipher suites (OpenSSL names); empty: defaults."),
+    D("ssl.principal.mapping.rules", _S, "DEFAULT",
+      "Client certificate to principal: DEFAULT (User:<distinguished name>)."),
+    D("ssl.endpoint.identification.algorithm", _S, "https",
+      "Host name check of the other nodes' certificates: https, or empty to skip it."),
     # --- rafka-specific
     D("rafka.metrics.port", _I, 0,
       "Port of the Prometheus /metrics HTTP endpoint (rafka); 0 disables it.", min=0, max=65535),
@@ -320,18 +343,20 @@ del D
 
 # Keys rafka knows but does not implement yet: setting one stops the broker with one line, rather
 # than a setting that silently does nothing (a "secured" listener served in plaintext).
-NOT_IMPLEMENTED = frozenset(
-    {
-        "ssl.keystore.location",
-        "ssl.keystore.password",
-        "ssl.key.password",
-        "ssl.truststore.location",
-        "ssl.truststore.password",
-        "rafka.metrics.port",
-    }
-)
-# Security protocols of the listeners rafka serves (TLS and SASL are not implemented yet).
-SERVED_SECURITY_PROTOCOLS = frozenset({"PLAINTEXT"})
+NOT_IMPLEMENTED = frozenset({"rafka.metrics.port"})
+# Security protocols of the listeners rafka serves (SASL is not implemented yet).
+SERVED_SECURITY_PROTOCOLS = frozenset({"PLAINTEXT", "SSL"})
+# Keys that may also be set for one listener: listener.name.<listener, lower case>.<key>.
+LISTENER_PREFIXABLE = frozenset(name for name in DEFINITIONS if name.startswith("ssl."))
+LISTENER_PREFIX = "listener.name."
+
+
+def is_listener_key(key: str) -> bool:
+    """listener.name.<listener>.<key> with a key that may be set per listener."""
+    if not key.startswith(LISTENER_PREFIX):
+        return False
+    listener, _, name = key[len(LISTENER_PREFIX) :].partition(".")
+    return bool(listener) and name in LISTENER_PREFIXABLE
 
 # Single-node mode (no controller.quorum.voters): Kafka's defaults here would leave internal topics
 # uncreatable (RF 3 on one node) or slow a laptop's first consumer; these are the values Kafka's own

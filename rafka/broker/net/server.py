@@ -8,12 +8,14 @@ for the ones before it. acks=0 produce requests get no response at all.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 import structlog
 
+from rafka.broker.net.tls import ANONYMOUS, principal_of
 from rafka.protocol.errors import ProtocolError
 from rafka.protocol.frames import FrameDecoder
 
@@ -22,6 +24,8 @@ log = structlog.get_logger(__name__)
 # How often idle connections are looked for, as a fraction of connections.max.idle.ms (bounds).
 IDLE_SWEEPS_PER_TIMEOUT = 4
 IDLE_SWEEP_MIN_S, IDLE_SWEEP_MAX_S = 0.05, 30.0
+# A client that connects to a TLS listener and never completes the handshake is dropped.
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
 
 
 class ConnectionLimits:
@@ -82,12 +86,15 @@ class Connection(asyncio.Protocol):
         # The listener it came in on: Metadata and FindCoordinator answer with that listener's
         # advertised addresses (a container has one for the host and one for its network).
         self.listener = ""
+        # Who the client is: User:<certificate DN> after mTLS, else User:ANONYMOUS.
+        self.principal = ANONYMOUS
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.peer_host = str(peer[0]) if peer else ""
+        self.principal = principal_of(transport.get_extra_info("ssl_object"))
         self.last_active = time.monotonic()
         if self._on_open is not None:
             refused = self._on_open(self)
@@ -176,6 +183,7 @@ class Listener:
         limits: ConnectionLimits | None = None,
         counts_toward_max: bool = True,
         idle_ms: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ):
         self.name = name
         self.host = host
@@ -187,6 +195,7 @@ class Listener:
         # other nodes out.
         self._counted = counts_toward_max
         self._idle_s = None if idle_ms is None or idle_ms < 0 else idle_ms / 1000
+        self._ssl = ssl_context
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.connections: set[Connection] = set()
@@ -194,7 +203,13 @@ class Listener:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._make_connection, self.host, self.port, reuse_address=True, backlog=1024
+            self._make_connection,
+            self.host,
+            self.port,
+            reuse_address=True,
+            backlog=1024,
+            ssl=self._ssl,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self._ssl else None,
         )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]  # port 0 picks a free port (tests)
