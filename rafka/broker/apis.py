@@ -18,6 +18,8 @@ from rafka.broker.handlers import (
     produce,
     producer_ids,
     quorum,
+    sasl,
+    scram,
     topics,
     txn,
 )
@@ -62,6 +64,11 @@ DESCRIBE_PRODUCERS = 61
 DESCRIBE_TRANSACTIONS = 65
 LIST_TRANSACTIONS = 66
 
+
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
+DESCRIBE_USER_SCRAM_CREDENTIALS = 50
+ALTER_USER_SCRAM_CREDENTIALS = 51
 
 VOTE = 52
 BEGIN_QUORUM_EPOCH = 53
@@ -165,6 +172,17 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
             DESCRIBE_PRODUCERS: ApiSpec(0, 0, txn.make_describe_producers_handler(broker)),
             DESCRIBE_TRANSACTIONS: ApiSpec(0, 0, txn.make_describe_transactions_handler(broker)),
             LIST_TRANSACTIONS: ApiSpec(0, 2, txn.make_list_transactions_handler(broker)),
+        }
+    )
+    # Authentication (SASL listeners) and SCRAM users.
+    dispatcher.apis.update(
+        {
+            SASL_HANDSHAKE: ApiSpec(0, 1, sasl.make_handshake_handler(broker)),
+            SASL_AUTHENTICATE: ApiSpec(0, 2, sasl.make_authenticate_handler()),
+            DESCRIBE_USER_SCRAM_CREDENTIALS: ApiSpec(0, 0, scram.make_describe_handler(broker)),
+            ALTER_USER_SCRAM_CREDENTIALS: ApiSpec(
+                0, 0, scram.make_alter_handler(broker), forwarded=True
+            ),
         }
     )
     # Between the nodes of a cluster: Raft (KIP-595) and the controller's requests.

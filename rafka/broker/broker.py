@@ -20,15 +20,16 @@ from rafka.broker.cluster.controller import (
     fence_silent_brokers,
     reserve_producer_id_block,
 )
-from rafka.broker.cluster.peers import PeerNetwork
+from rafka.broker.cluster.peers import PeerNetwork, PeerSasl
 from rafka.broker.cluster.replication import ReplicationManager
 from rafka.broker.cluster.self_fencing import CutOff, step_down_while_cut_off
-from rafka.broker.config import BrokerConfig
+from rafka.broker.config import BrokerConfig, ConfigError
 from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
 from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.log_cleaner import LogCleanerService
 from rafka.broker.net import tls
+from rafka.broker.net.listener_security import jaas_for
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import raft_clock_ms
@@ -81,7 +82,9 @@ class Broker:
         addresses = {v.node_id: (v.host, v.port) for v in config.quorum_voters}
         connect_timeout = config.get_int("socket.connection.setup.timeout.ms") / 1000
         network = (
-            PeerNetwork(self.node_id, addresses, connect_timeout, _peer_tls(config))
+            PeerNetwork(
+                self.node_id, addresses, connect_timeout, _peer_tls(config), _peer_sasl(config)
+            )
             if len(addresses) > 1
             else None
         )
@@ -557,3 +560,29 @@ def _peer_tls(config: BrokerConfig) -> ssl.SSLContext | None:
         return None
     protocol = config.security_protocol_map.get(names[0], "PLAINTEXT")
     return tls.client_context(config, names[0]) if protocol in ("SSL", "SASL_SSL") else None
+
+
+def _peer_sasl(config: BrokerConfig) -> PeerSasl | None:
+    """SASL for this node's connections to the voters when their controller listener uses it:
+    sasl.mechanism.controller.protocol (PLAIN) with the username and password of that
+    listener's JAAS config, as Kafka's nodes do."""
+    names = config.controller_listener_names
+    if not names or not config.security_protocol_map.get(names[0], "").startswith("SASL_"):
+        return None
+    listener = names[0]
+    mechanism = config.listener_get(listener, "sasl.mechanism.controller.protocol")
+    if mechanism != "PLAIN":
+        raise ConfigError(
+            "sasl.mechanism.controller.protocol",
+            f"Invalid configuration sasl.mechanism.controller.protocol: {mechanism} between "
+            "the nodes is not implemented by rafka; use PLAIN (over SASL_SSL)",
+        )
+    entry = jaas_for(config, listener, mechanism)
+    user = entry.options.get("username") if entry else None
+    password = entry.options.get("password") if entry else None
+    if not user or not password:
+        key = f"listener.name.{listener.lower()}.plain.sasl.jaas.config"
+        raise ConfigError(
+            key, f"Invalid configuration {key}: needs this node's username and password"
+        )
+    return PeerSasl(mechanism, b"\x00" + user.encode() + b"\x00" + password.encode())

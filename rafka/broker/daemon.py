@@ -13,6 +13,7 @@ from rafka.broker.apis import build_dispatchers
 from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
 from rafka.broker.net import tls
+from rafka.broker.net.listener_security import listener_security
 from rafka.broker.net.server import ConnectionLimits, Listener
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition.clock import now_ms
@@ -32,6 +33,10 @@ class BrokerServer:
             spec.name: tls.server_context(config, spec.name)
             for spec in config.listeners
             if spec.security_protocol in TLS_PROTOCOLS
+        }
+        self._security = {
+            spec.name: listener_security(config, spec.name, spec.security_protocol)
+            for spec in config.listeners
         }
         self.broker = Broker(config)
         self.listeners: list[Listener] = []
@@ -57,7 +62,7 @@ class BrokerServer:
             listener = Listener(
                 spec.name, spec.host, spec.port, handler, max_frame,
                 limits=limits, counts_toward_max=not is_controller, idle_ms=idle_ms,
-                ssl_context=self._tls.get(spec.name),
+                ssl_context=self._tls.get(spec.name), security=self._security[spec.name],
             )  # fmt: skip
             await listener.start()
             if is_controller:

@@ -13,6 +13,7 @@ replace them without changing this module's interface.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ import structlog
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import now_ms
 from rafka.broker.partition.replica import Partition
+from rafka.broker.security.sasl import ScramCredential
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import build_batch, decode_batch
 
@@ -80,6 +82,8 @@ class MetadataImage:
     # Dynamic broker configs by resource name: "" = cluster-wide default, "<node id>" = one broker.
     broker_configs: dict[str, dict[str, str]] = field(default_factory=dict)
     brokers: dict[int, BrokerRegistration] = field(default_factory=dict)
+    # SCRAM credentials by (user, mechanism): salt, keys and iterations, never the password.
+    scram_credentials: dict[tuple[str, str], ScramCredential] = field(default_factory=dict)
 
     def apply(self, record: dict[str, Any]) -> None:
         kind = record["type"]
@@ -144,6 +148,17 @@ class MetadataImage:
                     continue  # a late report of an older leadership
                 topic.states[entry["partition"]] = PartitionState(
                     entry["leader"], entry["epoch"], tuple(entry["isr"])
+                )
+        elif kind == "scram_credential":
+            key = (record["name"], record["mechanism"])
+            if record.get("deleted"):
+                self.scram_credentials.pop(key, None)
+            else:
+                self.scram_credentials[key] = ScramCredential(
+                    base64.b64decode(record["salt"]),
+                    base64.b64decode(record["stored_key"]),
+                    base64.b64decode(record["server_key"]),
+                    int(record["iterations"]),
                 )
         # Unknown record types are skipped so an older broker can read a newer log.
 

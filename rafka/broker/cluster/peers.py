@@ -22,6 +22,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -39,6 +40,8 @@ log = structlog.get_logger(__name__)
 _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhih")
 API_VERSIONS = 18
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 RECONNECT_BACKOFF_S = 0.1
 # socket.connection.setup.timeout.ms as rafka defaults it (Kafka: 10 s, growing to 30 s). A SYN
@@ -47,6 +50,15 @@ RECONNECT_BACKOFF_S = 0.1
 # to a working connection under 2 s.
 CONNECT_TIMEOUT_S = 1.0
 _LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSasl:
+    """How this node authenticates to the others' controller listeners: the mechanism and its
+    one token (PLAIN's authzid NUL user NUL password)."""
+
+    mechanism: str
+    token: bytes
 
 
 class PeerUnavailable(ConnectionError):
@@ -152,10 +164,12 @@ class PeerChannel:
         client_id: bytes,
         connect_timeout: float = CONNECT_TIMEOUT_S,
         ssl_context: ssl.SSLContext | None = None,
+        sasl: PeerSasl | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._ssl = ssl_context
+        self._sasl = sasl
         self._client_id = client_id
         self._connect_timeout = connect_timeout
         self._connection: PeerConnection | None = None
@@ -200,8 +214,30 @@ class PeerChannel:
         except OSError as exc:  # ssl.SSLError too: a certificate the trust store refuses
             self._failed_at = time.monotonic()
             raise PeerUnavailable(f"{self.host}:{self.port}: {exc}") from None
+        if self._sasl is not None:
+            try:
+                await asyncio.wait_for(self._authenticate(connection), self._connect_timeout)
+            except (TimeoutError, PeerUnavailable) as exc:
+                connection.abort()
+                self._failed_at = time.monotonic()
+                raise PeerUnavailable(f"{self.host}:{self.port}: SASL: {exc}") from None
         self._connection = connection
         return connection
+
+    async def _authenticate(self, connection: PeerConnection) -> None:
+        """SaslHandshake v1 then SaslAuthenticate v2 with this node's credentials (PLAIN)."""
+        assert self._sasl is not None
+        steps = (
+            (SASL_HANDSHAKE, 1, {"mechanism": self._sasl.mechanism}),
+            (SASL_AUTHENTICATE, 2, {"auth_bytes": self._sasl.token}),
+        )
+        for api_key, version, data in steps:
+            self._correlation = (self._correlation + 1) & 0x7FFFFFFF
+            payload = _encode_request(api_key, version, self._correlation, self._client_id, data)
+            response = await connection.send(self._correlation, api_key, version, payload)
+            if response.error_code != 0:
+                message = getattr(response, "error_message", None) or int(response.error_code)
+                raise PeerUnavailable(f"refused ({message})")
 
     async def request(self, api_key: int, version: int, data: Any, timeout: float) -> Any:
         connection = await asyncio.wait_for(self._connected(), timeout)
@@ -232,12 +268,13 @@ class PeerNetwork:
         addresses: Mapping[int, tuple[str, int]],
         connect_timeout: float = CONNECT_TIMEOUT_S,
         ssl_context: ssl.SSLContext | None = None,
+        sasl: PeerSasl | None = None,
     ) -> None:
         self.node_id = node_id
         client_id = f"{PEER_CLIENT_ID_PREFIX}{node_id}".encode()
         self.addresses = dict(addresses)
         self._channels = {
-            (peer, name): PeerChannel(host, port, client_id, connect_timeout, ssl_context)
+            (peer, name): PeerChannel(host, port, client_id, connect_timeout, ssl_context, sasl)
             for peer, (host, port) in addresses.items()
             if peer != node_id
             for name in self.CHANNELS

@@ -15,6 +15,7 @@ from rafka.broker.config.definitions import (
     LISTENER_PREFIX,
     MINUTE_MS,
     NOT_IMPLEMENTED,
+    SASL_MECHANISMS_SERVED,
     SERVED_SECURITY_PROTOCOLS,
     SINGLE_NODE_DEFAULTS,
     ConfigError,
@@ -292,9 +293,18 @@ class BrokerConfig:
             if protocol not in SERVED_SECURITY_PROTOCOLS:
                 raise self._error(
                     "listeners",
-                    f"listener {listener.name} uses {protocol}, which rafka does not implement "
-                    "yet (only PLAINTEXT): it would be served without TLS or SASL",
+                    f"listener {listener.name} uses {protocol}, which rafka does not implement",
                 )
+            if protocol.startswith("SASL_"):
+                mechanisms = self.listener_get(listener.name, "sasl.enabled.mechanisms")
+                unserved = sorted(set(mechanisms) - SASL_MECHANISMS_SERVED)
+                if unserved or not mechanisms:
+                    raise self._error(
+                        "sasl.enabled.mechanisms",
+                        f"listener {listener.name}: rafka does not implement "
+                        f"{', '.join(unserved) or 'an empty list'}; it serves PLAIN, "
+                        "SCRAM-SHA-256 and SCRAM-SHA-512",
+                    )
 
     def _error(self, key: str, reason: object) -> ConfigError:
         source = self._sources.get(key)

@@ -333,6 +333,18 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
       "Client certificate to principal: DEFAULT (User:<distinguished name>)."),
     D("ssl.endpoint.identification.algorithm", _S, "https",
       "Host name check of the other nodes' certificates: https, or empty to skip it."),
+    # --- SASL, for SASL_PLAINTEXT and SASL_SSL listeners; also settable per listener
+    D("sasl.enabled.mechanisms", _LI, ["GSSAPI"],
+      "SASL mechanisms served (rafka: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."),
+    D("sasl.mechanism.inter.broker.protocol", _S, "GSSAPI",
+      "Mechanism brokers use toward each other (rafka: PLAIN)."),
+    D("sasl.mechanism.controller.protocol", _S, "GSSAPI",
+      "Mechanism nodes use toward the controller listeners (rafka: PLAIN)."),
+    D("plain.sasl.jaas.config", _P, None,
+      'PlainLoginModule options: user_<name>="<password>" (users), username/password (this '
+      "node's own, toward the others); usually set per listener."),
+    D("scram-sha-256.sasl.jaas.config", _P, None, "ScramLoginModule options (per listener)."),
+    D("scram-sha-512.sasl.jaas.config", _P, None, "ScramLoginModule options (per listener)."),
     # --- rafka-specific
     D("rafka.metrics.port", _I, 0,
       "Port of the Prometheus /metrics HTTP endpoint (rafka); 0 disables it.", min=0, max=65535),
@@ -344,10 +356,16 @@ del D
 # Keys rafka knows but does not implement yet: setting one stops the broker with one line, rather
 # than a setting that silently does nothing (a "secured" listener served in plaintext).
 NOT_IMPLEMENTED = frozenset({"rafka.metrics.port"})
-# Security protocols of the listeners rafka serves (SASL is not implemented yet).
-SERVED_SECURITY_PROTOCOLS = frozenset({"PLAINTEXT", "SSL"})
+# SASL mechanisms rafka serves (Kafka's GSSAPI and OAUTHBEARER are not implemented).
+SASL_MECHANISMS_SERVED = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
+# Security protocols of the listeners rafka serves.
+SERVED_SECURITY_PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
 # Keys that may also be set for one listener: listener.name.<listener, lower case>.<key>.
-LISTENER_PREFIXABLE = frozenset(name for name in DEFINITIONS if name.startswith("ssl."))
+LISTENER_PREFIXABLE = frozenset(
+    name
+    for name in DEFINITIONS
+    if name.startswith(("ssl.", "sasl.")) or name.endswith(".sasl.jaas.config")
+)
 LISTENER_PREFIX = "listener.name."
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from rafka.broker.net.server import Connection
+from rafka.broker.security.sasl import MAX_TOKEN_BYTES, SaslFailed
 from rafka.protocol.errors import ErrorCode, ProtocolError
 from rafka.protocol.frames import RequestHeader, decode_request_header, frame, response_header
 from rafka.protocol.messages import (
@@ -24,6 +25,11 @@ from rafka.protocol.messages import (
 log = structlog.get_logger(__name__)
 
 API_VERSIONS_KEY = 18
+SASL_HANDSHAKE_KEY = 17
+SASL_AUTHENTICATE_KEY = 36
+# What a SASL listener serves before the client has authenticated (anything else closes).
+BEFORE_AUTHENTICATION = frozenset({API_VERSIONS_KEY, SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY})
+_API_KEY = struct.Struct(">h")
 _KEY_AND_VERSION = struct.Struct(">hh")
 _CORRELATION = struct.Struct(">i")
 
@@ -109,6 +115,14 @@ class Dispatcher:
         ]
 
     async def __call__(self, frame_body: memoryview, connection: Connection) -> Any:
+        if connection.security.sasl and not connection.authenticated:
+            if connection.sasl_raw:  # after SaslHandshake v0: a bare token, no Kafka header
+                return self._raw_sasl_token(frame_body, connection)
+            if len(frame_body) >= 2:
+                (api_key,) = _API_KEY.unpack_from(frame_body, 0)
+                if api_key not in BEFORE_AUTHENTICATION:
+                    connection.abort(f"api {api_key} before SASL authentication")
+                    return None
         if len(frame_body) < 8:
             connection.abort("request shorter than a header")
             return None
@@ -152,6 +166,24 @@ class Dispatcher:
         if result is None:
             return None
         return encode_frame(api_key, version, header.correlation_id, result)
+
+    def _raw_sasl_token(self, token: memoryview, connection: Connection) -> bytes | None:
+        """SaslHandshake v0's unframed exchange (old clients): the answer is a bare token; a
+        failure closes the connection, as Kafka does."""
+        server = connection.sasl_server
+        try:
+            if server is None or len(token) > MAX_TOKEN_BYTES:
+                raise SaslFailed("unexpected SASL token")
+            answer = server.step(bytes(token))
+        except SaslFailed as exc:
+            connection.abort(f"SASL authentication failed: {exc}", warn=False)
+            return None
+        if server.done:
+            connection.sasl_raw = False
+            connection.authenticated = True
+            connection.principal = f"User:{server.user}"
+            connection.sasl_server = None
+        return frame(len(answer)) + answer
 
     def unsupported_api_versions_response(self, correlation_id: int) -> bytes:
         """Kafka answers an ApiVersions it cannot parse in v0 form, listing what it supports."""

@@ -12,9 +12,11 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
+from rafka.broker.net.listener_security import PLAINTEXT, ListenerSecurity
 from rafka.broker.net.tls import ANONYMOUS, principal_of
 from rafka.protocol.errors import ProtocolError
 from rafka.protocol.frames import FrameDecoder
@@ -86,8 +88,17 @@ class Connection(asyncio.Protocol):
         # The listener it came in on: Metadata and FindCoordinator answer with that listener's
         # advertised addresses (a container has one for the host and one for its network).
         self.listener = ""
-        # Who the client is: User:<certificate DN> after mTLS, else User:ANONYMOUS.
+        # Who the client is: User:<certificate DN> after mTLS, User:<name> after SASL, else
+        # User:ANONYMOUS.
         self.principal = ANONYMOUS
+        self.security: ListenerSecurity = PLAINTEXT
+        # SASL: authenticated once the exchange succeeded; the mechanism's server meanwhile;
+        # `sasl_raw` after a SaslHandshake v0, when the tokens come without Kafka headers.
+        self.authenticated = False
+        self.sasl_server: Any = None
+        self.sasl_raw = False
+        # Close once the response being written is out (a failed authentication).
+        self.close_after_reply = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -139,6 +150,9 @@ class Connection(asyncio.Protocol):
                 transport.writelines(response)
             else:
                 transport.write(response)
+            if self.close_after_reply:
+                self.abort("authentication failed", warn=False)  # close() flushes the write
+                return
 
     async def drain(self) -> None:
         """Stop reading and let the requests already received finish and be answered.
@@ -184,7 +198,9 @@ class Listener:
         counts_toward_max: bool = True,
         idle_ms: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        security: ListenerSecurity = PLAINTEXT,
     ):
+        self._security = security
         self.name = name
         self.host = host
         self.port = port
@@ -220,6 +236,7 @@ class Listener:
         on_open = self._admit if self._limits is not None else None
         connection = Connection(self._handler, self._max_frame, self._closed, on_open)
         connection.listener = self.name
+        connection.security = self._security
         self.connections.add(connection)
         return connection
 

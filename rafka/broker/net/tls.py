@@ -231,9 +231,7 @@ def _pkcs12_certificates(location: Path, password: str | None) -> str:
         certificates.append(store.cert.certificate)
     if not certificates:
         raise ValueError("the PKCS12 trust store holds no certificate")
-    return "".join(
-        c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates
-    )
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
 
 
 @contextlib.contextmanager

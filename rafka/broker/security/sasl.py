@@ -1,0 +1,184 @@
+"""SASL mechanisms as exchanges of tokens: PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 5802,
+RFC 7677), the server's side for clients and the client's side for this node's connections to
+the others. No sockets: `step` takes the peer's token and returns ours.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+PLAIN = "PLAIN"
+SCRAM_SHA_256 = "SCRAM-SHA-256"
+SCRAM_SHA_512 = "SCRAM-SHA-512"
+SCRAM_MECHANISMS = {SCRAM_SHA_256: "sha256", SCRAM_SHA_512: "sha512"}
+IMPLEMENTED = frozenset({PLAIN, *SCRAM_MECHANISMS})
+# Kafka's floor and default for SCRAM iterations (AlterUserScramCredentials refuses fewer).
+MIN_ITERATIONS = 4096
+MAX_ITERATIONS = 16384
+MAX_TOKEN_BYTES = 64 * 1024
+
+
+class SaslFailed(Exception):
+    """Authentication failed; the message is what the client is told."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScramCredential:
+    """What the cluster keeps of a SCRAM password: never the password itself."""
+
+    salt: bytes
+    stored_key: bytes
+    server_key: bytes
+    iterations: int
+
+
+def scram_credential(
+    mechanism: str, salted_password: bytes, salt: bytes, iterations: int
+) -> ScramCredential:
+    """From what AlterUserScramCredentials carries (the client salts the password)."""
+    digest = SCRAM_MECHANISMS[mechanism]
+    client_key = hmac.digest(salted_password, b"Client Key", digest)
+    return ScramCredential(
+        salt,
+        hashlib.new(digest, client_key).digest(),
+        hmac.digest(salted_password, b"Server Key", digest),
+        iterations,
+    )
+
+
+def salt_password(mechanism: str, password: str, salt: bytes, iterations: int) -> bytes:
+    return hashlib.pbkdf2_hmac(SCRAM_MECHANISMS[mechanism], password.encode(), salt, iterations)
+
+
+class PlainServer:
+    """One message: authzid NUL user NUL password, checked against the configured users."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self._users = users
+        self.done = False
+        self.user: str | None = None
+
+    def step(self, token: bytes) -> bytes:
+        parts = token.split(b"\x00")
+        if len(parts) != 3:
+            raise SaslFailed("Invalid SASL/PLAIN response: expected 3 tokens")
+        authzid, user, password = (p.decode("utf-8", "replace") for p in parts)
+        if not user or not password:
+            raise SaslFailed("Authentication failed: username or password is empty")
+        if authzid and authzid != user:
+            raise SaslFailed("Authentication failed: Client requested an authorization id")
+        expected = self._users.get(user)
+        if expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
+            raise SaslFailed("Authentication failed: Invalid username or password")
+        self.done, self.user = True, user
+        return b""
+
+
+def _attributes(message: bytes) -> dict[str, str]:
+    try:
+        text = message.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SaslFailed("Invalid SCRAM message: not UTF-8") from None
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if sep and len(name) == 1:
+            out[name] = value
+    return out
+
+
+def _saslname(value: str) -> str:
+    return value.replace("=2C", ",").replace("=3D", "=")
+
+
+class ScramServer:
+    """client-first, server-first, client-final, server-final (RFC 5802 section 3)."""
+
+    def __init__(
+        self, mechanism: str, credentials: Callable[[str], ScramCredential | None]
+    ) -> None:
+        self._digest = SCRAM_MECHANISMS[mechanism]
+        self._credentials = credentials
+        self._state = "first"
+        self.done = False
+        self.user: str | None = None
+
+    def step(self, token: bytes) -> bytes:
+        if self._state == "first":
+            return self._first(token)
+        if self._state == "final":
+            return self._final(token)
+        raise SaslFailed("Unexpected SCRAM message after the exchange ended")
+
+    def _first(self, token: bytes) -> bytes:
+        header, sep, bare = token.partition(b",")
+        gs2 = header + sep
+        authzid, sep2, bare = bare.partition(b",")
+        if not sep or not sep2 or not header.startswith((b"n", b"y")):
+            raise SaslFailed("Invalid SCRAM client-first message")
+        attrs = _attributes(bare)
+        user, nonce = attrs.get("n"), attrs.get("r")
+        if not user or not nonce:
+            raise SaslFailed("Invalid SCRAM client-first message: no user or nonce")
+        self.user = _saslname(user)
+        if authzid and _saslname(authzid.decode("utf-8", "replace")[2:]) != self.user:
+            raise SaslFailed("Authentication failed: Client requested an authorization id")
+        credential = self._credentials(self.user)
+        self._credential = credential
+        # An unknown user gets a made-up salt, so the exchange runs on and fails at the proof
+        # without telling which users exist.
+        salt = credential.salt if credential else secrets.token_bytes(16)
+        iterations = credential.iterations if credential else MIN_ITERATIONS
+        self._nonce = nonce + base64.b64encode(secrets.token_bytes(18)).decode()
+        self._server_first = (
+            f"r={self._nonce},s={base64.b64encode(salt).decode()},i={iterations}"
+        ).encode()
+        self._client_first_bare = bare
+        self._gs2 = gs2 + authzid + b","
+        self._state = "final"
+        return self._server_first
+
+    def _final(self, token: bytes) -> bytes:
+        self._state = "ended"
+        without_proof, sep, proof_part = token.rpartition(b",p=")
+        attrs = _attributes(without_proof)
+        if not sep or attrs.get("r") != self._nonce:
+            raise SaslFailed("Invalid SCRAM client-final message: nonce mismatch")
+        if base64.b64decode(attrs.get("c", "")) != self._gs2:
+            raise SaslFailed("Invalid SCRAM client-final message: channel binding mismatch")
+        auth_message = self._client_first_bare + b"," + self._server_first + b"," + without_proof
+        credential = self._credential
+        try:
+            proof = base64.b64decode(proof_part, validate=True)
+        except ValueError:
+            raise SaslFailed("Invalid SCRAM client-final message: proof") from None
+        if credential is None:
+            raise SaslFailed("Authentication failed during authentication due to invalid "
+                             "credentials with SASL mechanism")  # fmt: skip
+        signature = hmac.digest(credential.stored_key, auth_message, self._digest)
+        if len(proof) != len(signature):
+            raise SaslFailed("Authentication failed: invalid proof")
+        client_key = bytes(a ^ b for a, b in zip(proof, signature, strict=True))
+        if not hmac.compare_digest(
+            hashlib.new(self._digest, client_key).digest(), credential.stored_key
+        ):
+            raise SaslFailed("Authentication failed during authentication due to invalid "
+                             "credentials with SASL mechanism")  # fmt: skip
+        server_signature = hmac.digest(credential.server_key, auth_message, self._digest)
+        self.done = True
+        return b"v=" + base64.b64encode(server_signature)
+
+
+class PlainClient:
+    """This node's side of PLAIN toward another node."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self._token = b"\x00" + user.encode() + b"\x00" + password.encode()
+
+    def first(self) -> bytes:
+        return self._token
