@@ -39,7 +39,10 @@ RUN (useradd --system --uid 1000 --home-dir /var/lib/rafka --shell /usr/sbin/nol
  && rm -rf /usr/share/man/* /usr/share/info/* /usr/share/locale/* /var/lib/apt/lists/* \
     /var/cache/debconf/*-old /usr/share/python-wheels /usr/local/bin/pip* \
     /usr/local/lib/python3*/site-packages/pip /usr/local/lib/python3*/site-packages/setuptools \
-    /usr/local/lib/python3*/site-packages/wheel /usr/local/lib/python3*/ensurepip/_bundled
+    /usr/local/lib/python3*/site-packages/wheel /usr/local/lib/python3*/ensurepip/_bundled \
+ # and what of the standard library only a developer's session uses (help() texts, 2to3).
+ && rm -rf /usr/lib/python3*/pydoc_data /usr/lib/python3*/lib2to3 \
+    /usr/local/lib/python3*/pydoc_data /usr/local/lib/python3*/lib2to3
 
 # One layer, so that what was deleted above leaves the image instead of hiding under a layer.
 FROM scratch
