@@ -34,6 +34,8 @@ from matrix.broker import BrokerProcess, api_versions, check_stored, save_broker
 from matrix.clients import Client, clients
 from matrix.report import failures, matrix_table, write_doc
 from matrix.scenarios import SCENARIOS, gated_skips
+from matrix.security import SCENARIOS as SECURITY_SCENARIOS
+from matrix.security import SecuritySetup
 from matrix.suites import Column, build, run_suite, tail
 
 
@@ -101,12 +103,17 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="rafka-compat-"))
     broker: BrokerProcess | None = None
 
+    security_env: dict[str, str] = {}
     try:
         if not args.bootstrap:
-            broker = start_broker(data_dir)
+            setup = SecuritySetup(data_dir.with_name(data_dir.name + "-certs"))
+            broker, security_env = start_broker(data_dir, setup)
             print(f"rafka broker at {broker.bootstrap}", flush=True)
         bootstrap = args.bootstrap or broker.bootstrap  # type: ignore[union-attr]
         skips = gated_skips(api_versions(bootstrap), ours=broker is not None)
+        if not security_env:
+            for scenario in SECURITY_SCENARIOS:
+                skips[scenario] = "needs the secured listeners of a broker run.py starts"
         for scenario, reason in skips.items():
             print(f"  skipping {scenario}: {reason}")
         print("running suites", flush=True)
@@ -114,7 +121,7 @@ def main() -> int:
         for client in runnable:
             index = next(i for i, c in enumerate(columns) if c.client is client)
             prefix = f"compat-{run_id}-{client.key.replace('.', '')}"
-            column = run_suite(client, bootstrap, skips, scenarios, prefix)
+            column = run_suite(client, bootstrap, skips, scenarios, prefix, security_env)
             if broker is not None:
                 for scenario, topic in column.topics.items():
                     problem = column.cells[scenario][0] == "pass" and check_stored(
@@ -128,6 +135,7 @@ def main() -> int:
             broker_log = save_broker_log(broker)
             broker.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(data_dir.with_name(data_dir.name + "-certs"), ignore_errors=True)
 
     print()
     print(matrix_table(columns, scenarios))

@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 
 from matrix import LOGS, ROOT
+from matrix.security import SecuritySetup
 
 sys.path.insert(0, str(ROOT / "tests"))
-from broker_process import BrokerProcess  # noqa: E402 - the tests' broker fixture, reused
+from broker_process import (  # noqa: E402 - the tests' broker fixture, reused
+    BrokerProcess,
+    free_port,
+)
 
 BROKER_OVERRIDES = {
     # Kafka's default delays a new group's first rebalance by 3 s; test brokers set 0.
@@ -19,9 +23,14 @@ BROKER_OVERRIDES = {
 }
 
 
-def start_broker(data_dir: Path) -> BrokerProcess:
-    """A rafka broker on a free port with data in `data_dir` (tests/broker_process.py)."""
-    return BrokerProcess(data_dir, **BROKER_OVERRIDES).start()
+def start_broker(data_dir: Path, security: SecuritySetup) -> tuple[BrokerProcess, dict]:
+    """A rafka broker on free ports with data in `data_dir` (tests/broker_process.py), with the
+    security scenarios' listeners and SCRAM user; returns it and the suites' security env."""
+    plain, sasl, mtls = free_port(), free_port(), free_port()
+    settings = {**BROKER_OVERRIDES, **security.broker_settings(plain, sasl, mtls)}
+    broker = BrokerProcess(data_dir, plain, **settings).start()
+    security.create_scram_user(broker.bootstrap)
+    return broker, security.suite_env(sasl, mtls)
 
 
 def save_broker_log(broker: BrokerProcess) -> Path:

@@ -33,6 +33,13 @@ SCENARIOS: dict[str, str] = {
     "first batches restart at sequence 0 while later ones are in flight behind them. "
     "read_committed sees all 3200 exactly once; the stored batches are transactional, each "
     "epoch's sequences start at 0 without gaps, with 20 markers",
+    "security-sasl-plain": "over SASL_SSL (the broker's certificate checked against the run's "
+    "CA) with PLAIN: produce 10 records and read them back; the same user with a wrong "
+    "password is refused",
+    "security-sasl-scram": "the same with SCRAM-SHA-512, for a user created with "
+    "AlterUserScramCredentials",
+    "security-mtls": "over SSL with a client certificate the broker requires: produce 10 "
+    "records and read them back; a client without a certificate is refused",
 }
 
 # Scenarios that need broker APIs rafka does not serve yet: skipped, naming the issue, while the

@@ -102,11 +102,17 @@ def build(client: Client) -> str | None:
 
 
 def run_suite(
-    client: Client, bootstrap: str, skips: dict[str, str], only: list[str], prefix: str
+    client: Client,
+    bootstrap: str,
+    skips: dict[str, str],
+    only: list[str],
+    prefix: str,
+    extra_env: dict[str, str] | None = None,
 ) -> Column:
     column = Column(client, log=LOGS / f"{client.key}.log")
     env = {
         **client.env,
+        **(extra_env or {}),
         "COMPAT_BOOTSTRAP": bootstrap,
         "COMPAT_PREFIX": prefix,
         "COMPAT_SKIP": "\n".join(f"{name}\t{reason}" for name, reason in skips.items()),

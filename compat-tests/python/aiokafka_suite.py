@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import OffsetAndMetadata
 from suite_common import (
     RECORDS,
@@ -28,6 +29,8 @@ from suite_common import (
     run_suite,
     sample_record,
     scenario_functions,
+    secured,
+    secured_values,
     split_between,
     suite_env,
     txn_pipeline_records,
@@ -434,6 +437,76 @@ async def txn_pipeline() -> str:
     return topic
 
 
+async def secured_roundtrip(scenario: str, bootstrap: str, **security: Any) -> None:
+    topic = f"{ENV.prefix}-{scenario}"
+    await new_topic(topic, 1)
+    values = secured_values(ENV.prefix, scenario)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **security)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security)
+    await reader.start()
+    try:
+        reader.assign([TopicPartition(topic, 0)])
+        await reader.seek_to_beginning()
+        got: list[bytes] = []
+        deadline = time.monotonic() + WAIT
+        while len(got) < len(values) and time.monotonic() < deadline:
+            for batch in (await reader.getmany(timeout_ms=500)).values():
+                got += [record.value for record in batch]
+    finally:
+        await reader.stop()
+    check(got == values, f"read back {len(got)} records, not the {len(values)} produced")
+
+
+async def refused(bootstrap: str, **security: Any) -> bool:
+    probe = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=5000, **security)
+    try:
+        await asyncio.wait_for(probe.start(), 10)
+    except Exception:  # noqa: BLE001 - KafkaConnectionError, an authentication error...
+        return True
+    finally:
+        with contextlib.suppress(Exception):
+            await probe.stop()
+    return False
+
+
+def sasl(mechanism: str, password: str | None = None) -> dict[str, Any]:
+    where = secured()
+    user, right = where.credentials(mechanism)
+    return {"security_protocol": "SASL_SSL", "sasl_mechanism": mechanism,
+            "sasl_plain_username": user, "sasl_plain_password": password or right,
+            "ssl_context": create_ssl_context(cafile=where.ca)}  # fmt: skip
+
+
+async def security_sasl_plain() -> None:
+    await secured_roundtrip("security-sasl-plain", secured().sasl_ssl, **sasl("PLAIN"))
+    check(await refused(secured().sasl_ssl, **sasl("PLAIN", "wrong")),
+          "a wrong password was accepted")  # fmt: skip
+
+
+async def security_sasl_scram() -> None:
+    await secured_roundtrip("security-sasl-scram", secured().sasl_ssl, **sasl("SCRAM-SHA-512"))
+    check(await refused(secured().sasl_ssl, **sasl("SCRAM-SHA-512", "wrong")),
+          "a wrong password was accepted")  # fmt: skip
+
+
+async def security_mtls() -> None:
+    where = secured()
+    with_certificate = create_ssl_context(
+        cafile=where.ca, certfile=where.client_cert, keyfile=where.client_key
+    )
+    await secured_roundtrip("security-mtls", where.mtls, security_protocol="SSL",
+                            ssl_context=with_certificate)  # fmt: skip
+    without = create_ssl_context(cafile=where.ca)
+    check(await refused(where.mtls, security_protocol="SSL", ssl_context=without),
+          "a client without a certificate was accepted")  # fmt: skip
+
+
 if __name__ == "__main__":
     quiet_logging()  # aiokafka logs rebalances and retries
     scenarios = scenario_functions(
@@ -446,5 +519,8 @@ if __name__ == "__main__":
         admin_configs=admin_configs,
         transactions=transactions,
         txn_pipeline=txn_pipeline,
+        security_sasl_plain=security_sasl_plain,
+        security_sasl_scram=security_sasl_scram,
+        security_mtls=security_mtls,
     )
     run_suite("aiokafka", aiokafka.__version__, scenarios, ENV)

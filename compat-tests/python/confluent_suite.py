@@ -40,6 +40,8 @@ from suite_common import (
     run_suite,
     sample_record,
     scenario_functions,
+    secured,
+    secured_values,
     suite_env,
     txn_pipeline_records,
     wait_for,
@@ -376,6 +378,63 @@ def txn_pipeline() -> str:
     return topic
 
 
+def secured_roundtrip(scenario: str, security: dict[str, Any], bootstrap: str) -> None:
+    """Produce SECURED_RECORDS through `bootstrap` with `security` and read them back there."""
+    topic = f"{ENV.prefix}-{scenario}"
+    create_topic(topic, 1)
+    config = {**BASE, "bootstrap.servers": bootstrap, **security}
+    values = secured_values(ENV.prefix, scenario)
+    producer = Producer({**config, "acks": "all"})
+    for value in values:
+        producer.produce(topic, value, partition=0)
+    check(producer.flush(WAIT) == 0, "records unacknowledged over the secured listener")
+    consumer = Consumer({**config, "group.id": f"{ENV.prefix}-{scenario}",
+                         "enable.auto.commit": False})  # fmt: skip
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        got = [m.value() for m in consume(consumer, len(values))]
+    finally:
+        consumer.close()
+    check(got == values, f"read back {got[:3]}... instead of the {len(values)} records")
+
+
+def refused(bootstrap: str, security: dict[str, Any]) -> bool:
+    client = AdminClient({**BASE, "bootstrap.servers": bootstrap, "log_level": 0, **security})
+    try:
+        client.list_topics(timeout=5)
+    except KafkaException:
+        return True
+    return False
+
+
+def sasl(mechanism: str, password: str | None = None) -> dict[str, Any]:
+    where = secured()
+    user, right = where.credentials(mechanism)
+    return {"security.protocol": "SASL_SSL", "sasl.mechanism": mechanism,
+            "sasl.username": user, "sasl.password": password or right,
+            "ssl.ca.location": where.ca}  # fmt: skip
+
+
+def security_sasl_plain() -> None:
+    secured_roundtrip("security-sasl-plain", sasl("PLAIN"), secured().sasl_ssl)
+    check(refused(secured().sasl_ssl, sasl("PLAIN", "wrong")), "a wrong password was accepted")
+
+
+def security_sasl_scram() -> None:
+    secured_roundtrip("security-sasl-scram", sasl("SCRAM-SHA-512"), secured().sasl_ssl)
+    check(refused(secured().sasl_ssl, sasl("SCRAM-SHA-512", "wrong")),
+          "a wrong password was accepted")  # fmt: skip
+
+
+def security_mtls() -> None:
+    where = secured()
+    tls = {"security.protocol": "SSL", "ssl.ca.location": where.ca}
+    with_certificate = {**tls, "ssl.certificate.location": where.client_cert,
+                        "ssl.key.location": where.client_key}  # fmt: skip
+    secured_roundtrip("security-mtls", with_certificate, where.mtls)
+    check(refused(where.mtls, tls), "a client without a certificate was accepted")
+
+
 if __name__ == "__main__":
     version = f"{confluent_kafka.version()} (librdkafka {confluent_kafka.libversion()[0]})"
     scenarios = scenario_functions(
@@ -388,5 +447,8 @@ if __name__ == "__main__":
         admin_configs=admin_configs,
         transactions=transactions,
         txn_pipeline=txn_pipeline,
+        security_sasl_plain=security_sasl_plain,
+        security_sasl_scram=security_sasl_scram,
+        security_mtls=security_mtls,
     )
     run_suite("confluent-kafka", version, scenarios, ENV)

@@ -26,6 +26,8 @@ from suite_common import (
     run_suite,
     sample_record,
     scenario_functions,
+    secured,
+    secured_values,
     suite_env,
     txn_pipeline_records,
     wait_for,
@@ -368,6 +370,75 @@ def txn_pipeline() -> str:
     return topic
 
 
+def secured_roundtrip(scenario: str, bootstrap: str, **security: Any) -> None:
+    topic = f"{ENV.prefix}-{scenario}"
+    create_topic(topic, 1)
+    values = secured_values(ENV.prefix, scenario)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **security)
+    try:
+        futures = [producer.send(topic, value, partition=0) for value in values]
+        producer.flush(WAIT)
+        for future in futures:
+            future.get(WAIT)
+    finally:
+        producer.close(WAIT)
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security)
+    try:
+        reader.assign([TopicPartition(topic, 0)])
+        reader.seek_to_beginning()
+        got: list[bytes] = []
+        deadline = time.monotonic() + WAIT
+        while len(got) < len(values) and time.monotonic() < deadline:
+            for batch in reader.poll(timeout_ms=POLL_MS).values():
+                got += [record.value for record in batch]
+    finally:
+        reader.close()
+    check(got == values, f"read back {len(got)} records, not the {len(values)} produced")
+
+
+def refused(bootstrap: str, **security: Any) -> bool:
+    """The client cannot reach the broker's metadata: it raises, or never sees a broker."""
+    try:
+        probe = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000,
+                              api_version_auto_timeout_ms=5000, **security)  # fmt: skip
+    except Exception:  # noqa: BLE001 - NoBrokersAvailable, an authentication error...
+        return True
+    try:
+        probe.topics()
+    except Exception:  # noqa: BLE001
+        return True
+    finally:
+        probe.close()
+    return False
+
+
+def sasl(mechanism: str, password: str | None = None) -> dict[str, Any]:
+    where = secured()
+    user, right = where.credentials(mechanism)
+    return {"security_protocol": "SASL_SSL", "sasl_mechanism": mechanism,
+            "sasl_plain_username": user, "sasl_plain_password": password or right,
+            "ssl_cafile": where.ca}  # fmt: skip
+
+
+def security_sasl_plain() -> None:
+    secured_roundtrip("security-sasl-plain", secured().sasl_ssl, **sasl("PLAIN"))
+    check(refused(secured().sasl_ssl, **sasl("PLAIN", "wrong")), "a wrong password was accepted")
+
+
+def security_sasl_scram() -> None:
+    secured_roundtrip("security-sasl-scram", secured().sasl_ssl, **sasl("SCRAM-SHA-512"))
+    check(refused(secured().sasl_ssl, **sasl("SCRAM-SHA-512", "wrong")),
+          "a wrong password was accepted")  # fmt: skip
+
+
+def security_mtls() -> None:
+    where = secured()
+    tls = {"security_protocol": "SSL", "ssl_cafile": where.ca}
+    secured_roundtrip("security-mtls", where.mtls, **tls, ssl_certfile=where.client_cert,
+                      ssl_keyfile=where.client_key)  # fmt: skip
+    check(refused(where.mtls, **tls), "a client without a certificate was accepted")
+
+
 if __name__ == "__main__":
     quiet_logging()  # kafka-python logs every rebalance as an error
     scenarios = scenario_functions(
@@ -380,5 +451,8 @@ if __name__ == "__main__":
         admin_configs=admin_configs,
         transactions=transactions,
         txn_pipeline=txn_pipeline,
+        security_sasl_plain=security_sasl_plain,
+        security_sasl_scram=security_sasl_scram,
+        security_mtls=security_mtls,
     )
     run_suite("kafka-python", kafka.__version__, scenarios, ENV)

@@ -26,6 +26,8 @@ from suite_common import (
     run_suite,
     sample_record,
     scenario_functions,
+    secured,
+    secured_values,
     split_between,
     suite_env,
     wait_for,
@@ -348,6 +350,63 @@ def one_transaction_per_run() -> None:
     )
 
 
+def kcat_secured(bootstrap: str, security: list[str], *args: str, stdin: str | None = None):
+    """kcat against a secured listener: `security` is its -X settings."""
+    options = [item for setting in security for item in ("-X", setting)]
+    return subprocess.run(
+        [KCAT, "-b", bootstrap, *options, *args],
+        input=stdin, capture_output=True, text=True, timeout=WAIT, check=False,
+    )  # fmt: skip
+
+
+def secured_roundtrip(scenario: str, bootstrap: str, security: list[str]) -> None:
+    topic = f"{ENV.prefix}-{scenario}"
+    create_topic(topic, 1)
+    values = [v.decode() for v in secured_values(ENV.prefix, scenario)]
+    produced = kcat_secured(bootstrap, security, "-P", "-t", topic, "-p", "0",
+                            stdin="".join(f"{v}\n" for v in values))  # fmt: skip
+    check(produced.returncode == 0, f"kcat -P exited {produced.returncode}: "
+          f"{produced.stderr.strip()[-300:]}")  # fmt: skip
+    consumed = kcat_secured(bootstrap, security, "-C", "-t", topic, "-p", "0",
+                            "-o", "beginning", "-e", "-q")  # fmt: skip
+    check(consumed.returncode == 0, f"kcat -C exited {consumed.returncode}: "
+          f"{consumed.stderr.strip()[-300:]}")  # fmt: skip
+    check(consumed.stdout.splitlines() == values, f"read back {consumed.stdout[:200]!r}")
+
+
+def refused(bootstrap: str, security: list[str]) -> bool:
+    listing = kcat_secured(bootstrap, [*security, "log_level=0"], "-L", "-m", "5")
+    return listing.returncode != 0
+
+
+def sasl(mechanism: str, password: str | None = None) -> list[str]:
+    where = secured()
+    user, right = where.credentials(mechanism)
+    return ["security.protocol=SASL_SSL", f"sasl.mechanisms={mechanism}",
+            f"sasl.username={user}", f"sasl.password={password or right}",
+            f"ssl.ca.location={where.ca}"]  # fmt: skip
+
+
+def security_sasl_plain() -> None:
+    secured_roundtrip("security-sasl-plain", secured().sasl_ssl, sasl("PLAIN"))
+    check(refused(secured().sasl_ssl, sasl("PLAIN", "wrong")), "a wrong password was accepted")
+
+
+def security_sasl_scram() -> None:
+    secured_roundtrip("security-sasl-scram", secured().sasl_ssl, sasl("SCRAM-SHA-512"))
+    check(refused(secured().sasl_ssl, sasl("SCRAM-SHA-512", "wrong")),
+          "a wrong password was accepted")  # fmt: skip
+
+
+def security_mtls() -> None:
+    where = secured()
+    tls = ["security.protocol=SSL", f"ssl.ca.location={where.ca}"]
+    certificate = [f"ssl.certificate.location={where.client_cert}",
+                   f"ssl.key.location={where.client_key}"]  # fmt: skip
+    secured_roundtrip("security-mtls", where.mtls, tls + certificate)
+    check(refused(where.mtls, tls), "a client without a certificate was accepted")
+
+
 def kcat_version() -> str:
     """'1.7.1 (librdkafka 2.0.2)' from kcat -V."""
     text = subprocess.run([KCAT, "-V"], capture_output=True, text=True, timeout=10).stdout
@@ -368,5 +427,8 @@ if __name__ == "__main__":
         admin_configs=no_admin,
         transactions=transactions,
         txn_pipeline=one_transaction_per_run,
+        security_sasl_plain=security_sasl_plain,
+        security_sasl_scram=security_sasl_scram,
+        security_mtls=security_mtls,
     )
     run_suite("kcat", kcat_version(), scenarios, ENV)

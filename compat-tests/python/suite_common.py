@@ -34,8 +34,12 @@ SCENARIOS = [
     "admin-configs",
     "transactions",
     "txn-pipeline",
+    "security-sasl-plain",
+    "security-sasl-scram",
+    "security-mtls",
 ]
 RECORDS = 100
+SECURED_RECORDS = 10
 WAIT = 30.0  # seconds for any one condition
 SCENARIO_TIMEOUT = 60.0
 
@@ -57,6 +61,42 @@ class SuiteEnv:
     def host_port(self) -> tuple[str, int]:
         host, port = self.bootstrap.rsplit(":", 1)
         return host, int(port)
+
+
+@dataclass(frozen=True)
+class Secured:
+    """The secured listeners and credentials run.py gives (compat-tests/matrix/security.py)."""
+
+    sasl_ssl: str
+    mtls: str
+    ca: str
+    client_cert: str
+    client_key: str
+    plain: tuple[str, str]
+    scram: tuple[str, str]
+
+    def credentials(self, mechanism: str) -> tuple[str, str]:
+        return self.plain if mechanism == "PLAIN" else self.scram
+
+
+def secured() -> Secured:
+    """Skips the scenario when run.py started no secured listeners (e.g. --bootstrap)."""
+    env = os.environ
+    if "COMPAT_SASL_SSL_BOOTSTRAP" not in env:
+        raise Skip("no secured listeners (run.py starts them with its own broker)")
+    return Secured(
+        env["COMPAT_SASL_SSL_BOOTSTRAP"],
+        env["COMPAT_MTLS_BOOTSTRAP"],
+        env["COMPAT_CA_PEM"],
+        env["COMPAT_CLIENT_CERT_PEM"],
+        env["COMPAT_CLIENT_KEY_PEM"],
+        (env["COMPAT_PLAIN_USER"], env["COMPAT_PLAIN_PASSWORD"]),
+        (env["COMPAT_SCRAM_USER"], env["COMPAT_SCRAM_PASSWORD"]),
+    )
+
+
+def secured_values(prefix: str, scenario: str) -> list[bytes]:
+    return [f"{prefix} {scenario} {i}".encode() for i in range(SECURED_RECORDS)]
 
 
 def suite_env() -> SuiteEnv:

@@ -134,7 +134,7 @@ class ScramServer:
         # without telling which users exist.
         salt = credential.salt if credential else secrets.token_bytes(16)
         iterations = credential.iterations if credential else MIN_ITERATIONS
-        self._nonce = nonce + base64.b64encode(secrets.token_bytes(18)).decode()
+        self._nonce = nonce + secrets.token_hex(16)
         self._server_first = (
             f"r={self._nonce},s={base64.b64encode(salt).decode()},i={iterations}"
         ).encode()
@@ -147,7 +147,9 @@ class ScramServer:
         self._state = "ended"
         without_proof, sep, proof_part = token.rpartition(b",p=")
         attrs = _attributes(without_proof)
-        if not sep or attrs.get("r") != self._nonce:
+        # Kafka (3.8.1+) accepts a nonce that ends with ours: librdkafka before 2.6.1 prepends
+        # its own nonce a second time, and the distributions still ship such versions.
+        if not sep or not attrs.get("r", "").endswith(self._nonce):
             raise SaslFailed("Invalid SCRAM client-final message: nonce mismatch")
         if base64.b64decode(attrs.get("c", "")) != self._gs2:
             raise SaslFailed("Invalid SCRAM client-final message: channel binding mismatch")
