@@ -67,6 +67,7 @@ LIST_TRANSACTIONS = 66
 
 SASL_HANDSHAKE = 17
 SASL_AUTHENTICATE = 36
+DESCRIBE_CLIENT_QUOTAS = 48
 DESCRIBE_USER_SCRAM_CREDENTIALS = 50
 ALTER_USER_SCRAM_CREDENTIALS = 51
 
@@ -180,6 +181,7 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
             SASL_HANDSHAKE: ApiSpec(0, 1, sasl.make_handshake_handler(broker)),
             SASL_AUTHENTICATE: ApiSpec(0, 2, sasl.make_authenticate_handler()),
             DESCRIBE_USER_SCRAM_CREDENTIALS: ApiSpec(0, 0, scram.make_describe_handler(broker)),
+            DESCRIBE_CLIENT_QUOTAS: ApiSpec(0, 1, scram.make_describe_client_quotas_handler()),
             ALTER_USER_SCRAM_CREDENTIALS: ApiSpec(
                 0, 0, scram.make_alter_handler(broker), forwarded=True
             ),

@@ -138,3 +138,13 @@ def _record(
         "server_key": base64.b64encode(credential.server_key).decode(),
         "iterations": credential.iterations,
     }
+
+
+def make_describe_client_quotas_handler():
+    """DescribeClientQuotas (48): rafka enforces no client quotas, so none is configured.
+    kafka-configs --describe --entity-type users asks it beside the SCRAM credentials."""
+
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        return {"throttle_time": 0, "error_code": 0, "error_message": None, "entries": []}
+
+    return handle
