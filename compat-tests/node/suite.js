@@ -1,16 +1,20 @@
 // The kafkajs compatibility suite: each scenario listed in compat-tests/matrix/scenarios.py as a
 // small application with assertions, one JSON line per scenario on stdout (kafkajs logs go to
 // stderr). Configuration comes from the environment (COMPAT_BOOTSTRAP, COMPAT_PREFIX,
-// COMPAT_SKIP, COMPAT_ONLY).
+// COMPAT_SKIP, COMPAT_ONLY; the secured listeners' COMPAT_SASL_SSL_BOOTSTRAP and the rest that
+// compat-tests/matrix/security.py lists).
 'use strict'
 
 const assert = require('node:assert/strict')
+const fs = require('node:fs')
 const {
   Kafka, CompressionTypes, ConfigResourceTypes, ConfigSource, Partitioners, logLevel
 } = require('kafkajs')
 const { registerCodecs } = require('./codecs')
 
 const RECORDS = 100
+const SECURED_RECORDS = 10
+const REFUSED_MS = 5000
 const WAIT_MS = 30000
 const SCENARIO_TIMEOUT_MS = 60000
 const CODECS = {
@@ -24,16 +28,24 @@ const CODECS = {
 const bootstrap = requireEnv('COMPAT_BOOTSTRAP')
 const prefix = requireEnv('COMPAT_PREFIX')
 
-const kafka = new Kafka({
-  clientId: prefix,
-  brokers: [bootstrap],
-  logLevel: logLevel.ERROR,
-  // kafkajs logs to stdout by default; stdout carries the results.
-  logCreator: () => ({ namespace, level, log }) => {
-    process.stderr.write(`kafkajs ${level} ${namespace}: ${log.message}\n`)
-  },
-  retry: { retries: 5 }
-})
+const kafka = newKafka(bootstrap)
+
+/** A verdict, not an error: the scenario cannot run here (the message says why). */
+class Skip extends Error {}
+
+function newKafka (broker, options = {}) {
+  return new Kafka({
+    clientId: prefix,
+    brokers: [broker],
+    logLevel: logLevel.ERROR,
+    // kafkajs logs to stdout by default; stdout carries the results.
+    logCreator: () => ({ namespace, level, log }) => {
+      process.stderr.write(`kafkajs ${level} ${namespace}: ${log.message}\n`)
+    },
+    retry: { retries: 5 },
+    ...options
+  })
+}
 
 // -- scenarios ------------------------------------------------------------------------------------
 
@@ -265,6 +277,83 @@ async function txnPipeline () {
   return topic
 }
 
+async function securitySaslPlain () {
+  const where = secured()
+  await securedRoundtrip('security-sasl-plain', where.saslSsl, sasl('plain'))
+  assert.ok(await refused(where.saslSsl, sasl('plain', 'wrong')), 'a wrong password was accepted')
+}
+
+async function securitySaslScram () {
+  const where = secured()
+  await securedRoundtrip('security-sasl-scram', where.saslSsl, sasl('scram-sha-512'))
+  assert.ok(await refused(where.saslSsl, sasl('scram-sha-512', 'wrong')), 'a wrong password was accepted')
+}
+
+async function securityMtls () {
+  const where = secured()
+  const ssl = { ca: [where.ca] }
+  await securedRoundtrip('security-mtls', where.mtls, { ssl: { ...ssl, cert: where.cert, key: where.key } })
+  assert.ok(await refused(where.mtls, { ssl }), 'a client without a certificate was accepted')
+}
+
+// -- security -------------------------------------------------------------------------------------
+
+/** The secured listeners and credentials run.py gives its own broker (compat-tests/matrix/security.py). */
+function secured () {
+  const env = process.env
+  if (!env.COMPAT_SASL_SSL_BOOTSTRAP) {
+    throw new Skip('no secured listeners (run.py starts them with its own broker)')
+  }
+  return {
+    saslSsl: env.COMPAT_SASL_SSL_BOOTSTRAP,
+    mtls: env.COMPAT_MTLS_BOOTSTRAP,
+    ca: fs.readFileSync(env.COMPAT_CA_PEM),
+    cert: fs.readFileSync(env.COMPAT_CLIENT_CERT_PEM),
+    key: fs.readFileSync(env.COMPAT_CLIENT_KEY_PEM),
+    plain: [env.COMPAT_PLAIN_USER, env.COMPAT_PLAIN_PASSWORD],
+    scram: [env.COMPAT_SCRAM_USER, env.COMPAT_SCRAM_PASSWORD]
+  }
+}
+
+// The broker's certificate names 127.0.0.1, which Node checks against the IP SANs: verification
+// stays on.
+function sasl (mechanism, password) {
+  const where = secured()
+  const [username, right] = mechanism === 'plain' ? where.plain : where.scram
+  return { ssl: { ca: [where.ca] }, sasl: { mechanism, username, password: password || right } }
+}
+
+/** Produces SECURED_RECORDS through `broker` with `security` and reads them back there. */
+async function securedRoundtrip (scenario, broker, security) {
+  const topic = `${prefix}-${scenario}`
+  await withAdmin(admin => createTopic(admin, topic, 1))
+  const values = Array.from({ length: SECURED_RECORDS }, (_, i) => `${prefix} ${scenario} ${i}`)
+  const client = newKafka(broker, security)
+  await withProducer({}, producer => producer.send({
+    topic, acks: -1, messages: values.map(value => ({ partition: 0, value }))
+  }), client)
+  const got = await consumeGroup(`${prefix}-${scenario}`, topic, values.length, null, {}, client)
+  assert.deepEqual(got.map(m => m.value.toString()), values, 'records read back over the secured listener')
+}
+
+/** Whether connecting to `broker` with `security` fails (or does not finish) within seconds. */
+async function refused (broker, security) {
+  const options = {
+    ...security, connectionTimeout: REFUSED_MS, authenticationTimeout: REFUSED_MS, retry: { retries: 0 }
+  }
+  const admin = newKafka(broker, options).admin()
+  try {
+    await withTimeout(admin.connect(), 2 * REFUSED_MS, () => 'connecting')
+    return false
+  } catch (err) {
+    // An authentication error, a TLS alert or a timeout: all mean refused; the log says which.
+    process.stderr.write(`refused as expected: ${describeError(err)}\n`)
+    return true
+  } finally {
+    await admin.disconnect()
+  }
+}
+
 // -- group member ---------------------------------------------------------------------------------
 
 /** One consumer-group member; kafkajs reports each assignment with the GROUP_JOIN event. */
@@ -313,8 +402,8 @@ async function withAdmin (body) {
   }
 }
 
-async function withProducer (options, body) {
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...options })
+async function withProducer (options, body, client = kafka) {
+  const producer = client.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...options })
   await producer.connect()
   try {
     return await body(producer)
@@ -340,8 +429,8 @@ async function readAll (topic, count, options = {}) {
   return consumeGroup(groupId, topic, count, null, options)
 }
 
-async function consumeGroup (groupId, topic, count, onMessage, options = {}) {
-  const consumer = kafka.consumer({ groupId, ...options })
+async function consumeGroup (groupId, topic, count, onMessage, options = {}, client = kafka) {
+  const consumer = client.consumer({ groupId, ...options })
   const messages = []
   let done
   const finished = new Promise(resolve => { done = resolve })
@@ -453,7 +542,10 @@ async function main () {
     ['admin-topics', adminTopics],
     ['admin-configs', adminConfigs],
     ['transactions', transactions],
-    ['txn-pipeline', txnPipeline]
+    ['txn-pipeline', txnPipeline],
+    ['security-sasl-plain', securitySaslPlain],
+    ['security-sasl-scram', securitySaslScram],
+    ['security-mtls', securityMtls]
   )
   for (const [name, run] of scenarios) {
     if (only && !only.includes(name)) continue
@@ -466,7 +558,8 @@ async function main () {
       const topic = await withTimeout(run(), SCENARIO_TIMEOUT_MS, () => 'scenario')
       emit(name, 'pass', '', (Date.now() - start) / 1000, topic)
     } catch (err) {
-      emit(name, 'fail', describeError(err), (Date.now() - start) / 1000)
+      if (err instanceof Skip) emit(name, 'skip', err.message, (Date.now() - start) / 1000)
+      else emit(name, 'fail', describeError(err), (Date.now() - start) / 1000)
     }
   }
   process.exit(0) // a scenario that timed out may have left clients behind
