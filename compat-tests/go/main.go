@@ -1,11 +1,14 @@
 // The franz-go compatibility suite: each scenario listed in compat-tests/matrix/scenarios.py as
 // a small application with assertions, one JSON line per scenario on stdout. Configuration comes
 // from the environment (COMPAT_BOOTSTRAP, COMPAT_PREFIX, COMPAT_SKIP, COMPAT_ONLY) as run.py
-// sets it.
+// sets it; the security scenarios also read the secured listeners, CA, client certificate and
+// credentials run.py adds when it starts the broker itself (compat-tests/matrix/security.py).
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +24,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 const (
@@ -28,6 +34,16 @@ const (
 	wait            = 30 * time.Second
 	scenarioTimeout = 60 * time.Second
 )
+
+// The security scenarios: records sent over a secured listener, and how long a client that
+// should be refused gets before its silence counts as a refusal.
+const (
+	securedRecords = 10
+	refusalWait    = 8 * time.Second
+	noSecured      = "no secured listeners (run.py starts them with its own broker)"
+)
+
+var securityScenarios = []string{"security-sasl-plain", "security-sasl-scram", "security-mtls"}
 
 // txn-pipeline: transactions of txnPipelinePerPartition records to each of txnPipelinePartitions.
 const (
@@ -73,6 +89,14 @@ func main() {
 	if v := os.Getenv("COMPAT_ONLY"); v != "" {
 		only = strings.Split(v, ",")
 	}
+	// run.py adds the secured listeners only to a broker it starts (not with --bootstrap).
+	if os.Getenv("COMPAT_SASL_SSL_BOOTSTRAP") == "" {
+		for _, name := range securityScenarios {
+			if _, ok := skips[name]; !ok {
+				skips[name] = noSecured
+			}
+		}
+	}
 
 	scenarios := []scenario{{"metadata", s.metadata}}
 	for _, codec := range codecs {
@@ -88,6 +112,9 @@ func main() {
 		scenario{"admin-configs", s.adminConfigs},
 		scenario{"transactions", s.transactions},
 		scenario{"txn-pipeline", s.txnPipeline},
+		scenario{"security-sasl-plain", s.securitySaslPlain},
+		scenario{"security-sasl-scram", s.securitySaslScram},
+		scenario{"security-mtls", s.securityMtls},
 	)
 
 	out := json.NewEncoder(os.Stdout)
@@ -617,6 +644,88 @@ func exactlyOnce(got, want []string) error {
 	return nil
 }
 
+func (s *suite) securitySaslPlain(ctx context.Context) (string, error) {
+	user := os.Getenv("COMPAT_PLAIN_USER")
+	return "", s.saslScenario(ctx, "security-sasl-plain", os.Getenv("COMPAT_PLAIN_PASSWORD"), func(password string) sasl.Mechanism {
+		return plain.Auth{User: user, Pass: password}.AsMechanism()
+	})
+}
+
+func (s *suite) securitySaslScram(ctx context.Context) (string, error) {
+	user := os.Getenv("COMPAT_SCRAM_USER")
+	return "", s.saslScenario(ctx, "security-sasl-scram", os.Getenv("COMPAT_SCRAM_PASSWORD"), func(password string) sasl.Mechanism {
+		return scram.Auth{User: user, Pass: password}.AsSha512Mechanism()
+	})
+}
+
+func (s *suite) securityMtls(ctx context.Context) (string, error) {
+	bootstrap := os.Getenv("COMPAT_MTLS_BOOTSTRAP")
+	withCertificate, err := securedTLS(true)
+	if err != nil {
+		return "", err
+	}
+	if err := s.securedRoundtrip(ctx, "security-mtls", bootstrap, kgo.DialTLSConfig(withCertificate)); err != nil {
+		return "", err
+	}
+	without, err := securedTLS(false)
+	if err != nil {
+		return "", err
+	}
+	if !refused(ctx, bootstrap, kgo.DialTLSConfig(without)) {
+		return "", errors.New("a client without a certificate was accepted")
+	}
+	return "", nil
+}
+
+// saslScenario: the round trip over SASL_SSL with the right password, then a refusal with a wrong one.
+func (s *suite) saslScenario(ctx context.Context, name, password string, mechanism func(password string) sasl.Mechanism) error {
+	bootstrap := os.Getenv("COMPAT_SASL_SSL_BOOTSTRAP")
+	config, err := securedTLS(false)
+	if err != nil {
+		return err
+	}
+	if err := s.securedRoundtrip(ctx, name, bootstrap, kgo.DialTLSConfig(config), kgo.SASL(mechanism(password))); err != nil {
+		return err
+	}
+	if !refused(ctx, bootstrap, kgo.DialTLSConfig(config), kgo.SASL(mechanism("wrong-"+password))) {
+		return errors.New("a wrong password was accepted")
+	}
+	return nil
+}
+
+// securedRoundtrip creates the scenario's topic over the plain listener, then produces
+// securedRecords to it and reads them back, both through bootstrap with the security options.
+func (s *suite) securedRoundtrip(ctx context.Context, name, bootstrap string, security ...kgo.Opt) error {
+	topic := s.prefix + "-" + name
+	adm, closeAdm := s.admin()
+	defer closeAdm()
+	if err := createTopic(ctx, adm, topic, 1, nil); err != nil {
+		return err
+	}
+	var sent []*kgo.Record
+	var want []string
+	for i := 0; i < securedRecords; i++ {
+		value := fmt.Sprintf("%s %s %d", s.prefix, name, i)
+		want = append(want, value)
+		sent = append(sent, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(value)})
+	}
+	// The later SeedBrokers replaces the plain listener that produce and readAll start from.
+	secured := append([]kgo.Opt{kgo.SeedBrokers(bootstrap)}, security...)
+	if err := s.produce(ctx, sent, slices.Concat(secured, []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	})...); err != nil {
+		return fmt.Errorf("produce over %s: %w", bootstrap, err)
+	}
+	got, err := s.readAll(ctx, topic, 1, len(want), false, secured...)
+	if err != nil {
+		return fmt.Errorf("consume over %s: %w", bootstrap, err)
+	}
+	if got := values(got); !slices.Equal(got, want) {
+		return fmt.Errorf("read back %q, want %q", got, want)
+	}
+	return nil
+}
+
 // -- group member -------------------------------------------------------------------------------
 
 // member is one consumer-group member polling in its own goroutine.
@@ -700,6 +809,43 @@ func (s *suite) admin() (*kadm.Client, func()) {
 	return kadm.NewClient(client), client.Close
 }
 
+// securedTLS trusts the run's CA (kgo sets ServerName to the dialed host, 127.0.0.1, which the
+// broker's certificate names) and presents the client certificate when asked to.
+func securedTLS(withCertificate bool) (*tls.Config, error) {
+	caFile := os.Getenv("COMPAT_CA_PEM")
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("no certificate in %s", caFile)
+	}
+	config := &tls.Config{RootCAs: pool}
+	if withCertificate {
+		cert, err := tls.LoadX509KeyPair(os.Getenv("COMPAT_CLIENT_CERT_PEM"), os.Getenv("COMPAT_CLIENT_KEY_PEM"))
+		if err != nil {
+			return nil, err
+		}
+		config.Certificates = []tls.Certificate{cert}
+	}
+	return config, nil
+}
+
+// refused: a Metadata request through bootstrap with these options fails within refusalWait; an
+// authentication or TLS error counts, and so does no answer at all (kgo retries some failures).
+func refused(ctx context.Context, bootstrap string, opts ...kgo.Opt) bool {
+	client, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bootstrap)}, opts...)...)
+	if err != nil {
+		panic(err) // a bad option, not a refusal
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(ctx, refusalWait)
+	defer cancel()
+	_, err = kadm.NewClient(client).ListBrokers(ctx)
+	return err != nil
+}
+
 func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, configs map[string]*string) error {
 	resp, err := adm.CreateTopic(ctx, partitions, 1, configs, topic)
 	if err != nil {
@@ -717,8 +863,9 @@ func (s *suite) produce(ctx context.Context, recs []*kgo.Record, opts ...kgo.Opt
 	return client.ProduceSync(ctx, recs...).FirstErr()
 }
 
-// readAll reads the first count records of the topic's partitions from the start.
-func (s *suite) readAll(ctx context.Context, topic string, partitions, count int, committed bool) ([]*kgo.Record, error) {
+// readAll reads the first count records of the topic's partitions from the start; extra options
+// come last, so they override the defaults.
+func (s *suite) readAll(ctx context.Context, topic string, partitions, count int, committed bool, extra ...kgo.Opt) ([]*kgo.Record, error) {
 	offsets := map[int32]kgo.Offset{}
 	for p := 0; p < partitions; p++ {
 		offsets[int32(p)] = kgo.NewOffset().AtStart()
@@ -727,7 +874,7 @@ func (s *suite) readAll(ctx context.Context, topic string, partitions, count int
 	if committed {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
-	client, err := kgo.NewClient(opts...)
+	client, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, err
 	}
