@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -44,21 +45,51 @@ def command_app(name: str, help: str) -> typer.Typer:
     return typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False)
 
 
+CommandConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--command-config",
+        help="Client properties file: security.protocol, sasl.mechanism, sasl.jaas.config, "
+        "ssl.truststore.location, ssl.keystore.location (Kafka's client keys).",
+    ),
+]
+
+
+def use_command_config(path: Path | None) -> None:
+    """Secure every connection this command opens as `path` says (one line if it cannot)."""
+    if path is None:
+        return
+    from rafka.cli.client_security import (
+        CURRENT,
+        ClientSecurityError,
+        read_command_config,
+        security_from,
+    )
+
+    try:
+        props = read_command_config(path)
+        CURRENT.set(security_from(props))
+    except ClientSecurityError as exc:
+        fail(f"--command-config {path}: {exc}")
+
+
 @contextmanager
-def admin_client(bootstrap: str) -> Iterator[AdminClient]:
+def admin_client(bootstrap: str, command_config: Path | None = None) -> Iterator[AdminClient]:
     """An AdminClient for the duration of a command; any client error ends it with one line."""
     from rafka.cli.admin_client import AdminClient
 
+    use_command_config(command_config)
     with _failing_on_client_error():
         with AdminClient(bootstrap, client_id="rafka-admin") as client:
             yield client
 
 
 @contextmanager
-def kafka_client(bootstrap: str) -> Iterator[KafkaClient]:
+def kafka_client(bootstrap: str, command_config: Path | None = None) -> Iterator[KafkaClient]:
     """A KafkaClient for the duration of a command; any client error ends it with one line."""
     from rafka.cli.kafka_client import KafkaClient
 
+    use_command_config(command_config)
     with _failing_on_client_error():
         with KafkaClient(bootstrap) as client:
             yield client

@@ -43,8 +43,13 @@ app = typer.Typer(
 
 BootstrapOption = Annotated[
     str,
-    typer.Option("--bootstrap-server", "-b", envvar="RAFKA_BOOTSTRAP_SERVER", metavar="HOST:PORT",
-                 help="A broker to connect to (comma-separated list allowed)."),
+    typer.Option(
+        "--bootstrap-server",
+        "-b",
+        envvar="RAFKA_BOOTSTRAP_SERVER",
+        metavar="HOST:PORT",
+        help="A broker to connect to (comma-separated list allowed).",
+    ),
 ]
 TopicOption = Annotated[str, typer.Option("--topic", "-t", help="Topic to use.")]
 NumRecordsOption = Annotated[
@@ -62,18 +67,23 @@ PartitionsOption = Annotated[
     int, typer.Option("--partitions", min=1, help="Partitions if the topic must be created.")
 ]
 ReplicationOption = Annotated[
-    int, typer.Option("--replication-factor",
-                      help="Replicas if the topic must be created; -1: the broker's default.")
+    int,
+    typer.Option(
+        "--replication-factor",
+        help="Replicas if the topic must be created; -1: the broker's default.",
+    ),
 ]
 ProducerPropsOption = Annotated[
     list[str] | None,
-    typer.Option("--producer-props", metavar="KEY=VALUE",
-                 help="librdkafka producer property (repeatable)."),
+    typer.Option(
+        "--producer-props", metavar="KEY=VALUE", help="librdkafka producer property (repeatable)."
+    ),
 ]
 ConsumerPropsOption = Annotated[
     list[str] | None,
-    typer.Option("--consumer-props", metavar="KEY=VALUE",
-                 help="librdkafka consumer property (repeatable)."),
+    typer.Option(
+        "--consumer-props", metavar="KEY=VALUE", help="librdkafka consumer property (repeatable)."
+    ),
 ]
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for records before giving up.")
@@ -166,9 +176,14 @@ def produce(
         config = producer_config(bootstrap_server, acks_value, compression, idempotence, props)
         result = run_produce(ck, config, topic, num_records, record_size, throughput, progress)
         result.settings = {
-            "topic": topic, "record_size": record_size, "acks": acks_value,
-            "compression": compression, "idempotence": idempotence, "throughput": throughput,
-            "librdkafka": ck.libversion()[0], **props,
+            "topic": topic,
+            "record_size": record_size,
+            "acks": acks_value,
+            "compression": compression,
+            "idempotence": idempotence,
+            "throughput": throughput,
+            "librdkafka": ck.libversion()[0],
+            **props,
         }
         return result
 
@@ -198,7 +213,10 @@ def consume(
         config = consumer_config(bootstrap_server, group, props)
         result = run_consume(ck, config, topic, num_records, group is not None, timeout, progress)
         result.settings = {
-            "topic": topic, "group": group, "librdkafka": ck.libversion()[0], **props,
+            "topic": topic,
+            "group": group,
+            "librdkafka": ck.libversion()[0],
+            **props,
         }
         return result
 
@@ -240,11 +258,21 @@ def e2e(
             ck,
             producer_config(bootstrap_server, acks_value, compression, idempotence, pprops),
             consumer_config(bootstrap_server, None, cprops),
-            topic, num_records, record_size, throughput, timeout, progress,
+            topic,
+            num_records,
+            record_size,
+            throughput,
+            timeout,
+            progress,
         )
         result.settings = {
-            "topic": topic, "record_size": record_size, "acks": acks_value,
-            "throughput": throughput, "librdkafka": ck.libversion()[0], **pprops, **cprops,
+            "topic": topic,
+            "record_size": record_size,
+            "acks": acks_value,
+            "throughput": throughput,
+            "librdkafka": ck.libversion()[0],
+            **pprops,
+            **cprops,
         }
         return result
 

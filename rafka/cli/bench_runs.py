@@ -37,9 +37,7 @@ def run_produce(
 ) -> BenchResult:
     """Send `num_records` records of `record_size` bytes as fast as allowed; wait for every ack."""
     errors = ClientErrors(ck)
-    producer = ck.Producer(
-        {**config, "delivery.report.only.error": True, **errors.client_config()}
-    )
+    producer = ck.Producer({**config, "delivery.report.only.error": True, **errors.client_config()})
     wait_for_metadata(producer, config["bootstrap.servers"], topic)
     value = random_payload(record_size)
     produce, poll = producer.produce, producer.poll
@@ -125,6 +123,7 @@ def run_consume(
         if meta is None or meta.error is not None or not meta.partitions:
             raise BenchError(f"topic {topic!r} not found")
         if use_group:
+
             def on_assign(_consumer: Any, _partitions: list[Any]) -> None:
                 if not assigned:
                     assigned.append(Moment())
@@ -296,7 +295,8 @@ def run_e2e(
             client_cpu_s=cpu.elapsed(),
             started_at=started_at,
             errors=lost,
-            first_error=errors.first_delivery_error or reader.error
+            first_error=errors.first_delivery_error
+            or reader.error
             or (f"{lost} records not received within {timeout_s:.0f} s" if lost else None),
             latency_ms=percentiles(reader.latencies_ms),
         )
@@ -305,7 +305,11 @@ def run_e2e(
 
 
 def _warm_up(
-    producer: Any, topic: str, padding: bytes, reader: LatencyConsumer, errors: ClientErrors,
+    producer: Any,
+    topic: str,
+    padding: bytes,
+    reader: LatencyConsumer,
+    errors: ClientErrors,
     timeout_s: float,
 ) -> None:
     """Send marker records until one comes back: connections are up and fetching has begun."""

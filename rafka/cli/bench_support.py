@@ -191,8 +191,7 @@ class Progress:
         rate = done / (now - self.start) if now > self.start else 0.0
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         sys.stderr.write(
-            f"\r{self.label} [{bar}] {100 * done // self.total:3d}% {done:,} records "
-            f"{rate:,.0f}/s "
+            f"\r{self.label} [{bar}] {100 * done // self.total:3d}% {done:,} records {rate:,.0f}/s "
         )
         sys.stderr.flush()
 
@@ -273,7 +272,11 @@ def wait_for_metadata(client: Any, bootstrap: str, topic: str | None = None) -> 
 
 
 def ensure_topic(
-    ck: ModuleType, bootstrap: str, topic: str, partitions: int, replication_factor: int,
+    ck: ModuleType,
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    replication_factor: int,
     errors: ClientErrors,
 ) -> int:
     """Create the topic if it is missing; its partition count."""
@@ -293,8 +296,11 @@ def ensure_topic(
     deadline = time.monotonic() + METADATA_TIMEOUT_S
     while True:  # a new topic's leaders take a moment to show up in metadata
         meta = wait_for_metadata(admin, bootstrap, topic).topics.get(topic)
-        if meta is not None and meta.error is None and meta.partitions and all(
-            p.leader >= 0 for p in meta.partitions.values()
+        if (
+            meta is not None
+            and meta.error is None
+            and meta.partitions
+            and all(p.leader >= 0 for p in meta.partitions.values())
         ):
             return len(meta.partitions)
         if time.monotonic() > deadline:

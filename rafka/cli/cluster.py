@@ -11,6 +11,7 @@ import typer
 from rafka.cli.admin_common import (
     DEFAULT_BOOTSTRAP,
     BootstrapOption,
+    CommandConfigOption,
     JsonOption,
     admin_client,
     print_json,
@@ -28,6 +29,7 @@ app = typer.Typer(
 @app.command("describe")
 def describe(
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Cluster id, controller, brokers, how many topics and partitions it holds, the metadata
@@ -35,7 +37,7 @@ def describe(
     partitions."""
     from rafka.cli.kafka_client import KafkaClientError
 
-    with admin_client(bootstrap_server) as client:
+    with admin_client(bootstrap_server, command_config) as client:
         cluster: dict[str, Any] = client.describe_cluster()
         topics = client.topics()
         try:

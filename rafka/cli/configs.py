@@ -14,6 +14,7 @@ import typer
 from rafka.cli.admin_common import (
     DEFAULT_BOOTSTRAP,
     BootstrapOption,
+    CommandConfigOption,
     JsonOption,
     admin_client,
     command_app,
@@ -73,6 +74,7 @@ def _label(kind: str, name: str) -> str:
 @app.command("describe")
 def describe(
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     topic: TopicOption = None,
     broker: BrokerOption = None,
     broker_defaults: DefaultsOption = False,
@@ -86,7 +88,7 @@ def describe(
 ) -> None:
     """Show a topic's or broker's configs."""
     kind, resource_type, name = _resource(topic, broker, broker_defaults)
-    with admin_client(bootstrap_server) as client:
+    with admin_client(bootstrap_server, command_config) as client:
         # Synonyms tell a key set on the resource from one whose synonym is (see _is_override).
         configs = client.describe_configs(resource_type, name, synonyms=True)
     if not all_configs and name:
@@ -128,6 +130,7 @@ def describe(
 @app.command("alter")
 def alter(
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     topic: TopicOption = None,
     broker: BrokerOption = None,
     broker_defaults: DefaultsOption = False,
@@ -179,7 +182,7 @@ def alter(
     names = [op[0] for op in operations]
     if len(set(names)) != len(names):
         fail("a config may appear only once per command")
-    with admin_client(bootstrap_server) as client:
+    with admin_client(bootstrap_server, command_config) as client:
         client.alter_configs(resource_type, name, operations, validate_only)
     if json_output:
         print_json(

@@ -126,7 +126,8 @@ class ConsoleClient(KafkaClient):
     def forget(self, node_id: int | None) -> None:
         """Close a connection that failed (None: the bootstrap one)."""
         conn = (
-            self._connections.pop(node_id, None) if node_id is not None
+            self._connections.pop(node_id, None)
+            if node_id is not None
             else self._bootstrap_connection
         )
         if node_id is None:
@@ -262,7 +263,11 @@ class ConsoleClient(KafkaClient):
                 aborted = [(a.producer_id, a.first_offset) for a in p.aborted_transactions or ()]
                 out.append(
                     FetchedPartition(
-                        t.topic, p.partition_index, p.error_code, p.high_watermark, aborted,
+                        t.topic,
+                        p.partition_index,
+                        p.error_code,
+                        p.high_watermark,
+                        aborted,
                         bytes(p.records or b""),
                     )
                 )

@@ -20,11 +20,13 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 
 from rafka.cli.admin_common import DEFAULT_BOOTSTRAP, BootstrapOption, fail
+from rafka.cli.client_security import SECURITY_KEYS, ClientSecurityError, use_client_security
 from rafka.cli.console_producer import parse_properties
 from rafka.cli.console_records import InputError
 
@@ -33,16 +35,34 @@ if TYPE_CHECKING:
 
 # Consumer properties this command reads; others draw a warning.
 _CONSUMER_KEYS = {
-    "group.id", "group.instance.id", "auto.offset.reset", "enable.auto.commit",
-    "auto.commit.interval.ms", "session.timeout.ms", "heartbeat.interval.ms",
-    "max.poll.interval.ms", "fetch.max.wait.ms", "fetch.min.bytes", "fetch.max.bytes",
-    "max.partition.fetch.bytes", "isolation.level", "client.id", "allow.auto.create.topics",
-    "bootstrap.servers", "key.deserializer", "value.deserializer",
+    "group.id",
+    "group.instance.id",
+    "auto.offset.reset",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "fetch.max.wait.ms",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "isolation.level",
+    "client.id",
+    "allow.auto.create.topics",
+    "bootstrap.servers",
+    "key.deserializer",
+    "value.deserializer",
 }
 _INTS = {
-    "auto.commit.interval.ms": 5000, "session.timeout.ms": 45000,
-    "heartbeat.interval.ms": 3000, "max.poll.interval.ms": 300000, "fetch.max.wait.ms": 500,
-    "fetch.min.bytes": 1, "fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 1048576,
+    "auto.commit.interval.ms": 5000,
+    "session.timeout.ms": 45000,
+    "heartbeat.interval.ms": 3000,
+    "max.poll.interval.ms": 300000,
+    "fetch.max.wait.ms": 500,
+    "fetch.min.bytes": 1,
+    "fetch.max.bytes": 52428800,
+    "max.partition.fetch.bytes": 1048576,
 }
 
 
@@ -104,7 +124,9 @@ class Formatter:
                 self.headers_separator.join(
                     k.encode() + b":" + (self.null_literal if v is None else v)
                     for k, v in m.headers
-                ) if m.headers else b"NO_HEADERS"
+                )
+                if m.headers
+                else b"NO_HEADERS"
             )
         if self.print_key:
             fields.append(self.null_literal if m.key is None else m.key)
@@ -120,9 +142,13 @@ def _text(data: bytes | None) -> str | None:
 
 def json_line(m: Message) -> bytes:
     obj: dict[str, Any] = {
-        "topic": m.topic, "partition": m.partition, "offset": m.offset,
-        "timestamp": m.timestamp, "timestamp_type": m.timestamp_type,
-        "key": _text(m.key), "value": _text(m.value),
+        "topic": m.topic,
+        "partition": m.partition,
+        "offset": m.offset,
+        "timestamp": m.timestamp,
+        "timestamp_type": m.timestamp_type,
+        "key": _text(m.key),
+        "value": _text(m.value),
         "headers": [{"key": k, "value": _text(v)} for k, v in m.headers],
     }
     return json.dumps(obj, ensure_ascii=False).encode() + b"\n"
@@ -161,8 +187,8 @@ def run(options: Options, format_one: Any, out: BinaryIO, signals: Signals) -> i
 
     rebalance_ms = options.int_prop("max.poll.interval.ms")
     client = open_client(
-        options.props.get("bootstrap.servers", ""), options.props.get("client.id",
-                                                                     "console-consumer"),
+        options.props.get("bootstrap.servers", ""),
+        options.props.get("client.id", "console-consumer"),
         max(30.0, rebalance_ms / 1000 + 5),  # JoinGroup may wait for the whole rebalance
     )
     member: GroupMember | None = None
@@ -179,7 +205,8 @@ def run(options: Options, format_one: Any, out: BinaryIO, signals: Signals) -> i
             raise KafkaClientError(f"topic {topic!r}: {error_name(code)}")
         partitions = client.cluster().partitions.get(topic, 0)
         fetcher = Fetcher(
-            client, reset=options.reset,
+            client,
+            reset=options.reset,
             max_wait_ms=options.int_prop("fetch.max.wait.ms"),
             min_bytes=options.int_prop("fetch.min.bytes"),
             max_bytes=options.int_prop("fetch.max.bytes"),
@@ -188,7 +215,9 @@ def run(options: Options, format_one: Any, out: BinaryIO, signals: Signals) -> i
         )
         if options.group is not None:
             member = GroupMember(
-                client, options.group, [topic],
+                client,
+                options.group,
+                [topic],
                 session_timeout_ms=options.int_prop("session.timeout.ms"),
                 rebalance_timeout_ms=rebalance_ms,
                 heartbeat_interval_ms=options.int_prop("heartbeat.interval.ms"),
@@ -267,48 +296,98 @@ def _try_commit(member: Any, positions: dict[tuple[str, int], int]) -> None:
 def consume(
     topic: Annotated[str, typer.Option("--topic", "-t", help="The topic to read.")],
     bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
-    group: Annotated[str | None, typer.Option(
-        "--group", "-g", help="Consume as a member of this group, from its committed offsets.")]
-    = None,
-    partition: Annotated[int | None, typer.Option(
-        "--partition", help="Read only this partition (from the end unless --offset).")] = None,
-    offset: Annotated[str | None, typer.Option(
-        "--offset", help="With --partition: earliest, latest or an offset.")] = None,
-    from_beginning: Annotated[bool, typer.Option(
-        "--from-beginning", help="Start at the earliest message when there is no committed"
-        " offset.")] = False,
-    max_messages: Annotated[int | None, typer.Option(
-        "--max-messages", help="Exit after this many messages.")] = None,
-    timeout_ms: Annotated[int | None, typer.Option(
-        "--timeout-ms", help="Exit when no message has come for this long.")] = None,
-    prop: Annotated[list[str] | None, typer.Option(
-        "--property", "--formatter-property", metavar="KEY=VALUE",
-        help="Formatter property: print.key, print.headers, print.partition, print.offset,"
-        " print.timestamp, print.value, key.separator, line.separator, headers.separator,"
-        " null.literal.")] = None,
-    consumer_prop: Annotated[list[str] | None, typer.Option(
-        "--consumer-property", "--command-property", metavar="KEY=VALUE",
-        help="Consumer setting: auto.offset.reset, enable.auto.commit, session.timeout.ms, ...")]
-    = None,
-    isolation_level: Annotated[str | None, typer.Option(
-        "--isolation-level", help="read_uncommitted (default) or read_committed.")] = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", help="text: Kafka's formatter; json: one object per line.")] = "text",
+    command_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--command-config",
+            "--consumer.config",
+            help="Client properties file (security.protocol, sasl.*, ssl.*; Kafka's keys).",
+        ),
+    ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            "--group", "-g", help="Consume as a member of this group, from its committed offsets."
+        ),
+    ] = None,
+    partition: Annotated[
+        int | None,
+        typer.Option(
+            "--partition", help="Read only this partition (from the end unless --offset)."
+        ),
+    ] = None,
+    offset: Annotated[
+        str | None,
+        typer.Option("--offset", help="With --partition: earliest, latest or an offset."),
+    ] = None,
+    from_beginning: Annotated[
+        bool,
+        typer.Option(
+            "--from-beginning",
+            help="Start at the earliest message when there is no committed offset.",
+        ),
+    ] = False,
+    max_messages: Annotated[
+        int | None, typer.Option("--max-messages", help="Exit after this many messages.")
+    ] = None,
+    timeout_ms: Annotated[
+        int | None,
+        typer.Option("--timeout-ms", help="Exit when no message has come for this long."),
+    ] = None,
+    prop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--property",
+            "--formatter-property",
+            metavar="KEY=VALUE",
+            help="Formatter property: print.key, print.headers, print.partition, print.offset,"
+            " print.timestamp, print.value, key.separator, line.separator, headers.separator,"
+            " null.literal.",
+        ),
+    ] = None,
+    consumer_prop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--consumer-property",
+            "--command-property",
+            metavar="KEY=VALUE",
+            help="Consumer setting: auto.offset.reset, enable.auto.commit, session.timeout.ms, ...",
+        ),
+    ] = None,
+    isolation_level: Annotated[
+        str | None,
+        typer.Option("--isolation-level", help="read_uncommitted (default) or read_committed."),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="text: Kafka's formatter; json: one object per line.")
+    ] = "text",
 ) -> None:
     """Print a topic's messages on stdout, like kafka-console-consumer."""
     from rafka.cli.kafka_client import KafkaClientError
 
     try:
-        options = _options(topic, bootstrap, group, partition, offset, from_beginning,
-                           max_messages, timeout_ms, consumer_prop, isolation_level)
+        options = _options(
+            topic,
+            bootstrap,
+            group,
+            partition,
+            offset,
+            from_beginning,
+            max_messages,
+            timeout_ms,
+            consumer_prop,
+            isolation_level,
+        )
         if fmt not in ("text", "json"):
             raise InputError(f"--format must be text or json, not {fmt!r}")
-        format_one = json_line if fmt == "json" else Formatter.from_properties(
-            parse_properties(prop)).format
-    except InputError as exc:
+        format_one = (
+            json_line if fmt == "json" else Formatter.from_properties(parse_properties(prop)).format
+        )
+        use_client_security(command_config, options.props)
+    except (InputError, ClientSecurityError) as exc:
         fail(str(exc))
     for key in options.props:
-        if key not in _CONSUMER_KEYS:
+        if key not in _CONSUMER_KEYS and key not in SECURITY_KEYS:
             typer.echo(f"rafka: warning: consumer property {key!r} is not used", err=True)
     signals = Signals()
     previous = {s: signal.signal(s, signals) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -329,10 +408,18 @@ def consume(
     raise typer.Exit(128 + signals.received if signals.received else 0)
 
 
-def _options(topic: str, bootstrap: str, group: str | None, partition: int | None,
-             offset: str | None, from_beginning: bool, max_messages: int | None,
-             timeout_ms: int | None, consumer_prop: list[str] | None,
-             isolation_level: str | None) -> Options:
+def _options(
+    topic: str,
+    bootstrap: str,
+    group: str | None,
+    partition: int | None,
+    offset: str | None,
+    from_beginning: bool,
+    max_messages: int | None,
+    timeout_ms: int | None,
+    consumer_prop: list[str] | None,
+    isolation_level: str | None,
+) -> Options:
     """Kafka's rules for combining the options."""
     from rafka.cli.kafka_client import EARLIEST, LATEST
 
@@ -357,16 +444,22 @@ def _options(topic: str, bootstrap: str, group: str | None, partition: int | Non
         start = {"earliest": EARLIEST, "latest": LATEST}.get(offset.strip().lower())
         if start is None:
             if not offset.strip().isdigit():
-                raise InputError(f"--offset {offset!r}: expected earliest, latest or a"
-                                 " non-negative number")
+                raise InputError(
+                    f"--offset {offset!r}: expected earliest, latest or a non-negative number"
+                )
             start = int(offset)
     isolation = isolation_level or props.get("isolation.level", "read_uncommitted")
     if isolation not in ("read_uncommitted", "read_committed"):
         raise InputError("isolation level must be read_uncommitted or read_committed")
     props["bootstrap.servers"] = bootstrap
     return Options(
-        topic=topic, group=group, partition=partition, offset=start, reset=reset,
+        topic=topic,
+        group=group,
+        partition=partition,
+        offset=start,
+        reset=reset,
         max_messages=-1 if max_messages is None or max_messages < 0 else max_messages,
         timeout_ms=timeout_ms if timeout_ms is not None and timeout_ms >= 0 else None,
-        read_committed=isolation == "read_committed", props=props,
+        read_committed=isolation == "read_committed",
+        props=props,
     )

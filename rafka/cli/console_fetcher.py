@@ -58,13 +58,20 @@ def decode_messages(
         elif header.is_control:
             if parse_control_record_type(data, pos) == ControlRecordType.ABORT:
                 aborting.discard(header.producer_id)
-        elif not (read_committed and header.is_transactional
-                  and header.producer_id in aborting):
+        elif not (read_committed and header.is_transactional and header.producer_id in aborting):
             _, records = decode_batch(data, pos)
             kind = "LogAppendTime" if header.is_log_append_time else "CreateTime"
             out += [
-                Message(fetched.topic, fetched.partition, r.offset, r.timestamp, kind,
-                        r.key, r.value, tuple(r.headers))
+                Message(
+                    fetched.topic,
+                    fetched.partition,
+                    r.offset,
+                    r.timestamp,
+                    kind,
+                    r.key,
+                    r.value,
+                    tuple(r.headers),
+                )
                 for r in records
                 if r.offset >= position
             ]
@@ -96,8 +103,9 @@ class Fetcher:
         self.read_committed = read_committed
         self.positions: dict[TopicPartition, int] = {}
 
-    def assign(self, partitions: Iterable[TopicPartition], starts: dict[TopicPartition, int]
-               ) -> None:
+    def assign(
+        self, partitions: Iterable[TopicPartition], starts: dict[TopicPartition, int]
+    ) -> None:
         """Read `partitions` from `starts` (an offset, EARLIEST or LATEST; missing: the reset
         policy)."""
         self.positions = {}
@@ -153,8 +161,12 @@ class Fetcher:
         for leader, positions in by_leader.items():
             try:
                 fetched = self.client.fetch(
-                    leader, positions, max_wait_ms=wait, min_bytes=self.min_bytes,
-                    max_bytes=self.max_bytes, partition_max_bytes=self.partition_max_bytes,
+                    leader,
+                    positions,
+                    max_wait_ms=wait,
+                    min_bytes=self.min_bytes,
+                    max_bytes=self.max_bytes,
+                    partition_max_bytes=self.partition_max_bytes,
                     isolation_level=1 if self.read_committed else 0,
                 )
             except KafkaClientError:

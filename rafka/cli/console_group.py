@@ -157,9 +157,7 @@ class GroupMember:
                     "member_id": self.member_id,
                     "group_instance_id": self.instance_id,
                     "protocol_type": PROTOCOL_TYPE,
-                    "protocols": [
-                        {"name": ASSIGNOR, "metadata": encode_subscription(self.topics)}
-                    ],
+                    "protocols": [{"name": ASSIGNOR, "metadata": encode_subscription(self.topics)}],
                     "reason": None,
                 },
             )
@@ -289,8 +287,11 @@ class GroupMember:
                     "group_id": self.group_id,
                     "member_id": self.member_id,
                     "members": [
-                        {"member_id": self.member_id, "group_instance_id": None,
-                         "reason": "the consumer is closing"}
+                        {
+                            "member_id": self.member_id,
+                            "group_instance_id": None,
+                            "reason": "the consumer is closing",
+                        }
                     ],
                 },
             )

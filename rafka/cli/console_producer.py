@@ -17,11 +17,13 @@ import select
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from rafka.cli.admin_common import DEFAULT_BOOTSTRAP, BootstrapOption, fail
+from rafka.cli.client_security import SECURITY_KEYS, ClientSecurityError, use_client_security
 from rafka.cli.console_records import (
     Header,
     InputError,
@@ -241,7 +243,7 @@ def producer_settings(props: dict[str, str], options: dict[str, str | None]) -> 
     s.warnings = [
         f"producer property {k!r} is not used by rafka produce"
         for k in props
-        if k not in _PRODUCER_KEYS
+        if k not in _PRODUCER_KEYS and k not in SECURITY_KEYS
     ]
     return s
 
@@ -283,6 +285,14 @@ def run(client: ConsoleClient, topic: str, settings: Settings, text: LineFormat 
 def produce(
     topic: Annotated[str, typer.Option("--topic", "-t", help="The topic to produce to.")],
     bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--command-config",
+            "--producer.config",
+            help="Client properties file (security.protocol, sasl.*, ssl.*; Kafka's keys).",
+        ),
+    ] = None,
     prop: Annotated[
         list[str] | None,
         typer.Option(
@@ -368,7 +378,8 @@ def produce(
             "max.block.ms": _str(max_block_ms),
         }
         settings = producer_settings(parse_properties(producer_prop), options)
-    except InputError as exc:
+        use_client_security(command_config, parse_properties(producer_prop))
+    except (InputError, ClientSecurityError) as exc:
         fail(str(exc))
     settings.sync = sync
     for warning in settings.warnings:

@@ -15,6 +15,7 @@ import typer
 from rafka.cli.admin_common import (
     DEFAULT_BOOTSTRAP,
     BootstrapOption,
+    CommandConfigOption,
     JsonOption,
     command_app,
     fail,
@@ -47,6 +48,7 @@ def _error_name(code: int) -> str:
 @app.command("list")
 def list_groups(
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     state: Annotated[
         list[str] | None,
         typer.Option("--state", help="Only groups in this state (repeatable), e.g. Stable."),
@@ -54,7 +56,7 @@ def list_groups(
     json_output: JsonOption = False,
 ) -> None:
     """List the consumer groups of the cluster."""
-    with kafka_client(bootstrap_server) as client:
+    with kafka_client(bootstrap_server, command_config) as client:
         groups = client.list_groups(state or ())
     if json_output:
         print_json(groups)
@@ -130,12 +132,13 @@ def describe_group(client: KafkaClient, group_id: str) -> dict[str, Any]:
 def describe(
     group: Annotated[list[str], typer.Option("--group", "-g", help="Group id (repeatable).")],
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     members: Annotated[bool, typer.Option("--members", help="Show members.")] = False,
     state: Annotated[bool, typer.Option("--state", help="Show the group's state.")] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Committed offsets, log end offsets and lag per partition (or members, or state)."""
-    with kafka_client(bootstrap_server) as client:
+    with kafka_client(bootstrap_server, command_config) as client:
         described = [describe_group(client, g) for g in group]
     if json_output:
         print_json(described if len(described) > 1 else described[0])
@@ -214,10 +217,11 @@ def describe(
 def delete(
     group: Annotated[list[str], typer.Option("--group", "-g", help="Group id (repeatable).")],
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Delete groups and their committed offsets (only groups without active members)."""
-    with kafka_client(bootstrap_server) as client:
+    with kafka_client(bootstrap_server, command_config) as client:
         results = client.delete_groups(group)
     failed = {g: c for g, c in results.items() if c != NO_ERROR}
     if json_output:
@@ -305,6 +309,7 @@ def plan_reset(
 def reset_offsets(
     group: Annotated[str, typer.Option("--group", "-g", help="Group id.")],
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     topic: Annotated[
         list[str] | None,
         typer.Option("--topic", "-t", help="TOPIC or TOPIC:P,P,... (repeatable)."),
@@ -350,7 +355,7 @@ def reset_offsets(
         fail("give either --topic or --all-topics")
     if execute and dry_run:
         fail("--execute and --dry-run exclude each other")
-    with kafka_client(bootstrap_server) as client:
+    with kafka_client(bootstrap_server, command_config) as client:
         _, described = client.describe_group(group)
         state = described.group_state
         if state not in INACTIVE_STATES and described.error_code == NO_ERROR:

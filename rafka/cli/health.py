@@ -12,17 +12,25 @@ from typing import Annotated
 
 import typer
 
-from rafka.cli.admin_common import DEFAULT_BOOTSTRAP, BootstrapOption, fail
+from rafka.cli.admin_common import (
+    DEFAULT_BOOTSTRAP,
+    BootstrapOption,
+    CommandConfigOption,
+    fail,
+    use_command_config,
+)
 from rafka.cli.probe import Unhealthy, probe
 
 
 def health(
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for the broker's answers.")
     ] = 5.0,
 ) -> None:
     """Exit 0 if the broker answers Metadata with a controller and its live brokers."""
+    use_command_config(command_config)
     try:
         typer.echo(probe(bootstrap_server, timeout))
     except Unhealthy as exc:

@@ -18,6 +18,8 @@ from typing import Any
 
 from kio.serial import entity_reader, entity_writer
 
+from rafka.broker.security.sasl import PLAIN, SaslFailed, ScramClient
+from rafka.cli.client_security import CURRENT, ClientSecurity
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.frames import skip_tagged_fields
 from rafka.protocol.messages import build, request_class, response_class
@@ -30,6 +32,8 @@ FIND_COORDINATOR = 10
 DESCRIBE_GROUPS = 15
 LIST_GROUPS = 16
 API_VERSIONS = 18
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
 DELETE_GROUPS = 42
 DESCRIBE_QUORUM = 55
 
@@ -89,15 +93,53 @@ class Connection:
     """One broker connection; requests are sent and answered one at a time."""
 
     def __init__(self, host: str, port: int, client_id: str, timeout: float) -> None:
+        security = CURRENT.get()
         try:
-            self._sock = socket.create_connection((host, port), timeout=timeout)
-        except OSError as exc:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            if security.ssl_context is not None:
+                sock = security.ssl_context.wrap_socket(
+                    sock, server_hostname=host if security.check_hostname else None
+                )
+            self._sock = sock
+        except OSError as exc:  # ssl.SSLError too: a certificate not trusted
             raise KafkaClientError(f"cannot connect to {host}:{port}: {exc}") from None
         self.address = f"{host}:{port}"
         self._client_id = client_id.encode()
         self._correlation = 0
         self.versions: dict[int, tuple[int, int]] = {}
         self._read_api_versions()
+        if security.sasl:
+            self._authenticate(security)
+
+    def _authenticate(self, security: ClientSecurity) -> None:
+        """SaslHandshake v1, then SaslAuthenticate: PLAIN's one token or SCRAM's two."""
+        assert security.username is not None and security.password is not None
+        response = self.send(SASL_HANDSHAKE, 1, {"mechanism": security.mechanism})
+        if response.error_code != ErrorCode.none:
+            raise KafkaClientError(
+                f"{self.address}: SASL mechanism {security.mechanism} refused "
+                f"({error_name(response.error_code)}; the broker offers "
+                f"{', '.join(response.mechanisms) or 'none'})"
+            )
+        try:
+            if security.mechanism == PLAIN:
+                token = b"\x00" + security.username.encode() + b"\x00" + security.password.encode()
+                self._sasl_step(token)
+            else:
+                scram = ScramClient(security.mechanism, security.username, security.password)
+                server_first = self._sasl_step(scram.first())
+                scram.verify(self._sasl_step(scram.final(server_first)))
+        except SaslFailed as exc:
+            raise KafkaClientError(f"{self.address}: authentication failed: {exc}") from None
+
+    def _sasl_step(self, token: bytes) -> bytes:
+        response = self.send(SASL_AUTHENTICATE, 2, {"auth_bytes": token})
+        if response.error_code != ErrorCode.none:
+            raise KafkaClientError(
+                f"{self.address}: authentication failed: "
+                f"{response.error_message or error_name(response.error_code)}"
+            )
+        return bytes(response.auth_bytes)
 
     def close(self) -> None:
         self._sock.close()

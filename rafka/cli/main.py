@@ -71,8 +71,9 @@ def fail(message: str, code: int = EXIT_CONFIG_ERROR) -> NoReturn:
 def main(
     _version: Annotated[
         bool,
-        typer.Option("--version", callback=_print_version, is_eager=True,
-                     help="Show the version and exit."),
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """rafka: a Kafka-compatible broker whose partition logs are replicated with Raft."""
@@ -93,13 +94,18 @@ def broker(
     ] = None,
     override: Annotated[
         list[str] | None,
-        typer.Option("--override", "-o", metavar="KEY=VALUE",
-                     help="Set a config key, over the file and RAFKA_<KEY> variables; repeatable."),
+        typer.Option(
+            "--override",
+            "-o",
+            metavar="KEY=VALUE",
+            help="Set a config key, over the file and RAFKA_<KEY> variables; repeatable.",
+        ),
     ] = None,
     log_level: Annotated[
         str,
-        typer.Option("--log-level", envvar="RAFKA_LOG_LEVEL",
-                     help="debug, info, warning or error."),
+        typer.Option(
+            "--log-level", envvar="RAFKA_LOG_LEVEL", help="debug, info, warning or error."
+        ),
     ] = "INFO",
 ) -> None:
     """Run a broker. With no configuration: one node on localhost:9092, data in ./rafka-data."""
@@ -118,8 +124,11 @@ def broker(
     from rafka.broker import daemon  # imported here: the event loop and broker load only to run
 
     get_logger(__name__).info(
-        "starting rafka", version=rafka_version(), node_id=broker_config.node_id,
-        config=str(config) if config else None, log_dirs=[str(d) for d in broker_config.log_dirs],
+        "starting rafka",
+        version=rafka_version(),
+        node_id=broker_config.node_id,
+        config=str(config) if config else None,
+        log_dirs=[str(d) for d in broker_config.log_dirs],
     )
     try:
         code = daemon.run(broker_config)

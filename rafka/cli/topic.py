@@ -12,6 +12,7 @@ import typer
 from rafka.cli.admin_common import (
     DEFAULT_BOOTSTRAP,
     BootstrapOption,
+    CommandConfigOption,
     JsonOption,
     admin_client,
     command_app,
@@ -63,6 +64,7 @@ def _configs(items: list[str] | None) -> dict[str, str]:
 def create(
     topic: TopicOption,
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     partitions: Annotated[
         int, typer.Option("--partitions", "-p", help="Partition count (default: the broker's).")
     ] = -1,
@@ -90,7 +92,7 @@ def create(
 
     assignments = _parse_assignment(replica_assignment) if replica_assignment else None
     configs = _configs(config)
-    with admin_client(bootstrap_server) as client:
+    with admin_client(bootstrap_server, command_config) as client:
         try:
             result = client.create_topic(
                 topic, partitions, replication_factor, configs, assignments, validate_only
@@ -124,13 +126,14 @@ def create(
 @app.command("list")
 def list_topics(
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     exclude_internal: Annotated[
         bool, typer.Option("--exclude-internal", help="Leave out internal topics.")
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """List the topics of the cluster, one per line."""
-    with admin_client(bootstrap_server) as client:
+    with admin_client(bootstrap_server, command_config) as client:
         topics = [t for t in client.topics() if not (exclude_internal and t.internal)]
     if json_output:
         print_json(
@@ -191,6 +194,7 @@ def _topic_dict(t: TopicInfo, configs: dict[str, str | None]) -> dict[str, Any]:
 @app.command("describe")
 def describe(
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     topic: Annotated[
         list[str] | None,
         typer.Option("--topic", "-t", help="Topic to describe (repeatable; default: all)."),
@@ -201,7 +205,7 @@ def describe(
     json_output: JsonOption = False,
 ) -> None:
     """Partitions, leaders, replicas, ISR and config overrides of topics."""
-    with admin_client(bootstrap_server) as client:
+    with admin_client(bootstrap_server, command_config) as client:
         described = [
             d
             for d in describe_topics(client, parse_names(topic) if topic else None)
@@ -241,6 +245,7 @@ def describe(
 def alter(
     topic: TopicOption,
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     partitions: Annotated[
         int | None, typer.Option("--partitions", "-p", help="New (larger) partition count.")
     ] = None,
@@ -258,7 +263,7 @@ def alter(
     deletions = parse_names(delete_config or [])
     if partitions is None and not configs and not deletions:
         fail("nothing to alter: give --partitions, --config or --delete-config")
-    with admin_client(bootstrap_server) as client:
+    with admin_client(bootstrap_server, command_config) as client:
         if partitions is not None:
             client.create_partitions(topic, partitions)
         if configs or deletions:
@@ -281,6 +286,7 @@ def alter(
 def delete(
     topic: Annotated[list[str], typer.Option("--topic", "-t", help="Topic name (repeatable).")],
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     if_exists: Annotated[
         bool, typer.Option("--if-exists", help="Succeed if a topic does not exist.")
     ] = False,
@@ -291,7 +297,7 @@ def delete(
 
     results: list[dict[str, Any]] = []
     errors: list[str] = []
-    with admin_client(bootstrap_server) as client:
+    with admin_client(bootstrap_server, command_config) as client:
         for name in parse_names(topic):
             try:
                 client.delete_topic(name)

@@ -13,11 +13,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rafka.cli.admin_common import BootstrapOption, JsonOption, fail, print_json, print_table
+from rafka.cli.admin_common import (
+    BootstrapOption,
+    CommandConfigOption,
+    JsonOption,
+    fail,
+    print_json,
+    print_table,
+    use_command_config,
+)
 
 if TYPE_CHECKING:
     from rafka.cli.kafka_client import Connection, KafkaClient
@@ -46,9 +55,10 @@ app = typer.Typer(
 
 
 @contextmanager
-def _client(bootstrap: str) -> Iterator[KafkaClient]:
+def _client(bootstrap: str, command_config: Path | None) -> Iterator[KafkaClient]:
     from rafka.cli.kafka_client import KafkaClient, KafkaClientError
 
+    use_command_config(command_config)
     try:
         with KafkaClient(bootstrap, client_id="rafka-txn") as client:
             yield client
@@ -307,6 +317,7 @@ def _iso(ms: int | None) -> str | None:
 @app.command("list")
 def list_command(
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     state: Annotated[
         list[str] | None,
         typer.Option("--state", help="Only transactions in this state (repeatable), e.g. Ongoing."),
@@ -318,7 +329,7 @@ def list_command(
     json_output: JsonOption = False,
 ) -> None:
     """List the transactional ids every coordinator of the cluster holds."""
-    with _client(bootstrap_server) as client:
+    with _client(bootstrap_server, command_config) as client:
         listed = list_transactions(client, state or [], producer_id or [])
     if json_output:
         print_json(listed)
@@ -335,10 +346,11 @@ def describe_command(
         str, typer.Option("--transactional-id", "-t", help="The transactional id.")
     ],
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """The state of one transactional id: producer, epoch, state, partitions, age."""
-    with _client(bootstrap_server) as client:
+    with _client(bootstrap_server, command_config) as client:
         described = describe_transaction(client, transactional_id)
     if json_output:
         print_json(described)
@@ -377,10 +389,11 @@ def describe_producers_command(
     topic: Annotated[str, typer.Option("--topic", help="Topic name.")],
     partition: Annotated[int, typer.Option("--partition", help="Partition index.")],
     bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """The idempotent and transactional producers a partition's leader knows."""
-    with _client(bootstrap_server) as client:
+    with _client(bootstrap_server, command_config) as client:
         producers = describe_producers(client, topic, partition)
     if json_output:
         print_json(producers)

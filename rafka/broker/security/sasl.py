@@ -184,3 +184,44 @@ class PlainClient:
 
     def first(self) -> bytes:
         return self._token
+
+
+class ScramClient:
+    """The client's side of SCRAM: client-first, then client-final from the server-first,
+    then the server's signature checked (a server that does not know the password cannot
+    forge it)."""
+
+    def __init__(self, mechanism: str, user: str, password: str) -> None:
+        self._digest = SCRAM_MECHANISMS[mechanism]
+        self._mechanism = mechanism
+        self._password = password
+        self._nonce = secrets.token_hex(16)
+        escaped = user.replace("=", "=3D").replace(",", "=2C")
+        self._first_bare = f"n={escaped},r={self._nonce}".encode()
+
+    def first(self) -> bytes:
+        return b"n,," + self._first_bare
+
+    def final(self, server_first: bytes) -> bytes:
+        attrs = _attributes(server_first)
+        nonce, salt, iterations = attrs.get("r", ""), attrs.get("s"), attrs.get("i", "")
+        if not nonce.startswith(self._nonce) or nonce == self._nonce or not salt:
+            raise SaslFailed("the server's SCRAM first message does not extend our nonce")
+        if not iterations.isdigit() or int(iterations) < MIN_ITERATIONS:
+            raise SaslFailed("the server asked for too few SCRAM iterations")
+        salted = salt_password(self._mechanism, self._password, base64.b64decode(salt),
+                               int(iterations))  # fmt: skip
+        without_proof = b"c=biws,r=" + nonce.encode()
+        auth_message = self._first_bare + b"," + server_first + b"," + without_proof
+        client_key = hmac.digest(salted, b"Client Key", self._digest)
+        stored_key = hashlib.new(self._digest, client_key).digest()
+        signature = hmac.digest(stored_key, auth_message, self._digest)
+        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+        server_key = hmac.digest(salted, b"Server Key", self._digest)
+        self._expected = hmac.digest(server_key, auth_message, self._digest)
+        return without_proof + b",p=" + base64.b64encode(proof)
+
+    def verify(self, server_final: bytes) -> None:
+        signature = _attributes(server_final).get("v", "")
+        if not hmac.compare_digest(base64.b64decode(signature), self._expected):
+            raise SaslFailed("the server's SCRAM signature is wrong")
