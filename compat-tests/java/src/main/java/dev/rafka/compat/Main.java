@@ -22,6 +22,7 @@ import java.util.function.BooleanSupplier;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 
+import org.apache.kafka.clients.CommonClientConfigs;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.AlterConfigOp;
@@ -42,10 +43,15 @@ import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.config.SaslConfigs;
+import org.apache.kafka.common.config.SslConfigs;
+import org.apache.kafka.common.errors.AuthenticationException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeaders;
+import org.apache.kafka.common.security.plain.PlainLoginModule;
+import org.apache.kafka.common.security.scram.ScramLoginModule;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -53,13 +59,17 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * The Java client's compatibility suite: each scenario listed in compat-tests/matrix/scenarios.py
  * as a small application with assertions, one JSON line per scenario on stdout. Configuration
  * comes from the environment (COMPAT_BOOTSTRAP, COMPAT_PREFIX, COMPAT_SKIP, COMPAT_ONLY) as run.py
- * sets it.
+ * sets it; the security scenarios use the secured listeners and credentials described in
+ * compat-tests/matrix/security.py.
  */
 public final class Main {
     static final List<String> CODECS = List.of("none", "gzip", "snappy", "lz4", "zstd");
     static final int RECORDS = 100;
     static final Duration WAIT = Duration.ofSeconds(30);
     static final long SCENARIO_TIMEOUT_S = 60;
+    static final List<String> SECURED = List.of(
+        "security-sasl-plain", "security-sasl-scram", "security-mtls");
+    static final int SECURED_RECORDS = 10;
 
     final String bootstrap;
     final String prefix;
@@ -93,6 +103,16 @@ public final class Main {
         scenarios.put("admin-configs", suite::adminConfigs);
         scenarios.put("transactions", suite::transactions);
         scenarios.put("txn-pipeline", suite::txnPipeline);
+        scenarios.put("security-sasl-plain", suite::securitySaslPlain);
+        scenarios.put("security-sasl-scram", suite::securitySaslScram);
+        scenarios.put("security-mtls", suite::securityMtls);
+        if (System.getenv("COMPAT_SASL_SSL_BOOTSTRAP") == null) {
+            // Only a broker run.py starts itself has the secured listeners (not --bootstrap).
+            for (String name : SECURED) {
+                skips.putIfAbsent(name,
+                    "no secured listeners (run.py starts them with its own broker)");
+            }
+        }
 
         System.out.println("{\"client\": \"kafka-clients\", \"version\": "
             + json(clientVersion()) + "}");
@@ -449,6 +469,40 @@ public final class Main {
         return topic;
     }
 
+    String securitySaslPlain() throws Exception {
+        String user = requireEnv("COMPAT_PLAIN_USER");
+        securedRoundtrip("security-sasl-plain",
+            sasl("PLAIN", PlainLoginModule.class, user, requireEnv("COMPAT_PLAIN_PASSWORD")));
+        checkRefused(sasl("PLAIN", PlainLoginModule.class, user, "wrong"), "a wrong password");
+        return null;
+    }
+
+    String securitySaslScram() throws Exception {
+        String user = requireEnv("COMPAT_SCRAM_USER");
+        String password = requireEnv("COMPAT_SCRAM_PASSWORD");
+        securedRoundtrip("security-sasl-scram",
+            sasl("SCRAM-SHA-512", ScramLoginModule.class, user, password));
+        checkRefused(sasl("SCRAM-SHA-512", ScramLoginModule.class, user, "wrong"),
+            "a wrong password");
+        return null;
+    }
+
+    String securityMtls() throws Exception {
+        Map<String, Object> tls = Map.of(
+            CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, requireEnv("COMPAT_MTLS_BOOTSTRAP"),
+            CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, "SSL",
+            SslConfigs.SSL_TRUSTSTORE_TYPE_CONFIG, "PEM",
+            SslConfigs.SSL_TRUSTSTORE_LOCATION_CONFIG, requireEnv("COMPAT_CA_PEM"));
+        Map<String, Object> withCertificate = new LinkedHashMap<>(tls);
+        // Key and chain in one unencrypted PEM file: no ssl.key.password.
+        withCertificate.put(SslConfigs.SSL_KEYSTORE_TYPE_CONFIG, "PEM");
+        withCertificate.put(
+            SslConfigs.SSL_KEYSTORE_LOCATION_CONFIG, requireEnv("COMPAT_CLIENT_PEM"));
+        securedRoundtrip("security-mtls", withCertificate);
+        checkRefused(tls, "a client without a certificate");
+        return null;
+    }
+
     // -- group member -------------------------------------------------------------------------
 
     /** One consumer-group member polling in its own thread; the main thread watches it. */
@@ -532,6 +586,66 @@ public final class Main {
         return new KafkaConsumer<>(props, new StringDeserializer(), new StringDeserializer());
     }
 
+    /** SASL_SSL on the secured listener, the broker's certificate checked against the run's CA. */
+    static Map<String, Object> sasl(String mechanism, Class<?> loginModule, String user,
+                                    String password) {
+        return Map.of(
+            CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, requireEnv("COMPAT_SASL_SSL_BOOTSTRAP"),
+            CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, "SASL_SSL",
+            SaslConfigs.SASL_MECHANISM, mechanism,
+            SaslConfigs.SASL_JAAS_CONFIG, loginModule.getName() + " required username=\""
+                + user + "\" password=\"" + password + "\";",
+            SslConfigs.SSL_TRUSTSTORE_TYPE_CONFIG, "PEM",
+            SslConfigs.SSL_TRUSTSTORE_LOCATION_CONFIG, requireEnv("COMPAT_CA_PEM"));
+    }
+
+    /**
+     * Creates `<prefix>-<scenario>` on the plain listener, then produces SECURED_RECORDS to its
+     * partition 0 and reads them back, both with `security` (which names the secured listener).
+     */
+    void securedRoundtrip(String scenario, Map<String, Object> security) throws Exception {
+        String topic = prefix + "-" + scenario;
+        try (Admin admin = admin()) {
+            createTopic(admin, topic, 1, Map.of());
+        }
+        List<String> sent = IntStream.range(0, SECURED_RECORDS)
+            .mapToObj(i -> prefix + " " + scenario + " " + i).toList();
+        Map<String, Object> config = new LinkedHashMap<>(security);
+        config.put(ProducerConfig.ACKS_CONFIG, "all");
+        try (KafkaProducer<String, String> producer = producer(config)) {
+            List<Future<?>> acks = new ArrayList<>();
+            for (String value : sent) {
+                acks.add(producer.send(new ProducerRecord<>(topic, 0, null, value)));
+            }
+            for (Future<?> ack : acks) {
+                ack.get(30, TimeUnit.SECONDS);
+            }
+        }
+        List<String> got = values(readAll(topic, 1, security));
+        check(got.equals(sent), "read back " + got.subList(0, Math.min(3, got.size()))
+            + "... instead of the " + sent.size() + " records");
+    }
+
+    /** An Admin client with `security` must fail to list topics, within a few seconds. */
+    static void checkRefused(Map<String, Object> security, String who) throws Exception {
+        Properties props = new Properties();
+        props.putAll(security);
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 5000);
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 5000);
+        try (Admin admin = Admin.create(props)) {
+            admin.listTopics().names().get(30, TimeUnit.SECONDS);
+        } catch (ExecutionException e) {
+            // Under TLS 1.3 a client without a certificate finishes its handshake before the broker
+            // drops the connection, so it sees no authentication error, only retries until timeout.
+            Throwable cause = e.getCause();
+            check(cause instanceof AuthenticationException
+                    || cause instanceof org.apache.kafka.common.errors.TimeoutException,
+                who + " failed with " + describe(cause) + ", not as refused");
+            return;
+        }
+        throw new AssertionError(who + " was accepted");
+    }
+
     static void createTopic(Admin admin, String topic, int partitions, Map<String, String> configs)
         throws Exception {
         NewTopic newTopic = new NewTopic(topic, partitions, (short) 1).configs(configs);
@@ -548,7 +662,11 @@ public final class Main {
 
     /** Every record of the topic up to its end offsets (the LSO under read_committed). */
     List<ConsumerRecord<String, String>> readAll(String topic, int partitions, String isolation) {
-        Map<String, Object> config = Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
+        return readAll(topic, partitions, Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation));
+    }
+
+    List<ConsumerRecord<String, String>> readAll(
+        String topic, int partitions, Map<String, Object> config) {
         try (KafkaConsumer<String, String> consumer = consumer(null, config)) {
             List<TopicPartition> assigned = IntStream.range(0, partitions)
                 .mapToObj(p -> new TopicPartition(topic, p)).toList();
