@@ -6,6 +6,7 @@ import asyncio
 
 from rafka.broker.broker import Broker
 from rafka.broker.handlers import (
+    acls,
     admin,
     api_versions,
     cluster,
@@ -67,6 +68,9 @@ LIST_TRANSACTIONS = 66
 
 SASL_HANDSHAKE = 17
 SASL_AUTHENTICATE = 36
+DESCRIBE_ACLS = 29
+CREATE_ACLS = 30
+DELETE_ACLS = 31
 DESCRIBE_CLIENT_QUOTAS = 48
 DESCRIBE_USER_SCRAM_CREDENTIALS = 50
 ALTER_USER_SCRAM_CREDENTIALS = 51
@@ -95,6 +99,7 @@ def build_dispatchers(broker: Broker, gate: asyncio.Event) -> tuple[Dispatcher, 
     for `gate` (the broker joined its cluster); the nodes' traffic flows at once, as joining
     needs it, and a broker cut off from the controller still serves it."""
     controller = _build_dispatcher(broker)
+    controller.authorizer = broker.authorizer
     voters = broker.config.quorum_voters
     if voters:
         controller.admits = VoterAdmission(voter.host for voter in voters).admits
@@ -182,6 +187,10 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
             SASL_AUTHENTICATE: ApiSpec(0, 2, sasl.make_authenticate_handler()),
             DESCRIBE_USER_SCRAM_CREDENTIALS: ApiSpec(0, 0, scram.make_describe_handler(broker)),
             DESCRIBE_CLIENT_QUOTAS: ApiSpec(0, 1, scram.make_describe_client_quotas_handler()),
+            # ACLs (Kafka 4 serves v1-3: KIP-896 removed v0).
+            DESCRIBE_ACLS: ApiSpec(1, 3, acls.make_describe_handler(broker)),
+            CREATE_ACLS: ApiSpec(1, 3, acls.make_create_handler(broker), forwarded=True),
+            DELETE_ACLS: ApiSpec(1, 3, acls.make_delete_handler(broker), forwarded=True),
             ALTER_USER_SCRAM_CREDENTIALS: ApiSpec(
                 0, 0, scram.make_alter_handler(broker), forwarded=True
             ),

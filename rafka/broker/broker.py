@@ -8,6 +8,7 @@ import os
 import ssl
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +35,7 @@ from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import raft_clock_ms
 from rafka.broker.partition.replica import NO_REPLICATION, Partition
+from rafka.broker.security.acl import AclBinding, Authorizer
 from rafka.broker.topic_admin import (
     apply_topic_configs,
     create_topic,
@@ -97,6 +99,7 @@ class Broker:
         self.groups = GroupCoordinator(self)
         self.txn = TransactionCoordinator(self)
         self.cleaner = LogCleanerService(self)
+        self.authorizer = _authorizer(config, self)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -586,3 +589,16 @@ def _peer_sasl(config: BrokerConfig) -> PeerSasl | None:
             key, f"Invalid configuration {key}: needs this node's username and password"
         )
     return PeerSasl(mechanism, b"\x00" + user.encode() + b"\x00" + password.encode())
+
+
+def _authorizer(config: BrokerConfig, broker: Broker) -> Authorizer | None:
+    """Kafka's StandardAuthorizer semantics over the ACLs of the metadata image, when
+    authorizer.class.name names it; None (everything allowed) otherwise."""
+    if not config.get_str("authorizer.class.name"):
+        return None
+    super_users = [u.strip() for u in (config.get_str("super.users") or "").split(";") if u.strip()]
+
+    def acls() -> Iterable[AclBinding]:
+        return broker.metadata.image.acls.values() if broker.metadata is not None else ()
+
+    return Authorizer(acls, super_users, config.get_bool("allow.everyone.if.no.acl.found"))

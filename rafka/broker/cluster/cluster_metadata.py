@@ -25,6 +25,7 @@ import structlog
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import now_ms
 from rafka.broker.partition.replica import Partition
+from rafka.broker.security.acl import AclBinding, acl_from_record
 from rafka.broker.security.sasl import ScramCredential
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import build_batch, decode_batch
@@ -84,6 +85,8 @@ class MetadataImage:
     brokers: dict[int, BrokerRegistration] = field(default_factory=dict)
     # SCRAM credentials by (user, mechanism): salt, keys and iterations, never the password.
     scram_credentials: dict[tuple[str, str], ScramCredential] = field(default_factory=dict)
+    # ACLs by the id the controller gave each when it was created.
+    acls: dict[str, AclBinding] = field(default_factory=dict)
 
     def apply(self, record: dict[str, Any]) -> None:
         kind = record["type"]
@@ -160,6 +163,10 @@ class MetadataImage:
                     base64.b64decode(record["server_key"]),
                     int(record["iterations"]),
                 )
+        elif kind == "acl":
+            self.acls[record["id"]] = acl_from_record(record)
+        elif kind == "remove_acl":
+            self.acls.pop(record["id"], None)
         # Unknown record types are skipped so an older broker can read a newer log.
 
 

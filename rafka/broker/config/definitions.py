@@ -333,6 +333,14 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
       "Client certificate to principal: DEFAULT (User:<distinguished name>)."),
     D("ssl.endpoint.identification.algorithm", _S, "https",
       "Host name check of the other nodes' certificates: https, or empty to skip it."),
+    # --- authorization
+    D("authorizer.class.name", _S, "",
+      "ACLs: org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's, as rafka "
+      "implements it); empty: every request is allowed.",
+      choices=frozenset({"", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"})),
+    D("super.users", _S, "", "Principals allowed everything, separated by ';' (User:admin)."),
+    D("allow.everyone.if.no.acl.found", _B, False,
+      "Allow a request on a resource that no ACL names."),
     # --- SASL, for SASL_PLAINTEXT and SASL_SSL listeners; also settable per listener
     D("sasl.enabled.mechanisms", _LI, ["GSSAPI"],
       "SASL mechanisms served (rafka: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."),

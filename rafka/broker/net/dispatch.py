@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from rafka.broker.net.server import Connection
+from rafka.broker.security.acl import OPERATIONS_OF, Authorizer, Operation, ResourceType
 from rafka.broker.security.sasl import MAX_TOKEN_BYTES, SaslFailed
 from rafka.protocol.errors import ErrorCode, ProtocolError
 from rafka.protocol.frames import RequestHeader, decode_request_header, frame, response_header
@@ -64,6 +65,28 @@ class RequestContext:
     # The dispatcher of the listener the request came in on (ApiVersions lists its APIs).
     dispatcher: Dispatcher | None = None
 
+    def authorize(self, operation: Operation, resource_type: ResourceType, name: str) -> bool:
+        """Whether the connection's principal may do `operation` on the resource. Everything
+        is allowed without an authorizer, and on controller listeners, which serve the voters
+        only (the nodes' own requests)."""
+        authorizer = self.dispatcher.authorizer if self.dispatcher is not None else None
+        if authorizer is None or self.control_plane:
+            return True
+        connection = self.connection
+        return authorizer.authorize(
+            connection.principal, connection.peer_host, operation, resource_type, name
+        )
+
+    def authorized_operations(self, resource_type: ResourceType, name: str) -> int:
+        """Kafka's bit field for include_*_authorized_operations (every operation of the type
+        without an authorizer)."""
+        authorizer = self.dispatcher.authorizer if self.dispatcher is not None else None
+        if authorizer is None or self.control_plane:
+            return sum(1 << op for op in OPERATIONS_OF.get(resource_type, ()))
+        return authorizer.authorized_operations(
+            self.connection.principal, self.connection.peer_host, resource_type, name
+        )
+
     @property
     def api_version(self) -> int:
         return self.header.api_version
@@ -84,6 +107,8 @@ class Dispatcher:
         # Given a peer's address: whether it may use this listener (controller listeners admit
         # the voters only).
         self.admits = admits
+        # ACLs (None: authorization disabled, everything allowed).
+        self.authorizer: Authorizer | None = None
         # Client listeners hold requests until the broker has joined the cluster.
         self.gate = gate
         self.forwarder = forwarder
@@ -101,7 +126,9 @@ class Dispatcher:
         advertised by ApiVersions, and a request for one closes the connection, as Kafka does
         for an API its listener does not expose), behind the gate until the broker joined."""
         apis = {key: spec for key, spec in self.apis.items() if key not in control_plane_apis}
-        return Dispatcher(apis, gate, self.forwarder, turns_away, control_plane=False)
+        clients = Dispatcher(apis, gate, self.forwarder, turns_away, control_plane=False)
+        clients.authorizer = self.authorizer
+        return clients
 
     def supported_versions(self) -> list[tuple[int, int, int]]:
         """(api key, min, max) as ApiVersions advertises them."""
