@@ -11,6 +11,7 @@ from rafka.broker.handlers import (
     api_versions,
     cluster,
     configs,
+    envelope,
     fetch,
     groups,
     metadata,
@@ -82,6 +83,7 @@ DESCRIBE_QUORUM = 55
 ALTER_PARTITION = 56
 BROKER_REGISTRATION = 62
 ALLOCATE_PRODUCER_IDS = 67
+ENVELOPE = 58
 
 
 # Served on controller listeners only: Raft (KIP-595) and the requests of the other nodes to the
@@ -90,7 +92,7 @@ ALLOCATE_PRODUCER_IDS = 67
 # partition leader). Replica Fetch is refused on client listeners by the Fetch handler.
 CONTROL_PLANE_APIS = {
     VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, ALTER_PARTITION, BROKER_REGISTRATION,
-    ALLOCATE_PRODUCER_IDS,
+    ALLOCATE_PRODUCER_IDS, ENVELOPE,
 }  # fmt: skip
 
 
@@ -209,6 +211,7 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
             ALLOCATE_PRODUCER_IDS: ApiSpec(
                 0, 0, cluster.make_allocate_producer_ids_handler(broker)
             ),
+            ENVELOPE: ApiSpec(0, 0, envelope.make_handler()),
         }
     )
     return dispatcher

@@ -87,7 +87,7 @@ class PeerConnection(asyncio.Protocol):
                 if got != correlation:
                     raise ValueError(f"correlation id {got}, expected {correlation}")
                 if not future.done():
-                    future.set_result(_decode_response(api_key, version, frame))
+                    future.set_result(decode_response(api_key, version, frame))
         except Exception as exc:  # a broken peer: drop the connection, fail what waits
             log.warning("bad response from peer", error=repr(exc))
             self.abort()
@@ -145,7 +145,8 @@ def _encode_request(
     return _SIZE.pack(len(payload)) + payload
 
 
-def _decode_response(api_key: int, version: int, frame: memoryview) -> Any:
+def decode_response(api_key: int, version: int, frame: memoryview | bytes) -> Any:
+    """A response frame (from its correlation id on) as the response entity."""
     response_cls = response_class(api_key, version)
     offset = 4
     if response_cls.__flexible__ and api_key != API_VERSIONS:

@@ -50,9 +50,10 @@ class ApiSpec:
     forwarded: bool = False
 
 
-# Given the decoded request, its API key and version: the response body from the controller,
-# or None to serve the request here (this node is the controller, or none is known).
-Forwarder = Callable[[int, int, Any], Awaitable[Any | None]]
+# Given the API key and version, the decoded request, its frame (header and body, as received)
+# and its context: the response from the controller, or None to serve the request here (this
+# node is the controller, or none is known).
+Forwarder = Callable[[int, int, Any, bytes, "RequestContext"], Awaitable[Any | None]]
 
 
 @dataclass(slots=True)
@@ -184,15 +185,51 @@ class Dispatcher:
         if self.turns_away is not None and self.turns_away(header.client_id):
             connection.abort("cut off from the controller: other brokers serve clients", warn=False)
             return None
+        context = RequestContext(header, connection, self.control_plane, self)
         if spec.forwarded and self.forwarder is not None:
-            forwarded = await self.forwarder(api_key, version, request)
+            forwarded = await self.forwarder(api_key, version, request, bytes(frame_body), context)
             if forwarded is not None:
                 return encode_frame(api_key, version, header.correlation_id, forwarded)
-        context = RequestContext(header, connection, self.control_plane, self)
         result = await spec.handler(context, request)
         if result is None:
             return None
         return encode_frame(api_key, version, header.correlation_id, result)
+
+    async def enveloped(self, inner: bytes, principal: str, client_host: str) -> bytes | None:
+        """A request another node forwarded in an Envelope (Kafka's KIP-590): served as the
+        client that sent it, its principal and address checked against the ACLs (the
+        envelope came on a controller listener, where nothing else is). Returns the response
+        frame without its size prefix, or None (acks=0, or a malformed inner request)."""
+        client = ForwardedClient(principal, client_host)
+        answer = await self._serve_as_client(memoryview(inner), client)
+        if answer is None:
+            return None
+        framed = b"".join(answer) if isinstance(answer, list) else answer
+        return framed[4:]
+
+    async def _serve_as_client(self, frame_body: memoryview, client: Any) -> Any:
+        if len(frame_body) < 8:
+            return None
+        api_key, version = _KEY_AND_VERSION.unpack_from(frame_body, 0)
+        spec = self.apis.get(api_key)
+        request_cls = request_class(api_key, version) if spec is not None else None
+        if (
+            spec is None
+            or request_cls is None
+            or not spec.min_version <= version <= spec.max_version
+        ):
+            return None
+        try:
+            header = decode_request_header(frame_body, request_cls.__flexible__)
+            request = decode_request_body(request_cls, frame_body, header.size)
+        except ProtocolError:
+            return None
+        result = await spec.handler(RequestContext(header, client, False, self), request)
+        return (
+            None
+            if result is None
+            else encode_frame(api_key, version, header.correlation_id, result)
+        )
 
     def _raw_sasl_token(self, token: memoryview, connection: Connection) -> bytes | None:
         """SaslHandshake v0's unframed exchange (old clients): the answer is a bare token; a
@@ -228,6 +265,24 @@ class Dispatcher:
         )
         header = response_header(correlation_id, flexible=False)
         return frame(len(header) + len(body)) + header + body
+
+
+class ForwardedClient:
+    """What a handler sees of the client behind an enveloped request: its principal and
+    address; the envelope's connection is the forwarding node's, not this client's."""
+
+    closed = False
+    listener = ""
+    authenticated = True
+    close_after_reply = False
+
+    def __init__(self, principal: str, host: str) -> None:
+        self.principal = principal
+        self.peer_host = host
+        self.peer = f"{host} (forwarded)"
+
+    def abort(self, reason: str, *, warn: bool = True) -> None:
+        (log.warning if warn else log.debug)("forwarded request refused", reason=reason)
 
 
 def encode_frame(

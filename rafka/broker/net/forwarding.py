@@ -1,23 +1,28 @@
 """Forwarding: admin requests that change cluster metadata are served by the controller (the
-metadata quorum's leader). Any other broker sends the request on as it came and relays the
-answer, after waiting until its own metadata image shows the change, so that a client reading
-Metadata from the same broker right after sees it."""
+metadata quorum's leader). Any other broker sends the request on as it came, wrapped in an
+Envelope (Kafka's KIP-590) that names the client's principal and address, so that the
+controller checks the client's ACLs, not the forwarding node's; it relays the answer after
+waiting until its own metadata image shows the change, so that a client reading Metadata from
+the same broker right after sees it."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from rafka.broker.cluster.peers import PeerUnavailable
+from rafka.broker.cluster.peers import PeerUnavailable, decode_response
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
+    from rafka.broker.net.dispatch import RequestContext
     from rafka.broker.node import Node
 
 log = structlog.get_logger(__name__)
 
+ENVELOPE = 58
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
 CREATE_PARTITIONS = 37
@@ -27,7 +32,9 @@ IMAGE_WAIT_S = 10.0
 
 
 def make_forwarder(broker: Node):
-    async def forward(api_key: int, version: int, request: Any) -> Any | None:
+    async def forward(
+        api_key: int, version: int, request: Any, frame: bytes, ctx: RequestContext
+    ) -> Any | None:
         metadata = broker.metadata
         network = broker.network
         if metadata is None or network is None or broker.is_controller:
@@ -35,17 +42,32 @@ def make_forwarder(broker: Node):
         leader = await _controller(broker)
         if leader is None or leader == broker.node_id:
             return None  # served here: the handlers answer NOT_CONTROLLER where it matters
+        envelope = {
+            "request_data": frame,
+            "request_principal": ctx.connection.principal.encode(),
+            "client_host_address": _address_bytes(ctx.connection.peer_host),
+        }
         try:
-            response = await network.request(
-                leader, api_key, version, request, timeout=FORWARD_TIMEOUT_S
-            )
+            answer = await network.request(leader, ENVELOPE, 0, envelope, timeout=FORWARD_TIMEOUT_S)
         except PeerUnavailable as exc:
             log.warning("forwarding to the controller failed", api_key=api_key, error=str(exc))
             return None
+        if answer.error_code != ErrorCode.none or answer.response_data is None:
+            log.warning("the controller refused a forwarded request", api_key=api_key,
+                        error=int(answer.error_code))  # fmt: skip
+            return None
+        response = decode_response(api_key, version, answer.response_data)
         await _until_visible(broker, api_key, request, response)
         return response
 
     return forward
+
+
+def _address_bytes(host: str) -> bytes:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).packed
+    except ValueError:
+        return b""
 
 
 async def _controller(broker: Node) -> int | None:
