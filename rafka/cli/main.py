@@ -16,6 +16,7 @@ import typer
 
 from rafka.broker.config import BrokerConfig, ConfigError
 from rafka.broker.logs import configure_logging, get_logger, parse_level
+from rafka.cli.acl import acl
 from rafka.cli.bench import app as bench_app
 from rafka.cli.cluster import app as cluster_app
 from rafka.cli.configs import app as configs_app
@@ -46,6 +47,7 @@ app.add_typer(txn_app, name="txn")
 app.command("produce")(produce)
 app.command("consume")(consume)
 app.command("health")(health)
+app.command("acl")(acl)
 
 
 def rafka_version() -> str:
