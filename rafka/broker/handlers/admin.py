@@ -1,4 +1,5 @@
-"""CreatePartitions, DeleteRecords, DescribeTopicPartitions, DescribeCluster and DescribeLogDirs."""
+"""CreatePartitions, DeleteRecords, DescribeTopicPartitions, DescribeCluster and DescribeLogDirs,
+authorized as Kafka does (ControllerApis for CreatePartitions, KafkaApis for the rest)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import uuid
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.handlers.metadata import CLUSTER_OPERATIONS, describe_topic
+from rafka.broker.handlers.metadata import describe_topic
 from rafka.broker.net.dispatch import RequestContext
+from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.topic_admin import AdminError, create_partitions, delete_records
 from rafka.protocol.errors import ErrorCode
 
@@ -41,6 +43,10 @@ def make_create_partitions_handler(broker: Broker):
                 continue
             if counts[topic.name] == 0:
                 continue
+            if not ctx.authorize(Operation.ALTER, ResourceType.TOPIC, topic.name):
+                entry["error_code"] = ErrorCode.topic_authorization_failed
+                results.append(entry)
+                continue
             try:
                 assignments = (
                     None
@@ -68,10 +74,13 @@ def make_delete_records_handler(broker: Broker):
         topics = []
         for topic in request.topics:
             partitions = []
+            allowed = ctx.authorize(Operation.DELETE, ResourceType.TOPIC, topic.name)
             for wanted in topic.partitions:
                 entry: dict[str, Any] = {"partition_index": wanted.partition_index}
                 partition = broker.partition(topic.name, wanted.partition_index)
                 try:
+                    if not allowed:  # before existence, which it would reveal
+                        raise AdminError(ErrorCode.topic_authorization_failed, "")
                     if partition is None:
                         raise AdminError(ErrorCode.unknown_topic_or_partition, "")
                     low = await delete_records(broker, partition, wanted.offset)
@@ -93,24 +102,25 @@ def make_describe_topic_partitions_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         assert broker.metadata is not None
         image = broker.metadata.image
-        if request.topics:
-            names = sorted({t.name for t in request.topics})
-        else:
-            names = sorted(image.topics)
+        listed = bool(request.topics)
+        names = sorted({t.name for t in request.topics}) if listed else sorted(image.topics)
         cursor = request.cursor
-        start_partition = 0
         if cursor is not None:
-            if request.topics and cursor.topic_name not in names:
+            if listed and cursor.topic_name not in names:
                 return _invalid_cursor(names)
             names = [n for n in names if n >= cursor.topic_name]
-            if names and names[0] == cursor.topic_name:
-                start_partition = max(cursor.partition_index, 0)
+        # As Kafka: topics the principal may not DESCRIBE are left out before paging (and so
+        # before their existence is looked at); named ones answer TOPIC_AUTHORIZATION_FAILED
+        # after the others, the rest are not shown.
+        allowed = {n for n in names if ctx.authorize(Operation.DESCRIBE, ResourceType.TOPIC, n)}
+        denied = [_unknown_topic(n, ErrorCode.topic_authorization_failed)
+                  for n in names if listed and n not in allowed]  # fmt: skip
         limit = max(min(request.response_partition_limit, MAX_DESCRIBED_PARTITIONS), 1)
         described: list[dict[str, Any]] = []
         next_cursor = None
         budget = limit
-        for position, name in enumerate(names):
-            first = start_partition if position == 0 else 0
+        for name in (n for n in names if n in allowed):
+            first = max(cursor.partition_index, 0) if cursor and name == cursor.topic_name else 0
             topic = image.topics.get(name)
             if topic is None:
                 described.append(_unknown_topic(name))
@@ -124,7 +134,11 @@ def make_describe_topic_partitions_handler(broker: Broker):
             if last < topic.partition_count:
                 next_cursor = {"topic_name": name, "partition_index": last}
                 break
-        return {"throttle_time": 0, "topics": described, "next_cursor": next_cursor}
+        for topic_entry in described:
+            topic_entry["topic_authorized_operations"] = ctx.authorized_operations(
+                ResourceType.TOPIC, topic_entry["name"]
+            )
+        return {"throttle_time": 0, "topics": described + denied, "next_cursor": next_cursor}
 
     return handle
 
@@ -178,8 +192,13 @@ def make_describe_cluster_handler(broker: Broker):
             )
         else:
             if request.include_cluster_authorized_operations:
-                # No authorizer: every cluster operation is allowed, as Kafka reports then.
-                response["cluster_authorized_operations"] = CLUSTER_OPERATIONS
+                # Kafka refuses nothing here: without DESCRIBE on the cluster the operations
+                # are reported as none.
+                response["cluster_authorized_operations"] = (
+                    ctx.authorized_operations(ResourceType.CLUSTER, CLUSTER_NAME)
+                    if ctx.authorize(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME)
+                    else 0
+                )
             response["brokers"] = [
                 {
                     "broker_id": e.node_id,
@@ -200,6 +219,13 @@ def make_describe_cluster_handler(broker: Broker):
 
 def make_describe_log_dirs_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        if not ctx.authorize(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+            # v1-2 have no error field: those clients just see no log directory.
+            return {
+                "throttle_time": 0,
+                "error_code": ErrorCode.cluster_authorization_failed,
+                "results": [],
+            }
         wanted: dict[str, set[int]] | None = None
         if request.topics is not None:
             wanted = {}

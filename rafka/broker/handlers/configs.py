@@ -3,6 +3,10 @@
 A topic's configs are its overrides; a broker resource is either this node ("<node id>") or the
 cluster-wide default (""). AlterConfigs replaces a resource's whole set of overrides, as Kafka's
 legacy API does; IncrementalAlterConfigs applies SET, DELETE, APPEND and SUBTRACT to it.
+
+Authorization is Kafka's: DESCRIBE_CONFIGS (ALTER_CONFIGS) on the topic for a topic resource,
+on the cluster for broker-wide ones (broker, broker logger, client metrics), on the group for a
+group; a refused resource answers TOPIC_, CLUSTER_ or GROUP_AUTHORIZATION_FAILED alone.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from rafka.broker.config_catalog import (
     is_list_config,
 )
 from rafka.broker.net.dispatch import RequestContext
+from rafka.broker.security.acl import CLUSTER_NAME, Operation
+from rafka.broker.security.acl import ResourceType as AclResource
 from rafka.broker.topic_admin import (
     AdminError,
     alter_broker_configs,
@@ -39,6 +45,35 @@ _OP_NAMES = {OP_APPEND: "APPEND", OP_SUBTRACT: "SUBTRACT"}
 ConfigChange = Callable[[dict[str, str]], dict[str, str]]
 _Failure = (AdminError, ConfigRequestError)
 
+# Config resource types rafka does not serve, whose authorization Kafka still checks first.
+CLIENT_METRICS, GROUP = 16, 32
+# A config resource type: the ACL resource it is authorized on, and the error when refused.
+_GUARDS: dict[int, tuple[AclResource, ErrorCode]] = {
+    ResourceType.TOPIC: (AclResource.TOPIC, ErrorCode.topic_authorization_failed),
+    ResourceType.BROKER: (AclResource.CLUSTER, ErrorCode.cluster_authorization_failed),
+    ResourceType.BROKER_LOGGER: (AclResource.CLUSTER, ErrorCode.cluster_authorization_failed),
+    CLIENT_METRICS: (AclResource.CLUSTER, ErrorCode.cluster_authorization_failed),
+    GROUP: (AclResource.GROUP, ErrorCode.group_authorization_failed),
+}
+_DENIED = {
+    ErrorCode.topic_authorization_failed: "Topic authorization failed.",
+    ErrorCode.cluster_authorization_failed: "Cluster authorization failed.",
+    ErrorCode.group_authorization_failed: "Group authorization failed.",
+}
+
+
+def _refusal(
+    ctx: RequestContext, operation: Operation, resource_type: int, name: str
+) -> ErrorCode | None:
+    """The error of a resource the principal may not `operation`; None when allowed, or for a
+    type Kafka does not know (answered as unsupported further on)."""
+    guard = _GUARDS.get(resource_type)
+    if guard is None:
+        return None
+    acl_type, error = guard
+    acl_name = CLUSTER_NAME if acl_type is AclResource.CLUSTER else name
+    return None if ctx.authorize(operation, acl_type, acl_name) else error
+
 
 # -- DescribeConfigs ----------------------------------------------------------------------------
 
@@ -48,6 +83,7 @@ def make_describe_handler(broker: Broker):
         with_synonyms = bool(getattr(request, "include_synonyms", False))
         with_docs = bool(getattr(request, "include_documentation", False))
         results = []
+        refused = []  # Kafka answers the refused resources after the others
         for resource in request.resources:
             entry: dict[str, Any] = {
                 "resource_type": resource.resource_type,
@@ -55,6 +91,13 @@ def make_describe_handler(broker: Broker):
                 "error_message": None,
                 "configs": [],
             }
+            error = _refusal(
+                ctx, Operation.DESCRIBE_CONFIGS, resource.resource_type, resource.resource_name
+            )
+            if error is not None:
+                entry.update(error_code=error, error_message=_DENIED[error])
+                refused.append(entry)
+                continue
             try:
                 described = _describe(broker, resource.resource_type, resource.resource_name)
             except _Failure as exc:
@@ -68,7 +111,7 @@ def make_describe_handler(broker: Broker):
             entry["error_code"] = ErrorCode.none
             entry["configs"] = [_entry(c, with_synonyms, with_docs) for c in described]
             results.append(entry)
-        return {"throttle_time": 0, "results": results}
+        return {"throttle_time": 0, "results": results + refused}
 
     return handle
 
@@ -118,7 +161,7 @@ def make_alter_handler(broker: Broker):
             wanted[config.name] = config.value
         return lambda _current: dict(wanted)
 
-    return _make_alter(broker, plan)
+    return _make_alter(broker, plan, incremental=False)
 
 
 def make_incremental_alter_handler(broker: Broker):
@@ -164,7 +207,7 @@ def make_incremental_alter_handler(broker: Broker):
 
         return change
 
-    return _make_alter(broker, plan)
+    return _make_alter(broker, plan, incremental=True)
 
 
 def _java_split(value: str) -> list[str]:
@@ -177,7 +220,23 @@ def _java_split(value: str) -> list[str]:
     return parts
 
 
-def _make_alter(broker: Broker, plan: Callable[[Any, Mapping[str, str | None]], ConfigChange]):
+def _check_null_values(resource: Any, incremental: bool) -> None:
+    nulls = [
+        c.name
+        for c in resource.configs
+        if c.value is None and not (incremental and c.config_operation == OP_DELETE)
+    ]
+    if nulls:
+        raise ConfigRequestError(
+            ErrorCode.invalid_request, f"Null value not supported for : {', '.join(nulls)}"
+        )
+
+
+def _make_alter(
+    broker: Broker,
+    plan: Callable[[Any, Mapping[str, str | None]], ConfigChange],
+    incremental: bool,
+):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         seen: dict[tuple[int, str], int] = {}
         for resource in request.resources:
@@ -199,6 +258,16 @@ def _make_alter(broker: Broker, plan: Callable[[Any, Mapping[str, str | None]], 
                     raise AdminError(
                         ErrorCode.invalid_request, "Error due to duplicate config keys"
                     )
+                # What Kafka's broker checks before the controller authorizes the change.
+                kind, name = resource.resource_type, resource.resource_name
+                _check_null_values(resource, incremental)
+                if kind == ResourceType.BROKER:
+                    broker_resource_key(broker, name)
+                # Legacy AlterConfigs has no broker loggers (an unknown type, refused below).
+                if incremental or kind != ResourceType.BROKER_LOGGER:
+                    error = _refusal(ctx, Operation.ALTER_CONFIGS, kind, name)
+                    if error is not None:
+                        raise AdminError(error, _DENIED[error])
                 await _alter(broker, resource, plan, request.validate_only)
             except _Failure as exc:
                 entry.update(error_code=exc.code, error_message=exc.message)

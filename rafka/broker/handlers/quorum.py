@@ -3,7 +3,8 @@ watermark and each voter's progress, as the quorum leader knows them.
 
 As in Kafka only the leader answers with the voters; any other node answers the partition with
 NOT_LEADER_OR_FOLLOWER and the leader and epoch it knows, so a client can go to the leader.
-Every node is a voter (combined mode), so there are no observers.
+Every node is a voter (combined mode), so there are no observers. It needs DESCRIBE on the
+cluster, as on Kafka's controller.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.net.dispatch import RequestContext
+from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
 
 METADATA_TOPIC = "__cluster_metadata"
@@ -26,6 +28,13 @@ NO_DIRECTORY = uuid.UUID(int=0)  # Kafka's Uuid.ZERO: the voter's directory is n
 
 def make_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        if not ctx.authorize(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+            return {
+                "error_code": ErrorCode.cluster_authorization_failed,
+                "error_message": "Cluster authorization failed.",
+                "topics": [],
+                "nodes": [],
+            }
         topics = []
         for topic in request.topics:
             partitions = []

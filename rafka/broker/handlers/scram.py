@@ -2,7 +2,7 @@
 the cluster metadata log (replicated, kept across restarts) as salt, keys and iterations; the
 client salts the password (kafka-configs --add-config 'SCRAM-SHA-256=[password=...]'), the
 password itself never reaches the broker. Alter is the controller's (forwarded), with Kafka's
-checks and error codes."""
+checks and error codes. Describing needs DESCRIBE on the cluster, altering ALTER on it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import structlog
 from rafka.broker.broker import Broker
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition.append import AppendError
+from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.security.sasl import (
     MAX_ITERATIONS,
     MIN_ITERATIONS,
@@ -33,6 +34,16 @@ MECHANISM_TYPES = {name: number for number, name in MECHANISMS.items()}
 def make_describe_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         assert broker.metadata is not None
+        if not ctx.authorize(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+            denied = ErrorCode.cluster_authorization_failed
+            return {
+                "throttle_time": 0,
+                "error_code": denied,
+                "error_message": None,
+                "results": [
+                    _user_error(user.name, denied, None) for user in request.users or ()
+                ],
+            }
         credentials = broker.metadata.image.scram_credentials
         by_user: dict[str, list[dict[str, int]]] = {}
         for (user, mechanism), credential in sorted(credentials.items()):
@@ -64,7 +75,7 @@ def _described(user: str, infos: list[dict[str, int]]) -> dict[str, Any]:
     return {"user": user, "error_code": 0, "error_message": None, "credential_infos": infos}
 
 
-def _user_error(user: str, code: ErrorCode, message: str) -> dict[str, Any]:
+def _user_error(user: str, code: ErrorCode, message: str | None) -> dict[str, Any]:
     return {"user": user, "error_code": code, "error_message": message, "credential_infos": []}
 
 
@@ -79,6 +90,13 @@ def make_alter_handler(broker: Broker):
         changes = [(d.name, d.mechanism, None) for d in request.deletions]
         changes += [(u.name, u.mechanism, u) for u in request.upsertions]
         users = [name for name, _, _ in changes]
+        if not ctx.authorize(Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
+            denied = ErrorCode.cluster_authorization_failed
+            results = [
+                {"user": name, "error_code": denied, "error_message": None}
+                for name in sorted(set(users))
+            ]
+            return {"throttle_time": 0, "results": results}
         errors: dict[str, tuple[ErrorCode, str]] = {}
         records = []
         for name, number, upsertion in changes:
@@ -142,9 +160,17 @@ def _record(
 
 def make_describe_client_quotas_handler():
     """DescribeClientQuotas (48): rafka enforces no client quotas, so none is configured.
-    kafka-configs --describe --entity-type users asks it beside the SCRAM credentials."""
+    kafka-configs --describe --entity-type users asks it beside the SCRAM credentials. As in
+    Kafka it needs DESCRIBE_CONFIGS on the cluster."""
 
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        if not ctx.authorize(Operation.DESCRIBE_CONFIGS, ResourceType.CLUSTER, CLUSTER_NAME):
+            return {
+                "throttle_time": 0,
+                "error_code": ErrorCode.cluster_authorization_failed,
+                "error_message": None,
+                "entries": None,
+            }
         return {"throttle_time": 0, "error_code": 0, "error_message": None, "entries": []}
 
     return handle

@@ -1,13 +1,17 @@
 """CreateTopics (counts or explicit replica assignments, validated configs, validate_only) and
-DeleteTopics (by name or topic id)."""
+DeleteTopics (by name or topic id), authorized as Kafka's controller does (ControllerApis)."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from rafka.broker.broker import Broker
+from rafka.broker.cluster.cluster_metadata import METADATA_TOPIC
 from rafka.broker.config_catalog import ConfigRequestError, describe_topic, validate_topic_configs
 from rafka.broker.net.dispatch import RequestContext
+from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.topic_admin import (
     AdminError,
     broker_configs,
@@ -16,11 +20,16 @@ from rafka.broker.topic_admin import (
 )
 from rafka.protocol.errors import ErrorCode
 
+ZERO_UUID = uuid.UUID(int=0)
+_TOPIC_DENIED = "Topic authorization failed."
+
 
 def make_create_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         results = []
         seen: set[str] = set()
+        # CREATE on the cluster covers every topic; otherwise CREATE on each topic.
+        may_create_all = ctx.authorize(Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)
         for topic in request.topics:
             entry: dict[str, Any] = {
                 "name": topic.name,
@@ -34,6 +43,14 @@ def make_create_handler(broker: Broker):
                 results.append(entry)
                 continue
             seen.add(topic.name)
+            if topic.name != METADATA_TOPIC and not (
+                may_create_all or ctx.authorize(Operation.CREATE, ResourceType.TOPIC, topic.name)
+            ):
+                # Before any validation: nothing about the topic is revealed.
+                entry["error_code"] = ErrorCode.topic_authorization_failed
+                entry["error_message"] = "Authorization failed."
+                results.append(entry)
+                continue
             try:
                 validate_topic_name(topic.name)  # first, as Kafka does
                 assignments = _assignments(broker, topic)
@@ -50,26 +67,35 @@ def make_create_handler(broker: Broker):
                 entry["error_code"] = exc.code
                 entry["error_message"] = exc.message
             else:
-                entry.update(
-                    error_code=ErrorCode.none,
-                    topic_id=image.topic_id,
-                    num_partitions=image.partition_count,
-                    replication_factor=len(image.replicas[0]),
-                    configs=[
-                        {
-                            "name": c.name,
-                            "value": c.value,
-                            "read_only": c.read_only,
-                            "config_source": c.source,
-                            "is_sensitive": c.sensitive,
-                        }
-                        for c in describe_topic(image.configs, broker_configs(broker))
-                    ],
-                )
+                entry.update(error_code=ErrorCode.none, topic_id=image.topic_id)
+                if ctx.authorize(Operation.DESCRIBE_CONFIGS, ResourceType.TOPIC, topic.name):
+                    entry.update(_created(broker, image))
+                else:
+                    # Created, but its configs and layout are shown with DESCRIBE_CONFIGS only.
+                    entry.update(
+                        topic_config_error_code=ErrorCode.topic_authorization_failed, configs=[]
+                    )
             results.append(entry)
         return {"throttle_time": 0, "topics": results}
 
     return handle
+
+
+def _created(broker: Broker, image: Any) -> dict[str, Any]:
+    return {
+        "num_partitions": image.partition_count,
+        "replication_factor": len(image.replicas[0]),
+        "configs": [
+            {
+                "name": c.name,
+                "value": c.value,
+                "read_only": c.read_only,
+                "config_source": c.source,
+                "is_sensitive": c.sensitive,
+            }
+            for c in describe_topic(image.configs, broker_configs(broker))
+        ],
+    }
 
 
 def _assignments(broker: Broker, topic: Any) -> list[list[int]] | None:
@@ -111,7 +137,6 @@ def _configs(topic: Any) -> dict[str, str]:
 
 def make_delete_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-        results = []
         names = getattr(request, "topic_names", None)
         states = getattr(request, "topics", None)
         wanted = (
@@ -119,25 +144,60 @@ def make_delete_handler(broker: Broker):
             if names is not None
             else [(s.name, s.topic_id) for s in states or ()]
         )
+        if not broker.config.get_bool("delete.topic.enable"):
+            # Kafka refuses the whole request first, for every topic alike.
+            code = (
+                ErrorCode.invalid_request
+                if ctx.api_version < 3
+                else ErrorCode.topic_deletion_disabled
+            )
+            return {
+                "throttle_time": 0,
+                "responses": [
+                    {"name": name, "topic_id": topic_id or ZERO_UUID, "error_code": code,
+                     "error_message": None}
+                    for name, topic_id in wanted
+                ],
+            }  # fmt: skip
+        # DELETE on the cluster covers every topic.
+        may_delete_all = ctx.authorize(Operation.DELETE, ResourceType.CLUSTER, CLUSTER_NAME)
+
+        def may(operation: Operation, name: str) -> bool:
+            return may_delete_all or ctx.authorize(operation, ResourceType.TOPIC, name)
+
+        results = []
         for name, topic_id in wanted:
-            if name is not None:
-                topic = broker.topic(name)
-            else:
-                topic = broker.topic_by_id(topic_id)
-            entry: dict[str, Any] = {"name": name, "topic_id": topic_id, "error_message": None}
-            if topic is None:
-                entry["error_code"] = (
-                    ErrorCode.unknown_topic_or_partition
-                    if name is not None
-                    else ErrorCode.unknown_topic_id
-                )
-            elif not broker.config.get_bool("delete.topic.enable"):
-                entry["error_code"] = ErrorCode.topic_deletion_disabled
-                entry["error_message"] = "Topic deletion is disabled."
-            else:
-                await broker.delete_topic(topic)
-                entry.update(error_code=ErrorCode.none, name=topic.name, topic_id=topic.topic_id)
-            results.append(entry)
+            results.append(await _delete(broker, may, name, topic_id))
         return {"throttle_time": 0, "responses": results}
 
     return handle
+
+
+async def _delete(
+    broker: Broker, may: Callable[[Operation, str], bool], name: str | None, topic_id: Any
+) -> dict[str, Any]:
+    """One topic's result. Kafka's rule: a topic the principal may not DESCRIBE answers
+    TOPIC_AUTHORIZATION_FAILED whether it exists or not, and one named by id keeps its name
+    hidden then."""
+    entry: dict[str, Any] = {"name": name, "topic_id": topic_id, "error_message": None}
+    if name is None:
+        topic = broker.topic_by_id(topic_id)
+        if topic is None:
+            return {**entry, "error_code": ErrorCode.unknown_topic_id}
+        if not may(Operation.DELETE, topic.name):
+            shown = topic.name if may(Operation.DESCRIBE, topic.name) else None
+            return {**entry, "name": shown, "error_code": ErrorCode.topic_authorization_failed,
+                    "error_message": _TOPIC_DENIED}  # fmt: skip
+    else:
+        entry["topic_id"] = ZERO_UUID
+        if not may(Operation.DESCRIBE, name):
+            return {**entry, "error_code": ErrorCode.topic_authorization_failed,
+                    "error_message": _TOPIC_DENIED}  # fmt: skip
+        topic = broker.topic(name)
+        if topic is None:
+            return {**entry, "error_code": ErrorCode.unknown_topic_or_partition}
+        if not may(Operation.DELETE, name):
+            return {**entry, "error_code": ErrorCode.topic_authorization_failed,
+                    "error_message": _TOPIC_DENIED}  # fmt: skip
+    await broker.delete_topic(topic)
+    return {**entry, "error_code": ErrorCode.none, "name": topic.name, "topic_id": topic.topic_id}
