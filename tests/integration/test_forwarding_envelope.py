@@ -67,7 +67,7 @@ def test_acls_hold_for_forwarded_requests(tmp_path) -> None:
         # While no ACL names the cluster, anyone (here User:ANONYMOUS) may create ACLs: these
         # two make the cluster and the topic "secret" alice's, so ANONYMOUS may create neither.
         bindings = [
-            AclBinding(ResourceType.CLUSTER, "kafka-cluster", ResourcePatternType.LITERAL,
+            AclBinding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
                        "User:alice", "*", AclOperation.DESCRIBE, AclPermissionType.ALLOW),
             AclBinding(ResourceType.TOPIC, "secret", ResourcePatternType.LITERAL,
                        "User:alice", "*", AclOperation.CREATE, AclPermissionType.ALLOW),

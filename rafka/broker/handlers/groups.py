@@ -1,6 +1,8 @@
 """FindCoordinator and the classic group APIs: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 DescribeGroups, ListGroups and DeleteGroups. The rules live in rafka.broker.coordinator.groups;
-these handlers translate between request versions and the coordinator."""
+these handlers translate between request versions and the coordinator, after the ACL checks
+Kafka's KafkaApis makes (READ on the group to take part in it, DESCRIBE to look at it, DELETE
+to delete it)."""
 
 from __future__ import annotations
 
@@ -9,17 +11,36 @@ from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.coordinator.groups.classic_rebalance import join_error, sync_result
-from rafka.broker.coordinator.groups.coordinator import KEY_TYPE_TRANSACTION, CoordinatorError
+from rafka.broker.coordinator.groups.coordinator import (
+    KEY_TYPE_GROUP,
+    KEY_TYPE_TRANSACTION,
+    CoordinatorError,
+)
 from rafka.broker.coordinator.groups.group import GroupState
 from rafka.broker.coordinator.groups.membership import JoinRequest
 from rafka.broker.net.dispatch import RequestContext
+from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
 
 # Kafka's "authorized operations not requested" marker.
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
-# Without an authorizer every group operation is allowed: READ, DELETE, DESCRIBE,
-# DESCRIBE_CONFIGS and ALTER_CONFIGS (AclOperation codes 3, 6, 8, 10, 11).
-GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11)
+# The operations a group has in Kafka 4 (AclEntry.supportedOperations), group configs included.
+GROUP_OPERATIONS = (
+    Operation.READ, Operation.DESCRIBE, Operation.DELETE, Operation.DESCRIBE_CONFIGS,
+    Operation.ALTER_CONFIGS,
+)  # fmt: skip
+# What FindCoordinator asks for each key type: DESCRIBE on the group or transactional id.
+_COORDINATOR_KEY_ACL = {
+    KEY_TYPE_GROUP: (ResourceType.GROUP, ErrorCode.group_authorization_failed),
+    KEY_TYPE_TRANSACTION: (
+        ResourceType.TRANSACTIONAL_ID,
+        ErrorCode.transactional_id_authorization_failed,
+    ),
+}
+_AUTH_MESSAGES = {
+    ErrorCode.group_authorization_failed: "Group authorization failed.",
+    ErrorCode.transactional_id_authorization_failed: "Transactional Id authorization failed.",
+}
 
 
 def millis(value: timedelta) -> int:
@@ -40,6 +61,21 @@ def make_find_coordinator_handler(broker: Broker):
         key_type = getattr(request, "key_type", 0)
         coordinators = []
         for key in keys:
+            refused = _refused_coordinator_key(ctx, key_type, key)
+            if refused is not None:
+                # As Kafka: no node and (v4+) no message; no lookup either, so no internal
+                # topic is created for a client that may not use it.
+                coordinators.append(
+                    {
+                        "key": key,
+                        "node_id": -1,
+                        "host": "",
+                        "port": -1,
+                        "error_code": refused,
+                        "error_message": None if batched else _AUTH_MESSAGES[refused],
+                    }
+                )
+                continue
             if key_type == KEY_TYPE_TRANSACTION:
                 found = await broker.txn.find_coordinator(key)
             else:
@@ -66,6 +102,20 @@ def make_find_coordinator_handler(broker: Broker):
     return handle
 
 
+def _refused_coordinator_key(ctx: RequestContext, key_type: int, key: str) -> ErrorCode | None:
+    """The authorization error for looking up `key`'s coordinator, or None when allowed."""
+    acl = _COORDINATOR_KEY_ACL.get(key_type)
+    if acl is None:
+        return None  # an unknown key type: the coordinator answers it
+    resource_type, error = acl
+    return None if ctx.authorize(Operation.DESCRIBE, resource_type, key) else error
+
+
+def may_read_group(ctx: RequestContext, group_id: str) -> bool:
+    """READ on the group: what JoinGroup, SyncGroup, Heartbeat and LeaveGroup need."""
+    return ctx.authorize(Operation.READ, ResourceType.GROUP, group_id)
+
+
 def make_join_group_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         version = ctx.api_version
@@ -87,10 +137,13 @@ def make_join_group_handler(broker: Broker):
             supports_skip_assignment=version >= 9,
             reason=getattr(request, "reason", None),
         )
-        try:
-            result = await broker.groups.membership.join_group(join)
-        except CoordinatorError as exc:
-            result = join_error(exc.code, request.member_id)
+        if not may_read_group(ctx, request.group_id):
+            result = join_error(ErrorCode.group_authorization_failed)  # no member id, as Kafka
+        else:
+            try:
+                result = await broker.groups.membership.join_group(join)
+            except CoordinatorError as exc:
+                result = join_error(exc.code, request.member_id)
         if version < 7:
             # Non-nullable before v7: errors carry an empty protocol name.
             result["protocol_name"] = result["protocol_name"] or ""
@@ -103,6 +156,8 @@ def make_join_group_handler(broker: Broker):
 
 def make_sync_group_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        if not may_read_group(ctx, request.group_id):
+            return {"throttle_time": 0, **sync_result(ErrorCode.group_authorization_failed)}
         try:
             result = await broker.groups.membership.sync_group(
                 request.group_id,
@@ -123,6 +178,8 @@ def make_sync_group_handler(broker: Broker):
 
 def make_heartbeat_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        if not may_read_group(ctx, request.group_id):
+            return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed}
         try:
             code = broker.groups.membership.heartbeat(
                 request.group_id,
@@ -140,6 +197,13 @@ def make_heartbeat_handler(broker: Broker):
 def make_leave_group_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         batched = ctx.api_version >= 3
+        if not may_read_group(ctx, request.group_id):
+            # The whole request fails, with no member results (Kafka's error response).
+            return {
+                "throttle_time": 0,
+                "error_code": ErrorCode.group_authorization_failed,
+                "members": [],
+            }
         if batched:
             leaving = [(m.member_id, m.group_instance_id) for m in request.members]
         else:
@@ -164,27 +228,47 @@ def make_leave_group_handler(broker: Broker):
 def make_describe_groups_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         with_operations = bool(getattr(request, "include_authorized_operations", False))
-        described = [
-            _describe(broker, group_id, ctx.api_version, with_operations)
-            for group_id in request.groups
-        ]
+        described = []
+        for group_id in request.groups:
+            if not ctx.authorize(Operation.DESCRIBE, ResourceType.GROUP, group_id):
+                described.append(_group_entry(group_id, ErrorCode.group_authorization_failed))
+                continue
+            entry = _describe(broker, group_id, ctx.api_version)
+            if with_operations and entry["error_code"] == ErrorCode.none:
+                entry["authorized_operations"] = group_operations(ctx, group_id)
+            described.append(entry)
         return {"throttle_time": 0, "groups": described}
 
     return handle
 
 
-def _describe(broker: Broker, group_id: str, version: int, with_operations: bool) -> dict:
-    operations = GROUP_OPERATIONS if with_operations else AUTHORIZED_OPERATIONS_OMITTED
-    entry: dict[str, Any] = {
-        "error_code": ErrorCode.none,
+def group_operations(ctx: RequestContext, group_id: str) -> int:
+    """Kafka's bit field of what the principal may do with the group (every group operation
+    without an authorizer). Asked operation by operation rather than through
+    ctx.authorized_operations, whose table lacks the group config operations Kafka 4 has."""
+    bits = 0
+    for operation in GROUP_OPERATIONS:
+        if ctx.authorize(operation, ResourceType.GROUP, group_id):
+            bits |= 1 << operation
+    return bits
+
+
+def _group_entry(group_id: str, code: ErrorCode) -> dict[str, Any]:
+    """A DescribeGroups entry with nothing known (Kafka's DescribeGroupsResponse.groupError)."""
+    return {
+        "error_code": code,
         "error_message": None,
         "group_id": group_id,
         "group_state": "",
         "protocol_type": "",
         "protocol_data": "",
         "members": [],
-        "authorized_operations": operations,
+        "authorized_operations": AUTHORIZED_OPERATIONS_OMITTED,
     }
+
+
+def _describe(broker: Broker, group_id: str, version: int) -> dict:
+    entry = _group_entry(group_id, ErrorCode.none)
     try:
         group = broker.groups.describe_group(group_id)
     except CoordinatorError as exc:
@@ -222,6 +306,14 @@ def make_list_groups_handler(broker: Broker):
         states = set(getattr(request, "states_filter", ()) or ())
         types = set(getattr(request, "types_filter", ()) or ())
         code, groups = broker.groups.list_groups(states, types)
+        # DESCRIBE on the cluster lists every group (Kafka keeps it for compatibility);
+        # otherwise only the groups the principal may DESCRIBE.
+        if not ctx.authorize(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+            groups = [
+                g
+                for g in groups
+                if ctx.authorize(Operation.DESCRIBE, ResourceType.GROUP, g["group_id"])
+            ]
         return {"throttle_time": 0, "error_code": code, "groups": groups}
 
     return handle
@@ -229,10 +321,18 @@ def make_list_groups_handler(broker: Broker):
 
 def make_delete_groups_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-        results = await broker.groups.delete_groups(list(request.groups_names))
+        wanted = list(dict.fromkeys(request.groups_names))  # each group once, as Kafka
+        allowed = [g for g in wanted if ctx.authorize(Operation.DELETE, ResourceType.GROUP, g)]
+        codes = dict(await broker.groups.delete_groups(allowed)) if allowed else {}
         return {
             "throttle_time": 0,
-            "results": [{"group_id": g, "error_code": code} for g, code in results],
+            "results": [
+                {
+                    "group_id": g,
+                    "error_code": codes.get(g, ErrorCode.group_authorization_failed),
+                }
+                for g in wanted
+            ],
         }
 
     return handle

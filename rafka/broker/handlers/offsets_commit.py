@@ -1,4 +1,6 @@
-"""OffsetCommit, OffsetFetch (single group before v8, many groups from v8) and OffsetDelete."""
+"""OffsetCommit, OffsetFetch (single group before v8, many groups from v8) and OffsetDelete,
+with Kafka's ACL checks: READ on the group to commit, DESCRIBE to fetch, DELETE to delete; READ
+on a topic to commit or delete its offsets, DESCRIBE to see them."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from rafka.broker.coordinator.groups.coordinator import CoordinatorError
 from rafka.broker.coordinator.groups.offset_store import OffsetCommit
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition.clock import now_ms
+from rafka.broker.security.acl import Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
 
 NO_OFFSET = -1
@@ -44,9 +47,20 @@ def commit_response(commits: list[OffsetCommit], codes: list[ErrorCode]) -> dict
     }
 
 
+def refused_topics(ctx: RequestContext, operation: Operation, topics: Any) -> set[str]:
+    """The names among `topics` (request entries with a name) the principal may not
+    `operation`, each asked once."""
+    names = {topic.name for topic in topics}
+    return {name for name in names if not ctx.authorize(operation, ResourceType.TOPIC, name)}
+
+
 def make_offset_commit_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         commits = requested_commits(request)
+        if not ctx.authorize(Operation.READ, ResourceType.GROUP, request.group_id):
+            return commit_response(commits, [ErrorCode.group_authorization_failed] * len(commits))
+        refused = refused_topics(ctx, Operation.READ, request.topics)
+        allowed = [c for c in commits if c.topic not in refused]
         # v2-v4 may carry their own retention; -1 means the broker's offsets.retention.minutes.
         retention = getattr(request, "retention_time", None)
         expire_timestamp = -1
@@ -54,21 +68,37 @@ def make_offset_commit_handler(broker: Broker):
             retention_ms = round(retention / timedelta(milliseconds=1))
             if retention_ms >= 0:
                 expire_timestamp = now_ms() + retention_ms
-        try:
-            codes = await broker.groups.offsets.commit(
-                request.group_id,
-                request.generation_id_or_member_epoch,
-                request.member_id,
-                getattr(request, "group_instance_id", None),
-                commits,
-                expire_timestamp=expire_timestamp,
-                api_version=ctx.api_version,
-            )
-        except CoordinatorError as exc:
-            codes = [exc.code] * len(commits)
-        return commit_response(commits, codes)
+        codes: list[ErrorCode] = []
+        # Like Kafka, the coordinator sees the authorized topics only (not at all when every
+        # topic was refused), so its request-wide errors land on them alone.
+        if allowed or not commits:
+            try:
+                codes = await broker.groups.offsets.commit(
+                    request.group_id,
+                    request.generation_id_or_member_epoch,
+                    request.member_id,
+                    getattr(request, "group_instance_id", None),
+                    allowed,
+                    expire_timestamp=expire_timestamp,
+                    api_version=ctx.api_version,
+                )
+            except CoordinatorError as exc:
+                codes = [exc.code] * len(allowed)
+        return commit_response(commits, merge_refused(commits, refused, codes))
 
     return handle
+
+
+def merge_refused(
+    commits: list[OffsetCommit], refused: set[str], allowed_codes: list[ErrorCode]
+) -> list[ErrorCode]:
+    """Each commit's code in request order: TOPIC_AUTHORIZATION_FAILED for refused topics,
+    the coordinator's answer (given in order for the others) for the rest."""
+    answers = iter(allowed_codes)
+    return [
+        ErrorCode.topic_authorization_failed if c.topic in refused else next(answers)
+        for c in commits
+    ]
 
 
 def make_offset_fetch_handler(broker: Broker):
@@ -77,34 +107,45 @@ def make_offset_fetch_handler(broker: Broker):
         stable = bool(getattr(request, "require_stable", False))
         if version >= 8:
             groups = [
-                await _fetch_group(broker, g.group_id, g.topics, version, stable)
+                await _fetch_group(broker, ctx, g.group_id, g.topics, version, stable)
                 for g in request.groups
             ]
             return {"throttle_time": 0, "groups": groups}
-        group = await _fetch_group(broker, request.group_id, request.topics, version, stable)
+        group = await _fetch_group(broker, ctx, request.group_id, request.topics, version, stable)
         return {"throttle_time": 0, "topics": group["topics"], "error_code": group["error_code"]}
 
     return handle
 
 
 async def _fetch_group(
-    broker: Broker, group_id: str, topics: Any, version: int, require_stable: bool = False
+    broker: Broker,
+    ctx: RequestContext,
+    group_id: str,
+    topics: Any,
+    version: int,
+    require_stable: bool = False,
 ) -> dict[str, Any]:
     requested = None
     if topics is not None:
         requested = [(t.name, p) for t in topics for p in t.partition_indexes]
+    if not ctx.authorize(Operation.DESCRIBE, ResourceType.GROUP, group_id):
+        return _group_error(group_id, requested, version, ErrorCode.group_authorization_failed)
+    refused = refused_topics(ctx, Operation.DESCRIBE, topics) if topics is not None else set()
+    allowed = None if requested is None else [tp for tp in requested if tp[0] not in refused]
     try:
-        found = await broker.groups.offsets.fetch(group_id, requested)
+        found = await broker.groups.offsets.fetch(group_id, allowed)
         pending = broker.groups.shard_for(group_id).pending_txn_offsets if require_stable else None
     except CoordinatorError as exc:
-        if version < 2 and requested is not None:
-            # v1 has no group-level error field: every partition carries it.
-            return {
-                "group_id": group_id,
-                "error_code": exc.code,
-                "topics": _topics([(t, p, None) for t, p in requested], exc.code),
-            }
-        return {"group_id": group_id, "error_code": exc.code, "topics": []}
+        return _group_error(group_id, requested, version, exc.code)
+    if requested is None:
+        # Every committed offset was asked for: those of topics the principal may not
+        # DESCRIBE are left out, as if there were none.
+        hidden = {
+            topic
+            for topic in {entry[0] for entry in found}
+            if not ctx.authorize(Operation.DESCRIBE, ResourceType.TOPIC, topic)
+        }
+        found = [entry for entry in found if entry[0] not in hidden]
     result = _topics(found)
     if pending is not None:
         # KIP-447: offsets a transaction may still change are not handed out.
@@ -116,7 +157,24 @@ async def _fetch_group(
                         committed_leader_epoch=-1,
                         error_code=ErrorCode.unstable_offset_commit,
                     )
+    if refused and requested is not None:
+        # Asked for by name but not DESCRIBE-able: TOPIC_AUTHORIZATION_FAILED, after the rest.
+        denied = [(t, p, None) for t, p in requested if t in refused]
+        result += _topics(denied, ErrorCode.topic_authorization_failed)
     return {"group_id": group_id, "error_code": ErrorCode.none, "topics": result}
+
+
+def _group_error(
+    group_id: str, requested: list[tuple[str, int]] | None, version: int, code: ErrorCode
+) -> dict[str, Any]:
+    if version < 2 and requested is not None:
+        # v1 has no group-level error field: every partition carries it.
+        return {
+            "group_id": group_id,
+            "error_code": code,
+            "topics": _topics([(t, p, None) for t, p in requested], code),
+        }
+    return {"group_id": group_id, "error_code": code, "topics": []}
 
 
 def _topics(found: list, code: ErrorCode = ErrorCode.none) -> list[dict[str, Any]]:
@@ -144,13 +202,27 @@ def _topics(found: list, code: ErrorCode = ErrorCode.none) -> list[dict[str, Any
 
 def make_offset_delete_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        if not ctx.authorize(Operation.DELETE, ResourceType.GROUP, request.group_id):
+            return {
+                "error_code": ErrorCode.group_authorization_failed,
+                "throttle_time": 0,
+                "topics": [],
+            }
         wanted = [(t.name, p.partition_index) for t in request.topics for p in t.partitions]
+        refused = refused_topics(ctx, Operation.READ, request.topics)
+        allowed = [tp for tp in wanted if tp[0] not in refused]
         try:
-            code, codes = await broker.groups.offsets.delete(request.group_id, wanted)
+            code, allowed_codes = await broker.groups.offsets.delete(request.group_id, allowed)
         except CoordinatorError as exc:
-            code, codes = exc.code, []
+            code, allowed_codes = exc.code, []
         topics: dict[str, list[dict[str, Any]]] = {}
+        # A group-level error replaces every partition's answer, the refused ones' too (Kafka).
         if code is ErrorCode.none:
+            answers = iter(allowed_codes)
+            codes = [
+                ErrorCode.topic_authorization_failed if t in refused else next(answers)
+                for t, _ in wanted
+            ]
             for (topic, partition), part_code in zip(wanted, codes, strict=True):
                 topics.setdefault(topic, []).append(
                     {"partition_index": partition, "error_code": part_code}

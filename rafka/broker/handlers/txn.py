@@ -3,8 +3,12 @@ AddOffsetsToTxn, EndTxn, WriteTxnMarkers, TxnOffsetCommit, DescribeProducers,
 DescribeTransactions and ListTransactions; and the check a transactional produce passes.
 
 The rules live in rafka.broker.coordinator.txn; these handlers translate between request versions
-and the coordinator. PRODUCER_FENCED (KIP-588) is answered as INVALID_PRODUCER_EPOCH to the versions
-that predate it: InitProducerId < 4, AddPartitionsToTxn/AddOffsetsToTxn/EndTxn < 2.
+and the coordinator, after Kafka's ACL checks: WRITE on the transactional id to run a
+transaction, READ on the group (and its topics) to commit offsets in it, CLUSTER_ACTION on the
+cluster for the brokers' own forms, DESCRIBE to look at transactions.
+
+PRODUCER_FENCED (KIP-588) is answered as INVALID_PRODUCER_EPOCH to the versions that predate it:
+InitProducerId < 4, AddPartitionsToTxn/AddOffsetsToTxn/EndTxn < 2.
 """
 
 from __future__ import annotations
@@ -17,12 +21,19 @@ from typing import Any
 from rafka.broker.broker import Broker
 from rafka.broker.cluster.peers import PeerUnavailable
 from rafka.broker.coordinator.groups.coordinator import CoordinatorError
+from rafka.broker.coordinator.internal_topic import OFFSETS_TOPIC
 from rafka.broker.coordinator.txn.coordinator import TXN_TOPIC, TxnError
 from rafka.broker.coordinator.txn.markers import write_marker
 from rafka.broker.coordinator.txn_offset_commit import txn_offset_commit
-from rafka.broker.handlers.offsets_commit import commit_response, requested_commits
+from rafka.broker.handlers.offsets_commit import (
+    commit_response,
+    merge_refused,
+    refused_topics,
+    requested_commits,
+)
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition.replica import Partition
+from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import ATTR_TRANSACTIONAL, HEADER_SIZE
 
@@ -39,6 +50,9 @@ FIRST_TV2_PRODUCE_VERSION = 12
 TRANSACTION_VERSION = 2
 # The feature set never changes at run time, so one epoch serves (clients keep the newest).
 FINALIZED_FEATURES_EPOCH = 1
+# Kafka's Topic.isInternal: a client never adds these to a transaction by AddPartitionsToTxn
+# (offsets go through AddOffsetsToTxn), so they are refused whatever the ACLs say.
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TXN_TOPIC})
 _RETRY_PRODUCE = frozenset(
     {
         ErrorCode.coordinator_not_available,
@@ -212,26 +226,26 @@ async def _add_partitions(
     producer_epoch: int,
     topics: Any,
     verify_only: bool,
+    refused: frozenset[str] | set[str] = frozenset(),
 ) -> dict[tuple[str, int], ErrorCode]:
+    """Each partition's outcome; topics in `refused` failed the authorization check."""
     wanted = [(t.name, p) for t in topics for p in t.partitions]
     results: dict[tuple[str, int], ErrorCode] = {}
-    unknown = set()
+    failed: dict[tuple[str, int], ErrorCode] = {}
     for topic, partition in wanted:
         image = broker.topic(topic)
-        if image is None or not 0 <= partition < image.partition_count:
-            unknown.add((topic, partition))
-    if unknown:
-        # Kafka: nothing is added when any partition is unknown.
-        return {
-            tp: ErrorCode.unknown_topic_or_partition
-            if tp in unknown
-            else ErrorCode.operation_not_attempted
-            for tp in wanted
-        }
+        if topic in refused:
+            failed[(topic, partition)] = ErrorCode.topic_authorization_failed
+        elif image is None or not 0 <= partition < image.partition_count:
+            failed[(topic, partition)] = ErrorCode.unknown_topic_or_partition
+    if failed:
+        # Kafka: nothing is added when any partition is refused or unknown.
+        return {tp: failed.get(tp, ErrorCode.operation_not_attempted) for tp in wanted}
     if verify_only:
         for topic, partition in wanted:
-            code, _ = broker.txn.verify(transactional_id, producer_id, producer_epoch, topic,
-                                        partition)
+            code, _ = broker.txn.verify(
+                transactional_id, producer_id, producer_epoch, topic, partition
+            )
             results[(topic, partition)] = code
         return results
     try:
@@ -256,16 +270,33 @@ def make_add_partitions_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         version = ctx.api_version
         if version < FIRST_BATCHED_ADD_PARTITIONS_VERSION:
-            results = await _add_partitions(
-                broker,
-                request.v3_and_below_transactional_id,
-                request.v3_and_below_producer_id,
-                request.v3_and_below_producer_epoch,
-                request.v3_and_below_topics,
-                verify_only=False,
-            )
+            transactional_id = request.v3_and_below_transactional_id
+            topics = request.v3_and_below_topics
+            if not ctx.authorize(Operation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+                code = ErrorCode.transactional_id_authorization_failed
+                results = {(t.name, p): code for t in topics for p in t.partitions}
+            else:
+                refused = refused_topics(ctx, Operation.WRITE, topics)
+                refused |= {t.name for t in topics if t.name in INTERNAL_TOPICS}
+                results = await _add_partitions(
+                    broker,
+                    transactional_id,
+                    request.v3_and_below_producer_id,
+                    request.v3_and_below_producer_epoch,
+                    topics,
+                    verify_only=False,
+                    refused=refused,
+                )
             results = {tp: fenced_for(c, version, 2) for tp, c in results.items()}
             return {"throttle_time": 0, "results_by_topic_v3_and_below": _topic_results(results)}
+        # The batched form is the brokers' own (KIP-890 verification): it comes over the
+        # controller listeners, unchecked; on a client listener it needs CLUSTER_ACTION.
+        if not ctx.authorize(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME):
+            return {
+                "throttle_time": 0,
+                "error_code": ErrorCode.cluster_authorization_failed,
+                "results_by_transaction": [],
+            }
         transactions = []
         for txn in request.transactions:
             results = await _add_partitions(
@@ -290,6 +321,15 @@ def make_add_partitions_handler(broker: Broker):
 
 def make_add_offsets_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        if not ctx.authorize(
+            Operation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id
+        ):
+            return {
+                "throttle_time": 0,
+                "error_code": ErrorCode.transactional_id_authorization_failed,
+            }
+        if not ctx.authorize(Operation.READ, ResourceType.GROUP, request.group_id):
+            return {"throttle_time": 0, "error_code": ErrorCode.group_authorization_failed}
         try:
             await broker.groups.ensure_offsets_topic()
             code = await broker.txn.add_partitions(
@@ -311,6 +351,15 @@ def make_add_offsets_handler(broker: Broker):
 def make_end_txn_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         version = ctx.api_version
+        if not ctx.authorize(
+            Operation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id
+        ):
+            return {
+                "throttle_time": 0,
+                "error_code": ErrorCode.transactional_id_authorization_failed,
+                "producer_id": -1,
+                "producer_epoch": -1,
+            }
         try:
             result = await broker.txn.end_txn(
                 request.transactional_id,
@@ -337,9 +386,23 @@ def make_end_txn_handler(broker: Broker):
 
 def make_write_txn_markers_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        # The coordinators' request to the partition leaders: Kafka takes ALTER on the cluster,
+        # or else CLUSTER_ACTION (nodes reach each other on controller listeners, unchecked).
+        allowed = ctx.authorize(
+            Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME
+        ) or ctx.authorize(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
         markers = []
         for marker in request.markers:
             wanted = [(t.name, p) for t in marker.topics for p in t.partition_indexes]
+            if not allowed:
+                markers.append(
+                    _marker_result(
+                        marker.producer_id,
+                        wanted,
+                        [ErrorCode.cluster_authorization_failed] * len(wanted),
+                    )
+                )
+                continue
             codes = await asyncio.gather(
                 *(
                     write_marker(
@@ -356,20 +419,22 @@ def make_write_txn_markers_handler(broker: Broker):
                     for topic, partition in wanted
                 )
             )
-            by_topic: dict[str, list[dict[str, Any]]] = {}
-            for (topic, partition), code in zip(wanted, codes, strict=True):
-                by_topic.setdefault(topic, []).append(
-                    {"partition_index": partition, "error_code": code}
-                )
-            markers.append(
-                {
-                    "producer_id": marker.producer_id,
-                    "topics": [{"name": t, "partitions": p} for t, p in by_topic.items()],
-                }
-            )
+            markers.append(_marker_result(marker.producer_id, wanted, codes))
         return {"markers": markers}
 
     return handle
+
+
+def _marker_result(
+    producer_id: int, wanted: list[tuple[str, int]], codes: list[ErrorCode]
+) -> dict[str, Any]:
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for (topic, partition), code in zip(wanted, codes, strict=True):
+        by_topic.setdefault(topic, []).append({"partition_index": partition, "error_code": code})
+    return {
+        "producer_id": producer_id,
+        "topics": [{"name": t, "partitions": p} for t, p in by_topic.items()],
+    }
 
 
 # -- TxnOffsetCommit ---------------------------------------------------------------------------
@@ -378,22 +443,37 @@ def make_write_txn_markers_handler(broker: Broker):
 def make_txn_offset_commit_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         commits = requested_commits(request)
-        try:
-            codes = await txn_offset_commit(
-                broker,
-                transactional_id=request.transactional_id,
-                group_id=request.group_id,
-                producer_id=request.producer_id,
-                producer_epoch=request.producer_epoch,
-                generation=getattr(request, "generation_id", -1),
-                member_id=getattr(request, "member_id", ""),
-                group_instance_id=getattr(request, "group_instance_id", None),
-                commits=commits,
-                api_version=ctx.api_version,
-            )
-        except (CoordinatorError, TxnError) as exc:
-            codes = [exc.code] * len(commits)
-        return commit_response(commits, codes)
+        # Kafka: WRITE on the transactional id (the producer id's own check is implied by
+        # it), READ on the group, and READ on each topic, which alone fails its partitions.
+        refusal = None
+        if not ctx.authorize(
+            Operation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id
+        ):
+            refusal = ErrorCode.transactional_id_authorization_failed
+        elif not ctx.authorize(Operation.READ, ResourceType.GROUP, request.group_id):
+            refusal = ErrorCode.group_authorization_failed
+        if refusal is not None:
+            return commit_response(commits, [refusal] * len(commits))
+        refused = refused_topics(ctx, Operation.READ, request.topics)
+        allowed = [c for c in commits if c.topic not in refused]
+        codes: list[ErrorCode] = []
+        if allowed or not commits:  # the coordinator sees only the authorized topics
+            try:
+                codes = await txn_offset_commit(
+                    broker,
+                    transactional_id=request.transactional_id,
+                    group_id=request.group_id,
+                    producer_id=request.producer_id,
+                    producer_epoch=request.producer_epoch,
+                    generation=getattr(request, "generation_id", -1),
+                    member_id=getattr(request, "member_id", ""),
+                    group_instance_id=getattr(request, "group_instance_id", None),
+                    commits=allowed,
+                    api_version=ctx.api_version,
+                )
+            except (CoordinatorError, TxnError) as exc:
+                codes = [exc.code] * len(allowed)
+        return commit_response(commits, merge_refused(commits, refused, codes))
 
     return handle
 
@@ -406,6 +486,7 @@ def make_describe_producers_handler(broker: Broker):
         topics = []
         for topic in request.topics:
             partitions = []
+            may_read = ctx.authorize(Operation.READ, ResourceType.TOPIC, topic.name)
             for index in topic.partition_indexes:
                 partition = broker.partition(topic.name, index)
                 entry: dict[str, Any] = {
@@ -413,7 +494,10 @@ def make_describe_producers_handler(broker: Broker):
                     "error_code": ErrorCode.none,
                     "active_producers": [],
                 }
-                if partition is None:
+                if not may_read:
+                    entry["error_code"] = ErrorCode.topic_authorization_failed
+                    entry["error_message"] = "Topic authorization failed."
+                elif partition is None:
                     entry["error_code"] = ErrorCode.unknown_topic_or_partition
                 elif partition.offline is not None:
                     entry["error_code"] = partition.offline
@@ -442,7 +526,10 @@ def make_describe_transactions_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         states = []
         for transactional_id in request.transactional_ids:
-            code, txn = broker.txn.describe(transactional_id)
+            if ctx.authorize(Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+                code, txn = broker.txn.describe(transactional_id)
+            else:
+                code, txn = ErrorCode.transactional_id_authorization_failed, None
             entry: dict[str, Any] = {
                 "error_code": code,
                 "transactional_id": transactional_id,
@@ -457,6 +544,12 @@ def make_describe_transactions_handler(broker: Broker):
                 by_topic: dict[str, list[int]] = {}
                 for topic, partition in sorted(txn.partitions):
                     by_topic.setdefault(topic, []).append(partition)
+                # Only the topics the principal may DESCRIBE are shown (Kafka).
+                by_topic = {
+                    t: ps
+                    for t, ps in by_topic.items()
+                    if ctx.authorize(Operation.DESCRIBE, ResourceType.TOPIC, t)
+                }
                 entry.update(
                     transaction_state=txn.state.display_name,
                     transaction_timeout=txn.timeout_ms,
@@ -483,6 +576,12 @@ def make_list_transactions_handler(broker: Broker):
             )
         except re.error:  # an invalid transactional id pattern
             code, unknown, txns = ErrorCode.invalid_request, [], []
+        # Only the transactional ids the principal may DESCRIBE are listed.
+        txns = [
+            t
+            for t in txns
+            if ctx.authorize(Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, t.transactional_id)
+        ]
         return {
             "throttle_time": 0,
             "error_code": code,
@@ -498,4 +597,3 @@ def make_list_transactions_handler(broker: Broker):
         }
 
     return handle
-
