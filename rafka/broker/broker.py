@@ -253,10 +253,18 @@ class Broker:
 
     @property
     def controller_id(self) -> int:
-        """The metadata quorum's leader, which Kafka clients see as the controller."""
+        """What clients see as the controller: the metadata quorum's leader while it is a live
+        broker they can reach, else this node (which forwards what only the controller may do).
+        A controller id missing from the brokers of the same answer leaves clients (librdkafka's
+        admin requests) waiting for it; Kafka's KRaft brokers name a live broker too."""
         if self.metadata is None:
             return -1
-        return self.metadata.partition.leader_id
+        leader = self.metadata.partition.leader_id
+        brokers = self.metadata.image.brokers
+        if leader is not None and leader in brokers and not brokers[leader].fenced:
+            return leader
+        own = brokers.get(self.node_id)
+        return self.node_id if own is not None and not own.fenced else -1
 
     @property
     def network(self) -> PeerNetwork | None:
