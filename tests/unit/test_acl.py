@@ -103,3 +103,41 @@ def test_filters() -> None:
 def test_acls_kafka_refuses(bad: AclBinding) -> None:
     with pytest.raises(AclError):
         bad.check()
+
+
+def test_authorize_any_resource_of_a_type() -> None:
+    """Kafka's authorizeByResourceType (InitProducerId's WRITE on any topic, KIP-679)."""
+
+    def may_write_some_topic(*acls: AclBinding, principal="User:alice", host="h", **kw) -> bool:
+        return authorizer(*acls, **kw).authorize_any(principal, host, Operation.WRITE, TOPIC)
+
+    assert may_write_some_topic(acl("orders", Operation.WRITE))
+    assert may_write_some_topic(acl("pay-", Operation.ALL, pattern=PREFIXED))
+    assert may_write_some_topic(acl("*", Operation.WRITE, principal="User:*"))
+    # Only the operation itself (or ALL) counts: no implication, no other type, host, user.
+    assert not may_write_some_topic(acl("orders", Operation.READ))
+    assert not may_write_some_topic(acl("orders", Operation.WRITE, kind=GROUP))
+    assert not may_write_some_topic(acl("orders", Operation.WRITE, host="10.0.0.9"))
+    assert not may_write_some_topic(acl("orders", Operation.WRITE), principal="User:bob")
+    # A DENY that covers the whole ALLOW pattern cancels it; a narrower one does not.
+    assert not may_write_some_topic(
+        acl("orders", Operation.WRITE), acl("orders", Operation.WRITE, DENY)
+    )
+    assert not may_write_some_topic(
+        acl("pay-eu", Operation.WRITE), acl("pay", Operation.ALL, DENY, pattern=PREFIXED)
+    )
+    assert may_write_some_topic(
+        acl("pay-", Operation.WRITE, pattern=PREFIXED), acl("pay-eu", Operation.WRITE, DENY)
+    )
+    assert may_write_some_topic(
+        acl("a", Operation.WRITE), acl("b", Operation.WRITE), acl("a", Operation.WRITE, DENY)
+    )
+    # A DENY of every topic wins over everything but super users.
+    everything_denied = (acl("orders", Operation.WRITE), acl("*", Operation.WRITE, DENY))
+    assert not may_write_some_topic(*everything_denied)
+    assert may_write_some_topic(
+        *everything_denied, principal="User:admin", super_users=["User:admin"]
+    )
+    # No ACL at all: allow.everyone.if.no.acl.found decides.
+    assert not may_write_some_topic()
+    assert may_write_some_topic(allow_if_none=True)

@@ -17,6 +17,7 @@ from typing import Any
 from rafka.broker.broker import Broker
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition.replica import Partition
+from rafka.broker.security.acl import Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.fetch_response import FetchedPartition, FetchedTopic, encode_fetch_response
 from rafka.storage.log import OffsetOutOfRangeError
@@ -61,6 +62,7 @@ def make_handler(broker: Broker):
             }
         use_ids = ctx.api_version >= 13
         wanted = [_resolve(broker, t, p, use_ids) for t in request.topics for p in t.partitions]
+        _refuse_unreadable(ctx, wanted)
         deadline = time.monotonic() + max(request.max_wait.total_seconds(), 0.0)
         read_committed = getattr(request, "isolation_level", 0) == 1
         while True:
@@ -107,6 +109,22 @@ def _resolve(broker: Broker, topic: Any, part: Any, use_ids: bool) -> _Wanted:
         partition,
         missing if partition is None else ErrorCode.none,
     )
+
+
+def _refuse_unreadable(ctx: RequestContext, wanted: list[_Wanted]) -> None:
+    """As Kafka: READ on each topic (asked once per topic), checked before the topic's
+    existence; an unknown topic id stays UNKNOWN_TOPIC_ID. A refused partition is answered
+    as an absent one (no records, no watermarks) with TOPIC_AUTHORIZATION_FAILED."""
+    readable: dict[str, bool] = {}
+    for w in wanted:
+        name = w.name
+        if name is None:
+            continue
+        allowed = readable.get(name)
+        if allowed is None:
+            allowed = readable[name] = ctx.authorize(Operation.READ, ResourceType.TOPIC, name)
+        if not allowed:
+            w.partition, w.error = None, ErrorCode.topic_authorization_failed
 
 
 def _read_all(

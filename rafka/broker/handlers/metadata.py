@@ -1,4 +1,8 @@
-"""Metadata: brokers, topics and partition leadership, with topic auto-creation."""
+"""Metadata: brokers, topics and partition leadership, with topic auto-creation.
+
+Authorization as Kafka's KafkaApis: a topic the principal may not DESCRIBE is left out of an
+all-topics answer and refused by name (TOPIC_AUTHORIZATION_FAILED) before its existence is
+looked at; auto-creation takes CREATE on the cluster or on the topic."""
 
 from __future__ import annotations
 
@@ -6,43 +10,48 @@ from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.cluster.cluster_metadata import TopicImage
+from rafka.broker.coordinator.internal_topic import OFFSETS_TOPIC
+from rafka.broker.coordinator.txn.coordinator import TXN_TOPIC
 from rafka.broker.net.dispatch import RequestContext
+from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.topic_admin import AdminError
 from rafka.protocol.errors import ErrorCode
 
-# Kafka's "authorized operations not requested" marker.
+# Kafka's "authorized operations not requested" marker (Integer.MIN_VALUE, the schema default).
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
-# AclOperation bits: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS
-TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
-# CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE
-CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
+# Kafka's Topic.isInternal, for the answer about a topic that was not created.
+_INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TXN_TOPIC})
 
 
 def make_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         image = broker.metadata.image
         version = ctx.api_version
+        # v8+: the operations the principal may do on each topic it may describe (every one
+        # without an authorizer), including one that does not exist.
+        with_operations = bool(getattr(request, "include_topic_authorized_operations", False))
         topics_out: list[dict[str, Any]] = []
         if request.topics is None or (version == 0 and not request.topics):
-            # v1+: null means every topic; v0 used an empty list for the same.
-            topics_out = [
-                describe_topic(broker, t) for t in sorted(image.topics.values(), key=_name)
-            ]
+            # v1+: null means every topic; v0 used an empty list for the same. Topics the
+            # principal may not describe are left out.
+            for topic in sorted(image.topics.values(), key=_name):
+                if ctx.authorize(Operation.DESCRIBE, ResourceType.TOPIC, topic.name):
+                    topics_out.append(
+                        _operations(ctx, describe_topic(broker, topic), with_operations)
+                    )
         else:
             allow_create = bool(getattr(request, "allow_auto_topic_creation", True))
             auto_create = allow_create and broker.config.get_bool("auto.create.topics.enable")
             for wanted in request.topics:
-                topics_out.append(await _lookup(broker, wanted, auto_create))
-        # No authorizer: every operation is allowed, which Kafka reports when asked (v8-v10).
-        if getattr(request, "include_topic_authorized_operations", False):
-            for topic in topics_out:
-                if topic["error_code"] == ErrorCode.none:
-                    topic["topic_authorized_operations"] = TOPIC_OPERATIONS
-        cluster_operations = (
-            CLUSTER_OPERATIONS
-            if getattr(request, "include_cluster_authorized_operations", False)
-            else AUTHORIZED_OPERATIONS_OMITTED
-        )
+                topics_out.append(await _lookup(broker, ctx, wanted, auto_create, with_operations))
+        # v8-v10 only (KIP-700 moved it to DescribeCluster): 0 without DESCRIBE on the cluster.
+        cluster_operations = AUTHORIZED_OPERATIONS_OMITTED
+        if getattr(request, "include_cluster_authorized_operations", False):
+            cluster_operations = (
+                ctx.authorized_operations(ResourceType.CLUSTER, CLUSTER_NAME)
+                if ctx.authorize(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME)
+                else 0
+            )
         return {
             "throttle_time": 0,
             "brokers": [
@@ -62,25 +71,48 @@ def _name(topic: TopicImage) -> str:
     return topic.name
 
 
-async def _lookup(broker: Broker, wanted: Any, auto_create: bool) -> dict[str, Any]:
+def _operations(ctx: RequestContext, topic: dict[str, Any], wanted: bool) -> dict[str, Any]:
+    if wanted:
+        topic["topic_authorized_operations"] = ctx.authorized_operations(
+            ResourceType.TOPIC, topic["name"]
+        )
+    return topic
+
+
+async def _lookup(
+    broker: Broker, ctx: RequestContext, wanted: Any, auto_create: bool, with_operations: bool
+) -> dict[str, Any]:
     name = getattr(wanted, "name", None)
     topic_id = getattr(wanted, "topic_id", None)
     if name is None and topic_id is not None:
         topic = broker.topic_by_id(topic_id)
         if topic is None:
             return _error(ErrorCode.unknown_topic_id, None, topic_id)
-        return describe_topic(broker, topic)
+        if not ctx.authorize(Operation.DESCRIBE, ResourceType.TOPIC, topic.name):
+            # As Kafka: ids are not secret, so the refusal names the id (not the topic).
+            return _error(ErrorCode.topic_authorization_failed, None, topic_id)
+        return _operations(ctx, describe_topic(broker, topic), with_operations)
+    if not ctx.authorize(Operation.DESCRIBE, ResourceType.TOPIC, name):
+        # Refused before looking: whether the topic exists is not revealed.
+        return _error(ErrorCode.topic_authorization_failed, name, None)
     topic = broker.topic(name)
     if topic is None and auto_create:
+        if not ctx.authorize(
+            Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME
+        ) and not ctx.authorize(Operation.CREATE, ResourceType.TOPIC, name):
+            refused = _error(ErrorCode.topic_authorization_failed, name, None)
+            refused["is_internal"] = name in _INTERNAL_TOPICS
+            return refused
         try:
             topic = await broker.create_topic(name, -1, -1)
         except AdminError as exc:
             if exc.code != ErrorCode.topic_already_exists:
-                return _error(exc.code, name, None)
+                return _operations(ctx, _error(exc.code, name, None), with_operations)
             topic = broker.topic(name)
     if topic is None:
-        return _error(ErrorCode.unknown_topic_or_partition, name, None)
-    return describe_topic(broker, topic)
+        unknown = _error(ErrorCode.unknown_topic_or_partition, name, None)
+        return _operations(ctx, unknown, with_operations)
+    return _operations(ctx, describe_topic(broker, topic), with_operations)
 
 
 def _error(code: ErrorCode, name: str | None, topic_id: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from rafka.broker.broker import Broker
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition.replica import Partition
+from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import record_timestamps_and_offsets
 
@@ -30,6 +31,21 @@ def make_list_offsets_handler(broker: Broker):
         read_committed = getattr(request, "isolation_level", 0) == 1
         topics = []
         for topic in request.topics:
+            # As Kafka: DESCRIBE on the topic, checked before its existence.
+            if not ctx.authorize(Operation.DESCRIBE, ResourceType.TOPIC, topic.name):
+                refused = [
+                    {
+                        "partition_index": part.partition_index,
+                        "error_code": ErrorCode.topic_authorization_failed,
+                        "timestamp": -1,
+                        "offset": -1,
+                        "old_style_offsets": [],
+                        "leader_epoch": -1,
+                    }
+                    for part in topic.partitions
+                ]
+                topics.append({"name": topic.name, "partitions": refused})
+                continue
             results = []
             for part in topic.partitions:
                 partition, code = _epoch_error(
@@ -98,8 +114,25 @@ def _lookup(partition: Partition, target: int, read_committed: bool = False) -> 
 
 def make_offset_for_leader_epoch_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        # Brokers ask with CLUSTER_ACTION; consumers (KIP-320: truncation checks after a leader
+        # change) with DESCRIBE on each topic.
+        everything = ctx.authorize(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
         topics = []
         for topic in request.topics:
+            if not everything and not ctx.authorize(
+                Operation.DESCRIBE, ResourceType.TOPIC, topic.topic
+            ):
+                refused = ErrorCode.topic_authorization_failed
+                topics.append(
+                    {
+                        "topic": topic.topic,
+                        "partitions": [
+                            {"partition": p.partition, "error_code": refused}
+                            for p in topic.partitions
+                        ],
+                    }
+                )
+                continue
             results = []
             for part in topic.partitions:
                 partition, code = _epoch_error(

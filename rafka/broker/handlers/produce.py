@@ -21,11 +21,15 @@ from rafka.broker.handlers.txn import check_transactional_produce
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.net.server import Connection
 from rafka.broker.partition.append import AppendError, AppendResult
+from rafka.broker.security.acl import Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
+from rafka.protocol.records import ATTR_TRANSACTIONAL, HEADER_SIZE
 
 # (topic, partition, the append or why it failed, error message); an AppendError keeps the
 # record errors and log start offset of a batch with invalid records (KIP-467).
 Outcome = tuple[str, int, AppendResult | AppendError | ErrorCode, str | None]
+
+_ATTRIBUTES_LOW_BYTE = 22  # the low byte of a batch header's attributes (i16 at 21)
 
 
 def make_handler(broker: Broker):
@@ -36,6 +40,16 @@ def make_handler(broker: Broker):
 
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
         acks = request.acks
+        transactional_id = request.transactional_id
+        if (
+            transactional_id is not None
+            and not ctx.authorize(Operation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id)
+            and _has_transactional_records(request)
+        ):
+            # As Kafka: the whole request is refused. (Transactional batches without an id are
+            # refused per partition with the same error, see check_transactional_produce.)
+            code = ErrorCode.transactional_id_authorization_failed
+            return None if acks == 0 else _all_failed(request, code)
         if acks not in (-1, 0, 1):
             return _all_failed(request, ErrorCode.invalid_required_acks)
         lock = append_order.get(ctx.connection)
@@ -74,6 +88,12 @@ async def _append(
     waits: dict[int, asyncio.Future[None]] = {}
     for topic_data in request.topic_data:
         name = topic_data.name
+        # WRITE on the topic, once per topic (not per batch); checked before its existence, so
+        # an unauthorized principal learns nothing about it.
+        if not ctx.authorize(Operation.WRITE, ResourceType.TOPIC, name):
+            denied = ErrorCode.topic_authorization_failed
+            outcomes.extend((name, data.index, denied, None) for data in topic_data.partition_data)
+            continue
         for data in topic_data.partition_data:
             partition = broker.partition(name, data.index)
             if partition is None:
@@ -147,6 +167,21 @@ def _response(outcomes: list[Outcome]) -> dict:
         "responses": [{"name": n, "partition_responses": p} for n, p in by_topic.items()],
         "throttle_time": 0,
     }
+
+
+def _has_transactional_records(request: Any) -> bool:
+    """Whether a partition's (first) batch is transactional, as Kafka's
+    RequestUtils.hasTransactionalRecords."""
+    for topic_data in request.topic_data:
+        for data in topic_data.partition_data:
+            records = data.records
+            if (
+                records
+                and len(records) >= HEADER_SIZE
+                and records[_ATTRIBUTES_LOW_BYTE] & ATTR_TRANSACTIONAL
+            ):
+                return True
+    return False
 
 
 def _all_failed(request: Any, code: ErrorCode) -> dict:

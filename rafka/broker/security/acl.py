@@ -220,6 +220,47 @@ class Authorizer:
             for acl in mine
         )
 
+    def authorize_any(
+        self, principal: str, host: str, operation: Operation, resource_type: ResourceType
+    ) -> bool:
+        """Whether the principal may do `operation` on at least one resource of the type, as
+        Kafka's Authorizer.authorizeByResourceType (KIP-679's idempotent producers: WRITE on
+        any topic). No implied operations here; an ALLOW counts unless a DENY covers its
+        whole pattern (the same literal name, or a prefix of it)."""
+        # A made-up name lets super users, literal-`*` ALLOWs and allow-if-no-ACL through.
+        if self.authorize(principal, host, operation, resource_type, "hardcode"):
+            return True
+        allowed: list[AclBinding] = []
+        denied_literals: set[str] = set()
+        denied_prefixes: set[str] = set()
+        for acl in self._acls():
+            if (
+                acl.resource_type != resource_type
+                or acl.host not in (WILDCARD, host)
+                or acl.principal not in (principal, WILDCARD_PRINCIPAL)
+                or acl.operation not in (Operation.ALL, operation)
+            ):
+                continue
+            if acl.permission is Permission.DENY:
+                if acl.pattern_type is PatternType.PREFIXED:
+                    denied_prefixes.add(acl.resource_name)
+                elif acl.resource_name == WILDCARD:
+                    return False
+                else:
+                    denied_literals.add(acl.resource_name)
+            elif acl.permission is Permission.ALLOW:
+                allowed.append(acl)
+        if any(a.pattern_type is PatternType.LITERAL and a.resource_name == WILDCARD
+               for a in allowed):  # fmt: skip
+            return True
+        for acl in allowed:
+            name = acl.resource_name
+            if acl.pattern_type is PatternType.LITERAL and name in denied_literals:
+                continue
+            if not any(name[:end] in denied_prefixes for end in range(1, len(name) + 1)):
+                return True
+        return False
+
     def authorized_operations(
         self, principal: str, host: str, resource_type: ResourceType, resource_name: str
     ) -> int:
