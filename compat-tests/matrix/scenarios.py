@@ -40,6 +40,10 @@ SCENARIOS: dict[str, str] = {
     "AlterUserScramCredentials",
     "security-mtls": "over SSL with a client certificate the broker requires: produce 10 "
     "records and read them back; a client without a certificate is refused",
+    "security-acl": "ACLs (StandardAuthorizer): once an ACL for another principal names the "
+    "topic, the SASL_SSL PLAIN user's produce fails with TOPIC_AUTHORIZATION_FAILED; after "
+    "CreateAcls allows it WRITE and READ on the topic, it produces 10 records and reads them "
+    "back",
 }
 
 # Scenarios that need broker APIs rafka does not serve yet: skipped, naming the issue, while the

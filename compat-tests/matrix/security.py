@@ -10,6 +10,9 @@ A suite gets, besides COMPAT_BOOTSTRAP:
   (PKCS#8, unencrypted), COMPAT_CLIENT_PEM: both in one file (key first, as Java's PEM key
   store reads them);
 - COMPAT_PLAIN_USER / COMPAT_PLAIN_PASSWORD and COMPAT_SCRAM_USER / COMPAT_SCRAM_PASSWORD.
+The broker has ACLs on (StandardAuthorizer) with allow.everyone.if.no.acl.found: anyone may do
+what no ACL names, so the plain listener's clients (User:ANONYMOUS) may create ACLs as long as
+none names the cluster; security-acl creates ACLs on its own topic only.
 Without these (a broker run.py did not start, --bootstrap), the security scenarios are skipped.
 """
 
@@ -19,7 +22,7 @@ from pathlib import Path
 
 PLAIN_USER, PLAIN_PASSWORD = "compat-plain", "plain-secret"
 SCRAM_USER, SCRAM_PASSWORD = "compat-scram", "scram-secret"
-SCENARIOS = ("security-sasl-plain", "security-sasl-scram", "security-mtls")
+SCENARIOS = ("security-sasl-plain", "security-sasl-scram", "security-mtls", "security-acl")
 
 
 class SecuritySetup:
@@ -75,6 +78,11 @@ class SecuritySetup:
             "ssl.keystore.location": self.files["server"],
             "ssl.truststore.location": self.files["ca"],
             "listener.name.mtls.ssl.client.auth": "required",
+            # ACLs on, but a resource no ACL names stays open to everyone: every other
+            # scenario runs as before (through the authorizer), and security-acl names its
+            # topic in an ACL to close it.
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "true",
         }
 
     def create_scram_user(self, plaintext_bootstrap: str) -> None:

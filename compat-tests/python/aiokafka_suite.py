@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAuthorizationFailedError
 from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import OffsetAndMetadata
 from suite_common import (
@@ -22,6 +23,7 @@ from suite_common import (
     TXN_PARTITIONS,
     TXN_TRANSACTIONS,
     WAIT,
+    allow_on_topic,
     check,
     check_exactly_once,
     numbered,
@@ -440,7 +442,11 @@ async def txn_pipeline() -> str:
 async def secured_roundtrip(scenario: str, bootstrap: str, **security: Any) -> None:
     topic = f"{ENV.prefix}-{scenario}"
     await new_topic(topic, 1)
-    values = secured_values(ENV.prefix, scenario)
+    await secured_roundtrip_existing(topic, bootstrap, **security)
+
+
+async def secured_roundtrip_existing(topic: str, bootstrap: str, **security: Any) -> None:
+    values = secured_values(ENV.prefix, topic.removeprefix(f"{ENV.prefix}-"))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **security)
     await producer.start()
     try:
@@ -507,6 +513,28 @@ async def security_mtls() -> None:
           "a client without a certificate was accepted")  # fmt: skip
 
 
+async def security_acl() -> None:
+    where = secured()
+    topic = f"{ENV.prefix}-security-acl"
+    await new_topic(topic, 1)
+    user = f"User:{where.plain[0]}"
+    # An ACL for someone else names the topic: from now on it is closed to everyone else.
+    allow_on_topic(ENV.bootstrap, topic, "User:compat-someone-else", "WRITE")
+    producer = AIOKafkaProducer(bootstrap_servers=where.sasl_ssl, acks="all",
+                                request_timeout_ms=10000, **sasl("PLAIN"))  # fmt: skip
+    await producer.start()
+    try:
+        await asyncio.wait_for(producer.send_and_wait(topic, b"refused", partition=0), WAIT)
+    except TopicAuthorizationFailedError:
+        pass
+    else:
+        raise AssertionError("produce without WRITE was accepted")
+    finally:
+        await producer.stop()
+    allow_on_topic(ENV.bootstrap, topic, user, "WRITE", "READ")
+    await secured_roundtrip_existing(topic, where.sasl_ssl, **sasl("PLAIN"))
+
+
 if __name__ == "__main__":
     quiet_logging()  # aiokafka logs rebalances and retries
     scenarios = scenario_functions(
@@ -522,5 +550,6 @@ if __name__ == "__main__":
         security_sasl_plain=security_sasl_plain,
         security_sasl_scram=security_sasl_scram,
         security_mtls=security_mtls,
+        security_acl=security_acl,
     )
     run_suite("aiokafka", aiokafka.__version__, scenarios, ENV)

@@ -18,12 +18,16 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
     ConfigSource,
     NewTopic,
+    ResourcePatternType,
     ResourceType,
 )
 from suite_common import (
@@ -435,6 +439,49 @@ def security_mtls() -> None:
     check(refused(where.mtls, tls), "a client without a certificate was accepted")
 
 
+def create_acls(bindings: list[AclBinding]) -> None:
+    for future in admin().create_acls(bindings).values():
+        future.result(WAIT)
+
+
+def topic_acl(topic: str, principal: str, operation: AclOperation) -> AclBinding:
+    return AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*",
+                      operation, AclPermissionType.ALLOW)  # fmt: skip
+
+
+def security_acl() -> None:
+    where = secured()
+    topic = f"{ENV.prefix}-security-acl"
+    create_topic(topic, 1)
+    user = f"User:{where.plain[0]}"
+    # An ACL for someone else names the topic: from now on it is closed to everyone else.
+    create_acls([topic_acl(topic, "User:compat-someone-else", AclOperation.WRITE)])
+    errors: list[KafkaError] = []
+    producer = Producer({**BASE, **sasl("PLAIN"), "bootstrap.servers": where.sasl_ssl,
+                         "message.timeout.ms": 10000})  # fmt: skip
+    producer.produce(topic, b"refused", partition=0,
+                     on_delivery=lambda error, _m: errors.append(error))  # fmt: skip
+    producer.flush(WAIT)
+    codes = [e.code() for e in errors if e is not None]
+    check(codes == [KafkaError.TOPIC_AUTHORIZATION_FAILED], f"produce without WRITE: {errors}")
+    create_acls([topic_acl(topic, user, AclOperation.WRITE),
+                 topic_acl(topic, user, AclOperation.READ)])  # fmt: skip
+    config = {**BASE, **sasl("PLAIN"), "bootstrap.servers": where.sasl_ssl}
+    values = secured_values(ENV.prefix, "security-acl")
+    producer = Producer({**config, "acks": "all"})
+    for value in values:
+        producer.produce(topic, value, partition=0)
+    check(producer.flush(WAIT) == 0, "records unacknowledged after the ACLs allowed them")
+    consumer = Consumer({**config, "group.id": f"{ENV.prefix}-security-acl",
+                         "enable.auto.commit": False})  # fmt: skip
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        got = [m.value() for m in consume(consumer, len(values))]
+    finally:
+        consumer.close()
+    check(got == values, f"read back {got[:3]}... instead of the {len(values)} records")
+
+
 if __name__ == "__main__":
     version = f"{confluent_kafka.version()} (librdkafka {confluent_kafka.libversion()[0]})"
     scenarios = scenario_functions(
@@ -450,5 +497,6 @@ if __name__ == "__main__":
         security_sasl_plain=security_sasl_plain,
         security_sasl_scram=security_sasl_scram,
         security_mtls=security_mtls,
+        security_acl=security_acl,
     )
     run_suite("confluent-kafka", version, scenarios, ENV)

@@ -9,7 +9,7 @@ import kafka
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType, NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError
 from kafka.structs import OffsetAndMetadata
 from suite_common import (
     RECORDS,
@@ -18,6 +18,7 @@ from suite_common import (
     TXN_TRANSACTIONS,
     WAIT,
     ThreadedMember,
+    allow_on_topic,
     check,
     check_exactly_once,
     check_rebalance,
@@ -373,7 +374,11 @@ def txn_pipeline() -> str:
 def secured_roundtrip(scenario: str, bootstrap: str, **security: Any) -> None:
     topic = f"{ENV.prefix}-{scenario}"
     create_topic(topic, 1)
-    values = secured_values(ENV.prefix, scenario)
+    secured_roundtrip_existing(topic, bootstrap, **security)
+
+
+def secured_roundtrip_existing(topic: str, bootstrap: str, **security: Any) -> None:
+    values = secured_values(ENV.prefix, topic.removeprefix(f"{ENV.prefix}-"))
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", **security)
     try:
         futures = [producer.send(topic, value, partition=0) for value in values]
@@ -439,6 +444,27 @@ def security_mtls() -> None:
     check(refused(where.mtls, **tls), "a client without a certificate was accepted")
 
 
+def security_acl() -> None:
+    where = secured()
+    topic = f"{ENV.prefix}-security-acl"
+    create_topic(topic, 1)
+    user = f"User:{where.plain[0]}"
+    # An ACL for someone else names the topic: from now on it is closed to everyone else.
+    allow_on_topic(ENV.bootstrap, topic, "User:compat-someone-else", "WRITE")
+    producer = KafkaProducer(bootstrap_servers=where.sasl_ssl, acks="all", max_block_ms=10000,
+                             **sasl("PLAIN"))  # fmt: skip
+    try:
+        producer.send(topic, b"refused", partition=0).get(WAIT)
+    except TopicAuthorizationFailedError:
+        pass
+    else:
+        raise AssertionError("produce without WRITE was accepted")
+    finally:
+        producer.close(WAIT)
+    allow_on_topic(ENV.bootstrap, topic, user, "WRITE", "READ")
+    secured_roundtrip_existing(topic, where.sasl_ssl, **sasl("PLAIN"))
+
+
 if __name__ == "__main__":
     quiet_logging()  # kafka-python logs every rebalance as an error
     scenarios = scenario_functions(
@@ -454,5 +480,6 @@ if __name__ == "__main__":
         security_sasl_plain=security_sasl_plain,
         security_sasl_scram=security_sasl_scram,
         security_mtls=security_mtls,
+        security_acl=security_acl,
     )
     run_suite("kafka-python", kafka.__version__, scenarios, ENV)

@@ -21,6 +21,7 @@ from suite_common import (
     RECORDS,
     WAIT,
     Skip,
+    allow_on_topic,
     check,
     numbered,
     run_suite,
@@ -407,6 +408,28 @@ def security_mtls() -> None:
     check(refused(where.mtls, tls), "a client without a certificate was accepted")
 
 
+def security_acl() -> None:
+    where = secured()
+    topic = f"{ENV.prefix}-security-acl"
+    create_topic(topic, 1)
+    user = f"User:{where.plain[0]}"
+    # An ACL for someone else names the topic: from now on it is closed to everyone else.
+    allow_on_topic(ENV.bootstrap, topic, "User:compat-someone-else", "WRITE")
+    refused = kcat_secured(where.sasl_ssl, [*sasl("PLAIN"), "message.timeout.ms=10000"],
+                           "-P", "-t", topic, "-p", "0", stdin="refused\n")  # fmt: skip
+    outcome = f"exit {refused.returncode}, {refused.stderr[-300:]!r}"
+    check(refused.returncode != 0 and "authoriz" in refused.stderr.lower(),
+          f"produce without WRITE: {outcome}")  # fmt: skip
+    allow_on_topic(ENV.bootstrap, topic, user, "WRITE", "READ")
+    values = [v.decode() for v in secured_values(ENV.prefix, "security-acl")]
+    produced = kcat_secured(where.sasl_ssl, sasl("PLAIN"), "-P", "-t", topic, "-p", "0",
+                            stdin="".join(f"{v}\n" for v in values))  # fmt: skip
+    check(produced.returncode == 0, f"kcat -P with the ACLs: {produced.stderr[-300:]}")
+    consumed = kcat_secured(where.sasl_ssl, sasl("PLAIN"), "-C", "-t", topic, "-p", "0",
+                            "-o", "beginning", "-e", "-q")  # fmt: skip
+    check(consumed.stdout.splitlines() == values, f"read back {consumed.stdout[:200]!r}")
+
+
 def kcat_version() -> str:
     """'1.7.1 (librdkafka 2.0.2)' from kcat -V."""
     text = subprocess.run([KCAT, "-V"], capture_output=True, text=True, timeout=10).stdout
@@ -430,5 +453,6 @@ if __name__ == "__main__":
         security_sasl_plain=security_sasl_plain,
         security_sasl_scram=security_sasl_scram,
         security_mtls=security_mtls,
+        security_acl=security_acl,
     )
     run_suite("kcat", kcat_version(), scenarios, ENV)

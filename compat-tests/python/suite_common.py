@@ -37,6 +37,7 @@ SCENARIOS = [
     "security-sasl-plain",
     "security-sasl-scram",
     "security-mtls",
+    "security-acl",
 ]
 RECORDS = 100
 SECURED_RECORDS = 10
@@ -359,3 +360,26 @@ def _run_one(scenario: Callable[[], Any], outcome: dict[str, Any]) -> None:
         outcome["skip"] = str(skip)
     except BaseException as error:  # noqa: BLE001 - every failure is a reported verdict
         outcome["error"] = describe(error)
+
+
+def allow_on_topic(bootstrap: str, topic: str, principal: str, *operations: str) -> None:
+    """ALLOW ACLs on a topic, created with confluent-kafka's admin client on the plain listener
+    (for suites whose own client has no ACL API; what is under test is the client's behaviour
+    with and without them)."""
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    client = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    bindings = [
+        AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, principal, "*",
+                   AclOperation[op], AclPermissionType.ALLOW)
+        for op in operations
+    ]  # fmt: skip
+    for future in client.create_acls(bindings).values():
+        future.result(WAIT)
