@@ -32,8 +32,10 @@ class BrokerProcess:
         *,
         host: str = "127.0.0.1",
         launcher: Sequence[str] = (),
+        extra_args: Sequence[str] = (),
         **overrides: str,
     ) -> None:
+        self.extra_args = list(extra_args)  # more `rafka broker` arguments (e.g. --add-scram)
         self.data_dir = data_dir
         self.host = host
         self.launcher = list(launcher)
@@ -53,7 +55,7 @@ class BrokerProcess:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> BrokerProcess:
-        args = [*self.launcher, sys.executable, "-m", "rafka", "broker"]
+        args = [*self.launcher, sys.executable, "-m", "rafka", "broker", *self.extra_args]
         for key, value in self.overrides.items():
             args += ["--override", f"{key}={value}"]
         env = {**os.environ, "RAFKA_LOG_FORMAT": "json"}

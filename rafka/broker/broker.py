@@ -100,6 +100,9 @@ class Broker:
         self.txn = TransactionCoordinator(self)
         self.cleaner = LogCleanerService(self)
         self.authorizer = _authorizer(config, self)
+        # SCRAM credentials to create at first start if missing (`rafka broker --add-scram`,
+        # Kafka's `kafka-storage format --add-scram`): (user, mechanism) -> its record.
+        self.scram_seeds: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -153,6 +156,10 @@ class Broker:
         self._background.append(
             asyncio.create_task(self._preferred_leader_loop(), name="preferred-leaders")
         )
+        if self.scram_seeds:
+            self._background.append(
+                asyncio.create_task(self._seed_scram_credentials(), name="scram-seeds")
+            )
         self.groups.start()  # replays the __consumer_offsets partitions this broker leads
         self.txn.start()  # replays __transaction_state, finishes decided transactions
         self.cleaner.start()
@@ -163,6 +170,28 @@ class Broker:
             topics=len(self.metadata.image.topics),
             clean_start=self._clean_start,
         )
+
+    async def _seed_scram_credentials(self) -> None:
+        """Create the seeded SCRAM credentials that the metadata log lacks, once this node
+        leads the metadata quorum (every node given the same seeds may be the one); a user
+        already there keeps the password it has (changed since, perhaps)."""
+        assert self.metadata is not None
+        while True:
+            missing = [
+                record
+                for key, record in self.scram_seeds.items()
+                if key not in self.metadata.image.scram_credentials
+            ]
+            if not missing:
+                return
+            if self.metadata.caught_up_as_leader():
+                try:
+                    await self.metadata.propose(missing)
+                    log.info("SCRAM credentials seeded", users=sorted({r["name"] for r in missing}))
+                    return
+                except AppendError as exc:
+                    log.warning("seeding SCRAM credentials failed", error=exc.message)
+            await self.metadata.wait_applied(lambda: self.metadata.caught_up_as_leader(), 1.0)
 
     async def stop(self) -> None:
         await self.cleaner.stop()

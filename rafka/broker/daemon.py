@@ -136,8 +136,9 @@ class BrokerServer:
             await listener.stop()
 
 
-async def serve(config: BrokerConfig, stop: asyncio.Event) -> None:
+async def serve(config: BrokerConfig, stop: asyncio.Event, scram_seeds: dict | None = None) -> None:
     server = BrokerServer(config)
+    server.broker.scram_seeds = dict(scram_seeds or {})
     starting = asyncio.ensure_future(server.start())
     stopping = asyncio.ensure_future(stop.wait())
     # A node waiting for its cluster (no quorum yet) must still stop when told to.
@@ -154,7 +155,7 @@ async def serve(config: BrokerConfig, stop: asyncio.Event) -> None:
     await server.stop()
 
 
-def run(config: BrokerConfig) -> int:
+def run(config: BrokerConfig, scram_seeds: dict | None = None) -> int:
     """Run a broker until SIGTERM or SIGINT; returns the process exit code."""
 
     async def main() -> int:
@@ -163,7 +164,7 @@ def run(config: BrokerConfig) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await serve(config, stop)
+            await serve(config, stop, scram_seeds)
         except OSError as exc:
             log.error("broker failed", error=str(exc))
             return 1

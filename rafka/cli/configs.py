@@ -35,6 +35,10 @@ BrokerOption = Annotated[int | None, typer.Option("--broker", help="A broker id.
 DefaultsOption = Annotated[
     bool, typer.Option("--broker-defaults", help="The cluster-wide dynamic broker defaults.")
 ]
+UserOption = Annotated[
+    str | None,
+    typer.Option("--user", help="A SCRAM user (kafka-configs' --entity-type users)."),
+]
 # What `describe` shows without --all: the configs set on the resource itself.
 _OVERRIDE_SOURCES = {
     "topic": {"DYNAMIC_TOPIC_CONFIG"},
@@ -78,6 +82,7 @@ def describe(
     topic: TopicOption = None,
     broker: BrokerOption = None,
     broker_defaults: DefaultsOption = False,
+    user: UserOption = None,
     all_configs: Annotated[
         bool, typer.Option("--all", help="Every config with its value, not just overrides.")
     ] = False,
@@ -86,7 +91,10 @@ def describe(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Show a topic's or broker's configs."""
+    """Show a topic's, broker's or SCRAM user's configs."""
+    if user is not None:
+        return _describe_user(bootstrap_server, command_config, user, topic, broker,
+                              broker_defaults, json_output)  # fmt: skip
     kind, resource_type, name = _resource(topic, broker, broker_defaults)
     with admin_client(bootstrap_server, command_config) as client:
         # Synonyms tell a key set on the resource from one whose synonym is (see _is_override).
@@ -134,6 +142,7 @@ def alter(
     topic: TopicOption = None,
     broker: BrokerOption = None,
     broker_defaults: DefaultsOption = False,
+    user: UserOption = None,
     add_config: Annotated[
         list[str] | None,
         typer.Option(
@@ -159,8 +168,15 @@ def alter(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Set, delete, append to or subtract from a topic's or broker's configs."""
+    """Set, delete, append to or subtract from a topic's or broker's configs, or a SCRAM
+    user's credentials (--user with --add-config 'SCRAM-SHA-256=[password=...]')."""
     from rafka.cli.admin_client import OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT
+
+    if user is not None:
+        if topic is not None or broker is not None or broker_defaults:
+            fail("give exactly one of --topic, --broker, --broker-defaults or --user")
+        return _alter_user(bootstrap_server, command_config, user, add_config or [],
+                           delete_config or [], json_output)  # fmt: skip
 
     kind, resource_type, name = _resource(topic, broker, broker_defaults)
     try:
@@ -204,3 +220,46 @@ def alter(
         typer.echo(f"Validated the config change for {_label(kind, name)}; nothing applied.")
     else:
         typer.echo(f"Completed updating config for {_label(kind, name)}.")
+
+
+def _describe_user(
+    bootstrap_server: str, command_config: Any, user: str, topic: str | None,
+    broker: int | None, broker_defaults: bool, json_output: bool,
+) -> None:  # fmt: skip
+    from rafka.cli.scram_users import describe_users
+
+    if topic is not None or broker is not None or broker_defaults:
+        fail("give exactly one of --topic, --broker, --broker-defaults or --user")
+    with admin_client(bootstrap_server, command_config) as client:
+        found = describe_users(client, None if user == "" else [user])
+    if json_output:
+        print_json({"resource": "user", "users": {
+            u: [{"mechanism": m, "iterations": i} for m, i in infos]
+            for u, infos in found.items()}})  # fmt: skip
+        return
+    for name, infos in found.items():
+        listed = ",".join(f"{m}=iterations={i}" for m, i in infos)
+        typer.echo(f"SCRAM credential configs for user-principal '{name}' are {listed}")
+
+
+def _alter_user(
+    bootstrap_server: str, command_config: Any, user: str, add_config: list[str],
+    delete_config: list[str], json_output: bool,
+) -> None:  # fmt: skip
+    from rafka.cli.scram_users import alter_users, parse_scram_settings
+
+    try:
+        upserts = [(user, s) for text in add_config for s in parse_scram_settings(text)]
+    except ValueError as exc:
+        fail(str(exc))
+    deletes = [(user, m) for m in parse_names(delete_config)]
+    if not upserts and not deletes:
+        fail("nothing to alter: give --add-config or --delete-config")
+    with admin_client(bootstrap_server, command_config) as client:
+        alter_users(client, upserts, deletes)
+    if json_output:
+        print_json({"resource": "user", "name": user,
+                    "added": [s.mechanism for _, s in upserts],
+                    "deleted": [m for _, m in deletes]})  # fmt: skip
+    else:
+        typer.echo(f"Completed updating config for user {user}.")

@@ -103,6 +103,14 @@ def broker(
             help="Set a config key, over the file and RAFKA_<KEY> variables; repeatable.",
         ),
     ] = None,
+    add_scram: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--add-scram",
+            help="A SCRAM user created at first start if missing, as Kafka's kafka-storage "
+            "format --add-scram: 'SCRAM-SHA-256=[name=alice,password=alice-secret]'.",
+        ),
+    ] = None,
     log_level: Annotated[
         str,
         typer.Option(
@@ -111,6 +119,7 @@ def broker(
     ] = "INFO",
 ) -> None:
     """Run a broker. With no configuration: one node on localhost:9092, data in ./rafka-data."""
+    seeds = _scram_seeds(add_scram or [])
     try:
         configure_logging(parse_level(log_level))
     except ValueError as exc:
@@ -133,7 +142,7 @@ def broker(
         log_dirs=[str(d) for d in broker_config.log_dirs],
     )
     try:
-        code = daemon.run(broker_config)
+        code = daemon.run(broker_config, seeds)
     except KeyboardInterrupt:
         code = 130
     except ConfigError as exc:  # found when the broker loads what the keys name (TLS stores)
@@ -144,3 +153,30 @@ def broker(
 def run() -> None:
     """Entry point for `python -m rafka`."""
     app(prog_name="rafka")
+
+
+def _scram_seeds(entries: list[str]) -> dict[tuple[str, str], dict]:
+    """--add-scram values as metadata records, salted here (the password goes no further)."""
+    if not entries:
+        return {}
+    import secrets
+
+    from rafka.broker.security.sasl import salt_password, scram_credential, scram_record
+    from rafka.cli.scram_users import parse_scram_settings
+
+    seeds = {}
+    for entry in entries:
+        try:
+            settings = parse_scram_settings(entry)
+        except ValueError as exc:
+            fail(f"--add-scram: {exc}")
+        for setting in settings:
+            if not setting.name:
+                fail(f"--add-scram {entry!r}: name the user (name=...)")
+            salt = secrets.token_bytes(32)
+            salted = salt_password(setting.mechanism, setting.password, salt, setting.iterations)
+            credential = scram_credential(setting.mechanism, salted, salt, setting.iterations)
+            seeds[(setting.name, setting.mechanism)] = scram_record(
+                setting.name, setting.mechanism, credential
+            )
+    return seeds

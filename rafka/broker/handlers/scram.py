@@ -6,7 +6,6 @@ checks and error codes. Describing needs DESCRIBE on the cluster, altering ALTER
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import structlog
@@ -21,6 +20,7 @@ from rafka.broker.security.sasl import (
     SCRAM_SHA_256,
     SCRAM_SHA_512,
     scram_credential,
+    scram_record,
 )
 from rafka.protocol.errors import ErrorCode
 
@@ -147,15 +147,7 @@ def _record(
     credential = scram_credential(
         mechanism, bytes(upsertion.salted_password), bytes(upsertion.salt), upsertion.iterations
     )
-    return {
-        "type": "scram_credential",
-        "name": name,
-        "mechanism": mechanism,
-        "salt": base64.b64encode(credential.salt).decode(),
-        "stored_key": base64.b64encode(credential.stored_key).decode(),
-        "server_key": base64.b64encode(credential.server_key).decode(),
-        "iterations": credential.iterations,
-    }
+    return scram_record(name, mechanism, credential)
 
 
 def make_describe_client_quotas_handler():

@@ -51,6 +51,19 @@ def scram_credential(
     )
 
 
+def scram_record(name: str, mechanism: str, credential: ScramCredential) -> dict[str, object]:
+    """The metadata-log record of a SCRAM credential (Kafka's UserScramCredentialRecord)."""
+    return {
+        "type": "scram_credential",
+        "name": name,
+        "mechanism": mechanism,
+        "salt": base64.b64encode(credential.salt).decode(),
+        "stored_key": base64.b64encode(credential.stored_key).decode(),
+        "server_key": base64.b64encode(credential.server_key).decode(),
+        "iterations": credential.iterations,
+    }
+
+
 def salt_password(mechanism: str, password: str, salt: bytes, iterations: int) -> bytes:
     return hashlib.pbkdf2_hmac(SCRAM_MECHANISMS[mechanism], password.encode(), salt, iterations)
 
