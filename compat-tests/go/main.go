@@ -43,7 +43,14 @@ const (
 	noSecured      = "no secured listeners (run.py starts them with its own broker)"
 )
 
-var securityScenarios = []string{"security-sasl-plain", "security-sasl-scram", "security-mtls"}
+// security-acl: how long the produce the ACLs refuse may take (context, request and delivery
+// timeouts), and the principal whose ACL closes the topic to everyone else.
+const (
+	aclRefusalWait = 10 * time.Second
+	aclOther       = "User:compat-someone-else"
+)
+
+var securityScenarios = []string{"security-sasl-plain", "security-sasl-scram", "security-mtls", "security-acl"}
 
 // txn-pipeline: transactions of txnPipelinePerPartition records to each of txnPipelinePartitions.
 const (
@@ -115,6 +122,7 @@ func main() {
 		scenario{"security-sasl-plain", s.securitySaslPlain},
 		scenario{"security-sasl-scram", s.securitySaslScram},
 		scenario{"security-mtls", s.securityMtls},
+		scenario{"security-acl", s.securityAcl},
 	)
 
 	out := json.NewEncoder(os.Stdout)
@@ -677,6 +685,50 @@ func (s *suite) securityMtls(ctx context.Context) (string, error) {
 	return "", nil
 }
 
+// securityAcl: an ACL for another principal closes the topic, so the SASL_SSL PLAIN user's
+// produce is refused with TOPIC_AUTHORIZATION_FAILED; once ACLs allow that user WRITE and READ
+// on the topic, its records go through and come back.
+func (s *suite) securityAcl(ctx context.Context) (string, error) {
+	const name = "security-acl"
+	topic := s.prefix + "-" + name
+	bootstrap := os.Getenv("COMPAT_SASL_SSL_BOOTSTRAP")
+	user := os.Getenv("COMPAT_PLAIN_USER")
+	config, err := securedTLS(false)
+	if err != nil {
+		return "", err
+	}
+	security := []kgo.Opt{
+		kgo.DialTLSConfig(config),
+		kgo.SASL(plain.Auth{User: user, Pass: os.Getenv("COMPAT_PLAIN_PASSWORD")}.AsMechanism()),
+	}
+	adm, closeAdm := s.admin()
+	defer closeAdm()
+	if err := createTopic(ctx, adm, topic, 1, nil); err != nil {
+		return "", err
+	}
+	// From now on an ACL names the topic: it is closed to everyone it does not allow.
+	if err := createTopicACLs(ctx, adm, topic, aclOther, kadm.OpWrite); err != nil {
+		return "", err
+	}
+	refusedCtx, cancel := context.WithTimeout(ctx, aclRefusalWait)
+	err = s.produce(refusedCtx, []*kgo.Record{{Topic: topic, Partition: 0, Value: []byte("refused")}},
+		slices.Concat([]kgo.Opt{kgo.SeedBrokers(bootstrap)}, security, []kgo.Opt{
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.ProduceRequestTimeout(aclRefusalWait), kgo.RecordDeliveryTimeout(aclRefusalWait),
+		})...)
+	cancel()
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		return "", fmt.Errorf("produce without WRITE: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	if err := createTopicACLs(ctx, adm, topic, "User:"+user, kadm.OpWrite, kadm.OpRead); err != nil {
+		return "", err
+	}
+	if err := s.securedTransfer(ctx, name, bootstrap, security...); err != nil {
+		return "", fmt.Errorf("after the ACLs allowed it: %w", err)
+	}
+	return "", nil
+}
+
 // saslScenario: the round trip over SASL_SSL with the right password, then a refusal with a wrong one.
 func (s *suite) saslScenario(ctx context.Context, name, password string, mechanism func(password string) sasl.Mechanism) error {
 	bootstrap := os.Getenv("COMPAT_SASL_SSL_BOOTSTRAP")
@@ -696,12 +748,18 @@ func (s *suite) saslScenario(ctx context.Context, name, password string, mechani
 // securedRoundtrip creates the scenario's topic over the plain listener, then produces
 // securedRecords to it and reads them back, both through bootstrap with the security options.
 func (s *suite) securedRoundtrip(ctx context.Context, name, bootstrap string, security ...kgo.Opt) error {
-	topic := s.prefix + "-" + name
 	adm, closeAdm := s.admin()
 	defer closeAdm()
-	if err := createTopic(ctx, adm, topic, 1, nil); err != nil {
+	if err := createTopic(ctx, adm, s.prefix+"-"+name, 1, nil); err != nil {
 		return err
 	}
+	return s.securedTransfer(ctx, name, bootstrap, security...)
+}
+
+// securedTransfer produces securedRecords to the scenario's topic (which exists) and reads them
+// back from the start, both through bootstrap with the security options.
+func (s *suite) securedTransfer(ctx context.Context, name, bootstrap string, security ...kgo.Opt) error {
+	topic := s.prefix + "-" + name
 	var sent []*kgo.Record
 	var want []string
 	for i := 0; i < securedRecords; i++ {
@@ -844,6 +902,26 @@ func refused(ctx context.Context, bootstrap string, opts ...kgo.Opt) bool {
 	defer cancel()
 	_, err = kadm.NewClient(client).ListBrokers(ctx)
 	return err != nil
+}
+
+// createTopicACLs allows principal the operations on the topic (literal name, any host) and
+// checks every ACL's creation.
+func createTopicACLs(ctx context.Context, adm *kadm.Client, topic, principal string, ops ...kadm.ACLOperation) error {
+	acls := kadm.NewACLs().Allow(principal).AllowHosts("*").Topics(topic).
+		Operations(ops...).ResourcePatternType(kadm.ACLPatternLiteral)
+	results, err := adm.CreateACLs(ctx, acls)
+	if err != nil {
+		return fmt.Errorf("create ACLs for %s: %w", principal, err)
+	}
+	if len(results) != len(ops) {
+		return fmt.Errorf("create ACLs for %s: %d results for %d operations", principal, len(results), len(ops))
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			return fmt.Errorf("create ACL %s %s for %s: %w (%s)", r.Operation, r.Name, r.Principal, r.Err, r.ErrMessage)
+		}
+	}
+	return nil
 }
 
 func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, configs map[string]*string) error {
