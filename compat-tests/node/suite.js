@@ -8,7 +8,8 @@
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const {
-  Kafka, CompressionTypes, ConfigResourceTypes, ConfigSource, Partitioners, logLevel
+  Kafka, CompressionTypes, ConfigResourceTypes, ConfigSource, Partitioners, logLevel,
+  AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes
 } = require('kafkajs')
 const { registerCodecs } = require('./codecs')
 
@@ -296,6 +297,26 @@ async function securityMtls () {
   assert.ok(await refused(where.mtls, { ssl }), 'a client without a certificate was accepted')
 }
 
+async function securityAcl () {
+  const where = secured()
+  const topic = `${prefix}-security-acl`
+  const user = `User:${where.plain[0]}`
+  await withAdmin(async admin => {
+    await createTopic(admin, topic, 1)
+    // An ACL for someone else names the topic: from now on it is closed to everyone else.
+    await admin.createAcls({ acl: [topicAcl(topic, 'User:compat-someone-else', AclOperationTypes.WRITE)] })
+  })
+  const error = await produceRefused(where.saslSsl, sasl('plain'), topic)
+  assert.ok(error, 'produce without WRITE was accepted')
+  assert.equal(protocolErrorType(error), 'TOPIC_AUTHORIZATION_FAILED',
+    `produce without WRITE failed otherwise: ${describeError(error)}`)
+  // The consumer's group is named by no ACL: allow.everyone.if.no.acl.found keeps it open.
+  await withAdmin(admin => admin.createAcls({
+    acl: [topicAcl(topic, user, AclOperationTypes.WRITE), topicAcl(topic, user, AclOperationTypes.READ)]
+  }))
+  await roundtrip('security-acl', topic, newKafka(where.saslSsl, sasl('plain')))
+}
+
 // -- security -------------------------------------------------------------------------------------
 
 /** The secured listeners and credentials run.py gives its own broker (compat-tests/matrix/security.py). */
@@ -327,13 +348,67 @@ function sasl (mechanism, password) {
 async function securedRoundtrip (scenario, broker, security) {
   const topic = `${prefix}-${scenario}`
   await withAdmin(admin => createTopic(admin, topic, 1))
+  await roundtrip(scenario, topic, newKafka(broker, security))
+}
+
+/** Produces SECURED_RECORDS to partition 0 of the existing `topic` with `client`, reads them back. */
+async function roundtrip (scenario, topic, client) {
   const values = Array.from({ length: SECURED_RECORDS }, (_, i) => `${prefix} ${scenario} ${i}`)
-  const client = newKafka(broker, security)
   await withProducer({}, producer => producer.send({
     topic, acks: -1, messages: values.map(value => ({ partition: 0, value }))
   }), client)
   const got = await consumeGroup(`${prefix}-${scenario}`, topic, values.length, null, {}, client)
   assert.deepEqual(got.map(m => m.value.toString()), values, 'records read back over the secured listener')
+}
+
+/** An ALLOW ACL for `principal` from any host on the topic named `topic`. */
+function topicAcl (topic, principal, operation) {
+  return {
+    resourceType: AclResourceTypes.TOPIC,
+    resourceName: topic,
+    resourcePatternType: ResourcePatternTypes.LITERAL,
+    principal,
+    host: '*',
+    operation,
+    permissionType: AclPermissionTypes.ALLOW
+  }
+}
+
+/** The error of sending one record to partition 0 of `topic` (without retries), null if it was acknowledged. */
+async function produceRefused (broker, security, topic) {
+  const options = {
+    ...security,
+    connectionTimeout: REFUSED_MS,
+    authenticationTimeout: REFUSED_MS,
+    requestTimeout: REFUSED_MS,
+    retry: { retries: 0 }
+  }
+  const producer = newKafka(broker, options).producer({
+    createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 0 }
+  })
+  try {
+    await withTimeout(producer.connect(), 2 * REFUSED_MS, () => 'connecting')
+    await withTimeout(producer.send({
+      topic, acks: -1, timeout: REFUSED_MS, messages: [{ partition: 0, value: 'refused' }]
+    }), 2 * REFUSED_MS, () => 'producing')
+    return null
+  } catch (err) {
+    process.stderr.write(`produce refused as expected: ${describeError(err)}\n`)
+    return err
+  } finally {
+    await producer.disconnect()
+  }
+}
+
+/** The protocol error type in `err` or the errors it wraps (cause, originalError, errors), if any. */
+function protocolErrorType (err, depth = 0) {
+  if (!err || typeof err !== 'object' || depth > 8) return undefined
+  if (err.name === 'KafkaJSProtocolError' && err.type) return err.type
+  for (const inner of [err.cause, err.originalError, ...(Array.isArray(err.errors) ? err.errors : [])]) {
+    const type = protocolErrorType(inner, depth + 1)
+    if (type) return type
+  }
+  return err.type
 }
 
 /** Whether connecting to `broker` with `security` fails (or does not finish) within seconds. */
@@ -545,7 +620,8 @@ async function main () {
     ['txn-pipeline', txnPipeline],
     ['security-sasl-plain', securitySaslPlain],
     ['security-sasl-scram', securitySaslScram],
-    ['security-mtls', securityMtls]
+    ['security-mtls', securityMtls],
+    ['security-acl', securityAcl]
   )
   for (const [name, run] of scenarios) {
     if (only && !only.includes(name)) continue
