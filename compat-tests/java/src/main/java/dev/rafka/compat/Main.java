@@ -42,14 +42,22 @@ import org.apache.kafka.common.Node;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.acl.AccessControlEntry;
+import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.acl.AclPermissionType;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.config.SaslConfigs;
 import org.apache.kafka.common.config.SslConfigs;
 import org.apache.kafka.common.errors.AuthenticationException;
+import org.apache.kafka.common.errors.TopicAuthorizationException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeaders;
+import org.apache.kafka.common.resource.PatternType;
+import org.apache.kafka.common.resource.ResourcePattern;
+import org.apache.kafka.common.resource.ResourceType;
 import org.apache.kafka.common.security.plain.PlainLoginModule;
 import org.apache.kafka.common.security.scram.ScramLoginModule;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -68,7 +76,7 @@ public final class Main {
     static final Duration WAIT = Duration.ofSeconds(30);
     static final long SCENARIO_TIMEOUT_S = 60;
     static final List<String> SECURED = List.of(
-        "security-sasl-plain", "security-sasl-scram", "security-mtls");
+        "security-sasl-plain", "security-sasl-scram", "security-mtls", "security-acl");
     static final int SECURED_RECORDS = 10;
 
     final String bootstrap;
@@ -106,6 +114,7 @@ public final class Main {
         scenarios.put("security-sasl-plain", suite::securitySaslPlain);
         scenarios.put("security-sasl-scram", suite::securitySaslScram);
         scenarios.put("security-mtls", suite::securityMtls);
+        scenarios.put("security-acl", suite::securityAcl);
         if (System.getenv("COMPAT_SASL_SSL_BOOTSTRAP") == null) {
             // Only a broker run.py starts itself has the secured listeners (not --bootstrap).
             for (String name : SECURED) {
@@ -503,6 +512,63 @@ public final class Main {
         return null;
     }
 
+    /**
+     * An ACL for another principal closes the topic to the SASL_SSL PLAIN user (the broker allows
+     * what no ACL names); once ACLs allow it WRITE and READ, it produces and reads back.
+     */
+    String securityAcl() throws Exception {
+        String user = requireEnv("COMPAT_PLAIN_USER");
+        Map<String, Object> security =
+            sasl("PLAIN", PlainLoginModule.class, user, requireEnv("COMPAT_PLAIN_PASSWORD"));
+        String topic = prefix + "-security-acl";
+        try (Admin admin = admin()) {
+            createTopic(admin, topic, 1, Map.of());
+            // An ACL for someone else names the topic: from now on it is closed to everyone else.
+            createAcls(admin, List.of(
+                topicAcl(topic, "User:compat-someone-else", AclOperation.WRITE)));
+            Map<String, Object> bounded = new LinkedHashMap<>(security);
+            bounded.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 10000);
+            bounded.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 10000);
+            bounded.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 5000);
+            try (KafkaProducer<String, String> producer = producer(bounded)) {
+                Throwable error = null;
+                try {
+                    producer.send(new ProducerRecord<>(topic, 0, null, "refused"))
+                        .get(30, TimeUnit.SECONDS);
+                } catch (ExecutionException e) {
+                    error = e.getCause();
+                } catch (TopicAuthorizationException e) {
+                    error = e; // refused with the metadata, before send() returned
+                }
+                check(error != null, "produce without WRITE was acknowledged");
+                check(error instanceof TopicAuthorizationException,
+                    "produce without WRITE failed with " + describe(error)
+                        + ", not TopicAuthorizationException");
+            }
+            createAcls(admin, List.of(
+                topicAcl(topic, "User:" + user, AclOperation.WRITE),
+                topicAcl(topic, "User:" + user, AclOperation.READ)));
+        }
+        List<String> sent = IntStream.range(0, SECURED_RECORDS)
+            .mapToObj(i -> prefix + " security-acl " + i).toList();
+        Map<String, Object> config = new LinkedHashMap<>(security);
+        config.put(ProducerConfig.ACKS_CONFIG, "all");
+        try (KafkaProducer<String, String> producer = producer(config)) {
+            List<Future<?>> acks = new ArrayList<>();
+            for (String value : sent) {
+                acks.add(producer.send(new ProducerRecord<>(topic, 0, null, value)));
+            }
+            for (Future<?> ack : acks) {
+                ack.get(30, TimeUnit.SECONDS);
+            }
+        }
+        // Manual assignment without a group.id: no coordinator lookup, so no GROUP ACL needed.
+        List<String> got = values(readAll(topic, 1, security));
+        check(got.equals(sent), "read back " + got.subList(0, Math.min(3, got.size()))
+            + "... instead of the " + sent.size() + " records");
+        return null;
+    }
+
     // -- group member -------------------------------------------------------------------------
 
     /** One consumer-group member polling in its own thread; the main thread watches it. */
@@ -644,6 +710,17 @@ public final class Main {
             return;
         }
         throw new AssertionError(who + " was accepted");
+    }
+
+    /** An ALLOW ACL for `principal` on the literal topic `topic`, from any host. */
+    static AclBinding topicAcl(String topic, String principal, AclOperation operation) {
+        return new AclBinding(
+            new ResourcePattern(ResourceType.TOPIC, topic, PatternType.LITERAL),
+            new AccessControlEntry(principal, "*", operation, AclPermissionType.ALLOW));
+    }
+
+    static void createAcls(Admin admin, Collection<AclBinding> acls) throws Exception {
+        admin.createAcls(acls).all().get(30, TimeUnit.SECONDS);
     }
 
     static void createTopic(Admin admin, String topic, int partitions, Map<String, String> configs)
