@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import ssl
 import time
 import uuid
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,21 +19,24 @@ from rafka.broker.cluster.controller import (
     fence_silent_brokers,
     reserve_producer_id_block,
 )
-from rafka.broker.cluster.peers import PeerNetwork, PeerSasl
+from rafka.broker.cluster.peers import PeerNetwork
 from rafka.broker.cluster.replication import ReplicationManager
 from rafka.broker.cluster.self_fencing import CutOff, step_down_while_cut_off
-from rafka.broker.config import BrokerConfig, ConfigError
+from rafka.broker.config import BrokerConfig
 from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
 from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.log_cleaner import LogCleanerService
-from rafka.broker.net import tls
-from rafka.broker.net.listener_security import jaas_for
 from rafka.broker.node import BrokerEndpoint
+from rafka.broker.node_security import (
+    authorizer_for,
+    peer_sasl,
+    peer_tls,
+    seed_scram_credentials,
+)
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import raft_clock_ms
 from rafka.broker.partition.replica import NO_REPLICATION, Partition
-from rafka.broker.security.acl import AclBinding, Authorizer
 from rafka.broker.topic_admin import (
     apply_topic_configs,
     create_topic,
@@ -85,7 +86,7 @@ class Broker:
         connect_timeout = config.get_int("socket.connection.setup.timeout.ms") / 1000
         network = (
             PeerNetwork(
-                self.node_id, addresses, connect_timeout, _peer_tls(config), _peer_sasl(config)
+                self.node_id, addresses, connect_timeout, peer_tls(config), peer_sasl(config)
             )
             if len(addresses) > 1
             else None
@@ -99,7 +100,7 @@ class Broker:
         self.groups = GroupCoordinator(self)
         self.txn = TransactionCoordinator(self)
         self.cleaner = LogCleanerService(self)
-        self.authorizer = _authorizer(config, self)
+        self.authorizer = authorizer_for(config, self)
         # SCRAM credentials to create at first start if missing (`rafka broker --add-scram`,
         # Kafka's `kafka-storage format --add-scram`): (user, mechanism) -> its record.
         self.scram_seeds: dict[tuple[str, str], dict[str, Any]] = {}
@@ -157,9 +158,9 @@ class Broker:
             asyncio.create_task(self._preferred_leader_loop(), name="preferred-leaders")
         )
         if self.scram_seeds:
-            self._background.append(
-                asyncio.create_task(self._seed_scram_credentials(), name="scram-seeds")
-            )
+            assert self.metadata is not None
+            seeding = seed_scram_credentials(self.metadata, self.scram_seeds)
+            self._background.append(asyncio.create_task(seeding, name="scram-seeds"))
         self.groups.start()  # replays the __consumer_offsets partitions this broker leads
         self.txn.start()  # replays __transaction_state, finishes decided transactions
         self.cleaner.start()
@@ -170,28 +171,6 @@ class Broker:
             topics=len(self.metadata.image.topics),
             clean_start=self._clean_start,
         )
-
-    async def _seed_scram_credentials(self) -> None:
-        """Create the seeded SCRAM credentials that the metadata log lacks, once this node
-        leads the metadata quorum (every node given the same seeds may be the one); a user
-        already there keeps the password it has (changed since, perhaps)."""
-        assert self.metadata is not None
-        while True:
-            missing = [
-                record
-                for key, record in self.scram_seeds.items()
-                if key not in self.metadata.image.scram_credentials
-            ]
-            if not missing:
-                return
-            if self.metadata.caught_up_as_leader():
-                try:
-                    await self.metadata.propose(missing)
-                    log.info("SCRAM credentials seeded", users=sorted({r["name"] for r in missing}))
-                    return
-                except AppendError as exc:
-                    log.warning("seeding SCRAM credentials failed", error=exc.message)
-            await self.metadata.wait_applied(lambda: self.metadata.caught_up_as_leader(), 1.0)
 
     async def stop(self) -> None:
         await self.cleaner.stop()
@@ -590,52 +569,3 @@ def _cluster_id_of_voters(voters: str) -> str:
 
 def _new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-def _peer_tls(config: BrokerConfig) -> ssl.SSLContext | None:
-    """TLS for this node's connections to the voters, when their controller listener uses it
-    (its protocol in listener.security.protocol.map, as Kafka reads it)."""
-    names = config.controller_listener_names
-    if not names:
-        return None
-    protocol = config.security_protocol_map.get(names[0], "PLAINTEXT")
-    return tls.client_context(config, names[0]) if protocol in ("SSL", "SASL_SSL") else None
-
-
-def _peer_sasl(config: BrokerConfig) -> PeerSasl | None:
-    """SASL for this node's connections to the voters when their controller listener uses it:
-    sasl.mechanism.controller.protocol (PLAIN) with the username and password of that
-    listener's JAAS config, as Kafka's nodes do."""
-    names = config.controller_listener_names
-    if not names or not config.security_protocol_map.get(names[0], "").startswith("SASL_"):
-        return None
-    listener = names[0]
-    mechanism = config.listener_get(listener, "sasl.mechanism.controller.protocol")
-    if mechanism != "PLAIN":
-        raise ConfigError(
-            "sasl.mechanism.controller.protocol",
-            f"Invalid configuration sasl.mechanism.controller.protocol: {mechanism} between "
-            "the nodes is not implemented by rafka; use PLAIN (over SASL_SSL)",
-        )
-    entry = jaas_for(config, listener, mechanism)
-    user = entry.options.get("username") if entry else None
-    password = entry.options.get("password") if entry else None
-    if not user or not password:
-        key = f"listener.name.{listener.lower()}.plain.sasl.jaas.config"
-        raise ConfigError(
-            key, f"Invalid configuration {key}: needs this node's username and password"
-        )
-    return PeerSasl(mechanism, b"\x00" + user.encode() + b"\x00" + password.encode())
-
-
-def _authorizer(config: BrokerConfig, broker: Broker) -> Authorizer | None:
-    """Kafka's StandardAuthorizer semantics over the ACLs of the metadata image, when
-    authorizer.class.name names it; None (everything allowed) otherwise."""
-    if not config.get_str("authorizer.class.name"):
-        return None
-    super_users = [u.strip() for u in (config.get_str("super.users") or "").split(";") if u.strip()]
-
-    def acls() -> Iterable[AclBinding]:
-        return broker.metadata.image.acls.values() if broker.metadata is not None else ()
-
-    return Authorizer(acls, super_users, config.get_bool("allow.everyone.if.no.acl.found"))
