@@ -47,8 +47,16 @@ def described(client: AdminClient) -> set[tuple]:
              b.permission_type) for b in bindings}  # fmt: skip
 
 
-def test_acls_are_created_described_kept_and_deleted(tmp_path) -> None:
-    broker = acl_broker(tmp_path / "data").start()
+@pytest.fixture
+def acl_broker_process(tmp_path):
+    """Killed by PID whatever the test did (it restarts it)."""
+    broker = acl_broker(tmp_path / "data")
+    yield broker
+    broker.kill()
+
+
+def test_acls_are_created_described_kept_and_deleted(acl_broker_process) -> None:
+    broker = acl_broker_process.start()
     allow(broker, "alice", ResourceType.TOPIC, "orders", AclOperation.WRITE)
     allow(broker, "bob", ResourceType.TOPIC, "pay-", AclOperation.READ,
           pattern=ResourcePatternType.PREFIXED)  # fmt: skip

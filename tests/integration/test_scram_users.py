@@ -16,12 +16,25 @@ from confluent_kafka.admin import AdminClient
 pytestmark = pytest.mark.timeout(120)
 
 
+STARTED: list[BrokerProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_started():
+    """Every broker a test started is killed by PID afterwards, whatever happened."""
+    yield
+    while STARTED:
+        STARTED.pop().kill()
+
+
 def scram_broker(tmp_path, plain: int, sasl: int, *extra: str) -> BrokerProcess:
-    return BrokerProcess(
+    broker = BrokerProcess(
         tmp_path / "data", plain, extra_args=extra,
         **{"listeners": f"PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}",
            "sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512"},
-    ).start()  # fmt: skip
+    )  # fmt: skip
+    STARTED.append(broker)
+    return broker.start()
 
 
 def logs_in(sasl: int, mechanism: str, user: str, password: str) -> bool:
