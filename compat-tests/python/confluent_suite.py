@@ -383,9 +383,14 @@ def txn_pipeline() -> str:
 
 
 def secured_roundtrip(scenario: str, security: dict[str, Any], bootstrap: str) -> None:
-    """Produce SECURED_RECORDS through `bootstrap` with `security` and read them back there."""
+    """Create the scenario's topic, produce SECURED_RECORDS through `bootstrap` with `security`
+    and read them back there."""
     topic = f"{ENV.prefix}-{scenario}"
     create_topic(topic, 1)
+    secured_transfer(topic, scenario, security, bootstrap)
+
+
+def secured_transfer(topic: str, scenario: str, security: dict[str, Any], bootstrap: str) -> None:
     config = {**BASE, "bootstrap.servers": bootstrap, **security}
     values = secured_values(ENV.prefix, scenario)
     producer = Producer({**config, "acks": "all"})
@@ -466,20 +471,7 @@ def security_acl() -> None:
     check(codes == [KafkaError.TOPIC_AUTHORIZATION_FAILED], f"produce without WRITE: {errors}")
     create_acls([topic_acl(topic, user, AclOperation.WRITE),
                  topic_acl(topic, user, AclOperation.READ)])  # fmt: skip
-    config = {**BASE, **sasl("PLAIN"), "bootstrap.servers": where.sasl_ssl}
-    values = secured_values(ENV.prefix, "security-acl")
-    producer = Producer({**config, "acks": "all"})
-    for value in values:
-        producer.produce(topic, value, partition=0)
-    check(producer.flush(WAIT) == 0, "records unacknowledged after the ACLs allowed them")
-    consumer = Consumer({**config, "group.id": f"{ENV.prefix}-security-acl",
-                         "enable.auto.commit": False})  # fmt: skip
-    try:
-        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        got = [m.value() for m in consume(consumer, len(values))]
-    finally:
-        consumer.close()
-    check(got == values, f"read back {got[:3]}... instead of the {len(values)} records")
+    secured_transfer(topic, "security-acl", sasl("PLAIN"), where.sasl_ssl)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ import typer
 
 from rafka.broker.security.acl import (
     CLUSTER_NAME,
+    AclBinding,
     Operation,
     PatternType,
     Permission,
     ResourceType,
 )
-from rafka.cli.acl_client import Acl, AclQuery, create_acls, delete_acls, describe_acls
+from rafka.cli.acl_client import acl_filter, acl_json, create_acls, delete_acls, describe_acls
 from rafka.cli.admin_common import (
     DEFAULT_BOOTSTRAP,
     BootstrapOption,
@@ -52,9 +53,9 @@ def _resources(
     ]
 
 
-def _print(acls: list[Acl]) -> None:
+def _print(acls: list[AclBinding]) -> None:
     """Kafka's kafka-acls listing: the ACLs under each resource pattern."""
-    by_pattern: dict[tuple, list[Acl]] = {}
+    by_pattern: dict[tuple, list[AclBinding]] = {}
     for acl in acls:
         key = (acl.resource_type.name, acl.resource_name, acl.pattern_type.name)
         by_pattern.setdefault(key, []).append(acl)
@@ -119,23 +120,23 @@ def acl(
              + ("" if add else ", any or match"))  # fmt: skip
     with admin_client(bootstrap_server, command_config) as client:
         if list_:
-            queries = [AclQuery(t, n, pattern) for t, n in resources] or [AclQuery()]
+            queries = [acl_filter(t, n, pattern) for t, n in resources] or [acl_filter()]
             found = [a for q in queries for a in describe_acls(client, q)
                      if not principal or a.principal in principal]  # fmt: skip
-            print_json([a.as_json() for a in found]) if json_output else _print(found)
+            print_json([acl_json(a) for a in found]) if json_output else _print(found)
             return
         wanted = _entries(resources, pattern, allow_principal, deny_principal, allow_host,
                           deny_host, operation, producer, consumer, idempotent, add)  # fmt: skip
         if add:
             create_acls(client, wanted)
             typer.echo(f"Added {len(wanted)} ACL(s).") if not json_output else print_json(
-                [a.as_json() for a in wanted])  # fmt: skip
+                [acl_json(a) for a in wanted])  # fmt: skip
         else:
-            queries = [AclQuery(a.resource_type, a.resource_name, a.pattern_type, a.principal,
+            queries = [acl_filter(a.resource_type, a.resource_name, a.pattern_type, a.principal,
                                 a.host, a.operation, a.permission) for a in wanted]  # fmt: skip
             removed = delete_acls(client, queries)
             if json_output:
-                print_json([a.as_json() for a in removed])
+                print_json([acl_json(a) for a in removed])
             else:
                 typer.echo(f"Removed {len(removed)} ACL(s).")
 
@@ -145,7 +146,7 @@ def _entries(
     allow_principal: list[str] | None, deny_principal: list[str] | None,
     allow_host: list[str] | None, deny_host: list[str] | None, operation: list[str] | None,
     producer: bool, consumer: bool, idempotent: bool, add: bool,
-) -> list[Acl]:  # fmt: skip
+) -> list[AclBinding]:  # fmt: skip
     """The ACLs the flags describe: each principal × host × operation × resource."""
     if not resources:
         fail("name a resource: --topic, --group, --cluster or --transactional-id")
@@ -170,7 +171,7 @@ def _entries(
     if not per_resource:
         fail("give --operation, or --producer/--consumer")
     return [
-        Acl(kind, name, pattern, who, host, op, permission)
+        AclBinding(kind, name, pattern, who, host, op, permission)
         for who, permission, hosts in grants
         for host in hosts
         for kind, name, op in per_resource

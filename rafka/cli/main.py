@@ -159,9 +159,7 @@ def _scram_seeds(entries: list[str]) -> dict[tuple[str, str], dict]:
     """--add-scram values as metadata records, salted here (the password goes no further)."""
     if not entries:
         return {}
-    import secrets
-
-    from rafka.broker.security.sasl import salt_password, scram_credential, scram_record
+    from rafka.broker.security.sasl import scram_credential, scram_record
     from rafka.cli.scram_users import parse_scram_settings
 
     seeds = {}
@@ -173,8 +171,7 @@ def _scram_seeds(entries: list[str]) -> dict[tuple[str, str], dict]:
         for setting in settings:
             if not setting.name:
                 fail(f"--add-scram {entry!r}: name the user (name=...)")
-            salt = secrets.token_bytes(32)
-            salted = salt_password(setting.mechanism, setting.password, salt, setting.iterations)
+            salt, salted = setting.salted()
             credential = scram_credential(setting.mechanism, salted, salt, setting.iterations)
             seeds[(setting.name, setting.mechanism)] = scram_record(
                 setting.name, setting.mechanism, credential

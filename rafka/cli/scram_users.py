@@ -28,9 +28,13 @@ class ScramSetting:
     iterations: int = MIN_ITERATIONS
     name: str | None = None  # --add-scram names the user inside the brackets
 
-    def upsertion(self, user: str) -> dict[str, Any]:
+    def salted(self) -> tuple[bytes, bytes]:
+        """(a fresh salt, the password salted with it): all that leaves this process."""
         salt = secrets.token_bytes(32)
-        salted = salt_password(self.mechanism, self.password, salt, self.iterations)
+        return salt, salt_password(self.mechanism, self.password, salt, self.iterations)
+
+    def upsertion(self, user: str) -> dict[str, Any]:
+        salt, salted = self.salted()
         return {"name": user, "mechanism": MECHANISM_TYPES[self.mechanism],
                 "iterations": self.iterations, "salt": salt, "salted_password": salted}  # fmt: skip
 

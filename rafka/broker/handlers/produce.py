@@ -17,19 +17,16 @@ import weakref
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.handlers.txn import check_transactional_produce
+from rafka.broker.handlers.txn import check_transactional_produce, is_transactional_batch
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.net.server import Connection
 from rafka.broker.partition.append import AppendError, AppendResult
 from rafka.broker.security.acl import Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
-from rafka.protocol.records import ATTR_TRANSACTIONAL, HEADER_SIZE
 
 # (topic, partition, the append or why it failed, error message); an AppendError keeps the
 # record errors and log start offset of a batch with invalid records (KIP-467).
 Outcome = tuple[str, int, AppendResult | AppendError | ErrorCode, str | None]
-
-_ATTRIBUTES_LOW_BYTE = 22  # the low byte of a batch header's attributes (i16 at 21)
 
 
 def make_handler(broker: Broker):
@@ -172,16 +169,11 @@ def _response(outcomes: list[Outcome]) -> dict:
 def _has_transactional_records(request: Any) -> bool:
     """Whether a partition's (first) batch is transactional, as Kafka's
     RequestUtils.hasTransactionalRecords."""
-    for topic_data in request.topic_data:
-        for data in topic_data.partition_data:
-            records = data.records
-            if (
-                records
-                and len(records) >= HEADER_SIZE
-                and records[_ATTRIBUTES_LOW_BYTE] & ATTR_TRANSACTIONAL
-            ):
-                return True
-    return False
+    return any(
+        is_transactional_batch(data.records)
+        for topic_data in request.topic_data
+        for data in topic_data.partition_data
+    )
 
 
 def _all_failed(request: Any, code: ErrorCode) -> dict:

@@ -78,6 +78,16 @@ def fenced_for(code: ErrorCode, version: int, first_version_with_fenced: int) ->
 # -- Produce ---------------------------------------------------------------------------------
 
 
+def is_transactional_batch(records: bytes | None) -> bool:
+    """Whether a produced record set's first batch is transactional (from its header alone: the
+    records are not decoded)."""
+    return bool(
+        records
+        and len(records) >= HEADER_SIZE
+        and records[_ATTRIBUTES_LOW_BYTE] & ATTR_TRANSACTIONAL
+    )
+
+
 async def check_transactional_produce(
     broker: Broker,
     transactional_id: str | None,
@@ -93,10 +103,8 @@ async def check_transactional_produce(
     transaction nobody will ever end. From Produce v12 (transaction version 2) the coordinator
     adds the partition itself instead of the client's AddPartitionsToTxn.
     """
-    if not records or len(records) < HEADER_SIZE:
-        return ErrorCode.none, None  # malformed: the append path answers it
-    if not records[_ATTRIBUTES_LOW_BYTE] & ATTR_TRANSACTIONAL:
-        return ErrorCode.none, None
+    if not is_transactional_batch(records):
+        return ErrorCode.none, None  # (a malformed one: the append path answers it)
     if transactional_id is None:
         return (
             ErrorCode.transactional_id_authorization_failed,

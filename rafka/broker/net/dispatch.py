@@ -66,6 +66,15 @@ class RequestContext:
     # The dispatcher of the listener the request came in on (ApiVersions lists its APIs).
     dispatcher: Dispatcher | None = None
 
+    @property
+    def acls_apply(self) -> bool:
+        """Whether authorize() can refuse anything here (handlers skip their checks if not)."""
+        return (
+            self.dispatcher is not None
+            and self.dispatcher.authorizer is not None
+            and not self.control_plane
+        )
+
     def authorize(self, operation: Operation, resource_type: ResourceType, name: str) -> bool:
         """Whether the connection's principal may do `operation` on the resource. Everything
         is allowed without an authorizer, and on controller listeners, which serve the voters
@@ -143,7 +152,7 @@ class Dispatcher:
         ]
 
     async def __call__(self, frame_body: memoryview, connection: Connection) -> Any:
-        if connection.security.sasl and not connection.authenticated:
+        if not connection.authenticated:  # a SASL listener's connection, until it has
             if connection.sasl_raw:  # after SaslHandshake v0: a bare token, no Kafka header
                 return self._raw_sasl_token(frame_body, connection)
             if len(frame_body) >= 2:
@@ -151,30 +160,14 @@ class Dispatcher:
                 if api_key not in BEFORE_AUTHENTICATION:
                     connection.abort(f"api {api_key} before SASL authentication")
                     return None
-        if len(frame_body) < 8:
-            connection.abort("request shorter than a header")
+        decoded = self._decode(frame_body)
+        if isinstance(decoded, str):
+            connection.abort(decoded)
             return None
-        api_key, version = _KEY_AND_VERSION.unpack_from(frame_body, 0)
-        spec = self.apis.get(api_key)
-        if spec is None:
-            connection.abort(f"unknown api key {api_key}")
-            return None
-        if not spec.min_version <= version <= spec.max_version:
-            if api_key == API_VERSIONS_KEY:
-                (correlation_id,) = _CORRELATION.unpack_from(frame_body, 4)
-                return self.unsupported_api_versions_response(correlation_id)
-            connection.abort(f"unsupported version {version} of api {api_key}")
-            return None
-        request_cls = request_class(api_key, version)
-        if request_cls is None:
-            connection.abort(f"no schema for api {api_key} v{version}")
-            return None
-        try:
-            header = decode_request_header(frame_body, request_cls.__flexible__)
-            request = decode_request_body(request_cls, frame_body, header.size)
-        except ProtocolError as exc:
-            connection.abort(str(exc))
-            return None
+        if decoded is None:  # an ApiVersions this broker cannot parse: Kafka's v0 answer
+            (correlation_id,) = _CORRELATION.unpack_from(frame_body, 4)
+            return self.unsupported_api_versions_response(correlation_id)
+        api_key, version, spec, header, request = decoded
         if self.admits is not None and connection.admitted is None:
             connection.admitted = await self.admits(connection.peer_host)
         if connection.admitted is False:
@@ -208,28 +201,41 @@ class Dispatcher:
         return framed[4:]
 
     async def _serve_as_client(self, frame_body: memoryview, client: Any) -> Any:
-        if len(frame_body) < 8:
+        decoded = self._decode(frame_body)
+        if decoded is None or isinstance(decoded, str):
             return None
-        api_key, version = _KEY_AND_VERSION.unpack_from(frame_body, 0)
-        spec = self.apis.get(api_key)
-        request_cls = request_class(api_key, version) if spec is not None else None
-        if (
-            spec is None
-            or request_cls is None
-            or not spec.min_version <= version <= spec.max_version
-        ):
-            return None
-        try:
-            header = decode_request_header(frame_body, request_cls.__flexible__)
-            request = decode_request_body(request_cls, frame_body, header.size)
-        except ProtocolError:
-            return None
+        api_key, version, spec, header, request = decoded
         result = await spec.handler(RequestContext(header, client, False, self), request)
         return (
             None
             if result is None
             else encode_frame(api_key, version, header.correlation_id, result)
         )
+
+    def _decode(
+        self, frame_body: memoryview
+    ) -> tuple[int, int, ApiSpec, RequestHeader, Any] | str | None:
+        """(api key, version, spec, header, request); why the frame is refused (the connection
+        is closed); or None for an ApiVersions at a version this broker does not serve."""
+        if len(frame_body) < 8:
+            return "request shorter than a header"
+        api_key, version = _KEY_AND_VERSION.unpack_from(frame_body, 0)
+        spec = self.apis.get(api_key)
+        if spec is None:
+            return f"unknown api key {api_key}"
+        if not spec.min_version <= version <= spec.max_version:
+            if api_key == API_VERSIONS_KEY:
+                return None
+            return f"unsupported version {version} of api {api_key}"
+        request_cls = request_class(api_key, version)
+        if request_cls is None:
+            return f"no schema for api {api_key} v{version}"
+        try:
+            header = decode_request_header(frame_body, request_cls.__flexible__)
+            request = decode_request_body(request_cls, frame_body, header.size)
+        except ProtocolError as exc:
+            return str(exc)
+        return api_key, version, spec, header, request
 
     def _raw_sasl_token(self, token: memoryview, connection: Connection) -> bytes | None:
         """SaslHandshake v0's unframed exchange (old clients): the answer is a bare token; a

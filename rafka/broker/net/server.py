@@ -92,9 +92,10 @@ class Connection(asyncio.Protocol):
         # User:ANONYMOUS.
         self.principal = ANONYMOUS
         self.security: ListenerSecurity = PLAINTEXT
-        # SASL: authenticated once the exchange succeeded; the mechanism's server meanwhile;
-        # `sasl_raw` after a SaslHandshake v0, when the tokens come without Kafka headers.
-        self.authenticated = False
+        # SASL: a SASL listener's connection is authenticated once the exchange succeeded (the
+        # listener sets it False; other connections have nothing to prove); the mechanism's
+        # server meanwhile; `sasl_raw` after a SaslHandshake v0, when the tokens come bare.
+        self.authenticated = True
         self.sasl_server: Any = None
         self.sasl_raw = False
         # Close once the response being written is out (a failed authentication).
@@ -237,6 +238,8 @@ class Listener:
         connection = Connection(self._handler, self._max_frame, self._closed, on_open)
         connection.listener = self.name
         connection.security = self._security
+        # Only a SASL listener's connections have to authenticate first.
+        connection.authenticated = not self._security.sasl
         self.connections.add(connection)
         return connection
 
