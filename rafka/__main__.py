@@ -1,6 +1,6 @@
 """`python -m rafka` runs the `rafka` command."""
 
-from rafka.cli.main import run
+from rafka.cli.launch import main
 
 if __name__ == "__main__":
-    run()
+    main()

@@ -14,3 +14,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install --quiet -e '.[test]'
   echo "$want" > "$stamp"
 fi
+# Bytecode for the broker's modules, as a wheel or the image ships it: with
+# PYTHONDONTWRITEBYTECODE set, every start would otherwise compile ~1 MB of source (~100 ms).
+# Cheap when nothing changed (compileall skips up-to-date files).
+.venv/bin/python -m compileall -q rafka >/dev/null

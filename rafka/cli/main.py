@@ -5,19 +5,20 @@ Errors are one line on stderr and a non-zero exit: 2 for bad configuration or us
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
-from rafka.broker.config import BrokerConfig, ConfigError
-from rafka.broker.logs import configure_logging, get_logger, parse_level
 from rafka.cli.acl import acl
 from rafka.cli.bench import app as bench_app
+from rafka.cli.broker_command import (
+    EXIT_CONFIG_ERROR,
+    BrokerCommandError,
+    build_config,  # noqa: F401  (where callers have always found it)
+    rafka_version,
+    run_broker,
+)
 from rafka.cli.cluster import app as cluster_app
 from rafka.cli.configs import app as configs_app
 from rafka.cli.console_consumer import consume
@@ -26,8 +27,6 @@ from rafka.cli.group import app as group_app
 from rafka.cli.health import health
 from rafka.cli.topic import app as topic_app
 from rafka.cli.txn import app as txn_app
-
-EXIT_CONFIG_ERROR = 2
 
 app = typer.Typer(
     name="rafka",
@@ -48,13 +47,6 @@ app.command("produce")(produce)
 app.command("consume")(consume)
 app.command("health")(health)
 app.command("acl")(acl)
-
-
-def rafka_version() -> str:
-    try:
-        return version("rafka")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def _print_version(requested: bool) -> None:
@@ -79,13 +71,6 @@ def main(
     ] = False,
 ) -> None:
     """rafka: a Kafka-compatible broker whose partition logs are replicated with Raft."""
-
-
-def build_config(
-    config_path: Path | None, overrides: Sequence[str], environ: Mapping[str, str]
-) -> BrokerConfig:
-    """The broker's configuration: the properties file < RAFKA_<KEY> variables < overrides."""
-    return BrokerConfig.load(config_path, overrides, environ)
 
 
 @app.command()
@@ -119,61 +104,13 @@ def broker(
     ] = "INFO",
 ) -> None:
     """Run a broker. With no configuration: one node on localhost:9092, data in ./rafka-data."""
-    seeds = _scram_seeds(add_scram or [])
     try:
-        configure_logging(parse_level(log_level))
-    except ValueError as exc:
-        fail(str(exc))
-    try:
-        broker_config = build_config(config, override or [], os.environ)
-    except ConfigError as exc:
-        fail(str(exc))
-
-    # kio registers hypothesis strategies whenever hypothesis is importable (a dev or test
-    # install), which costs the broker ~20 MB and ~90 ms at start; the broker never needs them.
-    sys.modules.setdefault("hypothesis", None)  # type: ignore[arg-type]
-    from rafka.broker import daemon  # imported here: the event loop and broker load only to run
-
-    get_logger(__name__).info(
-        "starting rafka",
-        version=rafka_version(),
-        node_id=broker_config.node_id,
-        config=str(config) if config else None,
-        log_dirs=[str(d) for d in broker_config.log_dirs],
-    )
-    try:
-        code = daemon.run(broker_config, seeds)
-    except KeyboardInterrupt:
-        code = 130
-    except ConfigError as exc:  # found when the broker loads what the keys name (TLS stores)
+        code = run_broker(config, override or [], add_scram or [], log_level)
+    except BrokerCommandError as exc:
         fail(str(exc))
     raise typer.Exit(code)
 
 
 def run() -> None:
-    """Entry point for `python -m rafka`."""
+    """The full command line (rafka.cli.launch starts a broker without it)."""
     app(prog_name="rafka")
-
-
-def _scram_seeds(entries: list[str]) -> dict[tuple[str, str], dict]:
-    """--add-scram values as metadata records, salted here (the password goes no further)."""
-    if not entries:
-        return {}
-    from rafka.broker.security.sasl import scram_credential, scram_record
-    from rafka.cli.scram_users import parse_scram_settings
-
-    seeds = {}
-    for entry in entries:
-        try:
-            settings = parse_scram_settings(entry)
-        except ValueError as exc:
-            fail(f"--add-scram: {exc}")
-        for setting in settings:
-            if not setting.name:
-                fail(f"--add-scram {entry!r}: name the user (name=...)")
-            salt, salted = setting.salted()
-            credential = scram_credential(setting.mechanism, salted, salt, setting.iterations)
-            seeds[(setting.name, setting.mechanism)] = scram_record(
-                setting.name, setting.mechanism, credential
-            )
-    return seeds

@@ -13,22 +13,22 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-from rafka.protocol import record_codec_py
+
+def _select() -> tuple[str, ModuleType]:
+    if os.environ.get("RAFKA_PURE_PYTHON") != "1":
+        try:
+            from rafka.protocol import _record_codec
+        except ImportError:
+            pass
+        else:
+            return "c", _record_codec
+    # Imported only when used: a broker with the extension never loads the twin.
+    from rafka.protocol import record_codec_py
+
+    return "python", record_codec_py
 
 
-def _select() -> ModuleType:
-    if os.environ.get("RAFKA_PURE_PYTHON") == "1":
-        return record_codec_py
-    try:
-        from rafka.protocol import _record_codec
-    except ImportError:
-        return record_codec_py
-    return _record_codec
-
-
-_impl = _select()
-
-IMPLEMENTATION = "python" if _impl is record_codec_py else "c"
+IMPLEMENTATION, _impl = _select()
 decode_records = _impl.decode_records
 decode_record_deltas = _impl.decode_record_deltas
 encode_records = _impl.encode_records

@@ -2,7 +2,7 @@
 
 A test run killed outright (SIGKILL from a CI timeout) tears nothing down; on Linux the kernel
 then sends the broker SIGTERM, its clean shutdown, instead of leaving it holding a port and a
-directory. The broker is the same code the `rafka` command runs: `rafka.cli.main.run`.
+directory. The broker is the same code the `rafka` command runs: `rafka.cli.launch.main`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def main() -> None:
     # environment has: that import, and the `.hypothesis` directory it creates in the fresh working
     # directory, cost a broker start ~0.8 s. The broker never uses it; hide it.
     sys.modules["hypothesis"] = None  # type: ignore[assignment]
-    from rafka.cli.main import run
+    from rafka.cli.launch import main as run
 
     run()
 
