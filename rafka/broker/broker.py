@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import os
 import time
 import uuid
@@ -35,6 +36,7 @@ from rafka.broker.node_security import (
     seed_scram_credentials,
 )
 from rafka.broker.partition.append import AppendError
+from rafka.broker.partition.batches import elect_lone_voters, settle_for_shutdown
 from rafka.broker.partition.clock import raft_clock_ms
 from rafka.broker.partition.replica import NO_REPLICATION, Partition
 from rafka.broker.topic_admin import (
@@ -49,6 +51,7 @@ from rafka.replication.raft import RaftConfig, Role, RoleChanged
 from rafka.storage.config import LogConfig
 from rafka.storage.files import read_partition_metadata, write_partition_metadata
 from rafka.storage.log_dir import LogDirectory
+from rafka.storage.open_files import configure_budget
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +68,10 @@ class Broker:
         self.log_dir = LogDirectory(config.log_dirs[0])
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rafka-io")
         self.flusher = GroupCommitFlusher(self.pool)
+        # The metadata log's fsyncs never queue behind a round of thousands of data logs': its
+        # followers fetch again only once they are done, and the controller's liveness with them.
+        self._metadata_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rafka-meta")
+        self.metadata_flusher = GroupCommitFlusher(self._metadata_pool)
         self.partitions: dict[tuple[str, int], Partition] = {}
         self.metadata: ClusterMetadata | None = None
         self.cluster_id = ""
@@ -111,6 +118,10 @@ class Broker:
         """Open the logs and take part in the Raft groups; `join` completes the start once the
         listeners (which the Raft traffic needs) are up."""
         self.flusher.start()
+        self.metadata_flusher.start()
+        # Thousands of partitions need thousands of files: raise RLIMIT_NOFILE to its hard limit
+        # and keep log and index files open within a budget under it.
+        log.info("file descriptors", **configure_budget())
         self.cluster_id = self._load_or_create_meta_properties()
         self._clean_start = self.log_dir.had_clean_shutdown()
         self.log_dir.clear_clean_shutdown()
@@ -124,10 +135,19 @@ class Broker:
         self.metadata = ClusterMetadata(metadata_partition, on_record=self._on_metadata_record)
         self.metadata.reserve_block = self._reserve_producer_id_block
         self.replication.start()
-        self.replication.attach(metadata_partition)
-        self.metadata.apply_committed()  # the checkpointed prefix: open our partitions now
+        self._attach(metadata_partition)
+        # The checkpointed prefix opens our partitions now: millions of objects that live as long
+        # as the broker. Collections meanwhile would rescan them again and again (a third of a
+        # 10,000-partition start), and frozen they stay out of every later one.
+        gc.disable()
+        try:
+            self.metadata.apply_committed()
+        finally:
+            gc.enable()
+        gc.collect()
+        gc.freeze()
         if len(self.voters) == 1:
-            metadata_partition.elect()
+            metadata_partition.lead_alone()
 
     async def join(self, endpoint: BrokerEndpoint) -> None:
         """Register with the controller and wait until the metadata log is applied up to that
@@ -183,24 +203,23 @@ class Broker:
         await self.controller_client.stop()
         await self.replication.stop()
         await self.flusher.close()
-        for partition in self.all_partitions():
-            try:
-                partition.snapshot_producers()
-            except OSError as exc:
-                log.error("producer snapshot failed", partition=partition.name, error=str(exc))
-        for partition in self.all_partitions():
-            partition.log.flush()
+        await self.metadata_flusher.close()
+        settle_for_shutdown(self.all_partitions())
         self.write_checkpoints()
-        for partition in self.all_partitions():
-            partition.close()
         self.log_dir.mark_clean_shutdown()
         self.pool.shutdown(wait=True)
+        self._metadata_pool.shutdown(wait=True)
         log.info("broker stopped", node_id=self.node_id)
 
     async def hand_over_leadership(self, timeout: float = 5.0) -> None:
         """Graceful shutdown: every group this node leads hands over (EndQuorumEpoch to the most
         caught-up voter), and we wait, bounded, until a successor is known for each."""
-        led = [p for p in self.all_partitions() if p.is_leader and len(p.raft.voters) > 1]
+        replicated = [p for p in self.all_partitions() if len(p.raft.voters) > 1]
+        for partition in replicated:
+            # On its way out, this node stands for no election: it would take back what it
+            # just handed over, and the handover would go round again.
+            partition.raft.eligible = False
+        led = [p for p in replicated if p.is_leader]
         if not led:
             return
         for partition in led:
@@ -388,6 +407,7 @@ class Broker:
                 offsets.pop((topic, index), None)
         started = time.monotonic()
         recovery_points = self._recovery_points
+        flusher = self.metadata_flusher if topic == METADATA_TOPIC else self.flusher
         partition = Partition.open(
             topic,
             index,
@@ -396,7 +416,7 @@ class Broker:
             config,
             node_id=self.node_id,
             voters=voters,
-            flusher=self.flusher,
+            flusher=flusher,
             recovery_point=recovery_points.get((topic, index), 0),
             log_start_offset=self._log_start_offsets.get((topic, index), 0),
             high_watermark=self._high_watermarks.get((topic, index), 0),
@@ -405,11 +425,12 @@ class Broker:
             raft_config=self.raft_config,
         )
         partition.replica_lag_time_max_ms = self.config.replica_lag_time_max_ms
-        if partition.log_end_offset > 0:
+        if partition.log_end_offset > 0 and not self._clean_start:
             # Recovered bytes count for Raft only once fsynced: a follower fetches from there.
-            self.flusher.request(partition)
+            flusher.request(partition)
         if not self._clean_start and partition.log_end_offset > 0:
-            log.info(
+            # One line per partition is noise by the thousand; a cut tail logs its own warning.
+            log.debug(
                 "partition recovered",
                 partition=partition.name,
                 recovery_point=recovery_points.get((topic, index), 0),
@@ -419,12 +440,21 @@ class Broker:
             )
         return partition
 
+    def _attach(self, partition: Partition) -> None:
+        """Let the partition take part in its Raft group."""
+        self.replication.attach(partition)
+        if self._clean_start and partition.log_end_offset > 0:
+            # A clean shutdown fsynced and closed every log: it is durable to its end, with no
+            # flush to wait for (for thousands of partitions, thousands of wasted fsyncs).
+            partition.on_flushed(partition.log_end_offset)
+
     def topic_log_config(self, topic: TopicImage) -> LogConfig:
         return LogConfig.from_topic_configs(topic.configs, self.default_log_config)
 
     def _open_topic(self, topic: TopicImage) -> None:
         """Open this node's replicas of `topic` and let them take part in their Raft groups."""
         config = self.topic_log_config(topic)
+        lone: list[Partition] = []
         for index, replicas in enumerate(topic.replicas):
             if self.node_id not in replicas or (topic.name, index) in self.partitions:
                 continue
@@ -432,12 +462,15 @@ class Broker:
                 topic.name, index, topic.topic_id, config, frozenset(replicas)
             )
             self.partitions[(topic.name, index)] = partition
-            self.replication.attach(partition)
+            self._attach(partition)
             fresh = partition.log_end_offset == 0 and partition.leader_epoch == 0
-            if len(replicas) == 1 or (fresh and replicas[0] == self.node_id):
+            if len(replicas) == 1:
+                lone.append(partition)
+            elif fresh and replicas[0] == self.node_id:
                 # A new partition's preferred replica stands at once; restarted ones wait for
                 # their election timers, so that a healthy leader elsewhere is not disrupted.
                 partition.elect()
+        elect_lone_voters(lone)
 
     def _on_metadata_record(self, record: dict[str, Any]) -> None:
         """Act on a committed metadata record, on every node alike."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
-from pathlib import Path
 
 from rafka.protocol.records import (
     HEADER_SIZE,
@@ -20,7 +19,7 @@ from rafka.protocol.records import (
     CorruptRecordError,
     read_batch_header,
 )
-from rafka.storage.files import FileHandle
+from rafka.storage.open_files import OPEN_FILES, LazyFile
 
 # baseOffset, batchLength, lastOffsetDelta, maxTimestamp: what scans need from a header.
 SCAN_HEADER = struct.Struct(">qi11xi8xq")
@@ -50,22 +49,26 @@ def pread_exact(fd: int, size: int, position: int) -> bytes:
     return b"".join(parts)
 
 
-class FileRecords(FileHandle):
-    """The open `.log` file; the descriptor is `fd`, closed as a FileHandle is."""
+_REOPEN_FLAGS = os.O_RDWR | os.O_APPEND
 
-    __slots__ = ("path",)
 
-    def __init__(self, path: Path, flags: int) -> None:
-        super().__init__(path, flags)
-        self.path = path
+class FileRecords(LazyFile):
+    """The `.log` file, opened on first use and kept within the descriptor budget
+    (`open_files`); `create` makes a new empty file at once."""
+
+    __slots__ = ()
+
+    def __init__(self, path: str, *, create: bool = False) -> None:
+        flags = _REOPEN_FLAGS | (os.O_CREAT | os.O_TRUNC if create else 0)
+        super().__init__(OPEN_FILES, path, flags, _REOPEN_FLAGS, open_now=create)
 
     # -- writes --------------------------------------------------------------------------------
     def append(self, data: bytes | bytearray | memoryview, position: int) -> None:
         """Write whole batches at the end of the file, which is `position` bytes long."""
-        fd = self.fd
-        written = os.write(fd, data)
-        if written != len(data):
-            self._write_rest(fd, data, written, position)
+        with self as fd:
+            written = os.write(fd, data)
+            if written != len(data):
+                self._write_rest(fd, data, written, position)
 
     def _write_rest(
         self, fd: int, data: bytes | bytearray | memoryview, written: int, position: int
@@ -83,35 +86,42 @@ class FileRecords(FileHandle):
             raise
 
     def truncate_to(self, position: int) -> None:
-        os.ftruncate(self.fd, position)
+        with self as fd:
+            os.ftruncate(fd, position)
 
     def sync(self) -> None:
         """fsync the data (not the metadata a read does not need)."""
-        _datasync(self.fd)
+        with self as fd:
+            _datasync(fd)
 
     # -- positional reads ----------------------------------------------------------------------
     def file_size(self) -> int:
-        return os.fstat(self.fd).st_size
+        with self as fd:
+            return os.fstat(fd).st_size
 
     def read(self, position: int, size: int) -> bytes:
-        return pread_exact(self.fd, size, position)
+        with self as fd:
+            return pread_exact(fd, size, position)
 
     def batch_length_at(self, position: int) -> int:
         """The whole size (length field plus LOG_OVERHEAD) of the batch at `position`."""
-        return BATCH_LENGTH.unpack(os.pread(self.fd, 4, position + 8))[0] + LOG_OVERHEAD
+        with self as fd:
+            return BATCH_LENGTH.unpack(os.pread(fd, 4, position + 8))[0] + LOG_OVERHEAD
 
     def base_offset_and_length_at(self, position: int) -> tuple[int, int]:
         """(base offset, length field) of the batch at `position`."""
-        return _BASE_AND_LENGTH.unpack(os.pread(self.fd, 12, position))
+        with self as fd:
+            return _BASE_AND_LENGTH.unpack(os.pread(fd, 12, position))
 
     def read_batch_at(self, position: int) -> tuple[int, bytes]:
         """(base offset, bytes) of the batch at `position`."""
-        fd = self.fd
-        base, length = _BASE_AND_LENGTH.unpack(os.pread(fd, 12, position))
-        return base, pread_exact(fd, length + LOG_OVERHEAD, position)
+        with self as fd:
+            base, length = _BASE_AND_LENGTH.unpack(os.pread(fd, 12, position))
+            return base, pread_exact(fd, length + LOG_OVERHEAD, position)
 
     def first_batch_max_timestamp(self) -> int | None:
-        head = os.pread(self.fd, MAX_TIMESTAMP_AT + 8, 0)
+        with self as fd:
+            head = os.pread(fd, MAX_TIMESTAMP_AT + 8, 0)
         if len(head) < MAX_TIMESTAMP_AT + 8:
             return None
         return MAX_TIMESTAMP.unpack_from(head, MAX_TIMESTAMP_AT)[0]
@@ -121,7 +131,13 @@ class FileRecords(FileHandle):
     ) -> Iterator[tuple[int, int, int, int, int]]:
         """(position, base offset, size, last offset, max timestamp) of the batches in
         [start, end); raises CorruptRecordError on a header that does not parse."""
-        fd = self.fd
+        with self as fd:
+            yield from self._scan_headers(fd, start, end, chunk)
+
+    @staticmethod
+    def _scan_headers(
+        fd: int, start: int, end: int, chunk: int
+    ) -> Iterator[tuple[int, int, int, int, int]]:
         buffer = b""
         buffer_start = start
         pos = start
@@ -142,7 +158,11 @@ class FileRecords(FileHandle):
 
     def iter_batches(self, start: int, end: int) -> Iterator[tuple[BatchHeader, bytes]]:
         """Each batch from `start` (a batch position) to `end`."""
-        fd = self.fd
+        with self as fd:
+            yield from self._iter_batches(fd, start, end)
+
+    @staticmethod
+    def _iter_batches(fd: int, start: int, end: int) -> Iterator[tuple[BatchHeader, bytes]]:
         pos = start
         while pos < end:
             buffer = pread_exact(fd, min(BULK_CHUNK, end - pos), pos)
@@ -180,7 +200,7 @@ class FileRecords(FileHandle):
         is >= `timestamp`, as (base offset, bytes)."""
         for pos, base, batch_size, last, max_ts in self.scan_headers(start, size):
             if last >= starting_offset and max_ts >= timestamp:
-                return base, pread_exact(self.fd, batch_size, pos)
+                return base, self.read(pos, batch_size)
         return None
 
     def last_boundary_within(self, start: int, limit: int, size: int) -> int:

@@ -7,7 +7,6 @@ import base64
 import os
 import shutil
 import uuid
-import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -148,26 +147,3 @@ def delete_directory(directory: Path) -> None:
     os.rename(directory, doomed)
     fsync_dir(directory.parent)
     shutil.rmtree(doomed, ignore_errors=True)
-
-
-class FileHandle:
-    """An OS file descriptor closed explicitly or, failing that, when the handle is collected.
-
-    Segments dropped by retention or truncation may still be in use by a reader or a flush on
-    another thread; letting the last reference close the descriptor avoids closing it under
-    them (and a reused descriptor number then reading some other file).
-    """
-
-    __slots__ = ("fd", "_finalizer", "__weakref__")
-
-    def __init__(self, path: Path | str, flags: int, mode: int = 0o644) -> None:
-        self.fd = os.open(path, flags | os.O_CLOEXEC, mode)
-        self._finalizer = weakref.finalize(self, os.close, self.fd)
-
-    @property
-    def closed(self) -> bool:
-        return not self._finalizer.alive
-
-    def close(self) -> None:
-        self._finalizer()
-        self.fd = -1

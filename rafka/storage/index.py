@@ -22,7 +22,7 @@ from bisect import bisect_left, bisect_right
 from itertools import pairwise
 from pathlib import Path
 
-from rafka.storage.files import FileHandle
+from rafka.storage.open_files import OPEN_FILES, LazyFile
 
 # Index entries hold offsets relative to the segment base as (non-negative) Java ints.
 MAX_RELATIVE_OFFSET = 2**31 - 1
@@ -42,15 +42,20 @@ class _IndexFile:
 
     entry_size: int
 
-    def __init__(self, path: Path, base_offset: int, max_index_bytes: int) -> None:
-        self.path = path
+    def __init__(self, path: Path | str, base_offset: int, max_index_bytes: int) -> None:
+        # A string, not a Path: tens of thousands of indexes, and a Path costs several times more.
+        self.file_name = os.fspath(path)
         self.base_offset = base_offset
         self.max_entries = max(max_index_bytes // self.entry_size, 1)
         self._persisted = 0  # leading entries the file holds, equal to those in memory
         self._stale_tail = False  # the file may hold entries past `_persisted`
         self._unsynced = False
-        self._handle: FileHandle | None = None
+        self._file: LazyFile | None = None  # opened at the first write, within the budget
         self._loaded = False
+
+    @property
+    def path(self) -> Path:
+        return Path(self.file_name)
 
     # -- subclass hooks ------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -80,7 +85,7 @@ class _IndexFile:
     def file_size_ok(self) -> bool:
         """Cheap open-time check: the file exists and holds whole entries."""
         try:
-            size = os.stat(self.path).st_size
+            size = os.stat(self.file_name).st_size
         except FileNotFoundError:
             return False
         return size % self.entry_size == 0
@@ -88,7 +93,7 @@ class _IndexFile:
     def read_last_entry_bytes(self) -> bytes:
         """The last entry in the file without loading the rest (empty if none)."""
         try:
-            with open(self.path, "rb") as file:
+            with open(self.file_name, "rb") as file:
                 size = os.fstat(file.fileno()).st_size
                 if size < self.entry_size:
                     return b""
@@ -100,7 +105,8 @@ class _IndexFile:
     def load(self, log_size: int) -> None:
         """Read every entry from the file; raise CorruptIndexError if it fails the sanity check."""
         try:
-            raw = self.path.read_bytes()
+            with open(self.file_name, "rb") as file:
+                raw = file.read()
         except FileNotFoundError:
             raise CorruptIndexError(f"{self.path} is missing") from None
         if len(raw) % self.entry_size:
@@ -126,41 +132,56 @@ class _IndexFile:
             self._persisted = count
             self._stale_tail = True
 
-    def _open(self, truncate: bool = False) -> FileHandle:
-        handle = self._handle
-        if handle is None or handle.closed or truncate:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if truncate else 0)
-            handle = FileHandle(self.path, flags)
-            self._handle = handle
-        return handle
+    def _open(self, truncate: bool = False) -> LazyFile:
+        file = self._file
+        if file is None or file.closed or truncate:
+            if file is not None:
+                file.close()
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+            file = LazyFile(
+                OPEN_FILES,
+                self.file_name,
+                flags | (os.O_TRUNC if truncate else 0),
+                flags,
+                open_now=truncate,
+            )
+            self._file = file
+        return file
 
     def create_file(self, truncate: bool = False) -> None:
         self._open(truncate)
+
+    def pin_file(self) -> None:
+        """The file is about to be renamed away: a write in flight keeps the old one."""
+        if self._file is not None:
+            self._file.pin()
 
     def write_pending(self, sync: bool) -> None:
         """Bring the file up to date with memory (cut stale entries, append new ones); fsync it
         if `sync`. File I/O for indexes happens only here, under the log's flush lock."""
         if self._stale_tail:
             self._stale_tail = False
-            os.ftruncate(self._open().fd, self._persisted * self.entry_size)
+            with self._open() as fd:
+                os.ftruncate(fd, self._persisted * self.entry_size)
             self._unsynced = True
         count = len(self)
         if count > self._persisted:
             data = self._encode(self._persisted, count)
-            fd = self._open().fd
             view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            with self._open() as fd:
+                while view:
+                    view = view[os.write(fd, view) :]
             self._persisted = count
             self._unsynced = True
         if sync and self._unsynced:
-            os.fsync(self._open().fd)
+            with self._open() as fd:
+                os.fsync(fd)
             self._unsynced = False
 
     def close_file(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class OffsetIndex(_IndexFile):

@@ -73,6 +73,8 @@ def load_segments(
             # Segments about to be recovered need not be loaded first.
             active=i == last and clean_shutdown,
             next_offset_bound=bases[i + 1] if i < last else None,
+            # After a clean shutdown the checkpointed recovery point is the log end.
+            trusted_next_offset=recovery_point if i == last and clean_shutdown else None,
         )
         for i, base in enumerate(bases)
     ]

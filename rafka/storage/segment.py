@@ -66,14 +66,16 @@ class LogSegment:
     def __init__(self, directory: Path, base_offset: int, config: LogConfig) -> None:
         self.directory = directory
         self.base_offset = base_offset
-        self.log_path = directory / segment_file_name(base_offset, LOG_SUFFIX)
+        # File names as strings (see _IndexFile): one set per segment, tens of thousands of them.
+        folder = os.fspath(directory)
+        self._log_name = os.path.join(folder, segment_file_name(base_offset, LOG_SUFFIX))
         self.offset_index = OffsetIndex(
-            directory / segment_file_name(base_offset, INDEX_SUFFIX),
+            os.path.join(folder, segment_file_name(base_offset, INDEX_SUFFIX)),
             base_offset,
             config.segment_index_bytes,
         )
         self.time_index = TimeIndex(
-            directory / segment_file_name(base_offset, TIME_INDEX_SUFFIX),
+            os.path.join(folder, segment_file_name(base_offset, TIME_INDEX_SUFFIX)),
             base_offset,
             config.segment_index_bytes,
         )
@@ -96,6 +98,10 @@ class LogSegment:
         self.sealed = False
         self.deleted = False
         self.needs_recovery = False
+        # Active after a clean shutdown: the next offset came from the checkpoint, and the rest
+        # of the tail state (indexes, max timestamp, bytes since the last index entry) is read
+        # at first use, so a start reads no data (`_ensure_tail_state`).
+        self._tail_pending = False
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -104,8 +110,7 @@ class LogSegment:
     ) -> LogSegment:
         """A new empty segment; stale files of the same name are truncated."""
         segment = cls(directory, base_offset, config)
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-        segment._log = FileRecords(segment.log_path, flags)
+        segment._log = FileRecords(segment._log_name, create=True)
         for index in (segment.offset_index, segment.time_index):
             index.start_empty()
             index.create_file(truncate=True)
@@ -123,20 +128,32 @@ class LogSegment:
         *,
         active: bool,
         next_offset_bound: int | None = None,
+        trusted_next_offset: int | None = None,
     ) -> LogSegment:
-        """An existing segment. The active one is loaded now (indexes, next offset, max timestamp);
-        a sealed one lazily, with `next_offset_bound` (the next segment's base) as its end offset.
-        Sets `needs_recovery` when a cheap sanity check fails."""
+        """An existing segment. The active one is loaded now (indexes, next offset, max timestamp)
+        unless `trusted_next_offset` is given (a clean shutdown's checkpoint: then at first
+        use); a sealed one lazily, with `next_offset_bound` (the next segment's base) as its
+        end offset. Sets `needs_recovery` when a cheap sanity check fails."""
         segment = cls(directory, base_offset, config)
-        segment._log = FileRecords(segment.log_path, os.O_RDWR | os.O_APPEND)
-        stat = os.fstat(segment._log.fd)
+        # No descriptor yet: a sealed segment's file is opened when first read.
+        segment._log = FileRecords(segment._log_name)
+        stat = os.stat(segment._log_name)
         size = stat.st_size
         segment.created_ms = stat.st_mtime_ns // 1_000_000
         segment._end = (size, next_offset_bound if next_offset_bound is not None else base_offset)
         if not (segment.offset_index.file_size_ok() and segment.time_index.file_size_ok()):
             segment.needs_recovery = True
             return segment
-        if active:
+        if (
+            active
+            and trusted_next_offset is not None
+            and (size == 0) == (trusted_next_offset == base_offset)
+            and trusted_next_offset >= base_offset
+        ):
+            segment._end = (size, trusted_next_offset)
+            segment._max_ts = None
+            segment._tail_pending = True
+        elif active:
             try:
                 segment._load_active_state()
             except (CorruptIndexError, CorruptRecordError) as exc:
@@ -155,6 +172,18 @@ class LogSegment:
         self.index_full = self.offset_index.is_full or self.time_index.is_full
         self._max_ts, self._offset_of_max_ts = self.time_index.last_entry()
         self._refresh_tail_state(size)
+
+    def _ensure_tail_state(self) -> None:
+        """Load what appends and roll checks need of a lazily opened active segment."""
+        if not self._tail_pending:
+            return
+        self._tail_pending = False
+        self._ensure_indexes()
+        size = self._end[0]
+        _, last_entry_position = self.offset_index.last_entry()
+        self._bytes_since_index = size - last_entry_position
+        self.index_full = self.offset_index.is_full or self.time_index.is_full
+        self._rolling_ts = self._log.first_batch_max_timestamp() if size else None
 
     def _refresh_tail_state(self, size: int) -> None:
         """Derive next offset, max timestamp and bytes since the last index entry by scanning from
@@ -195,6 +224,10 @@ class LogSegment:
 
     # -- properties ----------------------------------------------------------------------------
     @property
+    def log_path(self) -> Path:
+        return Path(self._log_name)
+
+    @property
     def size(self) -> int:
         return self._end[0]
 
@@ -234,7 +267,7 @@ class LogSegment:
         if timestamp >= 0:
             return timestamp
         try:
-            return os.stat(self.log_path).st_mtime_ns // 1_000_000
+            return os.stat(self._log_name).st_mtime_ns // 1_000_000
         except FileNotFoundError:
             return self.created_ms
 
@@ -250,6 +283,7 @@ class LogSegment:
         self, config: LogConfig, size: int, last_offset: int, max_timestamp: int, now_ms: int
     ) -> bool:
         """Kafka's LogSegment.shouldRoll for an append of `size` bytes."""
+        self._ensure_tail_state()
         current = self._end[0]
         if current == 0:
             return False
@@ -272,6 +306,7 @@ class LogSegment:
         offset_of_max_timestamp: int,
     ) -> int:
         """Write whole batches at the end; returns the position of the first byte."""
+        self._ensure_tail_state()
         position = self._end[0]
         size = len(data)
         self._log.append(data, position)
@@ -343,6 +378,7 @@ class LogSegment:
     def seal(self) -> None:
         """The segment stops being active: record its max timestamp as the last time index entry
         (as Kafka does on roll) so it survives without rescanning."""
+        self._ensure_tail_state()
         self._ensure_indexes()
         max_ts, offset = self.max_timestamp_and_offset
         self.time_index.maybe_append(max_ts, offset)
@@ -476,6 +512,7 @@ class LogSegment:
         The segment becomes active again. Returns the new next offset: `offset`, the base of a
         removed straddling batch, or, when the first removed batch starts after `offset` (a gap),
         the end of the last batch kept: never an end offset above missing records."""
+        self._ensure_tail_state()
         self._ensure_indexes()
         size, next_offset = self._end
         position = self.translate_offset(offset)
@@ -543,8 +580,13 @@ class LogSegment:
         """Remove the files (rename to `.deleted`, then unlink). Descriptors stay usable by
         readers still holding the segment and close when it is collected."""
         self.deleted = True
-        for path in (self.log_path, self.offset_index.path, self.time_index.path):
-            doomed = path.with_name(path.name + DELETED_SUFFIX)
+        # Readers and a flush still holding the segment keep the old files, not new ones that
+        # take these names (a compaction swap).
+        self._log.pin()
+        self.offset_index.pin_file()
+        self.time_index.pin_file()
+        for path in (self._log_name, self.offset_index.file_name, self.time_index.file_name):
+            doomed = path + DELETED_SUFFIX
             try:
                 os.rename(path, doomed)
             except FileNotFoundError:

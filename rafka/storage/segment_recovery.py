@@ -22,7 +22,7 @@ from rafka.protocol.records import (
     crc_ok,
     read_batch_header,
 )
-from rafka.storage.file_records import BULK_CHUNK, FileRecords, pread_exact
+from rafka.storage.file_records import BULK_CHUNK, FileRecords
 from rafka.storage.index import MAX_RELATIVE_OFFSET, OffsetIndex, TimeIndex
 
 if TYPE_CHECKING:
@@ -59,7 +59,6 @@ def scan_and_index(
     epochs found in the batches are assigned to `epochs`."""
     offset_index.reset()
     time_index.reset()
-    fd = records.fd
     path = records.path
     expected = base_offset
     max_ts, offset_of_max = -1, base_offset
@@ -73,7 +72,7 @@ def scan_and_index(
     while pos < size:
         rel = pos - buffer_start
         if rel + HEADER_SIZE > len(buffer):
-            buffer = pread_exact(fd, min(BULK_CHUNK, size - pos), pos)
+            buffer = records.read(pos, min(BULK_CHUNK, size - pos))
             buffer_start, rel = pos, 0
         try:
             header = read_batch_header(buffer, rel)
@@ -110,7 +109,7 @@ def scan_and_index(
                 break
             last_epoch = header.partition_leader_epoch
             if rel + batch_size > len(buffer):
-                buffer = pread_exact(fd, max(batch_size, min(BULK_CHUNK, size - pos)), pos)
+                buffer = records.read(pos, max(batch_size, min(BULK_CHUNK, size - pos)))
                 buffer_start, rel = pos, 0
             if not crc_ok(buffer, rel, header):
                 log.warning("%s: CRC mismatch at position %d", path, pos)

@@ -298,6 +298,40 @@ def test_clean_reopen_does_not_scan_the_data(tmp_path: Path) -> None:
     assert reopened.log_end_offset == 120
 
 
+def test_clean_reopen_at_the_checkpoint_reads_no_file_until_used(tmp_path: Path) -> None:
+    """After a clean shutdown the checkpointed recovery point is the log end: the active segment
+    opens no descriptor and reads no index until it is used (a 10,000-partition start)."""
+    log = open_log(tmp_path)
+    batches = [append_batch(log, 3, timestamp=1_000 + i) for i in range(10)]
+    end, newest = log.log_end_offset, log.active_segment.max_timestamp_and_offset
+    log.close()
+    reopened = open_log(tmp_path, clean_shutdown=True, recovery_point=end)
+    active = reopened.active_segment
+    assert reopened.log_end_offset == end
+    assert not active._log.is_open and not active.offset_index.loaded
+    assert active.max_timestamp_and_offset == newest  # the time index's final entry
+    assert not active._log.is_open
+    more = append_batch(reopened, 3, timestamp=5_000)
+    assert reopened.log_end_offset == end + 3
+    assert reopened.read(0, 1_000_000) == b"".join([*batches, more])
+    assert reopened.active_segment.max_timestamp_and_offset == (5_002, end + 2)  # +1 a record
+    reopened.close()
+    again = open_log(tmp_path, clean_shutdown=False)  # a full recovery agrees
+    assert again.log_end_offset == end + 3
+    assert again.read(0, 1_000_000) == b"".join([*batches, more])
+
+
+def test_a_checkpoint_that_cannot_be_the_log_end_is_not_trusted(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    fill(log, 5)
+    end = log.log_end_offset
+    log.close()
+    for wrong in (0, -1):  # a missing entry reads as 0
+        reopened = open_log(tmp_path, clean_shutdown=True, recovery_point=wrong)
+        assert reopened.log_end_offset == end
+        reopened.close()
+
+
 def test_bad_index_file_is_rebuilt_on_open(tmp_path: Path) -> None:
     log = open_log(tmp_path, LogConfig(index_interval_bytes=100))
     batches = fill(log, 40)

@@ -322,10 +322,16 @@ class ControllerClient:
 
     async def _isr_loop(self) -> None:
         """Report partitions whose ISR drifted from what the metadata says."""
+        if len(self.broker.voters) == 1:
+            return  # a single node answers Metadata from its own replicas (leadership_changed)
         while True:
             await asyncio.sleep(ISR_CHECK_INTERVAL_S)
             for partition in list(self.broker.partitions.values()):
-                if partition.is_leader and self._reported_differs(partition):
+                if (
+                    len(partition.raft.voters) > 1
+                    and partition.is_leader
+                    and self._reported_differs(partition)
+                ):
                     self.leadership_changed(partition)
 
     def _reported_differs(self, partition: Partition) -> bool:

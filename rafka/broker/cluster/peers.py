@@ -2,7 +2,8 @@
 
 Requests to one peer are pipelined on a connection and answered in order, as Kafka's protocol
 guarantees. Each peer gets one connection per channel, so that a replica Fetch the leader holds
-for up to `max_wait` never delays a Vote or a forwarded admin request queued behind it.
+for up to `max_wait` never delays a Vote or a forwarded admin request queued behind it, nor the
+data partitions' fetch the metadata log's.
 
 Faults (issue 13): a connect that is not set up within `socket.connection.setup.timeout.ms` is
 given up and begun afresh, so a peer cut off by a partition is reached again as soon as the
@@ -259,9 +260,10 @@ class PeerChannel:
 
 
 class PeerNetwork:
-    """Channels to every other node by id: `control` (votes, forwarding) and `fetch`."""
+    """Channels to every other node by id: `control` (votes, forwarding), `fetch` (data
+    partitions' replica fetches) and `metadata` (the metadata log's)."""
 
-    CHANNELS = ("control", "fetch")
+    CHANNELS = ("control", "fetch", "metadata")
 
     def __init__(
         self,

@@ -1,8 +1,9 @@
 """Raft messages of rafka.replication to and from Kafka's wire schemas, and back.
 
-Vote (52), BeginQuorumEpoch (53) and EndQuorumEpoch (54) name one partition per request here;
-replica Fetch (1) carries every partition a follower fetches from one leader. Fields the state
-machine does not read (directory ids, endpoints) go out with their null values.
+Every request carries many partitions: Vote (52), BeginQuorumEpoch (53) and EndQuorumEpoch (54)
+every partition's message to one voter that one pass of the event loop produced, replica Fetch (1)
+every partition a follower fetches from one leader. Fields the state machine does not read
+(directory ids, endpoints) go out with their null values.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ VOTE_VERSION = 2
 BEGIN_VERSION = 1
 END_VERSION = 1
 FETCH_VERSION = 12  # topics by name, diverging epoch and current leader as tagged fields
+QUORUM_APIS = (VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH)
 
 PartitionKey = tuple[str, int]
+QuorumRequest = VoteRequest | BeginQuorumEpochRequest | EndQuorumEpochRequest
 
 
 def _leader(leader_id: int | None) -> int:
@@ -42,29 +45,65 @@ def _known(leader_id: int) -> int | None:
     return None if leader_id < 0 else leader_id
 
 
-def _single(topic: str, partition: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"topic_name": topic, "partitions": [partition]}]
+def _by_topic(partitions: dict[PartitionKey, dict[str, Any]]) -> list[dict[str, Any]]:
+    topics: dict[str, list[dict[str, Any]]] = {}
+    for (topic, _), partition in partitions.items():
+        topics.setdefault(topic, []).append(partition)
+    return [{"topic_name": t, "partitions": parts} for t, parts in topics.items()]
+
+
+def quorum_request(
+    api_key: int, cluster_id: str, voter: int, messages: dict[PartitionKey, Any]
+) -> dict[str, Any]:
+    """One Vote, BeginQuorumEpoch or EndQuorumEpoch request to `voter` for many partitions."""
+    if api_key == VOTE:
+        return vote_request(cluster_id, voter, messages)
+    if api_key == BEGIN_QUORUM_EPOCH:
+        return begin_request(cluster_id, voter, messages)
+    return end_request(cluster_id, messages)
+
+
+def quorum_api(message: QuorumRequest) -> tuple[int, int]:
+    """The API key and version that carry `message`."""
+    if isinstance(message, VoteRequest):
+        return VOTE, VOTE_VERSION
+    if isinstance(message, BeginQuorumEpochRequest):
+        return BEGIN_QUORUM_EPOCH, BEGIN_VERSION
+    return END_QUORUM_EPOCH, END_VERSION
+
+
+def quorum_answer(message: QuorumRequest, p: Any) -> Any:
+    """The state machine's view of one partition of the response to `message`."""
+    if isinstance(message, VoteRequest):
+        return vote_response_from_wire(p, message.pre_vote)
+    if isinstance(message, BeginQuorumEpochRequest):
+        return begin_response_from_wire(p)
+    return end_response_from_wire(p)
 
 
 # -- Vote ----------------------------------------------------------------------------------------
 
 
-def vote_request(cluster_id: str, key: PartitionKey, voter: int, m: VoteRequest) -> dict[str, Any]:
+def vote_request(
+    cluster_id: str, voter: int, messages: dict[PartitionKey, VoteRequest]
+) -> dict[str, Any]:
     return {
         "cluster_id": cluster_id,
         "voter_id": voter,
-        "topics": _single(
-            key[0],
+        "topics": _by_topic(
             {
-                "partition_index": key[1],
-                "replica_epoch": m.epoch,
-                "replica_id": m.candidate_id,
-                "replica_directory_id": None,
-                "voter_directory_id": None,
-                "last_offset_epoch": m.last_epoch,
-                "last_offset": m.end_offset,
-                "pre_vote": m.pre_vote,
-            },
+                key: {
+                    "partition_index": key[1],
+                    "replica_epoch": m.epoch,
+                    "replica_id": m.candidate_id,
+                    "replica_directory_id": None,
+                    "voter_directory_id": None,
+                    "last_offset_epoch": m.last_epoch,
+                    "last_offset": m.end_offset,
+                    "pre_vote": m.pre_vote,
+                }
+                for key, m in messages.items()
+            }
         ),
     }
 
@@ -103,19 +142,21 @@ def vote_response_from_wire(p: Any, pre_vote: bool) -> VoteResponse:
 
 
 def begin_request(
-    cluster_id: str, key: PartitionKey, voter: int, m: BeginQuorumEpochRequest
+    cluster_id: str, voter: int, messages: dict[PartitionKey, BeginQuorumEpochRequest]
 ) -> dict[str, Any]:
     return {
         "cluster_id": cluster_id,
         "voter_id": voter,
-        "topics": _single(
-            key[0],
+        "topics": _by_topic(
             {
-                "partition_index": key[1],
-                "voter_directory_id": None,
-                "leader_id": m.leader_id,
-                "leader_epoch": m.epoch,
-            },
+                key: {
+                    "partition_index": key[1],
+                    "voter_directory_id": None,
+                    "leader_id": m.leader_id,
+                    "leader_epoch": m.epoch,
+                }
+                for key, m in messages.items()
+            }
         ),
         "leader_endpoints": [],
     }
@@ -125,20 +166,24 @@ def begin_from_wire(p: Any) -> BeginQuorumEpochRequest:
     return BeginQuorumEpochRequest(epoch=p.leader_epoch, leader_id=p.leader_id)
 
 
-def end_request(cluster_id: str, key: PartitionKey, m: EndQuorumEpochRequest) -> dict[str, Any]:
+def end_request(
+    cluster_id: str, messages: dict[PartitionKey, EndQuorumEpochRequest]
+) -> dict[str, Any]:
     return {
         "cluster_id": cluster_id,
-        "topics": _single(
-            key[0],
+        "topics": _by_topic(
             {
-                "partition_index": key[1],
-                "leader_id": m.leader_id,
-                "leader_epoch": m.epoch,
-                "preferred_candidates": [
-                    {"candidate_id": c, "candidate_directory_id": None}
-                    for c in m.preferred_successors
-                ],
-            },
+                key: {
+                    "partition_index": key[1],
+                    "leader_id": m.leader_id,
+                    "leader_epoch": m.epoch,
+                    "preferred_candidates": [
+                        {"candidate_id": c, "candidate_directory_id": None}
+                        for c in m.preferred_successors
+                    ],
+                }
+                for key, m in messages.items()
+            }
         ),
         "leader_endpoints": [],
     }

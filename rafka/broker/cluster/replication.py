@@ -3,12 +3,17 @@
 - One tick loop drives all Raft groups: a heap of each replica's `next_deadline()`, lazily
   invalidated, woken when an earlier deadline appears (no asyncio timer per partition).
 - Followers: one `FollowerFetcher` per leader broker gathers the fetches of every partition this
-  node follows there into one replica Fetch request, and hands each partition its answer.
+  node follows there into one replica Fetch request, and hands each partition its answer; the
+  metadata log has a fetcher and a connection of its own.
 - Leaders: a replica Fetch is offered to each partition's replica; fetches with nothing new are
   held by the replica until records arrive or `max_wait` passes. Once any partition of the
   request has an answer, the others are released as they stand, and the request is answered.
-- Vote, BeginQuorumEpoch and EndQuorumEpoch go out one partition per request on the control
-  channel; their answers go back to the sending replica.
+- Quorum-state writes run off the event loop; a partition's messages wait until its state is
+  on disk (quorum_state_writes).
+- Vote, BeginQuorumEpoch and EndQuorumEpoch go out on the control channel, one request per peer
+  and API carrying every partition's message of one pass of the event loop (quorum_sender); the
+  answers go back to each sending replica. How many requests went out, and how many partitions
+  they carried, is logged once a second while quorum requests are sent ("raft requests sent").
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import structlog
 
 from rafka.broker.cluster import raft_wire as wire
 from rafka.broker.cluster.peers import PeerNetwork, PeerUnavailable
+from rafka.broker.cluster.quorum_sender import QuorumSender, SentRequests
+from rafka.broker.cluster.quorum_state_writes import QuorumStateWrites
 from rafka.broker.partition.clock import raft_clock_ms
 from rafka.broker.partition.replica import Partition, ReplicationHooks
 from rafka.protocol.errors import ErrorCode
@@ -41,6 +48,7 @@ from rafka.replication.messages import (
     VoteResponse,
 )
 from rafka.replication.raft import RaftConfig
+from rafka.replication.state import QuorumState
 
 if TYPE_CHECKING:
     from rafka.broker.node import Node
@@ -52,6 +60,8 @@ PartitionKey = tuple[str, int]
 # fetch again, so that one request carries them all rather than each its own.
 ROUND_GATHER_S = 0.05
 PARTITION_MAX_BYTES = 8 * 1024 * 1024
+# How often the counts of Raft requests sent are logged, while quorum requests go out.
+SENT_LOG_INTERVAL_S = 1.0
 # The state machine's answer to each incoming quorum request.
 _ANSWER_TYPES: dict[int, type] = {
     wire.VOTE: VoteResponse,
@@ -92,29 +102,39 @@ class ReplicationManager(ReplicationHooks):
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
         self._next_wake: int | None = None
-        self._fetchers: dict[int, FollowerFetcher] = {}
+        self._fetchers: dict[tuple[int, str], FollowerFetcher] = {}
+        self._quorum_senders: dict[int, QuorumSender] = {}
+        self.sent = SentRequests()
+        self._writes = QuorumStateWrites()
         self._held: dict[tuple[int, PartitionKey, int], asyncio.Future[FetchResponse]] = {}
         # Per follower connection: when each partition's last answer on it was given.
         self._answered: weakref.WeakKeyDictionary[object, dict[PartitionKey, int]] = (
             weakref.WeakKeyDictionary()
         )
         self._request_ids = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._sent_logger: asyncio.Task[None] | None = None
         self.closed = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_loop(), name="raft-ticks")
+        if self.network is not None:
+            self._sent_logger = asyncio.create_task(self._log_sent(), name="raft-sent-log")
 
     async def stop(self) -> None:
         self.closed = True
-        tasks = [t for t in (self._ticker, *self._tasks) if t is not None]
+        tasks = [t for t in (self._ticker, self._sent_logger) if t is not None]
         tasks += [f.task for f in self._fetchers.values()]
         for task in tasks:
             task.cancel()
+        for sender in self._quorum_senders.values():
+            tasks += sender.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._writes.close()
+        if self.sent.quorum_total():
+            log.info("raft requests sent", **self.sent.as_fields())
         for future in self._held.values():
             future.cancel()
         if self.network is not None:
@@ -133,20 +153,32 @@ class ReplicationManager(ReplicationHooks):
 
     # -- hooks called by partitions -------------------------------------------------------------
 
+    def persist_quorum_state(self, partition: Partition, state: QuorumState) -> None:
+        if len(partition.raft.voters) == 1 or (self.closed and not self._writes.pending(partition)):
+            # A lone voter's next append may be committed by its own fsync: write it now (and
+            # once stopping, with no write of the partition in flight to land after this one).
+            partition.write_quorum_state(state)
+        else:
+            self._writes.persist(partition, state)
+
     def send(self, partition: Partition, action: SendMessage) -> None:
+        if not self.closed:
+            self._writes.after_durable(partition, lambda: self._send(partition, action))
+
+    def _send(self, partition: Partition, action: SendMessage) -> None:
         if self.closed:
             return
         message = action.message
         key = (partition.topic, partition.index)
         destination = action.destination
         if isinstance(message, FetchRequest):
-            self._fetcher(destination).add(key, partition, message)
+            self._fetcher(destination, self._fetch_channel(partition)).add(key, partition, message)
         elif isinstance(message, FetchResponse):
             future = self._held.pop((destination, key, message.request_id), None)
             if future is not None and not future.done():
                 future.set_result(message)
         elif isinstance(message, (VoteRequest, BeginQuorumEpochRequest, EndQuorumEpochRequest)):
-            self._spawn(self._send_control(partition, destination, message))
+            self._quorum_sender(destination).add(key, partition, message)
         # Answers to Vote/Begin/End requests are taken out by the request handlers below; one
         # left here answers a request whose connection is gone.
 
@@ -190,11 +222,6 @@ class ReplicationManager(ReplicationHooks):
             except TimeoutError:
                 pass
 
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _deliver(self, partition: Partition, source: int, message: Message) -> None:
         if self.closed or partition.hooks is not self or partition.offline is not None:
             return
@@ -207,47 +234,39 @@ class ReplicationManager(ReplicationHooks):
 
     # -- outgoing quorum requests ---------------------------------------------------------------
 
-    async def _send_control(
-        self,
-        partition: Partition,
-        destination: int,
-        message: VoteRequest | BeginQuorumEpochRequest | EndQuorumEpochRequest,
-    ) -> None:
-        assert self.network is not None
-        key = (partition.topic, partition.index)
-        cluster_id = self.broker.cluster_id
-        if isinstance(message, VoteRequest):
-            api_key, version = wire.VOTE, wire.VOTE_VERSION
-            data = wire.vote_request(cluster_id, key, destination, message)
-        elif isinstance(message, BeginQuorumEpochRequest):
-            api_key, version = wire.BEGIN_QUORUM_EPOCH, wire.BEGIN_VERSION
-            data = wire.begin_request(cluster_id, key, destination, message)
-        else:
-            api_key, version = wire.END_QUORUM_EPOCH, wire.END_VERSION
-            data = wire.end_request(cluster_id, key, message)
-        try:
-            response = await self.network.request(
-                destination, api_key, version, data, timeout=self.config.request_timeout_ms / 1000
+    def _quorum_sender(self, peer: int) -> QuorumSender:
+        sender = self._quorum_senders.get(peer)
+        if sender is None:
+            assert self.network is not None
+            sender = self._quorum_senders[peer] = QuorumSender(
+                peer,
+                self.network,
+                lambda: self.broker.cluster_id,
+                self.config.request_timeout_ms / 1000,
+                self._deliver,
+                self.sent,
             )
-        except PeerUnavailable:
-            return  # the replica's timers retry
-        part = _only_partition(response)
-        if part is None or part.error_code == ErrorCode.unknown_topic_or_partition:
-            return
-        if isinstance(message, VoteRequest):
-            answer: Message = wire.vote_response_from_wire(part, message.pre_vote)
-        elif isinstance(message, BeginQuorumEpochRequest):
-            answer = wire.begin_response_from_wire(part)
-        else:
-            answer = wire.end_response_from_wire(part)
-        self._deliver(partition, destination, answer)
+        return sender
+
+    async def _log_sent(self) -> None:
+        """Log the counts of Raft requests sent, once a second while quorum requests go out
+        (a steady cluster sends none: then nothing is logged)."""
+        logged = 0
+        while True:
+            await asyncio.sleep(SENT_LOG_INTERVAL_S)
+            total = self.sent.quorum_total()
+            if total != logged:
+                logged = total
+                log.info("raft requests sent", **self.sent.as_fields())
 
     # -- incoming quorum requests ---------------------------------------------------------------
 
-    def handle_quorum_request(self, api_key: int, request: Any) -> dict[str, Any]:
-        """Vote, BeginQuorumEpoch or EndQuorumEpoch from another node, for any partitions."""
+    async def handle_quorum_request(self, api_key: int, request: Any) -> dict[str, Any]:
+        """Vote, BeginQuorumEpoch or EndQuorumEpoch from another node, for any partitions;
+        answered once the quorum states the answers announce are on disk."""
         now = raft_clock_ms()
         topics = []
+        writes: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         for topic in request.topics:
             parts = []
             for p in topic.partitions:
@@ -278,7 +297,17 @@ class ReplicationManager(ReplicationHooks):
                     parts.append(wire.vote_response_partition(p.partition_index, answer))
                 else:
                     parts.append(wire.quorum_response_partition(p.partition_index, answer))
+                durable = self._writes.durable(partition)
+                if durable is not None:
+                    writes.append((parts[-1], durable))
             topics.append({"topic_name": topic.topic_name, "partitions": parts})
+        if writes:
+            await asyncio.gather(*(future for _, future in writes), return_exceptions=True)
+            for part, future in writes:
+                if future.exception() is not None:  # never announce what is not stored
+                    part.update(error_code=ErrorCode.kafka_storage_error)
+                    if "vote_granted" in part:
+                        part["vote_granted"] = False
         return {"error_code": ErrorCode.none, "topics": topics}
 
     # -- incoming replica fetches ---------------------------------------------------------------
@@ -347,31 +376,32 @@ class ReplicationManager(ReplicationHooks):
 
     # -- outgoing replica fetches ---------------------------------------------------------------
 
-    def _fetcher(self, leader: int) -> FollowerFetcher:
-        fetcher = self._fetchers.get(leader)
+    def _fetch_channel(self, partition: Partition) -> str:
+        """The metadata log is fetched on its own: its leader's liveness (the controller, and
+        every broker's check that it is not cut off) must not wait on a fetch of thousands of
+        data partitions, nor behind one that their leader holds for `max_wait`."""
+        metadata = self.broker.metadata
+        return "metadata" if metadata is not None and partition is metadata.partition else "fetch"
+
+    def _fetcher(self, leader: int, channel: str) -> FollowerFetcher:
+        fetcher = self._fetchers.get((leader, channel))
         if fetcher is None:
-            fetcher = self._fetchers[leader] = FollowerFetcher(self, leader)
+            fetcher = self._fetchers[(leader, channel)] = FollowerFetcher(self, leader, channel)
         return fetcher
-
-
-def _only_partition(response: Any) -> Any:
-    if response.error_code != ErrorCode.none or not response.topics:
-        return None
-    partitions = response.topics[0].partitions
-    return partitions[0] if partitions else None
 
 
 class FollowerFetcher:
     """The fetches of every partition this node follows on one leader broker, one request at a
     time (Kafka's replica fetcher)."""
 
-    def __init__(self, manager: ReplicationManager, leader: int) -> None:
+    def __init__(self, manager: ReplicationManager, leader: int, channel: str) -> None:
         self.manager = manager
         self.leader = leader
+        self.channel = channel
         self.pending: dict[PartitionKey, tuple[Partition, FetchRequest]] = {}
         self.expected: set[PartitionKey] = set()
         self.wakeup = asyncio.Event()
-        self.task = asyncio.create_task(self._run(), name=f"fetcher-{leader}")
+        self.task = asyncio.create_task(self._run(), name=f"fetcher-{leader}-{channel}")
 
     def add(self, key: PartitionKey, partition: Partition, request: FetchRequest) -> None:
         self.pending[key] = (partition, request)
@@ -409,9 +439,15 @@ class FollowerFetcher:
             PARTITION_MAX_BYTES,
         )
         timeout = max_wait_ms / 1000 + manager.config.request_timeout_ms / 1000
+        manager.sent.add(wire.FETCH, len(batch))
         try:
             response = await manager.network.request(
-                self.leader, wire.FETCH, wire.FETCH_VERSION, data, channel="fetch", timeout=timeout
+                self.leader,
+                wire.FETCH,
+                wire.FETCH_VERSION,
+                data,
+                channel=self.channel,
+                timeout=timeout,
             )
             if response.error_code != ErrorCode.none:
                 raise PeerUnavailable(f"fetch failed: {response.error_code}")

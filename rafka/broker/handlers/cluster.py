@@ -17,7 +17,7 @@ def make_quorum_handler(broker: Broker, api_key: int):
         cluster_id = getattr(request, "cluster_id", None)
         if cluster_id not in (None, broker.cluster_id):
             return {"error_code": ErrorCode.inconsistent_cluster_id, "topics": []}
-        return broker.replication.handle_quorum_request(api_key, request)
+        return await broker.replication.handle_quorum_request(api_key, request)
 
     return handle
 

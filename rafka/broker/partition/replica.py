@@ -14,6 +14,7 @@ flushed offset (durability), the futures it wakes (waiters), the checks of a cli
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -48,6 +49,7 @@ from rafka.replication.raft import (
     AppendRecords,
     HighWatermarkAdvanced,
     PersistQuorumState,
+    QuorumState,
     RaftConfig,
     RaftReplica,
     Role,
@@ -57,6 +59,7 @@ from rafka.replication.raft import (
 )
 from rafka.storage.config import LogConfig
 from rafka.storage.log import PartitionLog
+from rafka.storage.producer_snapshot import snapshot_file_name
 from rafka.storage.producer_state import ProducerStateManager, TxnMarker
 from rafka.storage.quorum_state import StoredQuorumState, write_quorum_state
 from rafka.storage.txn_index import TransactionIndex
@@ -79,6 +82,12 @@ class ReplicationHooks:
 
     def role_changed(self, partition: Partition, change: RoleChanged) -> None:
         pass
+
+    def persist_quorum_state(self, partition: Partition, state: QuorumState) -> None:
+        """Make `state` durable before anything the partition does after it reaches another
+        node; here by writing it at once (the replication manager writes off the event loop
+        and holds the partition's messages until the write is done)."""
+        partition.write_quorum_state(state)
 
 
 NO_REPLICATION = ReplicationHooks()
@@ -117,6 +126,9 @@ class Partition:
         self.replica_lag_time_max_ms = 30_000  # replica.lag.time.max.ms
         self._producer_id_expiration_ms = 86_400_000
         self._raft_waiters: list[asyncio.Future[None]] = []  # confirm_leadership
+        # The quorum state last written by this process (None: not yet): a write it already
+        # covers is skipped (see plan_lone_election).
+        self._stored_quorum: StoredQuorumState | None = None
 
     @classmethod
     def open(
@@ -207,6 +219,13 @@ class Partition:
         """Stand for election now; with this node as the only voter it wins at once."""
         self.apply(self.raft.start_election())
 
+    def lead_alone(self) -> None:
+        """A lone voter leads at once: the epoch it led before a restart, else a new one."""
+        if self.raft.may_resume_alone:
+            self.apply(self.raft.resume_lone_leadership())
+        else:
+            self.elect()
+
     def apply(self, actions: list[Action]) -> None:
         """Carry out the Raft replica's actions in order; log changes are reported back to it
         before anything after them runs, and their own actions are carried out in turn."""
@@ -216,12 +235,7 @@ class Partition:
             if isinstance(action, SendMessage):
                 self.hooks.send(self, action)
             elif isinstance(action, PersistQuorumState):
-                state = action.state
-                write_quorum_state(
-                    self.directory,
-                    StoredQuorumState(state.epoch, state.voted_for, state.leader_id),
-                    sorted(self.raft.voters),
-                )
+                self.hooks.persist_quorum_state(self, action.state)
             elif isinstance(action, AppendLeaderChange):
                 queue.extend(self._append_leader_change(action))
             elif isinstance(action, AppendRecords):
@@ -237,6 +251,35 @@ class Partition:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    def write_quorum_state(self, state: QuorumState) -> None:
+        """Write the quorum state durably (temp file, fsync, rename, fsync dir); blocking.
+        Skipped when the file already holds this epoch and vote and, if known, this leader."""
+        stored = self._stored_quorum
+        if (
+            stored is not None
+            and stored.epoch == state.epoch
+            and stored.voted_for == state.voted_for
+            and state.leader_id in (None, stored.leader_id)
+        ):
+            return
+        self.store_quorum_state(StoredQuorumState(state.epoch, state.voted_for, state.leader_id))
+
+    def store_quorum_state(self, stored: StoredQuorumState) -> None:
+        write_quorum_state(self.directory, stored, sorted(self.raft.voters))
+        self._stored_quorum = stored
+
+    def plan_lone_election(self) -> StoredQuorumState | None:
+        """The quorum state `elect` would leave a lone voter in (the next epoch, led by
+        itself), or None if it would not win at once. Written beforehand, many partitions'
+        states go to disk in parallel and `elect` then has nothing to write: thousands of
+        single-replica partitions start or are created without an fsync pair each in turn."""
+        raft = self.raft
+        if len(raft.voters) != 1 or not raft.is_voter or not raft.eligible or raft.is_leader:
+            return None
+        if raft.may_resume_alone:
+            return None  # nothing to write
+        return StoredQuorumState(raft.epoch + 1, raft.node_id, raft.node_id)
 
     async def confirm_leadership(self, timeout_s: float) -> bool:
         """Whether this replica still leads, confirmed by a majority of voters (a Raft read
@@ -300,7 +343,8 @@ class Partition:
         # As Kafka's state-change log: who leads a partition, from when, is what an operator
         # (and the fault suite's timelines) need to follow a failover.
         if change.role is Role.LEADER:
-            log.info(
+            # A single replica leads by itself (thousands at each start): no news there.
+            (log.info if len(self.raft.voters) > 1 else log.debug)(
                 "partition leadership taken",
                 partition=self.name,
                 leader_epoch=change.epoch,
@@ -528,7 +572,11 @@ class Partition:
     # -- lifecycle --------------------------------------------------------------------------------
 
     def snapshot_producers(self) -> None:
-        self.producers.take_snapshot(self.log.log_end_offset)
+        """Snapshot the producer state at the log end (at a clean shutdown, so the next start
+        replays nothing), unless the snapshot for that offset is already there."""
+        end = self.log.log_end_offset
+        if not os.path.exists(self.directory / snapshot_file_name(end)):
+            self.producers.take_snapshot(end)
 
     def close(self) -> None:
         self.log.close()
