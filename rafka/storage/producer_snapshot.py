@@ -6,7 +6,11 @@ Version 1 layout, big-endian:
     version i16 | crc u32 (CRC32C of everything after it) | entries: i32 count, then per entry
     producer_id i64 | epoch i16 | last_sequence i32 | last_offset i64 | offset_delta i32 |
     timestamp i64 | coordinator_epoch i32 | current_txn_first_offset i64
-Like Kafka, a snapshot keeps only the last batch of each producer.
+Kafka writes one entry per producer, for its last batch. We write one per batch the producer
+state keeps (up to 5, oldest first, the same producer fields on each, the batch's own timestamp on
+all but the last): a retry of any of them after a restart is then still answered with its
+offsets. A reader that keeps the last entry per producer id, as Kafka's does, gets exactly the
+entry Kafka would have written.
 """
 
 from __future__ import annotations

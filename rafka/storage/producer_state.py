@@ -14,7 +14,10 @@ Leader append path, for each batch of a produce request in order:
 Recovery and followers call replay() for batches already in the log, after load_latest_snapshot()
 or truncate_to() told them where to start.
 
-The state is kept in Kafka-format snapshot files (see `producer_snapshot`).
+The state is kept in Kafka-format snapshot files (see `producer_snapshot`) holding every cached
+batch, not only the last as Kafka's do: after a restart (kill -9 included) a client's retry of any
+batch it had in flight is answered with its offsets, never OUT_OF_ORDER_SEQUENCE_NUMBER, which
+librdkafka's idempotent producer treats as fatal for its oldest unanswered batch.
 """
 
 from __future__ import annotations
@@ -429,21 +432,21 @@ class ProducerStateManager:
         return write_snapshot(self.partition_dir, offset, self._snapshot_entries())
 
     def _snapshot_entries(self) -> list[SnapshotEntry]:
+        """One entry per cached batch, oldest first (see `producer_snapshot`): the last one is
+        the entry Kafka writes, the earlier ones let a restarted broker still answer a retry of
+        any cached batch with its offsets."""
         entries = []
         for pid in sorted(self._producers):
             e = self._producers[pid]
-            last = e.batches[-1] if e.batches else None
-            entries.append(SnapshotEntry(
-                producer_id=pid,
-                producer_epoch=e.epoch,
-                last_sequence=last.last_sequence if last else NO_SEQUENCE,
-                last_offset=last.last_offset if last else -1,
-                offset_delta=last.offset_delta if last else 0,
-                timestamp=e.last_timestamp,
-                coordinator_epoch=e.coordinator_epoch,
-                current_txn_first_offset=(-1 if e.current_txn_first_offset is None
-                                          else e.current_txn_first_offset),
-            ))
+            txn = -1 if e.current_txn_first_offset is None else e.current_txn_first_offset
+            cached = [(b.last_sequence, b.last_offset, b.offset_delta, b.timestamp)
+                      for b in e.batches] or [(NO_SEQUENCE, -1, 0, e.last_timestamp)]
+            # Kafka's entry carries the producer's last timestamp (a marker may be newer).
+            cached[-1] = (*cached[-1][:3], e.last_timestamp)
+            entries.extend(
+                SnapshotEntry(pid, e.epoch, seq, offset, delta, timestamp, e.coordinator_epoch, txn)
+                for seq, offset, delta, timestamp in cached
+            )
         return entries
 
     def load_latest_snapshot(self, log_start_offset: int, log_end_offset: int) -> int:
@@ -474,20 +477,23 @@ class ProducerStateManager:
         return log_start_offset
 
     def _load_entries(self, entries: Iterable[SnapshotEntry]) -> None:
+        """Entries of one producer id come oldest batch first; the last one carries the state."""
         for s in entries:
-            entry = _ProducerEntry(
-                epoch=s.producer_epoch,
-                coordinator_epoch=s.coordinator_epoch,
-                last_timestamp=s.timestamp,
-                current_txn_first_offset=(s.current_txn_first_offset
-                                          if s.current_txn_first_offset >= 0 else None),
-            )
+            entry = self._producers.get(s.producer_id)
+            if entry is None:
+                entry = self._producers[s.producer_id] = _ProducerEntry(s.producer_epoch)
+            entry.set_epoch(s.producer_epoch)
+            entry.coordinator_epoch = s.coordinator_epoch
+            entry.last_timestamp = s.timestamp
+            entry.current_txn_first_offset = (s.current_txn_first_offset
+                                              if s.current_txn_first_offset >= 0 else None)
             if entry.current_txn_first_offset is not None:
                 self._ongoing[s.producer_id] = entry.current_txn_first_offset
+            else:
+                self._ongoing.pop(s.producer_id, None)
             if s.last_offset >= 0:
                 entry.batches.append(
                     BatchMetadata(s.last_sequence, s.last_offset, s.offset_delta, s.timestamp))
-            self._producers[s.producer_id] = entry
 
     def truncate_to(self, offset: int, log_start_offset: int) -> int:
         """Forget state of batches at or above `offset` after the log was truncated there.
