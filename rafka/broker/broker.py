@@ -36,7 +36,7 @@ from rafka.broker.node_security import (
     seed_scram_credentials,
 )
 from rafka.broker.partition.append import AppendError
-from rafka.broker.partition.batches import elect_lone_voters, settle_for_shutdown
+from rafka.broker.partition.batches import settle_for_shutdown
 from rafka.broker.partition.clock import raft_clock_ms
 from rafka.broker.partition.replica import NO_REPLICATION, Partition
 from rafka.broker.topic_admin import (
@@ -147,7 +147,7 @@ class Broker:
         gc.collect()
         gc.freeze()
         if len(self.voters) == 1:
-            metadata_partition.lead_alone()
+            metadata_partition.elect()
 
     async def join(self, endpoint: BrokerEndpoint) -> None:
         """Register with the controller and wait until the metadata log is applied up to that
@@ -454,7 +454,6 @@ class Broker:
     def _open_topic(self, topic: TopicImage) -> None:
         """Open this node's replicas of `topic` and let them take part in their Raft groups."""
         config = self.topic_log_config(topic)
-        lone: list[Partition] = []
         for index, replicas in enumerate(topic.replicas):
             if self.node_id not in replicas or (topic.name, index) in self.partitions:
                 continue
@@ -464,13 +463,10 @@ class Broker:
             self.partitions[(topic.name, index)] = partition
             self._attach(partition)
             fresh = partition.log_end_offset == 0 and partition.leader_epoch == 0
-            if len(replicas) == 1:
-                lone.append(partition)
-            elif fresh and replicas[0] == self.node_id:
+            if len(replicas) == 1 or (fresh and replicas[0] == self.node_id):
                 # A new partition's preferred replica stands at once; restarted ones wait for
                 # their election timers, so that a healthy leader elsewhere is not disrupted.
                 partition.elect()
-        elect_lone_voters(lone)
 
     def _on_metadata_record(self, record: dict[str, Any]) -> None:
         """Act on a committed metadata record, on every node alike."""

@@ -440,24 +440,6 @@ class RaftReplica:
             return self._refresh_own_progress()
         return self._maybe_fetch()
 
-    @property
-    def may_resume_alone(self) -> bool:
-        """Whether this lone voter, restarted after leading its epoch, may simply lead it again
-        (`resume_lone_leadership`)."""
-        return (
-            not self._others and self.role is Role.RESIGNED and self._member and self.eligible
-        )
-
-    def resume_lone_leadership(self) -> list[Action]:
-        """Lead the epoch this lone voter led before it restarted, with nothing to persist. No
-        other replica can have led or seen that epoch, and whatever of it the restart lost was
-        never committed (a lone voter commits by its own fsync), so no two histories of the
-        epoch were ever observed. Saves thousands of single-replica partitions an fsync pair
-        each at every restart."""
-        if not self.may_resume_alone:
-            return []
-        return self._become_leader()
-
     def start_election(self) -> list[Action]:
         """Become a candidate in the next epoch now, skipping pre-vote (a single voter starting,
         or an operator's request). A one-voter group wins at once."""
