@@ -74,14 +74,16 @@ class Rafka(Peer):
         self.runtime = f"CPython {platform.python_version()}"
 
     def prepare(self, data_dir: Path, port: int, ports: list[int]) -> Launch:
-        return Launch(
-            [
-                sys.executable, "-m", "rafka", "broker",
-                "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-                "--override", f"log.dirs={data_dir / 'logs'}",
-            ],
-            {"RAFKA_LOG_FORMAT": "json"},
+        return self.launch(
+            {"listeners": f"PLAINTEXT://127.0.0.1:{port}", "log.dirs": str(data_dir / "logs")}
         )
+
+    def launch(self, settings: dict[str, str]) -> Launch:
+        """The command that runs a broker with these settings (Kafka's names)."""
+        command = [sys.executable, "-m", "rafka", "broker"]
+        for key, value in settings.items():
+            command += ["--override", f"{key}={value}"]
+        return Launch(command, {"RAFKA_LOG_FORMAT": "json"})
 
 
 class Kafka(Peer):
@@ -126,29 +128,29 @@ class Kafka(Peer):
     def prepare(self, data_dir: Path, port: int, ports: list[int]) -> Launch:
         controller = ports[0]
         logs = data_dir / "logs"
+        return self.launch(data_dir, [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{controller}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={logs}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            # as Kafka's own single-node config/server.properties
+            "group.initial.rebalance.delay.ms=0",
+        ], new_cluster_id())
+
+    def launch(self, data_dir: Path, properties: list[str], cluster_id: str) -> Launch:
+        """Write server.properties (`properties`, one key=value a line) and log4j2.yaml into
+        data_dir and format its log.dirs for `cluster_id`; the command that runs the node."""
         props = data_dir / "server.properties"
-        props.write_text(
-            "\n".join(
-                [
-                    "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{controller}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-                    "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    f"log.dirs={logs}",
-                    "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    # as Kafka's own single-node config/server.properties
-                    "group.initial.rebalance.delay.ms=0",
-                    "",
-                ]
-            )
-        )
+        props.write_text("\n".join([*properties, ""]))
         log4j = data_dir / "log4j2.yaml"
         log4j.write_text(
             "Configuration:\n  Appenders:\n    Console:\n      name: STDOUT\n"
@@ -156,7 +158,6 @@ class Kafka(Peer):
             "  Loggers:\n    Root:\n      level: INFO\n      AppenderRef:\n"
             "        - ref: STDOUT\n"
         )
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         # kafka-storage.sh format, through its main class (not timed: Kafka needs it once)
         _run(
             ["java", "-cp", self.classpath(), f"-Dlog4j2.configurationFile={log4j}",
@@ -168,6 +169,11 @@ class Kafka(Peer):
             ["java", *self.JVM_OPTS, f"-Dlog4j2.configurationFile={log4j}",
              "-cp", self.classpath(), "kafka.Kafka", str(props)]
         )
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: a random UUID in URL-safe base64, unpadded."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 class Tansu(Peer):

@@ -3,15 +3,18 @@ the machine's own limits (loopback, fsync'd disk writes) and its description."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import platform
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 MB = 1024 * 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -128,6 +131,41 @@ class CpuSampler(threading.Thread):
 
 
 # -- the machine's limits ------------------------------------------------------------------------
+
+
+def run_bench_client(
+    args: tuple[str, ...], bootstrap: str, broker_pids: list[int], client_core: int,
+    timeout: float,
+) -> dict[str, Any]:
+    """Run one `rafka bench` workload pinned to `client_core`; its JSON result, and the CPU the
+    broker processes spent over its measured interval (added up: a cluster's nodes)."""
+    command = [
+        "taskset", "-c", str(client_core), sys.executable, "-m", "rafka", "bench",
+        *args, "--bootstrap-server", bootstrap, "--json", "--no-progress",
+    ]
+    samplers = [CpuSampler(pid) for pid in broker_pids]
+    for sampler in samplers:
+        sampler.start()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"no result within {timeout:.0f} s"}
+    finally:
+        time.sleep(0.05)  # one more sample after the measured interval ended
+        for sampler in samplers:
+            sampler.stop()
+    lines = done.stdout.strip().splitlines()
+    result = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+    if done.returncode != 0 or result is None:
+        errors = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        message = errors[-1] if errors else f"exit code {done.returncode}"
+        return {"ok": False, "error": message.removeprefix("rafka: error: "), "result": result}
+    entry: dict[str, Any] = {"ok": True, "result": result}
+    start, end = result["started_at"], result["started_at"] + result["elapsed_s"]
+    busy = [sampler.busy_pct(start, end) for sampler in samplers]
+    if busy and all(b is not None for b in busy):
+        entry["broker_cpu_pct"] = sum(b for b in busy if b is not None)
+    return entry
 
 
 def _loopback_receiver(port_queue: multiprocessing.Queue, core: int) -> None:

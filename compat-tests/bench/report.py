@@ -12,7 +12,7 @@ import container
 Entry = dict[str, Any]
 THROUGHPUT = (
     "produce-100b-acks1", "produce-100b-acksall", "produce-1k-acks1", "produce-1k-acksall",
-    "produce-1k-idempotent", "consume-1k", "group-consume-1k",
+    "produce-1k-idempotent", "consume-1k", "group-consume-1k", "consume-1k-defaults",
 )
 CLIENT_BOUND_PCT = 90.0  # the load generator's core this busy: the client may be the limit
 
@@ -117,14 +117,20 @@ def _cell(figure: Figure, entry: Entry, notes: Footnotes) -> str:
 
 
 def results_table(results: dict[str, Any], notes: Footnotes) -> list[str]:
-    brokers = results["brokers"]
+    if not results["brokers"]:
+        return ["Not run this time (`--only` left the single-broker section out)."]
+    labels = {w["key"]: w["label"] for w in results["workloads"]}
+    return figure_table(results["brokers"], figures(labels), notes)
+
+
+def figure_table(brokers: list[Entry], rows: list[Figure], notes: Footnotes) -> list[str]:
+    """One row per figure: every broker's cell, then rafka's ratio to each peer."""
     rafka = next((b for b in brokers if b["key"] == "rafka" and b.get("status") == "ran"), None)
     peers = [b for b in brokers if b["key"] != "rafka" and b.get("status") == "ran"]
-    labels = {w["key"]: w["label"] for w in results["workloads"]}
     header = ["figure", "better", *(b["name"] for b in brokers),
               *(f"rafka ÷ {p['name']}" for p in peers)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for figure in figures(labels):
+    for figure in rows:
         row = [figure.label, "higher" if figure.higher_is_better else "lower"]
         row += [_cell(figure, b, notes) for b in brokers]
         ours = figure.value(rafka) if rafka else None
@@ -148,9 +154,19 @@ def cpu_table(results: dict[str, Any]) -> list[str]:
             broker_pct = run.get("broker_cpu_pct")
             flag = " ⚠" if client >= CLIENT_BOUND_PCT else ""
             row.append(f"{client:.0f}%{flag} / "
-                       + (f"{broker_pct:.0f}%" if broker_pct is not None else "—"))
+                       + (f"{broker_pct:.0f}%" if broker_pct is not None else "—")
+                       + _broker_ms_per_mb(run))
         lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+def _broker_ms_per_mb(run: dict[str, Any]) -> str:
+    """The broker's CPU time per MB moved, for the workloads that move data."""
+    result, broker_pct = run["result"], run.get("broker_cpu_pct")
+    mb = result.get("bytes", 0) / 2**20
+    if broker_pct is None or mb < 1:
+        return ""
+    return f" ({broker_pct / 100 * result['elapsed_s'] * 1000 / mb:.2f} ms/MB)"
 
 
 def render(results: dict[str, Any], png: str | None, chart_error: str | None) -> str:
@@ -221,10 +237,18 @@ def render(results: dict[str, Any], png: str | None, chart_error: str | None) ->
         "perf tools. Consume throughput runs from partition assignment (for the group: when "
         "its join completed) to the last record; the group's wait from subscribing to its "
         "first record is its own row.",
+        "- The consume rows run librdkafka with fetch.queue.backoff.ms=10, for every broker: "
+        "by default it stops fetching for 1 s whenever its prefetch queue holds "
+        "queued.min.messages (100,000) records, so a broker that serves faster than the "
+        "application drains sees the client idle most of each second (librdkafka issue 2879; "
+        "the setting is librdkafka's own remedy). The defaults row keeps what an untuned "
+        "client sees: rafka trips that backoff and Kafka, in these runs, does not; why "
+        "(what Kafka's Fetch answers do differently) is still open.",
         "- Client CPU is the load generator's user+system time (getrusage) over the measured "
         f"interval; ⚠ marks {CLIENT_BOUND_PCT:.0f}% or more of its one core, where the client "
         "may be the limit. Broker CPU is the broker's CPU time over the same interval, from "
-        "/proc samples every 20 ms (the kernel counts in 10 ms ticks: short runs are coarse).",
+        "/proc samples every 20 ms (the kernel counts in 10 ms ticks: short runs are coarse); "
+        "in brackets, the broker's CPU time per MB produced or consumed.",
         "- Start to first Metadata answer: from spawning the broker process (storage already "
         "formatted for Kafka) to the first Metadata v4 response listing a broker. Idle RSS: 2 s "
         "after that; peak RSS: the process's high-water mark (VmHWM) after all workloads.",
@@ -233,6 +257,8 @@ def render(results: dict[str, Any], png: str | None, chart_error: str | None) ->
         "",
         *cpu_table(results),
         "",
+        *scale_section(results.get("scale")),
+        *cluster3_section(results.get("cluster3")),
         "## Machine",
         "",
         "| | |",
@@ -264,3 +290,250 @@ def render(results: dict[str, Any], png: str | None, chart_error: str | None) ->
         "",
     ]
     return "\n".join(out)
+
+
+# -- the 3-node cluster (cluster3.py) ------------------------------------------------------------
+
+
+def cluster3_figures(labels: dict[str, str]) -> list[Figure]:
+    e2e = "cluster-e2e-1000"
+    return [
+        _throughput("cluster-produce-1k-acksall", labels["cluster-produce-1k-acksall"]),
+        _throughput("cluster-consume-1k", labels["cluster-consume-1k"]),
+        _latency(e2e, "p50", "e2e latency p50 at 1,000 msg/s"),
+        _latency(e2e, "p99", "e2e latency p99 at 1,000 msg/s"),
+        _latency(e2e, "p99.9", "e2e latency p99.9 at 1,000 msg/s"),
+        _scalar("startup_ms", "spawn to every node listing 3 brokers", "ms"),
+        _scalar("idle_rss_mb", "idle RSS, 3 nodes", "MB", 1),
+        _scalar("peak_rss_mb", "peak RSS, 3 nodes (whole run)", "MB", 1),
+    ]
+
+
+def cluster3_section(section: dict[str, Any] | None) -> list[str]:
+    """The "3-node cluster" section: its figures and ratios, durability, CPU and commands."""
+    if not section:
+        return []
+    systems = section["systems"]
+    ran = [s for s in systems if s.get("status") == "ran"]
+    settings = section["settings"]
+    notes = Footnotes()
+    labels = {w["key"]: w["label"] for w in section["workloads"]}
+    out = [
+        "## 3-node cluster",
+        "",
+        f"Three rafka nodes against three Kafka nodes, both in KRaft combined mode (every node a "
+        f"broker and a controller voter, a static `controller.quorum.voters`), replication factor "
+        f"{settings['replication_factor']}, `min.insync.replicas={settings['min_insync_replicas']}`"
+        f" (broker settings, identical on both; the topics inherit them). One system at a time, "
+        f"fresh data directories; the three nodes of a system share core "
+        f"{settings['broker_core']}, `rafka bench` runs on core {settings['client_core']} and "
+        f"bootstraps from all three. Ratios are rafka's figure divided by Kafka's, from this run. "
+        f"Startup runs from spawning the three nodes (Kafka's storage already formatted) until "
+        f"each one's Metadata answer lists all three brokers.",
+        "",
+        *figure_table(systems, cluster3_figures(labels), notes),
+        "",
+    ]
+    if notes.notes:
+        out += [*(f"{i}. {text}" for i, text in enumerate(notes.notes, 1)), ""]
+    out += ["| system | an acks=all write is acknowledged | topic config (as the cluster "
+            "reports it) | smallest ISR after the produce row | exit codes, SIGTERM to all |",
+            "|---|---|---|---|---|"]
+    for s in systems:
+        if s.get("status") != "ran":
+            out.append(f"| {s['name']} | {s.get('status')}: {s.get('reason')} | — | — | — |")
+            continue
+        config = ", ".join(f"{k}={v}" for k, v in s.get("topic_config", {}).items())
+        produce = s["workloads"].get("cluster-produce-1k-acksall", {})
+        codes = ", ".join(f"{v}" for v in s.get("exit_codes", {}).values())
+        out.append(f"| {s['name']} | {s['durability']} | {config} | "
+                   f"{produce.get('isr_after', '—')} | {codes} |")
+    out += [
+        "",
+        "The same acks=all does not buy the same durability: rafka's acknowledgement means two of "
+        "the three nodes have fsynced the record, Kafka's that every in-sync replica holds it in "
+        "its page cache. With every node on one machine, a power cut keeps what rafka "
+        "acknowledged and may lose what Kafka did.",
+        "",
+        *cluster3_cpu_table(section, ran),
+        "",
+        *_warmup_drift(ran),
+        f"Run in this order (warm-ups make no row: a JVM compiles a path only once it is hot), "
+        f"{settings['partitions']} partitions on the throughput topics, one on the e2e topic, "
+        f"the topics created and fully in sync before the first run; this section took "
+        f"{section.get('duration_s', 0):.0f} s (`compat-tests/bench/run --only cluster3`):",
+        "",
+        *(f"- {w['label']}: `{w['command']} --bootstrap-server <the 3 nodes>`"
+          for w in section["workloads"]),
+        "",
+    ]
+    for s in ran:
+        out += [f"{s['name']} node 1 (nodes 2 and 3 differ in node.id, ports and log.dirs):", "",
+                "```", s["commands"]["1"]]
+        if s.get("properties"):
+            out += ["", "# server.properties", s["properties"].strip()]
+        out += ["```", ""]
+    return out
+
+
+def _warmup_drift(ran: list[Entry]) -> list[str]:
+    """The e2e warm-up's p50 beside the row's: far apart, the system was still warming up."""
+    pairs = []
+    for system in ran:
+        runs = [system["workloads"].get(k, {}) for k in ("cluster-e2e-warmup", "cluster-e2e-1000")]
+        if all(r.get("ok") and r["result"].get("latency_ms") for r in runs):
+            before, row = (r["result"]["latency_ms"]["p50"] for r in runs)
+            pairs.append(f"{system['name']} {before:,.2f} ms, then {row:,.2f} ms")
+    if not pairs:
+        return []
+    return [f"e2e p50 in the warm-up run, then in the measured one: {'; '.join(pairs)} (far "
+            "apart: that system was still warming up, and its e2e row is not its steady "
+            "state).", ""]
+
+
+def cluster3_cpu_table(section: dict[str, Any], ran: list[Entry]) -> list[str]:
+    header = ["workload", *(f"{s['name']}: client / 3 nodes' CPU" for s in ran)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for workload in section["workloads"]:
+        row = [workload["label"]]
+        for system in ran:
+            run = system["workloads"].get(workload["key"], {})
+            if not run.get("ok"):
+                row.append("—")
+                continue
+            nodes = run.get("broker_cpu_pct")
+            row.append(f"{run['result']['client_cpu_pct']:.0f}% / "
+                       + (f"{nodes:.0f}%" if nodes is not None else "—"))
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, "", "CPU in % of one core; the three nodes share one."]
+
+
+# -- partition scale (scale.py) ------------------------------------------------------------------
+
+
+def _scale_figure(key: str, label: str, unit: str, digits: int = 0,
+                  higher: bool = False) -> Figure:
+    def value(entry: Entry) -> float | None:
+        return entry.get("figures", {}).get(key)
+
+    def cell(v: float, entry: Entry) -> str:
+        if unit == "of":  # partitions holding their record, of all of them
+            return f"{v:,.0f} / {entry['partitions']:,}"
+        return f"{v:,.{digits}f} {unit}"
+
+    return Figure(label, higher, value, cell, key)
+
+
+def scale_figures() -> list[Figure]:
+    rows = [
+        _scale_figure("create_ms", "create: CreateTopics answered", "ms"),
+        _scale_figure("create_led_ms", "create: until Metadata lists every partition led", "ms"),
+        _scale_figure("create_served_ms", "create: until ListOffsets answers every partition",
+                      "ms"),
+        _scale_figure("write_ms", "write one record to every partition (acks=all)", "ms"),
+        _scale_figure("written_holding", "partitions holding their record after the writes",
+                      "of", higher=True),
+        _scale_figure("idle_cpu_pct", "idle CPU", "% of a core", 1),
+        _scale_figure("idle_rss_mb", "idle RSS", "MB", 1),
+        _scale_figure("clean_stop_ms", "clean shutdown: SIGTERM to exit", "ms"),
+    ]
+    for prefix, how in (("clean", "SIGTERM"), ("killed", "SIGKILL")):
+        rows += [
+            _scale_figure(f"{prefix}_restart_ms",
+                          f"restart after {how}: spawn to Metadata listing every partition led",
+                          "ms"),
+            _scale_figure(f"{prefix}_served_ms",
+                          f"restart after {how}: spawn to latest offset 1 on every partition",
+                          "ms"),
+            _scale_figure(f"{prefix}_holding",
+                          f"restart after {how}: partitions holding their record", "of",
+                          higher=True),
+            _scale_figure(f"{prefix}_idle_cpu_pct", f"restart after {how}: idle CPU",
+                          "% of a core", 1),
+            _scale_figure(f"{prefix}_idle_rss_mb", f"restart after {how}: idle RSS", "MB", 1),
+        ]
+    return rows
+
+
+def scale_table(brokers: list[Entry], notes: Footnotes) -> list[str]:
+    """As figure_table, but a missing figure's reason is the broker's own ("failed" for the
+    step that failed, "n.a." for those it left out), one footnote per reason."""
+    ran = [b for b in brokers if b.get("status") == "ran"]
+    rafka = next((b for b in ran if b["key"] == "rafka"), None)
+    peers = [b for b in ran if b["key"] != "rafka"]
+    header = ["figure", "better", *(b["name"] for b in brokers),
+              *(f"rafka ÷ {p['name']}" for p in peers)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for figure in scale_figures():
+        row = [figure.label, "higher" if figure.higher_is_better else "lower"]
+        for b in brokers:
+            value = figure.value(b) if b in ran else None
+            reason = b.get("failed", {}).get(figure.workload or "")
+            if value is not None:
+                row.append(figure.cell(value, b))
+            elif reason:
+                word = "n.a." if reason.startswith("n.a.") else "failed"
+                row.append(f"{word} {notes.mark(b['name'] + ': ' + reason)}")
+            else:
+                row.append("—")
+        ours = figure.value(rafka) if rafka else None
+        row += [_ratio(ours, figure.value(p)) for p in peers]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def scale_section(section: dict[str, Any] | None) -> list[str]:
+    """The "Partition scale" section: every figure side by side, rafka's ratio, what failed."""
+    if not section:
+        return []
+    settings = section["settings"]
+    brokers = [{**b, "partitions": settings["partitions"]} for b in section["brokers"]]
+    notes = Footnotes()
+    nofile = settings["nofile"]
+    out = [
+        "## Partition scale",
+        "",
+        f"One node, {settings['partitions']:,} partitions ({settings['topics']} topics, "
+        f"replication factor {settings['replication_factor']}), one broker at a time, pinned to "
+        f"core {settings['broker_core']}, the clients (confluent-kafka) to core "
+        f"{settings['client_core']}; fresh data directory. Ratios are rafka's figure divided by "
+        f"the peer's, from this run; this section took {section.get('duration_s', 0):.0f} s "
+        f"(`compat-tests/bench/run --only scale`).",
+        "",
+        *scale_table(brokers, notes),
+        "",
+    ]
+    if notes.notes:
+        out += [*(f"{i}. {text}" for i, text in enumerate(notes.notes, 1)), ""]
+    missing = [b for b in brokers if b.get("status") != "ran"]
+    if missing:
+        out += [*(f"{b['name']}: {b.get('status')}, {b.get('reason')}." for b in missing), ""]
+    out += [
+        f"- Create: one CreateTopics request per topic, all {settings['topics']} sent at once "
+        "(Kafka's controller refuses one request of 10,000 partitions: more records than it "
+        "takes from one operation), timed to the last answer, to a Metadata answer listing "
+        "every partition with a leader, and to ListOffsets (latest) answering 0 for every "
+        "partition (Kafka lists leaders before its broker has created their logs).",
+        "- Write: one record to every partition from one producer (acks=all, librdkafka's "
+        "defaults otherwise), timed to the last acknowledgement.",
+        f"- Idle CPU: the broker's CPU time over {settings['idle_s']:.0f} s with no client, "
+        f"{settings['settle_s']:.0f} s after the previous step, in % of one core; RSS at its "
+        "end.",
+        "- Restarts reuse the data directory: SIGTERM and wait for the exit, then, later, "
+        "SIGKILL while idle. Timed from spawning the process to the first Metadata answer "
+        f"listing every partition with a leader (a full Metadata v4 request every "
+        f"{settings['poll_ms']:.0f} ms, or {settings['poll_cost_ratio']:.0f}× the last "
+        "answer's time if longer, so answering them costs the broker at most a tenth of its "
+        "time), then to ListOffsets (latest: the high watermark) answering 1 for every "
+        "partition: it holds its record.",
+        "- ListOffsets is asked again for the partitions answering an error (a broker still "
+        "loading a partition answers NOT_LEADER_OR_FOLLOWER or UNKNOWN_LEADER_EPOCH) or another "
+        f"offset, until none does or none more has answered right for "
+        f"{settings['stalled_s']:.0f} s.",
+        f"- Each step may take {settings['step_s']:.0f} s; one that fails leaves the later ones "
+        "n.a. The brokers inherit RLIMIT_NOFILE "
+        f"{nofile['soft']:,} (soft, raised from {nofile['soft_before']:,}; hard "
+        f"{nofile['hard']:,}).",
+        "",
+    ]
+    return out
