@@ -461,12 +461,5 @@ def run(available: dict[str, peers.Peer], selected: list[str], mode: str, partit
 def verdict(section: dict[str, Any] | None, strict: bool) -> int:
     """1 if rafka's cluster did not run (or, with --strict, if any of its workloads failed)."""
     rafka = next((s for s in (section or {}).get("systems", []) if s["key"] == "rafka"), None)
-    if rafka is None:
-        return 0
-    if rafka.get("status") != "ran":
-        log(f"rafka's 3-node cluster did not run: {rafka.get('reason')}")
-        return 1
-    failed = [k for k, w in rafka["workloads"].items() if not w["ok"]]
-    if failed:
-        log(f"rafka's 3-node workloads failed: {', '.join(failed)}")
-    return 1 if failed and strict else 0
+    failed = [k for k, w in (rafka or {}).get("workloads", {}).items() if not w["ok"]]
+    return probes.rafka_verdict(rafka, "rafka's 3-node cluster", failed, strict)

@@ -271,3 +271,16 @@ def describe_machine(work_dir: Path) -> dict[str, str]:
         "python": platform.python_version(),
         "load average at start": f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
     }
+
+
+def rafka_verdict(rafka: dict[str, Any] | None, what: str, failed: list[str], strict: bool) -> int:
+    """The exit code a section's rafka entry calls for: 1 if rafka did not run (or, with
+    --strict, if any of its workloads or figures, `failed`, did)."""
+    if rafka is None:
+        return 0
+    if rafka.get("status") != "ran":
+        print(f"{what} did not run: {rafka.get('reason')}", flush=True)
+        return 1
+    if failed:
+        print(f"{what}: failed: {', '.join(failed)}", flush=True)
+    return 1 if failed and strict else 0

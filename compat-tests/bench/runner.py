@@ -356,15 +356,8 @@ def main(argv: list[str]) -> int:
 def rafka_verdict(results: dict[str, Any], strict: bool) -> int:
     """1 if rafka did not run (or, with --strict, if any of its workloads failed)."""
     rafka = next((b for b in results["brokers"] if b["key"] == "rafka"), None)
-    if rafka is None:
-        return 0
-    if rafka["status"] != "ran":
-        log(f"rafka did not run: {rafka.get('reason')}")
-        return 1
-    failed = [k for k, w in rafka["workloads"].items() if not w["ok"]]
-    if failed:
-        log(f"rafka workloads failed: {', '.join(failed)}")
-    return 1 if failed and strict else 0
+    failed = [k for k, w in (rafka or {}).get("workloads", {}).items() if not w["ok"]]
+    return probes.rafka_verdict(rafka, "rafka", failed, strict)
 
 
 def client_versions() -> dict[str, str]:

@@ -514,11 +514,6 @@ def _one(peer: peers.Peer, topics: dict[str, int], limits: Limits, broker_core: 
 def verdict(section: dict[str, Any] | None, strict: bool) -> int:
     """1 if rafka's broker did not run here (or, with --strict, if any of its figures failed)."""
     rafka = next((b for b in (section or {}).get("brokers", []) if b["key"] == "rafka"), None)
-    if rafka is None:
-        return 0
-    if rafka.get("status") != "ran":
-        log(f"rafka's partition-scale run did not run: {rafka.get('reason')}")
-        return 1
-    if rafka["failed"]:
-        log(f"rafka's partition-scale figures failed: {', '.join(rafka['failed'])}")
-    return 1 if rafka["failed"] and strict else 0
+    return probes.rafka_verdict(
+        rafka, "rafka's partition-scale run", (rafka or {}).get("failed", []), strict
+    )
