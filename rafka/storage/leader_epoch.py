@@ -28,11 +28,20 @@ class EpochEntry(NamedTuple):
 
 
 class LeaderEpochCache:
-    def __init__(self, path: Path, entries: tuple[EpochEntry, ...] = ()) -> None:
+    def __init__(
+        self,
+        path: Path,
+        entries: tuple[EpochEntry, ...] = (),
+        on_disk: tuple[EpochEntry, ...] | None = None,
+    ) -> None:
         self.path = path
         self._entries = entries
         self._version = 0
         self._flushed_version = 0
+        # What the file holds (None: unknown or no file). A crash recovery truncates and then
+        # re-assigns the same entries: thousands of partitions would each rewrite (and fsync)
+        # an unchanged checkpoint.
+        self._on_disk = on_disk
 
     @classmethod
     def load(cls, path: Path) -> LeaderEpochCache:
@@ -47,7 +56,7 @@ class LeaderEpochCache:
             if entries and (epoch <= entries[-1].epoch or start_offset < entries[-1].start_offset):
                 raise CorruptCheckpointError(f"{path}: entries are not increasing")
             entries.append(EpochEntry(epoch, start_offset))
-        return cls(path, tuple(entries))
+        return cls(path, tuple(entries), None if rows is None else tuple(entries))
 
     # -- queries -----------------------------------------------------------------------------
     @property
@@ -170,9 +179,11 @@ class LeaderEpochCache:
         version, entries = self._version, self._entries
         if version == self._flushed_version and not force:
             return
-        write_checkpoint(
-            self.path,
-            CHECKPOINT_VERSION,
-            (f"{entry.epoch} {entry.start_offset}" for entry in entries),
-        )
+        if entries != self._on_disk or force:
+            write_checkpoint(
+                self.path,
+                CHECKPOINT_VERSION,
+                (f"{entry.epoch} {entry.start_offset}" for entry in entries),
+            )
+            self._on_disk = entries
         self._flushed_version = version

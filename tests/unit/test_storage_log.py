@@ -321,6 +321,27 @@ def test_clean_reopen_at_the_checkpoint_reads_no_file_until_used(tmp_path: Path)
     assert again.read(0, 1_000_000) == b"".join([*batches, more])
 
 
+def test_a_crash_recovery_leaves_an_unchanged_epoch_checkpoint_alone(tmp_path: Path) -> None:
+    """Recovery truncates the epochs from the recovery point and re-assigns them from the batches:
+    the same entries must not be rewritten (an fsync pair per partition after every crash)."""
+    log = open_log(tmp_path)
+    fill(log, 10, epoch=3)
+    log.flush()
+    checkpoint = tmp_path / "topic-0" / "leader-epoch-checkpoint"
+    before = checkpoint.stat().st_ino
+    recovered = open_log(tmp_path, clean_shutdown=False, recovery_point=0)
+    recovered.flush()
+    assert recovered.leader_epochs.entries == (EpochEntry(3, 0),)
+    assert checkpoint.stat().st_ino == before  # an atomic rewrite would be a new inode
+    append_batch(recovered, epoch=4)
+    recovered.flush()
+    assert checkpoint.stat().st_ino != before
+    assert open_log(tmp_path, clean_shutdown=False).leader_epochs.entries == (
+        EpochEntry(3, 0),
+        EpochEntry(4, 30),
+    )
+
+
 def test_a_checkpoint_that_cannot_be_the_log_end_is_not_trusted(tmp_path: Path) -> None:
     log = open_log(tmp_path)
     fill(log, 5)
