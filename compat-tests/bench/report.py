@@ -63,7 +63,7 @@ def _join_ms(entry: Entry) -> float | None:
 
 def figures(workload_labels: dict[str, str]) -> list[Figure]:
     return [
-        *(_throughput(key, workload_labels[key]) for key in THROUGHPUT),
+        *(_throughput(key, workload_labels[key]) for key in THROUGHPUT if key in workload_labels),
         Figure("group consume: subscribe to first record", False, _join_ms,
                lambda v, _: f"{v:,.0f} ms", "group-consume-1k"),
         _latency("e2e-1000", "p50", "e2e latency p50 at 1,000 msg/s"),
