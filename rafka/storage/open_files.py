@@ -64,17 +64,19 @@ class OpenFiles:
     def _make_room(self, target: int | None = None) -> int:
         """Close idle files, oldest use first, down to `target` (the capacity); how many."""
         target = self.capacity if target is None else target
-        closed = 0
         excess = len(self._open) - target
         if excess <= 0:
             return 0
-        for file in list(self._open):
+        victims: list[LazyFile] = []
+        for file in self._open:  # oldest use first; usually the first one will do
             if file._users == 0:
-                del self._open[file]
-                file._close_fd()
-                closed += 1
-                if closed >= excess:
+                victims.append(file)
+                if len(victims) >= excess:
                     break
+        for file in victims:
+            del self._open[file]
+            file._close_fd()
+        closed = len(victims)
         self.evictions += closed
         if closed < excess and not self._warned_full:
             self._warned_full = True
