@@ -201,6 +201,16 @@ def test_restart_with_many_partitions_elects_once_and_batches(tmp_path, how):
         taken = _leaderships_taken(cluster, marks)
         flapped = {key: n for key, n in taken.items() if n > 1}
         changes = sum(taken.values())
+        # The brokers log their counts once a second while they change: let the last line land.
+        def counted() -> bool:
+            now = _quorum_sent(cluster, marks)
+            apis = ("vote", "begin_quorum_epoch")
+            return all(now[f"{api}_partitions"] >= len(led) for api in apis)
+
+        try:
+            wait_until(counted, 5, "the brokers' request counts")
+        except AssertionError:
+            pass  # asserted below, with the figures
         sent = _quorum_sent(cluster, marks)
         print(
             f"{how}: all led {led_again - stopped:.1f} s after the stop; node ready "
