@@ -74,14 +74,10 @@ def _metadata_body(sock: socket.socket) -> bytes:
 
 
 def _receive(sock: socket.socket, size: int) -> bytes:
-    data = bytearray(size)
-    view, at = memoryview(data), 0
-    while at < size:
-        got = sock.recv_into(view[at:])
-        if not got:
-            raise ConnectionError("connection closed")
-        at += got
-    return bytes(data)
+    data = probes.recv_exactly(sock, size)
+    if data is None:
+        raise ConnectionError("connection closed")
+    return data
 
 
 def wait_for_leaders(port: int, topics: dict[str, int], started: float, limit: float,

@@ -35,7 +35,7 @@ def metadata_answered(port: int, timeout: float = 1.0) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
             sock.sendall(METADATA_REQUEST)
-            head = _recv_exactly(sock, 16)  # size, correlation id, throttle ms, broker count
+            head = recv_exactly(sock, 16)  # size, correlation id, throttle ms, broker count
     except OSError:
         return False
     if head is None:
@@ -44,14 +44,16 @@ def metadata_answered(port: int, timeout: float = 1.0) -> bool:
     return correlation == 1 and brokers >= 1
 
 
-def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
+def recv_exactly(sock: socket.socket, n: int) -> bytes | None:
+    """`n` bytes from `sock`, or None if it closes first."""
+    data = bytearray(n)
+    view, at = memoryview(data), 0
+    while at < n:
+        got = sock.recv_into(view[at:])
+        if not got:
             return None
-        data += chunk
-    return data
+        at += got
+    return bytes(data)
 
 
 def wait_for_metadata(port: int, started: float, process: subprocess.Popen, limit: float) -> float:

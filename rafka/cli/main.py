@@ -15,7 +15,6 @@ from rafka.cli.bench import app as bench_app
 from rafka.cli.broker_command import (
     EXIT_CONFIG_ERROR,
     BrokerCommandError,
-    build_config,  # noqa: F401  (where callers have always found it)
     rafka_version,
     run_broker,
 )

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from rafka.broker.config import ConfigError
 from rafka.broker.logs import configure_logging, get_logger, parse_level
-from rafka.cli.main import app, build_config, rafka_version
+from rafka.cli.broker_command import build_config
+from rafka.cli.main import app, rafka_version
 
 runner = CliRunner()
 

@@ -154,13 +154,11 @@ class ReplicationManager(ReplicationHooks):
     # -- hooks called by partitions -------------------------------------------------------------
 
     def persist_quorum_state(self, partition: Partition, state: QuorumState) -> None:
-        if len(partition.raft.voters) == 1 and not self.closed:
+        if len(partition.raft.voters) == 1:
             # A lone voter sends nothing and commits by its own fsync: the state is written
-            # just before that (see persist_with_next_flush).
+            # just before that, or at close (see persist_with_next_flush).
             partition.persist_with_next_flush(state)
-        elif len(partition.raft.voters) == 1 or (
-            self.closed and not self._writes.pending(partition)
-        ):
+        elif self.closed and not self._writes.pending(partition):
             # Once stopping, with no write of the partition in flight to land after this one.
             partition.write_quorum_state(state)
         else:

@@ -126,9 +126,7 @@ class Partition:
         self.replica_lag_time_max_ms = 30_000  # replica.lag.time.max.ms
         self._producer_id_expiration_ms = 86_400_000
         self._raft_waiters: list[asyncio.Future[None]] = []  # confirm_leadership
-        # The quorum state last written by this process (None: not yet): a write it already
-        # covers is skipped. A lone voter's newer one waits for the next flush.
-        self._stored_quorum: StoredQuorumState | None = None
+        # A lone voter's quorum state not yet written: it waits for the next flush.
         self._pending_quorum: QuorumState | None = None
 
     @classmethod
@@ -247,21 +245,12 @@ class Partition:
                 waiter.set_result(None)
 
     def write_quorum_state(self, state: QuorumState) -> None:
-        """Write the quorum state durably (temp file, fsync, rename, fsync dir); blocking.
-        Skipped when the file already holds this epoch and vote and, if known, this leader."""
-        stored = self._stored_quorum
-        if (
-            stored is not None
-            and stored.epoch == state.epoch
-            and stored.voted_for == state.voted_for
-            and state.leader_id in (None, stored.leader_id)
-        ):
-            return
-        self.store_quorum_state(StoredQuorumState(state.epoch, state.voted_for, state.leader_id))
-
-    def store_quorum_state(self, stored: StoredQuorumState) -> None:
-        write_quorum_state(self.directory, stored, sorted(self.raft.voters))
-        self._stored_quorum = stored
+        """Write the quorum state durably (temp file, fsync, rename, fsync dir); blocking."""
+        write_quorum_state(
+            self.directory,
+            StoredQuorumState(state.epoch, state.voted_for, state.leader_id),
+            sorted(self.raft.voters),
+        )
 
     def persist_with_next_flush(self, state: QuorumState) -> None:
         """A lone voter's quorum state goes to disk just before its log's next fsync (and at
