@@ -506,7 +506,7 @@ class RaftReplica:
             # Every voter counts as caught up until a lag window passes without it (Kafka's ISR).
             self._progress = {v: VoterProgress(0, now, now) for v in self.voters}
             self._begin_pending = set(self._others)
-            self._begin_resend_at = now + self.config.request_timeout_ms
+            self._begin_resend_at = self._resend_time(now)
             self._check_quorum_at = now + self.config.check_quorum_timeout_ms
         else:
             self._progress = {}
@@ -627,7 +627,7 @@ class RaftReplica:
             ]
             begin = BeginQuorumEpochRequest(self.epoch, self.node_id)
             actions += [SendMessage(v, begin) for v in targets]
-            self._begin_resend_at = now + self.config.request_timeout_ms
+            self._begin_resend_at = self._resend_time(now)
         if self._others and now >= self._check_quorum_at:
             window = self.config.check_quorum_timeout_ms
             contacts = sorted(
@@ -1021,6 +1021,13 @@ class RaftReplica:
 
     def _has_majority(self, nodes: set[int]) -> bool:
         return len(nodes & self.voters) * 2 > len(self.voters)
+
+    def _resend_time(self, now: int) -> int:
+        """A request timeout from now, rounded up to a grid of a quarter of it: the leaders of a
+        node's many groups, elected a few ms apart, then resend BeginQuorumEpoch to a silent voter
+        on the same tick, and the broker carries them in one request instead of one per group."""
+        step = max(self.config.request_timeout_ms // 4, 1)
+        return -(-(now + self.config.request_timeout_ms) // step) * step
 
     def _random_election_timeout(self) -> int:
         timeout = max(self.config.election_timeout_ms, 1)
