@@ -363,19 +363,20 @@ def test_a_leader_steps_down_for_a_voter_stuck_in_a_higher_epoch() -> None:
     assert leader.role is Role.UNATTACHED and leader.epoch == 3
 
 
-def test_leaders_elected_apart_resend_begin_quorum_epoch_on_the_same_tick() -> None:
+def test_leaders_elected_apart_resend_begin_quorum_epoch_on_few_ticks() -> None:
     # A node leads thousands of groups elected a few ms apart; their resends to a silent voter
-    # must fall on one tick for the broker to carry them in one request.
+    # must fall on few ticks for the broker to carry them in few requests.
     def first_resend(leader: RaftReplica) -> int:
         for now in range(CONFIG.request_timeout_ms * 3):
             if sent(leader.tick(now), BeginQuorumEpochRequest):
                 return now
         raise AssertionError("no resend")
 
-    times = {first_resend(leader_of(1, now_ms=start)) for start in (3, 11, 17)}
-    assert len(times) == 1
-    [when] = times
-    assert CONFIG.request_timeout_ms <= when - 17 < CONFIG.request_timeout_ms * 5 // 4 + 17
+    starts = range(0, CONFIG.request_timeout_ms // 2, 2)  # 20 leaders over half a timeout
+    times = {start: first_resend(leader_of(1, now_ms=start)) for start in starts}
+    assert len(set(times.values())) <= 3
+    for start, when in times.items():
+        assert CONFIG.request_timeout_ms <= when - start <= CONFIG.request_timeout_ms * 5 // 4
 
 
 # -- a tiny synchronous cluster --------------------------------------------------------------------
