@@ -2,8 +2,9 @@
 
 The caller carries out a returned list in order, each action completed before the next one starts:
 a `PersistQuorumState` is durable before the vote response or the leadership that follows it is
-acted upon. Log changes (`AppendLeaderChange`, `AppendRecords`, `TruncateLog`) are applied, and
-reported back with `on_local_append` / `on_truncated`, before the next event reaches the replica.
+acted upon. Log changes (`AppendLeaderChange`, `AppendVoters`, `AppendRecords`, `TruncateLog`)
+are applied, and reported back with `on_local_append` / `on_truncated`, before the next event
+reaches the replica.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ class AppendLeaderChange:
     epoch: int
     leader_id: int
     voters: tuple[int, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class AppendVoters:
+    """Append a voters record (KRaft's VOTERS control record) at the log end in `epoch`: the
+    group's new voter set, in force on every replica as soon as its log holds it."""
+
+    epoch: int
+    voters: tuple[tuple[int, str | None], ...]
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,6 +78,7 @@ class RoleChanged:
 Action = (
     PersistQuorumState
     | AppendLeaderChange
+    | AppendVoters
     | AppendRecords
     | TruncateLog
     | HighWatermarkAdvanced

@@ -11,11 +11,23 @@ epoch is 0 and every log's epoch 0 ends at its start offset.
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Sized
+from collections.abc import Mapping, Sequence, Sized
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from rafka.storage.log import PartitionLog
+
+
+# {node id: directory id or None}: a group's voters (KIP-853's voter keys).
+VoterKeys = Mapping[int, str | None]
+
+
+@dataclass(slots=True, frozen=True)
+class VotersEntry:
+    """A MemoryLog entry's value that changes the group's voters (a KRaft VOTERS record)."""
+
+    voters: tuple[tuple[int, str | None], ...]
 
 
 class RaftLog(Protocol):
@@ -38,6 +50,11 @@ class RaftLog(Protocol):
         """Records from `offset` (a size hint `limit`), for a follower's Fetch; empty at the end."""
         ...
 
+    def latest_voters(self) -> tuple[int, VoterKeys] | None:
+        """(offset, voters) of the last voters record in the log, committed or not (KIP-853: a
+        replica uses the newest voter set it holds); None if the log holds none."""
+        ...
+
 
 class MemoryLog:
     """A log of `(epoch, value)` entries in memory, one entry per offset, starting at 0."""
@@ -46,6 +63,8 @@ class MemoryLog:
         self.entries: list[tuple[int, Any]] = []
         # (epoch, start offset) per epoch present, ascending: the leader epoch cache.
         self._epochs: list[tuple[int, int]] = []
+        # (offset, voters) per VotersEntry, ascending.
+        self._voters: list[tuple[int, dict[int, str | None]]] = []
         self.append(entries)
 
     @property
@@ -68,6 +87,9 @@ class MemoryLog:
     def read(self, offset: int, limit: int) -> tuple[tuple[int, Any], ...]:
         return tuple(self.entries[offset : offset + limit])
 
+    def latest_voters(self) -> tuple[int, VoterKeys] | None:
+        return self._voters[-1] if self._voters else None
+
     def append(self, entries: Sequence[tuple[int, Any]]) -> None:
         for entry in entries:
             epoch = entry[0]
@@ -76,12 +98,16 @@ class MemoryLog:
                 raise ValueError(f"entry of epoch {epoch} after epoch {last}")
             if epoch > last:
                 self._epochs.append((epoch, len(self.entries)))
+            if isinstance(entry[1], VotersEntry):
+                self._voters.append((len(self.entries), dict(entry[1].voters)))
             self.entries.append(entry)
 
     def truncate(self, end_offset: int) -> None:
         del self.entries[end_offset:]
         while self._epochs and self._epochs[-1][1] >= end_offset:
             self._epochs.pop()
+        while self._voters and self._voters[-1][0] >= end_offset:
+            self._voters.pop()
 
 
 class PartitionLogView:
@@ -107,6 +133,9 @@ class PartitionLogView:
     def read(self, offset: int, limit: int) -> bytes:
         return self._log.read(offset, limit)
 
+    def latest_voters(self) -> tuple[int, VoterKeys] | None:
+        return None  # partitions' voters come from the cluster metadata until reassignment lands
+
 
 class EndOffsetLog:
     """Only the log end offset and last epoch, as reported by the caller: enough for a group whose
@@ -131,6 +160,9 @@ class EndOffsetLog:
 
     def read(self, offset: int, limit: int) -> Sized:
         raise NotImplementedError("EndOffsetLog cannot serve fetches; pass a real RaftLog")
+
+    def latest_voters(self) -> tuple[int, VoterKeys] | None:
+        return None  # a lone voter's group never changes its voters
 
     def update(self, end_offset: int, last_epoch: int) -> None:
         self._end_offset = end_offset

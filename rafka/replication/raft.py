@@ -50,13 +50,14 @@ from rafka.replication.actions import (
     Action,
     AppendLeaderChange,
     AppendRecords,
+    AppendVoters,
     HighWatermarkAdvanced,
     PersistQuorumState,
     RoleChanged,
     SendMessage,
     TruncateLog,
 )
-from rafka.replication.log import EndOffsetLog, RaftLog
+from rafka.replication.log import EndOffsetLog, RaftLog, VoterKeys
 from rafka.replication.messages import (
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
@@ -75,6 +76,7 @@ __all__ = [
     "Action",
     "AppendLeaderChange",
     "AppendRecords",
+    "AppendVoters",
     "HighWatermarkAdvanced",
     "PersistQuorumState",
     "QuorumState",
@@ -146,10 +148,11 @@ class RaftReplica:
     # Slots: a node holds one replica per partition, tens of thousands of them.
     __slots__ = (
         "_acknowledged_at", "_awaiting_log", "_begin_pending", "_begin_resend_at",
-        "_check_quorum_at", "_commit_floor", "_election_deadline", "_fetch_deadline",
+        "_check_quorum_at", "_commit_floor", "_configured", "_election_deadline", "_fetch_deadline",
         "_fetch_in_flight", "_fetch_retry_at", "_fetch_sent_at", "_flushed_end", "_granted",
         "_last_leader_contact", "_last_quorum_contact", "_leader_hw", "_leader_resigned",
-        "_lost_end", "_majority", "_member", "_next_request_id", "_now", "_others", "_parked",
+        "_lost_end", "_majority", "_member", "_next_request_id", "_now", "_observers", "_others",
+        "_parked", "_voters_offset",
         "_progress", "_read_barrier_at", "_rejected", "_rng", "_voter_dirs", "config",
         "directory_id", "eligible", "epoch_start_offset", "high_watermark", "log", "node_id",
         "role", "state", "voters",
@@ -180,12 +183,16 @@ class RaftReplica:
             raise ValueError("a Raft group needs at least one voter")
         self.node_id = node_id
         self.directory_id = directory_id
-        # Shared by every replica with the same voters (never mutated): thousands of partitions
-        # have the same few voter sets.
-        self._voter_dirs, self.voters = _shared_voters(voter_dirs)
-        self._others = tuple(sorted(v for v in self.voters if v != node_id))
-        self._majority = len(self.voters) // 2 + 1
         self.log: RaftLog = EndOffsetLog(log) if isinstance(log, int) else log
+        # The voters the group was created with; a voters record in the log overrides them
+        # (KIP-853: the newest one the log holds, committed or not).
+        self._configured = voter_dirs
+        self._voters_offset = -1
+        self._set_voters(voter_dirs)
+        latest = self.log.latest_voters()
+        if latest is not None:
+            self._voters_offset = latest[0]
+            self._set_voters(dict(latest[1]))
         self.config = config or RaftConfig()
         # Not seeded by node id: every replica on a node would then draw the same election
         # timeouts and backoffs, and thousands of partitions would time out in the same tick.
@@ -199,7 +206,6 @@ class RaftReplica:
         self._now = now_ms
         self._flushed_end = min(flushed_end_offset, self.log.end_offset)
         self._next_request_id = self._rng.randrange(1 << 30)
-        self._member = node_id in voter_dirs and voter_dirs[node_id] in (None, directory_id)
         # A lone voter has nobody to recover from: what it lost is lost.
         self._lost_end = lost_end_offset if self._others else 0
         # Whether this replica may stand for election (its broker cut off from the controller
@@ -228,6 +234,8 @@ class RaftReplica:
         self._begin_resend_at = 0
         self._check_quorum_at = 0
         self._parked: dict[int, tuple[FetchRequest, int]] = {}
+        # Leader: replicas fetching that are no voters (added ones catching up, removed ones).
+        self._observers: dict[int, VoterProgress] = {}
         self._acknowledged_at = -1  # follower: FetchRequest.acknowledged_at
         # Leader: a read barrier waiting for confirmation; fetches are not held meanwhile.
         self._read_barrier_at: int | None = None
@@ -318,7 +326,7 @@ class RaftReplica:
             return False
         if not self._others:
             return True
-        confirmed = 1 + sum(
+        confirmed = (self.node_id in self.voters) + sum(
             1
             for voter, progress in self._progress.items()
             if voter != self.node_id and progress.acknowledged_at >= barrier
@@ -340,10 +348,98 @@ class RaftReplica:
             for v, p in progress.items()
         }
 
+    def observer_progress(self) -> dict[int, VoterProgress]:
+        """The leader's view of the replicas fetching that are no voters; empty unless leader."""
+        return {v: VoterProgress(p.end_offset, p.last_contact_ms, p.last_caught_up_ms)
+                for v, p in self._observers.items()}
+
+    # -- voter changes (KIP-853's rules, one voter at a time) ------------------------------------
+
+    def can_change_voters(self) -> bool:
+        """Whether this leader may propose a new voter set now: it has committed an entry of its
+        own epoch (else a voter set appended by a deposed leader could still win an election
+        against the one proposed here: the single-server-change bug Ongaro fixed this way) and
+        the last voter change is committed (one change at a time: any two majorities of sets
+        one voter apart overlap, of sets two apart not)."""
+        if self.role is not Role.LEADER or self.epoch_start_offset is None:
+            return False
+        return (
+            self.high_watermark > self.epoch_start_offset
+            and self.high_watermark > self._voters_offset
+        )
+
+    def propose_voters(self, voters: VoterKeys) -> list[Action]:
+        """As leader, append a voter set that adds or removes one voter. Returns no actions when
+        that cannot happen yet (see can_change_voters; a leader with nothing of its epoch in its
+        log appends a LEADER_CHANGE so that it soon can): the caller asks again later. A set
+        that is not one voter away from the current one is refused with ValueError."""
+        new = dict(voters)
+        current = self._voter_dirs
+        # A voter whose directory changes is one removed and one added (KIP-853's voter keys).
+        changes = len(set(new) ^ set(current))
+        changes += 2 * sum(1 for v in set(new) & set(current) if new[v] != current[v])
+        if not new or changes != 1:
+            raise ValueError(
+                f"a voter change adds or removes exactly one voter: {sorted(current)} -> "
+                f"{sorted(new)}"
+            )
+        if self.role is not Role.LEADER:
+            return []
+        if not self.can_change_voters():
+            if self.epoch_start_offset == self.log.end_offset:
+                return [AppendLeaderChange(self.epoch, self.node_id, tuple(sorted(self.voters)))]
+            return []
+        return [AppendVoters(self.epoch, tuple(sorted(new.items())))]
+
+    def _set_voters(self, voter_dirs: dict[int, str | None]) -> None:
+        # Shared by every replica with the same voters (never mutated): thousands of partitions
+        # have the same few voter sets.
+        self._voter_dirs, self.voters = _shared_voters(voter_dirs)
+        node_id = self.node_id
+        self._others = tuple(sorted(v for v in self.voters if v != node_id))
+        self._majority = len(self.voters) // 2 + 1
+        self._member = node_id in voter_dirs and voter_dirs[node_id] in (None, self.directory_id)
+
+    def _sync_voters(self) -> list[Action]:
+        """Take the voter set of the log's newest voters record (appended or truncated away)."""
+        latest = self.log.latest_voters()
+        offset = -1 if latest is None else latest[0]
+        if offset == self._voters_offset:
+            return []
+        self._voters_offset = offset
+        self._set_voters(self._configured if latest is None else dict(latest[1]))
+        if self.role is not Role.LEADER:
+            return []
+        now = self._now
+        progress, observers = self._progress, self._observers
+        for voter in [v for v in progress if v not in self.voters]:
+            observers[voter] = progress.pop(voter)
+        for voter in self.voters:
+            if voter not in progress:
+                # A new voter counts as in contact now, as every voter does at an election.
+                known = observers.pop(voter, None)
+                end = known.end_offset if known is not None else 0
+                caught_up = known.last_caught_up_ms if known is not None else -1
+                progress[voter] = VoterProgress(end, now, caught_up)
+        self._begin_pending &= set(self._others)
+        return self._maybe_advance_high_watermark()
+
+    def _track_observer(self, source: int, request: FetchRequest) -> None:
+        progress = self._observers.get(source)
+        if progress is None:
+            progress = self._observers[source] = VoterProgress(0, self._now, -1)
+        progress.last_contact_ms = self._now
+        # Its fetch offset is fsynced (a replica fetches only from its durable end).
+        progress.end_offset = min(request.fetch_offset, self.log.end_offset)
+        if request.fetch_offset >= self.log.end_offset:
+            progress.last_caught_up_ms = self._now
+
     def next_deadline(self) -> int | None:
         """When `tick` next has something to do (None: nothing until another event)."""
         role = self.role
         if role is Role.LEADER:
+            if self._removed_and_committed():
+                return self._now
             times = [deadline for _, deadline in self._parked.values()]
             if self._others:
                 times += (self._check_quorum_at, self._begin_resend_at)
@@ -393,11 +489,16 @@ class RaftReplica:
         if isinstance(log, EndOffsetLog):
             log.update(log_end_offset, self.epoch if self.role is Role.LEADER else 0)
         self._awaiting_log = False
+        actions = self._sync_voters()
         if self.role is Role.LEADER:
-            return self._refresh_own_progress() + self._complete_parked(only_with_data=True)
+            return (
+                actions
+                + self._refresh_own_progress()
+                + self._complete_parked(only_with_data=True)
+            )
         if self.role is Role.FOLLOWER:
-            return self._advance_follower_high_watermark() + self._maybe_fetch()
-        return []
+            return actions + self._advance_follower_high_watermark() + self._maybe_fetch()
+        return actions
 
     def on_fetch_failed(self, request_id: int, now_ms: int | None = None) -> list[Action]:
         """Our fetch got no answer (refused, reset, timed out). Unlike any answer it proves
@@ -418,7 +519,7 @@ class RaftReplica:
             )
         self._awaiting_log = False
         self._flushed_end = min(self._flushed_end, log_end_offset)
-        return self._maybe_fetch()
+        return self._sync_voters() + self._maybe_fetch()
 
     def on_flushed(self, voter_id: int, flushed_end_offset: int) -> list[Action]:
         """`voter_id` has fsynced its log up to (excluding) `flushed_end_offset`. This node's
@@ -505,11 +606,13 @@ class RaftReplica:
         if self.role is Role.LEADER:
             # Every voter counts as caught up until a lag window passes without it (Kafka's ISR).
             self._progress = {v: VoterProgress(0, now, now) for v in self.voters}
+            self._observers = {}
             self._begin_pending = set(self._others)
             self._begin_resend_at = self._resend_time(now)
             self._check_quorum_at = now + self.config.check_quorum_timeout_ms
         else:
             self._progress = {}
+            self._observers = {}
             self._begin_pending = set()
             self.epoch_start_offset = None
             self._commit_floor = None
@@ -530,6 +633,12 @@ class RaftReplica:
             return actions + self._start_candidate()
         for voter in self._others:
             actions.append(SendMessage(voter, self._vote_request(voter, pre_vote=True)))
+        leader = self.state.leader_id
+        if leader is not None and leader != self.node_id:
+            # Ask the leader too (KIP-996): an answer from it sends us back to following. A
+            # leader that no longer counts us a voter (its log removed us; ours does not know
+            # yet) neither announces itself to us nor votes: we would pre-vote forever.
+            actions.append(SendMessage(leader, self._fetch_request(max_wait_ms=0)))
         return actions
 
     def _start_candidate(self) -> list[Action]:
@@ -608,7 +717,14 @@ class RaftReplica:
         target = self._rng.choice(candidates)
         return [SendMessage(target, self._fetch_request(max_wait_ms=0))]
 
+    def _removed_and_committed(self) -> bool:
+        """This leader is no voter and the voter set without it is committed: it hands over
+        (Raft's rule), on its next tick."""
+        return self.node_id not in self.voters and self.high_watermark > self._voters_offset
+
     def _leader_tick(self) -> list[Action]:
+        if self._removed_and_committed():
+            return self.resign()
         now = self._now
         actions: list[Action] = []
         expired = [s for s, (_, deadline) in self._parked.items() if deadline <= now]
@@ -634,8 +750,9 @@ class RaftReplica:
                 (p.last_contact_ms for v, p in self._progress.items() if v != self.node_id),
                 reverse=True,
             )
-            # Besides itself the leader needs majority - 1 voters heard from within the window.
-            latest_needed = contacts[self._majority - 2]
+            # Besides itself (while a voter) the leader needs the rest of a majority heard from
+            # within the window.
+            latest_needed = contacts[self._majority - 1 - (self.node_id in self.voters)]
             if now - latest_needed >= window:
                 return actions + self.resign()
             self._check_quorum_at = latest_needed + window
@@ -660,10 +777,15 @@ class RaftReplica:
             return SendMessage(source, response)
 
         pre_vote = request.pre_vote
+        # A candidate we do not count among the voters may hold a newer voter set than ours
+        # (KIP-853): refused only if we know its id with another directory (wiped storage). A
+        # request naming another directory of ours is for the replica we were before a wipe.
+        candidate = request.candidate_id
         if (
-            not self._member
-            or not self._is_voter_key(request.candidate_id, request.candidate_directory_id)
+            (candidate in self._voter_dirs
+             and not self._is_voter_key(candidate, request.candidate_directory_id))
             or request.voter_directory_id not in (None, self.directory_id)
+            or (self.node_id in self._voter_dirs and not self._member)
         ):
             return [reply(False, ErrorCode.inconsistent_voter_set)]
         if request.last_epoch < 0 or request.end_offset < 0 or request.last_epoch >= request.epoch:
@@ -823,6 +945,9 @@ class RaftReplica:
         if epoch != request.last_fetched_epoch or request.fetch_offset > end:
             diverging = DivergingEpoch(epoch, end)
             return [self._fetch_reply(source, request, diverging=diverging)]
+        if progress is None and source not in self._voter_dirs:
+            # Only once its log is known to match ours: it may count as a voter soon.
+            self._track_observer(source, request)
         actions: list[Action] = []
         if progress is not None and request.fetch_offset > progress.end_offset:
             progress.end_offset = request.fetch_offset
@@ -893,7 +1018,9 @@ class RaftReplica:
         return self._flushed_end
 
     def _refresh_own_progress(self) -> list[Action]:
-        own = self._progress[self.node_id]
+        own = self._progress.get(self.node_id)
+        if own is None:
+            return []  # a leader removed from the voters: its log no longer counts
         end = self._own_durable_end()
         if end <= own.end_offset:
             return []

@@ -58,14 +58,15 @@ def run_seeds(seeds: range | list[int], **options: Any) -> list[Result]:
     return [run_seed(seed, **options) for seed in seeds]
 
 
-def failures_in(seeds: range) -> tuple[list[tuple[int, str]], int]:
+def failures_in(seeds: range, **options: Any) -> tuple[list[tuple[int, str]], int]:
     """(failed seeds with their errors, events run) over `seeds` (a worker's share)."""
-    results = run_seeds(seeds)
+    results = run_seeds(seeds, **options)
     return [(r.seed, r.error) for r in results if not r.ok], sum(r.events for r in results)
 
 
-def replay_command(seed: int) -> str:
-    return f".venv/bin/python tests/simulation/raft_sim.py --seed {seed} --trace"
+def replay_command(seed: int, voter_changes: bool = False) -> str:
+    flag = " --voter-changes" if voter_changes else ""
+    return f".venv/bin/python tests/simulation/raft_sim.py --seed {seed}{flag} --trace"
 
 
 def main() -> int:
@@ -81,8 +82,15 @@ def main() -> int:
     parser.add_argument(
         "--no-directory-ids", action="store_true", help="voters without directory ids"
     )
+    parser.add_argument(
+        "--voter-changes",
+        action="store_true",
+        help="5 nodes, 1 or 3 voters at first; leaders add and remove voters under faults",
+    )
     args = parser.parse_args()
     options: dict[str, Any] = {"directory_ids": not args.no_directory_ids}
+    if args.voter_changes:
+        options["voter_changes"] = True
     if args.bug:
         import sim_bugs
 
@@ -107,7 +115,7 @@ def main() -> int:
         if not result.ok:
             failures += 1
             print(f"seed {result.seed} FAILED: {result.error}")
-            print(f"  replay: {replay_command(result.seed)}")
+            print(f"  replay: {replay_command(result.seed, args.voter_changes)}")
     elapsed = time.perf_counter() - started
     print(
         f"{args.seeds} seeds, {failures} failed, {elapsed:.1f} s "

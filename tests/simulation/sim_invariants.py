@@ -5,7 +5,8 @@
   changes; nothing is sent in an epoch (nor a vote granted) before it is persisted;
 - per node the high watermark never decreases (within a run of the process; across restarts it
   resumes from the persisted checkpoint, which never decreases either);
-- every high watermark is covered by what a majority of voters hold *fsynced* (a voter whose disk
+- every high watermark is covered by what a majority of voters hold *fsynced* (with voter changes:
+  of the voters of the leader advancing it) (a voter whose disk
   was wiped counts with what it had fsynced until then: losing a disk is outside Raft's fault
   model, counting unsynced data is a bug);
 - the log below any node's high watermark equals the global committed log, forever (checked when
@@ -39,9 +40,16 @@ class SafetyViolation(AssertionError):
 
 
 class Invariants:
-    def __init__(self, voter_keys: list[Key], *, check_fsynced: bool = True) -> None:
+    def __init__(
+        self, voter_keys: list[Key], *, check_fsynced: bool = True, dynamic_voters: bool = False
+    ) -> None:
         self.voter_keys = voter_keys
         self.check_fsynced = check_fsynced
+        # Voters change through the log: a high watermark is checked against the voters of the
+        # leader that advanced it (a follower's set may be several changes old).
+        self.dynamic_voters = dynamic_voters
+        # A leader proposing voters may append LEADER_CHANGE to commit an entry of its epoch.
+        self.proposing = False
         self.majority = len(voter_keys) // 2 + 1
         self.committed: list[tuple[int, Any]] = []
         self.leaders: dict[int, tuple[int, str, int]] = {}
@@ -123,6 +131,8 @@ class Invariants:
         """A LEADER_CHANGE entry takes an offset that Kafka would give a record: it is written
         only to commit a tail of earlier epochs that other voters may hold differently."""
         raft = node.raft
+        if self.proposing:
+            return
         if len(raft.voters) == 1 or node.log.end_offset <= raft.high_watermark:
             self.fail(
                 f"node {node.id} appends LEADER_CHANGE at {node.log.end_offset} with high "
@@ -169,14 +179,20 @@ class Invariants:
     def _check_majority_fsynced(self, node: SimNode, high_watermark: int) -> None:
         prefix = self.committed[:high_watermark]
         holders = []
-        for key in self.voter_keys:
+        voter_keys, majority = self.voter_keys, self.majority
+        if self.dynamic_voters:
+            if not node.raft.is_leader:
+                return
+            voter_keys = list(node.raft._voter_dirs.items())
+            majority = len(voter_keys) // 2 + 1
+        for key in voter_keys:
             durable = self.wiped.get(key)
             if durable is None:
                 durable = self.durable_of[key]
             copies = [durable, *self.before_loss.get(key, ())]
             if any(len(c) >= high_watermark and c[:high_watermark] == prefix for c in copies):
                 holders.append(key[0])
-        if len(holders) < self.majority:
+        if len(holders) < majority:
             self.fail(
                 f"node {node.id}: high watermark {high_watermark} but only voters {holders} "
                 f"have fsynced it"

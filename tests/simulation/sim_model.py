@@ -26,19 +26,41 @@ class Scenario:
     write_every_ms: tuple[int, int] = (3, 30)
     crash_in_actions: float = 0.0005  # per action carried out
     max_wipes: int = 1
+    voters: int | None = None  # voters at creation (the first nodes); None: every node
 
     @classmethod
-    def for_seed(cls, seed: int) -> Scenario:
+    def for_seed(
+        cls, seed: int, *, voter_changes: bool = False, lossy_storage: bool = False
+    ) -> Scenario:
+        if voter_changes:
+            # Five nodes, one or three voters at first: reassignments grow and shrink the
+            # group. No wiped disks or lost tails here: re-adding a wiped voter under its new
+            # directory id is a reassignment of its own (KIP-853), not modelled yet.
+            rng = random.Random(seed ^ 0xC0F1)
+            return cls(
+                nodes=5,
+                voters=rng.choice((1, 3)),
+                drop=rng.choice((0.0, 0.02, 0.08)),
+                duplicate=rng.choice((0.0, 0.03)),
+                slow=rng.choice((0.0, 0.05, 0.15)),
+                max_wipes=0,
+            )
         rng = random.Random(seed ^ 0x5EED)
         # Mostly 3 voters, a quarter 5, and one in eight a single voter (a lone broker).
         nodes = 5 if seed % 4 == 3 else 1 if seed % 8 == 1 else 3
-        return cls(
+        scenario = cls(
             nodes=nodes,
             drop=rng.choice((0.0, 0.02, 0.08)),
             duplicate=rng.choice((0.0, 0.03)),
             slow=rng.choice((0.0, 0.05, 0.15)),
             max_wipes=(nodes - 1) // 2 if rng.random() < 0.3 else 0,
         )
+        if lossy_storage:
+            # Every seed a replicated group whose minority may lose disks or fsynced tails:
+            # the faults that bugs of protocol-aware recovery need.
+            scenario.nodes = max(nodes, 3)
+            scenario.max_wipes = (scenario.nodes - 1) // 2
+        return scenario
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
 """The deterministic Raft simulator as tests (see raft_sim.py).
 
-Many seeds must hold every invariant; deliberately broken replicas must be caught within a bounded
-number of seeds; a seed must replay exactly. RAFKA_SIM_SEEDS overrides the seed count.
+Many seeds must hold every invariant, with a static voter set and with leaders adding and
+removing voters under faults (reassignment's steps); deliberately broken replicas must be caught
+within a bounded number of seeds; a seed must replay exactly. RAFKA_SIM_SEEDS overrides the seed
+count.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +30,29 @@ CHUNK = 250
 BUDGET_S = 300
 
 
-def test_every_seed_holds_every_invariant() -> None:
-    chunks = [range(start, min(start + CHUNK, SEEDS)) for start in range(0, SEEDS, CHUNK)]
+@pytest.mark.parametrize(
+    ("seeds", "options"),
+    [(SEEDS, {}), (max(SEEDS // 5, 1), {"voter_changes": True})],
+    ids=["static-voters", "voter-changes"],
+)
+def test_every_seed_holds_every_invariant(seeds: int, options: dict[str, Any]) -> None:
+    chunks = [range(start, min(start + CHUNK, seeds)) for start in range(0, seeds, CHUNK)]
     workers = max(1, min(os.cpu_count() or 1, len(chunks)))
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        outcomes = list(pool.map(failures_in, chunks))
+        outcomes = list(pool.map(partial(failures_in, **options), chunks))
     elapsed = time.perf_counter() - started
     failures = [failure for failed, _ in outcomes for failure in failed]
     events = sum(count for _, count in outcomes)
     print(
-        f"\n{SEEDS} seeds on {workers} processes in {elapsed:.1f} s "
-        f"({SEEDS / elapsed:.0f} seeds/s, {events / elapsed:.0f} events/s)"
+        f"\n{seeds} seeds on {workers} processes in {elapsed:.1f} s "
+        f"({seeds / elapsed:.0f} seeds/s, {events / elapsed:.0f} events/s)"
     )
+    changes = bool(options.get("voter_changes"))
     assert not failures, "\n".join(
-        f"seed {seed}: {error}\n  replay: {replay_command(seed)}" for seed, error in failures[:10]
+        f"seed {seed}: {error}\n  replay: {replay_command(seed, changes)}"
+        for seed, error in failures[:10]
     )
     assert elapsed < BUDGET_S
 
@@ -64,7 +74,11 @@ def first_failure(limit: int, **options: Any) -> tuple[int, str] | None:
         ({"raft_class": sim_bugs.AnswersVoteBeforePersisting}, 5, "before persisting"),
         # Issue 13's lost writes: a voter whose disk lost an fsynced tail helps elect a leader
         # that lacks committed records (the good follower is then asked to truncate them).
-        ({"raft_class": sim_bugs.VotesAfterLosingFsyncedRecords}, 200, "below the high water"),
+        (
+            {"raft_class": sim_bugs.VotesAfterLosingFsyncedRecords, "lossy_storage": True},
+            300,
+            "below the high water",
+        ),
         # A wiped voter that rejoins under its old identity forgets its vote and its records.
         ({"directory_ids": False}, 600, ""),
         # Issue 13's duplicate producer ids: a new controller reserves from a lagging image.

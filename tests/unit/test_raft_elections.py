@@ -4,20 +4,14 @@ The replication side is in test_raft_replication.py; shared helpers in test_raft
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any
-
 import pytest
-from test_raft_support import CONFIG, leader_of, only, replica, sent, vote
+from test_raft_support import CONFIG, MiniCluster, leader_of, only, replica, sent, vote
 
 from rafka.protocol.errors import ErrorCode
 from rafka.replication.actions import (
-    Action,
     AppendLeaderChange,
-    AppendRecords,
     PersistQuorumState,
     SendMessage,
-    TruncateLog,
 )
 from rafka.replication.log import MemoryLog
 from rafka.replication.messages import (
@@ -377,56 +371,3 @@ def test_leaders_elected_apart_resend_begin_quorum_epoch_on_few_ticks() -> None:
     assert len(set(times.values())) <= 3
     for start, when in times.items():
         assert CONFIG.request_timeout_ms <= when - start <= CONFIG.request_timeout_ms * 5 // 4
-
-
-# -- a tiny synchronous cluster --------------------------------------------------------------------
-
-
-class MiniCluster:
-    """Instant delivery, instant fsync, a clock advanced by hand: enough for liveness rules."""
-
-    def __init__(self, size: int) -> None:
-        voters = tuple(range(1, size + 1))
-        self.nodes = {n: replica(n, voters=voters) for n in voters}
-        self.now = 0
-        self.isolated: set[int] = set()
-
-    def leader(self) -> RaftReplica | None:
-        leaders = [n for n in self.nodes.values() if n.is_leader]
-        return leaders[0] if len(leaders) == 1 else None
-
-    def run_for(self, duration_ms: int) -> None:
-        end = self.now + duration_ms
-        self.run_until(lambda: self.now >= end)
-
-    def run_until(self, done: Any, limit_ms: int = 10_000) -> None:
-        stop = self.now + limit_ms
-        while not done() and self.now < stop:
-            self.now += 1
-            for node in self.nodes.values():
-                self._apply(node, node.tick(self.now))
-
-    def _apply(self, node: RaftReplica, actions: list[Action]) -> None:
-        todo: deque[tuple[RaftReplica, Action]] = deque((node, a) for a in actions)
-        while todo:
-            owner, action = todo.popleft()
-            log = owner.log
-            assert isinstance(log, MemoryLog)
-            more: list[Action] = []
-            if isinstance(action, SendMessage):
-                target = self.nodes[action.destination]
-                if not {owner.node_id, target.node_id} & self.isolated:
-                    more_target = target.on_message(owner.node_id, action.message, self.now)
-                    todo.extend((target, a) for a in more_target)
-            elif isinstance(action, AppendLeaderChange):
-                log.append([(action.epoch, "leader-change")])
-                more = owner.on_local_append(log.end_offset)
-                more += owner.on_flushed(owner.node_id, log.end_offset)
-            elif isinstance(action, AppendRecords):
-                log.append(action.records)  # type: ignore[arg-type]
-                more = owner.on_local_append(log.end_offset)
-                more += owner.on_flushed(owner.node_id, log.end_offset)
-            elif isinstance(action, TruncateLog):
-                log.truncate(action.end_offset)
-                more = owner.on_truncated(log.end_offset)
-            todo.extend((owner, a) for a in more)
