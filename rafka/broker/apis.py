@@ -102,6 +102,8 @@ def build_dispatchers(broker: Broker, gate: asyncio.Event) -> tuple[Dispatcher, 
     needs it, and a broker cut off from the controller still serves it."""
     controller = _build_dispatcher(broker)
     controller.authorizer = broker.authorizer
+    if broker.metrics is not None:
+        controller.durations = broker.metrics.requests
     voters = broker.config.quorum_voters
     if voters:
         controller.admits = VoterAdmission(voter.host for voter in voters).admits

@@ -28,6 +28,7 @@ from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
 from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.log_cleaner import LogCleanerService
+from rafka.broker.metrics.counters import BrokerMetrics
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.node_security import (
     authorizer_for,
@@ -67,7 +68,8 @@ class Broker:
         self.default_log_config = LogConfig.from_topic_configs(config.topic_defaults())
         self.log_dir = LogDirectory(config.log_dirs[0])
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rafka-io")
-        self.flusher = GroupCommitFlusher(self.pool)
+        self.metrics = BrokerMetrics() if config.metrics_enabled else None  # else: not counted
+        self.flusher = GroupCommitFlusher(self.pool, self.metrics and self.metrics.log_flushes)
         # The metadata log's fsyncs never queue behind a round of thousands of data logs': its
         # followers fetch again only once they are done, and the controller's liveness with them.
         self._metadata_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rafka-meta")

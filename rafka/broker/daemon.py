@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 import uvloop
@@ -17,6 +18,9 @@ from rafka.broker.net.listener_security import listener_security
 from rafka.broker.net.server import ConnectionLimits, Listener
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition.clock import now_ms
+
+if TYPE_CHECKING:
+    from rafka.broker.metrics.endpoint import MetricsEndpoint
 
 log = structlog.get_logger(__name__)
 
@@ -42,9 +46,17 @@ class BrokerServer:
         self.listeners: list[Listener] = []
         self.controller_listeners: list[Listener] = []
         self._housekeeping: asyncio.Task[None] | None = None
+        self.metrics: MetricsEndpoint | None = None
 
     async def start(self) -> None:
         started = time.monotonic()
+        if self.config.metrics_enabled:  # first: a port in use stops the broker before any work
+            # Imported only here: a broker without metrics never loads prometheus_client.
+            from rafka.broker.metrics.endpoint import start_metrics_endpoint
+
+            self.metrics = await start_metrics_endpoint(
+                self.broker, self.config.metrics_host, self.config.metrics_port
+            )
         await self.broker.start()
         # Client requests wait until this node has joined the cluster; Raft traffic between
         # the nodes (on the controller listeners) flows at once, as joining needs it.
@@ -126,6 +138,8 @@ class BrokerServer:
     async def stop(self) -> None:
         if self._housekeeping is not None:
             self._housekeeping.cancel()
+        if self.metrics is not None:
+            await self.metrics.close()
         # Leaderships first, while clients and followers can still reach us: clients move to
         # the new leaders with retriable errors, and nothing acknowledged is left behind.
         await self.broker.hand_over_leadership()

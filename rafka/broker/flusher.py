@@ -9,10 +9,13 @@ per message and no log is ever fsynced by two threads at once.
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import structlog
+
+from rafka.broker.metrics.counters import Histogram
 
 log = structlog.get_logger(__name__)
 
@@ -28,8 +31,9 @@ class Flushable(Protocol):
 
 
 class GroupCommitFlusher:
-    def __init__(self, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, pool: ThreadPoolExecutor, durations: Histogram | None = None) -> None:
         self._pool = pool
+        self._durations = durations  # rafka_log_flush_duration_seconds, when metrics are on
         self._dirty: dict[int, Flushable] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -53,10 +57,13 @@ class GroupCommitFlusher:
                 if self._closing:
                     return
                 continue
+            started = time.perf_counter()
             results = await asyncio.gather(
                 *(loop.run_in_executor(self._pool, t.flush_blocking) for t in batch),
                 return_exceptions=True,
             )
+            if self._durations is not None:
+                self._durations.observe(time.perf_counter() - started)
             for target, result in zip(batch, results, strict=True):
                 if isinstance(result, OSError):
                     log.error("fsync failed", error=str(result))

@@ -26,7 +26,8 @@ from rafka.cli.launch import BrokerArgs, parse_broker_args
 from rafka.cli.main import app
 
 QUIET = {"log_level": 3}  # librdkafka: errors only
-NEVER_IMPORTED = {"typer", "click", "rich", "hypothesis", "pydantic"}
+# prometheus_client: only with rafka.metrics.port set (this broker runs without it).
+NEVER_IMPORTED = {"typer", "click", "rich", "hypothesis", "pydantic", "prometheus_client"}
 BROKER_CLI_MODULES = {"rafka.cli", "rafka.cli.launch", "rafka.cli.broker_command"}
 # kio payload modules are kio.schema.<api>.v<N>.<request|response>
 KIO_PAYLOAD = re.compile(r"kio\.schema\.(\w+)\.v\d+\.(request|response)$")

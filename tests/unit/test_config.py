@@ -263,7 +263,6 @@ def test_sensitive_values_are_hidden_in_errors_and_describe() -> None:
 @pytest.mark.parametrize(
     "settings",
     [
-        ("rafka.metrics.port=9404",),
         ("listeners=PLAINTEXT://:9092,SASL_SSL://:9093",),
         (
             "listeners=PLAINTEXT://:9092,EXT://:9093",
@@ -278,6 +277,15 @@ def test_what_rafka_does_not_implement_is_refused_in_one_line(settings) -> None:
     message = str(refused.value)
     assert "\n" not in message
     assert "not implement" in message
+
+
+def test_metrics_endpoint_is_configured_by_port_and_host() -> None:
+    config = load("rafka.metrics.port=9404", "rafka.metrics.host=0.0.0.0")
+    assert config.metrics_enabled and config.metrics_port == 9404
+    assert config.metrics_host == "0.0.0.0"
+    assert load().metrics_host == "localhost"
+    with pytest.raises(ConfigError, match="rafka.metrics.port"):
+        load("rafka.metrics.port=65536")
 
 
 def test_valid_cluster_id_is_accepted() -> None:

@@ -363,7 +363,7 @@ del D
 
 # Keys rafka knows but does not implement yet: setting one stops the broker with one line, rather
 # than a setting that silently does nothing (a "secured" listener served in plaintext).
-NOT_IMPLEMENTED = frozenset({"rafka.metrics.port"})
+NOT_IMPLEMENTED: frozenset[str] = frozenset()
 # SASL mechanisms rafka serves (Kafka's GSSAPI and OAUTHBEARER are not implemented).
 SASL_MECHANISMS_SERVED = frozenset({"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"})
 # Security protocols of the listeners rafka serves.

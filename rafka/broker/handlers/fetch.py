@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rafka.broker.broker import Broker
+from rafka.broker.metrics.counters import TopicTraffic
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition.replica import Partition
 from rafka.broker.security.acl import Operation, ResourceType
@@ -75,9 +76,19 @@ def make_handler(broker: Broker):
             if not await _wait_for_data(wanted, remaining) or ctx.connection.closed:
                 responses, _, _ = _read_all(broker, wanted, request.max_bytes, read_committed)
                 break
+        if broker.metrics is not None:
+            _count_bytes_out(broker.metrics.traffic, wanted, responses)
         return _response(ctx.api_version, wanted, responses, read_committed)
 
     return handle
+
+
+def _count_bytes_out(
+    traffic: TopicTraffic, wanted: list[_Wanted], responses: list[tuple[ErrorCode, bytes]]
+) -> None:
+    for w, (_, data) in zip(wanted, responses, strict=True):
+        if data and w.name is not None:
+            traffic.fetched(w.name, len(data))
 
 
 def _replica_id(request: Any) -> int:

@@ -81,6 +81,7 @@ async def _append(
     """Checks and appends each partition's batch: the outcomes in request order, and for the
     appended ones (by position) what their acks wait for."""
     acks = request.acks
+    traffic = broker.metrics.traffic if broker.metrics is not None else None
     outcomes: list[Outcome] = []
     waits: dict[int, asyncio.Future[None]] = {}
     for topic_data in request.topic_data:
@@ -114,6 +115,9 @@ async def _append(
             except AppendError as exc:
                 outcomes.append((name, data.index, exc, exc.message))
                 continue
+            if traffic is not None and not result.duplicate:
+                count = result.last_offset - result.base_offset + 1
+                traffic.produced(name, count, len(data.records))
             if acks == -1:
                 waits[len(outcomes)] = partition.wait_committed(result.last_offset)
             elif acks == 1:

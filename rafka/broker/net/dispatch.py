@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from rafka.broker.metrics.counters import RequestDurations
 from rafka.broker.net.server import Connection
 from rafka.broker.security.acl import OPERATIONS_OF, Authorizer, Operation, ResourceType
 from rafka.broker.security.sasl import MAX_TOKEN_BYTES, SaslFailed
@@ -125,6 +127,8 @@ class Dispatcher:
         # Given a request's client id: whether to close its connection instead of answering
         # (a broker cut off from the controller sends clients to the other brokers).
         self.turns_away = turns_away
+        # rafka_request_duration_seconds, when metrics are enabled.
+        self.durations: RequestDurations | None = None
 
     def for_clients(
         self,
@@ -138,6 +142,7 @@ class Dispatcher:
         apis = {key: spec for key, spec in self.apis.items() if key not in control_plane_apis}
         clients = Dispatcher(apis, gate, self.forwarder, turns_away, control_plane=False)
         clients.authorizer = self.authorizer
+        clients.durations = self.durations
         return clients
 
     def supported_versions(self) -> list[tuple[int, int, int]]:
@@ -179,14 +184,21 @@ class Dispatcher:
             connection.abort("cut off from the controller: other brokers serve clients", warn=False)
             return None
         context = RequestContext(header, connection, self.control_plane, self)
-        if spec.forwarded and self.forwarder is not None:
-            forwarded = await self.forwarder(api_key, version, request, bytes(frame_body), context)
-            if forwarded is not None:
-                return encode_frame(api_key, version, header.correlation_id, forwarded)
-        result = await spec.handler(context, request)
-        if result is None:
-            return None
-        return encode_frame(api_key, version, header.correlation_id, result)
+        durations = self.durations
+        started = time.perf_counter() if durations is not None else 0.0
+        try:
+            if spec.forwarded and self.forwarder is not None:
+                frame_bytes = bytes(frame_body)
+                forwarded = await self.forwarder(api_key, version, request, frame_bytes, context)
+                if forwarded is not None:
+                    return encode_frame(api_key, version, header.correlation_id, forwarded)
+            result = await spec.handler(context, request)
+            if result is None:
+                return None
+            return encode_frame(api_key, version, header.correlation_id, result)
+        finally:
+            if durations is not None:  # from the request's turn to its encoded response
+                durations.observe(api_key, time.perf_counter() - started, self.control_plane)
 
     async def enveloped(self, inner: bytes, principal: str, client_host: str) -> bytes | None:
         """A request another node forwarded in an Envelope (Kafka's KIP-590): served as the
