@@ -56,6 +56,14 @@ class TruncateLog:
 
 
 @dataclass(slots=True, frozen=True)
+class ResetLog:
+    """Delete the whole log and restart it empty at `start_offset` (a follower whose log ends
+    below the leader's log start: everything below it is committed and gone from the leader)."""
+
+    start_offset: int
+
+
+@dataclass(slots=True, frozen=True)
 class HighWatermarkAdvanced:
     high_watermark: int
 
@@ -81,6 +89,7 @@ Action = (
     | AppendVoters
     | AppendRecords
     | TruncateLog
+    | ResetLog
     | HighWatermarkAdvanced
     | SendMessage
     | RoleChanged

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from rafka.storage.log import PartitionLog
+    from rafka.storage.voter_sets import VoterSetHistory
 
 
 # {node id: directory id or None}: a group's voters (KIP-853's voter keys).
@@ -31,6 +32,11 @@ class VotersEntry:
 
 
 class RaftLog(Protocol):
+    @property
+    def start_offset(self) -> int:
+        """The first offset the log holds (retention deletes below it, only committed data)."""
+        ...
+
     @property
     def end_offset(self) -> int:
         """The offset the next appended record gets."""
@@ -59,7 +65,9 @@ class RaftLog(Protocol):
 class MemoryLog:
     """A log of `(epoch, value)` entries in memory, one entry per offset, starting at 0."""
 
-    def __init__(self, entries: Sequence[tuple[int, Any]] = ()) -> None:
+    def __init__(self, entries: Sequence[tuple[int, Any]] = (), start_offset: int = 0) -> None:
+        # entries[i] is offset start_offset + i: a log whose head retention deleted starts later.
+        self.start_offset = start_offset
         self.entries: list[tuple[int, Any]] = []
         # (epoch, start offset) per epoch present, ascending: the leader epoch cache.
         self._epochs: list[tuple[int, int]] = []
@@ -69,7 +77,7 @@ class MemoryLog:
 
     @property
     def end_offset(self) -> int:
-        return len(self.entries)
+        return self.start_offset + len(self.entries)
 
     @property
     def last_epoch(self) -> int:
@@ -80,12 +88,13 @@ class MemoryLog:
         for index in range(len(epochs) - 1, -1, -1):
             found, _ = epochs[index]
             if found <= epoch:
-                end = epochs[index + 1][1] if index + 1 < len(epochs) else len(self.entries)
+                end = epochs[index + 1][1] if index + 1 < len(epochs) else self.end_offset
                 return found, end
-        return 0, 0
+        return 0, self.start_offset
 
     def read(self, offset: int, limit: int) -> tuple[tuple[int, Any], ...]:
-        return tuple(self.entries[offset : offset + limit])
+        first = offset - self.start_offset
+        return tuple(self.entries[first : first + limit])
 
     def latest_voters(self) -> tuple[int, VoterKeys] | None:
         return self._voters[-1] if self._voters else None
@@ -97,24 +106,42 @@ class MemoryLog:
             if epoch < last:
                 raise ValueError(f"entry of epoch {epoch} after epoch {last}")
             if epoch > last:
-                self._epochs.append((epoch, len(self.entries)))
+                self._epochs.append((epoch, self.end_offset))
             if isinstance(entry[1], VotersEntry):
-                self._voters.append((len(self.entries), dict(entry[1].voters)))
+                self._voters.append((self.end_offset, dict(entry[1].voters)))
             self.entries.append(entry)
 
     def truncate(self, end_offset: int) -> None:
-        del self.entries[end_offset:]
+        del self.entries[end_offset - self.start_offset :]
         while self._epochs and self._epochs[-1][1] >= end_offset:
             self._epochs.pop()
         while self._voters and self._voters[-1][0] >= end_offset:
             self._voters.pop()
 
+    def reset(self, start_offset: int) -> None:
+        """Empty, starting at `start_offset` (voter sets kept: they were in force there)."""
+        self.entries = []
+        self._epochs = []
+        self.start_offset = start_offset
+
+    def delete_before(self, offset: int) -> None:
+        """Retention: drop the entries below `offset`."""
+        offset = min(offset, self.end_offset)
+        del self.entries[: offset - self.start_offset]
+        self.start_offset = offset
+
 
 class PartitionLogView:
-    """A storage `PartitionLog` seen as a `RaftLog` (records read as raw batch bytes)."""
+    """A storage `PartitionLog` seen as a `RaftLog` (records read as raw batch bytes); its
+    voters records are tracked by a VoterSetHistory."""
 
-    def __init__(self, log: PartitionLog) -> None:
+    def __init__(self, log: PartitionLog, voter_sets: VoterSetHistory | None = None) -> None:
         self._log = log
+        self._voter_sets = voter_sets
+
+    @property
+    def start_offset(self) -> int:
+        return self._log.log_start_offset
 
     @property
     def end_offset(self) -> int:
@@ -134,7 +161,7 @@ class PartitionLogView:
         return self._log.read(offset, limit)
 
     def latest_voters(self) -> tuple[int, VoterKeys] | None:
-        return None  # partitions' voters come from the cluster metadata until reassignment lands
+        return None if self._voter_sets is None else self._voter_sets.latest()
 
 
 class EndOffsetLog:
@@ -144,6 +171,10 @@ class EndOffsetLog:
     def __init__(self, end_offset: int, last_epoch: int = 0) -> None:
         self._end_offset = end_offset
         self._last_epoch = last_epoch
+
+    @property
+    def start_offset(self) -> int:
+        return 0
 
     @property
     def end_offset(self) -> int:

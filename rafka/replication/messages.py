@@ -101,6 +101,9 @@ class FetchResponse:
     diverging_epoch: DivergingEpoch | None = None
     error: ErrorCode = NONE
     sent_at: int = -1  # the leader's clock when it answered
+    # With OFFSET_OUT_OF_RANGE: where the leader's log starts (retention deleted what the
+    # fetch asked for, all of it committed).
+    log_start_offset: int = -1
 
 
 Message = (

@@ -53,6 +53,7 @@ from rafka.replication.actions import (
     AppendVoters,
     HighWatermarkAdvanced,
     PersistQuorumState,
+    ResetLog,
     RoleChanged,
     SendMessage,
     TruncateLog,
@@ -80,6 +81,7 @@ __all__ = [
     "HighWatermarkAdvanced",
     "PersistQuorumState",
     "QuorumState",
+    "ResetLog",
     "RaftConfig",
     "RaftReplica",
     "RaftSafetyError",
@@ -521,6 +523,18 @@ class RaftReplica:
         self._flushed_end = min(self._flushed_end, log_end_offset)
         return self._sync_voters() + self._maybe_fetch()
 
+    def on_log_reset(self, start_offset: int) -> list[Action]:
+        """The log was restarted empty at `start_offset` as a ResetLog asked: everything below
+        is committed (the leader deleted it), so that is our high watermark; the empty log is
+        durable at its start."""
+        self._awaiting_log = False
+        self._flushed_end = start_offset
+        actions = self._sync_voters()
+        if start_offset > self.high_watermark:
+            self.high_watermark = start_offset
+            actions.append(HighWatermarkAdvanced(start_offset))
+        return actions + self._maybe_fetch()
+
     def on_flushed(self, voter_id: int, flushed_end_offset: int) -> list[Action]:
         """`voter_id` has fsynced its log up to (excluding) `flushed_end_offset`. This node's
         own flushes come here; other voters' come with their fetches (this path remains for a
@@ -941,6 +955,21 @@ class RaftReplica:
             if request.fetch_offset >= self.log.end_offset:
                 progress.last_caught_up_ms = self._now
         self._parked.pop(source, None)
+        start = self.log.start_offset
+        if request.fetch_offset < start:
+            # Retention deleted what it asks for (committed, below our high watermark): it
+            # starts its log afresh at ours (Kafka's OFFSET_OUT_OF_RANGE for a follower).
+            response = FetchResponse(
+                epoch=self.epoch,
+                leader_id=self.node_id,
+                request_id=request.request_id,
+                fetch_offset=request.fetch_offset,
+                high_watermark=self.high_watermark,
+                error=ErrorCode.offset_out_of_range,
+                sent_at=self._now,
+                log_start_offset=start,
+            )
+            return [SendMessage(source, response)]
         epoch, end = self.log.end_offset_for_epoch(request.last_fetched_epoch)
         if epoch != request.last_fetched_epoch or request.fetch_offset > end:
             diverging = DivergingEpoch(epoch, end)
@@ -1085,6 +1114,16 @@ class RaftReplica:
             return []
         self._fetch_in_flight = None
         now = self._now
+        if (
+            response.error is ErrorCode.offset_out_of_range
+            and response.log_start_offset > self.log.end_offset
+        ):
+            # Our whole log lies below the leader's start: all of it committed, what the leader
+            # holds from there on is what we lack. Restart the log there.
+            self._fetch_deadline = now + self.config.fetch_timeout_ms
+            self._last_leader_contact = self._last_quorum_contact = now
+            self._awaiting_log = True
+            return [ResetLog(response.log_start_offset)]
         if response.error is not NONE:
             self._fetch_retry_at = now + self.config.retry_backoff_ms
             return []

@@ -14,6 +14,7 @@ from rafka.replication.actions import (
     AppendLeaderChange,
     AppendRecords,
     AppendVoters,
+    ResetLog,
     SendMessage,
     TruncateLog,
 )
@@ -157,4 +158,7 @@ class MiniCluster:
             elif isinstance(action, TruncateLog):
                 log.truncate(action.end_offset)
                 more = owner.on_truncated(log.end_offset)
+            elif isinstance(action, ResetLog):
+                log.reset(action.start_offset)
+                more = owner.on_log_reset(action.start_offset)
             todo.extend((owner, a) for a in more)

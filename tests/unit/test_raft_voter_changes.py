@@ -148,3 +148,22 @@ def test_a_truncated_voters_record_gives_back_the_voters_before_it() -> None:
     log.truncate(1)
     follower.on_truncated(1)
     assert follower.voters == {1, 2, 3}
+
+
+def test_a_new_replica_behind_the_leaders_log_start_restarts_its_log_there() -> None:
+    # Retention deleted the head of the leader's log (committed): an added replica cannot fetch
+    # from 0 and starts its log at the leader's start instead, then joins the voters.
+    cluster = MiniCluster(4, voters=3)
+    leader = elected(cluster)
+    cluster.write(["a", "b", "c", "d"])
+    cluster.run_until(lambda: caught_up(cluster))
+    for node in list(cluster.nodes.values())[:3]:
+        log = node.log
+        assert isinstance(log, MemoryLog)
+        log.delete_before(3)
+    observer_log = MemoryLog()
+    cluster.nodes[4] = RaftReplica(4, (1, 2, 3), QuorumState(), observer_log, config=leader.config)
+    change(cluster, 1, 2, 3, 4)
+    assert observer_log.start_offset == 3
+    assert observer_log.read(3, 10) == leader.log.read(3, 10)
+    assert cluster.nodes[4].high_watermark == leader.high_watermark

@@ -322,4 +322,5 @@ def fetch_response_from_wire(p: Any, sent: FetchRequest) -> FetchResponse:
             else None
         ),
         error=ErrorCode(p.error_code),
+        log_start_offset=p.log_start_offset,
     )

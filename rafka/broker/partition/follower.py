@@ -10,6 +10,7 @@ from __future__ import annotations
 import structlog
 
 from rafka.broker.partition.clock import now_ms
+from rafka.broker.partition.voters import voters_in_batch
 from rafka.protocol.records import (
     CorruptRecordError,
     UnsupportedMagicError,
@@ -19,6 +20,7 @@ from rafka.protocol.records import (
 from rafka.storage.log import PartitionLog
 from rafka.storage.producer_state import ProducerStateManager
 from rafka.storage.txn_index import TransactionIndex, replay_batch, replay_into
+from rafka.storage.voter_sets import VoterSetHistory
 
 log = structlog.get_logger(__name__)
 
@@ -29,10 +31,12 @@ def append_fetched(
     txn_index: TransactionIndex,
     records: bytes,
     partition_name: str,
+    voter_sets: VoterSetHistory | None = None,
 ) -> bool:
     """Append what a follower fetched from the leader, batch by batch, up to the first batch
-    that does not fit the log end or fails its CRC, replaying each into the producer state.
-    False when the records do not parse at all (nothing appended)."""
+    that does not fit the log end or fails its CRC, replaying each into the producer state;
+    a voters record goes into `voter_sets` (durably) before the log holds it. False when the
+    records do not parse at all (nothing appended)."""
     buf = memoryview(bytes(records))
     try:
         batches = list(iter_batch_headers(buf))
@@ -50,6 +54,15 @@ def append_fetched(
             )
             break
         data = buf[pos : pos + header.size]
+        if header.is_control and voter_sets is not None:
+            try:
+                voters = voters_in_batch(header, data)
+            except CorruptRecordError as exc:
+                log.error("bad voters record from the leader", partition=partition_name,
+                          base_offset=header.base_offset, error=str(exc))
+                break
+            if voters is not None:
+                voter_sets.record(header.base_offset, voters)
         last = header.base_offset + header.last_offset_delta
         segment_before = log_.active_segment
         log_.append(
@@ -82,3 +95,19 @@ def truncate_diverging(
     txn_index.truncate_to(end)
     replay_into(log_, producers, txn_index, replay_from)
     return end
+
+
+def reset_log(
+    log_: PartitionLog,
+    producers: ProducerStateManager,
+    txn_index: TransactionIndex,
+    start_offset: int,
+) -> None:
+    """Delete the whole log and restart it empty at `start_offset`: the leader's log starts
+    there and ours ends below it (a replica added to a partition whose head retention deleted,
+    or one away for longer than the retention). The producer state and aborted-transaction
+    index go with the data, as when Kafka's follower truncates fully."""
+    log_.truncate_fully_and_start_at(start_offset)
+    producers.truncate_to(start_offset, start_offset)
+    txn_index.truncate_to(0)
+    txn_index.delete_below(start_offset)

@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from rafka.broker.partition.clock import now_ms, raft_clock_ms
+from rafka.broker.partition.voters import load_voter_sets
 from rafka.replication.log import PartitionLogView
 from rafka.replication.raft import QuorumState, RaftConfig, RaftReplica
 from rafka.storage.config import LogConfig
@@ -19,6 +20,7 @@ from rafka.storage.producer_state import ProducerStateManager
 from rafka.storage.quorum_state import FILE_NAME as QUORUM_STATE_FILE
 from rafka.storage.quorum_state import read_quorum_state
 from rafka.storage.txn_index import TransactionIndex, replay_into
+from rafka.storage.voter_sets import VoterSetHistory
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +31,7 @@ class RecoveredReplica:
     producers: ProducerStateManager
     txn_index: TransactionIndex
     raft: RaftReplica
+    voter_sets: VoterSetHistory
 
 
 def recover_replica(
@@ -63,11 +66,12 @@ def recover_replica(
         directory, partition_log.segments[0].base_offset, partition_log.log_end_offset
     )
     replay_into(partition_log, producers, txn_index, replay_from)
+    voter_sets = load_voter_sets(directory, partition_log)
     raft = RaftReplica(
         node_id,
         voters,
         QuorumState(stored.epoch, stored.voted_for, stored.leader_id),
-        PartitionLogView(partition_log),
+        PartitionLogView(partition_log, voter_sets),
         # A checkpoint above the recovered log end means data was lost: never claim it.
         min(high_watermark, partition_log.log_end_offset),
         config=raft_config,
@@ -82,7 +86,7 @@ def recover_replica(
             log_end_offset=partition_log.log_end_offset,
             lost_end_offset=max(partition_log.lost_end_offset, high_watermark, lost_end),
         )
-    return RecoveredReplica(partition_log, producers, txn_index, raft)
+    return RecoveredReplica(partition_log, producers, txn_index, raft, voter_sets)
 
 
 def _drop_epochs_never_entered(log_: PartitionLog, directory: Path, quorum_epoch: int) -> int:

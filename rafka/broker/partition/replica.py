@@ -31,9 +31,10 @@ from rafka.broker.partition.append import (
 )
 from rafka.broker.partition.clock import now_ms, raft_clock_ms
 from rafka.broker.partition.durability import Durability
-from rafka.broker.partition.follower import append_fetched, truncate_diverging
+from rafka.broker.partition.follower import append_fetched, reset_log, truncate_diverging
 from rafka.broker.partition.recovery import recover_replica
 from rafka.broker.partition.transactions import Transactions
+from rafka.broker.partition.voters import build_voters_batch
 from rafka.broker.partition.waiters import DataListeners, OffsetWaiters
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import (
@@ -47,11 +48,13 @@ from rafka.replication.raft import (
     Action,
     AppendLeaderChange,
     AppendRecords,
+    AppendVoters,
     HighWatermarkAdvanced,
     PersistQuorumState,
     QuorumState,
     RaftConfig,
     RaftReplica,
+    ResetLog,
     Role,
     RoleChanged,
     SendMessage,
@@ -63,6 +66,7 @@ from rafka.storage.producer_snapshot import snapshot_file_name
 from rafka.storage.producer_state import ProducerStateManager, TxnMarker
 from rafka.storage.quorum_state import StoredQuorumState, write_quorum_state
 from rafka.storage.txn_index import TransactionIndex
+from rafka.storage.voter_sets import VoterSetHistory
 
 log = structlog.get_logger(__name__)
 
@@ -105,6 +109,7 @@ class Partition:
         txn_index: TransactionIndex,
         raft: RaftReplica,
         flusher: GroupCommitFlusher,
+        voter_sets: VoterSetHistory | None = None,
     ) -> None:
         self.topic = topic
         self.index = index
@@ -114,6 +119,7 @@ class Partition:
         self.producers = producers
         self.txn_index = txn_index
         self.raft = raft
+        self.voter_sets = voter_sets or VoterSetHistory(directory / "voters-checkpoint")
         self._flusher = flusher
         self._durability = Durability(log)
         self._transactions = Transactions(log, producers, txn_index)
@@ -171,6 +177,7 @@ class Partition:
             recovered.txn_index,
             recovered.raft,
             flusher,
+            recovered.voter_sets,
         )
         partition._producer_id_expiration_ms = producer_id_expiration_ms
         return partition
@@ -230,10 +237,14 @@ class Partition:
                 self.hooks.persist_quorum_state(self, action.state)
             elif isinstance(action, AppendLeaderChange):
                 queue.extend(self._append_leader_change(action))
+            elif isinstance(action, AppendVoters):
+                queue.extend(self._append_voters(action))
             elif isinstance(action, AppendRecords):
                 queue.extend(self._append_replicated(action.records))
             elif isinstance(action, TruncateLog):
                 queue.extend(self._truncate(action.end_offset))
+            elif isinstance(action, ResetLog):
+                queue.extend(self._reset(action.start_offset))
             elif isinstance(action, HighWatermarkAdvanced):
                 self._high_watermark_advanced(action.high_watermark)
             elif isinstance(action, RoleChanged):
@@ -309,11 +320,28 @@ class Partition:
         self._flusher.request(self)
         return self.raft.on_local_append(self.log.log_end_offset)
 
+    def _append_voters(self, action: AppendVoters) -> list[Action]:
+        base = self.log.log_end_offset
+        batch = build_voters_batch(base, action.epoch, action.voters)
+        self.voter_sets.record(base, action.voters)  # durable before the log holds the record
+        self.log.append(batch, base, base, NO_TIMESTAMP, base, action.epoch, now_ms())
+        self._flusher.request(self)
+        log.info(
+            "partition voters changed",
+            partition=self.name,
+            voters=[voter for voter, _ in action.voters],
+            offset=base,
+            leader_epoch=action.epoch,
+        )
+        return self.raft.on_local_append(self.log.log_end_offset)
+
     def _append_replicated(self, records: bytes) -> list[Action]:
         """A follower appends what it fetched from the leader (see follower.append_fetched)."""
         if self.offline is not None:
             return []
-        if append_fetched(self.log, self.producers, self.txn_index, records, self.name):
+        if append_fetched(
+            self.log, self.producers, self.txn_index, records, self.name, self.voter_sets
+        ):
             self._flusher.request(self)
         return self.raft.on_local_append(self.log.log_end_offset)
 
@@ -321,9 +349,18 @@ class Partition:
         """Drop a diverging suffix (see follower.truncate_diverging); nothing past the cut is
         durable any more."""
         end = truncate_diverging(self.log, self.producers, self.txn_index, end_offset)
+        self.voter_sets.truncate_from(end)
         self._durability.truncated(end)
         log.info("log truncated", partition=self.name, end_offset=end)
         return self.raft.on_truncated(end)
+
+    def _reset(self, start_offset: int) -> list[Action]:
+        """Restart the log empty at the leader's log start (see follower.reset_log)."""
+        reset_log(self.log, self.producers, self.txn_index, start_offset)
+        self._durability.truncated(start_offset)
+        log.info("log restarted at the leader's log start", partition=self.name,
+                 log_start_offset=start_offset)
+        return self.raft.on_log_reset(start_offset)
 
     def _role_changed(self, change: RoleChanged) -> None:
         # As Kafka's state-change log: who leads a partition, from when, is what an operator
