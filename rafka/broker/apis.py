@@ -20,6 +20,7 @@ from rafka.broker.handlers import (
     produce,
     producer_ids,
     quorum,
+    reassignments,
     sasl,
     scram,
     topics,
@@ -54,7 +55,10 @@ DESCRIBE_CONFIGS = 32
 ALTER_CONFIGS = 33
 DESCRIBE_LOG_DIRS = 35
 CREATE_PARTITIONS = 37
+ELECT_LEADERS = 43
 INCREMENTAL_ALTER_CONFIGS = 44
+ALTER_PARTITION_REASSIGNMENTS = 45
+LIST_PARTITION_REASSIGNMENTS = 46
 DESCRIBE_CLUSTER = 60
 DESCRIBE_TOPIC_PARTITIONS = 75
 ADD_PARTITIONS_TO_TXN = 24
@@ -167,6 +171,20 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
             DESCRIBE_QUORUM: ApiSpec(0, 2, quorum.make_handler(broker)),
             DESCRIBE_TOPIC_PARTITIONS: ApiSpec(
                 0, 0, admin.make_describe_topic_partitions_handler(broker)
+            ),
+        }
+    )
+    # Partition reassignment and leader elections: the controller's, as in KRaft.
+    dispatcher.apis.update(
+        {
+            ELECT_LEADERS: ApiSpec(
+                0, 2, reassignments.make_elect_leaders_handler(broker), forwarded=True
+            ),
+            ALTER_PARTITION_REASSIGNMENTS: ApiSpec(
+                0, 1, reassignments.make_alter_handler(broker), forwarded=True
+            ),
+            LIST_PARTITION_REASSIGNMENTS: ApiSpec(
+                0, 0, reassignments.make_list_handler(broker), forwarded=True
             ),
         }
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import gc
 import os
 import time
@@ -21,6 +20,11 @@ from rafka.broker.cluster.controller import (
     reserve_producer_id_block,
 )
 from rafka.broker.cluster.peers import PeerNetwork
+from rafka.broker.cluster.reassignment import (
+    ReassignmentDriver,
+    configured_voters,
+    hand_over_to_preferred,
+)
 from rafka.broker.cluster.replication import ReplicationManager
 from rafka.broker.cluster.self_fencing import CutOff, step_down_while_cut_off
 from rafka.broker.config import BrokerConfig
@@ -28,6 +32,7 @@ from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
 from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 from rafka.broker.flusher import GroupCommitFlusher
 from rafka.broker.log_cleaner import LogCleanerService
+from rafka.broker.meta_properties import load_or_create_meta_properties
 from rafka.broker.metrics.counters import BrokerMetrics
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.node_security import (
@@ -38,7 +43,6 @@ from rafka.broker.node_security import (
 )
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.batches import settle_for_shutdown
-from rafka.broker.partition.clock import raft_clock_ms
 from rafka.broker.partition.replica import NO_REPLICATION, Partition
 from rafka.broker.topic_admin import (
     apply_topic_configs,
@@ -57,6 +61,9 @@ from rafka.storage.open_files import configure_budget
 log = structlog.get_logger(__name__)
 
 METADATA_TOPIC_ID = uuid.UUID(int=1)
+REASSIGNMENT_RECORDS = frozenset(
+    {"reassign_partitions", "cancel_reassignments", "reassignment_done", "elect_preferred"}
+)
 ALLOCATE_PRODUCER_IDS = 67  # KRaft's fixed id for the metadata topic
 
 
@@ -104,6 +111,12 @@ class Broker:
             self, network, self.raft_config, self._on_role_changed
         )
         self.controller_client = ControllerClient(self)
+        self.reassignments = ReassignmentDriver(
+            self,
+            config.replica_lag_time_max_ms,
+            self.broker_is_live,
+            self.raft_config.fetch_timeout_ms,
+        )
         self._background: list[asyncio.Task[None]] = []
         self.cut_off = CutOff()
         self.groups = GroupCoordinator(self)
@@ -124,7 +137,9 @@ class Broker:
         # Thousands of partitions need thousands of files: raise RLIMIT_NOFILE to its hard limit
         # and keep log and index files open within a budget under it.
         log.info("file descriptors", **configure_budget())
-        self.cluster_id = self._load_or_create_meta_properties()
+        self.cluster_id = load_or_create_meta_properties(
+            self.log_dir.path, self.node_id, self.config.cluster_id, self.config.quorum_voters
+        )
         self._clean_start = self.log_dir.had_clean_shutdown()
         self.log_dir.clear_clean_shutdown()
         self._recovery_points = self.log_dir.read_recovery_points()
@@ -178,6 +193,9 @@ class Broker:
         )
         self._background.append(
             asyncio.create_task(self._preferred_leader_loop(), name="preferred-leaders")
+        )
+        self._background.append(
+            asyncio.create_task(self.reassignments.run(), name="reassignments")
         )
         if self.scram_seeds:
             assert self.metadata is not None
@@ -245,25 +263,8 @@ class Broker:
             self.move_to_preferred_leaders()
 
     def move_to_preferred_leaders(self) -> None:
-        now = raft_clock_ms()
-        for partition in list(self.partitions.values()):
-            if not partition.is_leader:
-                continue
-            topic = self.topic(partition.topic)
-            if topic is None or partition.index >= topic.partition_count:
-                continue
-            preferred = topic.replicas[partition.index][0]
-            if preferred == self.node_id or not self.broker_is_live(preferred):
-                continue
-            progress = partition.raft.voter_progress().get(preferred)
-            if (
-                progress is None
-                or progress.end_offset < partition.log_end_offset
-                or now - progress.last_contact_ms > self.raft_config.fetch_timeout_ms
-            ):
-                continue
-            log.info("moving leadership to the preferred replica", partition=partition.name)
-            partition.apply(partition.raft.resign(preferred))
+        led = [p for p in self.partitions.values() if p.is_leader]
+        hand_over_to_preferred(self, led, self.broker_is_live, self.raft_config.fetch_timeout_ms)
 
     def write_checkpoints(self) -> None:
         """Recovery points bound the CRC scan after a crash; log start offsets keep retention;
@@ -355,40 +356,6 @@ class Broker:
             parts.append(self.metadata.partition)
         return parts
 
-    def _default_cluster_id(self) -> str:
-        """Without cluster.id (Kafka's `kafka-storage format`), the nodes of a cluster agree on
-        one derived from controller.quorum.voters, which they all share; a single node makes
-        up a random one."""
-        voters = self.config.quorum_voters
-        if len(voters) <= 1:
-            return _new_cluster_id()
-        return _cluster_id_of_voters(",".join(f"{v.node_id}@{v.host}:{v.port}" for v in voters))
-
-    def _load_or_create_meta_properties(self) -> str:
-        path = self.log_dir.path / "meta.properties"
-        values: dict[str, str] = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if "=" in line and not line.startswith("#"):
-                    key, value = line.split("=", 1)
-                    values[key.strip()] = value.strip()
-            stored_node = values.get("node.id")
-            if stored_node is not None and int(stored_node) != self.node_id:
-                raise RuntimeError(
-                    f"log dir {self.log_dir.path} belongs to node.id {stored_node}, "
-                    f"not {self.node_id}"
-                )
-        cluster_id = (
-            values.get("cluster.id") or self.config.cluster_id or self._default_cluster_id()
-        )
-        if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(f"version=1\nnode.id={self.node_id}\ncluster.id={cluster_id}\n")
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        return cluster_id
-
     # -- partitions ---------------------------------------------------------------------------
 
     def _open_partition(
@@ -459,13 +426,13 @@ class Broker:
         for index, replicas in enumerate(topic.replicas):
             if self.node_id not in replicas or (topic.name, index) in self.partitions:
                 continue
-            partition = self._open_partition(
-                topic.name, index, topic.topic_id, config, frozenset(replicas)
-            )
+            # A replica a reassignment adds opens as an observer of the voters before it.
+            voters = configured_voters(topic, index)
+            partition = self._open_partition(topic.name, index, topic.topic_id, config, voters)
             self.partitions[(topic.name, index)] = partition
             self._attach(partition)
             fresh = partition.log_end_offset == 0 and partition.leader_epoch == 0
-            if len(replicas) == 1 or (fresh and replicas[0] == self.node_id):
+            if len(voters) == 1 or (fresh and replicas[0] == self.node_id):
                 # A new partition's preferred replica stands at once; restarted ones wait for
                 # their election timers, so that a healthy leader elsewhere is not disrupted.
                 partition.elect()
@@ -487,6 +454,32 @@ class Broker:
                     self._drop_partition(key)
         elif kind == "broker_configs":
             refresh_broker_defaults(self)
+        elif kind in REASSIGNMENT_RECORDS:
+            topic = image.topics_by_id.get(uuid.UUID(record["id"]))
+            if topic is not None:
+                self._on_reassignment(kind, topic, record)
+
+    def _on_reassignment(self, kind: str, topic: TopicImage, record: dict[str, Any]) -> None:
+        """Replicas a reassignment adds open (as observers); ones it removed close once it is
+        done; the leader's driver moves the voters; ElectLeaders hands over to the preferred."""
+        if kind == "reassignment_done":
+            indexes = [record["partition"]]
+        elif kind == "reassign_partitions":
+            indexes = [entry["partition"] for entry in record["partitions"]]
+        else:
+            indexes = list(record["partitions"])
+        if kind == "elect_preferred":
+            for index in indexes:
+                self.reassignments.prefer(topic.name, index)
+            return
+        self._open_topic(topic)
+        for index in indexes:
+            key = (topic.name, index)
+            if index < topic.partition_count and self.node_id not in topic.replicas[index]:
+                if key in self.partitions and index not in topic.reassignments:
+                    log.info("replica reassigned away", partition=f"{topic.name}-{index}")
+                    self._drop_partition(key)
+            self.reassignments.watch(*key)
 
     def _drop_partition(self, key: tuple[str, int]) -> None:
         partition = self.partitions.pop(key, None)
@@ -510,6 +503,7 @@ class Broker:
             return
         if change.role is Role.LEADER:
             self.controller_client.leadership_changed(partition)
+            self.reassignments.watch(partition.topic, partition.index)
         if partition.topic == self.groups.topic:
             self.groups.sync_leadership()
         elif partition.topic == self.txn.topic:
@@ -592,11 +586,3 @@ class Broker:
 
     async def call_controller(self, api_key: int, version: int, data: dict[str, Any]) -> Any:
         return await self.controller_client.call(api_key, version, data)
-
-
-def _cluster_id_of_voters(voters: str) -> str:
-    return base64.urlsafe_b64encode(uuid.uuid5(uuid.NAMESPACE_URL, voters).bytes).decode()[:22]
-
-
-def _new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

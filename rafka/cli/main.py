@@ -24,6 +24,8 @@ from rafka.cli.console_consumer import consume
 from rafka.cli.console_producer import produce
 from rafka.cli.group import app as group_app
 from rafka.cli.health import health
+from rafka.cli.leader_election import leader_election
+from rafka.cli.reassign import reassign
 from rafka.cli.topic import app as topic_app
 from rafka.cli.txn import app as txn_app
 
@@ -46,6 +48,8 @@ app.command("produce")(produce)
 app.command("consume")(consume)
 app.command("health")(health)
 app.command("acl")(acl)
+app.command("reassign")(reassign)
+app.command("leader-election")(leader_election)
 
 
 def _print_version(requested: bool) -> None:

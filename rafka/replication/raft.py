@@ -144,6 +144,10 @@ class VoterProgress:
     last_caught_up_ms: int = -1
     # The latest of our answers it is known to have received (FetchRequest.acknowledged_at).
     acknowledged_at: int = -1
+    # Our log end and clock when its previous fetch came (Kafka's lastFetchLeaderLogEndOffset
+    # and lastFetchTimeMs): reaching that end on the next fetch means it was caught up then.
+    last_fetch_leader_end: int = -1
+    last_fetch_ms: int = -1
 
 
 class RaftReplica:
@@ -949,11 +953,24 @@ class RaftReplica:
         if self._is_voter_key(source, request.replica_directory_id):
             progress = self._progress.get(source)
         if progress is not None:
-            progress.last_contact_ms = self._now
+            now = self._now
+            if request.acknowledged_at < 0 <= progress.acknowledged_at:
+                # A new connection: a restarted follower (or one cut off) is in sync again only
+                # once it has fetched what it missed, not because it was before.
+                progress.last_caught_up_ms = -1
+                progress.last_fetch_leader_end = -1
+            progress.last_contact_ms = now
             progress.acknowledged_at = max(progress.acknowledged_at, request.acknowledged_at)
             self._begin_pending.discard(source)
-            if request.fetch_offset >= self.log.end_offset:
-                progress.last_caught_up_ms = self._now
+            end = self.log.end_offset
+            if request.fetch_offset >= end:
+                progress.last_caught_up_ms = now
+            elif 0 <= progress.last_fetch_leader_end <= request.fetch_offset:
+                # Under steady writes a follower never fetches at our very end: it reached the
+                # end we had at its previous fetch, so it was caught up then (Kafka's rule).
+                progress.last_caught_up_ms = max(progress.last_caught_up_ms, progress.last_fetch_ms)
+            progress.last_fetch_leader_end = end
+            progress.last_fetch_ms = now
         self._parked.pop(source, None)
         start = self.log.start_offset
         if request.fetch_offset < start:

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from cluster import Cluster, wait_until
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 # librdkafka logs every refused connection while a node is down; failures are asserted instead.
@@ -50,12 +58,21 @@ def create_topic(
 
 def high_watermark(cluster: Cluster, topic: str, partition: int) -> int:
     """The partition's high watermark, from its leader (ListOffsets latest)."""
+    return high_watermarks(cluster, [(topic, partition)])[(topic, partition)]
+
+
+def high_watermarks(
+    cluster: Cluster, partitions: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """The high watermarks of (topic, partition)s, from their leaders, with one client."""
     consumer = Consumer(consumer_config(cluster.bootstrap))
     try:
-        _, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=15, cached=False
-        )
-        return high
+        found: dict[tuple[str, int], int] = {}
+        for topic, partition in partitions:
+            _, found[(topic, partition)] = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=15, cached=False
+            )
+        return found
     finally:
         consumer.close()
 
@@ -303,6 +320,168 @@ def consume_all(
         return records
     finally:
         consumer.close()
+
+
+# -- consumer groups ------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class GroupProgress:
+    """What a group's members consumed and which commits the coordinator acknowledged."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.consumed: list[tuple[int, int, bytes]] = []
+        self.acked_commits: dict[int, int] = {}  # partition -> highest acknowledged offset
+        self.commit_failures: list[KafkaError] = []
+        self.errors: list[KafkaError] = []
+
+    def consumed_values(self) -> set[bytes]:
+        with self.lock:
+            return {value for _, _, value in self.consumed}
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.consumed)
+
+    def commits(self) -> dict[int, int]:
+        with self.lock:
+            return dict(self.acked_commits)
+
+
+class GroupMember:
+    """A subscribed confluent-kafka consumer in a thread: consume a batch, commit it
+    synchronously, repeat; at-least-once processing."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, name: str, progress: GroupProgress
+    ) -> None:
+        self.progress = progress
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "client.id": name,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 500,
+                "reconnect.backoff.ms": 20,
+                "reconnect.backoff.max.ms": 200,
+                "log_level": CLIENT_LOG_LEVEL,
+            }
+        )
+        self.consumer.subscribe([topic])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> GroupMember:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self.consumer.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            messages = self.consumer.consume(500, 0.1)
+            data = []
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    data.append((message.partition(), message.offset(), message.value()))
+                elif error.code() not in TRANSIENT_CONSUMER_ERRORS:
+                    with self.progress.lock:
+                        self.progress.errors.append(error)
+            if not data:
+                continue
+            with self.progress.lock:
+                self.progress.consumed.extend(data)
+            self._commit()
+
+    def _commit(self) -> None:
+        try:
+            committed = self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:  # coordinator moving, rebalance: at-least-once allows it
+            with self.progress.lock:
+                self.progress.commit_failures.append(exc.args[0])
+            return
+        with self.progress.lock:
+            for tp in committed or ():
+                if tp.error is None and tp.offset >= 0:
+                    previous = self.progress.acked_commits.get(tp.partition, -1)
+                    self.progress.acked_commits[tp.partition] = max(previous, tp.offset)
+
+
+def offsets_reader(bootstrap: str, group: str) -> Consumer:
+    """A consumer of `group` that never joins it, for reading its committed offsets. (Not the
+    admin client's ListConsumerGroupOffsets: librdkafka 2.x dereferences the admin client's
+    missing group handle when an OffsetFetch answer says NOT_COORDINATOR, which a coordinator
+    that just moved gives, and the whole process dies: confluentinc/librdkafka#5040.)"""
+    return Consumer(consumer_config(bootstrap, **{"group.id": group}))
+
+
+def committed_offsets(reader: Consumer, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offsets of the topic as its coordinator reports them (OffsetFetch);
+    KafkaException while there is no coordinator to ask."""
+    asked = [TopicPartition(topic, p) for p in range(partitions)]
+    answered = reader.committed(asked, timeout=10)
+    return {tp.partition: tp.offset for tp in answered if tp.error is None and tp.offset >= 0}
+
+
+class CommitWatcher:
+    """A thread sampling a group's committed offsets from its coordinator, noting any that
+    went backwards (an acknowledged commit the coordinator later forgot)."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, partitions: int) -> None:
+        self.reader = offsets_reader(bootstrap, group)
+        self.topic = topic
+        self.partitions = partitions
+        self.highest: dict[int, int] = {}
+        self.regressions: list[tuple[int, int, int]] = []
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="commit-watcher", daemon=True)
+
+    def start(self) -> CommitWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+        self.reader.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.3):
+            try:
+                offsets = committed_offsets(self.reader, self.topic, self.partitions)
+            except KafkaException:
+                continue  # no coordinator at the moment
+            self.samples += 1
+            for partition, offset in offsets.items():
+                highest = self.highest.get(partition, -1)
+                if offset < highest:
+                    self.regressions.append((partition, highest, offset))
+                self.highest[partition] = max(highest, offset)
+
+
+def retrying(call: Callable[[], T], what: str, timeout: float = 30) -> T:
+    """The result of `call`, retried while the admin client reports an error."""
+    results: list[T] = []
+
+    def attempt() -> bool:
+        try:
+            results.append(call())
+        except KafkaException:
+            return False
+        return True
+
+    wait_until(attempt, timeout, what)
+    return results[-1]
 
 
 # -- checks ---------------------------------------------------------------------------------------

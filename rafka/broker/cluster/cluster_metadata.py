@@ -45,6 +45,18 @@ class PartitionState:
     isr: tuple[int, ...]
 
 
+@dataclass(slots=True, frozen=True)
+class Reassignment:
+    """A partition's replicas on their way from `original` to `target` (Kafka's
+    AlterPartitionReassignments). The partition's replicas meanwhile list every broker that
+    hosts one: the target first, then the others."""
+
+    original: tuple[int, ...]  # the replicas before the reassignment began
+    target: tuple[int, ...]  # where the replicas go (after a cancel: == original)
+    # Moving back to `original`; ListPartitionReassignments no longer shows it.
+    cancelled: bool = False
+
+
 @dataclass(slots=True)
 class BrokerRegistration:
     node_id: int
@@ -69,10 +81,49 @@ class TopicImage:
     replicas: list[list[int]]  # per partition, the replica node ids (first = preferred leader)
     configs: dict[str, str] = field(default_factory=dict)
     states: dict[int, PartitionState] = field(default_factory=dict)
+    # Reassignments in progress (cancelled ones too, until they are back), by partition index.
+    reassignments: dict[int, Reassignment] = field(default_factory=dict)
 
     @property
     def partition_count(self) -> int:
         return len(self.replicas)
+
+    def reassign(self, index: int, target: tuple[int, ...]) -> None:
+        """Start moving a partition to `target`, or redirect the move in progress (which keeps
+        its original replicas). The replicas keep every broker that may host one meanwhile:
+        a replaced target's replicas may already be Raft voters."""
+        if index >= self.partition_count or not target:
+            return
+        current = self.replicas[index]
+        known = self.reassignments.get(index)
+        if known is None and sorted(target) == sorted(current):
+            # Nothing to move; a new order only changes the preferred leader (as in Kafka).
+            self.replicas[index] = list(target)
+            return
+        original = known.original if known is not None else tuple(current)
+        self.reassignments[index] = Reassignment(original, target)
+        self.replicas[index] = _target_first(target, current)
+
+    def cancel_reassignment(self, index: int) -> None:
+        """Move back to the original replicas; the others keep theirs until they have left."""
+        known = self.reassignments.get(index)
+        if known is None or index >= self.partition_count:
+            return
+        self.reassignments[index] = Reassignment(known.original, known.original, cancelled=True)
+        self.replicas[index] = _target_first(known.original, self.replicas[index])
+
+    def finish_reassignment(self, index: int, replicas: list[int]) -> None:
+        known = self.reassignments.get(index)
+        if known is None or set(known.target) != set(replicas):
+            # Decided before a newer reassignment of the partition was recorded: stale.
+            return
+        self.replicas[index] = list(replicas)
+        del self.reassignments[index]
+
+
+def _target_first(target: tuple[int, ...], current: list[int]) -> list[int]:
+    """Kafka's replica order during a reassignment: the target, then the others."""
+    return [*target, *(node for node in current if node not in target)]
 
 
 @dataclass(slots=True)
@@ -152,6 +203,10 @@ class MetadataImage:
                 topic.states[entry["partition"]] = PartitionState(
                     entry["leader"], entry["epoch"], tuple(entry["isr"])
                 )
+        elif kind in _REASSIGNMENT_RECORDS:
+            topic = self.topics_by_id.get(uuid.UUID(record["id"]))
+            if topic is not None:
+                _apply_reassignment(topic, kind, record)
         elif kind == "scram_credential":
             key = (record["name"], record["mechanism"])
             if record.get("deleted"):
@@ -168,6 +223,24 @@ class MetadataImage:
         elif kind == "remove_acl":
             self.acls.pop(record["id"], None)
         # Unknown record types are skipped so an older broker can read a newer log.
+
+
+# "elect_preferred" (ElectLeaders) changes nothing in the image: the partition's leader hands
+# over to its preferred replica when it applies the record.
+_REASSIGNMENT_RECORDS = frozenset(
+    {"reassign_partitions", "cancel_reassignments", "reassignment_done", "elect_preferred"}
+)
+
+
+def _apply_reassignment(topic: TopicImage, kind: str, record: dict[str, Any]) -> None:
+    if kind == "reassign_partitions":
+        for entry in record["partitions"]:
+            topic.reassign(entry["partition"], tuple(entry["target"]))
+    elif kind == "cancel_reassignments":
+        for index in record["partitions"]:
+            topic.cancel_reassignment(index)
+    elif kind == "reassignment_done":
+        topic.finish_reassignment(record["partition"], record["replicas"])
 
 
 class ClusterMetadata:

@@ -2,7 +2,8 @@
 
 - BrokerRegistration (62): a starting broker publishes its endpoint; it is unfenced.
 - AlterPartition (56): a partition leader reports its leader epoch and ISR; the controller writes
-  them to the metadata log so that every broker's Metadata answers name the leader.
+  them to the metadata log so that every broker's Metadata answers name the leader, and records
+  a reassignment done once the ISR reported is its target.
 - AllocateProducerIds (67): blocks of producer ids for brokers' InitProducerId.
 - Liveness: a voter the controller has not heard from (its metadata fetches) for
   broker.session.timeout.ms is fenced, shown offline, and unfenced when it fetches again.
@@ -22,6 +23,7 @@ import structlog
 
 from rafka.broker.cluster.cluster_metadata import PRODUCER_ID_BLOCK_SIZE, PartitionState
 from rafka.broker.cluster.peers import PeerUnavailable
+from rafka.broker.cluster.reassignment_control import done_record
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import raft_clock_ms
 from rafka.broker.partition.replica import Partition
@@ -132,6 +134,7 @@ async def record_leaderships(
     metadata = broker.metadata
     assert metadata is not None
     states = []
+    finished = []
     errors = []
     for report in reports:
         image = metadata.image.topics_by_id.get(report.topic_id)
@@ -152,8 +155,11 @@ async def record_leaderships(
                 "isr": list(report.isr),
             }
         )
+        done = done_record(image, report.index, report.isr)
+        if done is not None:
+            finished.append(done)
     if states:
-        await metadata.propose([{"type": "partition_states", "states": states}])
+        await metadata.propose([{"type": "partition_states", "states": states}, *finished])
     return errors
 
 

@@ -127,6 +127,12 @@ class ReplicationManager(ReplicationHooks):
         self.closed = True
         tasks = [t for t in (self._ticker, self._sent_logger) if t is not None]
         tasks += [f.task for f in self._fetchers.values()]
+        # Python 3.11's asyncio.wait_for loses a cancel that comes in the loop turn its awaitable
+        # completes in (CPython gh-86296), e.g. a fetch answered just now: the loops also end on
+        # `closed`, and are woken to see it.
+        self._wakeup.set()
+        for fetcher in self._fetchers.values():
+            fetcher.wakeup.set()
         for task in tasks:
             task.cancel()
         for sender in self._quorum_senders.values():
@@ -203,7 +209,7 @@ class ReplicationManager(ReplicationHooks):
     # -- timers ---------------------------------------------------------------------------------
 
     async def _tick_loop(self) -> None:
-        while True:
+        while not self.closed:
             now = raft_clock_ms()
             heap = self._heap
             while heap and heap[0][0] <= now:
@@ -412,7 +418,8 @@ class FollowerFetcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        manager = self.manager
+        while not manager.closed:  # stop() also cancels, but a cancel can be lost: see there
             await self.wakeup.wait()
             deadline = loop.time() + ROUND_GATHER_S
             while self.expected - self.pending.keys() and loop.time() < deadline:
@@ -421,6 +428,8 @@ class FollowerFetcher:
                     await asyncio.wait_for(self.wakeup.wait(), deadline - loop.time())
                 except TimeoutError:
                     break
+            if manager.closed:
+                return
             self.wakeup.clear()
             batch, self.pending = self.pending, {}
             self.expected = set()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from rafka.broker.cluster.cluster_metadata import TopicImage
 from rafka.broker.cluster.peers import PeerUnavailable, decode_response
 from rafka.protocol.errors import ErrorCode
 
@@ -26,6 +27,7 @@ ENVELOPE = 58
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
 CREATE_PARTITIONS = 37
+ALTER_PARTITION_REASSIGNMENTS = 45
 FORWARD_TIMEOUT_S = 60.0
 LEADER_WAIT_S = 5.0
 IMAGE_WAIT_S = 10.0
@@ -100,3 +102,32 @@ async def _until_visible(broker: Node, api_key: int, request: Any, response: Any
             lambda: all(n in topics and topics[n].partition_count >= c for n, c in wanted.items()),
             IMAGE_WAIT_S,
         )
+    elif api_key == ALTER_PARTITION_REASSIGNMENTS and response.error_code == ErrorCode.none:
+        accepted = {
+            (t.name, p.partition_index)
+            for t in response.responses
+            for p in t.partitions
+            if p.error_code == ErrorCode.none
+        }
+        changes = [
+            (t.name, p.partition_index, p.replicas)
+            for t in request.topics
+            for p in t.partitions
+            if (t.name, p.partition_index) in accepted
+        ]
+        await metadata.wait_applied(
+            lambda: all(_reassignment_visible(topics.get(n), i, r) for n, i, r in changes),
+            IMAGE_WAIT_S,
+        )
+
+
+def _reassignment_visible(topic: TopicImage | None, index: int, target: Any) -> bool:
+    """Whether this node's image shows a reassignment (or its cancel) the controller made."""
+    if topic is None or index >= topic.partition_count:
+        return True  # deleted since: nothing more will show
+    known = topic.reassignments.get(index)
+    if target is None:
+        return known is None or known.cancelled
+    if known is not None:
+        return set(known.target) == set(target) and not known.cancelled
+    return sorted(topic.replicas[index]) == sorted(target)

@@ -494,15 +494,23 @@ class Partition:
 
     def in_sync_replicas(self) -> list[int]:
         """Kafka's ISR as the leader sees it: itself and every voter that fetched up to its log
-        end within replica.lag.time.max.ms. Empty unless this replica leads."""
+        end within replica.lag.time.max.ms and has fetched at all within the fetch timeout (a
+        follower fetches at least every half of it: one silent that long is stopped or cut
+        off, which Kafka's controller learns by controlled shutdown or fencing). A follower
+        that reconnects is in sync again only once it has caught up (RaftReplica)."""
         if not self.raft.is_leader:
             return []
         now = raft_clock_ms()
         lag = self.replica_lag_time_max_ms
+        silent = self.raft.config.fetch_timeout_ms
         return sorted(
             node
             for node, progress in self.raft.voter_progress().items()
-            if node == self.raft.node_id or now - progress.last_caught_up_ms <= lag
+            if node == self.raft.node_id
+            or (
+                now - progress.last_caught_up_ms <= lag
+                and now - progress.last_contact_ms <= silent
+            )
         )
 
     def has_read_lease(self) -> bool:
