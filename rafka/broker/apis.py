@@ -86,6 +86,7 @@ END_QUORUM_EPOCH = 54
 DESCRIBE_QUORUM = 55
 ALTER_PARTITION = 56
 BROKER_REGISTRATION = 62
+BROKER_HEARTBEAT = 63
 ALLOCATE_PRODUCER_IDS = 67
 ENVELOPE = 58
 
@@ -96,7 +97,7 @@ ENVELOPE = 58
 # partition leader). Replica Fetch is refused on client listeners by the Fetch handler.
 CONTROL_PLANE_APIS = {
     VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH, ALTER_PARTITION, BROKER_REGISTRATION,
-    ALLOCATE_PRODUCER_IDS, ENVELOPE,
+    BROKER_HEARTBEAT, ALLOCATE_PRODUCER_IDS, ENVELOPE,
 }  # fmt: skip
 
 
@@ -228,6 +229,7 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
             END_QUORUM_EPOCH: ApiSpec(1, 1, cluster.make_quorum_handler(broker, END_QUORUM_EPOCH)),
             ALTER_PARTITION: ApiSpec(3, 3, cluster.make_alter_partition_handler(broker)),
             BROKER_REGISTRATION: ApiSpec(3, 3, cluster.make_broker_registration_handler(broker)),
+            BROKER_HEARTBEAT: ApiSpec(1, 1, cluster.make_broker_heartbeat_handler(broker)),
             ALLOCATE_PRODUCER_IDS: ApiSpec(
                 0, 0, cluster.make_allocate_producer_ids_handler(broker)
             ),

@@ -217,6 +217,7 @@ class Broker:
         await self.txn.stop()
         await self.groups.stop()
         await self.hand_over_leadership()
+        await self.controller_client.shut_down()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -454,6 +455,10 @@ class Broker:
                     self._drop_partition(key)
         elif kind == "broker_configs":
             refresh_broker_defaults(self)
+        elif kind == "broker_fenced" and record["fenced"]:
+            for partition in self.partitions.values():
+                if partition.is_leader:
+                    partition.raft.mark_out_of_sync(record["id"])
         elif kind in REASSIGNMENT_RECORDS:
             topic = image.topics_by_id.get(uuid.UUID(record["id"]))
             if topic is not None:

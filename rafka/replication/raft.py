@@ -354,6 +354,14 @@ class RaftReplica:
             for v, p in progress.items()
         }
 
+    def mark_out_of_sync(self, node_id: int) -> None:
+        """`node_id` left (its broker fenced, e.g. by a controlled shutdown): it counts as in
+        sync again only once it has caught up, as Kafka's controller takes it out of every ISR."""
+        progress = self._progress.get(node_id)
+        if progress is not None and node_id != self.node_id:
+            progress.last_caught_up_ms = -1
+            progress.last_fetch_leader_end = -1
+
     def observer_progress(self) -> dict[int, VoterProgress]:
         """The leader's view of the replicas fetching that are no voters; empty unless leader."""
         return {v: VoterProgress(p.end_offset, p.last_contact_ms, p.last_caught_up_ms)

@@ -65,6 +65,9 @@ class BrokerRegistration:
     rack: str | None
     incarnation: str
     fenced: bool = False
+    # Fenced by its own controlled shutdown: stays fenced while it still fetches, until it
+    # registers again (Kafka's controlled shutdown takes it out of every ISR at once).
+    shutting_down: bool = False
     # Advertised client listeners by name; host and port above are the first of them.
     listeners: dict[str, tuple[str, int]] = field(default_factory=dict)
 
@@ -192,6 +195,9 @@ class MetadataImage:
             registration = self.brokers.get(record["id"])
             if registration is not None:
                 registration.fenced = bool(record["fenced"])
+                registration.shutting_down = registration.fenced and bool(
+                    record.get("shutting_down")
+                )
         elif kind == "partition_states":
             for entry in record["states"]:
                 topic = self.topics_by_id.get(uuid.UUID(entry["id"]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -36,6 +37,9 @@ log = structlog.get_logger(__name__)
 
 BROKER_REGISTRATION = 62
 BROKER_REGISTRATION_VERSION = 3
+BROKER_HEARTBEAT = 63
+BROKER_HEARTBEAT_VERSION = 1
+SHUTDOWN_REQUEST_TIMEOUT_S = 2.0
 ALTER_PARTITION = 56
 ALTER_PARTITION_VERSION = 3
 ALLOCATE_PRODUCER_IDS = 67
@@ -208,6 +212,8 @@ async def fence_silent_brokers(broker: ControllerNode) -> None:
             if node_id == broker.node_id or node_id not in progress:
                 continue
             alive = now - progress[node_id].last_contact_ms < session
+            if alive and registration.shutting_down:
+                continue  # fenced by its controlled shutdown: unfenced when it registers again
             if alive == registration.fenced:
                 changes.append({"type": "broker_fenced", "id": node_id, "fenced": not alive})
         if changes:
@@ -216,6 +222,38 @@ async def fence_silent_brokers(broker: ControllerNode) -> None:
                 log.info("broker liveness changed", changes=changes)
             except AppendError:
                 pass
+
+
+async def broker_heartbeat(broker: ControllerNode, request: Any) -> dict[str, Any]:
+    """BrokerHeartbeat (63), for what rafka needs of it: controlled shutdown. Liveness comes
+    from the brokers' metadata fetches, so a heartbeat without want_shut_down changes nothing.
+    With it, the broker is fenced at once (out of every ISR and shown offline) and stays so
+    until it registers again, as Kafka's controller does before letting a broker stop."""
+    metadata = broker.metadata
+    assert metadata is not None
+
+    def answer(error: ErrorCode, fenced: bool = True, shut_down: bool = False) -> dict[str, Any]:
+        return {
+            "throttle_time": 0,
+            "error_code": error,
+            "is_caught_up": error == ErrorCode.none,
+            "is_fenced": fenced,
+            "should_shut_down": shut_down,
+        }
+
+    if not metadata.is_leader:
+        return answer(ErrorCode.not_controller)
+    registration = metadata.image.brokers.get(request.broker_id)
+    if registration is None:
+        return answer(ErrorCode.broker_id_not_registered)
+    if request.want_shut_down and not registration.shutting_down:
+        record = {"type": "broker_fenced", "id": request.broker_id, "fenced": True}
+        try:
+            await metadata.propose([{**record, "shutting_down": True}])
+        except AppendError as exc:
+            return answer(exc.code)
+        log.info("broker in controlled shutdown: fenced", broker=request.broker_id)
+    return answer(ErrorCode.none, registration.fenced, bool(request.want_shut_down))
 
 
 # -- broker: requests to the controller --------------------------------------------------------
@@ -241,6 +279,41 @@ class ControllerClient:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def shut_down(self) -> None:
+        """Controlled shutdown: ask the controller to fence this broker now (BrokerHeartbeat
+        with want_shut_down), so that Metadata shows it out of every ISR before it stops
+        fetching; bounded, and a failure only leaves the fencing to the session timeout."""
+        broker = self.broker
+        metadata = broker.metadata
+        if len(broker.voters) == 1 or metadata is None:
+            return
+        data = {
+            "broker_id": broker.node_id,
+            "broker_epoch": -1,
+            "current_metadata_offset": metadata.applied_offset,
+            "want_fence": False,
+            "want_shut_down": True,
+        }
+        try:
+            async with asyncio.timeout(SHUTDOWN_REQUEST_TIMEOUT_S):
+                while True:
+                    try:
+                        if metadata.is_leader:  # the last to lead: fence ourselves
+                            response = SimpleNamespace(
+                                **await broker_heartbeat(broker, SimpleNamespace(**data))
+                            )
+                        else:
+                            response = await self.call(
+                                BROKER_HEARTBEAT, BROKER_HEARTBEAT_VERSION, data
+                            )
+                    except NotController:
+                        response = None
+                    if response is not None and response.error_code == ErrorCode.none:
+                        return
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            log.warning("controlled shutdown not acknowledged: fenced by session timeout later")
 
     async def call(self, api_key: int, version: int, data: dict[str, Any]) -> Any:
         """Send a request to the controller; NotController if there is none right now."""

@@ -31,6 +31,13 @@ def make_broker_registration_handler(broker: Broker):
     return handle
 
 
+def make_broker_heartbeat_handler(broker: Broker):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        return await controller.broker_heartbeat(broker, request)
+
+    return handle
+
+
 def make_alter_partition_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         return await controller.alter_partition(broker, request)
