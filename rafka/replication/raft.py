@@ -984,17 +984,7 @@ class RaftReplica:
         if request.fetch_offset < start:
             # Retention deleted what it asks for (committed, below our high watermark): it
             # starts its log afresh at ours (Kafka's OFFSET_OUT_OF_RANGE for a follower).
-            response = FetchResponse(
-                epoch=self.epoch,
-                leader_id=self.node_id,
-                request_id=request.request_id,
-                fetch_offset=request.fetch_offset,
-                high_watermark=self.high_watermark,
-                error=ErrorCode.offset_out_of_range,
-                sent_at=self._now,
-                log_start_offset=start,
-            )
-            return [SendMessage(source, response)]
+            return [self._fetch_reply(source, request, log_start_offset=start)]
         epoch, end = self.log.end_offset_for_epoch(request.last_fetched_epoch)
         if epoch != request.last_fetched_epoch or request.fetch_offset > end:
             diverging = DivergingEpoch(epoch, end)
@@ -1028,10 +1018,17 @@ class RaftReplica:
         return [self._fetch_reply(source, entry[0])]
 
     def _fetch_reply(
-        self, source: int, request: FetchRequest, diverging: DivergingEpoch | None = None
+        self,
+        source: int,
+        request: FetchRequest,
+        diverging: DivergingEpoch | None = None,
+        log_start_offset: int = -1,
     ) -> SendMessage:
+        """The answer to a fetch: records from its offset, or where our log diverges from its,
+        or (`log_start_offset`) that it asked below our log start."""
         records: Any = ()
-        if diverging is None and request.fetch_offset < self.log.end_offset:
+        below_start = log_start_offset >= 0
+        if diverging is None and not below_start and request.fetch_offset < self.log.end_offset:
             records = self.log.read(request.fetch_offset, self.config.fetch_limit)
         response = FetchResponse(
             epoch=self.epoch,
@@ -1041,7 +1038,9 @@ class RaftReplica:
             high_watermark=self.high_watermark,
             records=records,
             diverging_epoch=diverging,
+            error=ErrorCode.offset_out_of_range if below_start else NONE,
             sent_at=self._now,
+            log_start_offset=log_start_offset,
         )
         return SendMessage(source, response)
 
