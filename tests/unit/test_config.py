@@ -123,14 +123,14 @@ def test_file_then_env_then_override(tmp_path: Path) -> None:
 def test_env_names_are_upper_case_with_underscores() -> None:
     environ = {
         "RAFKA_NODE_ID": "7",
-        "RAFKA_LOG_DIRS": "/data/a,/data/b",
+        "RAFKA_LOG_DIRS": "/data/a",
         "RAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
         "RAFKA_NUM_PARTITIONS": "3",
         "RAFKA_CONTROLLER_QUORUM_VOTERS": "",
     }
     config = load(environ=environ)
     assert config.node_id == 7
-    assert config.log_dirs == [Path("/data/a"), Path("/data/b")]
+    assert config.log_dirs == [Path("/data/a")]
     assert config.auto_create_topics_enable is False
     assert config.get_int("num.partitions") == 3
     assert env_var_name("log.retention.check.interval.ms") == (
@@ -352,8 +352,13 @@ def test_rafka_zero_config_defaults() -> None:
 
 def test_log_dirs_overrides_log_dir() -> None:
     assert load("log.dir=/one").log_dirs == [Path("/one")]
-    assert load("log.dir=/one", "log.dirs=/two, /three").log_dirs == [Path("/two"), Path("/three")]
-    assert load("log.dirs=/d", "metadata.log.dir=/m").metadata_log_dir == Path("/m")
+    assert load("log.dir=/one", "log.dirs= /two ").log_dirs == [Path("/two")]
+    assert load("log.dirs=/d", "metadata.log.dir=/d").metadata_log_dir == Path("/d")
+    # Refused, not reduced to the first: rafka keeps one log directory (the metadata log too).
+    with pytest.raises(ConfigError, match="log.dirs.*one log directory"):
+        load("log.dirs=/two,/three")
+    with pytest.raises(ConfigError, match="metadata.log.dir"):
+        load("log.dirs=/d", "metadata.log.dir=/m")
     with pytest.raises(ConfigError, match="log.dirs"):
         load("log.dirs= , ")
     with pytest.raises(ConfigError, match="twice"):
