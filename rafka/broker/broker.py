@@ -30,7 +30,7 @@ from rafka.broker.cluster.self_fencing import CutOff, step_down_while_cut_off
 from rafka.broker.config import BrokerConfig
 from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
 from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
-from rafka.broker.flusher import GroupCommitFlusher
+from rafka.broker.flusher import GroupCommitFlusher, flush_recovered
 from rafka.broker.log_cleaner import LogCleanerService
 from rafka.broker.meta_properties import load_or_create_meta_properties
 from rafka.broker.metrics.counters import BrokerMetrics
@@ -86,6 +86,8 @@ class Broker:
         self.cluster_id = ""
         self.own_endpoint: BrokerEndpoint | None = None
         self._clean_start = False
+        # While a crashed broker opens its partitions: the recovered logs awaiting a flush.
+        self._recovered: list[Partition] | None = None
         self._log_start_offsets: dict[tuple[str, int], int] = {}
         self._recovery_points: dict[tuple[str, int], int] = {}
         self._high_watermarks: dict[tuple[str, int], int] = {}
@@ -157,12 +159,16 @@ class Broker:
         # as the broker. Collections meanwhile would rescan them again and again (a third of a
         # 10,000-partition start), and frozen they stay out of every later one.
         gc.disable()
+        self._recovered = [] if not self._clean_start else None
         try:
             self.metadata.apply_committed()
         finally:
             gc.enable()
+            recovered, self._recovered = self._recovered or [], None
         gc.collect()
         gc.freeze()
+        if recovered:
+            await flush_recovered(self.flusher, self.pool, self.log_dir.path, recovered)
         if len(self.voters) == 1:
             metadata_partition.elect()
 
@@ -397,7 +403,10 @@ class Broker:
         partition.replica_lag_time_max_ms = self.config.replica_lag_time_max_ms
         if partition.log_end_offset > 0 and not self._clean_start:
             # Recovered bytes count for Raft only once fsynced: a follower fetches from there.
-            flusher.request(partition)
+            if self._recovered is not None:
+                self._recovered.append(partition)  # flushed together once all are open
+            else:
+                flusher.request(partition)
         if not self._clean_start and partition.log_end_offset > 0:
             # One line per partition is noise by the thousand; a cut tail logs its own warning.
             log.debug(

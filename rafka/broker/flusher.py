@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Protocol
 
 import structlog
 
 from rafka.broker.metrics.counters import Histogram
+from rafka.storage.files import sync_filesystem
 
 log = structlog.get_logger(__name__)
 
@@ -82,3 +84,25 @@ class GroupCommitFlusher:
         self._wakeup.set()
         if self._task is not None:
             await self._task
+
+
+async def flush_recovered(
+    flusher: GroupCommitFlusher, pool: ThreadPoolExecutor, log_dir: Path, logs: list[Flushable]
+) -> None:
+    """After a crash, every recovered log must be fsynced before it counts for Raft (a lone
+    voter's high watermark, a follower's fetch offset). One syncfs writes all of them back at
+    once; the per-log flushes that follow find nothing dirty and only move the recovery
+    points. With 10,000 partitions that is one call instead of 10,000 fdatasyncs, and
+    consumers see the records again that much sooner."""
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    try:
+        synced = await loop.run_in_executor(pool, sync_filesystem, log_dir)
+    except OSError as exc:
+        synced = False
+        log.error("syncfs after recovery failed: flushing log by log", error=str(exc))
+    if synced:
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        log.info("recovered logs synced", logs=len(logs), ms=elapsed_ms)
+    for target in logs:
+        flusher.request(target)

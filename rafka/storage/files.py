@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import ctypes
 import os
 import shutil
 import uuid
@@ -26,6 +27,25 @@ def fsync_dir(path: Path | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sync_filesystem(path: Path | str) -> bool:
+    """syncfs(2): write back every dirty page and inode of the filesystem holding `path` in one
+    call (Linux). False where it is not available (the caller then fsyncs file by file);
+    OSError if the kernel reports a write-back error (since Linux 5.8)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"syncfs {path}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+    return True
 
 
 def atomic_write(path: Path | str, data: bytes) -> None:
