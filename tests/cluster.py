@@ -100,6 +100,8 @@ class Cluster:
         voters = ",".join(f"{i}@{self.hosts[i]}:{self.controller_ports[i]}" for i in self.node_ids)
         self.nodes: dict[int, BrokerProcess] = {}
         self._known_replicas: dict[tuple[str, int], tuple[int, ...]] = {}
+        self._voters = voters
+        self._overrides = overrides
         for i in self.node_ids:
             settings = {
                 "node.id": str(i),
@@ -121,6 +123,30 @@ class Cluster:
                 launcher=(launchers or {}).get(i, ()),
                 **settings,
             )
+
+    def add_broker(self, node_id: int, timeout: float = START_TIMEOUT) -> None:
+        """Start a broker-only node (`process.roles=broker`, not a metadata voter) with the
+        cluster's voters on 127.0.0.1, and wait until every live node lists it. It is killed
+        by `close` like the others."""
+        assert node_id not in self.nodes, f"node {node_id} exists"
+        self.node_ids.append(node_id)
+        self.hosts[node_id] = HOST
+        self.client_ports[node_id] = port = _distinct_free_ports(1)[0]
+        self.nodes[node_id] = BrokerProcess(
+            self.data_dir(node_id),
+            port=port,
+            host=HOST,
+            **{
+                "node.id": str(node_id),
+                "process.roles": "broker",
+                "listeners": f"PLAINTEXT://{HOST}:{port}",
+                "controller.listener.names": "CONTROLLER",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "controller.quorum.voters": self._voters,
+                **self._overrides,
+            },
+        )
+        self.start_nodes([node_id], timeout)
 
     # -- addresses and files ------------------------------------------------------------------
 

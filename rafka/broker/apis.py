@@ -87,6 +87,7 @@ DESCRIBE_QUORUM = 55
 ALTER_PARTITION = 56
 BROKER_REGISTRATION = 62
 BROKER_HEARTBEAT = 63
+UNREGISTER_BROKER = 64
 ALLOCATE_PRODUCER_IDS = 67
 ENVELOPE = 58
 
@@ -114,6 +115,17 @@ def build_dispatchers(broker: Broker, gate: asyncio.Event) -> tuple[Dispatcher, 
         controller.admits = VoterAdmission(voter.host for voter in voters).admits
     clients = controller.for_clients(CONTROL_PLANE_APIS, gate, broker.cut_off.turns_away)
     return clients, controller
+
+
+# What the other nodes send a broker-only node at its inter-broker listener (with replica Fetch):
+# the Raft messages of the partitions it hosts. It serves no controller requests.
+INTER_BROKER_NODE_APIS = (VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH)
+
+
+def inter_broker_dispatcher(clients: Dispatcher, nodes: Dispatcher) -> Dispatcher:
+    """A broker-only node's inter-broker listener: its clients' APIs and the partitions' Raft
+    traffic, which needs CLUSTER_ACTION on the cluster there."""
+    return clients.with_node_traffic({key: nodes.apis[key] for key in INTER_BROKER_NODE_APIS})
 
 
 def _build_dispatcher(broker: Broker) -> Dispatcher:
@@ -235,5 +247,9 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
             ),
             ENVELOPE: ApiSpec(0, 0, envelope.make_handler()),
         }
+    )
+    # Decommissioning a broker (Admin.unregisterBroker, `rafka cluster unregister`).
+    dispatcher.apis[UNREGISTER_BROKER] = ApiSpec(
+        0, 0, cluster.make_unregister_broker_handler(broker), forwarded=True
     )
     return dispatcher

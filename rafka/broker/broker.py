@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from rafka.broker.cluster.controller import (
 )
 from rafka.broker.cluster.peers import PeerNetwork
 from rafka.broker.cluster.reassignment import (
+    REASSIGNMENT_RECORDS,
     ReassignmentDriver,
     configured_voters,
     hand_over_to_preferred,
@@ -61,9 +61,6 @@ from rafka.storage.open_files import configure_budget
 log = structlog.get_logger(__name__)
 
 METADATA_TOPIC_ID = uuid.UUID(int=1)
-REASSIGNMENT_RECORDS = frozenset(
-    {"reassign_partitions", "cancel_reassignments", "reassignment_done", "elect_preferred"}
-)
 ALLOCATE_PRODUCER_IDS = 67  # KRaft's fixed id for the metadata topic
 
 
@@ -179,7 +176,9 @@ class Broker:
         self.own_endpoint = endpoint
         await self.controller_client.register()
         refresh_broker_defaults(self)  # dynamic broker configs from the metadata log
-        self._set_aside_stray_partition_dirs()
+        known = {*self.partitions, (METADATA_TOPIC, 0)}
+        for stray in self.log_dir.set_aside_strays(known):
+            log.warning("stray partition directory set aside", path=str(stray))
         self.controller_client.start()
         self._background.append(
             asyncio.create_task(fence_silent_brokers(self), name="broker-liveness")
@@ -464,6 +463,8 @@ class Broker:
                     self._drop_partition(key)
         elif kind == "broker_configs":
             refresh_broker_defaults(self)
+        elif kind == "broker":
+            self._learn_peer_address(record["id"])
         elif kind == "broker_fenced" and record["fenced"]:
             for partition in self.partitions.values():
                 if partition.is_leader:
@@ -495,6 +496,17 @@ class Broker:
                     self._drop_partition(key)
             self.reassignments.watch(*key)
 
+    def _learn_peer_address(self, node_id: int) -> None:
+        """A broker-only node has no controller listener: the other nodes send it their Raft
+        traffic at its inter-broker listener, as registered (voters stay at theirs)."""
+        assert self.metadata is not None
+        registration = self.metadata.image.brokers.get(node_id)
+        network = self.network
+        if network is None or registration is None or node_id in self.voters:
+            return
+        listener = self.config.inter_broker_listener_name
+        network.set_address(node_id, *registration.address(listener))
+
     def _drop_partition(self, key: tuple[str, int]) -> None:
         partition = self.partitions.pop(key, None)
         if partition is None:
@@ -522,18 +534,6 @@ class Broker:
             self.groups.sync_leadership()
         elif partition.topic == self.txn.topic:
             self.txn.sync_leadership()
-
-    def _set_aside_stray_partition_dirs(self) -> None:
-        """Partition directories the metadata does not know (a delete interrupted by a crash).
-
-        Like Kafka's stray logs they are renamed, not deleted: a damaged metadata log must never
-        cost data, and a topic created later under the same name must not inherit them.
-        """
-        for topic, index, path in self.log_dir.partition_dirs():
-            if topic != METADATA_TOPIC and (topic, index) not in self.partitions:
-                stray = path.with_name(f"{path.name}.{uuid.uuid4().hex}-stray")
-                os.rename(path, stray)
-                log.warning("stray partition directory set aside", path=str(stray))
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))

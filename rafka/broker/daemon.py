@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import structlog
 import uvloop
 
-from rafka.broker.apis import build_dispatchers
+from rafka.broker.apis import build_dispatchers, inter_broker_dispatcher
 from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
 from rafka.broker.net import tls
@@ -62,6 +62,8 @@ class BrokerServer:
         # the nodes (on the controller listeners) flows at once, as joining needs it.
         joined = asyncio.Event()
         for_clients, for_nodes = build_dispatchers(self.broker, gate=joined)
+        # A broker-only node has no controller listener: the others reach it at this one.
+        inter_broker = None if self.config.is_controller else self.config.inter_broker_listener_name
         max_frame = self.config.socket_request_max_bytes
         controller_names = set(self.config.controller_listener_names)
         limits = ConnectionLimits(
@@ -71,6 +73,8 @@ class BrokerServer:
         for spec in self.config.listeners:
             is_controller = spec.name in controller_names
             handler = for_nodes if is_controller else for_clients
+            if spec.name == inter_broker:
+                handler = inter_broker_dispatcher(for_clients, for_nodes)
             listener = Listener(
                 spec.name, spec.host, spec.port, handler, max_frame,
                 limits=limits, counts_toward_max=not is_controller, idle_ms=idle_ms,

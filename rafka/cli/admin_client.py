@@ -29,6 +29,7 @@ ALTER_CONFIGS = 33
 CREATE_PARTITIONS = 37
 INCREMENTAL_ALTER_CONFIGS = 44
 DESCRIBE_CLUSTER = 60
+UNREGISTER_BROKER = 64
 
 # The newest versions this client fills in; the highest both sides support is used.
 _ADMIN_MAX = {
@@ -40,6 +41,7 @@ _ADMIN_MAX = {
     CREATE_PARTITIONS: 3,
     INCREMENTAL_ALTER_CONFIGS: 1,
     DESCRIBE_CLUSTER: 1,
+    UNREGISTER_BROKER: 0,
 }
 TIMEOUT_MS = 30_000
 
@@ -123,6 +125,12 @@ class AdminClient(KafkaClient):
                 "include_topic_authorized_operations": False,
             },
         )
+
+    def unregister_broker(self, broker_id: int) -> None:
+        """UnregisterBroker (Admin.unregisterBroker): the controller forgets the broker."""
+        response = self._request(UNREGISTER_BROKER, {"broker_id": broker_id})
+        if response.error_code != ErrorCode.none:
+            raise AdminRequestError("UnregisterBroker", response.error_code, response.error_message)
 
     def describe_cluster(self) -> dict[str, Any]:
         if self.supports(DESCRIBE_CLUSTER):

@@ -1,10 +1,11 @@
 """`rafka cluster describe`: cluster id, controller, brokers, topic counts, the metadata quorum
-and the under-replicated partitions."""
+and the under-replicated partitions. `rafka cluster unregister --id N`: forget a removed broker
+(kafka-cluster's unregister)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -24,6 +25,19 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@app.command("unregister")
+def unregister(
+    broker_id: Annotated[int, typer.Option("--id", help="The id of the broker to unregister.")],
+    bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
+) -> None:
+    """Remove a stopped broker's registration (UnregisterBroker): Metadata no longer lists
+    it. Move its replicas away first (`rafka reassign`)."""
+    with admin_client(bootstrap_server, command_config) as client:  # errors: one line, exit 1
+        client.unregister_broker(broker_id)
+    typer.echo(f"Broker {broker_id} is no longer registered.")
 
 
 @app.command("describe")

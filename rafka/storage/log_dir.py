@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
+import uuid
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from rafka.storage.files import (
@@ -135,6 +136,19 @@ class LogDirectory:
             path.mkdir()
             fsync_dir(self.path)
         return path
+
+    def set_aside_strays(self, known: Collection[tuple[str, int]]) -> list[Path]:
+        """Rename the partition directories not in `known` (a delete interrupted by a crash) to
+        `<name>.<uuid hex>-stray`; returns the new paths. Like Kafka's stray logs they are kept,
+        not deleted: a damaged metadata log must never cost data, and a topic created later
+        under the same name must not inherit them."""
+        strays = []
+        for topic, index, path in self.partition_dirs():
+            if (topic, index) not in known:
+                stray = path.with_name(f"{path.name}.{uuid.uuid4().hex}-stray")
+                os.rename(path, stray)
+                strays.append(stray)
+        return strays
 
     def delete_partition_dir(self, topic: str, partition: int) -> None:
         """Rename to `<topic>-<partition>.<uuid hex>-delete`, then remove it."""

@@ -191,6 +191,8 @@ class MetadataImage:
                 record["incarnation"],
                 listeners={name: (host, port) for name, host, port in record.get("listeners", [])},
             )
+        elif kind == "unregister_broker":  # UnregisterBroker (64): Kafka's UnregisterBrokerRecord
+            self.brokers.pop(record["id"], None)
         elif kind == "broker_fenced":
             registration = self.brokers.get(record["id"])
             if registration is not None:

@@ -82,6 +82,38 @@ async def register_broker(broker: ControllerNode, request: Any) -> dict[str, Any
     }
 
 
+async def unregister_broker(broker: ControllerNode, broker_id: int) -> dict[str, Any]:
+    """UnregisterBroker (64), on the controller: the registration goes, and Metadata no longer
+    lists the broker. Kafka's controller unregisters any registered broker, and a live one
+    registers again at its next heartbeat; rafka's brokers register only when they start, so
+    a broker still running (not fenced) is refused instead."""
+    metadata = broker.metadata
+    assert metadata is not None
+
+    def answer(error: ErrorCode, message: str | None = None) -> dict[str, Any]:
+        return {"throttle_time": 0, "error_code": error, "error_message": message}
+
+    if not metadata.is_leader:
+        return answer(ErrorCode.not_controller)
+    registration = metadata.image.brokers.get(broker_id)
+    if registration is None:
+        return answer(
+            ErrorCode.broker_id_not_registered,
+            f"Broker ID {broker_id} is not currently registered",
+        )
+    if not registration.fenced:
+        return answer(
+            ErrorCode.invalid_request,
+            f"Broker {broker_id} is running (not fenced): stop it before unregistering it",
+        )
+    try:
+        await metadata.propose([{"type": "unregister_broker", "id": broker_id}])
+    except AppendError as exc:
+        return answer(exc.code)
+    log.info("broker unregistered", broker=broker_id)
+    return answer(ErrorCode.none)
+
+
 @dataclass(slots=True, frozen=True)
 class LeadershipReport:
     """One partition's leadership as its leader reports it (a row of AlterPartition)."""
@@ -195,23 +227,29 @@ async def reserve_producer_id_block(broker: ControllerNode, broker_id: int) -> i
 
 
 async def fence_silent_brokers(broker: ControllerNode) -> None:
-    """On the controller: fence voters silent for broker.session.timeout.ms, unfence the
+    """On the controller: fence brokers silent for broker.session.timeout.ms, unfence the
     ones heard from again."""
     metadata = broker.metadata
     assert metadata is not None
     interval = broker.config.get_int("broker.heartbeat.interval.ms") / 2000
     session = broker.config.get_int("broker.session.timeout.ms")
+    lead_since: int | None = None
     while True:
         await asyncio.sleep(interval)
         if not metadata.is_leader:
+            lead_since = None
             continue
-        progress = metadata.partition.raft.voter_progress()
         now = raft_clock_ms()
+        if lead_since is None:
+            lead_since = now
+        contacts = last_contacts(metadata.partition.raft)
         changes = []
         for node_id, registration in metadata.image.brokers.items():
-            if node_id == broker.node_id or node_id not in progress:
+            if node_id == broker.node_id:
                 continue
-            alive = now - progress[node_id].last_contact_ms < session
+            # A broker-only node is known once it fetches from this leader: one silent since
+            # this leadership began (it died with the last controller) counts from then.
+            alive = now - contacts.get(node_id, lead_since) < session
             if alive and registration.shutting_down:
                 continue  # fenced by its controlled shutdown: unfenced when it registers again
             if alive == registration.fenced:
@@ -222,6 +260,14 @@ async def fence_silent_brokers(broker: ControllerNode) -> None:
                 log.info("broker liveness changed", changes=changes)
             except AppendError:
                 pass
+
+
+def last_contacts(raft: Any) -> dict[int, int]:
+    """When the metadata leader last heard from each node (its metadata fetches): voters and
+    broker-only nodes, which fetch as observers of the metadata log."""
+    contacts = {node: p.last_contact_ms for node, p in raft.observer_progress().items()}
+    contacts.update({node: p.last_contact_ms for node, p in raft.voter_progress().items()})
+    return contacts
 
 
 async def broker_heartbeat(broker: ControllerNode, request: Any) -> dict[str, Any]:

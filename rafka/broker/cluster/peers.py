@@ -275,6 +275,10 @@ class PeerNetwork:
     ) -> None:
         self.node_id = node_id
         client_id = f"{PEER_CLIENT_ID_PREFIX}{node_id}".encode()
+        self._client_id = client_id
+        self._connect_timeout = connect_timeout
+        self._ssl = ssl_context
+        self._sasl = sasl
         self.addresses = dict(addresses)
         self._channels = {
             (peer, name): PeerChannel(host, port, client_id, connect_timeout, ssl_context, sasl)
@@ -282,6 +286,22 @@ class PeerNetwork:
             if peer != node_id
             for name in self.CHANNELS
         }
+
+    def set_address(self, node_id: int, host: str, port: int) -> None:
+        """Reach `node_id` at (host, port) from now on: a broker-only node, which has no
+        controller listener, at its inter-broker listener once its registration is known.
+        Connections to an older address are closed."""
+        if node_id == self.node_id or self.addresses.get(node_id) == (host, port):
+            return
+        self.addresses[node_id] = (host, port)
+        for name in self.CHANNELS:
+            old = self._channels.get((node_id, name))
+            if old is not None:
+                old.close()
+            self._channels[(node_id, name)] = PeerChannel(
+                host, port, self._client_id, self._connect_timeout, self._ssl, self._sasl
+            )
+        log.info("peer address", node=node_id, host=host, port=port)
 
     def knows(self, node_id: int) -> bool:
         return (node_id, "control") in self._channels

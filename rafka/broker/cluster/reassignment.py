@@ -31,6 +31,10 @@ from rafka.broker.partition.replica import Partition
 log = structlog.get_logger(__name__)
 
 CHECK_INTERVAL_S = 0.2
+# The metadata records the brokers act on (Broker._on_reassignment).
+REASSIGNMENT_RECORDS = frozenset(
+    {"reassign_partitions", "cancel_reassignments", "reassignment_done", "elect_preferred"}
+)
 
 
 def desired_voters(topic: TopicImage, index: int) -> tuple[int, ...]:

@@ -45,7 +45,7 @@ def make_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | list:
         replica_id = _replica_id(request)
         if replica_id >= 0:  # a follower broker: the Raft side of Fetch
-            if not ctx.control_plane:
+            if not ctx.serves_node_traffic():
                 # A replica's fetch counts toward the high watermark: one forged on a client
                 # listener could acknowledge acks=all writes that no follower has.
                 ctx.connection.abort(f"replica Fetch (replica {replica_id}) on a client listener")

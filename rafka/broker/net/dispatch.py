@@ -13,7 +13,13 @@ import structlog
 
 from rafka.broker.metrics.counters import RequestDurations
 from rafka.broker.net.server import Connection
-from rafka.broker.security.acl import OPERATIONS_OF, Authorizer, Operation, ResourceType
+from rafka.broker.security.acl import (
+    CLUSTER_NAME,
+    OPERATIONS_OF,
+    Authorizer,
+    Operation,
+    ResourceType,
+)
 from rafka.broker.security.sasl import MAX_TOKEN_BYTES, SaslFailed
 from rafka.protocol.errors import ErrorCode, ProtocolError
 from rafka.protocol.frames import RequestHeader, decode_request_header, frame, response_header
@@ -99,6 +105,18 @@ class RequestContext:
             self.connection.principal, self.connection.peer_host, resource_type, name
         )
 
+    def serves_node_traffic(self) -> bool:
+        """Whether Raft requests and replica fetches are served here: on controller listeners
+        (the voters only), and on a broker-only node's inter-broker listener to principals
+        with CLUSTER_ACTION on the cluster (Kafka's check of a replica fetch)."""
+        if self.control_plane:
+            return True
+        return (
+            self.dispatcher is not None
+            and self.dispatcher.serves_nodes
+            and self.authorize(Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
+        )
+
     @property
     def api_version(self) -> int:
         return self.header.api_version
@@ -129,6 +147,8 @@ class Dispatcher:
         self.turns_away = turns_away
         # rafka_request_duration_seconds, when metrics are enabled.
         self.durations: RequestDurations | None = None
+        # A broker-only node's inter-broker listener: the other nodes' Raft traffic is served.
+        self.serves_nodes = False
 
     def for_clients(
         self,
@@ -144,6 +164,17 @@ class Dispatcher:
         clients.authorizer = self.authorizer
         clients.durations = self.durations
         return clients
+
+    def with_node_traffic(self, node_apis: dict[int, ApiSpec]) -> Dispatcher:
+        """This client dispatcher plus `node_apis` (Raft), with replica fetches served: a
+        broker-only node's inter-broker listener, its only door for the other nodes (it has
+        no controller listener). Node requests there are authorized (serves_node_traffic)."""
+        apis = {**self.apis, **node_apis}
+        combined = Dispatcher(apis, self.gate, self.forwarder, self.turns_away)
+        combined.authorizer = self.authorizer
+        combined.durations = self.durations
+        combined.serves_nodes = True
+        return combined
 
     def supported_versions(self) -> list[tuple[int, int, int]]:
         """(api key, min, max) as ApiVersions advertises them."""
