@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from rafka.broker.broker import Broker
-from rafka.broker.config import BrokerConfig
 from rafka.broker.handlers import (
     acls,
     admin,
@@ -112,10 +111,7 @@ def build_dispatchers(broker: Broker, gate: asyncio.Event) -> tuple[Dispatcher, 
     if broker.metrics is not None:
         controller.durations = broker.metrics.requests
     voters = broker.config.quorum_voters
-    if voters and not _controller_listeners_authenticate(broker.config):
-        # Unauthenticated controller listeners admit the voters' addresses only. Authenticated
-        # ones (SASL, or TLS requiring client certificates) admit whoever authenticates, as
-        # Kafka does: broker-only nodes on other hosts join through them.
+    if voters:
         controller.admits = VoterAdmission(voter.host for voter in voters).admits
     clients = controller.for_clients(CONTROL_PLANE_APIS, gate, broker.cut_off.turns_away)
     return clients, controller
@@ -257,14 +253,3 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
         0, 0, cluster.make_unregister_broker_handler(broker), forwarded=True
     )
     return dispatcher
-
-
-def _controller_listeners_authenticate(config: BrokerConfig) -> bool:
-    for name in config.controller_listener_names:
-        protocol = config.security_protocol_map.get(name, "PLAINTEXT")
-        if protocol.startswith("SASL_"):
-            continue
-        if protocol == "SSL" and config.listener_get(name, "ssl.client.auth") == "required":
-            continue
-        return False
-    return bool(config.controller_listener_names)

@@ -7,7 +7,6 @@ import socket
 
 import pytest
 
-from rafka.broker.apis import _controller_listeners_authenticate
 from rafka.broker.config import BrokerConfig, ConfigError, Listener, QuorumVoter
 
 
@@ -191,25 +190,3 @@ def test_single_node_uses_kafka_quickstart_values_for_internal_topics() -> None:
     assert cluster.transaction_state_log_min_isr == 2
     assert cluster.group_initial_rebalance_delay_ms == 3000
     assert load("offsets.topic.replication.factor=2").offsets_topic_replication_factor == 2
-
-
-@pytest.mark.parametrize(
-    ("protocol", "extra", "authenticates"),
-    [
-        ("PLAINTEXT", (), False),
-        ("SASL_PLAINTEXT", ("sasl.enabled.mechanisms=SCRAM-SHA-256",), True),
-        ("SSL", ("ssl.client.auth=none",), False),
-        ("SSL", ("ssl.client.auth=required",), True),
-    ],
-)
-def test_controller_listeners_admit_by_address_only_without_authentication(
-    protocol: str, extra: tuple[str, ...], authenticates: bool
-) -> None:
-    # A broker-only node on another host joins through an authenticated controller listener;
-    # an unauthenticated one admits the voters' addresses only.
-    config = load(
-        *CLUSTER_NODE_1,
-        f"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:{protocol}",
-        *extra,
-    )
-    assert _controller_listeners_authenticate(config) is authenticates
