@@ -52,8 +52,9 @@ class RaftLog(Protocol):
         the next epoch, or the log end if it is the last. (0, log start) if there is none."""
         ...
 
-    def read(self, offset: int, limit: int) -> Sized:
-        """Records from `offset` (a size hint `limit`), for a follower's Fetch; empty at the end."""
+    def read(self, offset: int, limit: int, end: int | None = None) -> Sized:
+        """Records from `offset` (a size hint `limit`), none at or past `end` if given, for a
+        follower's Fetch; empty at the end."""
         ...
 
     def latest_voters(self) -> tuple[int, VoterKeys] | None:
@@ -92,9 +93,10 @@ class MemoryLog:
                 return found, end
         return 0, self.start_offset
 
-    def read(self, offset: int, limit: int) -> tuple[tuple[int, Any], ...]:
+    def read(self, offset: int, limit: int, end: int | None = None) -> tuple[tuple[int, Any], ...]:
         first = offset - self.start_offset
-        return tuple(self.entries[first : first + limit])
+        last = first + limit if end is None else min(first + limit, end - self.start_offset)
+        return tuple(self.entries[first:last])
 
     def latest_voters(self) -> tuple[int, VoterKeys] | None:
         return self._voters[-1] if self._voters else None
@@ -157,8 +159,8 @@ class PartitionLogView:
             return 0, self._log.log_start_offset
         return found, end
 
-    def read(self, offset: int, limit: int) -> bytes:
-        return self._log.read(offset, limit)
+    def read(self, offset: int, limit: int, end: int | None = None) -> bytes:
+        return self._log.read(offset, limit, max_offset=end)
 
     def latest_voters(self) -> tuple[int, VoterKeys] | None:
         return None if self._voter_sets is None else self._voter_sets.latest()
@@ -189,7 +191,7 @@ class EndOffsetLog:
             return self._last_epoch, self._end_offset
         return 0, 0
 
-    def read(self, offset: int, limit: int) -> Sized:
+    def read(self, offset: int, limit: int, end: int | None = None) -> Sized:
         raise NotImplementedError("EndOffsetLog cannot serve fetches; pass a real RaftLog")
 
     def latest_voters(self) -> tuple[int, VoterKeys] | None:

@@ -382,11 +382,20 @@ class RaftReplica:
             and self.high_watermark > self._voters_offset
         )
 
+    def prepare_voter_change(self) -> list[Action]:
+        """A leader with nothing of its own epoch in its log appends LEADER_CHANGE, so that
+        once that commits it may change voters (see can_change_voters)."""
+        if self.role is Role.LEADER and self.epoch_start_offset == self.log.end_offset:
+            return [AppendLeaderChange(self.epoch, self.node_id, tuple(sorted(self.voters)))]
+        return []
+
     def propose_voters(self, voters: VoterKeys) -> list[Action]:
-        """As leader, append a voter set that adds or removes one voter. Returns no actions when
-        that cannot happen yet (see can_change_voters; a leader with nothing of its epoch in its
-        log appends a LEADER_CHANGE so that it soon can): the caller asks again later. A set
-        that is not one voter away from the current one is refused with ValueError."""
+        """As leader, append a voter set that adds or removes one voter other than itself (a
+        leader hands over before it leaves: removing itself from two voters could leave the
+        other, behind it, unable to win any vote if it stepped down before the change
+        committed). Returns no actions when that cannot happen yet (see can_change_voters;
+        prepare_voter_change is applied): the caller asks again later. A set that is not one
+        voter away from the current one, or without this leader, is refused with ValueError."""
         new = dict(voters)
         current = self._voter_dirs
         # A voter whose directory changes is one removed and one added (KIP-853's voter keys).
@@ -397,12 +406,12 @@ class RaftReplica:
                 f"a voter change adds or removes exactly one voter: {sorted(current)} -> "
                 f"{sorted(new)}"
             )
+        if self.node_id in current and self.node_id not in new:
+            raise ValueError(f"leader {self.node_id} hands over before it leaves the voters")
         if self.role is not Role.LEADER:
             return []
         if not self.can_change_voters():
-            if self.epoch_start_offset == self.log.end_offset:
-                return [AppendLeaderChange(self.epoch, self.node_id, tuple(sorted(self.voters)))]
-            return []
+            return self.prepare_voter_change()
         return [AppendVoters(self.epoch, tuple(sorted(new.items())))]
 
     def _set_voters(self, voter_dirs: dict[int, str | None]) -> None:
@@ -561,10 +570,12 @@ class RaftReplica:
             progress.end_offset = end
             return self._maybe_advance_high_watermark()
         end = min(flushed_end_offset, self.log.end_offset)
+        held = self._flushed_end <= self._voters_offset < end  # a voters record now servable
         if end > self._flushed_end:
             self._flushed_end = end
         if self.role is Role.LEADER:
-            return self._refresh_own_progress()
+            released = self._complete_parked(only_with_data=True) if held else []
+            return self._refresh_own_progress() + released
         return self._maybe_fetch()
 
     def start_election(self) -> list[Action]:
@@ -999,7 +1010,7 @@ class RaftReplica:
         # A read barrier waiting for this voter: answer now, so that it fetches again at once.
         barrier = self._read_barrier_at
         awaited = barrier is not None and request.acknowledged_at < barrier
-        idle = request.max_wait_ms > 0 and request.fetch_offset >= self.log.end_offset
+        idle = request.max_wait_ms > 0 and request.fetch_offset >= self._servable_end(request)
         if not actions and not awaited and idle:
             # Nothing new: hold the fetch until records arrive, the HW moves, or max wait passes;
             # at most half a fetch timeout, so that idle followers renew the read lease.
@@ -1028,8 +1039,9 @@ class RaftReplica:
         or (`log_start_offset`) that it asked below our log start."""
         records: Any = ()
         below_start = log_start_offset >= 0
-        if diverging is None and not below_start and request.fetch_offset < self.log.end_offset:
-            records = self.log.read(request.fetch_offset, self.config.fetch_limit)
+        end = self._servable_end(request)
+        if diverging is None and not below_start and request.fetch_offset < end:
+            records = self.log.read(request.fetch_offset, self.config.fetch_limit, end)
         response = FetchResponse(
             epoch=self.epoch,
             leader_id=self.node_id,
@@ -1057,14 +1069,24 @@ class RaftReplica:
     def _complete_parked(self, *, only_with_data: bool) -> list[Action]:
         if not self._parked:
             return []
-        end = self.log.end_offset
         actions: list[Action] = []
         for source, (request, _) in list(self._parked.items()):
-            if only_with_data and request.fetch_offset >= end:
+            if only_with_data and request.fetch_offset >= self._servable_end(request):
                 continue
             del self._parked[source]
             actions.append(self._fetch_reply(source, request))
         return actions
+
+    def _servable_end(self, request: FetchRequest) -> int:
+        """Where a follower's fetch may read up to: the log end, except that the newest voters
+        record is served only once this leader has fsynced it. Then whoever holds a voter set
+        durably, the leader holds it too: otherwise a follower removed from two voters could
+        keep the only copy after the leader lost its unsynced tail in a crash, count itself
+        out, and the leader, behind it, could never win its vote."""
+        voters_at = self._voters_offset
+        if request.fetch_offset <= voters_at and voters_at >= self._flushed_end:
+            return voters_at
+        return self.log.end_offset
 
     def _own_durable_end(self) -> int:
         """How far this node's own log counts toward the high watermark: what it fsynced."""

@@ -513,15 +513,18 @@ class Simulation:
         raft = node.raft
         current = dict(raft._voter_dirs)
         outside = [n for n in self.nodes if n.id not in current]
-        if outside and (len(current) <= 2 or rng.random() < 0.5):
+        if outside and (len(current) == 1 or rng.random() < 0.5):
             added = rng.choice(outside)
             proposed = {**current, added.id: added.dir_id if self.directory_ids else None}
-        elif len(current) > 2:
-            # Never from two voters to one: if the one removed holds the only copy of that
-            # voter set (the leader lost its unsynced tail in a crash), it counts itself out
-            # and the other, behind it, needs its vote: no election can succeed. Known
-            # limitation, documented; the reassignment driver avoids it where it can.
-            del current[rng.choice(sorted(current))]
+        elif len(current) > 1:
+            leaving = rng.choice(sorted(current))
+            if leaving == node.id:  # a leader hands over before it leaves (propose_voters)
+                self._log(f"node {node.id} hands over before leaving the voters")
+                self._apply(node, raft.resign())
+                if node.up:
+                    self._schedule_tick(node)
+                return
+            del current[leaving]
             proposed = current
         else:
             return

@@ -333,7 +333,7 @@ def test_partition_log_view_answers_from_the_leader_epoch_cache(tmp_path: Any) -
         leader_epochs=cache,
         log_end_offset=9,
         log_start_offset=0,
-        read=lambda offset, limit: b"batches",
+        read=lambda offset, limit, max_offset=None: b"batches",
     )
     view = PartitionLogView(fake)  # type: ignore[arg-type]
     assert (view.end_offset, view.last_epoch) == (9, 3)

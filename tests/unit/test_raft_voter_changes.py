@@ -5,10 +5,11 @@ at a time, the voter set taken from the newest voters record in the log. The sim
 from __future__ import annotations
 
 import pytest
-from test_raft_support import MiniCluster, leader_of
+from test_raft_support import MiniCluster, leader_of, sent
 
 from rafka.replication.actions import AppendLeaderChange, AppendVoters
 from rafka.replication.log import MemoryLog, VotersEntry
+from rafka.replication.messages import FetchRequest, FetchResponse
 from rafka.replication.raft import RaftReplica
 from rafka.replication.state import QuorumState
 
@@ -41,6 +42,10 @@ def change(cluster: MiniCluster, *voters: int) -> None:
         if leader is None:
             return False
         if leader.voters != frozenset(voters):
+            if leader.node_id not in voters:  # a leader hands over before it leaves
+                successor = min(v for v in voters if v in leader.voters)
+                cluster.apply(leader, leader.resign(successor))
+                return False
             cluster.apply(leader, leader.propose_voters(keys(*voters)))
         return (
             leader.voters == frozenset(voters) and leader.node_id in voters and caught_up(cluster)
@@ -79,6 +84,8 @@ def test_only_one_voter_changes_at_a_time() -> None:
         leader.propose_voters(keys(1, 4, 5))
     with pytest.raises(ValueError):
         leader.propose_voters({1: None, 2: None, 3: "another-directory"})
+    with pytest.raises(ValueError, match="hands over"):
+        leader.propose_voters(keys(2, 3))
 
 
 def test_a_change_waits_for_the_previous_one_to_commit() -> None:
@@ -109,7 +116,7 @@ def test_a_new_leader_commits_an_entry_of_its_epoch_before_changing_voters() -> 
     assert isinstance(leader.propose_voters(keys(1, 2, 3, 4))[0], AppendVoters)
 
 
-def test_a_removed_leader_hands_over_once_the_change_commits() -> None:
+def test_a_leader_leaving_the_voters_hands_over_first() -> None:
     cluster = MiniCluster(3)
     leader = elected(cluster)
     cluster.write(["a", "b"])
@@ -167,3 +174,25 @@ def test_a_new_replica_behind_the_leaders_log_start_restarts_its_log_there() -> 
     assert observer_log.start_offset == 3
     assert observer_log.read(3, 10) == leader.log.read(3, 10)
     assert cluster.nodes[4].high_watermark == leader.high_watermark
+
+
+def test_a_voters_record_reaches_followers_only_once_the_leader_has_fsynced_it() -> None:
+    # Whoever holds a voter set durably, the leader holds it too: else a follower removed from
+    # two voters could keep the only copy after the leader crashed, and never vote for it.
+    cluster = MiniCluster(2)
+    leader = elected(cluster)
+    cluster.write(["a"])
+    cluster.run_until(lambda: caught_up(cluster))
+    [append] = leader.propose_voters(keys(leader.node_id))
+    log = leader.log
+    assert isinstance(log, MemoryLog) and isinstance(append, AppendVoters)
+    log.append([(append.epoch, VotersEntry(append.voters))])  # appended, not yet fsynced
+    leader.on_local_append(log.end_offset)
+    follower = next(n for n in cluster.nodes.values() if n is not leader)
+    fetch = FetchRequest(
+        leader.epoch, follower.node_id, log.end_offset - 1, leader.epoch, 50, 7
+    )
+    assert leader.on_message(follower.node_id, fetch, cluster.now) == []  # held, not served
+    released = leader.on_flushed(leader.node_id, log.end_offset)
+    [(_, answer)] = sent(released, FetchResponse)
+    assert [value for _, value in answer.records] == [VotersEntry(append.voters)]

@@ -135,7 +135,7 @@ class ReassignmentDriver:
         if not raft.can_change_voters():
             # Nothing of this epoch committed yet (a LEADER_CHANGE is appended if needed), or
             # the previous step still uncommitted: try again on the next check.
-            partition.apply(raft.propose_voters(dict.fromkeys(_one_step(voters, target))))
+            partition.apply(raft.prepare_voter_change())
             return False
         joining = [node for node in target if node not in voters]
         if joining:
@@ -209,11 +209,3 @@ def hand_over_to_preferred(
             continue
         log.info("moving leadership to the preferred replica", partition=partition.name)
         partition.apply(partition.raft.resign(preferred))
-
-
-def _one_step(voters: frozenset[int], target: tuple[int, ...]) -> set[int]:
-    """Some valid next voter set (only its validity matters: see ReassignmentDriver._step)."""
-    joining = [node for node in target if node not in voters]
-    if joining:
-        return set(voters) | {joining[0]}
-    return set(voters) - {sorted(voters - set(target))[0]}
