@@ -314,6 +314,7 @@ class ControllerClient:
         self._dirty: dict[tuple[str, int], Partition] = {}
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def start(self) -> None:
         self._tasks = [
@@ -322,6 +323,10 @@ class ControllerClient:
         ]
 
     async def stop(self) -> None:
+        # A cancel that arrives in the turn an awaited request completes is lost on Python 3.11
+        # (CPython gh-86296): the loops also end on the flag, and are woken to see it.
+        self._stopping = True
+        self._wakeup.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -449,7 +454,7 @@ class ControllerClient:
         """Report partitions whose ISR drifted from what the metadata says."""
         if len(self.broker.voters) == 1:
             return  # a single node answers Metadata from its own replicas (leadership_changed)
-        while True:
+        while not self._stopping:
             await asyncio.sleep(ISR_CHECK_INTERVAL_S)
             for partition in list(self.broker.partitions.values()):
                 if (
@@ -470,8 +475,10 @@ class ControllerClient:
         return known != current
 
     async def _report_loop(self) -> None:
-        while True:
+        while not self._stopping:  # stop() also cancels, but Python 3.11 may lose a cancel
             await self._wakeup.wait()
+            if self._stopping:
+                return
             self._wakeup.clear()
             await asyncio.sleep(REPORT_INTERVAL_S)  # let a burst of elections share a report
             batch, self._dirty = self._dirty, {}
