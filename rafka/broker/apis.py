@@ -11,6 +11,7 @@ from rafka.broker.handlers import (
     api_versions,
     cluster,
     configs,
+    consumer_groups,
     envelope,
     fetch,
     groups,
@@ -50,6 +51,8 @@ DESCRIBE_GROUPS = 15
 LIST_GROUPS = 16
 DELETE_GROUPS = 42
 OFFSET_DELETE = 47
+CONSUMER_GROUP_HEARTBEAT = 68
+CONSUMER_GROUP_DESCRIBE = 69
 DELETE_RECORDS = 21
 DESCRIBE_CONFIGS = 32
 ALTER_CONFIGS = 33
@@ -167,6 +170,19 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
             OFFSET_DELETE: ApiSpec(0, 0, offsets_commit.make_offset_delete_handler(broker)),
         }
     )
+    # The consumer group protocol (KIP-848), unless group.coordinator.rebalance.protocols
+    # leaves it out (then, as on Kafka, it is not advertised and clients stay classic).
+    if "consumer" in broker.config.get("group.coordinator.rebalance.protocols"):
+        dispatcher.apis.update(
+            {
+                CONSUMER_GROUP_HEARTBEAT: ApiSpec(
+                    0, 1, consumer_groups.make_consumer_group_heartbeat_handler(broker)
+                ),
+                CONSUMER_GROUP_DESCRIBE: ApiSpec(
+                    0, 1, consumer_groups.make_consumer_group_describe_handler(broker)
+                ),
+            }
+        )
     # Topic and config administration, at the versions Kafka 4 serves.
     dispatcher.apis.update(
         {

@@ -279,6 +279,8 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
       "Smallest consumer-protocol session timeout.", min=1),
     D("group.consumer.max.session.timeout.ms", _I, 60000,
       "Largest consumer-protocol session timeout.", min=1),
+    D("group.consumer.assignors", _LI, ["uniform", "range"],
+      "Server-side assignors of the consumer protocol, the default first."),
     D("group.consumer.heartbeat.interval.ms", _I, 5000,
       "Heartbeat interval of consumer-protocol members.", min=1),
     D("group.consumer.min.heartbeat.interval.ms", _I, 5000,

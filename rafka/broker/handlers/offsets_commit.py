@@ -107,7 +107,16 @@ def make_offset_fetch_handler(broker: Broker):
         stable = bool(getattr(request, "require_stable", False))
         if version >= 8:
             groups = [
-                await _fetch_group(broker, ctx, g.group_id, g.topics, version, stable)
+                await _fetch_group(
+                    broker,
+                    ctx,
+                    g.group_id,
+                    g.topics,
+                    version,
+                    stable,
+                    # v9+: a consumer-protocol member fetches at its epoch (KIP-848).
+                    (getattr(g, "member_id", None) or None, getattr(g, "member_epoch", -1)),
+                )
                 for g in request.groups
             ]
             return {"throttle_time": 0, "groups": groups}
@@ -124,6 +133,7 @@ async def _fetch_group(
     topics: Any,
     version: int,
     require_stable: bool = False,
+    member: tuple[str | None, int] = (None, -1),
 ) -> dict[str, Any]:
     requested = None
     if topics is not None:
@@ -133,7 +143,7 @@ async def _fetch_group(
     refused = refused_topics(ctx, Operation.DESCRIBE, topics) if topics is not None else set()
     allowed = None if requested is None else [tp for tp in requested if tp[0] not in refused]
     try:
-        found = await broker.groups.offsets.fetch(group_id, allowed)
+        found = await broker.groups.offsets.fetch(group_id, allowed, member)
         pending = broker.groups.shard_for(group_id).pending_txn_offsets if require_stable else None
     except CoordinatorError as exc:
         return _group_error(group_id, requested, version, exc.code)

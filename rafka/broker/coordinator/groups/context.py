@@ -45,6 +45,10 @@ class GroupConfig:
     offsets_retention_check_interval_ms: int = 600000
     offsets_commit_timeout_ms: int = 5000
     offset_metadata_max_bytes: int = 4096
+    # The consumer group protocol (KIP-848).
+    consumer_session_timeout_ms: int = 45000
+    consumer_heartbeat_interval_ms: int = 5000
+    consumer_assignors: tuple[str, ...] = ("uniform", "range")
 
     @classmethod
     def from_broker_config(cls, config: BrokerConfig) -> GroupConfig:
@@ -62,6 +66,9 @@ class GroupConfig:
             ),
             offsets_commit_timeout_ms=config.get_int("offsets.commit.timeout.ms"),
             offset_metadata_max_bytes=config.get_int("offset.metadata.max.bytes"),
+            consumer_session_timeout_ms=config.get_int("group.consumer.session.timeout.ms"),
+            consumer_heartbeat_interval_ms=config.get_int("group.consumer.heartbeat.interval.ms"),
+            consumer_assignors=tuple(config.get("group.consumer.assignors")),
         )
 
 

@@ -21,6 +21,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from rafka.broker.coordinator.groups.classic_rebalance import ClassicRebalance
+from rafka.broker.coordinator.groups.consumer_group import GROUP_TYPE as CONSUMER_GROUP_TYPE
+from rafka.broker.coordinator.groups.consumer_group import PROTOCOL_TYPE as CONSUMER_PROTOCOL
+from rafka.broker.coordinator.groups.consumer_group import ConsumerGroup
+from rafka.broker.coordinator.groups.consumer_heartbeat import (
+    ConsumerGroupHeartbeats,
+    group_tombstones,
+)
 from rafka.broker.coordinator.groups.context import (
     KEY_TYPE_GROUP,
     KEY_TYPE_TRANSACTION,
@@ -78,6 +85,7 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
         self.rebalance = ClassicRebalance(self)
         self.membership = Membership(self, self.rebalance)
         self.offsets = OffsetStore(self)
+        self.consumer = ConsumerGroupHeartbeats(self)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -99,12 +107,14 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
     def _on_loaded(self, shard: CoordinatorShard) -> None:
         if shard.state is ShardState.ACTIVE:
             self.rebalance.on_loaded(shard)
+            self.consumer.on_loaded(shard)
 
     def _on_unloaded(self, shard: CoordinatorShard) -> None:
         for group in list(shard.groups.values()):
             self.rebalance.on_unloaded(group)
             group.state = GroupState.DEAD
         shard.groups.clear()
+        self.consumer.on_unloaded(shard)
 
     # -- placement ----------------------------------------------------------------------------
 
@@ -197,15 +207,27 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
             return ErrorCode.coordinator_load_in_progress, []
         states = {s.lower() for s in states_filter}
         types = {t.lower() for t in types_filter}
-        if types and GROUP_TYPE not in types:
-            return ErrorCode.none, []
         listed = []
         for shard in self.shards.values():
             if not shard.partition.has_read_lease():
                 continue  # maybe deposed (see shard_for): its groups may be another's now
+            if not types or CONSUMER_GROUP_TYPE in types:
+                for consumer_group in shard.consumer_groups.values():
+                    state = consumer_group.state.value
+                    if not states or state.lower() in states:
+                        listed.append(
+                            {
+                                "group_id": consumer_group.group_id,
+                                "protocol_type": CONSUMER_PROTOCOL,
+                                "group_state": state,
+                                "group_type": CONSUMER_GROUP_TYPE,
+                            }
+                        )
+            if types and GROUP_TYPE not in types:
+                continue
             for group in shard.groups.values():
-                if group.state is GroupState.DEAD:
-                    continue
+                if group.state is GroupState.DEAD or group.group_id in shard.consumer_groups:
+                    continue  # dead, or only the offsets of a consumer group
                 if states and group.state.value.lower() not in states:
                     continue
                 listed.append(
@@ -222,8 +244,8 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
         """The live group (raises CoordinatorError if not coordinated here); None if unknown."""
         shard = self.shard_for(group_id)
         group = shard.groups.get(group_id)
-        if group is None or group.state is GroupState.DEAD:
-            return None
+        if group is None or group.state is GroupState.DEAD or group_id in shard.consumer_groups:
+            return None  # a consumer group is not a classic group (Kafka: GROUP_ID_NOT_FOUND)
         return group
 
     async def delete_groups(self, group_ids: list[str]) -> list[tuple[str, ErrorCode]]:
@@ -235,7 +257,10 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
                 results.append((group_id, exc.code))
                 continue
             group = shard.groups.get(group_id)
-            if group is None or group.state is GroupState.DEAD:
+            consumer_group = shard.consumer_groups.get(group_id)
+            if consumer_group is not None:
+                results.append((group_id, self._delete_consumer_group(shard, consumer_group)))
+            elif group is None or group.state is GroupState.DEAD:
                 results.append((group_id, ErrorCode.group_id_not_found))
             elif group.state is not GroupState.EMPTY:
                 results.append((group_id, ErrorCode.non_empty_group))
@@ -247,6 +272,19 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
                 outcome = await self.await_write(outcome, for_offsets=False)
             out.append((group_id, outcome))
         return out
+
+    def _delete_consumer_group(
+        self, shard: CoordinatorShard, group: ConsumerGroup
+    ) -> ErrorCode | asyncio.Future[ErrorCode]:
+        if group.members:
+            return ErrorCode.non_empty_group
+        del shard.consumer_groups[group.group_id]
+        group.dead = True
+        tombstones = group_tombstones(group)
+        offsets = shard.groups.get(group.group_id)
+        if offsets is not None and offsets.state is not GroupState.DEAD:
+            return self.remove_group(shard, offsets, tombstones)
+        return shard.write(tombstones, lambda _code: None)
 
     def remove_group(
         self, shard: CoordinatorShard, group: ClassicGroup, extra: list[Record] | None = None

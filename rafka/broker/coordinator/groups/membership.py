@@ -35,7 +35,8 @@ from rafka.broker.coordinator.internal_topic import coordinator_error_for_write
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.coordinator.groups.context import GroupContext
+    from rafka.broker.coordinator.groups.consumer_heartbeat import group_tombstones
+from rafka.broker.coordinator.groups.context import GroupContext
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +76,14 @@ class Membership:
             config.min_session_timeout_ms <= req.session_timeout_ms <= config.max_session_timeout_ms
         ):
             return join_error(ErrorCode.invalid_session_timeout, req.member_id)
+        consumer_group = shard.consumer_groups.get(req.group_id)
+        if consumer_group is not None:
+            if consumer_group.members:
+                # Classic members in a consumer group need KIP-848's upgrade path: not served.
+                return join_error(ErrorCode.inconsistent_group_protocol, req.member_id)
+            # An empty consumer group becomes a classic one (its offsets stay).
+            del shard.consumer_groups[req.group_id]
+            shard.write(group_tombstones(consumer_group), lambda _code: None)
         group = shard.groups.get(req.group_id)
         created = group is None
         if group is None:

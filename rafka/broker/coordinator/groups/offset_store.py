@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from rafka.broker.coordinator.groups.consumer_group import ConsumerGroup
+from rafka.broker.coordinator.groups.consumer_heartbeat import group_tombstones
 from rafka.broker.coordinator.groups.context import CoordinatorError
 from rafka.broker.coordinator.groups.group import (
     CONSUMER_PROTOCOL_TYPE,
@@ -65,7 +67,14 @@ class OffsetStore:
             raise CoordinatorError(ErrorCode.invalid_group_id)
         shard = self.coordinator.shard_for(group_id)
         group = shard.groups.get(group_id)
-        if group is None:
+        consumer_group = shard.consumer_groups.get(group_id)
+        if consumer_group is not None:
+            validate_consumer_commit(consumer_group, generation, member_id, api_version)
+            if group is None or group.state is GroupState.DEAD:
+                # The consumer group's offsets live in an Empty classic group of its id.
+                group = ClassicGroup(group_id, state_timestamp=self.coordinator.wall_clock())
+                shard.groups[group_id] = group
+        elif group is None:
             if generation >= 0:
                 # v9+ says so plainly; older clients expect ILLEGAL_GENERATION.
                 if api_version >= 9:
@@ -73,9 +82,10 @@ class OffsetStore:
                 raise CoordinatorError(ErrorCode.illegal_generation)
             group = ClassicGroup(group_id, state_timestamp=self.coordinator.wall_clock())
             shard.groups[group_id] = group
-        code = self._validate_commit(group, generation, member_id, group_instance_id)
-        if code is not ErrorCode.none:
-            raise CoordinatorError(code)
+        if consumer_group is None:
+            code = self._validate_commit(group, generation, member_id, group_instance_id)
+            if code is not ErrorCode.none:
+                raise CoordinatorError(code)
         if group.state is GroupState.STABLE and member_id:
             self.coordinator.touch_member(shard, group, member_id)
 
@@ -152,7 +162,10 @@ class OffsetStore:
     # -- OffsetFetch ----------------------------------------------------------------------------
 
     async def fetch(
-        self, group_id: str, partitions: list[TopicPartition] | None
+        self,
+        group_id: str,
+        partitions: list[TopicPartition] | None,
+        member: tuple[str | None, int] = (None, -1),
     ) -> list[tuple[str, int, CommittedOffset | None]]:
         """Committed offsets of the named partitions (None: every partition with one), once a
         majority has confirmed that this coordinator's partition leader still leads: a deposed
@@ -165,6 +178,14 @@ class OffsetStore:
             coordinator.shard_for(group_id) is not shard
         ):
             raise CoordinatorError(ErrorCode.not_coordinator)
+        member_id, member_epoch = member
+        consumer_group = shard.consumer_groups.get(group_id)
+        if consumer_group is not None and member_id is not None and member_epoch >= 0:
+            known = consumer_group.members.get(member_id)
+            if known is None:
+                raise CoordinatorError(ErrorCode.unknown_member_id)
+            if known.member_epoch != member_epoch:
+                raise CoordinatorError(ErrorCode.stale_member_epoch)
         group = shard.groups.get(group_id)
         offsets = group.offsets if group is not None and group.state is not GroupState.DEAD else {}
         if partitions is None:
@@ -217,6 +238,9 @@ class OffsetStore:
     def expire(self, shard: CoordinatorShard, group: ClassicGroup, now: int) -> int:
         """Write tombstones for the group's expired offsets (and for the group itself once it
         is Empty with no offset left); returns how many offsets expired."""
+        consumer_group = shard.consumer_groups.get(group.group_id)
+        if consumer_group is not None and consumer_group.members:
+            return 0  # a consumer group's offsets expire once it is empty, as a classic group's
         expired = self._expired_offsets(group, now)
         if (
             group.state is GroupState.EMPTY
@@ -226,7 +250,12 @@ class OffsetStore:
             and len(expired) == len(group.offsets)
         ):
             log.info("group expired", group=group.group_id, offsets=len(expired))
-            self.coordinator.remove_group(shard, group)
+            extra: list[Record] = []
+            if consumer_group is not None:  # an empty consumer group goes with its offsets
+                del shard.consumer_groups[group.group_id]
+                consumer_group.dead = True
+                extra = group_tombstones(consumer_group)
+            self.coordinator.remove_group(shard, group, extra)
             return len(expired)
         if not expired:
             return 0
@@ -271,3 +300,20 @@ class OffsetStore:
             if now - base >= retention:
                 expired.append(tp)
         return expired
+
+
+def validate_consumer_commit(
+    group: ConsumerGroup, member_epoch: int, member_id: str, api_version: int
+) -> None:
+    """OffsetCommit's checks against a consumer group (raises CoordinatorError): a member
+    commits at its current epoch; without a member id only while the group is empty."""
+    if member_epoch < 0 and not member_id and not group.members:
+        return  # an admin tool, or a consumer assigning partitions itself
+    member = group.members.get(member_id)
+    if member is None:
+        raise CoordinatorError(ErrorCode.unknown_member_id)
+    if api_version < 9:
+        # Older requests carry a classic generation, which means nothing here.
+        raise CoordinatorError(ErrorCode.unsupported_version)
+    if member_epoch != member.member_epoch:
+        raise CoordinatorError(ErrorCode.stale_member_epoch)

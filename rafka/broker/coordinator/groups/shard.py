@@ -14,6 +14,16 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
+from rafka.broker.coordinator.groups.consumer_group import ConsumerGroup
+from rafka.broker.coordinator.groups.consumer_records import (
+    ConsumerKey,
+    ConsumerValue,
+    decode_consumer_key,
+    decode_consumer_value,
+    encode_consumer_key,
+    encode_consumer_value,
+)
+from rafka.broker.coordinator.groups.consumer_replay import ConsumerGroupsReplay
 from rafka.broker.coordinator.groups.group import ClassicGroup, CommittedOffset
 from rafka.broker.coordinator.groups.pending_offsets import PendingTxnOffsets
 from rafka.broker.coordinator.groups.records import (
@@ -37,13 +47,25 @@ from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
 
 log = structlog.get_logger(__name__)
 
-Record = tuple[RecordKey, RecordValue | None]
+Record = tuple[RecordKey, RecordValue | None] | tuple[ConsumerKey, ConsumerValue | None]
+
+
+def _encode(record: Record) -> tuple[bytes, bytes | None]:
+    key, value = record
+    if isinstance(key, ConsumerKey):
+        assert not isinstance(value, (OffsetValue, GroupValue))
+        return encode_consumer_key(key), None if value is None else encode_consumer_value(value)
+    assert not isinstance(value, ConsumerValue)
+    return encode_key(key), None if value is None else encode_value(value)
 
 
 class CoordinatorShard(InternalShard):
     def __init__(self, index: int, partition: Partition) -> None:
         super().__init__(index, partition)
         self.groups: dict[str, ClassicGroup] = {}
+        # Groups of the consumer protocol (KIP-848); their offsets live in `groups`, in an
+        # Empty classic group that holds offsets only.
+        self.consumer_groups: dict[str, ConsumerGroup] = {}
         # TxnOffsetCommit offsets waiting for their transaction's marker.
         self.pending_txn_offsets = PendingTxnOffsets()
 
@@ -56,6 +78,7 @@ class CoordinatorShard(InternalShard):
         high_watermark = await self.replay_point()
         offsets: dict[str, dict[tuple[str, int], OffsetValue]] = {}
         metadata: dict[str, GroupValue | None] = {}
+        consumer = ConsumerGroupsReplay()
         async for header, batch in self.batches_below(high_watermark):
             if header.is_control:
                 if header.producer_id >= 0:  # a transaction marker
@@ -72,10 +95,11 @@ class CoordinatorShard(InternalShard):
             for record in records:
                 if record.offset >= high_watermark or record.key is None:
                     continue
-                self._replay_record(record.key, record.value, offsets, metadata)
+                self._replay_record(record.key, record.value, offsets, metadata, consumer)
         if self.state is ShardState.CLOSED:
             return
         self._build_groups(offsets, metadata)
+        self.consumer_groups = consumer.build()
         self.state = ShardState.ACTIVE
         log.info(
             "group coordinator loaded",
@@ -90,8 +114,13 @@ class CoordinatorShard(InternalShard):
         value_bytes: bytes | None,
         offsets: dict[str, dict[tuple[str, int], OffsetValue]],
         metadata: dict[str, GroupValue | None],
+        consumer: ConsumerGroupsReplay,
     ) -> None:
         try:
+            consumer_key = decode_consumer_key(key_bytes)
+            if consumer_key is not None:
+                consumer.apply(consumer_key, decode_consumer_value(consumer_key, value_bytes))
+                return
             key = decode_key(key_bytes)
             if key is None:
                 return
@@ -157,10 +186,7 @@ class CoordinatorShard(InternalShard):
 
         timestamp = now_ms()
         batch = build_batch(
-            [
-                (encode_key(key), None if value is None else encode_value(value), (), timestamp)
-                for key, value in records
-            ],
+            [(*_encode(record), (), timestamp) for record in records],
             **(
                 {}
                 if producer is None
@@ -200,5 +226,3 @@ class CoordinatorShard(InternalShard):
 
         committed.add_done_callback(on_committed)
         return done
-
-

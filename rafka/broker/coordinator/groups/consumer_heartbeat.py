@@ -1,0 +1,539 @@
+"""ConsumerGroupHeartbeat (KIP-848): joining, heartbeats, leaving and session expiry of the
+consumer group protocol's members; the group epoch and the target assignment.
+
+Every heartbeat is handled to the end without awaiting: the group is updated in memory, the
+records saying what changed are appended as one batch, and the response waits until that batch
+is committed. A write that fails means this broker lost the partition's leadership, and the
+next leader replays the log instead of this memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import structlog
+
+from rafka.broker.coordinator.groups.consumer_assignors import (
+    ASSIGNORS,
+    Assignment,
+    MemberSubscription,
+    assign,
+)
+from rafka.broker.coordinator.groups.consumer_group import (
+    LEAVE_EPOCH,
+    STATIC_LEAVE_EPOCH,
+    ConsumerGroup,
+    ConsumerMember,
+    MemberState,
+    compile_regex,
+    member_topics,
+    reconcile,
+    same_partitions,
+)
+from rafka.broker.coordinator.groups.consumer_records import (
+    CURRENT_ASSIGNMENT,
+    GROUP_METADATA,
+    MEMBER_METADATA,
+    PARTITION_METADATA,
+    TARGET_MEMBER,
+    TARGET_METADATA,
+    ConsumerKey,
+    CurrentAssignmentValue,
+    GroupEpochValue,
+    MemberMetadataValue,
+    PartitionMetadataValue,
+    TargetEpochValue,
+    TargetMemberValue,
+)
+from rafka.broker.coordinator.groups.context import CoordinatorError
+from rafka.broker.coordinator.groups.shard import CoordinatorShard, Record
+from rafka.broker.coordinator.internal_topic import ShardState
+from rafka.protocol.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from rafka.broker.coordinator.groups.context import GroupContext
+
+log = structlog.get_logger(__name__)
+
+_SESSION = "consumer-session"
+_REVOCATION = "consumer-revocation"
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatRequest:
+    group_id: str
+    member_id: str
+    member_epoch: int
+    instance_id: str | None
+    rack_id: str | None
+    rebalance_timeout_ms: int
+    subscribed_topic_names: tuple[str, ...] | None
+    subscribed_topic_regex: str | None
+    server_assignor: str | None
+    owned: Assignment | None
+    client_id: str
+    client_host: str
+    api_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResult:
+    error: ErrorCode
+    member_id: str | None
+    member_epoch: int
+    heartbeat_interval_ms: int
+    assignment: Assignment | None = None
+    message: str | None = None
+
+
+class ConsumerGroupHeartbeats:
+    def __init__(self, coordinator: GroupContext) -> None:
+        self.coordinator = coordinator
+        self.config = coordinator.config
+
+    # -- the request ----------------------------------------------------------------------------
+
+    async def heartbeat(self, req: HeartbeatRequest) -> HeartbeatResult:
+        try:
+            result, write = self._handle(req)
+        except CoordinatorError as exc:
+            return self._error(exc.code, exc.message)
+        if write is not None:
+            code = await self.coordinator.await_write(write, for_offsets=False)
+            if code is not ErrorCode.none:
+                return self._error(code)
+        return result
+
+    @staticmethod
+    def _error(code: ErrorCode, message: str | None = None) -> HeartbeatResult:
+        """Kafka's error response: no member id, epoch 0, no assignment."""
+        return HeartbeatResult(code, None, 0, 0, message=message)
+
+    def _handle(
+        self, req: HeartbeatRequest
+    ) -> tuple[HeartbeatResult, asyncio.Future[ErrorCode] | None]:
+        self._validate(req)
+        shard = self.coordinator.shard_for(req.group_id)
+        classic = shard.groups.get(req.group_id)
+        if classic is not None and classic.members:
+            raise CoordinatorError(
+                ErrorCode.group_id_not_found, f"Group {req.group_id} is not a consumer group."
+            )
+        group = shard.consumer_groups.get(req.group_id)
+        if group is None:
+            if req.member_epoch != 0:
+                raise CoordinatorError(
+                    ErrorCode.group_id_not_found, f"Group {req.group_id} not found."
+                )
+            group = shard.consumer_groups[req.group_id] = ConsumerGroup(req.group_id)
+            try:
+                return self._heartbeat(shard, group, req)
+            except CoordinatorError:
+                if not group.members:  # a first join that failed leaves no group behind
+                    del shard.consumer_groups[req.group_id]
+                raise
+        return self._heartbeat(shard, group, req)
+
+    def _heartbeat(
+        self, shard: CoordinatorShard, group: ConsumerGroup, req: HeartbeatRequest
+    ) -> tuple[HeartbeatResult, asyncio.Future[ErrorCode] | None]:
+        records: list[Record] = []
+        if req.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
+            member = group.members.get(req.member_id)
+            if member is None:
+                raise CoordinatorError(ErrorCode.unknown_member_id)
+            if req.member_epoch == STATIC_LEAVE_EPOCH and member.instance_id is not None:
+                # Gone for a restart: its partitions stay its own for the session timeout, so
+                # coming back under its instance id needs no rebalance.
+                member.previous_member_epoch = member.member_epoch
+                member.member_epoch = STATIC_LEAVE_EPOCH
+                records.append(_current_assignment(group, member))
+            else:
+                self._remove_member(shard, group, member, records)
+            write = shard.write(records, lambda _code: None)
+            return HeartbeatResult(ErrorCode.none, req.member_id, req.member_epoch, 0), write
+        member, is_new = self._member(shard, group, req, records)
+        replaced = is_new and member.member_epoch != 0  # a static member took its place back
+        details_changed, subscription_changed = self._update_member(member, req)
+        if details_changed or is_new:
+            records.append(_member_metadata(group, member))
+        topics_changed = self._topics_changed(group)  # refreshed on every heartbeat
+        if subscription_changed or topics_changed or (is_new and not replaced):
+            self._bump(group, records)
+        assignment_changed = reconcile(group, member, req.owned)
+        if assignment_changed or is_new:
+            records.append(_current_assignment(group, member))
+        self._schedule_timers(shard, group, member)
+        send_assignment = (
+            req.member_epoch == 0
+            or assignment_changed
+            or (req.owned is not None and not same_partitions(req.owned, member.assigned))
+        )
+        result = HeartbeatResult(
+            ErrorCode.none,
+            member.member_id,
+            member.member_epoch,
+            self.config.consumer_heartbeat_interval_ms,
+            dict(member.assigned) if send_assignment else None,
+        )
+        write = shard.write(records, lambda _code: None) if records else None
+        return result, write
+
+    def _validate(self, req: HeartbeatRequest) -> None:
+        if not req.group_id:
+            raise CoordinatorError(ErrorCode.invalid_request, "GroupId can't be empty.")
+        if req.api_version >= 1 and not req.member_id:
+            raise CoordinatorError(ErrorCode.invalid_request, "MemberId can't be empty.")
+        if req.member_epoch == 0:
+            if req.rebalance_timeout_ms <= 0:
+                raise CoordinatorError(
+                    ErrorCode.invalid_request,
+                    "RebalanceTimeoutMs must be provided in first request.",
+                )
+            if req.owned:
+                raise CoordinatorError(
+                    ErrorCode.invalid_request, "TopicPartitions must be empty when (re-)joining."
+                )
+            if req.subscribed_topic_names is None and not req.subscribed_topic_regex:
+                raise CoordinatorError(
+                    ErrorCode.invalid_request,
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+                )
+        elif req.member_epoch < STATIC_LEAVE_EPOCH:
+            raise CoordinatorError(ErrorCode.invalid_request, "MemberEpoch is invalid.")
+        if req.subscribed_topic_regex:
+            try:
+                compile_regex(req.subscribed_topic_regex)
+            except re.error as exc:
+                raise CoordinatorError(
+                    ErrorCode.invalid_regular_expression,
+                    f"SubscribedTopicRegex {req.subscribed_topic_regex} is invalid: {exc}",
+                ) from None
+        assignors = [a for a in self.config.consumer_assignors if a in ASSIGNORS]
+        if req.server_assignor is not None and req.server_assignor not in assignors:
+            raise CoordinatorError(
+                ErrorCode.unsupported_assignor,
+                f"ServerAssignor {req.server_assignor} is not supported. "
+                f"Supported assignors: {', '.join(assignors)}.",
+            )
+
+    # -- membership -----------------------------------------------------------------------------
+
+    def _member(
+        self,
+        shard: CoordinatorShard,
+        group: ConsumerGroup,
+        req: HeartbeatRequest,
+        records: list[Record],
+    ) -> tuple[ConsumerMember, bool]:
+        member = group.members.get(req.member_id) if req.member_id else None
+        if req.member_epoch == 0:
+            if req.instance_id is not None:
+                holder_id = group.static_members.get(req.instance_id)
+                holder = group.members.get(holder_id) if holder_id else None
+                if holder is not None and holder.member_id != req.member_id:
+                    if holder.member_epoch != STATIC_LEAVE_EPOCH:
+                        raise CoordinatorError(
+                            ErrorCode.unreleased_instance_id,
+                            f"Static member {req.instance_id} has not left yet.",
+                        )
+                    return self._replace_static_member(group, holder, req, records), True
+            if member is not None:
+                # A rejoin: the member lost its partitions, it starts over.
+                member.assigned, member.pending_revocation = {}, {}
+                member.member_epoch, member.previous_member_epoch = 0, -1
+                member.state = MemberState.STABLE
+                return member, True
+            member_id = req.member_id or str(uuid.uuid4())  # v0: the coordinator names it
+            member = ConsumerMember(member_id, instance_id=req.instance_id)
+            group.add(member)
+            return member, True
+        if member is None:
+            raise CoordinatorError(
+                ErrorCode.unknown_member_id, f"Member {req.member_id} is not a member."
+            )
+        if req.member_epoch != member.member_epoch:
+            # A member that missed the response to its last heartbeat may say the epoch before,
+            # but only while still holding what it had then.
+            missed_response = (
+                req.member_epoch < member.member_epoch
+                and req.member_epoch == member.previous_member_epoch
+                and req.owned is not None
+                and same_partitions(req.owned, member.assigned)
+            )
+            if not missed_response:
+                raise CoordinatorError(
+                    ErrorCode.fenced_member_epoch,
+                    f"The consumer group member has a smaller member epoch "
+                    f"({req.member_epoch}) than the one known by the group coordinator "
+                    f"({member.member_epoch}). The member must abandon all its partitions "
+                    f"and rejoin."
+                    if req.member_epoch < member.member_epoch
+                    else "The consumer group member has a greater member epoch than the "
+                    "one known by the group coordinator.",
+                )
+        return member, False
+
+    def _replace_static_member(
+        self,
+        group: ConsumerGroup,
+        old: ConsumerMember,
+        req: HeartbeatRequest,
+        records: list[Record],
+    ) -> ConsumerMember:
+        """The instance's new member id takes over the old one's partitions and epoch."""
+        target = group.target.get(old.member_id, {})
+        group.remove(old.member_id)
+        for kind in (CURRENT_ASSIGNMENT, TARGET_MEMBER, MEMBER_METADATA):
+            records.append((ConsumerKey(kind, group.group_id, old.member_id), None))
+        self.coordinator.timers.cancel((_SESSION, group.group_id, old.member_id))
+        self.coordinator.timers.cancel((_REVOCATION, group.group_id, old.member_id))
+        member = replace(
+            old,
+            member_id=req.member_id or str(uuid.uuid4()),
+            member_epoch=old.previous_member_epoch,
+            previous_member_epoch=-1,
+        )
+        group.add(member)
+        group.target[member.member_id] = target
+        key = ConsumerKey(TARGET_MEMBER, group.group_id, member.member_id)
+        records.append((key, TargetMemberValue(target)))
+        log.info(
+            "static member replaced",
+            group=group.group_id,
+            instance=member.instance_id,
+            old=old.member_id,
+            new=member.member_id,
+        )
+        return member
+
+    @staticmethod
+    def _update_member(member: ConsumerMember, req: HeartbeatRequest) -> tuple[bool, bool]:
+        """Apply what the heartbeat changed: (anything changed, the subscription changed)."""
+        subscription = (member.subscribed_topic_names, member.subscribed_topic_regex)
+        before = (
+            member.instance_id, member.rack_id, member.client_id, member.client_host,
+            member.subscribed_topic_names, member.rebalance_timeout_ms, member.server_assignor,
+        )  # fmt: skip
+        if req.instance_id is not None:
+            member.instance_id = req.instance_id
+        if req.rack_id is not None:
+            member.rack_id = req.rack_id
+        if req.rebalance_timeout_ms > 0:
+            member.rebalance_timeout_ms = req.rebalance_timeout_ms
+        if req.subscribed_topic_names is not None:
+            member.subscribed_topic_names = tuple(sorted(set(req.subscribed_topic_names)))
+        if req.subscribed_topic_regex is not None:
+            member.subscribed_topic_regex = req.subscribed_topic_regex or None  # "": cleared
+        if req.server_assignor is not None:
+            member.server_assignor = req.server_assignor
+        member.client_id, member.client_host = req.client_id, req.client_host
+        after = (
+            member.instance_id, member.rack_id, member.client_id, member.client_host,
+            member.subscribed_topic_names, member.rebalance_timeout_ms, member.server_assignor,
+        )  # fmt: skip
+        now_subscribed = (member.subscribed_topic_names, member.subscribed_topic_regex)
+        return after != before, now_subscribed != subscription
+
+    def _remove_member(
+        self,
+        shard: CoordinatorShard,
+        group: ConsumerGroup,
+        member: ConsumerMember,
+        records: list[Record],
+        bump: bool = True,
+    ) -> None:
+        group.remove(member.member_id)
+        for kind in (CURRENT_ASSIGNMENT, TARGET_MEMBER, MEMBER_METADATA):
+            records.append((ConsumerKey(kind, group.group_id, member.member_id), None))
+        self.coordinator.timers.cancel((_SESSION, group.group_id, member.member_id))
+        self.coordinator.timers.cancel((_REVOCATION, group.group_id, member.member_id))
+        if bump:
+            self._topics_changed(group)
+            self._bump(group, records)
+
+    # -- epochs and the target assignment -------------------------------------------------------
+
+    def _topics_changed(self, group: ConsumerGroup) -> bool:
+        """Refresh the subscribed topics' metadata; whether it changed since the group epoch."""
+        topics: dict[uuid.UUID, tuple[str, int]] = {}
+        metadata = self.coordinator.broker.metadata
+        regex = any(m.subscribed_topic_regex for m in group.members.values())
+        everything = list(metadata.image.topics) if regex and metadata is not None else []
+        for name in sorted(group.subscribed_names(everything)):
+            image = self.coordinator.broker.topic(name)
+            if image is not None:
+                topics[image.topic_id] = (name, image.partition_count)
+        if topics == group.topics:
+            return False
+        group.topics = topics
+        return True
+
+    def _bump(self, group: ConsumerGroup, records: list[Record]) -> None:
+        """A new group epoch and, at once, its target assignment."""
+        group.group_epoch += 1
+        records.append(
+            (ConsumerKey(GROUP_METADATA, group.group_id), GroupEpochValue(group.group_epoch))
+        )
+        records.append(
+            (
+                ConsumerKey(PARTITION_METADATA, group.group_id),
+                PartitionMetadataValue(
+                    tuple((tid, name, n) for tid, (name, n) in group.topics.items())
+                ),
+            )
+        )
+        ids_by_name = {name: tid for tid, (name, _) in group.topics.items()}
+        subscriptions = {
+            m.member_id: MemberSubscription(
+                frozenset(
+                    ids_by_name[n] for n in member_topics(m, ids_by_name) if n in ids_by_name
+                ),
+                group.target.get(m.member_id, {}),
+            )
+            for m in group.members.values()
+        }
+        counts = {tid: n for tid, (_, n) in group.topics.items()}
+        target = assign(self.assignor_name(group), subscriptions, counts)
+        for member_id, partitions in target.items():
+            if not same_partitions(group.target.get(member_id, {}), partitions) or (
+                member_id not in group.target
+            ):
+                records.append(
+                    (
+                        ConsumerKey(TARGET_MEMBER, group.group_id, member_id),
+                        TargetMemberValue(partitions),
+                    )
+                )
+        group.target = target
+        group.assignment_epoch = group.group_epoch
+        records.append(
+            (
+                ConsumerKey(TARGET_METADATA, group.group_id),
+                TargetEpochValue(group.assignment_epoch),
+            )
+        )
+
+    def assignor_name(self, group: ConsumerGroup) -> str:
+        """The assignor most members ask for, else the first configured (Kafka's choice)."""
+        asked = Counter(m.server_assignor for m in group.members.values() if m.server_assignor)
+        if asked:
+            return max(sorted(asked), key=lambda name: asked[name])
+        configured = [a for a in self.config.consumer_assignors if a in ASSIGNORS]
+        return configured[0] if configured else ASSIGNORS[0]
+
+    def describe(self, group_id: str) -> ConsumerGroup:
+        """The live consumer group (CoordinatorError if not coordinated here or unknown)."""
+        shard = self.coordinator.shard_for(group_id)
+        group = shard.consumer_groups.get(group_id)
+        if group is None:
+            message = (
+                f"Group {group_id} is not a consumer group."
+                if group_id in shard.groups
+                else f"Group {group_id} not found."
+            )
+            raise CoordinatorError(ErrorCode.group_id_not_found, message)
+        return group
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    def _schedule_timers(
+        self, shard: CoordinatorShard, group: ConsumerGroup, member: ConsumerMember
+    ) -> None:
+        timers = self.coordinator.timers
+        key = (group.group_id, member.member_id)
+        timers.schedule(
+            (_SESSION, *key),
+            self.config.consumer_session_timeout_ms / 1000,
+            lambda: self._expire(shard, group, member.member_id, "session timeout"),
+        )
+        revoking = (_REVOCATION, *key)
+        if member.state is MemberState.UNREVOKED_PARTITIONS:
+            if revoking not in timers:
+                timers.schedule(
+                    revoking,
+                    member.rebalance_timeout_ms / 1000,
+                    lambda: self._expire(shard, group, member.member_id, "revocation timeout"),
+                )
+        else:
+            timers.cancel(revoking)
+
+    def _expire(
+        self, shard: CoordinatorShard, group: ConsumerGroup, member_id: str, why: str
+    ) -> None:
+        if (
+            shard.state is not ShardState.ACTIVE
+            or shard.consumer_groups.get(group.group_id) is not group
+        ):
+            return
+        member = group.members.get(member_id)
+        if member is None:
+            return
+        log.info("consumer group member fenced", group=group.group_id, member=member_id, why=why)
+        records: list[Record] = []
+        self._remove_member(shard, group, member, records)
+        shard.write(records, lambda _code: None)
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def on_loaded(self, shard: CoordinatorShard) -> None:
+        """Replayed members get a fresh session: they must heartbeat within it."""
+        for group in shard.consumer_groups.values():
+            for member in group.members.values():
+                self._schedule_timers(shard, group, member)
+
+    def on_unloaded(self, shard: CoordinatorShard) -> None:
+        ids = set(shard.consumer_groups)
+        self.coordinator.timers.cancel_where(
+            lambda key: (
+                isinstance(key, tuple)
+                and len(key) == 3
+                and key[0] in (_SESSION, _REVOCATION)
+                and key[1] in ids
+            )
+        )
+        for group in shard.consumer_groups.values():
+            group.dead = True
+        shard.consumer_groups.clear()
+
+
+def group_tombstones(group: ConsumerGroup) -> list[Record]:
+    """The records that delete an empty consumer group (its offsets are the caller's)."""
+    return [
+        (ConsumerKey(kind, group.group_id), None)
+        for kind in (TARGET_METADATA, PARTITION_METADATA, GROUP_METADATA)
+    ]
+
+
+def _member_metadata(group: ConsumerGroup, member: ConsumerMember) -> Record:
+    return (
+        ConsumerKey(MEMBER_METADATA, group.group_id, member.member_id),
+        MemberMetadataValue(
+            member.instance_id,
+            member.rack_id,
+            member.client_id,
+            member.client_host,
+            member.subscribed_topic_names,
+            member.subscribed_topic_regex,
+            member.rebalance_timeout_ms,
+            member.server_assignor,
+        ),
+    )
+
+
+def _current_assignment(group: ConsumerGroup, member: ConsumerMember) -> Record:
+    return (
+        ConsumerKey(CURRENT_ASSIGNMENT, group.group_id, member.member_id),
+        CurrentAssignmentValue(
+            member.member_epoch,
+            member.previous_member_epoch,
+            int(member.state),
+            member.assigned,
+            member.pending_revocation,
+        ),
+    )

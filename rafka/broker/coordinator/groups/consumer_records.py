@@ -1,0 +1,244 @@
+"""The consumer group protocol's records in `__consumer_offsets`, in Kafka's coordinator-record
+format: a key is an i16 record type (3-8) then the group id (and the member id); a value is an
+i16 version (0) then the fields in the flexible encoding, ending in tagged fields (none written,
+all skipped on read).
+
+    3 ConsumerGroupMetadata             value: group epoch
+    4 ConsumerGroupPartitionMetadata    value: the subscribed topics' ids, names, partitions
+    5 ConsumerGroupMemberMetadata       value: the member's subscription and client details
+    6 ConsumerGroupTargetAssignmentMetadata  value: the target assignment's epoch
+    7 ConsumerGroupTargetAssignmentMember    value: the member's target partitions
+    8 ConsumerGroupCurrentMemberAssignment   value: epochs, state, owned and revoking partitions
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from dataclasses import dataclass
+
+from rafka.broker.coordinator.groups.consumer_assignors import Assignment
+from rafka.broker.coordinator.groups.records import RecordFormatError, _Reader, _Writer
+
+GROUP_METADATA = 3
+PARTITION_METADATA = 4
+MEMBER_METADATA = 5
+TARGET_METADATA = 6
+TARGET_MEMBER = 7
+CURRENT_ASSIGNMENT = 8
+_MEMBER_KEYS = (MEMBER_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT)
+VALUE_VERSION = 0
+
+_I8 = struct.Struct(">b")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerKey:
+    record_type: int
+    group: str
+    member_id: str | None = None  # for the member records (5, 7, 8)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEpochValue:  # 3
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionMetadataValue:  # 4
+    topics: tuple[tuple[uuid.UUID, str, int], ...]  # (id, name, partitions)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberMetadataValue:  # 5
+    instance_id: str | None
+    rack_id: str | None
+    client_id: str
+    client_host: str
+    subscribed_topic_names: tuple[str, ...]
+    subscribed_topic_regex: str | None
+    rebalance_timeout_ms: int
+    server_assignor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetEpochValue:  # 6
+    assignment_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class TargetMemberValue:  # 7
+    partitions: Assignment
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentAssignmentValue:  # 8
+    member_epoch: int
+    previous_member_epoch: int
+    state: int
+    assigned: Assignment
+    pending_revocation: Assignment
+
+
+ConsumerValue = (
+    GroupEpochValue
+    | PartitionMetadataValue
+    | MemberMetadataValue
+    | TargetEpochValue
+    | TargetMemberValue
+    | CurrentAssignmentValue
+)
+_VALUE_TYPES: dict[type, int] = {
+    GroupEpochValue: GROUP_METADATA,
+    PartitionMetadataValue: PARTITION_METADATA,
+    MemberMetadataValue: MEMBER_METADATA,
+    TargetEpochValue: TARGET_METADATA,
+    TargetMemberValue: TARGET_MEMBER,
+    CurrentAssignmentValue: CURRENT_ASSIGNMENT,
+}
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+
+def encode_consumer_key(key: ConsumerKey) -> bytes:
+    w = _Writer()
+    w.i16(key.record_type)
+    w.string(key.group)
+    if key.record_type in _MEMBER_KEYS:
+        w.string(key.member_id or "")
+    return bytes(w.out)
+
+
+def decode_consumer_key(data: bytes | memoryview) -> ConsumerKey | None:
+    """The key if it is one of the consumer group records, else None."""
+    r = _Reader(data)
+    record_type = r.i16()
+    if not GROUP_METADATA <= record_type <= CURRENT_ASSIGNMENT:
+        return None
+    group = r.string()
+    member_id = r.string() if record_type in _MEMBER_KEYS else None
+    return ConsumerKey(record_type, group, member_id)
+
+
+# -- values ----------------------------------------------------------------------------------------
+
+
+def _write_uuid(w: _Writer, value: uuid.UUID) -> None:
+    w.out += value.bytes
+
+
+def _read_uuid(r: _Reader) -> uuid.UUID:
+    return uuid.UUID(bytes=bytes(r._take(16)))
+
+
+def _write_partitions(w: _Writer, assignment: Assignment) -> None:
+    w.array_length(len(assignment))
+    for topic_id in sorted(assignment, key=str):
+        _write_uuid(w, topic_id)
+        partitions = sorted(assignment[topic_id])
+        w.array_length(len(partitions))
+        for p in partitions:
+            w.i32(p)
+        w.no_tags()
+
+
+def _read_partitions(r: _Reader) -> Assignment:
+    result: Assignment = {}
+    for _ in range(r.array_length()):
+        topic_id = _read_uuid(r)
+        result[topic_id] = frozenset(r.i32() for _ in range(r.array_length()))
+        r.skip_tags()
+    return result
+
+
+def encode_consumer_value(value: ConsumerValue) -> bytes:
+    w = _Writer(flexible=True)
+    w.i16(VALUE_VERSION)
+    if isinstance(value, GroupEpochValue):
+        w.i32(value.epoch)
+    elif isinstance(value, PartitionMetadataValue):
+        w.array_length(len(value.topics))
+        for topic_id, name, partitions in value.topics:
+            _write_uuid(w, topic_id)
+            w.string(name)
+            w.i32(partitions)
+            w.array_length(0)  # PartitionMetadata (racks): rack-aware assignment is not served
+            w.no_tags()
+    elif isinstance(value, MemberMetadataValue):
+        w.string(value.instance_id)
+        w.string(value.rack_id)
+        w.string(value.client_id)
+        w.string(value.client_host)
+        w.array_length(len(value.subscribed_topic_names))
+        for name in value.subscribed_topic_names:
+            w.string(name)
+        w.string(value.subscribed_topic_regex)
+        w.i32(value.rebalance_timeout_ms)
+        w.string(value.server_assignor)
+        # ClassicMemberMetadata is tagged (tag 0) and null here: no classic members yet.
+    elif isinstance(value, TargetEpochValue):
+        w.i32(value.assignment_epoch)
+    elif isinstance(value, TargetMemberValue):
+        _write_partitions(w, value.partitions)
+    else:
+        w.i32(value.member_epoch)
+        w.i32(value.previous_member_epoch)
+        w.out += _I8.pack(value.state)
+        _write_partitions(w, value.assigned)
+        _write_partitions(w, value.pending_revocation)
+    w.no_tags()
+    return bytes(w.out)
+
+
+def decode_consumer_value(
+    key: ConsumerKey, data: bytes | memoryview | None
+) -> ConsumerValue | None:
+    """The value for `key`, or None for a tombstone."""
+    if data is None:
+        return None
+    r = _Reader(data, flexible=True)
+    version = r.i16()
+    if version < 0:
+        raise RecordFormatError(f"bad consumer group record version {version}")
+    kind = key.record_type
+    if kind == GROUP_METADATA:
+        return GroupEpochValue(r.i32())
+    if kind == PARTITION_METADATA:
+        topics = []
+        for _ in range(r.array_length()):
+            topic_id = _read_uuid(r)
+            name = r.string()
+            partitions = r.i32()
+            for _ in range(r.array_length()):
+                r.i32()
+                for _ in range(r.array_length()):
+                    r.string()
+                r.skip_tags()
+            r.skip_tags()
+            topics.append((topic_id, name, partitions))
+        return PartitionMetadataValue(tuple(topics))
+    if kind == MEMBER_METADATA:
+        return MemberMetadataValue(
+            r.nullable_string(),
+            r.nullable_string(),
+            r.string(),
+            r.string(),
+            tuple(r.string() for _ in range(r.array_length())),
+            r.nullable_string(),
+            r.i32(),
+            r.nullable_string(),
+        )
+    if kind == TARGET_METADATA:
+        return TargetEpochValue(r.i32())
+    if kind == TARGET_MEMBER:
+        return TargetMemberValue(_read_partitions(r))
+    member_epoch, previous = r.i32(), r.i32()
+    state = _I8.unpack(r._take(1))[0]
+    return CurrentAssignmentValue(
+        member_epoch, previous, state, _read_partitions(r), _read_partitions(r)
+    )
+
+
+def value_key_type(value: ConsumerValue) -> int:
+    return _VALUE_TYPES[type(value)]

@@ -1,0 +1,159 @@
+"""ConsumerGroupHeartbeat against a real coordinator (a Broker on a temporary directory): the
+error codes Kafka gives, offset commits at the member epoch, and the replay after a restart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from test_group_support import TOPIC, join, start_broker
+
+from rafka.broker.broker import Broker
+from rafka.broker.coordinator.groups.consumer_heartbeat import HeartbeatRequest, HeartbeatResult
+from rafka.broker.coordinator.groups.context import CoordinatorError
+from rafka.broker.coordinator.groups.offset_store import OffsetCommit
+from rafka.protocol.errors import ErrorCode
+
+NONE = ErrorCode.none
+
+
+@pytest.fixture
+def broker_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+async def broker(broker_dir: Path) -> AsyncIterator[Broker]:
+    b = await start_broker(broker_dir)
+    await b.create_topic(TOPIC, 4, 1)
+    yield b
+    await b.stop()
+
+
+async def beat(
+    broker: Broker,
+    member: str,
+    epoch: int,
+    owned: dict | None = None,
+    topics: tuple[str, ...] | None = (TOPIC,),
+    group: str = "cg",
+    instance: str | None = None,
+    regex: str | None = None,
+) -> HeartbeatResult:
+    return await broker.groups.consumer.heartbeat(
+        HeartbeatRequest(
+            group_id=group,
+            member_id=member,
+            member_epoch=epoch,
+            instance_id=instance,
+            rack_id=None,
+            rebalance_timeout_ms=30000 if epoch == 0 else -1,
+            subscribed_topic_names=topics,
+            subscribed_topic_regex=regex,
+            server_assignor=None,
+            owned=owned if owned is not None or epoch != 0 else {},
+            client_id="c",
+            client_host="/127.0.0.1",
+            api_version=1,
+        )
+    )
+
+
+def count(assignment: dict | None) -> int:
+    return sum(len(ps) for ps in (assignment or {}).values())
+
+
+async def test_join_heartbeat_and_errors(broker: Broker) -> None:
+    a = await beat(broker, "a", 0)
+    assert (a.error, a.member_epoch, count(a.assignment)) == (NONE, 1, 4)
+    assert a.heartbeat_interval_ms == 5000
+    b = await beat(broker, "b", 0)
+    assert (b.error, b.member_epoch, count(b.assignment)) == (NONE, 2, 0)  # a still owns them
+    # a is told to give two up, at its old epoch.
+    a2 = await beat(broker, "a", 1, owned=a.assignment)
+    assert (a2.member_epoch, count(a2.assignment)) == (1, 2)
+    a3 = await beat(broker, "a", 1, owned=a2.assignment)
+    assert a3.member_epoch == 2
+    b2 = await beat(broker, "b", 2, owned={})
+    assert count(b2.assignment) == 2
+
+    assert (await beat(broker, "b", 5, owned=b2.assignment)).error is ErrorCode.fenced_member_epoch
+    assert (await beat(broker, "zz", 2, owned={})).error is ErrorCode.unknown_member_id
+    assert (await beat(broker, "x", 3, group="nope")).error is ErrorCode.group_id_not_found
+
+    # Offsets: committed at the member's epoch only.
+    commit = [OffsetCommit(TOPIC, 0, 5, -1, None)]
+    assert await broker.groups.offsets.commit("cg", 2, "a", None, commit) == [NONE]
+    with pytest.raises(CoordinatorError) as stale:
+        await broker.groups.offsets.commit("cg", 1, "a", None, commit)
+    assert stale.value.code is ErrorCode.stale_member_epoch
+    with pytest.raises(CoordinatorError) as unknown:
+        await broker.groups.offsets.commit("cg", 2, "zz", None, commit)
+    assert unknown.value.code is ErrorCode.unknown_member_id
+
+    # Leaving hands the partitions back to the other member.
+    assert (await beat(broker, "a", -1)).member_epoch == -1
+    b3 = await beat(broker, "b", 2, owned=b2.assignment)
+    assert (b3.member_epoch, count(b3.assignment)) == (3, 4)
+
+
+async def test_a_classic_group_is_not_a_consumer_group(broker: Broker) -> None:
+    await join(broker, group="classic", version=3)  # v3: joins at once, no member id round
+    result = await beat(broker, "m", 0, group="classic")
+    assert result.error is ErrorCode.group_id_not_found
+
+
+async def test_the_group_is_replayed_after_a_restart(broker_dir: Path) -> None:
+    broker = await start_broker(broker_dir)
+    await broker.create_topic(TOPIC, 4, 1)
+    a = await beat(broker, "a", 0)
+    commit = [OffsetCommit(TOPIC, 1, 7, -1, None)]
+    await broker.groups.offsets.commit("cg", a.member_epoch, "a", None, commit)
+    await broker.stop()
+    again = await start_broker(broker_dir)
+    try:
+        group = again.groups.consumer.describe("cg")
+        assert (group.group_epoch, group.assignment_epoch) == (1, 1)
+        member = group.members["a"]
+        assert (member.member_epoch, count(member.assigned)) == (1, 4)
+        # The member heartbeats on at its epoch, as if nothing happened.
+        result = await beat(again, "a", 1, owned=a.assignment)
+        assert (result.error, result.member_epoch) == (NONE, 1)
+        [(_, _, committed)] = await again.groups.offsets.fetch("cg", [(TOPIC, 1)])
+        assert committed is not None and committed.offset == 7
+    finally:
+        await again.stop()
+
+
+async def test_a_static_member_comes_back_without_a_rebalance(broker: Broker) -> None:
+    a = await beat(broker, "a1", 0, instance="i")
+    group = broker.groups.consumer.describe("cg")
+    epoch = group.group_epoch
+    left = await beat(broker, "a1", -2, instance="i")
+    assert (left.error, left.member_epoch) == (NONE, -2)
+    # Another process may not take the instance id while the member is still in the group...
+    b = await beat(broker, "b1", 0, instance="j")
+    assert count(b.assignment) == 0  # ...and its partitions stay reserved for it
+    # The restarted instance rejoins under a new member id: it holds what it held, at its
+    # epoch, and then gives b its share (b's join moved the target while it was away).
+    back = await beat(broker, "a2", 0, instance="i")
+    assert (back.error, back.member_epoch, count(back.assignment)) == (NONE, epoch, 2)
+    assert group.members["a2"].pending_revocation
+    assert count(a.assignment) == 4
+    assert set(group.members) == {"a2", "b1"}
+    assert group.group_epoch == epoch + 1  # only b's join moved it
+    # A second process with the live instance id is refused.
+    clash = await beat(broker, "a3", 0, instance="i")
+    assert clash.error is ErrorCode.unreleased_instance_id
+
+
+async def test_a_regex_subscription_follows_new_topics(broker: Broker) -> None:
+    bad = await beat(broker, "r", 0, topics=None, regex="orders(")
+    assert bad.error is ErrorCode.invalid_regular_expression
+    first = await beat(broker, "r", 0, topics=None, regex="ord.*")
+    assert count(first.assignment) == 4
+    assert (await beat(broker, "r", 0, topics=None, regex="ord", group="cg2")).assignment == {}
+    await broker.create_topic("ordinals", 2, 1)
+    later = await beat(broker, "r", first.member_epoch, owned=first.assignment, topics=None)
+    assert (later.member_epoch, count(later.assignment)) == (first.member_epoch + 1, 6)
