@@ -10,15 +10,15 @@ strategy); members commit synchronously after every batch they processed (and on
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 
 import pytest
 from broker_process import BrokerProcess
+from cluster import wait_until
 from confluent_kafka import Consumer, ConsumerGroupType, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from group_support import Ledger, MemberThread
 
 from rafka.cli.kafka_client import LATEST, KafkaClient
 
@@ -36,47 +36,15 @@ BROKER_OVERRIDES = {
 }
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-class Ledger:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counts: Counter[int] = Counter()
-
-    def add(self, values: list[int]) -> None:
-        with self._lock:
-            self.counts.update(values)
-
-    def snapshot(self) -> Counter[int]:
-        with self._lock:
-            return Counter(self.counts)
-
-
-class Member(threading.Thread):
-    """One consumer in its own thread: consume a batch, record it, commit it."""
+class Member(MemberThread):
+    """One consumer (group.protocol=consumer): consume a batch, record it, commit it."""
 
     def __init__(self, name: str, bootstrap: str, ledger: Ledger) -> None:
-        super().__init__(name=name, daemon=True)
-        self.bootstrap = bootstrap
-        self.ledger = ledger
-        self.stop_event = threading.Event()
+        super().__init__(name, bootstrap, ledger)
         self.partitions: set[int] = set()
         self.lost = 0  # partitions the client had to give up without revoking (fenced)
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            self._consume()
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-
-    def _consume(self) -> None:
+    def consume(self) -> None:
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -122,12 +90,6 @@ class Member(threading.Thread):
                     dirty = commit()
         finally:
             consumer.close()  # leaves the group: member epoch -1
-
-    def finish(self) -> None:
-        self.stop_event.set()
-        self.join(30)
-        assert not self.is_alive(), f"{self.name} did not stop"
-        assert self.error is None, f"{self.name}: {self.error!r}"
 
 
 def create_topic(bootstrap: str) -> None:

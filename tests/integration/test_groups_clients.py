@@ -12,15 +12,15 @@ fourth joins; once the fourth holds partitions the second half is produced.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 
 import pytest
 from broker_process import BrokerProcess
+from cluster import wait_until
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from group_support import Ledger, MemberThread
 
 from rafka.cli.kafka_client import LATEST, KafkaClient
 
@@ -43,60 +43,7 @@ BROKER_OVERRIDES = {
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-class Ledger:
-    """Every value any member consumed, with how often."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counts: Counter[int] = Counter()
-
-    def add(self, values: list[int]) -> None:
-        with self._lock:
-            self.counts.update(values)
-
-    @property
-    def distinct(self) -> int:
-        with self._lock:
-            return len(self.counts)
-
-
-class Member(threading.Thread):
-    """One group member in its own thread, consuming until told to stop."""
-
-    def __init__(self, name: str, bootstrap: str, ledger: Ledger) -> None:
-        super().__init__(name=name, daemon=True)
-        self.bootstrap = bootstrap
-        self.ledger = ledger
-        self.stop_event = threading.Event()
-        self.assigned = threading.Event()
-        self.consumed = 0
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.consume()
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            self.error = exc
-
-    def consume(self) -> None:
-        raise NotImplementedError
-
-    def record(self, values: list[int]) -> None:
-        self.consumed += len(values)
-        self.ledger.add(values)
-
-    def finish(self) -> None:
-        self.stop_event.set()
-        self.join(30)
-        assert not self.is_alive(), f"{self.name} did not stop"
+Member = MemberThread
 
 
 class ConfluentMember(Member):
