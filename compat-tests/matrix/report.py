@@ -67,6 +67,11 @@ def write_doc(columns: list[Column], scenarios: list[str], broker_note: str) -> 
         "- aiokafka's admin-topics does not describe the deleted topic: its Metadata request "
         "allows auto-creation, which Kafka's default `auto.create.topics.enable=true` honours.",
         "- The broker runs with `group.initial.rebalance.delay.ms=0`, as Kafka test setups do.",
+        "- The consumer group protocol (KIP-848, `group.protocol=consumer`) is served but not yet "
+        "a matrix scenario: librdkafka 2.16 (confluent-kafka) is tested in "
+        "`tests/integration/test_consumer_protocol.py`, and Java kafka-clients 4.1 was checked by "
+        "hand. kafka-python, aiokafka and kafkajs do not implement it; franz-go has it behind an "
+        "opt-in.",
         "",
     ]
     DOC.write_text("\n".join(lines))
