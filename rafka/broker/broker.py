@@ -465,14 +465,18 @@ class Broker:
             refresh_broker_defaults(self)
         elif kind == "broker":
             self._learn_peer_address(record["id"])
+            self._mark_out_of_sync(record["id"])  # it restarted: in sync once caught up again
         elif kind == "broker_fenced" and record["fenced"]:
-            for partition in self.partitions.values():
-                if partition.is_leader:
-                    partition.raft.mark_out_of_sync(record["id"])
+            self._mark_out_of_sync(record["id"])
         elif kind in REASSIGNMENT_RECORDS:
             topic = image.topics_by_id.get(uuid.UUID(record["id"]))
             if topic is not None:
                 self._on_reassignment(kind, topic, record)
+
+    def _mark_out_of_sync(self, node_id: int) -> None:
+        for partition in self.partitions.values():
+            if partition.is_leader:
+                partition.raft.mark_out_of_sync(node_id)
 
     def _on_reassignment(self, kind: str, topic: TopicImage, record: dict[str, Any]) -> None:
         """Replicas a reassignment adds open (as observers); ones it removed close once it is

@@ -266,16 +266,8 @@ def test_rolling_restart_under_load(tmp_path, how):
         assert all(final.get(p, -1) >= e for p, e in ends.items()), (final, ends)
 
 
-# After a quick SIGKILL restart the leaders' last ISR report (still naming the node) can be
-# what Metadata shows for up to a second after it registers again: 1 failure in 3 full runs.
-# Next: a registration takes the broker out of the reported ISRs (KRaft does so on restart).
-KNOWN_RACE = pytest.mark.xfail(
-    reason="a quick SIGKILL restart can be listed in sync from the last ISR report", strict=False
-)
-
-
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("how", ["sigterm", pytest.param("sigkill", marks=KNOWN_RACE)])
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_restarted_node_is_in_sync_only_once_caught_up(tmp_path, how):
     """Kafka's controller takes a broker in controlled shutdown out of every ISR, and a broker
     that restarts rejoins an ISR only once it has caught up: waiting for a full ISR between two

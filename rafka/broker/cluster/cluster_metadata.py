@@ -191,6 +191,9 @@ class MetadataImage:
                 record["incarnation"],
                 listeners={name: (host, port) for name, host, port in record.get("listeners", [])},
             )
+            # A broker that (re)registers has restarted: it is in no ISR until its leaders see
+            # it caught up (as KRaft's controller does), whatever their last reports said.
+            self._leave_isrs(record["id"])
         elif kind == "unregister_broker":  # UnregisterBroker (64): Kafka's UnregisterBrokerRecord
             self.brokers.pop(record["id"], None)
         elif kind == "broker_fenced":
@@ -231,6 +234,15 @@ class MetadataImage:
         elif kind == "remove_acl":
             self.acls.pop(record["id"], None)
         # Unknown record types are skipped so an older broker can read a newer log.
+
+    def _leave_isrs(self, node_id: int) -> None:
+        for topic in self.topics.values():
+            for index, state in topic.states.items():
+                # A partition it led keeps it: its election report (which may come first) names
+                # it, and its leadership stands until a newer epoch is reported.
+                if node_id in state.isr and node_id != state.leader:
+                    isr = tuple(n for n in state.isr if n != node_id)
+                    topic.states[index] = PartitionState(state.leader, state.leader_epoch, isr)
 
 
 # "elect_preferred" (ElectLeaders) changes nothing in the image: the partition's leader hands
