@@ -13,8 +13,9 @@ steps), so a synchronous write each is cheap.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from rafka.storage.files import CorruptCheckpointError, read_checkpoint, write_checkpoint
 
@@ -28,6 +29,8 @@ class VoterSetHistory:
     def __init__(self, path: Path, entries: list[tuple[int, Voters]] | None = None) -> None:
         self.path = path
         self._entries: list[tuple[int, Voters]] = entries or []
+        self._latest: tuple[int, Mapping[int, str | None]] | None = None
+        self._refresh_latest()
 
     @classmethod
     def load(
@@ -60,23 +63,30 @@ class VoterSetHistory:
     def entries(self) -> tuple[tuple[int, Voters], ...]:
         return tuple(self._entries)
 
-    def latest(self) -> tuple[int, dict[int, str | None]] | None:
-        if not self._entries:
-            return None
-        offset, voters = self._entries[-1]
-        return offset, dict(voters)
+    def latest(self) -> tuple[int, Mapping[int, str | None]] | None:
+        """Asked after every append (Raft's voters follow the log): kept, not rebuilt."""
+        return self._latest
+
+    def _refresh_latest(self) -> None:
+        if self._entries:
+            offset, voters = self._entries[-1]
+            self._latest = offset, MappingProxyType(dict(voters))
+        else:
+            self._latest = None
 
     def record(self, offset: int, voters: Voters) -> None:
         """A voters record is about to be appended at `offset` (the log end): durable first."""
         while self._entries and self._entries[-1][0] >= offset:
             self._entries.pop()  # cannot be in the log: it ends at `offset`
         self._entries.append((offset, tuple(sorted(voters))))
+        self._refresh_latest()
         self._write()
 
     def truncate_from(self, end_offset: int) -> None:
         """The log was truncated to `end_offset`: forget the records past it, durably."""
         if self._entries and self._entries[-1][0] >= end_offset:
             self._entries = [e for e in self._entries if e[0] < end_offset]
+            self._refresh_latest()
             self._write()
 
     def _write(self) -> None:
