@@ -239,11 +239,15 @@ def render(results: dict[str, Any], png: str | None, chart_error: str | None) ->
         "first record is its own row.",
         "- The consume rows run librdkafka with fetch.queue.backoff.ms=10, for every broker: "
         "by default it stops fetching for 1 s whenever its prefetch queue holds "
-        "queued.min.messages (100,000) records, so a broker that serves faster than the "
-        "application drains sees the client idle most of each second (librdkafka issue 2879; "
-        "the setting is librdkafka's own remedy). The defaults row keeps what an untuned "
-        "client sees: rafka trips that backoff and Kafka, in these runs, does not; why "
-        "(what Kafka's Fetch answers do differently) is still open.",
+        "queued.min.messages (100,000) records or queued.max.messages.kbytes (64 MiB), so a "
+        "broker that serves faster than the application drains sees the client idle most of "
+        "each second (librdkafka issue 2879; the setting is librdkafka's own remedy). The "
+        "defaults row keeps what an untuned client sees. Both brokers answer the same way "
+        "(about 1 MiB a partition, max.partition.fetch.bytes); the difference is pace: "
+        "with librdkafka's debug=fetch log the queue reaches 64 MiB (63,681 records of 1 KiB) "
+        "0.35 s into rafka's run and the client backs off, while Kafka's answers come slowly "
+        "enough that it never holds more than 12,259. A faster application, or Kafka on a "
+        "faster machine, meets the same backoff.",
         "- Client CPU is the load generator's user+system time (getrusage) over the measured "
         f"interval; ⚠ marks {CLIENT_BOUND_PCT:.0f}% or more of its one core, where the client "
         "may be the limit. Broker CPU is the broker's CPU time over the same interval, from "
