@@ -154,11 +154,11 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
         }
     )
     # The classic group coordinator, at the versions Kafka 4 serves. OffsetCommit/OffsetFetch
-    # v10 name topics by id (KIP-848 era) and are left for later.
+    # v10 name topics by id (KIP-848; stable, so advertised, from Kafka 4.2).
     dispatcher.apis.update(
         {
-            OFFSET_COMMIT: ApiSpec(2, 9, offsets_commit.make_offset_commit_handler(broker)),
-            OFFSET_FETCH: ApiSpec(1, 9, offsets_commit.make_offset_fetch_handler(broker)),
+            OFFSET_COMMIT: ApiSpec(2, 10, offsets_commit.make_offset_commit_handler(broker)),
+            OFFSET_FETCH: ApiSpec(1, 10, offsets_commit.make_offset_fetch_handler(broker)),
             FIND_COORDINATOR: ApiSpec(0, 6, groups.make_find_coordinator_handler(broker)),
             JOIN_GROUP: ApiSpec(0, 9, groups.make_join_group_handler(broker)),
             HEARTBEAT: ApiSpec(0, 4, groups.make_heartbeat_handler(broker)),

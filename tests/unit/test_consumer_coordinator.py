@@ -4,10 +4,11 @@ error codes Kafka gives, offset commits at the member epoch, and the replay afte
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_group_support import TOPIC, join, start_broker
+from test_group_support import TOPIC, join_request, start_broker
 
 from rafka.broker.broker import Broker
 from rafka.broker.coordinator.groups.consumer_heartbeat import HeartbeatRequest, HeartbeatResult
@@ -98,10 +99,11 @@ async def test_join_heartbeat_and_errors(broker: Broker) -> None:
     assert (b3.member_epoch, count(b3.assignment)) == (3, 4)
 
 
-async def test_a_classic_group_is_not_a_consumer_group(broker: Broker) -> None:
-    await join(broker, group="classic", version=3)  # v3: joins at once, no member id round
+async def test_a_classic_group_of_other_clients_is_not_a_consumer_group(broker: Broker) -> None:
+    request = replace(join_request(group="classic", version=3), protocol_type="connect")
+    await broker.groups.membership.join_group(request)  # v3: joins at once
     result = await beat(broker, "m", 0, group="classic")
-    assert result.error is ErrorCode.group_id_not_found
+    assert result.error is ErrorCode.group_id_not_found  # only consumers upgrade (KIP-848)
 
 
 async def test_the_group_is_replayed_after_a_restart(broker_dir: Path) -> None:

@@ -16,7 +16,9 @@ from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.security.acl import Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
 
-# ConsumerGroupDescribe v1's member type: 0 classic, 1 consumer.
+# ConsumerGroupDescribe v1's member type: 0 classic (a member on the classic protocol after an
+# online upgrade), 1 consumer.
+CLASSIC_MEMBER_TYPE = 0
 CONSUMER_MEMBER_TYPE = 1
 
 
@@ -130,7 +132,9 @@ def _described(broker: Broker, ctx: RequestContext, group_id: str, with_ops: boo
                 "subscribed_topic_regex": m.subscribed_topic_regex,
                 "assignment": _partitions(group, m.assigned),
                 "target_assignment": _partitions(group, group.target.get(m.member_id, {})),
-                "member_type": CONSUMER_MEMBER_TYPE,
+                "member_type": (
+                    CLASSIC_MEMBER_TYPE if m.classic is not None else CONSUMER_MEMBER_TYPE
+                ),
             }
             for m in group.members.values()
         ],

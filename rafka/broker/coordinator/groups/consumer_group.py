@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
 from rafka.broker.coordinator.groups.consumer_assignors import Assignment
+from rafka.broker.coordinator.groups.consumer_records import ClassicMemberMetadata
 
 GROUP_TYPE = "consumer"
 PROTOCOL_TYPE = "consumer"
@@ -59,6 +60,13 @@ class ConsumerMember:
     state: MemberState = MemberState.STABLE
     assigned: Assignment = field(default_factory=dict)
     pending_revocation: Assignment = field(default_factory=dict)
+    # Set for a member still on the classic protocol (JoinGroup/SyncGroup/Heartbeat), as after
+    # a classic group's online upgrade: its session timeout and JoinGroup protocols.
+    classic: ClassicMemberMetadata | None = None
+
+    @property
+    def uses_classic_protocol(self) -> bool:
+        return self.classic is not None
 
     def owns(self, topic_id: uuid.UUID, partition: int) -> bool:
         return partition in self.assigned.get(topic_id, ()) or partition in (

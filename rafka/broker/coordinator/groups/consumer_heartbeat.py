@@ -14,7 +14,7 @@ import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -57,8 +57,22 @@ from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from rafka.broker.coordinator.groups.context import GroupContext
+    from rafka.broker.coordinator.groups.group import ClassicGroup
 
 log = structlog.get_logger(__name__)
+
+
+class ClassicConversion(Protocol):
+    """The online upgrade and downgrade between classic and consumer groups
+    (consumer_classic.ClassicMembers; a protocol here so that this module need not import it)."""
+
+    def upgrade(
+        self, shard: CoordinatorShard, classic: ClassicGroup, records: list[Record]
+    ) -> ConsumerGroup | None: ...
+
+    def maybe_downgrade(
+        self, shard: CoordinatorShard, group: ConsumerGroup, records: list[Record]
+    ) -> bool: ...
 
 _SESSION = "consumer-session"
 _REVOCATION = "consumer-revocation"
@@ -95,6 +109,8 @@ class ConsumerGroupHeartbeats:
     def __init__(self, coordinator: GroupContext) -> None:
         self.coordinator = coordinator
         self.config = coordinator.config
+        # Classic members in consumer groups and the conversions (set by the coordinator).
+        self.classic_members: ClassicConversion | None = None
 
     # -- the request ----------------------------------------------------------------------------
 
@@ -121,9 +137,21 @@ class ConsumerGroupHeartbeats:
         shard = self.coordinator.shard_for(req.group_id)
         classic = shard.groups.get(req.group_id)
         if classic is not None and classic.members:
-            raise CoordinatorError(
-                ErrorCode.group_id_not_found, f"Group {req.group_id} is not a consumer group."
-            )
+            # KIP-848's online upgrade: a member joining a classic group of consumers turns it
+            # into a consumer group, whose classic members stay on their protocol.
+            upgraded: list[Record] = []
+            converted = None
+            if req.member_epoch == 0 and self.classic_members is not None:
+                converted = self.classic_members.upgrade(shard, classic, upgraded)
+            if converted is None:
+                raise CoordinatorError(
+                    ErrorCode.group_id_not_found, f"Group {req.group_id} is not a consumer group."
+                )
+            try:
+                return self._heartbeat(shard, converted, req, upgraded)
+            except CoordinatorError:
+                shard.write(upgraded, lambda _code: None)  # converted all the same
+                raise
         group = shard.consumer_groups.get(req.group_id)
         if group is None:
             if req.member_epoch != 0:
@@ -140,9 +168,13 @@ class ConsumerGroupHeartbeats:
         return self._heartbeat(shard, group, req)
 
     def _heartbeat(
-        self, shard: CoordinatorShard, group: ConsumerGroup, req: HeartbeatRequest
+        self,
+        shard: CoordinatorShard,
+        group: ConsumerGroup,
+        req: HeartbeatRequest,
+        records: list[Record] | None = None,
     ) -> tuple[HeartbeatResult, asyncio.Future[ErrorCode] | None]:
-        records: list[Record] = []
+        records = [] if records is None else records
         if req.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
             member = group.members.get(req.member_id)
             if member is None:
@@ -155,6 +187,7 @@ class ConsumerGroupHeartbeats:
                 records.append(_current_assignment(group, member))
             else:
                 self._remove_member(shard, group, member, records)
+                self.after_removal(shard, group, records)
             write = shard.write(records, lambda _code: None)
             return HeartbeatResult(ErrorCode.none, req.member_id, req.member_epoch, 0), write
         member, is_new = self._member(shard, group, req, records)
@@ -244,7 +277,9 @@ class ConsumerGroupHeartbeats:
                         )
                     return self._replace_static_member(group, holder, req, records), True
             if member is not None:
-                # A rejoin: the member lost its partitions, it starts over.
+                # A rejoin: the member lost its partitions, it starts over (on this protocol,
+                # if it was a classic member before).
+                member.classic = None
                 member.assigned, member.pending_revocation = {}, {}
                 member.member_epoch, member.previous_member_epoch = 0, -1
                 member.state = MemberState.STABLE
@@ -253,9 +288,12 @@ class ConsumerGroupHeartbeats:
             member = ConsumerMember(member_id, instance_id=req.instance_id)
             group.add(member)
             return member, True
-        if member is None:
+        if member is None or member.classic is not None:
             raise CoordinatorError(
-                ErrorCode.unknown_member_id, f"Member {req.member_id} is not a member."
+                ErrorCode.unknown_member_id,
+                f"Member {req.member_id} is not a member."
+                if member is None
+                else f"Member {req.member_id} does not use the consumer protocol.",
             )
         if req.member_epoch != member.member_epoch:
             # A member that missed the response to its last heartbeat may say the epoch before,
@@ -351,11 +389,21 @@ class ConsumerGroupHeartbeats:
         group.remove(member.member_id)
         for kind in (CURRENT_ASSIGNMENT, TARGET_MEMBER, MEMBER_METADATA):
             records.append((ConsumerKey(kind, group.group_id, member.member_id), None))
-        self.coordinator.timers.cancel((_SESSION, group.group_id, member.member_id))
-        self.coordinator.timers.cancel((_REVOCATION, group.group_id, member.member_id))
+        self.cancel_timers(group, member.member_id)
         if bump:
             self._topics_changed(group)
             self._bump(group, records)
+
+    def cancel_timers(self, group: ConsumerGroup, member_id: str) -> None:
+        self.coordinator.timers.cancel((_SESSION, group.group_id, member_id))
+        self.coordinator.timers.cancel((_REVOCATION, group.group_id, member_id))
+
+    def after_removal(
+        self, shard: CoordinatorShard, group: ConsumerGroup, records: list[Record]
+    ) -> None:
+        """Members left: with only classic members remaining, the group turns classic again."""
+        if self.classic_members is not None:
+            self.classic_members.maybe_downgrade(shard, group, records)
 
     # -- epochs and the target assignment -------------------------------------------------------
 
@@ -447,9 +495,12 @@ class ConsumerGroupHeartbeats:
     ) -> None:
         timers = self.coordinator.timers
         key = (group.group_id, member.member_id)
+        session_ms = self.config.consumer_session_timeout_ms
+        if member.classic is not None:
+            session_ms = member.classic.session_timeout_ms
         timers.schedule(
             (_SESSION, *key),
-            self.config.consumer_session_timeout_ms / 1000,
+            session_ms / 1000,
             lambda: self._expire(shard, group, member.member_id, "session timeout"),
         )
         revoking = (_REVOCATION, *key)
@@ -477,6 +528,7 @@ class ConsumerGroupHeartbeats:
         log.info("consumer group member fenced", group=group.group_id, member=member_id, why=why)
         records: list[Record] = []
         self._remove_member(shard, group, member, records)
+        self.after_removal(shard, group, records)
         shard.write(records, lambda _code: None)
 
     # -- loading --------------------------------------------------------------------------------
@@ -522,6 +574,7 @@ def _member_metadata(group: ConsumerGroup, member: ConsumerMember) -> Record:
             member.subscribed_topic_regex,
             member.rebalance_timeout_ms,
             member.server_assignor,
+            member.classic,
         ),
     )
 

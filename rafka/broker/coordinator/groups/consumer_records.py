@@ -1,7 +1,7 @@
 """The consumer group protocol's records in `__consumer_offsets`, in Kafka's coordinator-record
 format: a key is an i16 record type (3-8) then the group id (and the member id); a value is an
-i16 version (0) then the fields in the flexible encoding, ending in tagged fields (none written,
-all skipped on read).
+i16 version (0) then the fields in the flexible encoding, ending in tagged fields (only the member
+metadata's ClassicMemberMetadata, tag 0, is written and read; the others are skipped).
 
     3 ConsumerGroupMetadata             value: group epoch
     4 ConsumerGroupPartitionMetadata    value: the subscribed topics' ids, names, partitions
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rafka.broker.coordinator.groups.consumer_assignors import Assignment
 from rafka.broker.coordinator.groups.records import RecordFormatError, _Reader, _Writer
@@ -59,6 +59,15 @@ class MemberMetadataValue:  # 5
     subscribed_topic_regex: str | None
     rebalance_timeout_ms: int
     server_assignor: str | None
+    # A member still on the classic protocol (KIP-848's online upgrade): its session timeout
+    # and JoinGroup protocols (name, metadata); None for consumer-protocol members.
+    classic: ClassicMemberMetadata | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicMemberMetadata:
+    session_timeout_ms: int
+    protocols: tuple[tuple[str, bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +185,20 @@ def encode_consumer_value(value: ConsumerValue) -> bytes:
         w.string(value.subscribed_topic_regex)
         w.i32(value.rebalance_timeout_ms)
         w.string(value.server_assignor)
-        # ClassicMemberMetadata is tagged (tag 0) and null here: no classic members yet.
+        if value.classic is not None:  # ClassicMemberMetadata: tagged field 0
+            tag = _Writer(flexible=True)
+            tag.i32(value.classic.session_timeout_ms)
+            tag.array_length(len(value.classic.protocols))
+            for name, metadata in value.classic.protocols:
+                tag.string(name)
+                tag.bytes_(metadata)
+                tag.no_tags()
+            tag.no_tags()
+            w.uvarint(1)
+            w.uvarint(0)
+            w.uvarint(len(tag.out))
+            w.out += tag.out
+            return bytes(w.out)
     elif isinstance(value, TargetEpochValue):
         w.i32(value.assignment_epoch)
     elif isinstance(value, TargetMemberValue):
@@ -219,7 +241,7 @@ def decode_consumer_value(
             topics.append((topic_id, name, partitions))
         return PartitionMetadataValue(tuple(topics))
     if kind == MEMBER_METADATA:
-        return MemberMetadataValue(
+        value = MemberMetadataValue(
             r.nullable_string(),
             r.nullable_string(),
             r.string(),
@@ -229,6 +251,20 @@ def decode_consumer_value(
             r.i32(),
             r.nullable_string(),
         )
+        classic = None
+        for _ in range(r.uvarint()):
+            tag, size = r.uvarint(), r.uvarint()
+            if tag != 0:
+                r._take(size)
+                continue
+            session_timeout_ms = r.i32()
+            protocols = []
+            for _ in range(r.array_length()):
+                protocols.append((r.string(), r.bytes_()))
+                r.skip_tags()
+            r.skip_tags()
+            classic = ClassicMemberMetadata(session_timeout_ms, tuple(protocols))
+        return replace(value, classic=classic) if classic is not None else value
     if kind == TARGET_METADATA:
         return TargetEpochValue(r.i32())
     if kind == TARGET_MEMBER:

@@ -62,6 +62,7 @@ class ConsumerGroupsReplay:
                 member.subscribed_topic_regex = value.subscribed_topic_regex
                 member.rebalance_timeout_ms = value.rebalance_timeout_ms
                 member.server_assignor = value.server_assignor
+                member.classic = value.classic
                 if value.instance_id is not None:
                     group.static_members[value.instance_id] = member_id
             elif isinstance(value, TargetMemberValue):

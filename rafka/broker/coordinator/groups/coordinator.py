@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from rafka.broker.coordinator.groups.classic_rebalance import ClassicRebalance
+from rafka.broker.coordinator.groups.consumer_classic import ClassicMembers
 from rafka.broker.coordinator.groups.consumer_group import GROUP_TYPE as CONSUMER_GROUP_TYPE
 from rafka.broker.coordinator.groups.consumer_group import PROTOCOL_TYPE as CONSUMER_PROTOCOL
 from rafka.broker.coordinator.groups.consumer_group import ConsumerGroup
@@ -86,6 +87,10 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
         self.membership = Membership(self, self.rebalance)
         self.offsets = OffsetStore(self)
         self.consumer = ConsumerGroupHeartbeats(self)
+        # KIP-848's online upgrade: classic members in consumer groups, and the conversions.
+        mixed = ClassicMembers(self.consumer, self.rebalance)
+        self.consumer.classic_members = mixed
+        self.membership.mixed = mixed
 
     # -- lifecycle ----------------------------------------------------------------------------
 

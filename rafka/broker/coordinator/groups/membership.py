@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -28,6 +28,7 @@ from rafka.broker.coordinator.groups.classic_rebalance import (
     join_error,
     sync_result,
 )
+from rafka.broker.coordinator.groups.consumer_heartbeat import group_tombstones
 from rafka.broker.coordinator.groups.group import ClassicGroup, GroupState, Member
 from rafka.broker.coordinator.groups.records import GroupKey
 from rafka.broker.coordinator.groups.shard import CoordinatorShard
@@ -35,8 +36,8 @@ from rafka.broker.coordinator.internal_topic import coordinator_error_for_write
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
-    from rafka.broker.coordinator.groups.consumer_heartbeat import group_tombstones
-from rafka.broker.coordinator.groups.context import GroupContext
+    from rafka.broker.coordinator.groups.consumer_group import ConsumerGroup
+    from rafka.broker.coordinator.groups.context import GroupContext
 
 log = structlog.get_logger(__name__)
 
@@ -59,11 +60,42 @@ class JoinRequest:
     reason: str | None = None
 
 
+
+class MixedGroups(Protocol):
+    """Classic members of consumer groups (consumer_classic.ClassicMembers; a protocol here so
+    that this module need not import it)."""
+
+    async def join(
+        self, shard: CoordinatorShard, group: ConsumerGroup, req: JoinRequest
+    ) -> dict[str, Any]: ...
+
+    def sync(
+        self,
+        group: ConsumerGroup,
+        generation: int,
+        member_id: str,
+        protocol_type: str | None,
+        protocol_name: str | None,
+    ) -> dict[str, Any]: ...
+
+    def heartbeat(
+        self, shard: CoordinatorShard, group: ConsumerGroup, generation: int, member_id: str
+    ) -> ErrorCode: ...
+
+    def leave(
+        self,
+        shard: CoordinatorShard,
+        group: ConsumerGroup,
+        members: list[tuple[str, str | None]],
+    ) -> list[ErrorCode]: ...
+
 class Membership:
     def __init__(self, coordinator: GroupContext, rebalance: ClassicRebalance) -> None:
         self.coordinator = coordinator
         self.rebalance = rebalance
         self.config = coordinator.config
+        # Classic members of consumer groups (KIP-848's online upgrade), set by the coordinator.
+        self.mixed: MixedGroups | None = None
 
     # -- JoinGroup ------------------------------------------------------------------------------
 
@@ -79,8 +111,11 @@ class Membership:
         consumer_group = shard.consumer_groups.get(req.group_id)
         if consumer_group is not None:
             if consumer_group.members:
-                # Classic members in a consumer group need KIP-848's upgrade path: not served.
-                return join_error(ErrorCode.inconsistent_group_protocol, req.member_id)
+                # A classic member of a consumer group (online upgrade): the consumer group's
+                # target assignment is its assignment.
+                if self.mixed is None:
+                    return join_error(ErrorCode.inconsistent_group_protocol, req.member_id)
+                return await self.mixed.join(shard, consumer_group, req)
             # An empty consumer group becomes a classic one (its offsets stay).
             del shard.consumer_groups[req.group_id]
             shard.write(group_tombstones(consumer_group), lambda _code: None)
@@ -337,6 +372,11 @@ class Membership:
         assignments: dict[str, bytes],
     ) -> dict[str, Any]:
         shard = self.coordinator.shard_for(group_id)
+        consumer_group = shard.consumer_groups.get(group_id)
+        if consumer_group is not None and self.mixed is not None:
+            return self.mixed.sync(
+                consumer_group, generation, member_id, protocol_type, protocol_name
+            )
         group = shard.groups.get(group_id)
         if group is None:
             return sync_result(ErrorCode.unknown_member_id)
@@ -373,6 +413,9 @@ class Membership:
         self, group_id: str, generation: int, member_id: str, group_instance_id: str | None
     ) -> ErrorCode:
         shard = self.coordinator.shard_for(group_id)
+        consumer_group = shard.consumer_groups.get(group_id)
+        if consumer_group is not None and self.mixed is not None:
+            return self.mixed.heartbeat(shard, consumer_group, generation, member_id)
         group = shard.groups.get(group_id)
         if group is None:
             return ErrorCode.unknown_member_id
@@ -405,6 +448,9 @@ class Membership:
         self, group_id: str, members: list[tuple[str, str | None]]
     ) -> tuple[ErrorCode, list[ErrorCode]]:
         shard = self.coordinator.shard_for(group_id)
+        consumer_group = shard.consumer_groups.get(group_id)
+        if consumer_group is not None and self.mixed is not None:
+            return ErrorCode.none, self.mixed.leave(shard, consumer_group, members)
         group = shard.groups.get(group_id)
         if group is None:
             return ErrorCode.unknown_member_id, [ErrorCode.unknown_member_id] * len(members)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from rafka.broker.coordinator.groups.consumer_group import ConsumerGroup
+from rafka.broker.coordinator.groups.consumer_group import ConsumerGroup, ConsumerMember
 from rafka.broker.coordinator.groups.consumer_heartbeat import group_tombstones
 from rafka.broker.coordinator.groups.context import CoordinatorError
 from rafka.broker.coordinator.groups.group import (
@@ -184,8 +184,7 @@ class OffsetStore:
             known = consumer_group.members.get(member_id)
             if known is None:
                 raise CoordinatorError(ErrorCode.unknown_member_id)
-            if known.member_epoch != member_epoch:
-                raise CoordinatorError(ErrorCode.stale_member_epoch)
+            _validate_member_epoch(known, member_epoch)
         group = shard.groups.get(group_id)
         offsets = group.offsets if group is not None and group.state is not GroupState.DEAD else {}
         if partitions is None:
@@ -305,15 +304,23 @@ class OffsetStore:
 def validate_consumer_commit(
     group: ConsumerGroup, member_epoch: int, member_id: str, api_version: int
 ) -> None:
-    """OffsetCommit's checks against a consumer group (raises CoordinatorError): a member
-    commits at its current epoch; without a member id only while the group is empty."""
-    if member_epoch < 0 and not member_id and not group.members:
+    """OffsetCommit's checks against a consumer group (raises CoordinatorError), Kafka 4.1's
+    ConsumerGroup.validateOffsetCommit: a member commits at its current epoch (a classic
+    member of the group, at its epoch as generation); without an epoch only while the group is
+    empty."""
+    if member_epoch < 0 and not group.members:
         return  # an admin tool, or a consumer assigning partitions itself
     member = group.members.get(member_id)
     if member is None:
         raise CoordinatorError(ErrorCode.unknown_member_id)
-    if api_version < 9:
-        # Older requests carry a classic generation, which means nothing here.
+    if member.classic is None and api_version < 9:
+        # Older requests carry a classic generation, which means nothing to this member.
         raise CoordinatorError(ErrorCode.unsupported_version)
+    _validate_member_epoch(member, member_epoch)
+
+
+def _validate_member_epoch(member: ConsumerMember, member_epoch: int) -> None:
     if member_epoch != member.member_epoch:
+        if member.classic is not None:
+            raise CoordinatorError(ErrorCode.illegal_generation)
         raise CoordinatorError(ErrorCode.stale_member_epoch)
