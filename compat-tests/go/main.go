@@ -76,6 +76,7 @@ func main() {
 		scenario{"idempotent-produce", s.idempotentProduce},
 		scenario{"group-rebalance", s.groupRebalance},
 		scenario{"commit-resume", s.commitResume},
+		scenario{"consumer-protocol", s.consumerProtocol},
 		scenario{"admin-topics", s.adminTopics},
 		scenario{"admin-configs", s.adminConfigs},
 		scenario{"transactions", s.transactions},

@@ -20,6 +20,10 @@ from broker_process import (  # noqa: E402 - the tests' broker fixture, reused
 BROKER_OVERRIDES = {
     # Kafka's default delays a new group's first rebalance by 3 s; test brokers set 0.
     "group.initial.rebalance.delay.ms": "0",
+    # Consumer-protocol members heartbeat every 5 s by default, and a reassignment takes a few
+    # heartbeats; test brokers shorten the interval (Kafka checks it against the minimum).
+    "group.consumer.heartbeat.interval.ms": "500",
+    "group.consumer.min.heartbeat.interval.ms": "100",
 }
 
 

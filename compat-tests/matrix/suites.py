@@ -17,7 +17,7 @@ from matrix.clients import Client
 from matrix.scenarios import SCENARIOS
 
 BUILD_TIMEOUT = 1500.0  # a cold Maven/Go/npm cache downloads everything
-SUITE_TIMEOUT = 420.0  # 12 scenarios, each bounded at 60 s inside the suite
+SUITE_TIMEOUT = 480.0  # 19 scenarios, each bounded at 60 s inside the suite
 
 
 # -- processes ------------------------------------------------------------------------------------

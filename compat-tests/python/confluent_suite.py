@@ -4,12 +4,15 @@ one JSON line each."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import confluent_kafka
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    ConsumerGroupTopicPartitions,
+    ConsumerGroupType,
     KafkaError,
     KafkaException,
     Message,
@@ -40,12 +43,14 @@ from suite_common import (
     check,
     check_exactly_once,
     check_rebalance,
+    no_consumer_protocol,
     numbered,
     run_suite,
     sample_record,
     scenario_functions,
     secured,
     secured_values,
+    split_between,
     suite_env,
     txn_pipeline_records,
     wait_for,
@@ -228,6 +233,149 @@ def group_rebalance() -> None:
     everything = frozenset(range(partitions))
     first, second = Member(topic, group, "first"), Member(topic, group, "second")
     check_rebalance(first, second, everything, count)
+
+
+class NextGenMember(ThreadedMember):
+    """A member of a consumer-protocol group (KIP-848) polling in its own thread. The broker
+    assigns and sets the session timeout and heartbeat interval, so none of them is configured
+    here (librdkafka refuses them with group.protocol=consumer). It commits what it read,
+    synchronously, after every poll; a failed commit is tried again after the next poll."""
+
+    def __init__(self, topic: str, group: str, name: str) -> None:
+        super().__init__(name)
+        self.topic = topic
+        self.uncommitted = False
+        # The last failed commit and the last error librdkafka reported, for the report.
+        self.commit_error: KafkaError | None = None
+        self.client_error: KafkaError | None = None
+        self.consumer = Consumer(
+            {
+                **BASE,
+                "group.id": group,
+                "group.protocol": "consumer",
+                "client.id": f"{ENV.prefix}-{name}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "error_cb": self.on_error,
+            }
+        )
+
+    def on_error(self, error: KafkaError) -> None:
+        self.client_error = error
+
+    def subscribe(self) -> None:
+        self.consumer.subscribe([self.topic])
+
+    def poll(self) -> list[str]:
+        messages = self.consumer.consume(100, 0.1)
+        values = [m.value().decode() for m in messages if not m.error()]
+        self.uncommitted = self.uncommitted or bool(values)
+        if self.uncommitted:
+            try:
+                self.consumer.commit(asynchronous=False)
+                self.uncommitted = False
+            except KafkaException as error:
+                if error.args[0].code() == KafkaError._NO_OFFSET:  # nothing left to commit
+                    self.uncommitted = False
+                else:
+                    self.commit_error = error.args[0]
+        return values
+
+
+def group_summary(description: Any) -> str:
+    """A ConsumerGroupDescription as type, state and each member's partitions."""
+    members = {m.client_id: sorted(tp.partition for tp in m.assignment.topic_partitions)
+               for m in description.members}  # fmt: skip
+    return f"type {description.type.name}, state {description.state.name}, members {members}"
+
+
+def consumer_protocol() -> None:
+    major, minor = (int(part) for part in confluent_kafka.libversion()[0].split(".")[:2])
+    if (major, minor) < (2, 12):
+        no_consumer_protocol(f"librdkafka {confluent_kafka.libversion()[0]}: GA from 2.12")
+    topic = group = f"{ENV.prefix}-next-gen"
+    partitions, count = 4, 40
+    create_topic(topic, partitions)
+
+    def produce_records(start: int, stop: int) -> None:
+        produce([{"topic": topic, "partition": i % partitions, "value": f"n-{i}"}
+                 for i in range(start, stop)])  # fmt: skip
+
+    produce_records(0, count // 2)
+    everything = frozenset(range(partitions))
+    first, second = NextGenMember(topic, group, "first"), NextGenMember(topic, group, "second")
+    members = (first, second)
+    last: dict[str, object] = {}  # what the last check saw, for the report
+
+    def wait(condition: Callable[[], bool], what: str) -> None:
+        """wait_for, failing at once when a member failed, and reporting on a timeout what the
+        last check saw and the members' last errors."""
+
+        def watched() -> bool:
+            for member in members:
+                if member.error is not None:
+                    raise AssertionError(f"member {member.name} failed: {member.error}")
+            return condition()
+
+        last.clear()
+        try:
+            wait_for(watched, what)
+        except AssertionError as timeout:
+            errors = {f"{m.name} {kind}": str(error) for m in members
+                      for kind, error in (("commit", m.commit_error), ("client", m.client_error))
+                      if error is not None}  # fmt: skip
+            seen = {m.name: sorted(m.assignment) for m in members}
+            raise AssertionError(f"{timeout}; members own {seen}; last seen {last or '-'}; "
+                                 f"last errors {errors or '-'}") from None  # fmt: skip
+
+    def described_as_split() -> bool:
+        """ConsumerGroupDescribe shows a consumer-protocol group of the two members, each with
+        the partitions it reports."""
+        description = admin().describe_consumer_groups([group])[group].result(WAIT)
+        last["described"] = group_summary(description)
+        owned = {m.client_id: frozenset(tp.partition for tp in m.assignment.topic_partitions)
+                 for m in description.members}  # fmt: skip
+        reported = {f"{ENV.prefix}-{m.name}": m.assignment for m in members}
+        return description.type == ConsumerGroupType.CONSUMER and owned == reported
+
+    ends: dict[int, int] = {}
+
+    def committed_at_end() -> bool:
+        request = ConsumerGroupTopicPartitions(group)
+        listed = admin().list_consumer_group_offsets([request])[group].result(WAIT)
+        committed = {tp.partition: tp.offset for tp in listed.topic_partitions if tp.topic == topic}
+        last.update(committed=committed, ends=ends)
+        return committed == ends
+
+    def split() -> bool:
+        return split_between(first, second, everything) and len(first.assignment) == 2
+
+    try:
+        first.start()
+        wait(lambda: first.assignment == everything, "the first member to own all 4 partitions")
+        second.start()
+        wait(split, "the partitions to be split 2/2 between the two members")
+        wait(described_as_split, "ConsumerGroupDescribe to show the split")
+        produce_records(count // 2, count)
+        expected = {f"n-{i}" for i in range(count)}
+        wait(lambda: first.seen | second.seen == expected, f"the members to read all {count}")
+        check(second.seen, "the second member read none of the records produced after the split")
+        second.stop()
+        wait(lambda: first.assignment == everything,
+             "the first member to own all partitions after the second left")  # fmt: skip
+        consumer = Consumer({**BASE, "group.id": f"{ENV.prefix}-unused"})
+        try:
+            for p in range(partitions):
+                ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), WAIT)[1]
+        finally:
+            consumer.close()
+        check(sum(ends.values()) == count, f"end offsets {ends}")
+        wait(committed_at_end, "the committed offsets to reach the end of every partition")
+    finally:
+        second.stop()
+        first.stop()
+    if first.error is not None:
+        raise AssertionError(f"member first failed: {first.error}")
 
 
 def commit_resume() -> None:
@@ -482,6 +630,7 @@ if __name__ == "__main__":
         idempotent_produce=idempotent_produce,
         group_rebalance=group_rebalance,
         commit_resume=commit_resume,
+        consumer_protocol=consumer_protocol,
         admin_topics=admin_topics,
         admin_configs=admin_configs,
         transactions=transactions,

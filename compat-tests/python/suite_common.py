@@ -30,6 +30,7 @@ SCENARIOS = [
     "idempotent-produce",
     "group-rebalance",
     "commit-resume",
+    "consumer-protocol",
     "admin-topics",
     "admin-configs",
     "transactions",
@@ -49,6 +50,11 @@ Headers = list[tuple[str, bytes]]
 
 class Skip(Exception):  # noqa: N818 - it is a verdict, not an error
     """The client itself cannot do what the scenario needs (the reason says what)."""
+
+
+def no_consumer_protocol(detail: str = "") -> None:
+    """consumer-protocol for a client without `group.protocol=consumer` (KIP-848)."""
+    raise Skip("client does not implement KIP-848" + (f": {detail}" if detail else ""))
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ public final class Main {
         scenarios.put("idempotent-produce", produce::idempotentProduce);
         scenarios.put("group-rebalance", groups::groupRebalance);
         scenarios.put("commit-resume", groups::commitResume);
+        scenarios.put("consumer-protocol", groups::consumerProtocol);
         scenarios.put("admin-topics", admin::adminTopics);
         scenarios.put("admin-configs", admin::adminConfigs);
         scenarios.put("transactions", transactions::transactions);
@@ -68,6 +69,12 @@ public final class Main {
         scenarios.put("security-sasl-scram", security::securitySaslScram);
         scenarios.put("security-mtls", security::securityMtls);
         scenarios.put("security-acl", security::securityAcl);
+        String version = clientVersion();
+        if (version.startsWith("3.")) {
+            // group.protocol=consumer is early access/preview in 3.7-3.9 and GA from 4.0.
+            skips.putIfAbsent("consumer-protocol",
+                "kafka-clients " + version + ": consumer protocol not GA before 4.0");
+        }
         if (System.getenv("COMPAT_SASL_SSL_BOOTSTRAP") == null) {
             // Only a broker run.py starts itself has the secured listeners (not --bootstrap).
             for (String name : SECURED) {
@@ -77,7 +84,7 @@ public final class Main {
         }
 
         System.out.println("{\"client\": \"kafka-clients\", \"version\": "
-            + json(clientVersion()) + "}");
+            + json(version) + "}");
         ExecutorService executor = Executors.newCachedThreadPool(runnable -> {
             Thread thread = new Thread(runnable);
             thread.setDaemon(true); // a scenario that hangs must not keep the JVM alive
