@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import time
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -44,6 +46,7 @@ from rafka.broker.node_security import (
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.batches import settle_for_shutdown
 from rafka.broker.partition.replica import NO_REPLICATION, Partition
+from rafka.broker.replica_dirs import NewReplicaDirs
 from rafka.broker.topic_admin import (
     apply_topic_configs,
     create_topic,
@@ -79,6 +82,7 @@ class Broker:
         self._metadata_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rafka-meta")
         self.metadata_flusher = GroupCommitFlusher(self._metadata_pool)
         self.partitions: dict[tuple[str, int], Partition] = {}
+        self.new_replica_dirs = NewReplicaDirs(self.log_dir, self.pool)
         self.metadata: ClusterMetadata | None = None
         self.cluster_id = ""
         self.own_endpoint: BrokerEndpoint | None = None
@@ -176,7 +180,7 @@ class Broker:
         self.own_endpoint = endpoint
         await self.controller_client.register()
         refresh_broker_defaults(self)  # dynamic broker configs from the metadata log
-        known = {*self.partitions, (METADATA_TOPIC, 0)}
+        known = {*self.partitions, *self.new_replica_dirs.pending_keys(), (METADATA_TOPIC, 0)}
         for stray in self.log_dir.set_aside_strays(known):
             log.warning("stray partition directory set aside", path=str(stray))
         self.controller_client.start()
@@ -430,10 +434,20 @@ class Broker:
         return LogConfig.from_topic_configs(topic.configs, self.default_log_config)
 
     def _open_topic(self, topic: TopicImage) -> None:
-        """Open this node's replicas of `topic` and let them take part in their Raft groups."""
+        """Open this node's replicas of `topic` and let them take part in their Raft groups;
+        new ones once their directories are durable (replica_dirs.py)."""
         config = self.topic_log_config(topic)
+        new: list[int] = []
         for index, replicas in enumerate(topic.replicas):
-            if self.node_id not in replicas or (topic.name, index) in self.partitions:
+            key = (topic.name, index)
+            if (
+                self.node_id not in replicas
+                or key in self.partitions
+                or self.new_replica_dirs.pending(key)
+            ):
+                continue
+            if read_partition_metadata(self.log_dir.partition_dir(*key)) is None:
+                new.append(index)
                 continue
             # A replica a reassignment adds opens as an observer of the voters before it.
             voters = configured_voters(topic, index)
@@ -445,6 +459,40 @@ class Broker:
                 # A new partition's preferred replica stands at once; restarted ones wait for
                 # their election timers, so that a healthy leader elsewhere is not disrupted.
                 partition.elect()
+        if new:
+            self._create_replicas(topic, new)
+
+    async def wait_for_new_replicas(self, keys: Iterable[tuple[str, int]]) -> None:
+        await self.new_replica_dirs.wait(keys)
+
+    def _create_replicas(self, topic: TopicImage, indexes: list[int]) -> None:
+        for index in indexes:
+            # A new replica: checkpoints naming this partition are of a deleted namesake, and
+            # would look like data this replica lost.
+            for offsets in (self._recovery_points, self._log_start_offsets, self._high_watermarks):
+                offsets.pop((topic.name, index), None)
+        durable = self.new_replica_dirs.create(topic.name, topic.topic_id, indexes)
+        durable.add_done_callback(
+            functools.partial(self._on_replicas_durable, topic.topic_id, topic.name, indexes)
+        )
+
+    def _on_replicas_durable(
+        self, topic_id: uuid.UUID, name: str, indexes: list[int], durable: asyncio.Future[None]
+    ) -> None:
+        if durable.cancelled() or self.metadata is None:
+            return
+        error = durable.exception()
+        if error is not None:  # as a failed log fsync: these replicas stay offline
+            log.error("new replica directories not synced", topic=name, error=str(error))
+            return
+        topic = self.metadata.image.topics_by_id.get(topic_id)
+        if topic is None:  # deleted meanwhile
+            for index in indexes:
+                if (name, index) not in self.partitions:
+                    self.log_dir.delete_partition_dir(name, index)
+            return
+        self._open_topic(topic)
+        apply_topic_configs(self, topic)
 
     def _on_metadata_record(self, record: dict[str, Any]) -> None:
         """Act on a committed metadata record, on every node alike."""

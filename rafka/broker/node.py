@@ -9,6 +9,7 @@ composition root imports it (not even for type hints) and the imports point one 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -81,6 +82,10 @@ class StorageNode(Node, Protocol):
     def live_broker_ids(self) -> list[int]: ...
 
     def write_checkpoints(self) -> None: ...
+
+    async def wait_for_new_replicas(self, keys: Iterable[tuple[str, int]]) -> None:
+        """Until these replicas, if being created, are durable and open."""
+        ...
 
     async def call_controller(self, api_key: int, version: int, data: dict[str, Any]) -> Any:
         """A request to the metadata quorum's leader (NotController if there is none)."""

@@ -415,6 +415,7 @@ async def create_topic(
 async def await_new_leaders(node: StorageNode, topic: TopicImage, indexes: range) -> None:
     """Let the partitions this node leads commit their first batch (a single node leads all
     of them at once), so that clients find leaders right after the topic is created."""
+    await node.wait_for_new_replicas((topic.name, index) for index in indexes)
     waits = []
     for index in indexes:
         partition = node.partitions.get((topic.name, index))

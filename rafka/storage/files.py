@@ -134,9 +134,34 @@ def topic_id_from_string(text: str) -> uuid.UUID:
     return uuid.UUID(bytes=raw)
 
 
-def write_partition_metadata(partition_dir: Path, topic_id: uuid.UUID) -> None:
+def write_partition_metadata(
+    partition_dir: Path, topic_id: uuid.UUID, *, durable: bool = True
+) -> None:
+    """`durable=False` leaves the fsyncs to the caller (see `sync_new_partition_dirs`)."""
     text = f"version: 0\ntopic_id: {topic_id_to_string(topic_id)}\n"
-    atomic_write(partition_dir / PARTITION_METADATA_FILE, text.encode())
+    path = partition_dir / PARTITION_METADATA_FILE
+    if durable:
+        atomic_write(path, text.encode())
+    else:
+        temp = path.with_name(path.name + TEMP_SUFFIX)
+        temp.write_bytes(text.encode())
+        os.replace(temp, path)
+
+
+def sync_new_partition_dirs(log_dir: Path, partition_dirs: Iterable[Path]) -> None:
+    """Make new partition directories durable with their `partition.metadata`, together: one
+    syncfs where Linux has it, else an fsync of each file and directory. A topic's hundreds
+    of replicas then cost one call, not three fsyncs each."""
+    if sync_filesystem(log_dir):
+        return
+    for directory in partition_dirs:
+        fd = os.open(directory / PARTITION_METADATA_FILE, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_dir(directory)
+    fsync_dir(log_dir)
 
 
 def read_partition_metadata(partition_dir: Path) -> uuid.UUID | None:

@@ -19,6 +19,7 @@ from rafka.storage.files import (
     fsync_dir,
     read_checkpoint,
     write_checkpoint,
+    write_partition_metadata,
 )
 
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
@@ -135,6 +136,14 @@ class LogDirectory:
         if not path.is_dir():
             path.mkdir()
             fsync_dir(self.path)
+        return path
+
+    def prepare_partition_dir(self, topic: str, partition: int, topic_id: uuid.UUID) -> Path:
+        """A new replica's directory and `partition.metadata`, not yet durable: the caller
+        syncs a batch of them (files.sync_new_partition_dirs) before the replicas are used."""
+        path = self.partition_dir(topic, partition)
+        path.mkdir(exist_ok=True)
+        write_partition_metadata(path, topic_id, durable=False)
         return path
 
     def set_aside_strays(self, known: Collection[tuple[str, int]]) -> list[Path]:
