@@ -1,7 +1,8 @@
 """KIP-848's online upgrade and downgrade against a real coordinator (a Broker on a temporary
 directory): a classic member's partitions carry over into the consumer group, it is reconciled
 through JoinGroup/SyncGroup/Heartbeat, committed offsets stay, the mixed group replays after a
-restart, and the group turns classic again when its last consumer-protocol member leaves."""
+restart, and the group turns classic again when its last consumer-protocol member leaves; and
+group.consumer.migration.policy: no upgrade or downgrade of a non-empty group it disallows."""
 
 from __future__ import annotations
 
@@ -142,3 +143,64 @@ async def test_a_mixed_group_is_replayed(broker_dir: Path) -> None:
         assert heartbeat(again, m, group=GROUP) is ErrorCode.rebalance_in_progress
     finally:
         await again.stop()
+
+
+async def policy_broker(broker_dir: Path, policy: str) -> Broker:
+    broker = await start_broker(broker_dir, **{"group.consumer.migration.policy": policy})
+    await broker.create_topic(TOPIC, 4, 1)
+    return broker
+
+
+@pytest.mark.parametrize("policy", ["disabled", "downgrade", "DISABLED"])
+async def test_no_upgrade_unless_the_policy_allows_it(broker_dir: Path, policy: str) -> None:
+    broker = await policy_broker(broker_dir, policy)
+    try:
+        m = await classic_member(broker)
+        # Kafka's answer: the group is not a consumer group (and stays the classic group).
+        n = await beat(broker, "n", 0, group=GROUP)
+        assert n.error is ErrorCode.group_id_not_found
+        assert n.message == f"Group {GROUP} is not a consumer group."
+        shard = broker.groups.shard_for(GROUP)
+        assert GROUP not in shard.consumer_groups
+        assert list(shard.groups[GROUP].members) == [m["member_id"]]
+        assert shard.groups[GROUP].state is GroupState.STABLE
+        assert heartbeat(broker, m, group=GROUP) is NONE
+    finally:
+        await broker.stop()
+
+
+@pytest.mark.parametrize("policy", ["disabled", "upgrade"])
+async def test_no_downgrade_unless_the_policy_allows_it(broker_dir: Path, policy: str) -> None:
+    broker = await policy_broker(broker_dir, policy)
+    try:
+        n = await beat(broker, "n", 0, group=GROUP)
+        assert n.error == NONE
+        # A classic member may join a consumer group whatever the policy.
+        m = await join(broker, group=GROUP, version=3)
+        assert m["error_code"] == NONE
+        left = await beat(broker, "n", -1, group=GROUP)
+        assert left.error == NONE
+        # Only a classic member is left, and the group stays a consumer group.
+        group = broker.groups.consumer.describe(GROUP)
+        assert [member.member_id for member in group.members.values()] == [m["member_id"]]
+        assert broker.groups.describe_group(GROUP) is None  # no classic group
+    finally:
+        await broker.stop()
+
+
+async def test_empty_groups_convert_whatever_the_policy(broker_dir: Path) -> None:
+    broker = await policy_broker(broker_dir, "disabled")
+    try:
+        commit = [OffsetCommit(TOPIC, 1, 7, -1, None)]
+        assert await broker.groups.offsets.commit(GROUP, -1, "", None, commit) == [NONE]
+        n = await beat(broker, "n", 0, group=GROUP)  # an empty classic group: converts
+        assert n.error == NONE
+        left = await beat(broker, "n", -1, group=GROUP)
+        assert left.error == NONE
+        m = await join(broker, group=GROUP, version=3)  # an empty consumer group: converts
+        assert m["error_code"] == NONE
+        assert GROUP not in broker.groups.shard_for(GROUP).consumer_groups
+        [(_, _, committed)] = await broker.groups.offsets.fetch(GROUP, [(TOPIC, 1)])
+        assert committed is not None and committed.offset == 7
+    finally:
+        await broker.stop()

@@ -88,6 +88,16 @@ def _cluster_id(value: str | None) -> str | None:
     return "must be a Kafka cluster id: 22 characters of URL-safe base64 (16 bytes)"
 
 
+MIGRATION_POLICIES = ("bidirectional", "upgrade", "downgrade", "disabled")
+
+
+def _migration_policy(value: str) -> str | None:
+    # Kafka compares case-insensitively (ConfigDef.CaseInsensitiveValidString).
+    if value.lower() in MIGRATION_POLICIES:
+        return None
+    return f"must be one of {', '.join(MIGRATION_POLICIES)}"
+
+
 def _define(*defs: ConfigDef) -> dict[str, ConfigDef]:
     return {d.name: d for d in defs}
 
@@ -287,6 +297,10 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
       "Smallest consumer-protocol heartbeat interval.", min=1),
     D("group.consumer.max.heartbeat.interval.ms", _I, 15000,
       "Largest consumer-protocol heartbeat interval.", min=1),
+    D("group.consumer.migration.policy", _S, "bidirectional",
+      "Online conversion of non-empty groups between the classic and the consumer protocol: "
+      "bidirectional, upgrade, downgrade or disabled (empty groups always convert).",
+      check=_migration_policy),
     # --- transactions and idempotence
     D("transaction.state.log.num.partitions", _I, _INTERNAL_TOPIC_PARTITIONS,
       "Partitions of __transaction_state (rafka: 8, Kafka: 50).", min=1),

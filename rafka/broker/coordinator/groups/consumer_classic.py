@@ -1,15 +1,18 @@
-"""Classic-protocol members of a consumer group: KIP-848's online upgrade
-(`group.consumer.migration.policy` = bidirectional, Kafka 4's default).
+"""Classic-protocol members of a consumer group: KIP-848's online upgrade and downgrade, as
+`group.consumer.migration.policy` allows them (Kafka's values: bidirectional, the default, both;
+upgrade or downgrade, that one only; disabled, neither). Empty groups convert whatever the policy
+(membership.py, consumer_heartbeat.py); classic members may join a consumer group whatever it is.
 
 * Upgrade. A ConsumerGroupHeartbeat that joins a classic group whose members all speak
   the `consumer` protocol type turns it into a consumer group at once: the group epoch and the
   members' epochs are the classic generation, each member's target and current assignment are
-  the partitions its last SyncGroup gave it (none if it has not synced yet: a group in the middle
-of a rebalance converts too, its waiting requests answered REBALANCE_IN_PROGRESS), and the members
-stay on the classic protocol
-  (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit with their member epoch as
-  generation). The classic group's metadata is tombstoned; its committed offsets stay where
-  they are (the offsets of a consumer group live in an Empty classic group of its id).
+  the partitions its last SyncGroup gave it (none if it has not synced yet: a group in the
+  middle of a rebalance converts too, its waiting requests answered REBALANCE_IN_PROGRESS), and
+  the members stay on the classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+  OffsetCommit with their member epoch as generation). The classic group's metadata is
+  tombstoned; its committed offsets stay where they are (the offsets of a consumer group live in
+  an Empty classic group of its id). When the policy allows no upgrade, the heartbeat is
+  answered GROUP_ID_NOT_FOUND ("Group ... is not a consumer group."), as Kafka answers it.
 * A classic member of a consumer group is reconciled like any member, but only when it joins:
   its Heartbeat answers REBALANCE_IN_PROGRESS once the group epoch moved past its own, while it
   has partitions to revoke, or once partitions it waits for are free; its JoinGroup applies the
@@ -18,7 +21,8 @@ stay on the classic protocol
   leader, so the client assigns nothing itself.
 * Downgrade. When the last consumer-protocol member leaves and classic members remain, the
   group turns back into a classic group (its members keep their partitions and rejoin through a
-  rebalance); its consumer group records are tombstoned.
+  rebalance); its consumer group records are tombstoned. When the policy allows no downgrade, it
+  stays a consumer group of classic members.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ from rafka.broker.coordinator.groups.consumer_group import (
     ConsumerMember,
     MemberState,
     reconcile,
+)
+from rafka.broker.coordinator.groups.consumer_heartbeat import (
+    ConsumerGroupHeartbeats,
+    current_assignment_record,
+    group_tombstones,
+    member_metadata_record,
 )
 from rafka.broker.coordinator.groups.consumer_records import (
     CURRENT_ASSIGNMENT,
@@ -65,7 +75,6 @@ from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
     from rafka.broker.coordinator.groups.classic_rebalance import ClassicRebalance
-    from rafka.broker.coordinator.groups.consumer_heartbeat import ConsumerGroupHeartbeats
     from rafka.broker.coordinator.groups.membership import JoinRequest
 
 log = structlog.get_logger(__name__)
@@ -209,6 +218,13 @@ class ClassicMembers:
         to `records`), or None if it cannot be converted now."""
         if classic.protocol_type != CONSUMER_PROTOCOL_TYPE or classic.state is GroupState.DEAD:
             return None
+        if not self.coordinator.config.online_upgrade:
+            log.info(
+                "classic group not upgraded: group.consumer.migration.policy disallows it",
+                group=classic.group_id,
+                policy=self.coordinator.config.consumer_migration_policy,
+            )
+            return None
         members: list[ConsumerMember] = []
         targets: dict[str, Assignment] = {}
         for m in classic.members.values():
@@ -235,7 +251,7 @@ class ClassicMembers:
         for member in members:
             group.add(member)
         group.target = targets
-        self.heartbeats._topics_changed(group)
+        self.heartbeats.refresh_topics(group)
         records.append(
             (ConsumerKey(GROUP_METADATA, group.group_id), GroupEpochValue(group.group_epoch))
         )
@@ -247,20 +263,15 @@ class ClassicMembers:
                 ),
             )
         )
-        from rafka.broker.coordinator.groups.consumer_heartbeat import (
-            _current_assignment,
-            _member_metadata,
-        )
-
         for member in members:
-            records.append(_member_metadata(group, member))
+            records.append(member_metadata_record(group, member))
             records.append(
                 (
                     ConsumerKey(TARGET_MEMBER, group.group_id, member.member_id),
                     TargetMemberValue(group.target[member.member_id]),
                 )
             )
-            records.append(_current_assignment(group, member))
+            records.append(current_assignment_record(group, member))
         records.append(
             (
                 ConsumerKey(TARGET_METADATA, group.group_id),
@@ -286,7 +297,7 @@ class ClassicMembers:
         records.append((GroupKey(classic.group_id), None))
         shard.consumer_groups[group.group_id] = group
         for member in members:
-            self.heartbeats._schedule_timers(shard, group, member)
+            self.heartbeats.schedule_timers(shard, group, member)
         log.info(
             "classic group upgraded to a consumer group",
             group=group.group_id,
@@ -303,6 +314,13 @@ class ClassicMembers:
         """If only classic members are left, turn the group back into a classic group (its
         records appended to `records`); whether it did."""
         if not group.members or any(m.classic is None for m in group.members.values()):
+            return False
+        if not self.coordinator.config.online_downgrade:
+            log.info(
+                "consumer group not downgraded: group.consumer.migration.policy disallows it",
+                group=group.group_id,
+                policy=self.coordinator.config.consumer_migration_policy,
+            )
             return False
         protocols = [dict(m.classic.protocols) for m in group.members.values() if m.classic]
         common = set(protocols[0]).intersection(*protocols[1:])
@@ -340,8 +358,6 @@ class ClassicMembers:
             for kind in (CURRENT_ASSIGNMENT, TARGET_MEMBER, MEMBER_METADATA):
                 records.append((ConsumerKey(kind, group.group_id, member_id), None))
             self.heartbeats.cancel_timers(group, member_id)
-        from rafka.broker.coordinator.groups.consumer_heartbeat import group_tombstones
-
         records += group_tombstones(group)
         records.append((GroupKey(classic.group_id), classic.to_value()))
         del shard.consumer_groups[group.group_id]
@@ -391,11 +407,6 @@ class ClassicMembers:
                 instance_id=req.group_instance_id,
             )
             group.add(member)
-        from rafka.broker.coordinator.groups.consumer_heartbeat import (
-            _current_assignment,
-            _member_metadata,
-        )
-
         before = (member.subscribed_topic_names, member.classic, member.client_id)
         subscription_before = member.subscribed_topic_names
         member.subscribed_topic_names = tuple(sorted(set(topics)))
@@ -403,16 +414,16 @@ class ClassicMembers:
         member.client_id, member.client_host = req.client_id, req.client_host
         member.classic = ClassicMemberMetadata(req.session_timeout_ms, tuple(req.protocols))
         if is_new or before != (member.subscribed_topic_names, member.classic, member.client_id):
-            records.append(_member_metadata(group, member))
-        topics_changed = self.heartbeats._topics_changed(group)
+            records.append(member_metadata_record(group, member))
+        topics_changed = self.heartbeats.refresh_topics(group)
         if is_new or topics_changed or subscription_before != member.subscribed_topic_names:
-            self.heartbeats._bump(group, records)
+            self.heartbeats.bump_epoch(group, records)
         owned = self._ids(owned_names)
         if is_new:
             owned = {}
         if reconcile(group, member, owned) or is_new:
-            records.append(_current_assignment(group, member))
-        self.heartbeats._schedule_timers(shard, group, member)
+            records.append(current_assignment_record(group, member))
+        self.heartbeats.schedule_timers(shard, group, member)
         result = {
             "error_code": ErrorCode.none,
             "generation_id": member.member_epoch,
@@ -459,7 +470,7 @@ class ClassicMembers:
             return ErrorCode.unknown_member_id
         if generation != member.member_epoch:
             return ErrorCode.illegal_generation
-        self.heartbeats._schedule_timers(shard, group, member)
+        self.heartbeats.schedule_timers(shard, group, member)
         if (
             member.member_epoch < group.group_epoch
             or member.state is MemberState.UNREVOKED_PARTITIONS
@@ -498,7 +509,7 @@ class ClassicMembers:
             if instance_id is not None and member.instance_id not in (None, instance_id):
                 results.append(ErrorCode.fenced_instance_id)
                 continue
-            self.heartbeats._remove_member(shard, group, member, records)
+            self.heartbeats.remove_member(shard, group, member, records)
             results.append(ErrorCode.none)
         if records:
             self.heartbeats.after_removal(shard, group, records)

@@ -184,9 +184,9 @@ class ConsumerGroupHeartbeats:
                 # coming back under its instance id needs no rebalance.
                 member.previous_member_epoch = member.member_epoch
                 member.member_epoch = STATIC_LEAVE_EPOCH
-                records.append(_current_assignment(group, member))
+                records.append(current_assignment_record(group, member))
             else:
-                self._remove_member(shard, group, member, records)
+                self.remove_member(shard, group, member, records)
                 self.after_removal(shard, group, records)
             write = shard.write(records, lambda _code: None)
             return HeartbeatResult(ErrorCode.none, req.member_id, req.member_epoch, 0), write
@@ -194,14 +194,14 @@ class ConsumerGroupHeartbeats:
         replaced = is_new and member.member_epoch != 0  # a static member took its place back
         details_changed, subscription_changed = self._update_member(member, req)
         if details_changed or is_new:
-            records.append(_member_metadata(group, member))
-        topics_changed = self._topics_changed(group)  # refreshed on every heartbeat
+            records.append(member_metadata_record(group, member))
+        topics_changed = self.refresh_topics(group)  # refreshed on every heartbeat
         if subscription_changed or topics_changed or (is_new and not replaced):
-            self._bump(group, records)
+            self.bump_epoch(group, records)
         assignment_changed = reconcile(group, member, req.owned)
         if assignment_changed or is_new:
-            records.append(_current_assignment(group, member))
-        self._schedule_timers(shard, group, member)
+            records.append(current_assignment_record(group, member))
+        self.schedule_timers(shard, group, member)
         send_assignment = (
             req.member_epoch == 0
             or assignment_changed
@@ -378,7 +378,7 @@ class ConsumerGroupHeartbeats:
         now_subscribed = (member.subscribed_topic_names, member.subscribed_topic_regex)
         return after != before, now_subscribed != subscription
 
-    def _remove_member(
+    def remove_member(
         self,
         shard: CoordinatorShard,
         group: ConsumerGroup,
@@ -391,8 +391,8 @@ class ConsumerGroupHeartbeats:
             records.append((ConsumerKey(kind, group.group_id, member.member_id), None))
         self.cancel_timers(group, member.member_id)
         if bump:
-            self._topics_changed(group)
-            self._bump(group, records)
+            self.refresh_topics(group)
+            self.bump_epoch(group, records)
 
     def cancel_timers(self, group: ConsumerGroup, member_id: str) -> None:
         self.coordinator.timers.cancel((_SESSION, group.group_id, member_id))
@@ -407,7 +407,7 @@ class ConsumerGroupHeartbeats:
 
     # -- epochs and the target assignment -------------------------------------------------------
 
-    def _topics_changed(self, group: ConsumerGroup) -> bool:
+    def refresh_topics(self, group: ConsumerGroup) -> bool:
         """Refresh the subscribed topics' metadata; whether it changed since the group epoch."""
         topics: dict[uuid.UUID, tuple[str, int]] = {}
         metadata = self.coordinator.broker.metadata
@@ -422,7 +422,7 @@ class ConsumerGroupHeartbeats:
         group.topics = topics
         return True
 
-    def _bump(self, group: ConsumerGroup, records: list[Record]) -> None:
+    def bump_epoch(self, group: ConsumerGroup, records: list[Record]) -> None:
         """A new group epoch and, at once, its target assignment."""
         group.group_epoch += 1
         records.append(
@@ -490,7 +490,7 @@ class ConsumerGroupHeartbeats:
 
     # -- timers ---------------------------------------------------------------------------------
 
-    def _schedule_timers(
+    def schedule_timers(
         self, shard: CoordinatorShard, group: ConsumerGroup, member: ConsumerMember
     ) -> None:
         timers = self.coordinator.timers
@@ -527,7 +527,7 @@ class ConsumerGroupHeartbeats:
             return
         log.info("consumer group member fenced", group=group.group_id, member=member_id, why=why)
         records: list[Record] = []
-        self._remove_member(shard, group, member, records)
+        self.remove_member(shard, group, member, records)
         self.after_removal(shard, group, records)
         shard.write(records, lambda _code: None)
 
@@ -537,7 +537,7 @@ class ConsumerGroupHeartbeats:
         """Replayed members get a fresh session: they must heartbeat within it."""
         for group in shard.consumer_groups.values():
             for member in group.members.values():
-                self._schedule_timers(shard, group, member)
+                self.schedule_timers(shard, group, member)
 
     def on_unloaded(self, shard: CoordinatorShard) -> None:
         ids = set(shard.consumer_groups)
@@ -562,7 +562,7 @@ def group_tombstones(group: ConsumerGroup) -> list[Record]:
     ]
 
 
-def _member_metadata(group: ConsumerGroup, member: ConsumerMember) -> Record:
+def member_metadata_record(group: ConsumerGroup, member: ConsumerMember) -> Record:
     return (
         ConsumerKey(MEMBER_METADATA, group.group_id, member.member_id),
         MemberMetadataValue(
@@ -579,7 +579,7 @@ def _member_metadata(group: ConsumerGroup, member: ConsumerMember) -> Record:
     )
 
 
-def _current_assignment(group: ConsumerGroup, member: ConsumerMember) -> Record:
+def current_assignment_record(group: ConsumerGroup, member: ConsumerMember) -> Record:
     return (
         ConsumerKey(CURRENT_ASSIGNMENT, group.group_id, member.member_id),
         CurrentAssignmentValue(

@@ -49,6 +49,18 @@ class GroupConfig:
     consumer_session_timeout_ms: int = 45000
     consumer_heartbeat_interval_ms: int = 5000
     consumer_assignors: tuple[str, ...] = ("uniform", "range")
+    # group.consumer.migration.policy: bidirectional, upgrade, downgrade or disabled.
+    consumer_migration_policy: str = "bidirectional"
+
+    @property
+    def online_upgrade(self) -> bool:
+        """A non-empty classic group may turn into a consumer group."""
+        return self.consumer_migration_policy in ("bidirectional", "upgrade")
+
+    @property
+    def online_downgrade(self) -> bool:
+        """A consumer group left with classic members only may turn into a classic group."""
+        return self.consumer_migration_policy in ("bidirectional", "downgrade")
 
     @classmethod
     def from_broker_config(cls, config: BrokerConfig) -> GroupConfig:
@@ -69,6 +81,7 @@ class GroupConfig:
             consumer_session_timeout_ms=config.get_int("group.consumer.session.timeout.ms"),
             consumer_heartbeat_interval_ms=config.get_int("group.consumer.heartbeat.interval.ms"),
             consumer_assignors=tuple(config.get("group.consumer.assignors")),
+            consumer_migration_policy=config.get("group.consumer.migration.policy").lower(),
         )
 
 
