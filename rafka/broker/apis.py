@@ -15,6 +15,7 @@ from rafka.broker.handlers import (
     envelope,
     fetch,
     groups,
+    log_dirs,
     metadata,
     offsets,
     offsets_commit,
@@ -24,6 +25,7 @@ from rafka.broker.handlers import (
     reassignments,
     sasl,
     scram,
+    share_groups,
     topics,
     txn,
 )
@@ -56,6 +58,7 @@ CONSUMER_GROUP_DESCRIBE = 69
 DELETE_RECORDS = 21
 DESCRIBE_CONFIGS = 32
 ALTER_CONFIGS = 33
+ALTER_REPLICA_LOG_DIRS = 34
 DESCRIBE_LOG_DIRS = 35
 CREATE_PARTITIONS = 37
 ELECT_LEADERS = 43
@@ -183,13 +186,19 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
                 ),
             }
         )
+    # Share groups (KIP-932; issue 20's first slice: one node, state in memory).
+    dispatcher.apis.update(share_groups.share_apis(broker))
     # Topic and config administration, at the versions Kafka 4 serves.
     dispatcher.apis.update(
         {
             DELETE_RECORDS: ApiSpec(0, 2, admin.make_delete_records_handler(broker)),
             DESCRIBE_CONFIGS: ApiSpec(1, 4, configs.make_describe_handler(broker)),
             ALTER_CONFIGS: ApiSpec(0, 2, configs.make_alter_handler(broker), forwarded=True),
-            DESCRIBE_LOG_DIRS: ApiSpec(1, 4, admin.make_describe_log_dirs_handler(broker)),
+            # Several log.dirs (JBOD) and moves between them; Kafka 4 serves v1-2 and v1-4.
+            ALTER_REPLICA_LOG_DIRS: ApiSpec(
+                1, 2, log_dirs.make_alter_replica_log_dirs_handler(broker)
+            ),
+            DESCRIBE_LOG_DIRS: ApiSpec(1, 4, log_dirs.make_describe_log_dirs_handler(broker)),
             CREATE_PARTITIONS: ApiSpec(
                 0, 3, admin.make_create_partitions_handler(broker), forwarded=True
             ),

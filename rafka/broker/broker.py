@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import os
 import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -47,6 +49,7 @@ from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.batches import settle_for_shutdown
 from rafka.broker.partition.replica import NO_REPLICATION, Partition
 from rafka.broker.replica_dirs import NewReplicaDirs
+from rafka.broker.replica_moves import ReplicaMoves, settle_future_dir
 from rafka.broker.topic_admin import (
     apply_topic_configs,
     create_topic,
@@ -73,7 +76,21 @@ class Broker:
         self.node_id: int = config.node_id
         self.voters = frozenset(config.voter_ids)
         self.default_log_config = LogConfig.from_topic_configs(config.topic_defaults())
-        self.log_dir = LogDirectory(config.log_dirs[0])
+        # log.dirs (JBOD): the partitions are spread over these; metadata.log.dir (by default
+        # the first of them) holds the metadata log; the cleaner's checkpoint is in the first.
+        self.data_dirs = [LogDirectory(path) for path in config.log_dirs]
+        metadata_path = os.path.abspath(config.metadata_log_dir)
+        self.metadata_dir = next(
+            (d for d in self.data_dirs if os.path.abspath(d.path) == metadata_path),
+            None,
+        ) or LogDirectory(config.metadata_log_dir)
+        self.all_dirs = [*self.data_dirs]
+        if self.metadata_dir not in self.data_dirs:
+            self.all_dirs.append(self.metadata_dir)
+        self.log_dir = self.data_dirs[0]
+        # Which log dir holds each replica (found at start, or chosen for a new one).
+        self.placement: dict[tuple[str, int], LogDirectory] = {}
+        self._unclean_dirs: set[Path] = set()
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rafka-io")
         self.metrics = BrokerMetrics() if config.metrics_enabled else None  # else: not counted
         self.flusher = GroupCommitFlusher(self.pool, self.metrics and self.metrics.log_flushes)
@@ -82,7 +99,8 @@ class Broker:
         self._metadata_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rafka-meta")
         self.metadata_flusher = GroupCommitFlusher(self._metadata_pool)
         self.partitions: dict[tuple[str, int], Partition] = {}
-        self.new_replica_dirs = NewReplicaDirs(self.log_dir, self.pool)
+        self.new_replica_dirs = NewReplicaDirs(self.log_dir_for, self.pool)
+        self.replica_moves = ReplicaMoves(self)
         self.metadata: ClusterMetadata | None = None
         self.cluster_id = ""
         self.own_endpoint: BrokerEndpoint | None = None
@@ -140,14 +158,15 @@ class Broker:
         # Thousands of partitions need thousands of files: raise RLIMIT_NOFILE to its hard limit
         # and keep log and index files open within a budget under it.
         log.info("file descriptors", **configure_budget())
-        self.cluster_id = load_or_create_meta_properties(
-            self.log_dir.path, self.node_id, self.config.cluster_id, self.config.quorum_voters
+        self.cluster_id, directory_ids = load_or_create_meta_properties(
+            [d.path for d in self.all_dirs],
+            self.node_id,
+            self.config.cluster_id,
+            self.config.quorum_voters,
         )
-        self._clean_start = self.log_dir.had_clean_shutdown()
-        self.log_dir.clear_clean_shutdown()
-        self._recovery_points = self.log_dir.read_recovery_points()
-        self._log_start_offsets = self.log_dir.read_log_start_offsets()
-        self._high_watermarks = self.log_dir.read_high_watermarks()
+        for directory in self.all_dirs:
+            directory.directory_id = directory_ids[directory.path]
+        self._load_log_dirs()
         metadata_partition = self._open_partition(
             METADATA_TOPIC, 0, METADATA_TOPIC_ID, LogConfig(), self.voters
         )
@@ -169,7 +188,9 @@ class Broker:
         gc.collect()
         gc.freeze()
         if recovered:
-            await flush_recovered(self.flusher, self.pool, self.log_dir.path, recovered)
+            await flush_recovered(
+                self.flusher, self.pool, [d.path for d in self.all_dirs], recovered
+            )
         if len(self.voters) == 1:
             metadata_partition.elect()
 
@@ -181,8 +202,10 @@ class Broker:
         await self.controller_client.register()
         refresh_broker_defaults(self)  # dynamic broker configs from the metadata log
         known = {*self.partitions, *self.new_replica_dirs.pending_keys(), (METADATA_TOPIC, 0)}
-        for stray in self.log_dir.set_aside_strays(known):
-            log.warning("stray partition directory set aside", path=str(stray))
+        for directory in self.all_dirs:
+            held = {k for k in known if self.placement.get(k) is directory}
+            for stray in directory.set_aside_strays(held):
+                log.warning("stray partition directory set aside", path=str(stray))
         self.controller_client.start()
         self._background.append(
             asyncio.create_task(fence_silent_brokers(self), name="broker-liveness")
@@ -222,6 +245,7 @@ class Broker:
         )
 
     async def stop(self) -> None:
+        await self.replica_moves.stop()
         await self.cleaner.stop()
         await self.txn.stop()
         await self.groups.stop()
@@ -236,7 +260,8 @@ class Broker:
         await self.metadata_flusher.close()
         settle_for_shutdown(self.all_partitions())
         self.write_checkpoints()
-        self.log_dir.mark_clean_shutdown()
+        for directory in self.all_dirs:
+            directory.mark_clean_shutdown()
         self.pool.shutdown(wait=True)
         self._metadata_pool.shutdown(wait=True)
         log.info("broker stopped", node_id=self.node_id)
@@ -280,16 +305,101 @@ class Broker:
         """Recovery points bound the CRC scan after a crash; log start offsets keep retention;
         high watermarks let a restarted leader see that its log is committed (it then appends
         no LEADER_CHANGE batch)."""
-        partitions = self.all_partitions()
-        self.log_dir.write_recovery_points(
-            {(p.topic, p.index): p.log.recovery_point for p in partitions}
-        )
-        self.log_dir.write_log_start_offsets(
-            {(p.topic, p.index): p.log_start_offset for p in partitions}
-        )
-        self.log_dir.write_high_watermarks(
-            {(p.topic, p.index): p.durable_high_watermark for p in partitions}
-        )
+        for directory, partitions in self._partitions_by_dir().items():
+            directory.write_recovery_points(
+                {(p.topic, p.index): p.log.recovery_point for p in partitions}
+            )
+            directory.write_log_start_offsets(
+                {(p.topic, p.index): p.log_start_offset for p in partitions}
+            )
+            directory.write_high_watermarks(
+                {(p.topic, p.index): p.durable_high_watermark for p in partitions}
+            )
+
+    def _partitions_by_dir(self) -> dict[LogDirectory, list[Partition]]:
+        found: dict[LogDirectory, list[Partition]] = {d: [] for d in self.all_dirs}
+        for partition in self.all_partitions():
+            directory = self.placement.get((partition.topic, partition.index))
+            if directory is not None:
+                found[directory].append(partition)
+        return found
+
+    # -- log directories ----------------------------------------------------------------------
+
+    def _load_log_dirs(self) -> None:
+        """Find every replica in whichever log dir holds it (in two: an error, as in Kafka),
+        settle the moves a crash interrupted, and read each dir's checkpoints."""
+        for directory in self.all_dirs:
+            directory.remove_leftover_deletions()
+            for topic, index, _path in directory.partition_dirs():
+                other = self.placement.get((topic, index))
+                if other is not None:
+                    raise RuntimeError(
+                        f"partition {topic}-{index} is in two log dirs: {other.path} and "
+                        f"{directory.path}; remove the stale copy"
+                    )
+                self.placement[(topic, index)] = directory
+        for directory in self.all_dirs:
+            for topic, index, path in directory.future_dirs():
+                settle_future_dir(self.placement, directory, topic, index, path)
+        held = self.placement.get((METADATA_TOPIC, 0))
+        if held is not None and held is not self.metadata_dir:
+            raise RuntimeError(
+                f"the metadata log is in {held.path}, not in metadata.log.dir "
+                f"{self.metadata_dir.path}"
+            )
+        for directory in self.all_dirs:
+            if not directory.had_clean_shutdown():
+                self._unclean_dirs.add(directory.path)
+            directory.clear_clean_shutdown()
+            checkpoints = (
+                (self._recovery_points, directory.read_recovery_points()),
+                (self._log_start_offsets, directory.read_log_start_offsets()),
+                (self._high_watermarks, directory.read_high_watermarks()),
+            )
+            for merged, offsets in checkpoints:
+                for key, offset in offsets.items():
+                    if self.placement.get(key) is directory:
+                        merged[key] = offset
+        # A dir holding no replica (a disk just added) has no marker and nothing to recover.
+        self._unclean_dirs = {
+            path
+            for path in self._unclean_dirs
+            if any(d.path == path for d in self.placement.values())
+        }
+        self._clean_start = not self._unclean_dirs
+
+    def log_dir_for(self, topic: str, index: int) -> LogDirectory:
+        """The log dir holding this replica; for a new one, the data dir with the fewest
+        partitions (moves into a dir count there), first in log.dirs on a tie (Kafka's rule),
+        unless AlterReplicaLogDirs named one for it earlier."""
+        key = (topic, index)
+        found = self.placement.get(key)
+        if found is not None:
+            return found
+        if topic == METADATA_TOPIC:
+            found = self.metadata_dir
+        else:
+            found = self.replica_moves.preferred.pop(key, None)
+            if found is None:
+                counts = {id(d): 0 for d in self.data_dirs}
+                held = [d for k, d in self.placement.items() if k[0] != METADATA_TOPIC]
+                for directory in [*held, *self.replica_moves.targets()]:
+                    if id(directory) in counts:
+                        counts[id(directory)] += 1
+                found = min(self.data_dirs, key=lambda d: counts[id(d)])
+        self.placement[key] = found
+        return found
+
+    def replica_moved(self, key: tuple[str, int], target: LogDirectory) -> None:
+        """A move between log dirs swapped the replica into `target`."""
+        self.placement[key] = target
+        for offsets in (self._recovery_points, self._log_start_offsets, self._high_watermarks):
+            offsets.pop(key, None)
+
+    def _is_clean(self, key: tuple[str, int]) -> bool:
+        directory = self.placement.get(key)
+        return directory is None or directory.path not in self._unclean_dirs
 
     @property
     def controller_id(self) -> int:
@@ -376,7 +486,8 @@ class Broker:
         config: LogConfig,
         voters: frozenset[int],
     ) -> Partition:
-        directory = self.log_dir.create_partition_dir(topic, index)
+        directory = self.log_dir_for(topic, index).create_partition_dir(topic, index)
+        clean = self._is_clean((topic, index))
         checkpoints = (self._recovery_points, self._log_start_offsets, self._high_watermarks)
         if read_partition_metadata(directory) is None:
             write_partition_metadata(directory, topic_id)
@@ -399,18 +510,18 @@ class Broker:
             recovery_point=recovery_points.get((topic, index), 0),
             log_start_offset=self._log_start_offsets.get((topic, index), 0),
             high_watermark=self._high_watermarks.get((topic, index), 0),
-            clean_shutdown=self._clean_start,
+            clean_shutdown=clean,
             producer_id_expiration_ms=self.config.get_int("producer.id.expiration.ms"),
             raft_config=self.raft_config,
         )
         partition.replica_lag_time_max_ms = self.config.replica_lag_time_max_ms
-        if partition.log_end_offset > 0 and not self._clean_start:
+        if partition.log_end_offset > 0 and not clean:
             # Recovered bytes count for Raft only once fsynced: a follower fetches from there.
             if self._recovered is not None:
                 self._recovered.append(partition)  # flushed together once all are open
             else:
                 flusher.request(partition)
-        if not self._clean_start and partition.log_end_offset > 0:
+        if not clean and partition.log_end_offset > 0:
             # One line per partition is noise by the thousand; a cut tail logs its own warning.
             log.debug(
                 "partition recovered",
@@ -425,7 +536,7 @@ class Broker:
     def _attach(self, partition: Partition) -> None:
         """Let the partition take part in its Raft group."""
         self.replication.attach(partition)
-        if self._clean_start and partition.log_end_offset > 0:
+        if self._is_clean((partition.topic, partition.index)) and partition.log_end_offset > 0:
             # A clean shutdown fsynced and closed every log: it is durable to its end, with no
             # flush to wait for (for thousands of partitions, thousands of wasted fsyncs).
             partition.on_flushed(partition.log_end_offset)
@@ -446,7 +557,7 @@ class Broker:
                 or self.new_replica_dirs.pending(key)
             ):
                 continue
-            if read_partition_metadata(self.log_dir.partition_dir(*key)) is None:
+            if read_partition_metadata(self.log_dir_for(*key).partition_dir(*key)) is None:
                 new.append(index)
                 continue
             # A replica a reassignment adds opens as an observer of the voters before it.
@@ -489,7 +600,7 @@ class Broker:
         if topic is None:  # deleted meanwhile
             for index in indexes:
                 if (name, index) not in self.partitions:
-                    self.log_dir.delete_partition_dir(name, index)
+                    self._delete_replica_dir((name, index))
             return
         self._open_topic(topic)
         apply_topic_configs(self, topic)
@@ -565,10 +676,16 @@ class Broker:
             return
         partition.offline = ErrorCode.unknown_topic_or_partition
         partition.hooks = NO_REPLICATION  # detached: no more Raft traffic
+        self.replica_moves.cancel(key)
         partition.close()
-        self.log_dir.delete_partition_dir(*key)
+        self._delete_replica_dir(key)
         for offsets in (self._recovery_points, self._log_start_offsets, self._high_watermarks):
             offsets.pop(key, None)
+
+    def _delete_replica_dir(self, key: tuple[str, int]) -> None:
+        directory = self.placement.pop(key, None)
+        if directory is not None:
+            directory.delete_partition_dir(*key)
 
     def _on_role_changed(self, partition: Partition, change: RoleChanged) -> None:
         if partition.topic == METADATA_TOPIC:

@@ -17,7 +17,7 @@ from typing import Protocol
 import structlog
 
 from rafka.broker.metrics.counters import Histogram
-from rafka.storage.files import sync_filesystem
+from rafka.storage.files import sync_filesystems
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +40,28 @@ class GroupCommitFlusher:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._in_flight: set[int] = set()  # ids of the targets whose fsync runs now
+        self._round_done: asyncio.Event = asyncio.Event()
+
+    def flushing(self, target: Flushable) -> bool:
+        """Whether an fsync of `target` runs in a worker thread now."""
+        return id(target) in self._in_flight
+
+    async def idle_for(self, target: Flushable, timeout: float) -> bool:
+        """Until no fsync of `target` runs (bounded); False on timeout. Back on the event loop,
+        the caller may then change the log's files until its next await."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.flushing(target):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._round_done.clear()
+            try:
+                await asyncio.wait_for(self._round_done.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
@@ -60,10 +82,15 @@ class GroupCommitFlusher:
                     return
                 continue
             started = time.perf_counter()
-            results = await asyncio.gather(
-                *(loop.run_in_executor(self._pool, t.flush_blocking) for t in batch),
-                return_exceptions=True,
-            )
+            self._in_flight = {id(t) for t in batch}
+            try:
+                results = await asyncio.gather(
+                    *(loop.run_in_executor(self._pool, t.flush_blocking) for t in batch),
+                    return_exceptions=True,
+                )
+            finally:
+                self._in_flight = set()
+                self._round_done.set()
             if self._durations is not None:
                 self._durations.observe(time.perf_counter() - started)
             for target, result in zip(batch, results, strict=True):
@@ -87,17 +114,21 @@ class GroupCommitFlusher:
 
 
 async def flush_recovered(
-    flusher: GroupCommitFlusher, pool: ThreadPoolExecutor, log_dir: Path, logs: list[Flushable]
+    flusher: GroupCommitFlusher,
+    pool: ThreadPoolExecutor,
+    log_dirs: list[Path],
+    logs: list[Flushable],
 ) -> None:
     """After a crash, every recovered log must be fsynced before it counts for Raft (a lone
     voter's high watermark, a follower's fetch offset). One syncfs writes all of them back at
     once; the per-log flushes that follow find nothing dirty and only move the recovery
     points. With 10,000 partitions that is one call instead of 10,000 fdatasyncs, and
-    consumers see the records again that much sooner."""
+    consumers see the records again that much sooner. Several log dirs: one syncfs per
+    filesystem they are on."""
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     try:
-        synced = await loop.run_in_executor(pool, sync_filesystem, log_dir)
+        synced = await loop.run_in_executor(pool, sync_filesystems, log_dirs)
     except OSError as exc:
         synced = False
         log.error("syncfs after recovery failed: flushing log by log", error=str(exc))

@@ -6,23 +6,27 @@ seconds, past the metadata quorum's fetch timeout, so its leader was lost and, c
 the controller, every broker resigned its leaderships (3,000 RF=3 partitions could not be
 created). So a topic's new directories are written at once without fsync, synced together in
 the thread pool, and only then opened: nothing a replica does (vote, fetch, append) can come
-before its directory is on disk.
+before its directory is on disk. With several log dirs, each new replica goes where `place`
+says (the dir with the fewest partitions) and the sync is one syncfs per filesystem.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from rafka.storage.files import sync_new_partition_dirs
+from rafka.storage.files import sync_new_partition_dirs_in
 from rafka.storage.log_dir import LogDirectory
 
 
 class NewReplicaDirs:
-    def __init__(self, log_dir: LogDirectory, pool: ThreadPoolExecutor) -> None:
-        self._log_dir = log_dir
+    def __init__(
+        self, place: Callable[[str, int], LogDirectory], pool: ThreadPoolExecutor
+    ) -> None:
+        self._place = place  # the log dir for a new replica (which then counts as placed)
         self._pool = pool
         self._pending: dict[tuple[str, int], asyncio.Future[None]] = {}
 
@@ -34,9 +38,14 @@ class NewReplicaDirs:
 
     def create(self, topic: str, topic_id: uuid.UUID, indexes: list[int]) -> asyncio.Future[None]:
         """Write the directories now; the future resolves once they are durable."""
-        dirs = [self._log_dir.prepare_partition_dir(topic, i, topic_id) for i in indexes]
+        dirs: dict[Path, list[Path]] = {}
+        for i in indexes:
+            log_dir = self._place(topic, i)
+            dirs.setdefault(log_dir.path, []).append(
+                log_dir.prepare_partition_dir(topic, i, topic_id)
+            )
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, sync_new_partition_dirs, self._log_dir.path, dirs)
+        future = loop.run_in_executor(self._pool, sync_new_partition_dirs_in, dirs)
         keys = [(topic, i) for i in indexes]
         for key in keys:
             self._pending[key] = future

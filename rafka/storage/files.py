@@ -8,7 +8,7 @@ import ctypes
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 PARTITION_METADATA_FILE = "partition.metadata"
@@ -162,6 +162,29 @@ def sync_new_partition_dirs(log_dir: Path, partition_dirs: Iterable[Path]) -> No
             os.close(fd)
         fsync_dir(directory)
     fsync_dir(log_dir)
+
+
+def sync_filesystems(paths: Iterable[Path]) -> bool:
+    """syncfs once per filesystem among `paths` (several log dirs may share one); False where
+    syncfs is not available."""
+    seen: set[int] = set()
+    for path in paths:
+        device = os.stat(path).st_dev
+        if device in seen:
+            continue
+        if not sync_filesystem(path):
+            return False
+        seen.add(device)
+    return True
+
+
+def sync_new_partition_dirs_in(new_dirs: Mapping[Path, Iterable[Path]]) -> None:
+    """`sync_new_partition_dirs` for new partition directories spread over several log dirs
+    (log dir -> its new partition dirs): one syncfs per filesystem."""
+    if sync_filesystems(new_dirs):
+        return
+    for log_dir, partition_dirs in new_dirs.items():
+        sync_new_partition_dirs(log_dir, partition_dirs)
 
 
 def read_partition_metadata(partition_dir: Path) -> uuid.UUID | None:

@@ -82,6 +82,9 @@ class PartitionLog:
         self._flush_error: OSError | None = None
         self._dir_dirty = False
         self._closed = False
+        # Truncations so far: a copy of the directory (a move between log dirs) that saw one
+        # while it ran copies the segments again rather than their tails.
+        self.truncations = 0
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
@@ -378,6 +381,7 @@ class PartitionLog:
                 self._truncate_fully_locked(offset, now_ms)
                 return True
             self._lower_durable_mark(offset)
+            self.truncations += 1
             index = bisect_right(bases, offset) - 1
             keep = segments[index]
             doomed = segments[index + 1 :]
@@ -402,6 +406,7 @@ class PartitionLog:
 
     def _truncate_fully_locked(self, offset: int, now_ms: int | None) -> None:
         self._lower_durable_mark(offset)
+        self.truncations += 1
         for segment in self._view[1]:
             segment.delete()
         segment = LogSegment.create(
@@ -531,6 +536,22 @@ class PartitionLog:
                 for segment in self._view[1]:
                     segment.close()
                 self._closed = True
+
+    def write_files_for_copy(self) -> None:
+        """Bring the index files and the leader-epoch checkpoint up to date with memory, without
+        fsync: a copy of the directory taken now opens as after a clean shutdown."""
+        with self._flush_lock:
+            for segment in self._view[1]:
+                segment.write_index_files()
+            self._epochs.flush()
+
+    def release(self) -> None:
+        """Close the files without flushing them: the log moved to another directory, whose
+        copy is durable (a move between log dirs)."""
+        with self._flush_lock:
+            for segment in self._view[1]:
+                segment.close()
+            self._closed = True
 
     def delete(self) -> None:
         """Close and remove the partition directory."""

@@ -27,6 +27,7 @@ RECOVERY_POINT_CHECKPOINT_FILE = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT_FILE = "log-start-offset-checkpoint"
 HIGH_WATERMARK_CHECKPOINT_FILE = "replication-offset-checkpoint"
 CHECKPOINT_VERSION = 0
+FUTURE_DIR_SUFFIX = "-future"
 # Directories Kafka leaves for other purposes (future replicas, strays); never partition logs.
 _IGNORED_DIR_SUFFIXES = (DELETE_DIR_SUFFIX, "-future", "-stray")
 
@@ -35,6 +36,20 @@ TopicPartition = tuple[str, int]
 
 def partition_dir_name(topic: str, partition: int) -> str:
     return f"{topic}-{partition}"
+
+
+def future_dir_name(topic: str, partition: int) -> str:
+    """Kafka's name for a replica being moved into a log dir: `<topic>-<n>.<uuid hex>-future`."""
+    return f"{partition_dir_name(topic, partition)}.{uuid.uuid4().hex}{FUTURE_DIR_SUFFIX}"
+
+
+def parse_future_dir_name(name: str) -> TopicPartition | None:
+    if not name.endswith(FUTURE_DIR_SUFFIX):
+        return None
+    stem, dot, unique = name[: -len(FUTURE_DIR_SUFFIX)].rpartition(".")
+    if not dot or len(unique) != 32:
+        return None
+    return parse_partition_dir_name(stem)
 
 
 def parse_partition_dir_name(name: str) -> TopicPartition | None:
@@ -52,6 +67,17 @@ class LogDirectory:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self.directory_id: uuid.UUID | None = None  # meta.properties' directory.id
+
+    def future_dirs(self) -> list[tuple[str, int, Path]]:
+        """(topic, partition, path) of every `-future` directory (a move into this dir)."""
+        found: list[tuple[str, int, Path]] = []
+        for entry in os.scandir(self.path):
+            parsed = parse_future_dir_name(entry.name)
+            if parsed is not None and entry.is_dir(follow_symlinks=False):
+                found.append((parsed[0], parsed[1], Path(entry.path)))
+        found.sort()
+        return found
 
     # -- clean shutdown marker -----------------------------------------------------------------
     @property

@@ -563,6 +563,13 @@ class LogSegment:
                 index.close_file()
         self._synced_seq = sequence
 
+    def write_index_files(self) -> None:
+        """The index files as in memory, not fsynced (a copy of the directory follows)."""
+        if self.deleted:
+            return
+        for index in (self.offset_index, self.time_index):
+            index.write_pending(sync=False)
+
     def add_final_time_index_entry(self) -> None:
         """Kafka appends the max timestamp on close too, so a reopened segment knows it."""
         if self._indexes_ready:

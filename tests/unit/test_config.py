@@ -354,11 +354,11 @@ def test_log_dirs_overrides_log_dir() -> None:
     assert load("log.dir=/one").log_dirs == [Path("/one")]
     assert load("log.dir=/one", "log.dirs= /two ").log_dirs == [Path("/two")]
     assert load("log.dirs=/d", "metadata.log.dir=/d").metadata_log_dir == Path("/d")
-    # Refused, not reduced to the first: rafka keeps one log directory (the metadata log too).
-    with pytest.raises(ConfigError, match="log.dirs.*one log directory"):
-        load("log.dirs=/two,/three")
-    with pytest.raises(ConfigError, match="metadata.log.dir"):
-        load("log.dirs=/d", "metadata.log.dir=/m")
+    # Several log directories (JBOD); the metadata log in the first unless metadata.log.dir.
+    several = load("log.dirs=/two, /three")
+    assert several.log_dirs == [Path("/two"), Path("/three")]
+    assert several.metadata_log_dir == Path("/two")
+    assert load("log.dirs=/d", "metadata.log.dir=/m").metadata_log_dir == Path("/m")
     with pytest.raises(ConfigError, match="log.dirs"):
         load("log.dirs= , ")
     with pytest.raises(ConfigError, match="twice"):

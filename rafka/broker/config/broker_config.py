@@ -361,18 +361,12 @@ class BrokerConfig:
             raise self._error(key, "at least one log directory is required")
         if len(set(dirs)) != len(dirs):
             raise self._error(key, "lists a directory twice")
-        if len(dirs) > 1:
-            # Several directories (JBOD) would need placement and moves between them
-            # (AlterReplicaLogDirs); until then refused, never silently reduced to the first.
-            raise self._error(key, "rafka uses one log directory: several are not supported yet")
         self.log_dirs = dirs
+        # Several directories (JBOD): partitions are spread over them and moved between them
+        # with AlterReplicaLogDirs; the metadata log lives in metadata.log.dir (default: the
+        # first), which may also be a directory of its own, holding nothing else.
         metadata_dir = self.get_str("metadata.log.dir")
         self.metadata_log_dir = Path(metadata_dir).expanduser() if metadata_dir else dirs[0]
-        if self.metadata_log_dir != dirs[0]:
-            raise self._error(
-                "metadata.log.dir",
-                "the metadata log lives in the log directory: a separate one is not supported yet",
-            )
 
     def _validate_timing(self) -> None:
         retention = self.retention_ms

@@ -1,10 +1,9 @@
-"""CreatePartitions, DeleteRecords, DescribeTopicPartitions, DescribeCluster and DescribeLogDirs,
-authorized as Kafka does (ControllerApis for CreatePartitions, KafkaApis for the rest)."""
+"""CreatePartitions, DeleteRecords, DescribeTopicPartitions and DescribeCluster, authorized as
+Kafka does (ControllerApis for CreatePartitions, KafkaApis for the rest). DescribeLogDirs is in
+log_dirs.py."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from typing import Any
 
@@ -210,52 +209,5 @@ def make_describe_cluster_handler(broker: Broker):
                 for e in broker.endpoints_for(ctx.connection.listener)
             ]
         return response
-
-    return handle
-
-
-# -- DescribeLogDirs ----------------------------------------------------------------------------
-
-
-def make_describe_log_dirs_handler(broker: Broker):
-    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
-        if not ctx.authorize(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
-            # v1-2 have no error field: those clients just see no log directory.
-            return {
-                "throttle_time": 0,
-                "error_code": ErrorCode.cluster_authorization_failed,
-                "results": [],
-            }
-        wanted: dict[str, set[int]] | None = None
-        if request.topics is not None:
-            wanted = {}
-            for t in request.topics:
-                wanted.setdefault(t.topic, set()).update(t.partitions)
-        by_topic: dict[str, list[dict[str, Any]]] = {}
-        for (topic, index), partition in sorted(broker.partitions.items()):
-            if wanted is not None and index not in wanted.get(topic, ()):
-                continue
-            by_topic.setdefault(topic, []).append(
-                {
-                    "partition_index": index,
-                    "partition_size": partition.log.size_bytes,
-                    "offset_lag": max(partition.high_watermark - partition.log_end_offset, 0),
-                    "is_future_key": False,
-                }
-            )
-        path = broker.log_dir.path
-        try:
-            usage = shutil.disk_usage(path)
-            total, usable = usage.total, usage.free
-        except OSError:
-            total = usable = -1
-        result = {
-            "error_code": ErrorCode.none,
-            "log_dir": os.path.abspath(path),
-            "topics": [{"name": name, "partitions": parts} for name, parts in by_topic.items()],
-            "total_bytes": total,
-            "usable_bytes": usable,
-        }
-        return {"throttle_time": 0, "error_code": ErrorCode.none, "results": [result]}
 
     return handle

@@ -25,6 +25,10 @@ class Durability:
         self._flush_generation = 0
         self._waiters = OffsetWaiters()
 
+    def rebind(self, log: PartitionLog) -> None:
+        """The log moved to another log dir (same offsets, all of it fsynced there)."""
+        self._log = log
+
     def truncated(self, end_offset: int) -> None:
         """The log was cut at `end_offset`: nothing past it is durable any more."""
         self.flushed_offset = min(self.flushed_offset, end_offset)

@@ -32,7 +32,7 @@ from rafka.broker.partition.append import (
 from rafka.broker.partition.clock import now_ms, raft_clock_ms
 from rafka.broker.partition.durability import Durability
 from rafka.broker.partition.follower import append_fetched, reset_log, truncate_diverging
-from rafka.broker.partition.recovery import recover_replica
+from rafka.broker.partition.recovery import RecoveredReplica, recover_replica
 from rafka.broker.partition.transactions import Transactions
 from rafka.broker.partition.voters import build_voters_batch
 from rafka.broker.partition.waiters import DataListeners, OffsetWaiters
@@ -44,6 +44,7 @@ from rafka.protocol.records import (
     patch_leader_epoch,
     set_log_append_time,
 )
+from rafka.replication.log import PartitionLogView
 from rafka.replication.raft import (
     Action,
     AppendLeaderChange,
@@ -613,3 +614,27 @@ class Partition:
     def close(self) -> None:
         self._store_pending_quorum()
         self.log.close()
+
+    # -- moving between log dirs (AlterReplicaLogDirs) ----------------------------------------
+
+    def prepare_final_copy(self) -> None:
+        """Every file of the directory current with memory, so that a copy taken before the
+        next append opens as after a clean shutdown: quorum state, index files, leader epochs,
+        a producer snapshot at the log end."""
+        self._store_pending_quorum()
+        self.log.write_files_for_copy()
+        self.snapshot_producers()
+
+    def replace_storage(self, directory: Path, moved: RecoveredReplica) -> PartitionLog:
+        """Continue on the copy in `directory` (same offsets, fsynced): the Raft state, waiters
+        and listeners stay. Returns the old log, to be released."""
+        old = self.log
+        self.directory = directory
+        self.log = moved.log
+        self.producers = moved.producers
+        self.txn_index = moved.txn_index
+        self.voter_sets = moved.voter_sets
+        self._durability.rebind(moved.log)
+        self._transactions = Transactions(moved.log, moved.producers, moved.txn_index)
+        self.raft.log = PartitionLogView(moved.log, moved.voter_sets)
+        return old
