@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 NO_ERROR = 0
 GROUP_ID_NOT_FOUND = 69
+CONSUMER_MEMBER_TYPE = 1  # ConsumerGroupDescribe v1: 0 classic, 1 consumer
 INACTIVE_STATES = ("Empty", "Dead")
 
 app = command_app(
@@ -44,6 +45,13 @@ def _error_name(code: int) -> str:
 
 # -- list -----------------------------------------------------------------------------------------
 
+GROUP_TYPES = ("classic", "consumer")
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Repeatable options that also take comma-separated values, as kafka-consumer-groups.sh."""
+    return [v.strip() for item in values or () for v in item.split(",") if v.strip()]
+
 
 @app.command("list")
 def list_groups(
@@ -53,11 +61,23 @@ def list_groups(
         list[str] | None,
         typer.Option("--state", help="Only groups in this state (repeatable), e.g. Stable."),
     ] = None,
+    group_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type", help="Only groups of this type (repeatable): classic or consumer (KIP-848)."
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List the consumer groups of the cluster."""
+    """List the consumer groups of the cluster, with their state and type."""
+    types = [t.lower() for t in _split(group_type)]
+    unknown = [t for t in types if t not in GROUP_TYPES]
+    if unknown:
+        fail(f"invalid group type {unknown[0]!r}: valid types are {', '.join(GROUP_TYPES)}")
     with kafka_client(bootstrap_server, command_config) as client:
-        groups = client.list_groups(state or ())
+        groups = client.list_groups(_split(state))
+    if types:
+        groups = [g for g in groups if g["type"] in types]
     if json_output:
         print_json(groups)
         return
@@ -70,31 +90,109 @@ def list_groups(
 # -- describe -------------------------------------------------------------------------------------
 
 
+def _member_type(member: Any) -> bool | None:
+    """ConsumerGroupDescribe v1's member type as Kafka's `upgraded`: True for a member on the
+    consumer protocol, False for a classic member inside a consumer group, None if unknown."""
+    kind = getattr(member, "member_type", -1)
+    return None if kind < 0 else kind == CONSUMER_MEMBER_TYPE
+
+
+def _topic_partitions(assignment: Any) -> list[dict[str, Any]]:
+    return sorted(
+        (
+            {"topic": t.topic_name, "partition": p}
+            for t in assignment.topic_partitions
+            for p in t.partitions
+        ),
+        key=lambda tp: (tp["topic"], tp["partition"]),
+    )
+
+
+def _classic_view(described: Any) -> dict[str, Any]:
+    from rafka.cli.kafka_client import decode_assignment
+
+    members = []
+    for m in described.members:
+        assigned = (
+            decode_assignment(m.member_assignment) if described.protocol_type == "consumer" else []
+        )
+        members.append(
+            {
+                "member_id": m.member_id,
+                "group_instance_id": getattr(m, "group_instance_id", None),
+                "client_id": m.client_id,
+                "host": m.client_host,
+                "assignment": [{"topic": t, "partition": p} for t, p in sorted(assigned)],
+                "member_epoch": None,
+                "target_assignment": None,
+                "upgraded": None,
+            }
+        )
+    return {
+        "type": "classic",
+        "state": described.group_state,
+        "protocol_type": described.protocol_type,
+        "assignment_strategy": described.protocol_data,
+        "group_epoch": None,
+        "assignment_epoch": None,
+        "members": members,
+    }
+
+
+def _consumer_view(described: Any) -> dict[str, Any]:
+    """A consumer-protocol group (KIP-848) from ConsumerGroupDescribe."""
+    return {
+        "type": "consumer",
+        "state": described.group_state,
+        "protocol_type": "consumer",
+        "assignment_strategy": described.assignor_name,
+        "group_epoch": described.group_epoch,
+        "assignment_epoch": described.assignment_epoch,
+        "members": [
+            {
+                "member_id": m.member_id,
+                "group_instance_id": m.instance_id,
+                "client_id": m.client_id,
+                "host": m.client_host,
+                "assignment": _topic_partitions(m.assignment),
+                "member_epoch": m.member_epoch,
+                "target_assignment": _topic_partitions(m.target_assignment),
+                "upgraded": _member_type(m),
+                "rack_id": m.rack_id,
+                "subscribed_topic_names": list(m.subscribed_topic_names),
+                "subscribed_topic_regex": m.subscribed_topic_regex,
+            }
+            for m in described.members
+        ],
+    }
+
+
 def describe_group(client: KafkaClient, group_id: str) -> dict[str, Any]:
-    """Everything `describe` shows about one group, as plain data."""
-    from rafka.cli.kafka_client import LATEST, KafkaClientError, decode_assignment
+    """Everything `describe` shows about one group, as plain data.
+
+    As kafka-consumer-groups.sh in Kafka 4: a classic group is described by DescribeGroups, and
+    a consumer-protocol group (KIP-848), which DescribeGroups does not know (GROUP_ID_NOT_FOUND),
+    by ConsumerGroupDescribe."""
+    from rafka.cli.kafka_client import LATEST, KafkaClientError
 
     coordinator, described = client.describe_group(group_id)
     if described.error_code not in (NO_ERROR, GROUP_ID_NOT_FOUND):
         raise KafkaClientError(f"group {group_id!r}: {_error_name(described.error_code)}")
     exists = described.error_code == NO_ERROR and described.group_state != "Dead"
+    view = _classic_view(described)
+    if not exists:
+        found = client.describe_consumer_group(group_id)
+        if found is not None:
+            node, consumer = found
+            if consumer.error_code not in (NO_ERROR, GROUP_ID_NOT_FOUND):
+                raise KafkaClientError(f"group {group_id!r}: {_error_name(consumer.error_code)}")
+            if consumer.error_code == NO_ERROR and consumer.group_state != "Dead":
+                coordinator, exists, view = node, True, _consumer_view(consumer)
     committed = client.fetch_offsets(group_id) if exists else {}
-    members = []
     owner: dict[tuple[str, int], dict[str, Any]] = {}
-    for m in described.members:
-        assigned = (
-            decode_assignment(m.member_assignment) if described.protocol_type == "consumer" else []
-        )
-        member = {
-            "member_id": m.member_id,
-            "group_instance_id": getattr(m, "group_instance_id", None),
-            "client_id": m.client_id,
-            "host": m.client_host,
-            "assignment": [{"topic": t, "partition": p} for t, p in sorted(assigned)],
-        }
-        members.append(member)
-        for tp in assigned:
-            owner[tp] = member
+    for member in view["members"]:
+        for tp in member["assignment"]:
+            owner[(tp["topic"], tp["partition"])] = member
     partitions = sorted(set(committed) | set(owner))
     end_offsets = client.list_offsets(partitions, LATEST) if partitions else {}
     offsets = []
@@ -113,19 +211,122 @@ def describe_group(client: KafkaClient, group_id: str) -> dict[str, Any]:
                 "host": member["host"] if member else None,
                 "client_id": member["client_id"] if member else None,
                 "metadata": current.metadata if current else None,
+                "leader_epoch": (
+                    current.leader_epoch if current and current.leader_epoch >= 0 else None
+                ),
             }
         )
     host, port = client.cluster().brokers.get(coordinator, ("", -1))
     return {
         "group": group_id,
         "exists": exists,
-        "state": described.group_state,
-        "protocol_type": described.protocol_type,
-        "assignment_strategy": described.protocol_data,
+        "type": view["type"],
+        "state": view["state"],
+        "protocol_type": view["protocol_type"],
+        "assignment_strategy": view["assignment_strategy"],
+        "group_epoch": view["group_epoch"],
+        "assignment_epoch": view["assignment_epoch"],
         "coordinator": {"id": coordinator, "host": host, "port": port},
-        "members": members,
+        "members": view["members"],
         "offsets": offsets,
     }
+
+
+def assignment_string(partitions: list[dict[str, Any]] | None) -> str | None:
+    """Kafka's CURRENT-ASSIGNMENT/TARGET-ASSIGNMENT cell: `topic:0,1;other:2`, None if empty."""
+    if not partitions:
+        return None
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp["topic"], []).append(tp["partition"])
+    return ";".join(
+        f"{topic}:{','.join(str(p) for p in sorted(ps))}" for topic, ps in sorted(by_topic.items())
+    )
+
+
+def _print_state(d: dict[str, Any], verbose: bool) -> None:
+    c = d["coordinator"]
+    row = [
+        d["group"],
+        f"{c['host']}:{c['port']} ({c['id']})",
+        d["assignment_strategy"] or None,
+        d["state"],
+    ]
+    if d["type"] == "consumer" or verbose:
+        print_table(
+            [
+                "GROUP",
+                "COORDINATOR (ID)",
+                "ASSIGNMENT-STRATEGY",
+                "STATE",
+                "GROUP-EPOCH",
+                "TARGET-ASSIGNMENT-EPOCH",
+                "#MEMBERS",
+            ],
+            [[*row, d["group_epoch"], d["assignment_epoch"], len(d["members"])]],
+        )
+        return
+    print_table(
+        ["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"],
+        [[d["group"], row[1], d["assignment_strategy"], d["state"], len(d["members"])]],
+    )
+
+
+def _print_members(d: dict[str, Any], verbose: bool) -> None:
+    """Kafka's columns; a consumer-protocol group also shows each member's epoch and current
+    assignment, and --verbose adds the target assignment (and UPGRADED in a mixed group)."""
+    headers = ["GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]
+    epochs = d["type"] == "consumer" or verbose
+    kinds = {m["upgraded"] for m in d["members"]}
+    mixed = verbose and True in kinds and False in kinds
+    if epochs:
+        headers += ["CURRENT-EPOCH", "CURRENT-ASSIGNMENT"]
+    if verbose:
+        headers += ["TARGET-EPOCH", "TARGET-ASSIGNMENT"]
+    if mixed:
+        headers.append("UPGRADED")
+    rows = []
+    for m in d["members"]:
+        row = [
+            d["group"],
+            m["member_id"],
+            m["group_instance_id"],
+            m["host"],
+            m["client_id"],
+            len(m["assignment"]),
+        ]
+        if epochs:
+            row += [m["member_epoch"], assignment_string(m["assignment"])]
+        if verbose:
+            row += [d["assignment_epoch"], assignment_string(m["target_assignment"])]
+        if mixed:
+            row.append(None if m["upgraded"] is None else str(m["upgraded"]).lower())
+        rows.append(row)
+    print_table(headers, rows)
+
+
+def _print_offsets(d: dict[str, Any], verbose: bool) -> None:
+    if d["state"] in INACTIVE_STATES:
+        typer.echo(f"Consumer group '{d['group']}' has no active members.")
+    headers = ["GROUP", "TOPIC", "PARTITION"]
+    if verbose:
+        headers.append("LEADER-EPOCH")
+    headers += ["CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"]
+    rows = []
+    for o in d["offsets"]:
+        row = [d["group"], o["topic"], o["partition"]]
+        if verbose:
+            row.append(o["leader_epoch"])
+        row += [
+            o["current_offset"],
+            o["log_end_offset"],
+            o["lag"],
+            o["consumer_id"],
+            o["host"],
+            o["client_id"],
+        ]
+        rows.append(row)
+    print_table(headers, rows)
 
 
 @app.command("describe")
@@ -135,6 +336,14 @@ def describe(
     command_config: CommandConfigOption = None,
     members: Annotated[bool, typer.Option("--members", help="Show members.")] = False,
     state: Annotated[bool, typer.Option("--state", help="Show the group's state.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="More columns: members' epochs and target assignments (--members), the group "
+            "and target assignment epochs (--state), committed leader epochs (offsets).",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Committed offsets, log end offsets and lag per partition (or members, or state)."""
@@ -150,64 +359,11 @@ def describe(
             typer.echo(f"Consumer group '{d['group']}' does not exist.")
             continue
         if state:
-            c = d["coordinator"]
-            print_table(
-                ["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"],
-                [
-                    [
-                        d["group"],
-                        f"{c['host']}:{c['port']} ({c['id']})",
-                        d["assignment_strategy"],
-                        d["state"],
-                        len(d["members"]),
-                    ]
-                ],
-            )
+            _print_state(d, verbose)
         elif members:
-            print_table(
-                ["GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS"],
-                [
-                    [
-                        d["group"],
-                        m["member_id"],
-                        m["group_instance_id"],
-                        m["host"],
-                        m["client_id"],
-                        len(m["assignment"]),
-                    ]
-                    for m in d["members"]
-                ],
-            )
+            _print_members(d, verbose)
         else:
-            if d["state"] in INACTIVE_STATES:
-                typer.echo(f"Consumer group '{d['group']}' has no active members.")
-            print_table(
-                [
-                    "GROUP",
-                    "TOPIC",
-                    "PARTITION",
-                    "CURRENT-OFFSET",
-                    "LOG-END-OFFSET",
-                    "LAG",
-                    "CONSUMER-ID",
-                    "HOST",
-                    "CLIENT-ID",
-                ],
-                [
-                    [
-                        d["group"],
-                        o["topic"],
-                        o["partition"],
-                        o["current_offset"],
-                        o["log_end_offset"],
-                        o["lag"],
-                        o["consumer_id"],
-                        o["host"],
-                        o["client_id"],
-                    ]
-                    for o in d["offsets"]
-                ],
-            )
+            _print_offsets(d, verbose)
 
 
 # -- delete ---------------------------------------------------------------------------------------
@@ -305,6 +461,20 @@ def plan_reset(
     )
 
 
+def _active_state(client: KafkaClient, group_id: str) -> str | None:
+    """The group's state if it has active members (classic or consumer protocol), else None."""
+    _, described = client.describe_group(group_id)
+    if described.error_code == NO_ERROR:
+        state = described.group_state
+        return None if state in INACTIVE_STATES else state
+    if described.error_code == GROUP_ID_NOT_FOUND:
+        found = client.describe_consumer_group(group_id)
+        if found is not None and found[1].error_code == NO_ERROR:
+            state = found[1].group_state
+            return None if state in INACTIVE_STATES else state
+    return None
+
+
 @app.command("reset-offsets")
 def reset_offsets(
     group: Annotated[str, typer.Option("--group", "-g", help="Group id.")],
@@ -356,9 +526,8 @@ def reset_offsets(
     if execute and dry_run:
         fail("--execute and --dry-run exclude each other")
     with kafka_client(bootstrap_server, command_config) as client:
-        _, described = client.describe_group(group)
-        state = described.group_state
-        if state not in INACTIVE_STATES and described.error_code == NO_ERROR:
+        state = _active_state(client, group)
+        if state is not None:
             fail(
                 f"assignments can only be reset if the group {group!r} is inactive, but the "
                 f"current state is {state}"

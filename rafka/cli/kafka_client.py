@@ -36,6 +36,7 @@ SASL_HANDSHAKE = 17
 SASL_AUTHENTICATE = 36
 DELETE_GROUPS = 42
 DESCRIBE_QUORUM = 55
+CONSUMER_GROUP_DESCRIBE = 69
 
 # Versions this client knows how to fill in; the newest both sides support is used.
 # OffsetCommit/OffsetFetch v10 name topics by id; Metadata stays below the topic-id-only v13.
@@ -49,6 +50,7 @@ _CLIENT_MAX = {
     LIST_GROUPS: 5,
     DELETE_GROUPS: 2,
     DESCRIBE_QUORUM: 2,
+    CONSUMER_GROUP_DESCRIBE: 1,
 }
 EARLIEST = -2
 LATEST = -1
@@ -362,6 +364,20 @@ class KafkaClient:
         )
         described = response.groups[0]
         return self.find_coordinator(group_id), described
+
+    def describe_consumer_group(self, group_id: str) -> tuple[int, Any] | None:
+        """(coordinator node id, ConsumerGroupDescribe's DescribedGroup) of a consumer-protocol
+        group (KIP-848); None if the coordinator does not serve ConsumerGroupDescribe."""
+        node = self.find_coordinator(group_id)
+        if CONSUMER_GROUP_DESCRIBE not in self._node(node).versions:
+            return None
+        response = self._group_call(
+            group_id,
+            CONSUMER_GROUP_DESCRIBE,
+            {"group_ids": [group_id], "include_authorized_operations": False},
+            lambda r: r.groups[0].error_code,
+        )
+        return self.find_coordinator(group_id), response.groups[0]
 
     def fetch_offsets(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
         node = self.find_coordinator(group_id)

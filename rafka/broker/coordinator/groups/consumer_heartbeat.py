@@ -22,6 +22,7 @@ from rafka.broker.coordinator.groups.consumer_assignors import (
     ASSIGNORS,
     Assignment,
     MemberSubscription,
+    PartitionRacks,
     assign,
 )
 from rafka.broker.coordinator.groups.consumer_group import (
@@ -73,6 +74,7 @@ class ClassicConversion(Protocol):
     def maybe_downgrade(
         self, shard: CoordinatorShard, group: ConsumerGroup, records: list[Record]
     ) -> bool: ...
+
 
 _SESSION = "consumer-session"
 _REVOCATION = "consumer-revocation"
@@ -443,11 +445,13 @@ class ConsumerGroupHeartbeats:
                     ids_by_name[n] for n in member_topics(m, ids_by_name) if n in ids_by_name
                 ),
                 group.target.get(m.member_id, {}),
+                m.rack_id or None,
             )
             for m in group.members.values()
         }
         counts = {tid: n for tid, (_, n) in group.topics.items()}
-        target = assign(self.assignor_name(group), subscriptions, counts)
+        racks = self.partition_racks(group) if any(s.rack for s in subscriptions.values()) else None
+        target = assign(self.assignor_name(group), subscriptions, counts, racks)
         for member_id, partitions in target.items():
             if not same_partitions(group.target.get(member_id, {}), partitions) or (
                 member_id not in group.target
@@ -466,6 +470,29 @@ class ConsumerGroupHeartbeats:
                 TargetEpochValue(group.assignment_epoch),
             )
         )
+
+    def partition_racks(self, group: ConsumerGroup) -> PartitionRacks | None:
+        """Per subscribed topic and partition, the racks (`broker.rack`) of the brokers holding
+        its replicas, from the metadata image; None if no such broker has a rack. Read when
+        the target is computed (the target, not the racks, is what the log keeps)."""
+        metadata = self.coordinator.broker.metadata
+        if metadata is None:
+            return None
+        brokers = metadata.image.brokers
+        racks: dict[uuid.UUID, tuple[frozenset[str], ...]] = {}
+        for topic_id in group.topics:
+            image = metadata.image.topics_by_id.get(topic_id)
+            if image is None:
+                continue
+            racks[topic_id] = tuple(
+                frozenset(
+                    rack
+                    for node_id in replicas
+                    if (broker := brokers.get(node_id)) is not None and (rack := broker.rack)
+                )
+                for replicas in image.replicas
+            )
+        return racks if any(any(per) for per in racks.values()) else None
 
     def assignor_name(self, group: ConsumerGroup) -> str:
         """The assignor most members ask for, else the first configured (Kafka's choice)."""
