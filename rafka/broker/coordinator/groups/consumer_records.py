@@ -172,7 +172,7 @@ def encode_consumer_value(value: ConsumerValue) -> bytes:
             _write_uuid(w, topic_id)
             w.string(name)
             w.i32(partitions)
-            w.array_length(0)  # PartitionMetadata (racks): rack-aware assignment is not served
+            w.array_length(0)  # PartitionMetadata (racks): the assignors read racks from the image
             w.no_tags()
     elif isinstance(value, MemberMetadataValue):
         w.string(value.instance_id)
