@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import os
 import time
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -36,6 +34,7 @@ from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
 from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 from rafka.broker.flusher import GroupCommitFlusher, flush_recovered
 from rafka.broker.log_cleaner import LogCleanerService
+from rafka.broker.log_dirs import LogDirs
 from rafka.broker.meta_properties import load_or_create_meta_properties
 from rafka.broker.metrics.counters import BrokerMetrics
 from rafka.broker.node import BrokerEndpoint
@@ -49,7 +48,7 @@ from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.batches import settle_for_shutdown
 from rafka.broker.partition.replica import NO_REPLICATION, Partition
 from rafka.broker.replica_dirs import NewReplicaDirs
-from rafka.broker.replica_moves import ReplicaMoves, settle_future_dir
+from rafka.broker.replica_moves import ReplicaMoves
 from rafka.broker.topic_admin import (
     apply_topic_configs,
     create_topic,
@@ -76,21 +75,12 @@ class Broker:
         self.node_id: int = config.node_id
         self.voters = frozenset(config.voter_ids)
         self.default_log_config = LogConfig.from_topic_configs(config.topic_defaults())
-        # log.dirs (JBOD): the partitions are spread over these; metadata.log.dir (by default
-        # the first of them) holds the metadata log; the cleaner's checkpoint is in the first.
-        self.data_dirs = [LogDirectory(path) for path in config.log_dirs]
-        metadata_path = os.path.abspath(config.metadata_log_dir)
-        self.metadata_dir = next(
-            (d for d in self.data_dirs if os.path.abspath(d.path) == metadata_path),
-            None,
-        ) or LogDirectory(config.metadata_log_dir)
-        self.all_dirs = [*self.data_dirs]
-        if self.metadata_dir not in self.data_dirs:
-            self.all_dirs.append(self.metadata_dir)
-        self.log_dir = self.data_dirs[0]
-        # Which log dir holds each replica (found at start, or chosen for a new one).
-        self.placement: dict[tuple[str, int], LogDirectory] = {}
-        self._unclean_dirs: set[Path] = set()
+        self.log_dirs = LogDirs(config.log_dirs, config.metadata_log_dir)
+        # The handlers and the replica moves read these (the same objects as in log_dirs).
+        self.data_dirs = self.log_dirs.data_dirs
+        self.all_dirs = self.log_dirs.all_dirs
+        self.log_dir = self.log_dirs.first
+        self.placement = self.log_dirs.placement
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rafka-io")
         self.metrics = BrokerMetrics() if config.metrics_enabled else None  # else: not counted
         self.flusher = GroupCommitFlusher(self.pool, self.metrics and self.metrics.log_flushes)
@@ -104,12 +94,8 @@ class Broker:
         self.metadata: ClusterMetadata | None = None
         self.cluster_id = ""
         self.own_endpoint: BrokerEndpoint | None = None
-        self._clean_start = False
         # While a crashed broker opens its partitions: the recovered logs awaiting a flush.
         self._recovered: list[Partition] | None = None
-        self._log_start_offsets: dict[tuple[str, int], int] = {}
-        self._recovery_points: dict[tuple[str, int], int] = {}
-        self._high_watermarks: dict[tuple[str, int], int] = {}
         self.topic_lock = asyncio.Lock()
         self.raft_config = RaftConfig(
             election_timeout_ms=config.get_int("controller.quorum.election.timeout.ms"),
@@ -166,7 +152,7 @@ class Broker:
         )
         for directory in self.all_dirs:
             directory.directory_id = directory_ids[directory.path]
-        self._load_log_dirs()
+        self.log_dirs.load()
         metadata_partition = self._open_partition(
             METADATA_TOPIC, 0, METADATA_TOPIC_ID, LogConfig(), self.voters
         )
@@ -179,7 +165,7 @@ class Broker:
         # as the broker. Collections meanwhile would rescan them again and again (a third of a
         # 10,000-partition start), and frozen they stay out of every later one.
         gc.disable()
-        self._recovered = [] if not self._clean_start else None
+        self._recovered = [] if not self.log_dirs.clean_start else None
         try:
             self.metadata.apply_committed()
         finally:
@@ -241,7 +227,7 @@ class Broker:
             node_id=self.node_id,
             cluster_id=self.cluster_id,
             topics=len(self.metadata.image.topics),
-            clean_start=self._clean_start,
+            clean_start=self.log_dirs.clean_start,
         )
 
     async def stop(self) -> None:
@@ -302,104 +288,15 @@ class Broker:
         hand_over_to_preferred(self, led, self.broker_is_live, self.raft_config.fetch_timeout_ms)
 
     def write_checkpoints(self) -> None:
-        """Recovery points bound the CRC scan after a crash; log start offsets keep retention;
-        high watermarks let a restarted leader see that its log is committed (it then appends
-        no LEADER_CHANGE batch)."""
-        for directory, partitions in self._partitions_by_dir().items():
-            directory.write_recovery_points(
-                {(p.topic, p.index): p.log.recovery_point for p in partitions}
-            )
-            directory.write_log_start_offsets(
-                {(p.topic, p.index): p.log_start_offset for p in partitions}
-            )
-            directory.write_high_watermarks(
-                {(p.topic, p.index): p.durable_high_watermark for p in partitions}
-            )
-
-    def _partitions_by_dir(self) -> dict[LogDirectory, list[Partition]]:
-        found: dict[LogDirectory, list[Partition]] = {d: [] for d in self.all_dirs}
-        for partition in self.all_partitions():
-            directory = self.placement.get((partition.topic, partition.index))
-            if directory is not None:
-                found[directory].append(partition)
-        return found
-
-    # -- log directories ----------------------------------------------------------------------
-
-    def _load_log_dirs(self) -> None:
-        """Find every replica in whichever log dir holds it (in two: an error, as in Kafka),
-        settle the moves a crash interrupted, and read each dir's checkpoints."""
-        for directory in self.all_dirs:
-            directory.remove_leftover_deletions()
-            for topic, index, _path in directory.partition_dirs():
-                other = self.placement.get((topic, index))
-                if other is not None:
-                    raise RuntimeError(
-                        f"partition {topic}-{index} is in two log dirs: {other.path} and "
-                        f"{directory.path}; remove the stale copy"
-                    )
-                self.placement[(topic, index)] = directory
-        for directory in self.all_dirs:
-            for topic, index, path in directory.future_dirs():
-                settle_future_dir(self.placement, directory, topic, index, path)
-        held = self.placement.get((METADATA_TOPIC, 0))
-        if held is not None and held is not self.metadata_dir:
-            raise RuntimeError(
-                f"the metadata log is in {held.path}, not in metadata.log.dir "
-                f"{self.metadata_dir.path}"
-            )
-        for directory in self.all_dirs:
-            if not directory.had_clean_shutdown():
-                self._unclean_dirs.add(directory.path)
-            directory.clear_clean_shutdown()
-            checkpoints = (
-                (self._recovery_points, directory.read_recovery_points()),
-                (self._log_start_offsets, directory.read_log_start_offsets()),
-                (self._high_watermarks, directory.read_high_watermarks()),
-            )
-            for merged, offsets in checkpoints:
-                for key, offset in offsets.items():
-                    if self.placement.get(key) is directory:
-                        merged[key] = offset
-        # A dir holding no replica (a disk just added) has no marker and nothing to recover.
-        self._unclean_dirs = {
-            path
-            for path in self._unclean_dirs
-            if any(d.path == path for d in self.placement.values())
-        }
-        self._clean_start = not self._unclean_dirs
+        self.log_dirs.write_checkpoints(self.all_partitions())
 
     def log_dir_for(self, topic: str, index: int) -> LogDirectory:
-        """The log dir holding this replica; for a new one, the data dir with the fewest
-        partitions (moves into a dir count there), first in log.dirs on a tie (Kafka's rule),
-        unless AlterReplicaLogDirs named one for it earlier."""
-        key = (topic, index)
-        found = self.placement.get(key)
-        if found is not None:
-            return found
-        if topic == METADATA_TOPIC:
-            found = self.metadata_dir
-        else:
-            found = self.replica_moves.preferred.pop(key, None)
-            if found is None:
-                counts = {id(d): 0 for d in self.data_dirs}
-                held = [d for k, d in self.placement.items() if k[0] != METADATA_TOPIC]
-                for directory in [*held, *self.replica_moves.targets()]:
-                    if id(directory) in counts:
-                        counts[id(directory)] += 1
-                found = min(self.data_dirs, key=lambda d: counts[id(d)])
-        self.placement[key] = found
-        return found
+        return self.log_dirs.dir_for(
+            (topic, index), self.replica_moves.take_preferred, self.replica_moves.targets()
+        )
 
     def replica_moved(self, key: tuple[str, int], target: LogDirectory) -> None:
-        """A move between log dirs swapped the replica into `target`."""
-        self.placement[key] = target
-        for offsets in (self._recovery_points, self._log_start_offsets, self._high_watermarks):
-            offsets.pop(key, None)
-
-    def _is_clean(self, key: tuple[str, int]) -> bool:
-        directory = self.placement.get(key)
-        return directory is None or directory.path not in self._unclean_dirs
+        self.log_dirs.moved(key, target)
 
     @property
     def controller_id(self) -> int:
@@ -487,16 +384,14 @@ class Broker:
         voters: frozenset[int],
     ) -> Partition:
         directory = self.log_dir_for(topic, index).create_partition_dir(topic, index)
-        clean = self._is_clean((topic, index))
-        checkpoints = (self._recovery_points, self._log_start_offsets, self._high_watermarks)
+        clean = self.log_dirs.is_clean((topic, index))
         if read_partition_metadata(directory) is None:
             write_partition_metadata(directory, topic_id)
             # A new replica: checkpoints naming this partition are of a deleted namesake, and
             # would look like data this replica lost.
-            for offsets in checkpoints:
-                offsets.pop((topic, index), None)
+            self.log_dirs.forget_checkpoints((topic, index))
         started = time.monotonic()
-        recovery_points = self._recovery_points
+        recovery_points = self.log_dirs.recovery_points
         flusher = self.metadata_flusher if topic == METADATA_TOPIC else self.flusher
         partition = Partition.open(
             topic,
@@ -508,8 +403,8 @@ class Broker:
             voters=voters,
             flusher=flusher,
             recovery_point=recovery_points.get((topic, index), 0),
-            log_start_offset=self._log_start_offsets.get((topic, index), 0),
-            high_watermark=self._high_watermarks.get((topic, index), 0),
+            log_start_offset=self.log_dirs.log_start_offsets.get((topic, index), 0),
+            high_watermark=self.log_dirs.high_watermarks.get((topic, index), 0),
             clean_shutdown=clean,
             producer_id_expiration_ms=self.config.get_int("producer.id.expiration.ms"),
             raft_config=self.raft_config,
@@ -536,7 +431,8 @@ class Broker:
     def _attach(self, partition: Partition) -> None:
         """Let the partition take part in its Raft group."""
         self.replication.attach(partition)
-        if self._is_clean((partition.topic, partition.index)) and partition.log_end_offset > 0:
+        key = (partition.topic, partition.index)
+        if self.log_dirs.is_clean(key) and partition.log_end_offset > 0:
             # A clean shutdown fsynced and closed every log: it is durable to its end, with no
             # flush to wait for (for thousands of partitions, thousands of wasted fsyncs).
             partition.on_flushed(partition.log_end_offset)
@@ -580,8 +476,7 @@ class Broker:
         for index in indexes:
             # A new replica: checkpoints naming this partition are of a deleted namesake, and
             # would look like data this replica lost.
-            for offsets in (self._recovery_points, self._log_start_offsets, self._high_watermarks):
-                offsets.pop((topic.name, index), None)
+            self.log_dirs.forget_checkpoints((topic.name, index))
         durable = self.new_replica_dirs.create(topic.name, topic.topic_id, indexes)
         durable.add_done_callback(
             functools.partial(self._on_replicas_durable, topic.topic_id, topic.name, indexes)
@@ -600,7 +495,7 @@ class Broker:
         if topic is None:  # deleted meanwhile
             for index in indexes:
                 if (name, index) not in self.partitions:
-                    self._delete_replica_dir((name, index))
+                    self.log_dirs.delete_replica_dir((name, index))
             return
         self._open_topic(topic)
         apply_topic_configs(self, topic)
@@ -678,14 +573,8 @@ class Broker:
         partition.hooks = NO_REPLICATION  # detached: no more Raft traffic
         self.replica_moves.cancel(key)
         partition.close()
-        self._delete_replica_dir(key)
-        for offsets in (self._recovery_points, self._log_start_offsets, self._high_watermarks):
-            offsets.pop(key, None)
-
-    def _delete_replica_dir(self, key: tuple[str, int]) -> None:
-        directory = self.placement.pop(key, None)
-        if directory is not None:
-            directory.delete_partition_dir(*key)
+        self.log_dirs.delete_replica_dir(key)
+        self.log_dirs.forget_checkpoints(key)
 
     def _on_role_changed(self, partition: Partition, change: RoleChanged) -> None:
         if partition.topic == METADATA_TOPIC:

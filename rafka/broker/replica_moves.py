@@ -85,6 +85,10 @@ class ReplicaMoves:
         # Dirs named for replicas this broker does not host yet (Kafka's preferred log dir).
         self.preferred: dict[Key, LogDirectory] = {}
 
+    def take_preferred(self, key: Key) -> LogDirectory | None:
+        """The dir named for a replica this broker did not host yet, now that it gets one."""
+        return self.preferred.pop(key, None)
+
     def targets(self) -> list[LogDirectory]:
         return [target for target, _ in self._moves.values()]
 
