@@ -301,6 +301,19 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
       "Online conversion of non-empty groups between the classic and the consumer protocol: "
       "bidirectional, upgrade, downgrade or disabled (empty groups always convert).",
       check=_migration_policy),
+    # --- share groups (KIP-932; issue 20's first slice: state in memory only)
+    D("group.share.session.timeout.ms", _I, 45000, "Session timeout of share group members.",
+      min=1),
+    D("group.share.heartbeat.interval.ms", _I, 5000, "Heartbeat interval of share group "
+      "members.", min=1),
+    D("group.share.record.lock.duration.ms", _I, 30000, "Acquisition lock of a record "
+      "delivered to a share group member.", min=1000, max=3600000),
+    D("group.share.delivery.count.limit", _I, 5, "Deliveries of a record to a share group "
+      "before it is archived.", min=2, max=10),
+    D("group.share.partition.max.record.locks", _I, 2000, "In-flight records of a share "
+      "partition.", min=100),
+    D("group.share.max.size", _I, 200, "Maximum members of a share group.", min=1, max=1000),
+    D("group.share.max.share.sessions", _I, 2000, "Share sessions a broker keeps.", min=1),
     # --- transactions and idempotence
     D("transaction.state.log.num.partitions", _I, _INTERNAL_TOPIC_PARTITIONS,
       "Partitions of __transaction_state (rafka: 8, Kafka: 50).", min=1),

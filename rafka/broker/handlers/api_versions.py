@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rafka.broker.handlers.share_groups import with_share_features
 from rafka.broker.handlers.txn import transaction_features
 from rafka.broker.net.dispatch import RequestContext
 
@@ -20,7 +21,7 @@ def make_handler():
                 for key, lo, hi in dispatcher.supported_versions()
             ],
             "throttle_time": 0,
-            **transaction_features(),
+            **with_share_features(transaction_features(), dispatcher),
         }
 
     return handle

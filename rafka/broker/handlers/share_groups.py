@@ -1,0 +1,555 @@
+"""Share groups' APIs (KIP-932), at the versions Kafka 4.2/4.3 serves: ShareGroupHeartbeat (76,
+v1), ShareGroupDescribe (77, v1), ShareFetch (78, v1-2) and ShareAcknowledge (79, v1-2).
+
+First slice (issue 20): single node, in memory (rafka.broker.share.service). The heartbeat is
+served where the group's coordinator is (the `__consumer_offsets` partition FindCoordinator
+names), ShareFetch and ShareAcknowledge by the partitions' leader. ApiVersions advertises the
+`share.version` feature at level 1 beside them, as Kafka 4.2+ does once share groups are enabled;
+the Java KafkaShareConsumer itself only needs the four APIs advertised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from rafka.broker.broker import Broker
+from rafka.broker.coordinator.groups.context import CoordinatorError
+from rafka.broker.handlers.groups import client_host, group_operations, may_read_group, millis
+from rafka.broker.net.dispatch import ApiSpec, Dispatcher, RequestContext
+from rafka.broker.partition.replica import Partition
+from rafka.broker.security.acl import Operation, ResourceType
+from rafka.broker.share.group import ShareGroup, ShareGroupError
+from rafka.broker.share.partition_state import (
+    AckBatch,
+    AckError,
+    AckType,
+    AcquiredRange,
+    BatchSpan,
+)
+from rafka.broker.share.service import ShareConfig, ShareService
+from rafka.broker.share.sessions import FINAL_EPOCH, INITIAL_EPOCH, SessionError
+from rafka.protocol.errors import ErrorCode
+
+SHARE_GROUP_HEARTBEAT = 76
+SHARE_GROUP_DESCRIBE = 77
+SHARE_FETCH = 78
+SHARE_ACKNOWLEDGE = 79
+
+SHARE_VERSION = 1  # Kafka's share.version feature level that enables share groups
+ASSIGNOR_NAME = "simple"
+
+_BATCH_PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
+_ATTRIBUTES = struct.Struct(">h")  # at byte 21
+_LAST_OFFSET_DELTA = struct.Struct(">i")  # at byte 23
+_CONTROL_FLAG = 0x20
+
+
+def share_config(broker: Broker) -> ShareConfig:
+    get = broker.config.get
+    return ShareConfig(
+        session_timeout_ms=get("group.share.session.timeout.ms"),
+        heartbeat_interval_ms=get("group.share.heartbeat.interval.ms"),
+        record_lock_duration_ms=get("group.share.record.lock.duration.ms"),
+        delivery_count_limit=get("group.share.delivery.count.limit"),
+        partition_max_record_locks=get("group.share.partition.max.record.locks"),
+        max_size=get("group.share.max.size"),
+        max_share_sessions=get("group.share.max.share.sessions"),
+    )
+
+
+def share_apis(broker: Broker) -> dict[int, ApiSpec]:
+    """The four APIs, sharing one in-memory ShareService."""
+    service = ShareService(share_config(broker))
+    return {
+        SHARE_GROUP_HEARTBEAT: ApiSpec(1, 1, _heartbeat_handler(broker, service)),
+        SHARE_GROUP_DESCRIBE: ApiSpec(1, 1, _describe_handler(broker, service)),
+        SHARE_FETCH: ApiSpec(1, 2, _fetch_handler(broker, service)),
+        SHARE_ACKNOWLEDGE: ApiSpec(1, 2, _acknowledge_handler(broker, service)),
+    }
+
+
+def with_share_features(features: dict[str, Any], dispatcher: Dispatcher) -> dict[str, Any]:
+    """ApiVersions' features plus share.version (supported 0-1, finalized 1) where the share
+    APIs are served."""
+    if SHARE_FETCH not in dispatcher.apis:
+        return features
+    return {
+        **features,
+        "supported_features": [
+            *features["supported_features"],
+            {"name": "share.version", "min_version": 0, "max_version": SHARE_VERSION},
+        ],
+        "finalized_features": [
+            *features["finalized_features"],
+            {
+                "name": "share.version",
+                "max_version_level": SHARE_VERSION,
+                "min_version_level": SHARE_VERSION,
+            },
+        ],
+    }
+
+
+# -- ShareGroupHeartbeat, ShareGroupDescribe ---------------------------------------------------
+
+
+def _coordinator_error(broker: Broker, group_id: str) -> tuple[ErrorCode, str | None]:
+    """NOT_COORDINATOR and the like where this node does not coordinate `group_id`; a classic
+    or consumer group of that id is not a share group."""
+    try:
+        shard = broker.groups.shard_for(group_id)
+    except CoordinatorError as exc:
+        return exc.code, exc.message
+    if group_id in shard.groups or group_id in shard.consumer_groups:
+        return ErrorCode.group_id_not_found, f"Group {group_id} is not a share group."
+    return ErrorCode.none, None
+
+
+def _heartbeat_handler(broker: Broker, service: ShareService):
+    def lookup(name: str) -> tuple[uuid.UUID, int] | None:
+        image = broker.topic(name)
+        return None if image is None else (image.topic_id, image.partition_count)
+
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        response: dict[str, Any] = {
+            "throttle_time": 0,
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "member_id": request.member_id or None,
+            "member_epoch": 0,
+            "heartbeat_interval": 0,
+        }
+        group_id = request.group_id
+        if not may_read_group(ctx, group_id):
+            response["error_code"] = ErrorCode.group_authorization_failed
+            return response
+        names = request.subscribed_topic_names
+        if names and ctx.acls_apply:
+            refused = [
+                n for n in names if not ctx.authorize(Operation.DESCRIBE, ResourceType.TOPIC, n)
+            ]
+            if refused:
+                response["error_code"] = ErrorCode.topic_authorization_failed
+                response["error_message"] = f"Topics not authorized: {sorted(refused)}"
+                return response
+        code, message = _coordinator_error(broker, group_id)
+        if code is not ErrorCode.none:
+            response.update(error_code=code, error_message=message)
+            return response
+        try:
+            result = service.groups.heartbeat(
+                group_id=group_id,
+                member_id=request.member_id,
+                member_epoch=request.member_epoch,
+                rack_id=request.rack_id,
+                subscribed_topic_names=None if names is None else tuple(names),
+                client_id=ctx.header.client_id or "",
+                client_host=client_host(ctx),
+                lookup=lookup,
+                now_ms=service.clock(),
+            )
+        except ShareGroupError as exc:
+            response.update(error_code=exc.code, error_message=exc.message)
+            return response
+        if result.member_epoch == FINAL_EPOCH:
+            service.member_gone(group_id, request.member_id)
+        service.reschedule()
+        response.update(
+            member_id=result.member_id,
+            member_epoch=result.member_epoch,
+            heartbeat_interval=service.config.heartbeat_interval_ms,
+        )
+        if result.assignment is not None:
+            response["assignment"] = {
+                "topic_partitions": [
+                    {"topic_id": topic_id, "partitions": sorted(partitions)}
+                    for topic_id, partitions in sorted(
+                        result.assignment.items(), key=lambda item: str(item[0])
+                    )
+                ]
+            }
+        return response
+
+    return handle
+
+
+def _described(
+    broker: Broker, service: ShareService, ctx: RequestContext, group_id: str, with_ops: bool
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "error_code": ErrorCode.none,
+        "error_message": None,
+        "group_id": group_id,
+        "group_state": "Dead",
+        "group_epoch": -1,
+        "assignment_epoch": -1,
+        "assignor_name": "",
+        "members": [],
+    }
+    if not ctx.authorize(Operation.DESCRIBE, ResourceType.GROUP, group_id):
+        entry["error_code"] = ErrorCode.group_authorization_failed
+        return entry
+    code, message = _coordinator_error(broker, group_id)
+    try:
+        if code is not ErrorCode.none:
+            raise ShareGroupError(code, message or "")
+        group = service.groups.describe(group_id)
+    except ShareGroupError as exc:
+        entry.update(error_code=exc.code, error_message=exc.message)
+        return entry
+    entry.update(
+        group_state=group.state,
+        group_epoch=group.group_epoch,
+        assignment_epoch=group.assignment_epoch,
+        assignor_name=ASSIGNOR_NAME,
+        members=[
+            {
+                "member_id": m.member_id,
+                "rack_id": m.rack_id,
+                "member_epoch": m.member_epoch,
+                "client_id": m.client_id,
+                "client_host": m.client_host,
+                "subscribed_topic_names": list(m.subscribed_topic_names),
+                "assignment": _partitions(group, m.assignment),
+            }
+            for m in group.members.values()
+        ],
+    )
+    if with_ops:
+        entry["authorized_operations"] = group_operations(ctx, group_id)
+    return entry
+
+
+def _partitions(group: ShareGroup, assignment: dict[uuid.UUID, frozenset[int]]) -> dict:
+    names = group.topic_names()
+    return {
+        "topic_partitions": [
+            {"topic_id": tid, "topic_name": names.get(tid, ""), "partitions": sorted(parts)}
+            for tid, parts in sorted(assignment.items(), key=lambda item: str(item[0]))
+        ]
+    }
+
+
+def _describe_handler(broker: Broker, service: ShareService):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        with_ops = bool(request.include_authorized_operations)
+        return {
+            "throttle_time": 0,
+            "groups": [_described(broker, service, ctx, g, with_ops) for g in request.group_ids],
+        }
+
+    return handle
+
+
+# -- ShareFetch, ShareAcknowledge --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _PartitionResult:
+    topic_id: uuid.UUID
+    index: int
+    error: ErrorCode = ErrorCode.none
+    message: str | None = None
+    ack_error: ErrorCode = ErrorCode.none
+    ack_message: str | None = None
+    partition: Partition | None = None
+    records: bytes = b""
+    acquired: list[AcquiredRange] = field(default_factory=list)
+
+
+def _resolve(broker: Broker, ctx: RequestContext, result: _PartitionResult) -> Partition | None:
+    """The partition, if this node leads it and the principal may READ its topic."""
+    image = broker.topic_by_id(result.topic_id)
+    if image is None:
+        result.error = ErrorCode.unknown_topic_id
+        return None
+    if ctx.acls_apply and not ctx.authorize(Operation.READ, ResourceType.TOPIC, image.name):
+        result.error = ErrorCode.topic_authorization_failed
+        return None
+    partition = broker.partition(image.name, result.index)
+    if partition is None:
+        result.error = broker.absent_partition_error(image.name, result.index)
+        return None
+    code = partition.leader_error(-1)
+    if code is not ErrorCode.none:
+        result.error = code
+        return None
+    result.partition = partition
+    return partition
+
+
+def _acknowledge(
+    broker: Broker,
+    service: ShareService,
+    ctx: RequestContext,
+    group_id: str,
+    member_id: str,
+    result: _PartitionResult,
+    batches: Any,
+) -> bool:
+    """Apply one partition's acknowledgements; whether records became available again."""
+    if _resolve(broker, ctx, result) is None:
+        result.ack_error = result.error
+        return False
+    state = service.partitions.get((group_id, result.topic_id, result.index))
+    acks = [AckBatch(b.first_offset, b.last_offset, tuple(b.acknowledge_types)) for b in batches]
+    try:
+        if state is None:
+            raise AckError(ErrorCode.invalid_record_state, "no records acquired here")
+        state.acknowledge(member_id, acks, service.clock())
+    except AckError as exc:
+        result.ack_error, result.ack_message = exc.code, exc.message
+        return False
+    return any(AckType.RELEASE in a.types for a in acks)
+
+
+def _spans(data: bytes) -> list[BatchSpan]:
+    spans: list[BatchSpan] = []
+    pos, size = 0, len(data)
+    while pos + 27 <= size:
+        base, length = _BATCH_PREFIX.unpack_from(data, pos)
+        attributes = _ATTRIBUTES.unpack_from(data, pos + 21)[0]
+        delta = _LAST_OFFSET_DELTA.unpack_from(data, pos + 23)[0]
+        spans.append(BatchSpan(base, base + delta, bool(attributes & _CONTROL_FLAG)))
+        pos += length + 12
+    return spans
+
+
+def _trim(data: bytes, last_offset: int) -> bytes:
+    """The batches of `data` up to the one holding `last_offset`."""
+    pos, size = 0, len(data)
+    while pos + 12 <= size:
+        base, length = _BATCH_PREFIX.unpack_from(data, pos)
+        if base > last_offset:
+            break
+        pos += length + 12
+    return data[:pos]
+
+
+def _acquire(
+    service: ShareService,
+    group_id: str,
+    member_id: str,
+    result: _PartitionResult,
+    max_records: int,
+    max_bytes: int,
+) -> None:
+    partition = result.partition
+    assert partition is not None
+    state = service.share_partition(
+        group_id, result.topic_id, result.index, lambda: partition.high_watermark
+    )
+    state.move_start(partition.log_start_offset)
+    high_watermark = partition.high_watermark
+    start = state.acquirable_from(high_watermark)
+    if start is None:
+        return
+    data = partition.log.read(start, max(max_bytes, 0), max_offset=high_watermark)
+    acquired = state.acquire(member_id, _spans(data), high_watermark, max_records, service.clock())
+    if acquired:
+        result.acquired = acquired
+        result.records = _trim(data, acquired[-1].last_offset)
+
+
+def _leader(broker: Broker, result: _PartitionResult) -> dict[str, int]:
+    partition = result.partition
+    if partition is None:
+        return {"leader_id": -1, "leader_epoch": -1}
+    return {"leader_id": broker.node_id, "leader_epoch": partition.leader_epoch}
+
+
+def _top_level(lock_ms: int, code: ErrorCode, message: str | None) -> dict[str, Any]:
+    return {
+        "throttle_time": 0,
+        "error_code": code,
+        "error_message": message,
+        "acquisition_lock_timeout": lock_ms,
+        "responses": [],
+        "node_endpoints": [],
+    }
+
+
+def _request_error(ctx: RequestContext, request: Any) -> tuple[ErrorCode, str | None]:
+    if not request.group_id:
+        return ErrorCode.invalid_request, "GroupId can't be empty."
+    if not request.member_id:
+        return ErrorCode.invalid_request, "MemberId can't be empty."
+    if not may_read_group(ctx, request.group_id):
+        return ErrorCode.group_authorization_failed, None
+    return ErrorCode.none, None
+
+
+async def _wait(service: ShareService, partitions: list[Partition], timeout: float) -> None:
+    """Until a fetched partition's high watermark moves, records are released, or timeout."""
+    futures: list[asyncio.Future[None]] = [p.data_listener() for p in partitions]
+    available = service.availability()
+    try:
+        await asyncio.wait([*futures, available], timeout=timeout, return_when="FIRST_COMPLETED")
+    finally:
+        for partition, future in zip(partitions, futures, strict=True):
+            partition.discard_listener(future)
+            future.cancel()
+        service.discard(available)
+
+
+def _fetch_handler(broker: Broker, service: ShareService):
+    lock_ms = service.config.record_lock_duration_ms
+
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        code, message = _request_error(ctx, request)
+        if code is not ErrorCode.none:
+            return _top_level(lock_ms, code, message)
+        group_id, member_id = request.group_id, request.member_id
+        epoch = request.share_session_epoch
+        has_acks = any(p.acknowledgement_batches for t in request.topics for p in t.partitions)
+        if epoch == INITIAL_EPOCH and has_acks:
+            return _top_level(
+                lock_ms, ErrorCode.invalid_request, "Acknowledgements in an initial ShareFetch."
+            )
+        try:
+            session = service.sessions.for_fetch(group_id, member_id, epoch)
+        except SessionError as exc:
+            return _top_level(lock_ms, exc.code, exc.message)
+        results: dict[tuple[uuid.UUID, int], _PartitionResult] = {}
+        released = False
+        for topic in request.topics:
+            for part in topic.partitions:
+                key = (topic.topic_id, part.partition_index)
+                result = results[key] = _PartitionResult(*key)
+                if epoch != FINAL_EPOCH:
+                    session.partitions[key] = None
+                if part.acknowledgement_batches:
+                    released |= _acknowledge(
+                        broker, service, ctx, group_id, member_id, result,
+                        part.acknowledgement_batches,
+                    )  # fmt: skip
+        for forgotten in request.forgotten_topics_data:
+            for index in forgotten.partitions:
+                session.partitions.pop((forgotten.topic_id, index), None)
+        if epoch == FINAL_EPOCH:
+            service.sessions.close(group_id, member_id)
+            service.release_member(group_id, member_id)
+        elif not getattr(request, "is_renew_ack", False):
+            await _fetch(ctx, request, session.partitions, results, group_id, member_id)
+        if released:
+            service.notify()
+        service.reschedule()
+        return {
+            **_top_level(lock_ms, ErrorCode.none, None),
+            "responses": _fetch_responses(broker, results),
+        }
+
+    async def _fetch(
+        ctx: RequestContext,
+        request: Any,
+        keys: dict[tuple[uuid.UUID, int], None],
+        results: dict[tuple[uuid.UUID, int], _PartitionResult],
+        group_id: str,
+        member_id: str,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(millis(request.max_wait), 0) / 1000
+        fetching: list[_PartitionResult] = []
+        for key in keys:
+            result = results.get(key)
+            if result is None:
+                result = _PartitionResult(*key)
+            if result.partition is None and result.error is ErrorCode.none:
+                _resolve(broker, ctx, result)
+            if result.error is not ErrorCode.none:
+                results[key] = result  # errors always reach the client
+            else:
+                fetching.append(result)
+        while True:
+            records, size = max(request.max_records, 1), request.max_bytes
+            for result in fetching:
+                if records <= 0 or size <= 0:
+                    break
+                _acquire(service, group_id, member_id, result, records, size)
+                if result.acquired:
+                    records -= sum(r.last_offset - r.first_offset + 1 for r in result.acquired)
+                    size -= len(result.records)
+                    results[(result.topic_id, result.index)] = result
+            service.reschedule()
+            remaining = deadline - loop.time()
+            got = any(r.acquired for r in fetching)
+            if got or remaining <= 0 or not fetching or ctx.connection.closed:
+                return
+            await _wait(service, [r.partition for r in fetching if r.partition], remaining)
+
+    return handle
+
+
+def _fetch_responses(
+    broker: Broker, results: dict[tuple[uuid.UUID, int], _PartitionResult]
+) -> list[dict[str, Any]]:
+    topics: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for result in results.values():
+        topics.setdefault(result.topic_id, []).append(
+            {
+                "partition_index": result.index,
+                "error_code": result.error,
+                "error_message": result.message,
+                "acknowledge_error_code": result.ack_error,
+                "acknowledge_error_message": result.ack_message,
+                "current_leader": _leader(broker, result),
+                "records": result.records,
+                "acquired_records": [
+                    {
+                        "first_offset": r.first_offset,
+                        "last_offset": r.last_offset,
+                        "delivery_count": r.delivery_count,
+                    }
+                    for r in result.acquired
+                ],
+            }
+        )
+    return [{"topic_id": tid, "partitions": parts} for tid, parts in topics.items()]
+
+
+def _acknowledge_handler(broker: Broker, service: ShareService):
+    lock_ms = service.config.record_lock_duration_ms
+
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        code, message = _request_error(ctx, request)
+        if code is not ErrorCode.none:
+            return _top_level(lock_ms, code, message)
+        group_id, member_id = request.group_id, request.member_id
+        epoch = request.share_session_epoch
+        try:
+            service.sessions.for_acknowledge(group_id, member_id, epoch)
+        except SessionError as exc:
+            return _top_level(lock_ms, exc.code, exc.message)
+        topics: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        released = False
+        for topic in request.topics:
+            for part in topic.partitions:
+                result = _PartitionResult(topic.topic_id, part.partition_index)
+                released |= _acknowledge(
+                    broker, service, ctx, group_id, member_id, result,
+                    part.acknowledgement_batches,
+                )  # fmt: skip
+                topics.setdefault(topic.topic_id, []).append(
+                    {
+                        "partition_index": result.index,
+                        "error_code": result.ack_error,
+                        "error_message": result.ack_message,
+                        "current_leader": _leader(broker, result),
+                    }
+                )
+        if epoch == FINAL_EPOCH:
+            service.sessions.close(group_id, member_id)
+            service.release_member(group_id, member_id)
+        if released:
+            service.notify()
+        service.reschedule()
+        return {
+            **_top_level(lock_ms, ErrorCode.none, None),
+            "responses": [{"topic_id": t, "partitions": p} for t, p in topics.items()],
+        }
+
+    return handle

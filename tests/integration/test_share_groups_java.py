@@ -1,0 +1,220 @@
+"""Share groups (KIP-932, issue 20's first slice) with Java KafkaShareConsumers (kafka-clients
+4.3.1): three consumers on a 1-partition topic consume 3,000 records between them, each record
+accepted exactly once; one consumer releases some records, which come back with delivery count
+2; the records a killed consumer held come back once their acquisition lock (3 s here) expires.
+
+The consumer is compat-tests/java/src/test-only/ShareGroupMember.java, run as a single source
+file. KafkaShareConsumer needs kafka-clients 4.2+, newer than compat-tests/java's kafka-4
+profile, so its jars are fetched into compat-tests/java/target/share-lib/ with Maven if missing:
+
+    mvn -B -q dependency:copy -Dartifact=org.apache.kafka:kafka-clients:4.3.1 \
+        -DoutputDirectory=target/share-lib     (and org.slf4j:slf4j-api/slf4j-nop:1.7.36)
+
+The share-partition start offset is `latest` (share.auto.offset.reset's default; group configs
+are not served yet), so the test opens a share session with a raw ShareFetch before producing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from broker_process import BrokerProcess
+from cluster import wait_until
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
+from kio.schema.share_group_describe.v1.response import ShareGroupDescribeResponse
+from raw_client import RawClient
+from test_share_groups_raw import acquired, find_coordinator, heartbeat, share_fetch
+
+from rafka.protocol.errors import ErrorCode
+
+pytestmark = pytest.mark.timeout(300)
+
+JAVA_DIR = Path(__file__).resolve().parents[2] / "compat-tests" / "java"
+SOURCE = JAVA_DIR / "src" / "test-only" / "ShareGroupMember.java"
+LIB = JAVA_DIR / "target" / "share-lib"
+ARTIFACTS = (
+    "org.apache.kafka:kafka-clients:4.3.1",
+    "org.slf4j:slf4j-api:1.7.36",
+    "org.slf4j:slf4j-nop:1.7.36",
+)
+TOPIC = "queue"
+GROUP = "share-raw"  # the raw helpers' group
+RECORDS = 3000
+RELEASE_MODULUS = 50
+LOCK_MS = 3000
+
+
+def share_classpath() -> str:
+    if shutil.which("java") is None:
+        pytest.skip("Java share consumer skipped: java not installed")
+    if not any(LIB.glob("kafka-clients-4.3.1.jar")):
+        if shutil.which("mvn") is None:
+            pytest.skip("Java share consumer skipped: mvn not installed")
+        for artifact in ARTIFACTS:
+            subprocess.run(
+                ["mvn", "-B", "-q", "-Dstyle.color=never", "dependency:copy",
+                 f"-Dartifact={artifact}", f"-DoutputDirectory={LIB}"],
+                cwd=JAVA_DIR, check=True, timeout=600,
+            )  # fmt: skip
+    return f"{LIB}/*"
+
+
+class ShareMember:
+    """One Java share consumer; what it reports is kept as (value, delivery count, kind)."""
+
+    def __init__(self, name: str, bootstrap: str, classpath: str, *mode: str) -> None:
+        self.name = name
+        self.deliveries: list[tuple[int, int, str]] = []
+        self.output: list[str] = []  # anything but records
+        self.lock = threading.Lock()
+        self.process = subprocess.Popen(
+            ["java", "-cp", classpath, str(SOURCE), bootstrap, GROUP, TOPIC, name, *mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, name=f"{name}-out", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            kind, _, rest = line.strip().partition(" ")
+            if kind != "records":
+                self.output.append(line.rstrip())
+                continue
+            with self.lock:
+                for token in rest.split():
+                    value, delivery, how = token.split("/")
+                    self.deliveries.append((int(value), int(delivery), how))
+
+    def snapshot(self) -> list[tuple[int, int, str]]:
+        with self.lock:
+            return list(self.deliveries)
+
+    def finish(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            code = self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{self.name} did not stop: {self.output[-20:]}") from None
+        self._reader.join(10)
+        assert code == 0, f"{self.name} exited with {code}: {self.output[-20:]}"
+        assert self.output[-1:] == ["closed"], self.output[-20:]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def produce(bootstrap: str, values: range, chunk: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 2})
+    for value in values:
+        producer.produce(TOPIC, str(value).encode(), partition=0)
+        if value % chunk == chunk - 1:
+            assert producer.flush(30) == 0
+    assert producer.flush(30) == 0
+
+
+def member_client_ids(client: RawClient) -> set[str]:
+    described = client.request(
+        ShareGroupDescribeRequest(group_ids=(GROUP,), include_authorized_operations=False),
+        ShareGroupDescribeResponse,
+    )
+    group = described.groups[0]
+    if group.error_code != ErrorCode.none:
+        return set()
+    return {m.client_id for m in group.members}
+
+
+def test_three_java_share_consumers_accept_every_record_once(broker_factory) -> None:
+    classpath = share_classpath()
+    broker: BrokerProcess = broker_factory(
+        **{
+            "group.share.record.lock.duration.ms": str(LOCK_MS),
+            "group.share.heartbeat.interval.ms": "500",
+        }
+    ).start()
+    bootstrap = broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
+    members: list[ShareMember] = []
+    with RawClient(bootstrap) as client:
+        # Set the share-partition start offset (latest) before any record exists.
+        find_coordinator(client)
+        joined = heartbeat(client, "init", 0, (TOPIC,))
+        topic_id = joined.assignment.topic_partitions[0].topic_id
+        assert acquired(share_fetch(client, "init", 0, topic_id)) == []
+        assert heartbeat(client, "init", -1).error_code == ErrorCode.none
+        try:
+            # A consumer takes the first records and is killed without acknowledging them.
+            produce(bootstrap, range(300), 300)
+            holder = ShareMember("holder", bootstrap, classpath, "hold")
+            members.append(holder)
+            wait_until(holder.snapshot, 60, f"the holder's records ({holder.output[-5:]})")
+            holder.kill()
+            held = {value for value, _, _ in holder.snapshot()}
+            assert held and all(d == 1 for _, d, _ in holder.snapshot())
+
+            consumers = [
+                ShareMember("c1", bootstrap, classpath, "accept", str(RELEASE_MODULUS)),
+                ShareMember("c2", bootstrap, classpath, "accept"),
+                ShareMember("c3", bootstrap, classpath, "accept"),
+            ]
+            members += consumers
+            wait_until(
+                lambda: {"c1", "c2", "c3"} <= member_client_ids(client),
+                60,
+                f"the three consumers to join ({[c.output[-3:] for c in consumers]})",
+            )
+            produce(bootstrap, range(300, RECORDS), 100)
+
+            def accepted() -> Counter[int]:
+                return Counter(
+                    value for c in consumers for value, _, how in c.snapshot() if how == "A"
+                )
+
+            wait_until(
+                lambda: len(accepted()) == RECORDS,
+                120,
+                f"every record accepted ({len(accepted())} of {RECORDS})",
+            )
+            for consumer in consumers:
+                consumer.finish()
+        finally:
+            for member in members:
+                member.kill()
+
+        counts = accepted()
+        assert set(counts) == set(range(RECORDS))
+        assert max(counts.values()) == 1, [v for v, n in counts.items() if n > 1][:20]
+        for consumer in consumers:
+            assert not [line for line in consumer.output if line.startswith("ack-failed")]
+        assert all(c.snapshot() for c in consumers), [len(c.snapshot()) for c in consumers]
+        deliveries = [d for c in consumers for d in c.snapshot()]
+        accepted_at = {value: delivery for value, delivery, how in deliveries if how == "A"}
+        released = {value for value, delivery, how in deliveries if how == "R"}
+        assert released and all(v % RELEASE_MODULUS == 0 for v in released)
+        # Released records came back, to some consumer, with their delivery count raised.
+        assert all(accepted_at[v] == 2 for v in released), {v: accepted_at[v] for v in released}
+        # So did the killed holder's, once their lock expired.
+        assert all(accepted_at[v] >= 2 for v in held)
+        assert {accepted_at[v] for v in set(range(RECORDS)) - held - released} == {1}
+        print(
+            "accepted per consumer:",
+            {c.name: sum(how == "A" for _, _, how in c.snapshot()) for c in consumers},
+            f"released {len(released)}, held {len(held)}",
+        )
+        # Nothing is left to deliver.
+        assert acquired(share_fetch(client, "last", 0, topic_id, wait_ms=200)) == []
