@@ -186,7 +186,8 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
                 ),
             }
         )
-    # Share groups (KIP-932; issue 20's first slice: one node, state in memory).
+    # Share groups (KIP-932, issue 20): membership in memory, share-partition state in
+    # __share_group_state.
     dispatcher.apis.update(share_groups.share_apis(broker))
     # Topic and config administration, at the versions Kafka 4 serves.
     dispatcher.apis.update(

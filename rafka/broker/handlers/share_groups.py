@@ -1,11 +1,14 @@
 """Share groups' APIs (KIP-932), at the versions Kafka 4.2/4.3 serves: ShareGroupHeartbeat (76,
 v1), ShareGroupDescribe (77, v1), ShareFetch (78, v1-2) and ShareAcknowledge (79, v1-2).
 
-First slice (issue 20): single node, in memory (rafka.broker.share.service). The heartbeat is
-served where the group's coordinator is (the `__consumer_offsets` partition FindCoordinator
-names), ShareFetch and ShareAcknowledge by the partitions' leader. ApiVersions advertises the
-`share.version` feature at level 1 beside them, as Kafka 4.2+ does once share groups are enabled;
-the Java KafkaShareConsumer itself only needs the four APIs advertised.
+The heartbeat is served where the group's coordinator is (the `__consumer_offsets` partition
+FindCoordinator names), ShareFetch and ShareAcknowledge by the partitions' leader, whose
+share-partition states are durable in `__share_group_state` (rafka.broker.share.service and
+state_coordinator); the inter-broker ReadShareGroupState (84) and WriteShareGroupState (85)
+reach the share coordinator of a key led by another broker. Membership stays in memory.
+ApiVersions advertises the `share.version` feature at level 1 beside them, as Kafka 4.2+ does
+once share groups are enabled; the Java KafkaShareConsumer itself only needs the four APIs
+advertised.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from rafka.broker.coordinator.groups.context import CoordinatorError
 from rafka.broker.handlers.groups import client_host, group_operations, may_read_group, millis
 from rafka.broker.net.dispatch import ApiSpec, Dispatcher, RequestContext
 from rafka.broker.partition.replica import Partition
-from rafka.broker.security.acl import Operation, ResourceType
+from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.share.group import ShareGroup, ShareGroupError
 from rafka.broker.share.partition_state import (
     AckBatch,
@@ -30,8 +33,15 @@ from rafka.broker.share.partition_state import (
     AcquiredRange,
     BatchSpan,
 )
-from rafka.broker.share.service import ShareConfig, ShareService
+from rafka.broker.share.persister import (
+    NO_STATE,
+    READ_SHARE_GROUP_STATE,
+    WRITE_SHARE_GROUP_STATE,
+    CoordinatorPersister,
+)
+from rafka.broker.share.service import ShareConfig, ShareKey, ShareService
 from rafka.broker.share.sessions import FINAL_EPOCH, INITIAL_EPOCH, SessionError
+from rafka.broker.share.state_coordinator import ShareStateCoordinator, ShareStateError
 from rafka.protocol.errors import ErrorCode
 
 SHARE_GROUP_HEARTBEAT = 76
@@ -61,14 +71,36 @@ def share_config(broker: Broker) -> ShareConfig:
     )
 
 
+# Kafka's share.coordinator.snapshot.update.records.per.snapshot default.
+SNAPSHOT_UPDATE_RECORDS = 500
+
+
+def share_state_coordinator(broker: Broker) -> ShareStateCoordinator:
+    """The share coordinator, with the `__consumer_offsets` settings for its topic (Kafka's
+    share.coordinator.state.topic.* keys are not configurable yet)."""
+    get = broker.config.get_int
+    coordinator = ShareStateCoordinator(
+        broker,
+        partitions=get("offsets.topic.num.partitions"),
+        replication_factor=get("offsets.topic.replication.factor"),
+        min_isr=1,
+        snapshot_every=SNAPSHOT_UPDATE_RECORDS,
+    )
+    coordinator.start()
+    return coordinator
+
+
 def share_apis(broker: Broker) -> dict[int, ApiSpec]:
-    """The four APIs, sharing one in-memory ShareService."""
-    service = ShareService(share_config(broker))
+    """The four client APIs sharing one ShareService, and the share coordinator's two."""
+    coordinator = share_state_coordinator(broker)
+    service = ShareService(share_config(broker), CoordinatorPersister(broker, coordinator))
     return {
         SHARE_GROUP_HEARTBEAT: ApiSpec(1, 1, _heartbeat_handler(broker, service)),
         SHARE_GROUP_DESCRIBE: ApiSpec(1, 1, _describe_handler(broker, service)),
         SHARE_FETCH: ApiSpec(1, 2, _fetch_handler(broker, service)),
         SHARE_ACKNOWLEDGE: ApiSpec(1, 2, _acknowledge_handler(broker, service)),
+        READ_SHARE_GROUP_STATE: ApiSpec(0, 0, _read_state_handler(coordinator)),
+        WRITE_SHARE_GROUP_STATE: ApiSpec(0, 0, _write_state_handler(coordinator)),
     }
 
 
@@ -295,7 +327,11 @@ def _acknowledge(
     if _resolve(broker, ctx, result) is None:
         result.ack_error = result.error
         return False
-    state = service.partitions.get((group_id, result.topic_id, result.index))
+    key = (group_id, result.topic_id, result.index)
+    state = service.partitions.get(key)
+    if state is not None and state.leader_epoch != result.partition.leader_epoch:
+        service.drop(key)  # loaded in an earlier leadership: its acquisitions are gone
+        state = None
     acks = [AckBatch(b.first_offset, b.last_offset, tuple(b.acknowledge_types)) for b in batches]
     try:
         if state is None:
@@ -305,6 +341,21 @@ def _acknowledge(
         result.ack_error, result.ack_message = exc.code, exc.message
         return False
     return any(AckType.RELEASE in a.types for a in acks)
+
+
+async def _persist_acks(
+    service: ShareService, group_id: str, results: list[_PartitionResult]
+) -> None:
+    """Wait until the acknowledgements applied to `results` are committed; a failed write is
+    the partition's acknowledgement error."""
+    applied = [r for r in results if r.partition is not None and r.ack_error is ErrorCode.none]
+    codes = await asyncio.gather(
+        *(service.persist((group_id, r.topic_id, r.index)) for r in applied)
+    )
+    for result, code in zip(applied, codes, strict=True):
+        if code is not ErrorCode.none:
+            result.ack_error = code
+            result.ack_message = "the acknowledgement could not be persisted"
 
 
 def _spans(data: bytes) -> list[BatchSpan]:
@@ -340,9 +391,9 @@ def _acquire(
 ) -> None:
     partition = result.partition
     assert partition is not None
-    state = service.share_partition(
-        group_id, result.topic_id, result.index, lambda: partition.high_watermark
-    )
+    state = service.partitions.get((group_id, result.topic_id, result.index))
+    if state is None or state.leader_epoch != partition.leader_epoch:
+        return  # dropped after a failed write, or the leadership moved: loaded again later
     state.move_start(partition.log_start_offset)
     high_watermark = partition.high_watermark
     start = state.acquirable_from(high_watermark)
@@ -415,6 +466,7 @@ def _fetch_handler(broker: Broker, service: ShareService):
         except SessionError as exc:
             return _top_level(lock_ms, exc.code, exc.message)
         results: dict[tuple[uuid.UUID, int], _PartitionResult] = {}
+        acked: list[_PartitionResult] = []
         released = False
         for topic in request.topics:
             for part in topic.partitions:
@@ -427,6 +479,10 @@ def _fetch_handler(broker: Broker, service: ShareService):
                         broker, service, ctx, group_id, member_id, result,
                         part.acknowledgement_batches,
                     )  # fmt: skip
+                    acked.append(result)
+        if released:
+            service.notify()
+        await _persist_acks(service, group_id, acked)
         for forgotten in request.forgotten_topics_data:
             for index in forgotten.partitions:
                 session.partitions.pop((forgotten.topic_id, index), None)
@@ -435,8 +491,6 @@ def _fetch_handler(broker: Broker, service: ShareService):
             service.release_member(group_id, member_id)
         elif not getattr(request, "is_renew_ack", False):
             await _fetch(ctx, request, session.partitions, results, group_id, member_id)
-        if released:
-            service.notify()
         service.reschedule()
         return {
             **_top_level(lock_ms, ErrorCode.none, None),
@@ -464,6 +518,11 @@ def _fetch_handler(broker: Broker, service: ShareService):
                 results[key] = result  # errors always reach the client
             else:
                 fetching.append(result)
+        # Each share partition's durable state is loaded before it is fetched; one that
+        # cannot be yet (its coordinator loading or moving) is answered empty, after the wait.
+        waiting_for = [r.partition for r in fetching if r.partition]
+        codes = await asyncio.gather(*(_load(service, group_id, r) for r in fetching))
+        fetching = [r for r, code in zip(fetching, codes, strict=True) if code is ErrorCode.none]
         while True:
             records, size = max(request.max_records, 1), request.max_bytes
             for result in fetching:
@@ -477,11 +536,18 @@ def _fetch_handler(broker: Broker, service: ShareService):
             service.reschedule()
             remaining = deadline - loop.time()
             got = any(r.acquired for r in fetching)
-            if got or remaining <= 0 or not fetching or ctx.connection.closed:
+            if got or remaining <= 0 or not waiting_for or ctx.connection.closed:
                 return
-            await _wait(service, [r.partition for r in fetching if r.partition], remaining)
+            await _wait(service, waiting_for, remaining)
 
     return handle
+
+
+async def _load(service: ShareService, group_id: str, result: _PartitionResult) -> ErrorCode:
+    partition = result.partition
+    assert partition is not None
+    key: ShareKey = (group_id, result.topic_id, result.index)
+    return await service.load(key, partition.leader_epoch, lambda: partition.high_watermark)
 
 
 def _fetch_responses(
@@ -524,7 +590,7 @@ def _acknowledge_handler(broker: Broker, service: ShareService):
             service.sessions.for_acknowledge(group_id, member_id, epoch)
         except SessionError as exc:
             return _top_level(lock_ms, exc.code, exc.message)
-        topics: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        results: list[_PartitionResult] = []
         released = False
         for topic in request.topics:
             for part in topic.partitions:
@@ -533,23 +599,112 @@ def _acknowledge_handler(broker: Broker, service: ShareService):
                     broker, service, ctx, group_id, member_id, result,
                     part.acknowledgement_batches,
                 )  # fmt: skip
-                topics.setdefault(topic.topic_id, []).append(
-                    {
-                        "partition_index": result.index,
-                        "error_code": result.ack_error,
-                        "error_message": result.ack_message,
-                        "current_leader": _leader(broker, result),
-                    }
-                )
+                results.append(result)
+        if released:
+            service.notify()
+        await _persist_acks(service, group_id, results)
+        topics: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        for result in results:
+            topics.setdefault(result.topic_id, []).append(
+                {
+                    "partition_index": result.index,
+                    "error_code": result.ack_error,
+                    "error_message": result.ack_message,
+                    "current_leader": _leader(broker, result),
+                }
+            )
         if epoch == FINAL_EPOCH:
             service.sessions.close(group_id, member_id)
             service.release_member(group_id, member_id)
-        if released:
-            service.notify()
         service.reschedule()
         return {
             **_top_level(lock_ms, ErrorCode.none, None),
             "responses": [{"topic_id": t, "partitions": p} for t, p in topics.items()],
         }
+
+    return handle
+
+
+# -- ReadShareGroupState, WriteShareGroupState (inter-broker) -----------------------------------
+
+
+def _cluster_action(ctx: RequestContext) -> bool:
+    return not ctx.acls_apply or ctx.authorize(
+        Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME
+    )
+
+
+def _read_state_handler(coordinator: ShareStateCoordinator):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        allowed = _cluster_action(ctx)
+        results = []
+        for topic in request.topics:
+            partitions = []
+            for part in topic.partitions:
+                entry: dict[str, Any] = {
+                    "partition": part.partition,
+                    "error_code": ErrorCode.none,
+                    "error_message": None,
+                    "state_epoch": 0,
+                    "start_offset": NO_STATE,
+                    "state_batches": [],
+                }
+                try:
+                    if not allowed:
+                        raise ShareStateError(ErrorCode.cluster_authorization_failed)
+                    state = await coordinator.read(
+                        (request.group_id, topic.topic_id, part.partition)
+                    )
+                except ShareStateError as exc:
+                    entry.update(error_code=exc.code, error_message=exc.message)
+                    state = None
+                if state is not None:
+                    entry.update(
+                        state_epoch=state.state_epoch,
+                        start_offset=state.start_offset,
+                        state_batches=[
+                            {
+                                "first_offset": b.first_offset,
+                                "last_offset": b.last_offset,
+                                "delivery_state": b.delivery_state,
+                                "delivery_count": b.delivery_count,
+                            }
+                            for b in state.batches()
+                        ],
+                    )
+                partitions.append(entry)
+            results.append({"topic_id": topic.topic_id, "partitions": partitions})
+        return {"results": results}
+
+    return handle
+
+
+def _write_state_handler(coordinator: ShareStateCoordinator):
+    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
+        allowed = _cluster_action(ctx)
+        results = []
+        for topic in request.topics:
+            partitions = []
+            for part in topic.partitions:
+                changes = {
+                    offset: (b.delivery_state, b.delivery_count)
+                    for b in part.state_batches
+                    for offset in range(b.first_offset, b.last_offset + 1)
+                }
+                code = (
+                    await coordinator.write(
+                        (request.group_id, topic.topic_id, part.partition),
+                        part.leader_epoch,
+                        part.start_offset,
+                        changes,
+                    )
+                    if allowed
+                    else ErrorCode.cluster_authorization_failed
+                )
+                partitions.append(
+                    {"partition": part.partition, "error_code": code, "error_message": None}
+                )
+            results.append({"topic_id": topic.topic_id, "partitions": partitions})
+        return {"results": results}
 
     return handle

@@ -97,6 +97,37 @@ class SharePartitionState:
         self.delivery_limit = delivery_limit
         self.max_in_flight = max_in_flight
         self.records: dict[int, InFlight] = {}
+        # Offsets whose durable state (delivery state, count) changed since `take_changes`.
+        self.dirty: set[int] = set()
+        self.leader_epoch = -1  # of the topic partition this state was loaded in
+
+    @classmethod
+    def restored(
+        cls,
+        start_offset: int,
+        records: dict[int, tuple[int, int]],
+        *,
+        lock_duration_ms: int,
+        delivery_limit: int,
+        max_in_flight: int,
+    ) -> SharePartitionState:
+        """The state as persisted: (delivery state, count) per offset at or past the start.
+        Offsets between the start and the last persisted one without an entry were at most
+        acquired (not persisted): they are AVAILABLE with no delivery."""
+        state = cls(
+            start_offset,
+            lock_duration_ms=lock_duration_ms,
+            delivery_limit=delivery_limit,
+            max_in_flight=max_in_flight,
+        )
+        kept = {o: r for o, r in records.items() if o >= start_offset}
+        if kept:
+            state.end_offset = max(kept) + 1
+            for offset in range(start_offset, state.end_offset):
+                code, count = kept.get(offset, (RecordState.AVAILABLE, 0))
+                state.records[offset] = InFlight(RecordState(code), count)
+        state._advance_start()
+        return state
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -127,6 +158,22 @@ class SharePartitionState:
         if self.end_offset < high_watermark and self._room() > 0:
             return self.end_offset
         return None
+
+    def take_changes(self) -> dict[int, tuple[int, int]]:
+        """(delivery state, count) of the offsets changed since the last call, as they are to
+        be persisted: an offset acquired again meanwhile is AVAILABLE with the count before
+        that acquisition (acquisitions are not persisted)."""
+        changes: dict[int, tuple[int, int]] = {}
+        for offset in self.dirty:
+            record = self.records.get(offset)
+            if offset < self.start_offset or record is None:
+                continue
+            if record.state is RecordState.ACQUIRED:
+                changes[offset] = (RecordState.AVAILABLE, record.delivery_count - 1)
+            else:
+                changes[offset] = (record.state, record.delivery_count)
+        self.dirty.clear()
+        return changes
 
     def _room(self) -> int:
         return self.max_in_flight - (self.end_offset - self.start_offset)
@@ -174,6 +221,7 @@ class SharePartitionState:
                     self.end_offset = offset + 1
                     if span.is_control:
                         self.records[offset] = InFlight(RecordState.ARCHIVED, 0)
+                        self.dirty.add(offset)
                         continue
                     record = self.records[offset] = InFlight(RecordState.AVAILABLE, 0)
                 record.state = RecordState.ACQUIRED
@@ -197,7 +245,7 @@ class SharePartitionState:
         """Apply a member's acknowledgements, all or nothing: every offset must be ACQUIRED by
         that member (INVALID_RECORD_STATE otherwise, an expired lock included)."""
         self.expire(now_ms)
-        changes: list[tuple[InFlight, AckType]] = []
+        changes: list[tuple[int, InFlight, AckType]] = []
         previous_last = -1
         for batch in batches:
             span = batch.last_offset - batch.first_offset + 1
@@ -222,8 +270,10 @@ class SharePartitionState:
                         ErrorCode.invalid_record_state,
                         f"offset {offset} is not acquired by member {member_id}",
                     )
-                changes.append((record, types[0] if len(types) == 1 else types[i]))
-        for record, kind in changes:
+                changes.append((offset, record, types[0] if len(types) == 1 else types[i]))
+        for offset, record, kind in changes:
+            if kind is not AckType.RENEW:
+                self.dirty.add(offset)
             if kind is AckType.ACCEPT:
                 self._settle(record, RecordState.ACKNOWLEDGED)
             elif kind in (AckType.REJECT, AckType.GAP):
@@ -237,11 +287,12 @@ class SharePartitionState:
     def expire(self, now_ms: int) -> bool:
         """Release every record whose acquisition lock has expired; whether any was."""
         expired = [
-            r
-            for r in self.records.values()
+            (o, r)
+            for o, r in self.records.items()
             if r.state is RecordState.ACQUIRED and r.deadline_ms <= now_ms
         ]
-        for record in expired:
+        for offset, record in expired:
+            self.dirty.add(offset)
             self._release(record)
         if expired:
             self._advance_start()
@@ -250,11 +301,12 @@ class SharePartitionState:
     def release_member(self, member_id: str) -> bool:
         """A member left (or closed its share session): its acquired records go back."""
         held = [
-            r
-            for r in self.records.values()
+            (o, r)
+            for o, r in self.records.items()
             if r.state is RecordState.ACQUIRED and r.member_id == member_id
         ]
-        for record in held:
+        for offset, record in held:
+            self.dirty.add(offset)
             self._release(record)
         if held:
             self._advance_start()

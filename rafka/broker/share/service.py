@@ -1,24 +1,51 @@
-"""The share groups of one broker, in memory: membership, share sessions and share-partition
-states, with the timers of acquisition locks and member sessions on the event loop.
+"""The share groups of one broker: membership, share sessions and share-partition states,
+with the timers of acquisition locks and member sessions on the event loop.
 
-First slice (issue 20): nothing here is written anywhere. A restart forgets the groups, every
-share-partition start offset and every acknowledgement (Kafka keeps them in
-`__share_group_state`); the next fetch starts again at `share.auto.offset.reset` (latest).
+Share-partition states are durable through a `SharePersister` (the share coordinator on
+`__share_group_state`): a state is loaded (or, new, initialized at the high watermark and
+written) before its partition is fetched in a leader epoch, and every change of a record's
+durable state (acknowledged, archived, released with its delivery count) and of the start
+offset is written; acknowledgements are answered once their write is committed. Acquisitions
+are not persisted (Kafka neither): after a restart or failover acquired records are available
+again with the delivery count of the last write. Membership and share sessions stay in memory
+(members join again after a restart).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
 
 from rafka.broker.share.group import ShareGroups
 from rafka.broker.share.partition_state import SharePartitionState
 from rafka.broker.share.sessions import ShareSessions
+from rafka.broker.share.state_records import PersistedShareState, ShareKey
+from rafka.protocol.errors import ErrorCode
 
-ShareKey = tuple[str, uuid.UUID, int]  # group id, topic id, partition index
+log = structlog.get_logger(__name__)
+
+__all__ = ["ShareConfig", "ShareKey", "SharePersister", "ShareService"]
+
+
+class SharePersister(Protocol):
+    async def read(self, key: ShareKey) -> tuple[ErrorCode, PersistedShareState | None]:
+        """The durable state of a share partition (None: it has none yet), or an error."""
+        ...
+
+    async def write(
+        self,
+        key: ShareKey,
+        leader_epoch: int,
+        start_offset: int,
+        changes: dict[int, tuple[int, int]],
+    ) -> ErrorCode:
+        """Persist the changed (delivery state, count) per offset and the start offset."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +64,14 @@ def monotonic_ms() -> int:
 
 
 class ShareService:
-    def __init__(self, config: ShareConfig, clock: Callable[[], int] = monotonic_ms) -> None:
+    def __init__(
+        self,
+        config: ShareConfig,
+        persister: SharePersister | None = None,
+        clock: Callable[[], int] = monotonic_ms,
+    ) -> None:
         self.config = config
+        self.persister = persister
         self.clock = clock
         self.groups = ShareGroups(
             config.session_timeout_ms, config.heartbeat_interval_ms, config.max_size
@@ -48,30 +81,113 @@ class ShareService:
         self._waiters: set[asyncio.Future[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
+        self._locks: dict[ShareKey, asyncio.Lock] = {}
+        self._persisted_start: dict[ShareKey, int] = {}
+        self._background: set[asyncio.Task[ErrorCode]] = set()
+
+    # -- durable state -----------------------------------------------------------------------
+
+    def _lock(self, key: ShareKey) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _new_state(self, start_offset: int) -> SharePartitionState:
+        return SharePartitionState(
+            start_offset,
+            lock_duration_ms=self.config.record_lock_duration_ms,
+            delivery_limit=self.config.delivery_count_limit,
+            max_in_flight=self.config.partition_max_record_locks,
+        )
+
+    async def load(
+        self, key: ShareKey, leader_epoch: int, initial_start: Callable[[], int]
+    ) -> ErrorCode:
+        """Make the state of `key` ready to serve in `leader_epoch` of its topic partition:
+        kept if loaded in that epoch, else read from the persister (a new one is written at
+        `initial_start()` first). A retriable error while the state cannot be read."""
+        state = self.partitions.get(key)
+        if state is not None and state.leader_epoch == leader_epoch:
+            return ErrorCode.none
+        async with self._lock(key):
+            state = self.partitions.get(key)
+            if state is not None and state.leader_epoch == leader_epoch:
+                return ErrorCode.none
+            if state is not None:
+                self.drop(key)
+            if self.persister is None:
+                state = self._new_state(initial_start())
+            else:
+                code, persisted = await self.persister.read(key)
+                if code is not ErrorCode.none:
+                    return code
+                if persisted is None:
+                    start = initial_start()
+                    code = await self.persister.write(key, leader_epoch, start, {})
+                    if code is not ErrorCode.none:
+                        return code
+                    state = self._new_state(start)
+                else:
+                    state = SharePartitionState.restored(
+                        persisted.start_offset,
+                        persisted.records,
+                        lock_duration_ms=self.config.record_lock_duration_ms,
+                        delivery_limit=self.config.delivery_count_limit,
+                        max_in_flight=self.config.partition_max_record_locks,
+                    )
+            state.leader_epoch = leader_epoch
+            self._persisted_start[key] = state.start_offset
+            self.partitions[key] = state
+            return ErrorCode.none
+
+    async def persist(self, key: ShareKey) -> ErrorCode:
+        """Write what changed in `key`'s state since its last write; NONE once committed (also
+        when another write committed the changes meanwhile). A failed write drops the state,
+        which the next fetch loads again from what is durable."""
+        state = self.partitions.get(key)
+        if self.persister is None or state is None:
+            return ErrorCode.none
+        async with self._lock(key):
+            if self.partitions.get(key) is not state:
+                return ErrorCode.not_leader_or_follower  # dropped after a failed write
+            changes = state.take_changes()
+            start = state.start_offset
+            if not changes and start == self._persisted_start.get(key):
+                return ErrorCode.none
+            code = await self.persister.write(key, state.leader_epoch, start, changes)
+            if code is not ErrorCode.none:
+                log.warning("share state write failed", group=key[0], topic_id=str(key[1]),
+                            partition=key[2], error=code.name)  # fmt: skip
+                if self.partitions.get(key) is state:
+                    self.drop(key)
+                return code
+            self._persisted_start[key] = start
+            return ErrorCode.none
+
+    def persist_later(self, key: ShareKey) -> None:
+        """Write releases nobody waits for (lock expiries, members leaving) in the background."""
+        if self.persister is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.persist(key))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def drop(self, key: ShareKey) -> None:
+        """Forget a share partition's in-memory state (a new leader epoch, a failed write)."""
+        self.partitions.pop(key, None)
+        self._persisted_start.pop(key, None)
+        self.notify()
 
     # -- share partitions --------------------------------------------------------------------
-
-    def share_partition(
-        self, group_id: str, topic_id: uuid.UUID, index: int, initial_start: Callable[[], int]
-    ) -> SharePartitionState:
-        """The group's state of a partition, created at `initial_start()` on first use."""
-        key = (group_id, topic_id, index)
-        state = self.partitions.get(key)
-        if state is None:
-            state = self.partitions[key] = SharePartitionState(
-                initial_start(),
-                lock_duration_ms=self.config.record_lock_duration_ms,
-                delivery_limit=self.config.delivery_count_limit,
-                max_in_flight=self.config.partition_max_record_locks,
-            )
-        return state
 
     def release_member(self, group_id: str, member_id: str) -> None:
         """A member's share session closed or the member left: its acquired records go back."""
         released = False
-        for (group, _, _), state in self.partitions.items():
-            if group == group_id:
-                released |= state.release_member(member_id)
+        for key, state in list(self.partitions.items()):
+            if key[0] == group_id and state.release_member(member_id):
+                released = True
+                self.persist_later(key)
         if released:
             self.notify()
 
@@ -120,8 +236,10 @@ class ShareService:
         self._timer = self._timer_at = None
         now = self.clock()
         woke = False
-        for state in self.partitions.values():
-            woke |= state.expire(now)
+        for key, state in list(self.partitions.items()):
+            if state.expire(now):
+                woke = True
+                self.persist_later(key)
         for group_id, member_id in self.groups.expire(now):
             self.member_gone(group_id, member_id)
         if woke:
@@ -129,6 +247,8 @@ class ShareService:
         self.reschedule()
 
     def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None

@@ -2,6 +2,9 @@ import java.io.IOException;
 import java.time.Duration;
 import java.util.Properties;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.kafka.clients.consumer.AcknowledgeType;
@@ -27,8 +30,9 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  * reported and never acknowledged; it stops polling (the test kills it).
  *
  * It reports on stdout, one line each: "records V/D/A V/D/A ..." (value, delivery count,
- * A accepted, R released, H held), "ack-failed MESSAGE" for acknowledgements the broker
- * refused, and finally "closed". It leaves the group and exits when its stdin closes.
+ * A accepted, R released, H held), "acked O/K O/K ..." for acknowledgements the broker
+ * confirmed (offset, A or R), "ack-failed MESSAGE" for acknowledgements the broker refused or
+ * that failed, and finally "closed". It leaves the group and exits when its stdin closes.
  */
 public final class ShareGroupMember {
     private ShareGroupMember() {
@@ -64,10 +68,20 @@ public final class ShareGroupMember {
             });
             stdin.setDaemon(true);
             stdin.start();
+            Map<Long, String> lastAck = new ConcurrentHashMap<>();
             consumer.setAcknowledgementCommitCallback((offsets, exception) -> {
                 if (exception != null) {
                     emit("ack-failed " + exception + " " + offsets);
+                    return;
                 }
+                StringBuilder acked = new StringBuilder("acked");
+                for (Set<Long> set : offsets.values()) {
+                    for (Long offset : set) {
+                        acked.append(' ').append(offset).append('/')
+                            .append(lastAck.getOrDefault(offset, "?"));
+                    }
+                }
+                emit(acked.toString());
             });
             consumer.subscribe(List.of(topic));
             boolean held = false;
@@ -96,9 +110,11 @@ public final class ShareGroupMember {
                             && Integer.parseInt(record.value()) % releaseModulus == 0) {
                         consumer.acknowledge(record, AcknowledgeType.RELEASE);
                         kind = "R";
+                        lastAck.put(record.offset(), kind);
                     } else {
                         consumer.acknowledge(record, AcknowledgeType.ACCEPT);
                         kind = "A";
+                        lastAck.put(record.offset(), kind);
                     }
                     line.append(' ').append(record.value()).append('/').append(delivery)
                         .append('/').append(kind);

@@ -1,0 +1,292 @@
+"""The share coordinator: share-partition state in `__share_group_state` (KIP-932).
+
+As `__consumer_offsets` and `__transaction_state`: the topic is created on first need, a
+share partition (group, topic id, partition) maps to one of its partitions by Java's
+String.hashCode of "group:topic_id:partition" (Kafka's key), and the leader of that partition
+keeps the state in memory, replayed from the log when it loads (COORDINATOR_LOAD_IN_PROGRESS
+meanwhile). A write is one ShareUpdate record (the changed state batches and the start
+offset), or every `snapshot_every` updates of a key a ShareSnapshot of the merged state, so a
+replay reads few records per key past its last snapshot; it counts once the high watermark
+passes it. Writes of a leader epoch older than the stored one are fenced (FENCED_LEADER_EPOCH):
+a former leader of the share partition cannot overwrite its successor's state.
+
+The topic is `cleanup.policy=delete` with no retention limit: compaction would keep only the
+last update of a key, which holds only the batches that changed. Kafka prunes records below
+every key's last snapshot; that is not done here yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import structlog
+
+from rafka.broker.coordinator.internal_topic import (
+    InternalShard,
+    InternalTopicCoordinator,
+    ShardState,
+    coordinator_error_for_write,
+)
+from rafka.broker.partition.append import AppendError
+from rafka.broker.partition.clock import now_ms
+from rafka.broker.partition.replica import Partition
+from rafka.broker.share.state_records import (
+    SNAPSHOT,
+    UPDATE,
+    PersistedShareState,
+    ShareKey,
+    ShareRecordError,
+    ShareStateValue,
+    decode_key,
+    decode_value,
+    encode_key,
+    encode_value,
+    to_batches,
+)
+from rafka.protocol.errors import ErrorCode
+from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
+
+if TYPE_CHECKING:
+    from rafka.broker.node import CoordinatorNode
+
+log = structlog.get_logger(__name__)
+
+SHARE_STATE_TOPIC = "__share_group_state"
+# How long a read or write waits for the key's shard to finish loading.
+LOAD_WAIT_S = 10.0
+
+
+class ShareStateError(Exception):
+    def __init__(self, code: ErrorCode, message: str | None = None) -> None:
+        super().__init__(message or code.name)
+        self.code = code
+        self.message = message
+
+
+def key_string(key: ShareKey) -> str:
+    group_id, topic_id, partition = key
+    return f"{group_id}:{topic_id}:{partition}"
+
+
+class ShareStateShard(InternalShard):
+    def __init__(self, index: int, partition: Partition, snapshot_every: int) -> None:
+        super().__init__(index, partition)
+        self.snapshot_every = snapshot_every
+        self.states: dict[ShareKey, PersistedShareState] = {}
+        self.updates_since_snapshot: dict[ShareKey, int] = {}
+
+    async def load(self) -> None:
+        partition = self.partition
+        started = now_ms()
+        high_watermark = await self.replay_point()
+        states: dict[ShareKey, PersistedShareState] = {}
+        updates: dict[ShareKey, int] = {}
+        async for header, batch in self.batches_below(high_watermark):
+            if header.is_control:
+                continue
+            try:
+                _, records = decode_batch(batch)
+            except CorruptRecordError as exc:
+                log.error("bad batch in share state log", partition=partition.name, error=str(exc))
+                continue
+            for record in records:
+                if record.offset >= high_watermark or record.key is None:
+                    continue
+                try:
+                    record_type, key = decode_key(record.key)
+                    if record.value is None:
+                        states.pop(key, None)
+                        updates.pop(key, None)
+                        continue
+                    value = decode_value(record_type, record.value)
+                except ShareRecordError as exc:
+                    log.error("unreadable share state record", partition=partition.name,
+                              error=str(exc))  # fmt: skip
+                    continue
+                replay(states, updates, key, value)
+        if self.state is ShardState.CLOSED:
+            return
+        self.states, self.updates_since_snapshot = states, updates
+        self.state = ShardState.ACTIVE
+        log.info(
+            "share coordinator loaded",
+            partition=partition.name,
+            share_partitions=len(states),
+            load_ms=now_ms() - started,
+        )
+
+    async def write(
+        self,
+        key: ShareKey,
+        leader_epoch: int,
+        start_offset: int,
+        changes: dict[int, tuple[int, int]],
+        state_epoch: int = 0,
+    ) -> ErrorCode:
+        """Persist a share partition's changed records and start offset; NONE once committed.
+        The in-memory view is updated before the append, in call order, so concurrent writes
+        are replayed as they were applied; a failed append closes the shard (its next leader,
+        or this broker again, replays the log)."""
+        if self.state is not ShardState.ACTIVE or not self.still_leader():
+            return ErrorCode.not_coordinator
+        state = self.states.get(key)
+        if state is not None and leader_epoch < state.leader_epoch:
+            return ErrorCode.fenced_leader_epoch
+        update = ShareStateValue(
+            snapshot=False,
+            snapshot_epoch=0 if state is None else state.snapshot_epoch,
+            leader_epoch=leader_epoch,
+            start_offset=start_offset,
+            batches=to_batches(changes),
+        )
+        if state is None:
+            state = PersistedShareState(start_offset, state_epoch, leader_epoch)
+            state.apply_update(update)
+            self.states[key] = state
+            value = state.to_snapshot(now_ms())
+        else:
+            state.apply_update(update)
+            count = self.updates_since_snapshot.get(key, 0) + 1
+            if count >= self.snapshot_every:
+                state.snapshot_epoch += 1
+                value = state.to_snapshot(now_ms())
+            else:
+                value = ShareStateValue(
+                    False, state.snapshot_epoch, leader_epoch, start_offset, update.batches
+                )
+        if value.snapshot:
+            self.updates_since_snapshot[key] = 0
+        else:
+            self.updates_since_snapshot[key] = self.updates_since_snapshot.get(key, 0) + 1
+        record_type = SNAPSHOT if value.snapshot else UPDATE
+        batch = build_batch([(encode_key(record_type, key), encode_value(value), (), now_ms())])
+        try:
+            result = self.partition.append_records(
+                batch,
+                max_message_bytes=self.partition.log.config.max_message_bytes,
+                log_append_time=False,
+            )
+            await self.partition.wait_committed(result.last_offset)
+        except AppendError as exc:
+            self.close()
+            return coordinator_error_for_write(exc.code, for_offsets=False)
+        if self.state is ShardState.CLOSED:
+            return ErrorCode.not_coordinator
+        return ErrorCode.none
+
+
+def replay(
+    states: dict[ShareKey, PersistedShareState],
+    updates: dict[ShareKey, int],
+    key: ShareKey,
+    value: ShareStateValue,
+) -> None:
+    """Apply one record to the replayed states: a snapshot replaces, an update merges."""
+    if value.snapshot:
+        states[key] = PersistedShareState.from_snapshot(value)
+        updates[key] = 0
+        return
+    state = states.get(key)
+    if state is None:
+        return  # an update without its snapshot (pruned, or written by a newer format)
+    state.apply_update(value)
+    updates[key] = updates.get(key, 0) + 1
+
+
+class ShareStateCoordinator(InternalTopicCoordinator[ShareStateShard]):
+    topic = SHARE_STATE_TOPIC
+    kind = "share"
+    error_type = ShareStateError
+
+    def __init__(
+        self,
+        broker: CoordinatorNode,
+        *,
+        partitions: int,
+        replication_factor: int,
+        min_isr: int,
+        snapshot_every: int,
+    ) -> None:
+        super().__init__(broker)
+        self.num_partitions = partitions
+        self.replication_factor = replication_factor
+        self.min_isr = min_isr
+        self.snapshot_every = snapshot_every
+
+    def start(self) -> None:
+        """Shards load on first need (a read or write) and with leadership checks there."""
+        self._running = True
+
+    def _new_shard(self, index: int, partition: Partition) -> ShareStateShard:
+        return ShareStateShard(index, partition, self.snapshot_every)
+
+    def _default_partitions(self) -> int:
+        return self.num_partitions
+
+    def _topic_settings(self) -> tuple[int, int, dict[str, str]]:
+        return (
+            self.num_partitions,
+            self.replication_factor,
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": "-1",
+                "retention.bytes": "-1",
+                "compression.type": "uncompressed",
+                "min.insync.replicas": str(self.min_isr),
+            },
+        )
+
+    def leader_of(self, key: ShareKey) -> int:
+        """The node leading the key's partition (-1 unknown)."""
+        topic = self.broker.topic(self.topic)
+        if topic is None:
+            return -1
+        leader, _, _ = self.broker.leadership(topic, self.partition_for(key_string(key)))
+        return leader
+
+    async def local_shard(self, key: ShareKey) -> ShareStateShard:
+        """The loaded shard of `key` on this broker, waiting (bounded) for it to load;
+        ShareStateError NOT_COORDINATOR if another broker leads it."""
+        await self._ensure_topic()
+        name = key_string(key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOAD_WAIT_S
+        while True:
+            shard = self.shards.get(self.partition_for(name))
+            if shard is not None and shard.state is ShardState.CLOSED:
+                self._unload(shard)
+            try:
+                return self.shard_for(name)
+            except ShareStateError as exc:
+                if exc.code is not ErrorCode.coordinator_load_in_progress:
+                    raise
+            shard = self.shards.get(self.partition_for(name))
+            remaining = deadline - loop.time()
+            if shard is None or shard.load_task is None or remaining <= 0:
+                raise ShareStateError(ErrorCode.coordinator_load_in_progress)
+            await asyncio.wait([shard.load_task], timeout=remaining)
+
+    async def read(self, key: ShareKey) -> PersistedShareState | None:
+        shard = await self.local_shard(key)
+        state = shard.states.get(key)
+        if state is None:
+            return None
+        copy = PersistedShareState(
+            state.start_offset, state.state_epoch, state.leader_epoch, state.snapshot_epoch
+        )
+        copy.records = dict(state.records)
+        return copy
+
+    async def write(
+        self,
+        key: ShareKey,
+        leader_epoch: int,
+        start_offset: int,
+        changes: dict[int, tuple[int, int]],
+    ) -> ErrorCode:
+        try:
+            shard = await self.local_shard(key)
+        except ShareStateError as exc:
+            return exc.code
+        return await shard.write(key, leader_epoch, start_offset, changes)
