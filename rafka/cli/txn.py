@@ -27,6 +27,7 @@ from rafka.cli.admin_common import (
     print_table,
     use_command_config,
 )
+from rafka.protocol.field_reader import FieldReader
 
 if TYPE_CHECKING:
     from rafka.cli.kafka_client import Connection, KafkaClient
@@ -238,43 +239,12 @@ def _string(value: str) -> bytes:
     return _uvarint(len(raw) + 1) + raw
 
 
-class _Reader:
+class _Reader(FieldReader):
     def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, size: int) -> bytes:
-        if self.pos + size > len(self.data):
-            raise ValueError("response truncated")
-        chunk = self.data[self.pos : self.pos + size]
-        self.pos += size
-        return chunk
-
-    def i16(self) -> int:
-        return struct.unpack(">h", self.take(2))[0]
-
-    def i32(self) -> int:
-        return struct.unpack(">i", self.take(4))[0]
-
-    def i64(self) -> int:
-        return struct.unpack(">q", self.take(8))[0]
-
-    def uvarint(self) -> int:
-        result = shift = 0
-        while True:
-            byte = self.take(1)[0]
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result
-            shift += 7
+        super().__init__(data)
 
     def string(self) -> str:
-        return self.take(self.uvarint() - 1).decode()
-
-    def tags(self) -> None:
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.take(self.uvarint())
+        return bytes(self.take(self.uvarint() - 1)).decode()
 
 
 def describe_producers(client: KafkaClient, topic: str, partition: int) -> list[dict[str, Any]]:

@@ -25,6 +25,8 @@ import struct
 import uuid
 from dataclasses import dataclass, field
 
+from rafka.protocol.field_reader import FieldReader
+
 ShareKey = tuple[str, uuid.UUID, int]  # group id, topic id, partition index
 
 SNAPSHOT = 0
@@ -125,37 +127,9 @@ def encode_value(value: ShareStateValue) -> bytes:
 # -- decoding --------------------------------------------------------------------------------
 
 
-class _Reader:
+class _Reader(FieldReader):
     def __init__(self, data: bytes | memoryview) -> None:
-        self.view = memoryview(data)
-        self.pos = 0
-
-    def take(self, size: int) -> memoryview:
-        end = self.pos + size
-        if size < 0 or end > len(self.view):
-            raise ShareRecordError("record truncated")
-        chunk = self.view[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def unpack(self, fmt: struct.Struct) -> tuple:
-        return fmt.unpack(self.take(fmt.size))
-
-    def uvarint(self) -> int:
-        result = 0
-        for shift in range(0, 35, 7):
-            byte = self.take(1)[0]
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result
-        raise ShareRecordError("varint too long")
-
-    def tags(self) -> dict[int, memoryview]:
-        found = {}
-        for _ in range(self.uvarint()):
-            tag = self.uvarint()
-            found[tag] = self.take(self.uvarint())
-        return found
+        super().__init__(data, ShareRecordError)
 
 
 def decode_key(data: bytes | memoryview) -> tuple[int, ShareKey]:

@@ -138,7 +138,7 @@ def _write_uuid(w: _Writer, value: uuid.UUID) -> None:
 
 
 def _read_uuid(r: _Reader) -> uuid.UUID:
-    return uuid.UUID(bytes=bytes(r._take(16)))
+    return uuid.UUID(bytes=bytes(r.take(16)))
 
 
 def _write_partitions(w: _Writer, assignment: Assignment) -> None:
@@ -255,7 +255,7 @@ def decode_consumer_value(
         for _ in range(r.uvarint()):
             tag, size = r.uvarint(), r.uvarint()
             if tag != 0:
-                r._take(size)
+                r.take(size)
                 continue
             session_timeout_ms = r.i32()
             protocols = []
@@ -270,7 +270,7 @@ def decode_consumer_value(
     if kind == TARGET_MEMBER:
         return TargetMemberValue(_read_partitions(r))
     member_epoch, previous = r.i32(), r.i32()
-    state = _I8.unpack(r._take(1))[0]
+    state = _I8.unpack(r.take(1))[0]
     return CurrentAssignmentValue(
         member_epoch, previous, state, _read_partitions(r), _read_partitions(r)
     )

@@ -21,6 +21,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from rafka.protocol.field_reader import FieldReader
+
 OFFSET_COMMIT_KEY_VERSION = 1
 GROUP_METADATA_KEY_VERSION = 2
 OFFSET_VALUE_VERSION = 3
@@ -217,44 +219,17 @@ def encode_value(value: RecordValue) -> bytes:
 # -- decoding --------------------------------------------------------------------------------------
 
 
-class _Reader:
+class _Reader(FieldReader):
     def __init__(self, data: bytes | memoryview, flexible: bool = False) -> None:
-        self.view = memoryview(data)
-        self.pos = 0
+        super().__init__(data, RecordFormatError)
         self.flexible = flexible
-
-    def _take(self, size: int) -> memoryview:
-        end = self.pos + size
-        if size < 0 or end > len(self.view):
-            raise RecordFormatError("record truncated")
-        chunk = self.view[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def i16(self) -> int:
-        return _I16.unpack(self._take(2))[0]
-
-    def i32(self) -> int:
-        return _I32.unpack(self._take(4))[0]
-
-    def i64(self) -> int:
-        return _I64.unpack(self._take(8))[0]
-
-    def uvarint(self) -> int:
-        result = 0
-        for shift in range(0, 35, 7):
-            byte = self._take(1)[0]
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result
-        raise RecordFormatError("varint too long")
 
     def nullable_string(self) -> str | None:
         length = self.uvarint() - 1 if self.flexible else self.i16()
         if length < 0:
             return None
         try:
-            return bytes(self._take(length)).decode()
+            return bytes(self.take(length)).decode()
         except UnicodeDecodeError as exc:
             raise RecordFormatError(f"bad string: {exc}") from None
 
@@ -268,7 +243,7 @@ class _Reader:
         length = self.uvarint() - 1 if self.flexible else self.i32()
         if length < 0:
             return b""
-        return bytes(self._take(length))
+        return bytes(self.take(length))
 
     def array_length(self) -> int:
         count = self.uvarint() - 1 if self.flexible else self.i32()
@@ -281,7 +256,7 @@ class _Reader:
             return
         for _ in range(self.uvarint()):
             self.uvarint()  # tag
-            self._take(self.uvarint())
+            self.take(self.uvarint())
 
 
 def decode_key(data: bytes | memoryview) -> RecordKey | None:

@@ -18,6 +18,8 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from rafka.protocol.field_reader import FieldReader
+
 KEY_VERSION = 0
 VALUE_VERSION_V0 = 0
 VALUE_VERSION_V1 = 1
@@ -147,30 +149,9 @@ def encode_value(value: TxnLogValue, version: int | None = None) -> bytes:
 # -- decoding --------------------------------------------------------------------------------------
 
 
-class _Reader:
+class _Reader(FieldReader):
     def __init__(self, data: bytes | memoryview) -> None:
-        self.view = memoryview(data)
-        self.pos = 0
-
-    def take(self, size: int) -> memoryview:
-        end = self.pos + size
-        if size < 0 or end > len(self.view):
-            raise TxnRecordError("record truncated")
-        chunk = self.view[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def unpack(self, fmt: struct.Struct) -> tuple:
-        return fmt.unpack(self.take(fmt.size))
-
-    def uvarint(self) -> int:
-        result = 0
-        for shift in range(0, 35, 7):
-            byte = self.take(1)[0]
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result
-        raise TxnRecordError("varint too long")
+        super().__init__(data, TxnRecordError)
 
     def string(self, flexible: bool) -> str:
         length = self.uvarint() - 1 if flexible else self.unpack(_I16)[0]
