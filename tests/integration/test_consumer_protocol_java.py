@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from broker_process import BrokerProcess
 from cluster import wait_until
 from confluent_kafka import ConsumerGroupType
 from group_support import Ledger
+from java_process import JavaProcess
 from test_consumer_protocol import (
     BROKER_OVERRIDES,
     GROUP,
@@ -55,60 +55,32 @@ def java_classpath() -> str:
     return f"{LIB}/*"
 
 
-class JavaMember:
+class JavaMember(JavaProcess):
     """The Java member in its own process; its report lines kept the way `Member` keeps its
     state: partitions it owns, partitions it lost, values it consumed (into the ledger)."""
 
     def __init__(self, name: str, bootstrap: str, ledger: Ledger, classpath: str) -> None:
-        self.name = name
         self.ledger = ledger
         self.partitions: set[int] = set()
         self.lost = 0
-        self.output: list[str] = []  # anything but the consumed values
-        self.process = subprocess.Popen(
-            ["java", "-cp", classpath, str(SOURCE), bootstrap, GROUP, TOPIC, name],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, name=f"{name}-out", daemon=True)
-        self._reader.start()
+        super().__init__(name, classpath, SOURCE, bootstrap, GROUP, TOPIC, name)
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            kind, _, rest = line.strip().partition(" ")
-            if kind == "records":
-                self.ledger.add([int(value) for value in rest.split()])
-                continue
-            self.output.append(line.rstrip())
-            named = {int(p) for p in rest.split(",") if p}
-            if kind == "assigned":
-                self.partitions |= named
-            elif kind == "revoked":
-                self.partitions -= named
-            elif kind == "lost":
-                self.lost += len(named)
-                self.partitions -= named
+    def on_line(self, kind: str, rest: str) -> bool:
+        if kind == "records":
+            self.ledger.add([int(value) for value in rest.split()])
+            return True
+        named = {int(p) for p in rest.split(",") if p}
+        if kind == "assigned":
+            self.partitions |= named
+        elif kind == "revoked":
+            self.partitions -= named
+        elif kind == "lost":
+            self.lost += len(named)
+            self.partitions -= named
+        return False
 
-    def finish(self) -> None:
-        """Close its stdin: it leaves the group and exits."""
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            code = self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} did not stop: {self.output[-20:]}") from None
-        self._reader.join(10)
-        assert code == 0, f"{self.name} exited with {code}: {self.output[-20:]}"
-        assert self.output[-1:] == ["closed"], self.output[-20:]
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+    def finish(self, timeout: float = 30) -> None:
+        super().finish(timeout)
 
 
 def test_a_java_member_and_confluent_kafka_members_share_a_group(broker_factory) -> None:

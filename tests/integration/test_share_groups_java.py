@@ -27,6 +27,7 @@ from broker_process import BrokerProcess
 from cluster import wait_until
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from java_process import JavaProcess
 from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
 from kio.schema.share_group_describe.v1.response import ShareGroupDescribeResponse
 from raw_client import RawClient
@@ -66,56 +67,26 @@ def share_classpath() -> str:
     return f"{LIB}/*"
 
 
-class ShareMember:
+class ShareMember(JavaProcess):
     """One Java share consumer; what it reports is kept as (value, delivery count, kind)."""
 
     def __init__(self, name: str, bootstrap: str, classpath: str, *mode: str) -> None:
-        self.name = name
         self.deliveries: list[tuple[int, int, str]] = []
-        self.output: list[str] = []  # anything but records
         self.lock = threading.Lock()
-        self.process = subprocess.Popen(
-            ["java", "-cp", classpath, str(SOURCE), bootstrap, GROUP, TOPIC, name, *mode],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, name=f"{name}-out", daemon=True)
-        self._reader.start()
+        super().__init__(name, classpath, SOURCE, bootstrap, GROUP, TOPIC, name, *mode)
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            kind, _, rest = line.strip().partition(" ")
-            if kind != "records":
-                self.output.append(line.rstrip())
-                continue
-            with self.lock:
-                for token in rest.split():
-                    value, delivery, how = token.split("/")
-                    self.deliveries.append((int(value), int(delivery), how))
+    def on_line(self, kind: str, rest: str) -> bool:
+        if kind != "records":
+            return False
+        with self.lock:
+            for token in rest.split():
+                value, delivery, how = token.split("/")
+                self.deliveries.append((int(value), int(delivery), how))
+        return True
 
     def snapshot(self) -> list[tuple[int, int, str]]:
         with self.lock:
             return list(self.deliveries)
-
-    def finish(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            code = self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} did not stop: {self.output[-20:]}") from None
-        self._reader.join(10)
-        assert code == 0, f"{self.name} exited with {code}: {self.output[-20:]}"
-        assert self.output[-1:] == ["closed"], self.output[-20:]
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 def produce(bootstrap: str, values: range, chunk: int) -> None:
