@@ -1,10 +1,23 @@
-"""What the group tests share: a ledger of every value the members of a group consumed, and
-a member consuming in its own thread."""
+"""What the group tests share: a ledger of every value the members of a group consumed, a
+member consuming in its own thread, and its synchronous commit."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+
+def commit_consumed(consumer: Any) -> bool:
+    """Commit what `consumer` consumed, synchronously; whether it is still to be committed.
+    Nothing stored to commit is fine; any other error is retried at the next round."""
+    try:
+        consumer.commit(asynchronous=False)
+        return False
+    except KafkaException as exc:
+        return exc.args[0].code() != KafkaError._NO_OFFSET
 
 
 class Ledger:

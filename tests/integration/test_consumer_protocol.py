@@ -16,9 +16,9 @@ from collections.abc import Callable
 import pytest
 from broker_process import BrokerProcess
 from cluster import wait_until
-from confluent_kafka import Consumer, ConsumerGroupType, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, ConsumerGroupType, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from group_support import Ledger, MemberThread
+from group_support import Ledger, MemberThread, commit_consumed
 
 from rafka.cli.kafka_client import LATEST, KafkaClient
 
@@ -58,12 +58,6 @@ class Member(MemberThread):
         )
         dirty = False
 
-        def commit() -> bool:
-            try:
-                consumer.commit(asynchronous=False)
-                return False
-            except KafkaException as exc:
-                return exc.args[0].code() != KafkaError._NO_OFFSET  # retried next round
 
         def on_assign(_consumer, partitions) -> None:
             self.partitions |= {tp.partition for tp in partitions}
@@ -71,7 +65,7 @@ class Member(MemberThread):
         def on_revoke(_consumer, partitions) -> None:
             nonlocal dirty
             if dirty:
-                dirty = commit()
+                dirty = commit_consumed(consumer)
             self.partitions -= {tp.partition for tp in partitions}
 
         def on_lost(_consumer, partitions) -> None:
@@ -87,7 +81,7 @@ class Member(MemberThread):
                     self.ledger.add(values)
                     dirty = True
                 if dirty:
-                    dirty = commit()
+                    dirty = commit_consumed(consumer)
         finally:
             consumer.close()  # leaves the group: member epoch -1
 

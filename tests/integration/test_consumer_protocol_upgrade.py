@@ -20,12 +20,11 @@ from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
     ConsumerGroupType,
-    KafkaError,
     KafkaException,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
-from group_support import Ledger, MemberThread
+from group_support import Ledger, MemberThread, commit_consumed
 from test_consumer_protocol import (
     BATCH,
     BROKER_OVERRIDES,
@@ -72,12 +71,6 @@ class ClassicMember(MemberThread):
         )
         dirty = False
 
-        def commit() -> bool:
-            try:
-                consumer.commit(asynchronous=False)
-                return False
-            except KafkaException as exc:
-                return exc.args[0].code() != KafkaError._NO_OFFSET
 
         def on_assign(_consumer, partitions) -> None:
             self.partitions = {tp.partition for tp in partitions}
@@ -85,7 +78,7 @@ class ClassicMember(MemberThread):
         def on_revoke(_consumer, _partitions) -> None:
             nonlocal dirty
             if dirty:
-                dirty = commit()
+                dirty = commit_consumed(consumer)
             self.partitions = set()
 
         consumer.subscribe([TOPIC], on_assign=on_assign, on_revoke=on_revoke)
@@ -97,7 +90,7 @@ class ClassicMember(MemberThread):
                     self.ledger.add(values)
                     dirty = True
                 if dirty:
-                    dirty = commit()
+                    dirty = commit_consumed(consumer)
         finally:
             consumer.close()
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 import pytest
 from broker_process import BrokerProcess
 from cluster import wait_until
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from group_support import Ledger, MemberThread
+from group_support import Ledger, MemberThread, commit_consumed
 
 from rafka.cli.kafka_client import LATEST, KafkaClient
 
@@ -93,12 +93,7 @@ class ConfluentMember(Member):
                 if consumer.assignment():
                     self.assigned.set()
                 if dirty:
-                    try:
-                        consumer.commit(asynchronous=False)
-                        dirty = False
-                    except KafkaException as exc:
-                        # Nothing stored to commit is fine; anything else is retried next round.
-                        dirty = exc.args[0].code() != KafkaError._NO_OFFSET
+                    dirty = commit_consumed(consumer)
         finally:
             consumer.close()
 
