@@ -20,7 +20,7 @@ import structlog
 from rafka.broker.coordinator.placement import partition_for
 from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
-from rafka.protocol.records import BatchHeader
+from rafka.protocol.records import BatchHeader, CorruptRecordError, Record, decode_batch
 
 if TYPE_CHECKING:
     from rafka.broker.node import CoordinatorNode
@@ -102,6 +102,21 @@ class InternalShard:
                 if self.state is ShardState.CLOSED:
                     return
             yield header, batch
+
+    async def records_below(self, high_watermark: int, log_name: str) -> AsyncIterator[Record]:
+        """The keyed records of the data batches below `high_watermark`, for a replay; a batch
+        that does not decode is logged ("bad batch in <log_name>") and skipped."""
+        async for header, batch in self.batches_below(high_watermark):
+            if header.is_control:
+                continue
+            try:
+                _, records = decode_batch(batch)
+            except CorruptRecordError as exc:
+                log.error(f"bad batch in {log_name}", partition=self.partition.name, error=str(exc))
+                continue
+            for record in records:
+                if record.offset < high_watermark and record.key is not None:
+                    yield record
 
     def close(self) -> None:
         self.state = ShardState.CLOSED

@@ -45,7 +45,7 @@ from rafka.broker.share.state_records import (
     to_batches,
 )
 from rafka.protocol.errors import ErrorCode
-from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
+from rafka.protocol.records import build_batch
 
 if TYPE_CHECKING:
     from rafka.broker.node import CoordinatorNode
@@ -82,29 +82,19 @@ class ShareStateShard(InternalShard):
         high_watermark = await self.replay_point()
         states: dict[ShareKey, PersistedShareState] = {}
         updates: dict[ShareKey, int] = {}
-        async for header, batch in self.batches_below(high_watermark):
-            if header.is_control:
-                continue
+        async for record in self.records_below(high_watermark, "share state log"):
             try:
-                _, records = decode_batch(batch)
-            except CorruptRecordError as exc:
-                log.error("bad batch in share state log", partition=partition.name, error=str(exc))
+                record_type, key = decode_key(record.key)
+                if record.value is None:
+                    states.pop(key, None)
+                    updates.pop(key, None)
+                    continue
+                value = decode_value(record_type, record.value)
+            except ShareRecordError as exc:
+                log.error("unreadable share state record", partition=partition.name,
+                          error=str(exc))  # fmt: skip
                 continue
-            for record in records:
-                if record.offset >= high_watermark or record.key is None:
-                    continue
-                try:
-                    record_type, key = decode_key(record.key)
-                    if record.value is None:
-                        states.pop(key, None)
-                        updates.pop(key, None)
-                        continue
-                    value = decode_value(record_type, record.value)
-                except ShareRecordError as exc:
-                    log.error("unreadable share state record", partition=partition.name,
-                              error=str(exc))  # fmt: skip
-                    continue
-                replay(states, updates, key, value)
+            replay(states, updates, key, value)
         if self.state is ShardState.CLOSED:
             return
         self.states, self.updates_since_snapshot = states, updates

@@ -29,7 +29,7 @@ from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import now_ms
 from rafka.broker.partition.replica import Partition
 from rafka.protocol.errors import ErrorCode
-from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
+from rafka.protocol.records import build_batch
 
 log = structlog.get_logger(__name__)
 
@@ -51,29 +51,19 @@ class TxnShard(InternalShard):
         started = now_ms()
         high_watermark = await self.replay_point()
         values: dict[str, TxnMetadata | None] = {}
-        async for header, batch in self.batches_below(high_watermark):
-            if header.is_control:
-                continue
+        async for record in self.records_below(high_watermark, "transaction log"):
             try:
-                _, records = decode_batch(batch)
-            except CorruptRecordError as exc:
-                log.error("bad batch in transaction log", partition=partition.name, error=str(exc))
-                continue
-            for record in records:
-                if record.offset >= high_watermark or record.key is None:
-                    continue
-                try:
-                    transactional_id = decode_key(record.key)
-                    if record.value is None:
-                        values[transactional_id] = None
-                    else:
-                        values[transactional_id] = TxnMetadata.from_value(
-                            transactional_id, decode_value(record.value)
-                        )
-                except TxnRecordError as exc:
-                    log.error(
-                        "unreadable transaction record", partition=partition.name, error=str(exc)
+                transactional_id = decode_key(record.key)
+                if record.value is None:
+                    values[transactional_id] = None
+                else:
+                    values[transactional_id] = TxnMetadata.from_value(
+                        transactional_id, decode_value(record.value)
                     )
+            except TxnRecordError as exc:
+                log.error(
+                    "unreadable transaction record", partition=partition.name, error=str(exc)
+                )
         if self.state is ShardState.CLOSED:
             return
         self.txns = {tid: txn for tid, txn in values.items() if txn is not None}
