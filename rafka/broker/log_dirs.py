@@ -96,7 +96,9 @@ class LogDirs:
             found = self.metadata_dir
         else:
             found = preferred(key)
-            if found is None:
+            if found is None and len(self.data_dirs) == 1:
+                found = self.first  # no count to make: it scans every replica held
+            elif found is None:
                 counts = {id(d): 0 for d in self.data_dirs}
                 held = [d for k, d in self.placement.items() if k[0] != METADATA_TOPIC]
                 for directory in [*held, *moving_into]:

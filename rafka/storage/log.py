@@ -270,6 +270,13 @@ class PartitionLog:
                 self._recovery_point = end
             return end
 
+    def synced_to(self, end: int) -> None:
+        """A syncfs made the log durable up to `end` (the log end when it began): recovery
+        after a crash starts from there. On the event loop; a flush racing on a worker can only
+        move the point further, to its own later end."""
+        if end > self._recovery_point:
+            self._recovery_point = end
+
     def _lower_durable_mark(self, offset: int) -> None:
         """Before data is removed from the end: a crash in between must not look like a loss."""
         if self._durable_mark > offset:

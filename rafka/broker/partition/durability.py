@@ -59,6 +59,24 @@ class Durability:
         self._waiters.release(end_offset)
         return end_offset
 
+    def sync_point(self) -> tuple[int, int]:
+        """Before a syncfs of the whole filesystem: the end it will cover, and the truncations
+        so far (see synced)."""
+        return self._log.log_end_offset, self._truncations
+
+    def synced(self, point: tuple[int, int]) -> int | None:
+        """A syncfs that began at `point` returned: the new flushed offset, None if it makes
+        nothing more durable, -1 if the log was cut meanwhile (what it covered is unknown)."""
+        end, truncations = point
+        if truncations != self._truncations:
+            return -1
+        self._log.synced_to(end)
+        if end <= self.flushed_offset:
+            return None
+        self.flushed_offset = end
+        self._waiters.release(end)
+        return end
+
     def wait_flushed(self, offset: int, offline: ErrorCode | None) -> asyncio.Future[None]:
         """Resolves once the local log is fsynced past `offset` (acks=1)."""
         return self._waiters.wait(self.flushed_offset, offset + 1, offline)

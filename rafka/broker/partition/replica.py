@@ -410,6 +410,17 @@ class Partition:
         if flushed is not None:
             self.apply(self.raft.on_flushed(self.raft.node_id, flushed))
 
+    def sync_point(self) -> tuple[int, int]:
+        return self._durability.sync_point()
+
+    def synced(self, point: tuple[int, int]) -> bool:
+        flushed = self._durability.synced(point)
+        if flushed == -1:
+            return False
+        if flushed is not None:
+            self.apply(self.raft.on_flushed(self.raft.node_id, flushed))
+        return True
+
     def on_flush_failed(self, error: OSError) -> None:
         # DESIGN: fsync errors are fatal for the partition; never retry and pretend it worked.
         log.error("partition offline after fsync failure", partition=self.name, error=str(error))
