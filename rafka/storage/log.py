@@ -545,8 +545,9 @@ class PartitionLog:
                 self._closed = True
 
     def write_files_for_copy(self) -> None:
-        """Bring the index files and the leader-epoch checkpoint up to date with memory, without
-        fsync: a copy of the directory taken now opens as after a clean shutdown."""
+        """Bring the index files (written, not fsynced) and the leader-epoch checkpoint (an
+        atomic, fsynced replacement when it changed) up to date with memory: a copy of the
+        directory taken now opens as after a clean shutdown."""
         with self._flush_lock:
             for segment in self._view[1]:
                 segment.write_index_files()
