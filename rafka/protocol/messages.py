@@ -222,22 +222,34 @@ def build(cls: type, data: dict[str, Any]) -> Any:
     so handlers describe a response once and every version gets the fields it defines.
     """
     kwargs: dict[str, Any] = {}
-    for field in _init_fields(cls):
-        if field.name not in data:
+    for name, converter, nested_cls, is_array in _build_plan(cls):
+        if name not in data:
             continue
-        value = data[field.name]
-        kind = _field_kind(cls, field.name)
-        converter = _converter(cls, field.name)
-        if converter is not None and value is not None:
-            value = converter(value)
-        elif value is not None and kind is not None:
-            nested_cls, is_array = kind
-            if is_array:
-                value = tuple(build(nested_cls, item) for item in value)
-            else:
-                value = build(nested_cls, value)
-        kwargs[field.name] = value
+        value = data[name]
+        if value is not None:
+            if converter is not None:
+                value = converter(value)
+            elif nested_cls is not None:
+                if is_array:
+                    value = tuple([build(nested_cls, item) for item in value])
+                else:
+                    value = build(nested_cls, value)
+        kwargs[name] = value
     return cls(**kwargs)
+
+
+_BuildStep = tuple[str, Callable[[Any], Any] | None, type | None, bool]
+
+
+@cache
+def _build_plan(cls: type) -> tuple[_BuildStep, ...]:
+    """Per field of `cls`: its name, converter, and nested entity type (and whether an array of
+    them), looked up once: build runs for every partition of a Metadata answer."""
+    plan = []
+    for field in _init_fields(cls):
+        nested_cls, is_array = _field_kind(cls, field.name) or (None, False)
+        plan.append((field.name, _converter(cls, field.name), nested_cls, is_array))
+    return tuple(plan)
 
 
 @cache

@@ -354,6 +354,21 @@ class RaftReplica:
             for v, p in progress.items()
         }
 
+    def in_sync_voters(self, now_ms: int, lag_ms: int, silent_ms: int) -> list[int]:
+        """As leader: itself and every voter that was caught up within `lag_ms` and heard from
+        within `silent_ms` (see Partition.in_sync_replicas); empty unless leader. Metadata asks
+        this of every partition, so a lone voter answers without building its progress."""
+        if self.role is not Role.LEADER:
+            return []
+        if not self._others:
+            return [self.node_id]
+        return sorted(
+            v
+            for v, p in self._progress.items()
+            if v == self.node_id
+            or (now_ms - p.last_caught_up_ms <= lag_ms and now_ms - p.last_contact_ms <= silent_ms)
+        )
+
     def mark_out_of_sync(self, node_id: int) -> None:
         """`node_id` left (its broker fenced, e.g. by a controlled shutdown): it counts as in
         sync again only once it has caught up, as Kafka's controller takes it out of every ISR."""

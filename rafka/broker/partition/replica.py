@@ -510,19 +510,9 @@ class Partition:
         follower fetches at least every half of it: one silent that long is stopped or cut
         off, which Kafka's controller learns by controlled shutdown or fencing). A follower
         that reconnects is in sync again only once it has caught up (RaftReplica)."""
-        if not self.raft.is_leader:
-            return []
-        now = raft_clock_ms()
-        lag = self.replica_lag_time_max_ms
-        silent = self.raft.config.fetch_timeout_ms
-        return sorted(
-            node
-            for node, progress in self.raft.voter_progress().items()
-            if node == self.raft.node_id
-            or (
-                now - progress.last_caught_up_ms <= lag
-                and now - progress.last_contact_ms <= silent
-            )
+        raft = self.raft
+        return raft.in_sync_voters(
+            raft_clock_ms(), self.replica_lag_time_max_ms, raft.config.fetch_timeout_ms
         )
 
     def has_read_lease(self) -> bool:
