@@ -4,7 +4,7 @@
 // sets it; the security scenarios also read the secured listeners, CA, client certificate and
 // credentials run.py adds when it starts the broker itself (compat-tests/matrix/security.py).
 // This file is the runner and the scenario table; the scenarios are in produce.go, groups.go,
-// admin.go, transactions.go and security.go, what they share in client.go.
+// share.go, admin.go, transactions.go and security.go, what they share in client.go.
 package main
 
 import (
@@ -77,6 +77,7 @@ func main() {
 		scenario{"group-rebalance", s.groupRebalance},
 		scenario{"commit-resume", s.commitResume},
 		scenario{"consumer-protocol", s.consumerProtocol},
+		scenario{"share-group", s.shareGroup},
 		scenario{"admin-topics", s.adminTopics},
 		scenario{"admin-configs", s.adminConfigs},
 		scenario{"transactions", s.transactions},

@@ -28,6 +28,16 @@ SCENARIOS: dict[str, str] = {
     "its share; both commit what they read; the second leaves and the first owns all 4 again; "
     "all 40 records were read, and the committed offsets reach the end of every partition (40 "
     "in all)",
+    "share-group": "share groups (KIP-932), two share consumers with explicit acknowledgement "
+    "in one share group on a 1-partition topic. A share group starts at the end of the "
+    "partition (`share.auto.offset.reset=latest`, the default), so probe records are produced "
+    "until each consumer has received one; ShareGroupDescribe shows a share group of those two "
+    "members, each assigned the partition. Then 200 records in batches of 10: the second "
+    "consumer releases those whose number ends in 3 on their first delivery, and each comes back "
+    "(to either consumer) with delivery count 2 and is accepted; every other record is "
+    "delivered once, with delivery count 1, and accepted. Each of the 200 is accepted exactly "
+    "once, the broker confirming every acknowledgement; both consumers accept some; nothing is "
+    "delivered again in the second after",
     "admin-topics": "create a 3-partition topic, describe it, list it, re-create it "
     "(TOPIC_ALREADY_EXISTS), delete it, see it leave the list (and describe fail)",
     "admin-configs": "create a topic with retention.ms; describe its configs (value, source, "
@@ -66,6 +76,10 @@ API_NAMES = {
     44: "IncrementalAlterConfigs",
     68: "ConsumerGroupHeartbeat",
     69: "ConsumerGroupDescribe",
+    76: "ShareGroupHeartbeat",
+    77: "ShareGroupDescribe",
+    78: "ShareFetch",
+    79: "ShareAcknowledge",
 }
 GATES: dict[str, tuple[list[int], str]] = {
     "admin-configs": ([32, 33, 44], "issue 3"),
@@ -76,6 +90,9 @@ GATES: dict[str, tuple[list[int], str]] = {
 # missing API must fail the scenario rather than skip it.
 FOREIGN_GATES: dict[str, list[int]] = {
     "consumer-protocol": [68, 69],
+    # Kafka advertises the share APIs once the share.version feature is enabled (by default in
+    # clusters formatted by 4.2 and later).
+    "share-group": [76, 77, 78, 79],
 }
 
 

@@ -1,5 +1,5 @@
 // The consumer-group scenarios of the kafkajs suite: group-rebalance and commit-resume, and the
-// group member they run; consumer-protocol is skipped.
+// group member they run; consumer-protocol and share-group are skipped.
 'use strict'
 
 const assert = require('node:assert/strict')
@@ -110,4 +110,8 @@ async function consumerProtocol () {
   throw new Skip('client does not implement KIP-848')
 }
 
-module.exports = { groupRebalance, commitResume, consumerProtocol }
+async function shareGroup () {
+  throw new Skip('client has no share consumer (KIP-932)')
+}
+
+module.exports = { groupRebalance, commitResume, consumerProtocol, shareGroup }

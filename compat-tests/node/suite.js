@@ -9,7 +9,7 @@
 const { registerCodecs } = require('./codecs')
 const { Skip, withTimeout, describeError } = require('./common')
 const { CODECS, metadata, produceConsume, idempotentProduce } = require('./scenarios_produce')
-const { groupRebalance, commitResume, consumerProtocol } = require('./scenarios_groups')
+const { groupRebalance, commitResume, consumerProtocol, shareGroup } = require('./scenarios_groups')
 const { adminTopics, adminConfigs } = require('./scenarios_admin')
 const { transactions, txnPipeline } = require('./scenarios_transactions')
 const {
@@ -39,6 +39,7 @@ async function main () {
     ['group-rebalance', groupRebalance],
     ['commit-resume', commitResume],
     ['consumer-protocol', consumerProtocol],
+    ['share-group', shareGroup],
     ['admin-topics', adminTopics],
     ['admin-configs', adminConfigs],
     ['transactions', transactions],

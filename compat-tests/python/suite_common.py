@@ -31,6 +31,7 @@ SCENARIOS = [
     "group-rebalance",
     "commit-resume",
     "consumer-protocol",
+    "share-group",
     "admin-topics",
     "admin-configs",
     "transactions",
@@ -55,6 +56,11 @@ class Skip(Exception):  # noqa: N818 - it is a verdict, not an error
 def no_consumer_protocol(detail: str = "") -> None:
     """consumer-protocol for a client without `group.protocol=consumer` (KIP-848)."""
     raise Skip("client does not implement KIP-848" + (f": {detail}" if detail else ""))
+
+
+def no_share_consumer() -> None:
+    """share-group for a client without a share consumer (KIP-932)."""
+    raise Skip("client has no share consumer (KIP-932)")
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ public final class Main {
         scenarios.put("group-rebalance", groups::groupRebalance);
         scenarios.put("commit-resume", groups::commitResume);
         scenarios.put("consumer-protocol", groups::consumerProtocol);
+        Scenario share = shareScenarios(bootstrap, prefix); // null: skipped below
+        scenarios.put("share-group", share);
         scenarios.put("admin-topics", admin::adminTopics);
         scenarios.put("admin-configs", admin::adminConfigs);
         scenarios.put("transactions", transactions::transactions);
@@ -74,6 +76,11 @@ public final class Main {
             // group.protocol=consumer is early access/preview in 3.7-3.9 and GA from 4.0.
             skips.putIfAbsent("consumer-protocol",
                 "kafka-clients " + version + ": consumer protocol not GA before 4.0");
+        }
+        if (share == null) {
+            // KafkaShareConsumer: unfinished in 3.9, early access in 4.0, preview in 4.1, GA in 4.2.
+            skips.putIfAbsent("share-group",
+                "kafka-clients " + version + ": share consumer (KIP-932) not GA before 4.2");
         }
         if (System.getenv("COMPAT_SASL_SSL_BOOTSTRAP") == null) {
             // Only a broker run.py starts itself has the secured listeners (not --bootstrap).
@@ -114,6 +121,24 @@ public final class Main {
         executor.shutdownNow();
         System.out.flush();
         System.exit(0);
+    }
+
+    /**
+     * The share-group scenario where ShareScenarios is built (the kafka-4 profile) and the client
+     * is 4.2 or later; null otherwise.
+     */
+    static Scenario shareScenarios(String bootstrap, String prefix) throws Exception {
+        String[] version = clientVersion().split("\\.");
+        if (version.length < 2 || !version[0].matches("\\d+") || !version[1].matches("\\d+")
+            || Integer.parseInt(version[0]) * 100 + Integer.parseInt(version[1]) < 402) {
+            return null;
+        }
+        try {
+            return (Scenario) Class.forName("dev.rafka.compat.ShareScenarios")
+                .getDeclaredConstructor(String.class, String.class).newInstance(bootstrap, prefix);
+        } catch (ClassNotFoundException e) {
+            return null;
+        }
     }
 
     /** The kafka-clients version, from the properties file its jar carries. */
