@@ -25,7 +25,7 @@ from rafka.broker.handlers import (
     reassignments,
     sasl,
     scram,
-    share_groups,
+    share_admin,
     topics,
     txn,
 )
@@ -187,8 +187,9 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
             }
         )
     # Share groups (KIP-932, issue 20): membership in memory, share-partition state in
-    # __share_group_state.
-    dispatcher.apis.update(share_groups.share_apis(broker))
+    # __share_group_state; their administration (offsets, ListGroups/DescribeGroups/
+    # DeleteGroups of share groups), after the group APIs it extends.
+    share_admin.install(dispatcher.apis, broker)
     # Topic and config administration, at the versions Kafka 4 serves.
     dispatcher.apis.update(
         {

@@ -47,6 +47,7 @@ TIMEOUT_MS = 30_000
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
+RESOURCE_GROUP = 32
 OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 CONFIG_SOURCES = {
     0: "UNKNOWN",
@@ -373,6 +374,8 @@ class AdminClient(KafkaClient):
 def _resource_label(resource_type: int, name: str) -> str:
     if resource_type == RESOURCE_TOPIC:
         return f"topic {name!r}"
+    if resource_type == RESOURCE_GROUP:
+        return f"group {name!r}"
     return f"broker {name}" if name else "broker defaults"
 
 

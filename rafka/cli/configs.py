@@ -1,8 +1,9 @@
-"""`rafka configs`: describe and alter topic and broker configs (like kafka-configs.sh).
+"""`rafka configs`: describe and alter topic, broker and group configs (like kafka-configs.sh).
 
-A resource is `--topic NAME`, `--broker ID` or `--broker-defaults` (the cluster-wide dynamic
-broker defaults). `describe` shows the overrides (dynamic configs) unless `--all` asks for every
-config; `alter` uses IncrementalAlterConfigs, so only the named configs change.
+A resource is `--topic NAME`, `--broker ID`, `--broker-defaults` (the cluster-wide dynamic
+broker defaults) or `--group ID` (a group's configs, e.g. share.auto.offset.reset).
+`describe` shows the overrides (dynamic configs) unless `--all` asks for every config;
+`alter` uses IncrementalAlterConfigs, so only the named configs change.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ BrokerOption = Annotated[int | None, typer.Option("--broker", help="A broker id.
 DefaultsOption = Annotated[
     bool, typer.Option("--broker-defaults", help="The cluster-wide dynamic broker defaults.")
 ]
+GroupOption = Annotated[
+    str | None,
+    typer.Option(
+        "--group", help="A consumer or share group (kafka-configs' --entity-type groups)."
+    ),
+]
 UserOption = Annotated[
     str | None,
     typer.Option("--user", help="A SCRAM user (kafka-configs' --entity-type users)."),
@@ -43,16 +50,21 @@ UserOption = Annotated[
 _OVERRIDE_SOURCES = {
     "topic": {"DYNAMIC_TOPIC_CONFIG"},
     "broker": {"DYNAMIC_BROKER_CONFIG", "DYNAMIC_DEFAULT_BROKER_CONFIG"},
+    "group": {"GROUP_CONFIG"},
 }
 
 
-def _resource(topic: str | None, broker: int | None, defaults: bool) -> tuple[str, int, str]:
+def _resource(
+    topic: str | None, broker: int | None, defaults: bool, group: str | None = None
+) -> tuple[str, int, str]:
     """(kind, resource type, resource name) from the exclusive resource options."""
-    from rafka.cli.admin_client import RESOURCE_BROKER, RESOURCE_TOPIC
+    from rafka.cli.admin_client import RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC
 
-    chosen = (topic is not None) + (broker is not None) + defaults
+    chosen = (topic is not None) + (broker is not None) + defaults + (group is not None)
     if chosen != 1:
-        fail("give exactly one of --topic, --broker or --broker-defaults")
+        fail("give exactly one of --topic, --broker, --broker-defaults or --group")
+    if group is not None:
+        return "group", RESOURCE_GROUP, group
     if topic is not None:
         return "topic", RESOURCE_TOPIC, topic
     if broker is not None:
@@ -70,8 +82,8 @@ def _is_override(config: ConfigInfo, sources: set[str]) -> bool:
 
 
 def _label(kind: str, name: str) -> str:
-    if kind == "topic":
-        return f"topic {name}"
+    if kind in ("topic", "group"):
+        return f"{kind} {name}"
     return f"broker {name}" if name else "the broker defaults"
 
 
@@ -82,6 +94,7 @@ def describe(
     topic: TopicOption = None,
     broker: BrokerOption = None,
     broker_defaults: DefaultsOption = False,
+    group: GroupOption = None,
     user: UserOption = None,
     all_configs: Annotated[
         bool, typer.Option("--all", help="Every config with its value, not just overrides.")
@@ -95,7 +108,7 @@ def describe(
     if user is not None:
         return _describe_user(bootstrap_server, command_config, user, topic, broker,
                               broker_defaults, json_output)  # fmt: skip
-    kind, resource_type, name = _resource(topic, broker, broker_defaults)
+    kind, resource_type, name = _resource(topic, broker, broker_defaults, group)
     with admin_client(bootstrap_server, command_config) as client:
         # Synonyms tell a key set on the resource from one whose synonym is (see _is_override).
         configs = client.describe_configs(resource_type, name, synonyms=True)
@@ -142,6 +155,7 @@ def alter(
     topic: TopicOption = None,
     broker: BrokerOption = None,
     broker_defaults: DefaultsOption = False,
+    group: GroupOption = None,
     user: UserOption = None,
     add_config: Annotated[
         list[str] | None,
@@ -173,12 +187,12 @@ def alter(
     from rafka.cli.admin_client import OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT
 
     if user is not None:
-        if topic is not None or broker is not None or broker_defaults:
-            fail("give exactly one of --topic, --broker, --broker-defaults or --user")
+        if topic is not None or broker is not None or broker_defaults or group is not None:
+            fail("give exactly one of --topic, --broker, --broker-defaults, --group or --user")
         return _alter_user(bootstrap_server, command_config, user, add_config or [],
                            delete_config or [], json_output)  # fmt: skip
 
-    kind, resource_type, name = _resource(topic, broker, broker_defaults)
+    kind, resource_type, name = _resource(topic, broker, broker_defaults, group)
     try:
         operations: list[tuple[str, int, str | None]] = [
             (k, OP_SET, v) for k, v in parse_config_pairs(add_config or []).items()

@@ -1,6 +1,7 @@
-"""`rafka group`: list, describe and delete consumer groups and reset their offsets.
+"""`rafka group`: list, describe and delete consumer and share groups and reset their offsets.
 
-Like Kafka's kafka-consumer-groups.sh, but with subcommands. It speaks the Kafka protocol to
+Like Kafka's kafka-consumer-groups.sh and, for share groups (KIP-932, rafka.cli.share_groups),
+kafka-share-groups.sh, but with subcommands. It speaks the Kafka protocol to
 the bootstrap server, so it works against any Kafka-compatible cluster. Tables by default,
 `--json` for scripts; errors are one line on stderr and exit code 1.
 """
@@ -33,7 +34,8 @@ CONSUMER_MEMBER_TYPE = 1  # ConsumerGroupDescribe v1: 0 classic, 1 consumer
 INACTIVE_STATES = ("Empty", "Dead")
 
 app = command_app(
-    "group", "List, describe and delete consumer groups; reset their committed offsets."
+    "group",
+    "List, describe and delete consumer and share groups; reset or delete their offsets.",
 )
 
 
@@ -45,7 +47,7 @@ def _error_name(code: int) -> str:
 
 # -- list -----------------------------------------------------------------------------------------
 
-GROUP_TYPES = ("classic", "consumer")
+GROUP_TYPES = ("classic", "consumer", "share")
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -64,12 +66,14 @@ def list_groups(
     group_type: Annotated[
         list[str] | None,
         typer.Option(
-            "--type", help="Only groups of this type (repeatable): classic or consumer (KIP-848)."
+            "--type",
+            help="Only groups of this type (repeatable): classic, consumer (KIP-848) or share "
+            "(KIP-932).",
         ),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List the consumer groups of the cluster, with their state and type."""
+    """List the consumer and share groups of the cluster, with their state and type."""
     types = [t.lower() for t in _split(group_type)]
     unknown = [t for t in types if t not in GROUP_TYPES]
     if unknown:
@@ -172,8 +176,10 @@ def describe_group(client: KafkaClient, group_id: str) -> dict[str, Any]:
 
     As kafka-consumer-groups.sh in Kafka 4: a classic group is described by DescribeGroups, and
     a consumer-protocol group (KIP-848), which DescribeGroups does not know (GROUP_ID_NOT_FOUND),
-    by ConsumerGroupDescribe."""
+    by ConsumerGroupDescribe; a share group (KIP-932), which neither knows, as
+    kafka-share-groups.sh does (rafka.cli.share_groups)."""
     from rafka.cli.kafka_client import LATEST, KafkaClientError
+    from rafka.cli.share_groups import describe_share_group, share_view
 
     coordinator, described = client.describe_group(group_id)
     if described.error_code not in (NO_ERROR, GROUP_ID_NOT_FOUND):
@@ -188,6 +194,10 @@ def describe_group(client: KafkaClient, group_id: str) -> dict[str, Any]:
                 raise KafkaClientError(f"group {group_id!r}: {_error_name(consumer.error_code)}")
             if consumer.error_code == NO_ERROR and consumer.group_state != "Dead":
                 coordinator, exists, view = node, True, _consumer_view(consumer)
+    if not exists:
+        share = describe_share_group(client, group_id)
+        if share is not None:
+            return share_view(client, group_id, *share)
     committed = client.fetch_offsets(group_id) if exists else {}
     owner: dict[tuple[str, int], dict[str, Any]] = {}
     for member in view["members"]:
@@ -336,6 +346,9 @@ def describe(
     command_config: CommandConfigOption = None,
     members: Annotated[bool, typer.Option("--members", help="Show members.")] = False,
     state: Annotated[bool, typer.Option("--state", help="Show the group's state.")] = False,
+    offsets: Annotated[
+        bool, typer.Option("--offsets", help="Show offsets per partition (the default).")
+    ] = False,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -346,7 +359,12 @@ def describe(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Committed offsets, log end offsets and lag per partition (or members, or state)."""
+    """Committed offsets, log end offsets and lag per partition (or members, or state); for a
+    share group, each share partition's start offset and lag."""
+    from rafka.cli.share_groups import print_share_group
+
+    if sum((members, state, offsets)) > 1:
+        fail("give at most one of --members, --state, --offsets")
     with kafka_client(bootstrap_server, command_config) as client:
         described = [describe_group(client, g) for g in group]
     if json_output:
@@ -357,6 +375,9 @@ def describe(
             typer.echo("")
         if not d["exists"]:
             typer.echo(f"Consumer group '{d['group']}' does not exist.")
+            continue
+        if d["type"] == "share":
+            print_share_group(d, members=members, state=state, verbose=verbose)
             continue
         if state:
             _print_state(d, verbose)
@@ -427,13 +448,17 @@ def plan_reset(
     shift_by: int | None = None,
     to_datetime: datetime | None = None,
     to_current: bool = False,
+    committed: dict[tuple[str, int], int] | None = None,
 ) -> dict[tuple[str, int], int]:
-    """The offset each partition would be reset to, clamped to the log's range like Kafka."""
+    """The offset each partition would be reset to, clamped to the log's range like Kafka.
+    `committed`: the offsets to shift or keep (a share group's start offsets), else the
+    group's committed offsets."""
     from rafka.cli.kafka_client import EARLIEST, LATEST, KafkaClientError
 
     earliest = client.list_offsets(partitions, EARLIEST)
     latest = client.list_offsets(partitions, LATEST)
-    committed = client.fetch_offsets(group_id)
+    if committed is None:
+        committed = {tp: c.offset for tp, c in client.fetch_offsets(group_id).items()}
 
     def clamp(tp: tuple[str, int], offset: int) -> int:
         return max(earliest[tp], min(latest[tp], offset))
@@ -446,7 +471,7 @@ def plan_reset(
         return {tp: clamp(tp, to_offset) for tp in partitions}
     if shift_by is not None:
         return {
-            tp: clamp(tp, (committed[tp].offset if tp in committed else latest[tp]) + shift_by)
+            tp: clamp(tp, (committed[tp] if tp in committed else latest[tp]) + shift_by)
             for tp in partitions
         }
     if to_datetime is not None:
@@ -454,7 +479,7 @@ def plan_reset(
         found = client.list_offsets(partitions, timestamp)
         return {tp: latest[tp] if found[tp] < 0 else found[tp] for tp in partitions}
     if to_current:
-        return {tp: committed[tp].offset if tp in committed else latest[tp] for tp in partitions}
+        return {tp: committed[tp] if tp in committed else latest[tp] for tp in partitions}
     raise KafkaClientError(
         "say where to: --to-earliest, --to-latest, --to-offset, --shift-by, --to-datetime "
         "or --to-current"
@@ -507,7 +532,10 @@ def reset_offsets(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Move a group's committed offsets; the group must have no active members."""
+    """Move a group's committed offsets (a share group's start offsets); the group must have
+    no active members."""
+    from rafka.cli.share_groups import alter_share_offsets, describe_share_group, share_offsets
+
     chosen = [
         to_earliest,
         to_latest,
@@ -527,13 +555,22 @@ def reset_offsets(
         fail("--execute and --dry-run exclude each other")
     with kafka_client(bootstrap_server, command_config) as client:
         state = _active_state(client, group)
+        share = describe_share_group(client, group) if state is None else None
+        if share is not None and share[1].group_state not in INACTIVE_STATES:
+            state = share[1].group_state
         if state is not None:
             fail(
                 f"assignments can only be reset if the group {group!r} is inactive, but the "
                 f"current state is {state}"
             )
+        current = None
+        if share is not None:
+            starts = share_offsets(client, group)
+            current = {
+                tp: o["start_offset"] for tp, o in starts.items() if o["start_offset"] is not None
+            }
         if all_topics:
-            partitions = sorted(client.fetch_offsets(group))
+            partitions = sorted(client.fetch_offsets(group) if current is None else starts)
         else:
             partitions = sorted(
                 {tp for spec in topic or () for tp in _parse_topic_spec(spec, client)}
@@ -548,10 +585,15 @@ def reset_offsets(
             shift_by=shift_by,
             to_datetime=to_datetime,
             to_current=to_current,
+            committed=current,
         )
         errors: dict[tuple[str, int], int] = {}
         if execute and plan:
-            errors = {tp: c for tp, c in client.commit_offsets(group, plan).items() if c}
+            if share is None:
+                results = client.commit_offsets(group, plan)
+            else:
+                results = alter_share_offsets(client, group, plan)
+            errors = {tp: c for tp, c in results.items() if c}
     rows = [
         {
             "group": group,
@@ -573,3 +615,36 @@ def reset_offsets(
             typer.echo("Dry run: nothing committed. Add --execute to commit these offsets.")
     if errors:
         fail("; ".join(f"{t}-{p}: {_error_name(c)}" for (t, p), c in sorted(errors.items())))
+
+
+# -- delete-offsets -------------------------------------------------------------------------------
+
+
+@app.command("delete-offsets")
+def delete_offsets(
+    group: Annotated[str, typer.Option("--group", "-g", help="Share group id.")],
+    topic: Annotated[list[str], typer.Option("--topic", "-t", help="Topic (repeatable).")],
+    bootstrap_server: BootstrapOption = DEFAULT_BOOTSTRAP,
+    command_config: CommandConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete a share group's offsets of topics, as kafka-share-groups.sh --delete-offsets: its
+    share partitions there start again by share.auto.offset.reset. The group must have no
+    active members."""
+    from rafka.cli.share_groups import delete_share_offsets, describe_share_group
+
+    topics = list(dict.fromkeys(_split(topic)))
+    with kafka_client(bootstrap_server, command_config) as client:
+        if describe_share_group(client, group) is None:
+            fail(f"group {group!r} is not a share group: delete-offsets serves share groups")
+        results = delete_share_offsets(client, group, topics)
+    if json_output:
+        print_json([{"topic": t, "error": e} for t, e in results.items()])
+    else:
+        print_table(
+            ["TOPIC", "STATUS"],
+            [[t, "Successful" if e is None else f"Error: {e}"] for t, e in results.items()],
+        )
+    failed = {t: e for t, e in results.items() if e is not None}
+    if failed:
+        fail("; ".join(f"cannot delete the offsets of {t!r}: {e}" for t, e in failed.items()))

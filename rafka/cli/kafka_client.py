@@ -37,6 +37,10 @@ SASL_AUTHENTICATE = 36
 DELETE_GROUPS = 42
 DESCRIBE_QUORUM = 55
 CONSUMER_GROUP_DESCRIBE = 69
+SHARE_GROUP_DESCRIBE = 77
+DESCRIBE_SHARE_GROUP_OFFSETS = 90
+ALTER_SHARE_GROUP_OFFSETS = 91
+DELETE_SHARE_GROUP_OFFSETS = 92
 
 # Versions this client knows how to fill in; the newest both sides support is used.
 # OffsetCommit/OffsetFetch v10 name topics by id; Metadata stays below the topic-id-only v13.
@@ -51,6 +55,11 @@ _CLIENT_MAX = {
     DELETE_GROUPS: 2,
     DESCRIBE_QUORUM: 2,
     CONSUMER_GROUP_DESCRIBE: 1,
+    # Share groups (KIP-932): rafka.cli.share_groups.
+    SHARE_GROUP_DESCRIBE: 1,
+    DESCRIBE_SHARE_GROUP_OFFSETS: 1,
+    ALTER_SHARE_GROUP_OFFSETS: 0,
+    DELETE_SHARE_GROUP_OFFSETS: 0,
 }
 EARLIEST = -2
 LATEST = -1

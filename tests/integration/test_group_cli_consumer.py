@@ -229,7 +229,7 @@ def test_describe_and_list_a_consumer_protocol_group(broker_factory) -> None:
         listing = table(rafka(bootstrap, "list", "--type", "classic,consumer").stdout)
         assert listing[0] == ["GROUP", "STATE", "PROTOCOL-TYPE", "TYPE"]
         assert {r[0]: r[3] for r in listing[1:]} == {GROUP: "consumer", CLASSIC_GROUP: "classic"}
-        bad = rafka(bootstrap, "list", "--type", "share", ok=False)
+        bad = rafka(bootstrap, "list", "--type", "streams", ok=False)
         assert bad.returncode == 1 and "invalid group type" in bad.stderr
 
         old = rafka_json(bootstrap, "describe", "--group", CLASSIC_GROUP)

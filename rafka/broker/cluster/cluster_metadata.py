@@ -136,6 +136,8 @@ class MetadataImage:
     next_producer_id_block: int = 0
     # Dynamic broker configs by resource name: "" = cluster-wide default, "<node id>" = one broker.
     broker_configs: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Dynamic group configs (config resource type GROUP, KIP-848/KIP-932) by group id.
+    group_configs: dict[str, dict[str, str]] = field(default_factory=dict)
     brokers: dict[int, BrokerRegistration] = field(default_factory=dict)
     # SCRAM credentials by (user, mechanism): salt, keys and iterations, never the password.
     scram_credentials: dict[tuple[str, str], ScramCredential] = field(default_factory=dict)
@@ -170,6 +172,11 @@ class MetadataImage:
                 self.broker_configs[record["resource"]] = dict(record["configs"])
             else:
                 self.broker_configs.pop(record["resource"], None)
+        elif kind == "group_configs":
+            if record["configs"]:
+                self.group_configs[record["group"]] = dict(record["configs"])
+            else:
+                self.group_configs.pop(record["group"], None)
         elif kind == "producer_ids":
             start = record.get("start")
             if start is not None and start < self.next_producer_id_block:

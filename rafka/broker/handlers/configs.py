@@ -1,4 +1,5 @@
-"""DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topic and broker resources.
+"""DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topic, broker and group
+resources (group configs: rafka.broker.group_configs).
 
 A topic's configs are its overrides; a broker resource is either this node ("<node id>") or the
 cluster-wide default (""). AlterConfigs replaces a resource's whole set of overrides, as Kafka's
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rafka.broker import group_configs
 from rafka.broker.broker import Broker
 from rafka.broker.config import DEFINITIONS, render_value
 from rafka.broker.config_catalog import (
@@ -45,7 +47,8 @@ _OP_NAMES = {OP_APPEND: "APPEND", OP_SUBTRACT: "SUBTRACT"}
 ConfigChange = Callable[[dict[str, str]], dict[str, str]]
 _Failure = (AdminError, ConfigRequestError)
 
-# Config resource types rafka does not serve, whose authorization Kafka still checks first.
+# Config resource types without a ResourceType here, whose authorization Kafka checks first
+# (client metrics are not served; groups are, as ResourceType.GROUP).
 CLIENT_METRICS, GROUP = 16, 32
 # A config resource type: the ACL resource it is authorized on, and the error when refused.
 _GUARDS: dict[int, tuple[AclResource, ErrorCode]] = {
@@ -127,6 +130,8 @@ def _describe(broker: Broker, resource_type: int, name: str) -> list[DescribedCo
         key = broker_resource_key(broker, name)
         configs = broker_configs(broker)
         return describe_broker_defaults(configs) if key == "" else describe_broker(configs)
+    if resource_type == ResourceType.GROUP:
+        return group_configs.describe(broker, name)
     raise AdminError(ErrorCode.invalid_request, f"Unsupported resource type {resource_type}")
 
 
@@ -295,6 +300,9 @@ async def _alter(
         broker_resource_key(broker, name)
         current = _broker_values(broker_configs(broker))
         await alter_broker_configs(broker, name, plan(resource, current), validate_only)
+    elif resource.resource_type == ResourceType.GROUP:
+        current = group_configs.current_values(broker, name) if name else {}
+        await group_configs.alter(broker, name, plan(resource, current), validate_only)
     else:
         raise AdminError(
             ErrorCode.invalid_request, f"Unsupported resource type {resource.resource_type}"

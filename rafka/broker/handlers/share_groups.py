@@ -90,10 +90,17 @@ def share_state_coordinator(broker: Broker) -> ShareStateCoordinator:
     return coordinator
 
 
-def share_apis(broker: Broker) -> dict[int, ApiSpec]:
-    """The four client APIs sharing one ShareService, and the share coordinator's two."""
-    coordinator = share_state_coordinator(broker)
-    service = ShareService(share_config(broker), CoordinatorPersister(broker, coordinator))
+def share_apis(
+    broker: Broker,
+    coordinator: ShareStateCoordinator | None = None,
+    service: ShareService | None = None,
+) -> dict[int, ApiSpec]:
+    """The four client APIs sharing one ShareService, and the share coordinator's two (the
+    coordinator and service built here unless given: handlers/share_admin.py shares them)."""
+    if coordinator is None:
+        coordinator = share_state_coordinator(broker)
+    if service is None:
+        service = ShareService(share_config(broker), CoordinatorPersister(broker, coordinator))
     return {
         SHARE_GROUP_HEARTBEAT: ApiSpec(1, 1, _heartbeat_handler(broker, service)),
         SHARE_GROUP_DESCRIBE: ApiSpec(1, 1, _describe_handler(broker, service)),

@@ -50,6 +50,10 @@ class ShareGroup:
     members: dict[str, ShareMember] = field(default_factory=dict)
     # The subscribed topics' (id, partition count) the assignment was computed from.
     topics: dict[str, tuple[uuid.UUID, int]] = field(default_factory=dict)
+    # The share partitions the group has been assigned or had offsets altered for (Kafka's
+    # initialized partitions): what DescribeShareGroupOffsets lists for all topics and
+    # DeleteGroups deletes the state of; it outlives the members.
+    initialized: dict[uuid.UUID, set[int]] = field(default_factory=dict)
 
     @property
     def state(self) -> str:
@@ -179,9 +183,7 @@ class ShareGroups:
     def describe(self, group_id: str) -> ShareGroup:
         group = self.groups.get(group_id)
         if group is None:
-            raise ShareGroupError(
-                ErrorCode.group_id_not_found, f"Group {group_id} is not a share group."
-            )
+            raise ShareGroupError(ErrorCode.group_id_not_found, f"Group {group_id} not found.")
         return group
 
     def is_member(self, group_id: str, member_id: str) -> bool:
@@ -208,4 +210,6 @@ class ShareGroups:
                 for name in member.subscribed_topic_names
                 if name in group.topics and group.topics[name][1] > 0
             }
+        for topic_id, count in group.topics.values():
+            group.initialized.setdefault(topic_id, set()).update(range(count))
         group.assignment_epoch = group.group_epoch

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -84,6 +84,9 @@ class ShareService:
         self._locks: dict[ShareKey, asyncio.Lock] = {}
         self._persisted_start: dict[ShareKey, int] = {}
         self._background: set[asyncio.Task[ErrorCode]] = set()
+        # Where a new share partition starts when its group's share.auto.offset.reset is not
+        # `latest` (None: latest), set by the share admin handlers (group configs).
+        self.start_offsets: Callable[[ShareKey], int | None] | None = None
 
     # -- durable state -----------------------------------------------------------------------
 
@@ -117,13 +120,13 @@ class ShareService:
             if state is not None:
                 self.drop(key)
             if self.persister is None:
-                state = self._new_state(initial_start())
+                state = self._new_state(self.initial_offset(key, initial_start))
             else:
                 code, persisted = await self.persister.read(key)
                 if code is not ErrorCode.none:
                     return code
                 if persisted is None:
-                    start = initial_start()
+                    start = self.initial_offset(key, initial_start)
                     code = await self.persister.write(key, leader_epoch, start, {})
                     if code is not ErrorCode.none:
                         return code
@@ -140,6 +143,12 @@ class ShareService:
             self._persisted_start[key] = state.start_offset
             self.partitions[key] = state
             return ErrorCode.none
+
+    def initial_offset(self, key: ShareKey, latest: Callable[[], int]) -> int:
+        """The start offset of a new share partition: `latest()` (its high watermark) unless
+        the group's share.auto.offset.reset names another (earliest, by_duration)."""
+        chosen = None if self.start_offsets is None else self.start_offsets(key)
+        return latest() if chosen is None else chosen
 
     async def persist(self, key: ShareKey) -> ErrorCode:
         """Write what changed in `key`'s state since its last write; NONE once committed (also
@@ -172,6 +181,19 @@ class ShareService:
         task = asyncio.get_running_loop().create_task(self.persist(key))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def replace_state(
+        self, key: ShareKey, write: Callable[[], Awaitable[ErrorCode]]
+    ) -> ErrorCode:
+        """Run `write`, which replaces or deletes `key`'s durable state (share-group offsets
+        altered or deleted), after any write of its in-memory state, and forget that: the next
+        fetch here loads the new one."""
+        async with self._lock(key):
+            code = await write()
+            self.partitions.pop(key, None)
+            self._persisted_start.pop(key, None)
+        self.notify()
+        return code
 
     def drop(self, key: ShareKey) -> None:
         """Forget a share partition's in-memory state (a new leader epoch, a failed write)."""

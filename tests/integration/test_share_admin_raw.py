@@ -1,0 +1,597 @@
+"""Share-group administration (KIP-932, issue 20) request by request against a real broker, with
+the error codes Kafka 4.3 answers: DescribeShareGroupOffsets (90), AlterShareGroupOffsets (91),
+DeleteShareGroupOffsets (92), share groups in ListGroups, DescribeGroups and DeleteGroups, the
+share coordinator's InitializeShareGroupState (83), DeleteShareGroupState (86) and
+ReadShareGroupStateSummary (87), and the share.auto.offset.reset group config (GROUP config
+resources in DescribeConfigs/IncrementalAlterConfigs). Altered offsets survive a restart."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from broker_process import BrokerProcess
+from cluster import wait_until
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.alter_share_group_offsets.v0 import request as alter_req
+from kio.schema.alter_share_group_offsets.v0.response import AlterShareGroupOffsetsResponse
+from kio.schema.api_versions.v3.request import ApiVersionsRequest
+from kio.schema.api_versions.v3.response import ApiVersionsResponse
+from kio.schema.delete_groups.v2.request import DeleteGroupsRequest
+from kio.schema.delete_groups.v2.response import DeleteGroupsResponse
+from kio.schema.delete_share_group_offsets.v0 import request as delete_req
+from kio.schema.delete_share_group_offsets.v0.response import DeleteShareGroupOffsetsResponse
+from kio.schema.delete_share_group_state.v0 import request as delete_state_req
+from kio.schema.delete_share_group_state.v0.response import DeleteShareGroupStateResponse
+from kio.schema.describe_configs.v4 import request as configs_req
+from kio.schema.describe_configs.v4.response import DescribeConfigsResponse
+from kio.schema.describe_groups.v5.request import DescribeGroupsRequest as DescribeGroupsV5
+from kio.schema.describe_groups.v5.response import DescribeGroupsResponse as DescribedGroupsV5
+from kio.schema.describe_groups.v6.request import DescribeGroupsRequest
+from kio.schema.describe_groups.v6.response import DescribeGroupsResponse
+from kio.schema.describe_share_group_offsets.v0 import request as describe_v0
+from kio.schema.describe_share_group_offsets.v0.response import (
+    DescribeShareGroupOffsetsResponse as DescribedOffsetsV0,
+)
+from kio.schema.describe_share_group_offsets.v1 import request as describe_req
+from kio.schema.describe_share_group_offsets.v1.response import DescribeShareGroupOffsetsResponse
+from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
+from kio.schema.find_coordinator.v4.response import FindCoordinatorResponse
+from kio.schema.incremental_alter_configs.v1 import request as alter_configs_req
+from kio.schema.incremental_alter_configs.v1.response import IncrementalAlterConfigsResponse
+from kio.schema.initialize_share_group_state.v0 import request as init_req
+from kio.schema.initialize_share_group_state.v0.response import (
+    InitializeShareGroupStateResponse,
+)
+from kio.schema.list_groups.v5.request import ListGroupsRequest
+from kio.schema.list_groups.v5.response import ListGroupsResponse
+from kio.schema.read_share_group_state_summary.v1 import request as summary_req
+from kio.schema.read_share_group_state_summary.v1.response import (
+    ReadShareGroupStateSummaryResponse,
+)
+from kio.schema.share_fetch.v2 import request as fetch_req
+from kio.schema.share_fetch.v2.response import ShareFetchResponse
+from kio.schema.share_group_heartbeat.v1.request import ShareGroupHeartbeatRequest
+from kio.schema.share_group_heartbeat.v1.response import ShareGroupHeartbeatResponse
+from raw_client import RawClient
+
+from rafka.protocol.errors import ErrorCode
+
+pytestmark = pytest.mark.timeout(180)
+
+TOPIC = "admin-queue"
+PARTITIONS = 2
+GROUP_RESOURCE = 32
+SET, APPEND = 0, 2
+ACCEPT = 1
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+def heartbeat(
+    client: RawClient, group: str, member: str, epoch: int, topics: tuple[str, ...] | None = None
+) -> Any:
+    return client.request(
+        ShareGroupHeartbeatRequest(
+            group_id=group, member_id=member, member_epoch=epoch, subscribed_topic_names=topics
+        ),
+        ShareGroupHeartbeatResponse,
+    )
+
+
+def share_fetch(
+    client: RawClient,
+    group: str,
+    member: str,
+    epoch: int,
+    topic_id: uuid.UUID,
+    partition: int = 0,
+    acks: tuple[tuple[int, int], ...] = (),
+    wait_ms: int = 0,
+) -> Any:
+    batches = tuple(
+        fetch_req.AcknowledgementBatch(first_offset=f, last_offset=la, acknowledge_types=(ACCEPT,))
+        for f, la in acks
+    )
+    return client.request(
+        fetch_req.ShareFetchRequest(
+            group_id=group,
+            member_id=member,
+            share_session_epoch=epoch,
+            max_wait=timedelta(milliseconds=wait_ms),
+            min_bytes=1,
+            max_records=500,
+            batch_size=500,
+            topics=(
+                fetch_req.FetchTopic(
+                    topic_id=topic_id,
+                    partitions=(
+                        fetch_req.FetchPartition(
+                            partition_index=partition, acknowledgement_batches=batches
+                        ),
+                    ),
+                ),
+            ),
+            forgotten_topics_data=(),
+        ),
+        ShareFetchResponse,
+    )
+
+
+def acquired(response: Any) -> list[tuple[int, int, int]]:
+    assert response.error_code == ErrorCode.none, response
+    return [
+        (r.first_offset, r.last_offset, r.delivery_count)
+        for topic in response.responses
+        for p in topic.partitions
+        for r in p.acquired_records
+    ]
+
+
+def describe_offsets(
+    client: RawClient, group: str, topics: dict[str, tuple[int, ...]] | None = None
+) -> Any:
+    wanted = None
+    if topics is not None:
+        wanted = tuple(
+            describe_req.DescribeShareGroupOffsetsRequestTopic(topic_name=t, partitions=ps)
+            for t, ps in topics.items()
+        )
+    response = client.request(
+        describe_req.DescribeShareGroupOffsetsRequest(
+            groups=(
+                describe_req.DescribeShareGroupOffsetsRequestGroup(group_id=group, topics=wanted),
+            )
+        ),
+        DescribeShareGroupOffsetsResponse,
+    )
+    (described,) = response.groups
+    return described
+
+
+def offsets_of(described: Any) -> dict[tuple[str, int], tuple[int, int, int]]:
+    """(topic, partition) -> (start offset, leader epoch, lag), every partition error-free."""
+    assert described.error_code == ErrorCode.none, described
+    out = {}
+    for topic in described.topics:
+        for p in topic.partitions:
+            assert p.error_code == ErrorCode.none, p
+            out[(topic.topic_name, p.partition_index)] = (p.start_offset, p.leader_epoch, p.lag)
+    return out
+
+
+def alter_offsets(client: RawClient, group: str, topic: str, offsets: dict[int, int]) -> Any:
+    return client.request(
+        alter_req.AlterShareGroupOffsetsRequest(
+            group_id=group,
+            topics=(
+                alter_req.AlterShareGroupOffsetsRequestTopic(
+                    topic_name=topic,
+                    partitions=tuple(
+                        alter_req.AlterShareGroupOffsetsRequestPartition(
+                            partition_index=p, start_offset=o
+                        )
+                        for p, o in offsets.items()
+                    ),
+                ),
+            ),
+        ),
+        AlterShareGroupOffsetsResponse,
+    )
+
+
+def altered(response: Any) -> dict[tuple[str, int], ErrorCode]:
+    assert response.error_code == ErrorCode.none, response
+    return {
+        (t.topic_name, p.partition_index): p.error_code
+        for t in response.responses
+        for p in t.partitions
+    }
+
+
+def delete_offsets(client: RawClient, group: str, *topics: str) -> Any:
+    return client.request(
+        delete_req.DeleteShareGroupOffsetsRequest(
+            group_id=group,
+            topics=tuple(
+                delete_req.DeleteShareGroupOffsetsRequestTopic(topic_name=t) for t in topics
+            ),
+        ),
+        DeleteShareGroupOffsetsResponse,
+    )
+
+
+def list_groups(client: RawClient, types: tuple[str, ...] = (), states: tuple[str, ...] = ()):
+    response = client.request(
+        ListGroupsRequest(states_filter=states, types_filter=types), ListGroupsResponse
+    )
+    assert response.error_code == ErrorCode.none
+    return sorted(
+        (g.group_id, g.group_type, g.group_state, g.protocol_type) for g in response.groups
+    )
+
+
+def delete_groups(client: RawClient, *groups: str) -> dict[str, ErrorCode]:
+    response = client.request(DeleteGroupsRequest(groups_names=groups), DeleteGroupsResponse)
+    return {r.group_id: r.error_code for r in response.results}
+
+
+def set_group_config(client: RawClient, group: str, key: str, value: str, op: int = SET) -> Any:
+    response = client.request(
+        alter_configs_req.IncrementalAlterConfigsRequest(
+            resources=(
+                alter_configs_req.AlterConfigsResource(
+                    resource_type=GROUP_RESOURCE,
+                    resource_name=group,
+                    configs=(
+                        alter_configs_req.AlterableConfig(
+                            name=key, config_operation=op, value=value
+                        ),
+                    ),
+                ),
+            ),
+            validate_only=False,
+        ),
+        IncrementalAlterConfigsResponse,
+    )
+    (result,) = response.responses
+    return result
+
+
+def group_configs(client: RawClient, group: str) -> Any:
+    response = client.request(
+        configs_req.DescribeConfigsRequest(
+            resources=(
+                configs_req.DescribeConfigsResource(
+                    resource_type=GROUP_RESOURCE, resource_name=group, configuration_keys=None
+                ),
+            ),
+            include_synonyms=True,
+            include_documentation=False,
+        ),
+        DescribeConfigsResponse,
+    )
+    (result,) = response.results
+    return result
+
+
+def find_coordinator(client: RawClient, group: str) -> None:
+    def found() -> bool:
+        response = client.request(
+            FindCoordinatorRequest(key_type=0, coordinator_keys=(group,)),
+            FindCoordinatorResponse,
+        )
+        return response.coordinators[0].error_code == ErrorCode.none
+
+    wait_until(found, 30, "the group coordinator")
+
+
+def produce(bootstrap: str, counts: dict[int, int]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for partition, count in counts.items():
+        for value in range(count):
+            producer.produce(TOPIC, f"{partition}-{value}".encode(), partition=partition)
+    assert producer.flush(30) == 0
+
+
+def join(client: RawClient, group: str, member: str) -> tuple[int, uuid.UUID]:
+    """(member epoch, topic id) of a new member subscribed to TOPIC."""
+    joined = heartbeat(client, group, member, 0, (TOPIC,))
+    assert joined.error_code == ErrorCode.none, joined
+    (assigned,) = joined.assignment.topic_partitions
+    assert sorted(assigned.partitions) == list(range(PARTITIONS))
+    return joined.member_epoch, assigned.topic_id
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+
+def test_share_group_offsets_request_by_request(broker_factory) -> None:
+    broker: BrokerProcess = broker_factory().start()
+    bootstrap = broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1), NewTopic("other", 1, 1)])[TOPIC].result(30)
+    produce(bootstrap, {0: 10, 1: 4})
+    with RawClient(bootstrap) as client:
+        versions = client.request(
+            ApiVersionsRequest(client_software_name="t", client_software_version="1"),
+            ApiVersionsResponse,
+        )
+        served = {k.api_key: (k.min_version, k.max_version) for k in versions.api_keys}
+        assert [served.get(key) for key in (83, 86, 87, 90, 91, 92)] == [
+            (0, 0), (0, 0), (0, 1), (0, 1), (0, 0), (0, 0),
+        ]  # fmt: skip
+        find_coordinator(client, "g")
+
+        # A member joins: its partitions are initialized, without offsets until fetched.
+        epoch, topic_id = join(client, "g", "m-1")
+        assert offsets_of(describe_offsets(client, "g")) == {
+            (TOPIC, 0): (-1, 0, -1),
+            (TOPIC, 1): (-1, 0, -1),
+        }
+        # The first fetch starts partition 0 at its high watermark (share.auto.offset.reset's
+        # default, latest), with a lag of nothing.
+        assert acquired(share_fetch(client, "g", "m-1", 0, topic_id)) == []
+        (start, leader_epoch, lag) = offsets_of(describe_offsets(client, "g"))[(TOPIC, 0)]
+        assert (start, lag) == (10, 0) and leader_epoch >= 0
+        produce(bootstrap, {0: 3})
+        assert offsets_of(describe_offsets(client, "g", {TOPIC: (0,)}))[(TOPIC, 0)][2] == 3
+        # v0 has no lag.
+        v0 = client.request(
+            describe_v0.DescribeShareGroupOffsetsRequest(
+                groups=(
+                    describe_v0.DescribeShareGroupOffsetsRequestGroup(group_id="g", topics=None),
+                )
+            ),
+            DescribedOffsetsV0,
+        )
+        assert [p.start_offset for p in v0.groups[0].topics[0].partitions] == [10, -1]
+        # Accepted records are delivered for good: the lag drops by them.
+        assert acquired(share_fetch(client, "g", "m-1", 1, topic_id, wait_ms=5000)) == [(10, 12, 1)]
+        assert acquired(share_fetch(client, "g", "m-1", 2, topic_id, acks=((10, 10),))) == []
+        wait_until(
+            lambda: offsets_of(describe_offsets(client, "g"))[(TOPIC, 0)][::2] == (11, 2),
+            10,
+            "the start offset past the accepted record",
+        )
+
+        # ListGroups: share groups have type and protocol type "share".
+        assert list_groups(client, ("share",)) == [("g", "share", "Stable", "share")]
+        assert list_groups(client, ("consumer", "classic")) == []
+        assert list_groups(client, ("share",), ("empty",)) == []
+        # DescribeGroups: not a classic group (v6 says so; v5 answers Dead, no error).
+        (described,) = client.request(
+            DescribeGroupsRequest(groups=("g",), include_authorized_operations=False),
+            DescribeGroupsResponse,
+        ).groups
+        assert (described.error_code, described.error_message, described.group_state) == (
+            ErrorCode.group_id_not_found,
+            "Group g is not a classic group.",
+            "Dead",
+        )
+        (described,) = client.request(
+            DescribeGroupsV5(groups=("g",), include_authorized_operations=False),
+            DescribedGroupsV5,
+        ).groups
+        assert (described.error_code, described.group_state) == (ErrorCode.none, "Dead")
+
+        # While the group has a member: no altering, deleting its offsets or the group.
+        refused = alter_offsets(client, "g", TOPIC, {0: 0})
+        assert (refused.error_code, refused.error_message) == (
+            ErrorCode.non_empty_group,
+            "The group is not empty.",
+        )
+        assert delete_offsets(client, "g", TOPIC).error_code == ErrorCode.non_empty_group
+        assert delete_groups(client, "g") == {"g": ErrorCode.non_empty_group}
+        assert heartbeat(client, "g", "m-1", -1).error_code == ErrorCode.none
+        assert list_groups(client, ("share",), ("Empty",)) == [("g", "share", "Empty", "share")]
+
+        # Altering: partition 0 back to 2 (its in-flight state goes), 1 to 1; a partition or
+        # topic that does not exist is UNKNOWN_TOPIC_OR_PARTITION.
+        assert altered(alter_offsets(client, "g", TOPIC, {0: 2, 1: 1, 7: 0})) == {
+            (TOPIC, 0): ErrorCode.none,
+            (TOPIC, 1): ErrorCode.none,
+            (TOPIC, 7): ErrorCode.unknown_topic_or_partition,
+        }
+        unknown = alter_offsets(client, "g", "nosuch", {0: 0})
+        assert altered(unknown) == {("nosuch", 0): ErrorCode.unknown_topic_or_partition}
+        assert unknown.responses[0].topic_id is None  # the zero UUID
+        assert {k: v[::2] for k, v in offsets_of(describe_offsets(client, "g")).items()} == {
+            (TOPIC, 0): (2, 11),
+            (TOPIC, 1): (1, 3),
+        }
+        # The next member gets the records from the altered offsets, delivered afresh.
+        epoch, topic_id = join(client, "g", "m-2")
+        assert acquired(share_fetch(client, "g", "m-2", 0, topic_id, wait_ms=5000)) == [(2, 12, 1)]
+        assert heartbeat(client, "g", "m-2", -1).error_code == ErrorCode.none
+        # Kafka's rules for other groups and group ids.
+        assert alter_offsets(client, "", TOPIC, {0: 0}).error_code == ErrorCode.invalid_group_id
+        assert delete_offsets(client, "nope", TOPIC).error_code == ErrorCode.group_id_not_found
+        # Explicit partitions of a group or topic without state have no offset (-1), no error.
+        assert offsets_of(describe_offsets(client, "nope", {TOPIC: (0,), "nosuch": (0,)})) == {
+            (TOPIC, 0): (-1, 0, -1),
+            ("nosuch", 0): (-1, 0, -1),
+        }
+
+        # Deleting offsets: the topic's state goes, a topic without any is refused.
+        deleted = delete_offsets(client, "g", TOPIC, "other", "nosuch")
+        assert deleted.error_code == ErrorCode.none
+        unknown_code = ErrorCode.unknown_topic_or_partition
+        assert [(t.topic_name, t.error_code, t.error_message) for t in deleted.responses] == [
+            (TOPIC, ErrorCode.none, None),
+            ("other", unknown_code, "There is no offset information to delete."),
+            ("nosuch", unknown_code, "This server does not host this topic-partition."),
+        ]
+        assert offsets_of(describe_offsets(client, "g")) == {}
+        assert offsets_of(describe_offsets(client, "g", {TOPIC: (0, 1)})) == {
+            (TOPIC, 0): (-1, 0, -1),
+            (TOPIC, 1): (-1, 0, -1),
+        }
+
+        # Altering the offsets of an unknown group creates it, empty.
+        assert altered(alter_offsets(client, "created", TOPIC, {1: 3})) == {
+            (TOPIC, 1): ErrorCode.none
+        }
+        assert list_groups(client, ("share",)) == [
+            ("created", "share", "Empty", "share"),
+            ("g", "share", "Empty", "share"),
+        ]
+
+        # A classic group is not a share group.
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "classic", "log_level": 2})
+        consumer.subscribe([TOPIC])
+        wait_until(lambda: consumer.poll(0.2) is not None or consumer.assignment(), 30, "join")
+        consumer.commit(offsets=[TopicPartition(TOPIC, 0, 1)], asynchronous=False)
+        consumer.close()
+        wrong = alter_offsets(client, "classic", TOPIC, {0: 0})
+        assert (wrong.error_code, wrong.error_message) == (
+            ErrorCode.group_id_not_found,
+            "Group classic is not a share group.",
+        )
+        assert delete_offsets(client, "classic", TOPIC).error_code == ErrorCode.group_id_not_found
+        assert describe_offsets(client, "classic").topics == ()
+
+        # DeleteGroups: an empty share group goes, with the state of its partitions.
+        assert delete_groups(client, "g", "created", "nope") == {
+            "g": ErrorCode.none,
+            "created": ErrorCode.none,
+            "nope": ErrorCode.group_id_not_found,
+        }
+        assert list_groups(client, ("share",)) == []
+        assert offsets_of(describe_offsets(client, "created", {TOPIC: (1,)})) == {
+            (TOPIC, 1): (-1, 0, -1)
+        }
+
+        # Altered offsets are durable (membership is not: the group is recreated).
+        assert altered(alter_offsets(client, "durable", TOPIC, {0: 5})) == {
+            (TOPIC, 0): ErrorCode.none
+        }
+    broker.stop()
+    broker.start()
+    with RawClient(broker.bootstrap) as client:
+        find_coordinator(client, "durable")
+
+        def start_offset() -> int:
+            described = describe_offsets(client, "durable", {TOPIC: (0,)})
+            return offsets_of(described)[(TOPIC, 0)][0]
+
+        wait_until(lambda: start_offset() == 5, 30, "the altered offset after the restart")
+
+
+def test_share_coordinator_state_requests(broker) -> None:
+    """InitializeShareGroupState, ReadShareGroupStateSummary and DeleteShareGroupState, as the
+    group coordinator of another broker sends them (CLUSTER_ACTION; no authorizer here)."""
+    key = uuid.uuid4()  # the share coordinator keeps whatever topic id it is given
+    with RawClient(broker.bootstrap) as client:
+
+        def summary() -> Any:
+            response = client.request(
+                summary_req.ReadShareGroupStateSummaryRequest(
+                    group_id="s",
+                    topics=(
+                        summary_req.ReadStateSummaryData(
+                            topic_id=key,
+                            partitions=(summary_req.PartitionData(partition=0, leader_epoch=-1),),
+                        ),
+                    ),
+                ),
+                ReadShareGroupStateSummaryResponse,
+            )
+            return response.results[0].partitions[0]
+
+        def initialize(state_epoch: int, start: int) -> ErrorCode:
+            response = client.request(
+                init_req.InitializeShareGroupStateRequest(
+                    group_id="s",
+                    topics=(
+                        init_req.InitializeStateData(
+                            topic_id=key,
+                            partitions=(
+                                init_req.PartitionData(
+                                    partition=0, state_epoch=state_epoch, start_offset=start
+                                ),
+                            ),
+                        ),
+                    ),
+                ),
+                InitializeShareGroupStateResponse,
+            )
+            return response.results[0].partitions[0].error_code
+
+        # The share coordinator creates its topic and loads the key's shard on first need.
+        wait_until(lambda: summary().error_code not in _LOADING, 30, "the share coordinator")
+        nothing = summary()
+        assert (nothing.error_code, nothing.start_offset, nothing.delivery_complete_count) == (
+            ErrorCode.none,
+            -1,
+            -1,
+        )
+        assert initialize(3, 7) == ErrorCode.none
+        state = summary()
+        assert (state.start_offset, state.state_epoch, state.delivery_complete_count) == (7, 3, 0)
+        assert initialize(2, 9) == ErrorCode.fenced_state_epoch
+        assert initialize(-1, 9) == ErrorCode.none  # rafka's "the next state epoch"
+        assert (summary().start_offset, summary().state_epoch) == (9, 4)
+        deleted = client.request(
+            delete_state_req.DeleteShareGroupStateRequest(
+                group_id="s",
+                topics=(
+                    delete_state_req.DeleteStateData(
+                        topic_id=key, partitions=(delete_state_req.PartitionData(partition=0),)
+                    ),
+                ),
+            ),
+            DeleteShareGroupStateResponse,
+        )
+        assert deleted.results[0].partitions[0].error_code == ErrorCode.none
+        assert summary().start_offset == -1
+
+
+_LOADING = (ErrorCode.coordinator_load_in_progress, ErrorCode.not_coordinator)
+
+
+def test_share_auto_offset_reset_group_config(broker) -> None:
+    """share.auto.offset.reset as a group config: earliest starts a new share partition at the
+    log start offset, by_duration at the first record that recent; bad values are refused."""
+    bootstrap = broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result(30)
+    produce(bootstrap, {0: 6})
+    with RawClient(bootstrap) as client:
+        defaults = {c.name: c for c in group_configs(client, "early").configs}
+        reset = defaults["share.auto.offset.reset"]
+        assert (reset.value, reset.config_source) == ("latest", 5)
+        assert defaults["share.record.lock.duration.ms"].synonyms[0].name == (
+            "group.share.record.lock.duration.ms"
+        )
+        assert set_group_config(
+            client, "early", "share.auto.offset.reset", "earliest"
+        ).error_code == (ErrorCode.none)
+        reset = {c.name: c for c in group_configs(client, "early").configs}[
+            "share.auto.offset.reset"
+        ]
+        assert (reset.value, reset.config_source) == ("earliest", 8)
+        assert [(s.value, s.source) for s in reset.synonyms] == [("earliest", 8), ("latest", 5)]
+        refused = set_group_config(client, "early", "share.auto.offset.reset", "soonest")
+        assert refused.error_code == ErrorCode.invalid_config
+        assert "must be either 'earliest', 'latest' or of the format" in refused.error_message
+        assert set_group_config(client, "early", "nosuch", "1").error_message == (
+            "Unknown group config name: nosuch"
+        )
+        assert set_group_config(
+            client, "early", "share.record.lock.duration.ms", "5"
+        ).error_code == (ErrorCode.invalid_config)
+        # A valid value of a group config rafka does not act on yet is refused, not ignored.
+        unapplied = set_group_config(client, "early", "share.record.lock.duration.ms", "20000")
+        assert unapplied.error_code == ErrorCode.invalid_config
+        assert "does not implement the group config" in unapplied.error_message
+        assert (
+            set_group_config(client, "early", "share.auto.offset.reset", "x", APPEND).error_code
+            == ErrorCode.invalid_config
+        )
+        assert set_group_config(client, "", "share.auto.offset.reset", "earliest").error_code == (
+            ErrorCode.invalid_request
+        )
+
+        find_coordinator(client, "early")
+        epoch, topic_id = join(client, "early", "m")
+        assert acquired(share_fetch(client, "early", "m", 0, topic_id, wait_ms=5000)) == [(0, 5, 1)]
+        assert offsets_of(describe_offsets(client, "early", {TOPIC: (0,)}))[(TOPIC, 0)][0] == 0
+
+        # by_duration: records newer than a day ago, i.e. all of them; the latest otherwise.
+        assert set_group_config(
+            client, "recent", "share.auto.offset.reset", "by_duration:P1D"
+        ).error_code == (ErrorCode.none)
+        find_coordinator(client, "recent")
+        epoch, topic_id = join(client, "recent", "m")
+        assert acquired(share_fetch(client, "recent", "m", 0, topic_id, wait_ms=5000)) == [
+            (0, 5, 1)
+        ]
+        find_coordinator(client, "late")
+        epoch, topic_id = join(client, "late", "m")
+        assert acquired(share_fetch(client, "late", "m", 0, topic_id, wait_ms=200)) == []
+        assert offsets_of(describe_offsets(client, "late", {TOPIC: (0,)}))[(TOPIC, 0)][0] == 6
