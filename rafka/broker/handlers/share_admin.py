@@ -304,15 +304,7 @@ class ShareAdmin:
 
     async def alter_offsets(self, ctx: RequestContext, request: Any) -> dict[str, Any]:
         group_id = request.group_id
-
-        def failed(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
-            return {
-                "throttle_time": 0,
-                "error_code": code,
-                "error_message": message or _message(code),
-                "responses": [],
-            }
-
+        failed = _offsets_answer
         if not ctx.authorize(Operation.READ, ResourceType.GROUP, group_id):
             return failed(ErrorCode.group_authorization_failed)
         code, message = self._check_group(group_id)
@@ -372,15 +364,7 @@ class ShareAdmin:
 
     async def delete_offsets(self, ctx: RequestContext, request: Any) -> dict[str, Any]:
         group_id = request.group_id
-
-        def failed(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
-            return {
-                "throttle_time": 0,
-                "error_code": code,
-                "error_message": message or _message(code),
-                "responses": [],
-            }
-
+        failed = _offsets_answer
         if not ctx.authorize(Operation.DELETE, ResourceType.GROUP, group_id):
             return failed(ErrorCode.group_authorization_failed)
         code, message = self._check_group(group_id)
@@ -647,3 +631,13 @@ def _described_partition(
         }
     entry["lag"] = end_offset - summary.start_offset - summary.delivery_complete_count
     return entry
+
+
+def _offsets_answer(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
+    """The top level of an Alter/DeleteShareGroupOffsets answer (no topics: a refusal)."""
+    return {
+        "throttle_time": 0,
+        "error_code": code,
+        "error_message": message or _message(code),
+        "responses": [],
+    }
