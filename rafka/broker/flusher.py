@@ -24,6 +24,9 @@ from rafka.storage.files import sync_filesystems
 
 log = structlog.get_logger(__name__)
 
+# How long recovered logs wait for one syncfs before each is fsynced on its own.
+SYNCFS_PATIENCE_S = 2.0
+
 
 class Flushable(Protocol):
     def flush_blocking(self) -> int:
@@ -153,8 +156,20 @@ async def flush_recovered(
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     points = [target.sync_point() for target in logs]
+    syncing = loop.run_in_executor(pool, sync_filesystems, log_dirs)
+    # A syncfs writes back every dirty page of the filesystem, other processes' too, and
+    # until it returns no recovered record counts as durable: the node's high watermarks,
+    # hence its coordinators' loads, wait silently. Past a short wait each log is fsynced on
+    # its own instead, and the syncfs is left to finish.
+    done, _ = await asyncio.wait([syncing], timeout=SYNCFS_PATIENCE_S)
+    if not done:
+        syncing.add_done_callback(lambda f: f.cancelled() or f.exception())
+        log.warning("syncfs after recovery slow: flushing log by log", logs=len(logs))
+        for target in logs:
+            flusher.request(target)
+        return
     try:
-        synced = await loop.run_in_executor(pool, sync_filesystems, log_dirs)
+        synced = syncing.result()
     except OSError as exc:
         synced = False
         log.error("syncfs after recovery failed: flushing log by log", error=str(exc))
