@@ -1,5 +1,5 @@
 """Share groups (KIP-932, issue 20's first slice) with Java KafkaShareConsumers (kafka-clients
-4.3.1): three consumers on a 1-partition topic consume 3,000 records between them, each record
+4.3.1): three consumers on a 1-partition topic consume 10,000 records between them, each record
 accepted exactly once; one consumer releases some records, which come back with delivery count
 2; the records a killed consumer held come back once their acquisition lock (3 s here) expires.
 
@@ -47,7 +47,7 @@ ARTIFACTS = (
 )
 TOPIC = "queue"
 GROUP = "share-raw"  # the raw helpers' group
-RECORDS = 3000
+RECORDS = 10_000
 RELEASE_MODULUS = 50
 LOCK_MS = 3000
 
@@ -70,10 +70,12 @@ def share_classpath() -> str:
 class ShareMember(JavaProcess):
     """One Java share consumer; what it reports is kept as (value, delivery count, kind)."""
 
-    def __init__(self, name: str, bootstrap: str, classpath: str, *mode: str) -> None:
+    def __init__(
+        self, name: str, bootstrap: str, classpath: str, *mode: str, group: str = GROUP
+    ) -> None:
         self.deliveries: list[tuple[int, int, str]] = []
         self.lock = threading.Lock()
-        super().__init__(name, classpath, SOURCE, bootstrap, GROUP, TOPIC, name, *mode)
+        super().__init__(name, classpath, SOURCE, bootstrap, group, TOPIC, name, *mode)
 
     def on_line(self, kind: str, rest: str) -> bool:
         if kind != "records":

@@ -660,7 +660,7 @@ def _read_state_handler(coordinator: ShareStateCoordinator):
                     if not allowed:
                         raise ShareStateError(ErrorCode.cluster_authorization_failed)
                     state = await coordinator.read(
-                        (request.group_id, topic.topic_id, part.partition)
+                        (request.group_id, topic.topic_id, part.partition), part.leader_epoch
                     )
                 except ShareStateError as exc:
                     entry.update(error_code=exc.code, error_message=exc.message)

@@ -37,11 +37,13 @@ class CoordinatorPersister:
             return None
         return leader if network.knows(leader) else None
 
-    async def read(self, key: ShareKey) -> tuple[ErrorCode, PersistedShareState | None]:
+    async def read(
+        self, key: ShareKey, leader_epoch: int = -1
+    ) -> tuple[ErrorCode, PersistedShareState | None]:
         remote = self._remote(key)
         if remote is None:
             try:
-                return ErrorCode.none, await self.coordinator.read(key)
+                return ErrorCode.none, await self.coordinator.read(key, leader_epoch)
             except ShareStateError as exc:
                 if exc.code is not ErrorCode.not_coordinator:
                     return exc.code, None
@@ -52,7 +54,7 @@ class CoordinatorPersister:
         request = {
             "group_id": group_id,
             "topics": [{"topic_id": topic_id, "partitions": [{"partition": index,
-                                                               "leader_epoch": -1}]}],
+                                                               "leader_epoch": leader_epoch}]}],
         }  # fmt: skip
         response = await self._call(remote, READ_SHARE_GROUP_STATE, request)
         if response is None:

@@ -33,8 +33,11 @@ __all__ = ["ShareConfig", "ShareKey", "SharePersister", "ShareService"]
 
 
 class SharePersister(Protocol):
-    async def read(self, key: ShareKey) -> tuple[ErrorCode, PersistedShareState | None]:
-        """The durable state of a share partition (None: it has none yet), or an error."""
+    async def read(
+        self, key: ShareKey, leader_epoch: int = -1
+    ) -> tuple[ErrorCode, PersistedShareState | None]:
+        """The durable state of a share partition (None: it has none yet), or an error; read
+        by the leader of `leader_epoch`, which fences older leaders' writes."""
         ...
 
     async def write(
@@ -122,7 +125,7 @@ class ShareService:
             if self.persister is None:
                 state = self._new_state(self.initial_offset(key, initial_start))
             else:
-                code, persisted = await self.persister.read(key)
+                code, persisted = await self.persister.read(key, leader_epoch)
                 if code is not ErrorCode.none:
                     return code
                 if persisted is None:

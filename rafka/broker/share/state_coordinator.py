@@ -257,11 +257,21 @@ class ShareStateCoordinator(InternalTopicCoordinator[ShareStateShard]):
                 raise ShareStateError(ErrorCode.coordinator_load_in_progress)
             await asyncio.wait([shard.load_task], timeout=remaining)
 
-    async def read(self, key: ShareKey) -> PersistedShareState | None:
+    async def read(self, key: ShareKey, leader_epoch: int = -1) -> PersistedShareState | None:
+        """The state of `key` (None: it has none). A share-partition leader reads it with its
+        leader epoch, which the state then records (Kafka's readStateAndMaybeUpdateLeaderEpoch):
+        from then on a former leader's writes are fenced even before the new one writes, and
+        a read of an older epoch is FENCED_LEADER_EPOCH (-1: no epoch, no fencing)."""
         shard = await self.local_shard(key)
         state = shard.states.get(key)
         if state is None:
             return None
+        if 0 <= leader_epoch < state.leader_epoch:
+            raise ShareStateError(ErrorCode.fenced_leader_epoch)
+        if leader_epoch > state.leader_epoch:
+            code = await shard.write(key, leader_epoch, state.start_offset, {})
+            if code is not ErrorCode.none:
+                raise ShareStateError(code)
         copy = PersistedShareState(
             state.start_offset, state.state_epoch, state.leader_epoch, state.snapshot_epoch
         )

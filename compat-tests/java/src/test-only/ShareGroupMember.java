@@ -123,7 +123,11 @@ public final class ShareGroupMember {
                 if (mode.equals("hold")) {
                     held = true;
                 } else if (++polls % 2 == 0) {
-                    consumer.commitSync(Duration.ofSeconds(10));
+                    try {
+                        consumer.commitSync(Duration.ofSeconds(10));
+                    } catch (WakeupException e) {
+                        break;  // told to stop while committing (wakeup hits any blocking call)
+                    }
                 }
             }
         }
