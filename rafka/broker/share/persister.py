@@ -25,17 +25,25 @@ REQUEST_TIMEOUT_S = 15.0
 NO_STATE = -1
 
 
+def remote_coordinator(
+    broker: CoordinatorNode, coordinator: ShareStateCoordinator, key: ShareKey
+) -> int | None:
+    """The node leading `key`'s share-state partition when it is another, reachable one; None
+    when it is this node or unknown (the local coordinator then answers or refuses)."""
+    leader = coordinator.leader_of(key)
+    network = broker.network
+    if leader < 0 or leader == broker.node_id or network is None:
+        return None
+    return leader if network.knows(leader) else None
+
+
 class CoordinatorPersister:
     def __init__(self, broker: CoordinatorNode, coordinator: ShareStateCoordinator) -> None:
         self.broker = broker
         self.coordinator = coordinator
 
     def _remote(self, key: ShareKey) -> int | None:
-        leader = self.coordinator.leader_of(key)
-        network = self.broker.network
-        if leader < 0 or leader == self.broker.node_id or network is None:
-            return None
-        return leader if network.knows(leader) else None
+        return remote_coordinator(self.broker, self.coordinator, key)
 
     async def read(
         self, key: ShareKey, leader_epoch: int = -1

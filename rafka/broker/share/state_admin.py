@@ -21,6 +21,7 @@ from rafka.broker.cluster.peers import PeerUnavailable
 from rafka.broker.coordinator.internal_topic import ShardState, coordinator_error_for_write
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import now_ms
+from rafka.broker.share.persister import remote_coordinator
 from rafka.broker.share.state_coordinator import (
     ShareStateCoordinator,
     ShareStateError,
@@ -175,11 +176,7 @@ class ShareStateAdmin:
     # Wherever the key's share coordinator is.
 
     def _remote(self, key: ShareKey) -> int | None:
-        leader = self.coordinator.leader_of(key)
-        network = self.broker.network
-        if leader < 0 or leader == self.broker.node_id or network is None:
-            return None
-        return leader if network.knows(leader) else None
+        return remote_coordinator(self.broker, self.coordinator, key)
 
     async def summary(self, key: ShareKey) -> tuple[ErrorCode, StateSummary | None]:
         return await _retrying(lambda: self._summary(key))
