@@ -273,9 +273,9 @@ class Broker:
         caught-up voter), and we wait, bounded, until a successor is known for each."""
         replicated = [p for p in self.all_partitions() if len(p.raft.voters) > 1]
         for partition in replicated:
-            # On its way out, this node stands for no election: it would take back what it
-            # just handed over, and the handover would go round again.
-            partition.raft.eligible = False
+            # On its way out, this node stands for no election (it would take back what it
+            # just handed over, and the handover would go round again) and votes in none.
+            partition.raft.leaving = True
         led = [p for p in replicated if p.is_leader]
         if not led:
             return

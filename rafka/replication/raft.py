@@ -160,8 +160,8 @@ class RaftReplica:
         "_lost_end", "_majority", "_member", "_next_request_id", "_now", "_observers", "_others",
         "_parked", "_voters_offset",
         "_progress", "_read_barrier_at", "_rejected", "_rng", "_voter_dirs", "config",
-        "directory_id", "eligible", "epoch_start_offset", "high_watermark", "log", "node_id",
-        "role", "state", "voters",
+        "directory_id", "eligible", "epoch_start_offset", "high_watermark", "leaving", "log",
+        "node_id", "role", "state", "voters",
     )
 
     def __init__(
@@ -217,6 +217,11 @@ class RaftReplica:
         # Whether this replica may stand for election (its broker cut off from the controller
         # may not: clients could not be told it leads). It still votes.
         self.eligible = True
+        # Its broker is shutting down and has handed over: it neither stands nor votes. A vote
+        # from it could elect a second leader over the one it just handed over to, when that
+        # one's first fetches from the third replica come late (a busy node) and the third
+        # replica campaigns.
+        self.leaving = False
 
         # Per-role data, (re)set by _enter.
         self._election_deadline = 0
@@ -596,7 +601,7 @@ class RaftReplica:
     def start_election(self) -> list[Action]:
         """Become a candidate in the next epoch now, skipping pre-vote (a single voter starting,
         or an operator's request). A one-voter group wins at once."""
-        if not self.is_voter or not self.eligible:
+        if not self.is_voter or not self.eligible or self.leaving:
             return []
         return self._start_candidate()
 
@@ -749,12 +754,12 @@ class RaftReplica:
     # -- timers ----------------------------------------------------------------------------------
 
     def _on_election_timeout(self) -> list[Action]:
-        if not self.is_voter or not self.eligible:
+        if not self.is_voter or not self.eligible or self.leaving:
             return self._discover()
         return self._start_prospective()
 
     def _on_fetch_timeout(self) -> list[Action]:
-        if not self.is_voter or not self.eligible:
+        if not self.is_voter or not self.eligible or self.leaving:
             self._fetch_deadline = self._now + self.config.fetch_timeout_ms
             self._fetch_in_flight = None
             return self._discover() + self._maybe_fetch()
@@ -844,6 +849,8 @@ class RaftReplica:
             return [reply(False, ErrorCode.invalid_request)]
         if request.epoch < self.epoch:
             return [reply(False, ErrorCode.fenced_leader_epoch)]
+        if self.leaving:  # refusing is always safe; the other two replicas elect alone
+            return [reply(False)]
         if pre_vote:
             # Never changes our state: it only asks whether we would vote.
             return [reply(self._would_grant_pre_vote(request))]

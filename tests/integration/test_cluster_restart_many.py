@@ -162,7 +162,19 @@ def _create_and_fill(cluster: Cluster) -> list[tuple[str, int, int, bytes]]:
             value = f"{topic}-{partition}".encode()
             producer.produce(topic, value, partition=partition, on_delivery=report)
             producer.poll(0)
-    assert producer.flush(90) == 0, "records without a delivery report"
+    if producer.flush(90):
+        reported = {(topic, partition) for topic, partition, _, _ in acks}
+        missing = [
+            (topic, partition)
+            for topic in TOPICS
+            for partition in range(PER_TOPIC)
+            if (topic, partition) not in reported
+        ]
+        views = {key: cluster.partition_views(*key) for key in missing[:3]}
+        raise AssertionError(
+            f"{len(missing)} records without a delivery report, e.g. {missing[:10]}; "
+            f"their partitions as each node sees them: {views}"
+        )
     assert not failures, f"failed deliveries: {failures[:5]}"
     return acks
 

@@ -169,6 +169,25 @@ def test_an_ineligible_replica_votes_but_stands_for_no_election() -> None:
     assert raft.role is Role.PROSPECTIVE and sent(actions, VoteRequest)
 
 
+
+def test_a_leaving_replica_neither_stands_nor_votes() -> None:
+    # Its broker shuts down and handed over: a vote of its could elect a second leader over the
+    # one it handed over to. Nor does regaining eligibility (self-fencing) let it stand again.
+    raft = replica(state=QuorumState(2, None, 2))
+    raft.leaving = True
+    assert raft.start_election() == []
+    actions = raft.tick(1 + CONFIG.fetch_timeout_ms)  # the leader went silent
+    assert raft.role is Role.FOLLOWER and sent(actions, VoteRequest) == []
+    now = 2 + CONFIG.fetch_timeout_ms
+    for pre_vote in (True, False):
+        request = vote(3, candidate=3, last_epoch=0, end=0, pre_vote=pre_vote)
+        [(_, response)] = sent(raft.on_message(3, request, now), VoteResponse)
+        assert not response.granted
+    assert raft.state.voted_for is None
+    raft.eligible = True
+    assert sent(raft.tick(10_000), VoteRequest) == []
+
+
 # -- contact with the leader -----------------------------------------------------------------------
 
 

@@ -21,10 +21,12 @@ class FakePartition:
     def __init__(self, fail: bool = False) -> None:
         self.written: list[QuorumState] = []
         self.release = threading.Event()
+        self.started = threading.Event()
         self.fail = fail
         self.failed: OSError | None = None
 
     def write_quorum_state(self, state: QuorumState) -> None:
+        self.started.set()
         self.release.wait(5)
         if self.fail:
             raise OSError("disk gone")
@@ -84,5 +86,42 @@ def test_a_failed_write_lets_nothing_through() -> None:
             await durable
         assert sent == [] and isinstance(partition.failed, OSError)
         await writes.close()
+
+    asyncio.run(scenario())
+
+
+def test_close_finishes_the_running_write_and_drops_the_rest() -> None:
+    async def scenario() -> None:
+        writes = QuorumStateWrites()
+        running, queued = FakePartition(), FakePartition()
+        queued.name = "t-1"
+        sent: list[str] = []
+        writes.persist(running, QuorumState(1, 1, None))
+        writes.persist(running, QuorumState(2, 2, None))  # asked while the first one runs
+        # More partitions than writers: the last one's write waits in the pool's queue.
+        others = [FakePartition() for _ in range(8)]
+        for other in others:
+            writes.persist(other, QuorumState(1, None, None))
+        writes.persist(queued, QuorumState(1, 3, None))
+        writes.after_durable(queued, lambda: sent.append("vote"))
+        durable = writes.durable(queued)
+        assert durable is not None
+        await _until(lambda: running.started.is_set(), "the first write running")
+        # close() waits for the running writes with the loop blocked: release them from a timer
+        # thread, everything at once (a queued write that was not dropped would land too).
+        timer = threading.Timer(
+            0.1, lambda: [p.release.set() for p in (running, queued, *others)]
+        )
+        timer.start()
+        await writes.close()
+        timer.join()
+        # The running write landed; the state asked for after it, and the queued partition's,
+        # never did, and nothing that waited on them went out.
+        assert running.written == [QuorumState(1, 1, None)]
+        assert queued.written == [] and sent == []
+        with pytest.raises(OSError):
+            await durable
+        writes.persist(running, QuorumState(3, None, None))  # after close: dropped
+        assert not writes.pending(running)
 
     asyncio.run(scenario())
