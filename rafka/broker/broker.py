@@ -7,7 +7,7 @@ import functools
 import gc
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -129,6 +129,8 @@ class Broker:
         self.groups = GroupCoordinator(self)
         self.txn = TransactionCoordinator(self)
         self.cleaner = LogCleanerService(self)
+        # Told of each deleted topic's id as its record applies (share groups drop its state).
+        self.topic_deleted_listeners: list[Callable[[uuid.UUID], None]] = []
         self.authorizer = authorizer_for(config, self)
         # SCRAM credentials to create at first start if missing (`rafka broker --add-scram`,
         # Kafka's `kafka-storage format --add-scram`): (user, mechanism) -> its record.
@@ -531,6 +533,8 @@ class Broker:
             for key, partition in list(self.partitions.items()):
                 if partition.topic_id == topic_id:
                     self._drop_partition(key)
+            for listener in self.topic_deleted_listeners:
+                listener(topic_id)
         elif kind == "broker_configs":
             refresh_broker_defaults(self)
         elif kind == "broker":

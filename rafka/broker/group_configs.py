@@ -3,17 +3,27 @@ type GROUP (32), as Kafka 4.x serves them (KIP-848, KIP-932).
 
 A group's configs are dynamic overrides of the group coordinator's broker-wide settings (its
 synonyms: share.session.timeout.ms of group.share.session.timeout.ms, ...), kept in the metadata
-log ("group_configs" records) whether or not the group exists. Each value is checked as Kafka's
-GroupConfig does: its type and floor, then the bounds the broker sets (Kafka's
-group.share.min/max.* keys; rafka has not got them, so Kafka's defaults stand).
+log ("group_configs" records) whether or not the group exists. Each value is checked as Kafka
+4.3's GroupConfig does: its type and floor, then the bounds the broker sets (Kafka's
+group.share.min/max.* keys; rafka has not got them, so Kafka's defaults stand), and a session
+timeout must exceed the heartbeat interval.
 
-What rafka acts on: share.auto.offset.reset (where a share group's new share partitions start:
-earliest, latest or by_duration:<ISO-8601 duration>). The others are described with their
-defaults; altering one is refused with INVALID_CONFIG until rafka applies it.
+What rafka acts on, per group, as Kafka 4.3.1 does (`ShareGroupSettings`): the share-group
+configs share.auto.offset.reset (where new share partitions start), share.session.timeout.ms and
+share.heartbeat.interval.ms (membership), share.record.lock.duration.ms,
+share.delivery.count.limit, share.partition.max.record.locks, share.isolation.level and
+share.renew.acknowledge.enable (the share partitions). Kafka reads them at each use, so a change
+reaches share partitions already loaded at their next acquisition, release or acknowledgement,
+and members at their next heartbeat. Kafka 4.3.1 also clamps a stored value into the broker's
+current bounds when it is used; here the bounds are fixed, so a value that passed the checks is
+always within them. The consumer.*, streams.* and share.assignment.interval.ms configs are
+described with their defaults; altering one is refused with INVALID_CONFIG until rafka applies
+it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,14 +33,33 @@ import structlog
 from rafka.broker.config import DEFINITIONS, ConfigType, render_value
 from rafka.broker.config_catalog import ConfigRequestError, ConfigSource, DescribedConfig
 from rafka.broker.node import StorageNode
+from rafka.broker.share.service import ShareConfig
 from rafka.broker.topic_admin import broker_configs
 from rafka.protocol.errors import ErrorCode
 
 log = structlog.get_logger(__name__)
 
 SHARE_AUTO_OFFSET_RESET = "share.auto.offset.reset"
+SHARE_ISOLATION_LEVEL = "share.isolation.level"
+SHARE_RENEW_ACKNOWLEDGE_ENABLE = "share.renew.acknowledge.enable"
+# The integer share-group configs rafka applies, each with the ShareConfig field it overrides.
+SHARE_INT_FIELDS = {
+    "share.session.timeout.ms": "session_timeout_ms",
+    "share.heartbeat.interval.ms": "heartbeat_interval_ms",
+    "share.record.lock.duration.ms": "record_lock_duration_ms",
+    "share.delivery.count.limit": "delivery_count_limit",
+    "share.partition.max.record.locks": "partition_max_record_locks",
+}
 # The group configs rafka acts on; altering another one is refused (INVALID_CONFIG).
-APPLIED = frozenset({SHARE_AUTO_OFFSET_RESET})
+APPLIED = frozenset(
+    {SHARE_AUTO_OFFSET_RESET, SHARE_ISOLATION_LEVEL, SHARE_RENEW_ACKNOWLEDGE_ENABLE}
+    | set(SHARE_INT_FIELDS)
+)
+# Kafka's cross-check: each group type's session timeout must exceed its heartbeat interval.
+SESSION_AND_HEARTBEAT = tuple(
+    (f"{kind}.session.timeout.ms", f"{kind}.heartbeat.interval.ms")
+    for kind in ("consumer", "share", "streams")
+)
 _RESET_FORMAT = re.compile(r"by_duration:(.*)")
 # ISO-8601 durations as Java's Duration.parse reads them (days, hours, minutes, seconds).
 _DURATION = re.compile(
@@ -100,7 +129,7 @@ GROUP_CONFIGS: dict[str, GroupConfigDef] = {
         GroupConfigDef(
             "consumer.session.timeout.ms", _I,
             "The timeout to detect client failures when using the consumer group protocol.",
-            "45000", "group.consumer.session.timeout.ms",
+            "45000", "group.consumer.session.timeout.ms", at_least=1,
             lower=("group.consumer.min.session.timeout.ms", 45000),
             upper=("group.consumer.max.session.timeout.ms", 60000),
         ),
@@ -116,7 +145,7 @@ GROUP_CONFIGS: dict[str, GroupConfigDef] = {
             "latest", check=_reset_error,
         ),
         GroupConfigDef(
-            "share.renew.acknowledge.enable", _B,
+            SHARE_RENEW_ACKNOWLEDGE_ENABLE, _B,
             "Whether the renew acknowledge type is enabled for the share group.", "true",
         ),
         GroupConfigDef(
@@ -128,7 +157,7 @@ GROUP_CONFIGS: dict[str, GroupConfigDef] = {
         GroupConfigDef(
             "share.session.timeout.ms", _I,
             "The timeout to detect client failures when using the share group protocol.",
-            "45000", "group.share.session.timeout.ms",
+            "45000", "group.share.session.timeout.ms", at_least=1,
             lower=("group.share.min.session.timeout.ms", 45000),
             upper=("group.share.max.session.timeout.ms", 60000),
         ),
@@ -140,14 +169,14 @@ GROUP_CONFIGS: dict[str, GroupConfigDef] = {
         GroupConfigDef(
             "share.heartbeat.interval.ms", _I,
             "The heartbeat interval given to the members of a share group.",
-            "5000", "group.share.heartbeat.interval.ms",
+            "5000", "group.share.heartbeat.interval.ms", at_least=1,
             lower=("group.share.min.heartbeat.interval.ms", 5000),
             upper=("group.share.max.heartbeat.interval.ms", 15000),
         ),
         GroupConfigDef(
             "streams.heartbeat.interval.ms", _I,
             "The heartbeat interval given to the members.",
-            "5000", "group.streams.heartbeat.interval.ms",
+            "5000", "group.streams.heartbeat.interval.ms", at_least=1,
             lower=("group.streams.min.heartbeat.interval.ms", 5000),
             upper=("group.streams.max.heartbeat.interval.ms", 15000),
         ),
@@ -161,7 +190,7 @@ GROUP_CONFIGS: dict[str, GroupConfigDef] = {
         GroupConfigDef(
             "consumer.heartbeat.interval.ms", _I,
             "The heartbeat interval given to the members of a consumer group.",
-            "5000", "group.consumer.heartbeat.interval.ms",
+            "5000", "group.consumer.heartbeat.interval.ms", at_least=1,
             lower=("group.consumer.min.heartbeat.interval.ms", 5000),
             upper=("group.consumer.max.heartbeat.interval.ms", 15000),
         ),
@@ -178,7 +207,7 @@ GROUP_CONFIGS: dict[str, GroupConfigDef] = {
             "group.share.assignment.interval.ms", at_least=0,
         ),
         GroupConfigDef(
-            "share.isolation.level", _S,
+            SHARE_ISOLATION_LEVEL, _S,
             "Controls how to read records written transactionally: read_committed or "
             "read_uncommitted.",
             "read_uncommitted", check=_one_of("read_committed", "read_uncommitted"),
@@ -186,7 +215,7 @@ GROUP_CONFIGS: dict[str, GroupConfigDef] = {
         GroupConfigDef(
             "streams.session.timeout.ms", _I,
             "The timeout to detect client failures when using the streams group protocol.",
-            "45000", "group.streams.session.timeout.ms",
+            "45000", "group.streams.session.timeout.ms", at_least=1,
             lower=("group.streams.min.session.timeout.ms", 45000),
             upper=("group.streams.max.session.timeout.ms", 60000),
         ),
@@ -194,6 +223,7 @@ GROUP_CONFIGS: dict[str, GroupConfigDef] = {
             "share.partition.max.record.locks", _I,
             "Share-group record lock limit per share-partition.",
             "2000", "group.share.partition.max.record.locks", at_least=100,
+            lower=("group.share.min.partition.max.record.locks", 100),
             upper=("group.share.max.partition.max.record.locks", 4000),
         ),
         GroupConfigDef(
@@ -268,8 +298,25 @@ def validate(node: StorageNode, name: str, value: str) -> None:
         raise ConfigRequestError(
             ErrorCode.invalid_config,
             f"rafka does not implement the group config {name} yet: of the group configs only "
-            f"{', '.join(sorted(APPLIED))} takes effect",
+            f"{', '.join(sorted(APPLIED))} take effect",
         )
+
+
+def _check_session_exceeds_heartbeat(node: StorageNode, configs: Mapping[str, str]) -> None:
+    """Kafka's cross-check of a group's session timeout and heartbeat interval, each its
+    override or else the broker's default. Only where the group sets one of them: rafka lets
+    the broker's own defaults lie outside Kafka's bounds (tests use short heartbeats)."""
+    for session, heartbeat in SESSION_AND_HEARTBEAT:
+        if session not in configs and heartbeat not in configs:
+            continue
+        values = [
+            int(configs[key]) if key in configs else int(_default(node, GROUP_CONFIGS[key])[1])
+            for key in (session, heartbeat)
+        ]
+        if values[0] <= values[1]:
+            raise ConfigRequestError(
+                ErrorCode.invalid_config, f"{session} must be greater than {heartbeat}"
+            )
 
 
 def describe(node: StorageNode, group_id: str) -> list[DescribedConfig]:
@@ -329,9 +376,53 @@ async def alter(
         updated = change(dict(_overrides(node).get(group_id, {})))
         for name, value in updated.items():
             validate(node, name, value)
+        _check_session_exceeds_heartbeat(node, updated)
         if validate_only:
             return
         await node.metadata.propose(
             [{"type": "group_configs", "group": group_id, "configs": updated}]
         )
     log.info("group configs altered", group=group_id, configs=sorted(updated))
+
+
+# -- applying them -----------------------------------------------------------------------------
+
+
+class ShareGroupSettings:
+    """The share-group settings in force for a group: its group configs over the broker's
+    group.share.* keys (`defaults`). Called at each use (as Kafka's GroupConfigManager is
+    consulted), so it is a dictionary lookup unless the group's overrides changed since."""
+
+    def __init__(self, node: StorageNode, defaults: ShareConfig) -> None:
+        self._node = node
+        self._defaults = defaults
+        # Group id -> (the overrides evaluated, the settings): a metadata record replaces a
+        # group's overrides mapping, so its identity says whether they changed.
+        self._evaluated: dict[str, tuple[Mapping[str, str], ShareConfig]] = {}
+
+    def __call__(self, group_id: str) -> ShareConfig:
+        overrides = _overrides(self._node).get(group_id)
+        if not overrides:
+            self._evaluated.pop(group_id, None)
+            return self._defaults
+        evaluated = self._evaluated.get(group_id)
+        if evaluated is not None and evaluated[0] is overrides:
+            return evaluated[1]
+        settings = share_settings(self._defaults, overrides)
+        self._evaluated[group_id] = (overrides, settings)
+        return settings
+
+
+def share_settings(defaults: ShareConfig, overrides: Mapping[str, str]) -> ShareConfig:
+    """`defaults` with a group's (checked) share-group config overrides applied."""
+    changes: dict[str, object] = {
+        field: int(overrides[name].strip())
+        for name, field in SHARE_INT_FIELDS.items()
+        if name in overrides
+    }
+    if SHARE_ISOLATION_LEVEL in overrides:
+        changes["read_committed"] = overrides[SHARE_ISOLATION_LEVEL].strip() == "read_committed"
+    if SHARE_RENEW_ACKNOWLEDGE_ENABLE in overrides:
+        enabled = overrides[SHARE_RENEW_ACKNOWLEDGE_ENABLE].strip().lower()
+        changes["renew_acknowledge_enabled"] = enabled == "true"
+    return dataclasses.replace(defaults, **changes) if changes else defaults

@@ -397,23 +397,43 @@ def delete(
     command_config: CommandConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Delete groups and their committed offsets (only groups without active members)."""
+    """Delete groups and their committed offsets, or a share group and its share-partition
+    states (only groups without active members)."""
     with kafka_client(bootstrap_server, command_config) as client:
+        kinds = _group_kinds(client)
         results = client.delete_groups(group)
     failed = {g: c for g, c in results.items() if c != NO_ERROR}
     if json_output:
         print_json(
             [
-                {"group": g, "error": None if c == NO_ERROR else _error_name(c)}
+                {
+                    "group": g,
+                    "type": kinds.get(g),
+                    "error": None if c == NO_ERROR else _error_name(c),
+                }
                 for g, c in results.items()
             ]
         )
     else:
         for g, c in results.items():
             if c == NO_ERROR:
-                typer.echo(f"Deleted consumer group '{g}'.")
+                # Classic and consumer-protocol groups are both consumer groups, as
+                # kafka-consumer-groups.sh calls them; share groups are kafka-share-groups.sh's.
+                kind = "share" if kinds.get(g) == "share" else "consumer"
+                typer.echo(f"Deleted {kind} group '{g}'.")
     if failed:
         fail("; ".join(f"cannot delete group {g!r}: {_error_name(c)}" for g, c in failed.items()))
+
+
+def _group_kinds(client: KafkaClient) -> dict[str, str]:
+    """Group id -> type (classic, consumer, share) as ListGroups reports it (before v5 it has
+    no type: classic); empty if ListGroups fails, which then only costs the wording."""
+    from rafka.cli.kafka_client import KafkaClientError
+
+    try:
+        return {g["group"]: g["type"] for g in client.list_groups()}
+    except KafkaClientError:
+        return {}
 
 
 # -- reset-offsets --------------------------------------------------------------------------------

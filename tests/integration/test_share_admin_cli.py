@@ -122,7 +122,7 @@ def test_group_cli_for_share_groups(broker) -> None:
     missing = rafka(broker, "delete-offsets", "-g", "nobody", "--topic", TOPIC, ok=False)
     assert "not a share group" in missing.output
 
-    assert "Deleted" in rafka(broker, "delete", "-g", GROUP).stdout
+    assert rafka(broker, "delete", "-g", GROUP).stdout == f"Deleted share group '{GROUP}'.\n"
     assert rafka_json(broker, "list", "--type", "share") == []
     assert "does not exist" in rafka(broker, "describe", "-g", GROUP).stdout
 

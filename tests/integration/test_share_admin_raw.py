@@ -566,7 +566,7 @@ def test_share_auto_offset_reset_group_config(broker) -> None:
             client, "early", "share.record.lock.duration.ms", "5"
         ).error_code == (ErrorCode.invalid_config)
         # A valid value of a group config rafka does not act on yet is refused, not ignored.
-        unapplied = set_group_config(client, "early", "share.record.lock.duration.ms", "20000")
+        unapplied = set_group_config(client, "early", "share.assignment.interval.ms", "2000")
         assert unapplied.error_code == ErrorCode.invalid_config
         assert "does not implement the group config" in unapplied.error_message
         assert (

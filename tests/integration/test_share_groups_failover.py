@@ -204,7 +204,10 @@ def test_state_read_fences_an_older_leader(broker) -> None:
     group = "fenced"
     with RawClient(broker.bootstrap) as client:
 
-        def write(leader_epoch: int) -> ErrorCode:
+        def write(leader_epoch: int, records: bool = True) -> ErrorCode:
+            batch = write_req.StateBatch(
+                first_offset=0, last_offset=4, delivery_state=0, delivery_count=1
+            )
             response = client.request(
                 write_req.WriteShareGroupStateRequest(
                     group_id=group,
@@ -217,14 +220,7 @@ def test_state_read_fences_an_older_leader(broker) -> None:
                                     state_epoch=0,
                                     leader_epoch=leader_epoch,
                                     start_offset=0,
-                                    state_batches=(
-                                        write_req.StateBatch(
-                                            first_offset=0,
-                                            last_offset=4,
-                                            delivery_state=0,
-                                            delivery_count=1,
-                                        ),
-                                    ),
+                                    state_batches=(batch,) if records else (),
                                 ),
                             ),
                         ),
@@ -235,7 +231,11 @@ def test_state_read_fences_an_older_leader(broker) -> None:
             return response.results[0].partitions[0].error_code
 
         # The share coordinator creates its topic and loads the key's shard on first need.
-        wait_until(lambda: write(1) == ErrorCode.none, 30, "a first write")
+        # Records of a state that does not exist are refused (as Kafka); a write of the start
+        # offset alone creates it (a new share partition's leader does).
+        wait_until(lambda: write(1) == ErrorCode.invalid_request, 30, "the share coordinator")
+        assert write(1, records=False) == ErrorCode.none
+        assert write(1) == ErrorCode.none
         state = durable_state(client, topic_id, group)
         assert (state.error_code, state.start_offset) == (ErrorCode.none, 0)
         # The leader of epoch 3 loads the state: epoch 2 is a former leader from then on.

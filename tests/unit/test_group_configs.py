@@ -1,11 +1,20 @@
 """Group configs' value checks that need no broker: share.auto.offset.reset's formats (Kafka's
-ShareGroupAutoOffsetResetStrategy) and ISO-8601 durations as Java's Duration.parse reads them."""
+ShareGroupAutoOffsetResetStrategy) and ISO-8601 durations as Java's Duration.parse reads them;
+which configs rafka applies. The checks of whole alterations and the applied settings are in
+test_share_group_configs.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from rafka.broker.group_configs import GROUP_CONFIGS, SHARE_AUTO_OFFSET_RESET, parse_duration
+from rafka.broker.group_configs import (
+    APPLIED,
+    GROUP_CONFIGS,
+    SHARE_AUTO_OFFSET_RESET,
+    SHARE_INT_FIELDS,
+    parse_duration,
+)
+from rafka.broker.share.service import ShareConfig
 
 
 @pytest.mark.parametrize(
@@ -57,3 +66,15 @@ def test_share_auto_offset_reset_values(value: str, valid: bool) -> None:
             f"Invalid value `{value}` for configuration share.auto.offset.reset. The value must "
             "be either 'earliest', 'latest' or of the format 'by_duration:<PnDTnHnMn.nS>'."
         )
+
+
+def test_every_share_group_config_but_the_assignment_interval_is_applied() -> None:
+    shares = {name for name in GROUP_CONFIGS if name.startswith("share.")}
+    assert shares - APPLIED == {"share.assignment.interval.ms"}
+    assert APPLIED <= shares  # consumer.* and streams.* are refused
+    fields = {f.name for f in ShareConfig.__dataclass_fields__.values()}
+    assert set(SHARE_INT_FIELDS.values()) <= fields
+    for name, field in SHARE_INT_FIELDS.items():
+        # The broker key each overrides is the one ShareConfig's field comes from.
+        assert GROUP_CONFIGS[name].synonym == "group." + name
+        assert field in fields

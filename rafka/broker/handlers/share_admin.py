@@ -96,6 +96,7 @@ def install(apis: dict[int, ApiSpec], broker: Broker) -> None:
     apis.update(share_groups.share_apis(broker, coordinator, service))
     admin = ShareAdmin(broker, service, ShareStateAdmin(broker, coordinator))
     service.start_offsets = admin.start_offset
+    broker.topic_deleted_listeners.append(admin.topic_deleted)
     apis.update(
         {
             DESCRIBE_SHARE_GROUP_OFFSETS: ApiSpec(0, 1, admin.describe_offsets),
@@ -120,6 +121,7 @@ class ShareAdmin:
         self.broker = broker
         self.service = service
         self.states = states
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     # -- the groups coordinated here ---------------------------------------------------------
 
@@ -155,6 +157,20 @@ class ShareAdmin:
         if self._other_group(group_id):
             return ErrorCode.group_id_not_found, f"Group {group_id} is not a share group."
         return ErrorCode.none, None
+
+    # -- deleted topics ----------------------------------------------------------------------
+
+    def topic_deleted(self, topic_id: uuid.UUID) -> None:
+        """As Kafka's coordinators on a topic's deletion: its share partitions are no longer
+        initialized in any group, their in-memory states here go, and their durable states
+        are removed from the `__share_group_state` partitions this broker leads. A topic
+        created again under the name has another id, and starts by share.auto.offset.reset."""
+        for group in self.service.groups.groups.values():
+            group.initialized.pop(topic_id, None)
+        self.service.forget_topic(topic_id)
+        task = asyncio.get_running_loop().create_task(self.states.delete_topic_here(topic_id))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     # -- share.auto.offset.reset -------------------------------------------------------------
 

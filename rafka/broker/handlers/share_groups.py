@@ -19,12 +19,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from rafka.broker import group_configs
 from rafka.broker.broker import Broker
 from rafka.broker.coordinator.groups.context import CoordinatorError
 from rafka.broker.handlers.groups import client_host, group_operations, may_read_group, millis
 from rafka.broker.net.dispatch import ApiSpec, Dispatcher, RequestContext
 from rafka.broker.partition.replica import Partition
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
+from rafka.broker.share.committed import committed_spans
 from rafka.broker.share.group import ShareGroup, ShareGroupError
 from rafka.broker.share.partition_state import (
     AckBatch,
@@ -101,6 +103,8 @@ def share_apis(
         coordinator = share_state_coordinator(broker)
     if service is None:
         service = ShareService(share_config(broker), CoordinatorPersister(broker, coordinator))
+    # Each group's share.* group configs over the broker's group.share.* keys.
+    service.group_settings = group_configs.ShareGroupSettings(broker, service.config)
     return {
         SHARE_GROUP_HEARTBEAT: ApiSpec(1, 1, _heartbeat_handler(broker, service)),
         SHARE_GROUP_DESCRIBE: ApiSpec(1, 1, _describe_handler(broker, service)),
@@ -179,6 +183,7 @@ def _heartbeat_handler(broker: Broker, service: ShareService):
         if code is not ErrorCode.none:
             response.update(error_code=code, error_message=message)
             return response
+        settings = service.settings(group_id)
         try:
             result = service.groups.heartbeat(
                 group_id=group_id,
@@ -190,6 +195,7 @@ def _heartbeat_handler(broker: Broker, service: ShareService):
                 client_host=client_host(ctx),
                 lookup=lookup,
                 now_ms=service.clock(),
+                session_timeout_ms=settings.session_timeout_ms,
             )
         except ShareGroupError as exc:
             response.update(error_code=exc.code, error_message=exc.message)
@@ -200,7 +206,7 @@ def _heartbeat_handler(broker: Broker, service: ShareService):
         response.update(
             member_id=result.member_id,
             member_epoch=result.member_epoch,
-            heartbeat_interval=service.config.heartbeat_interval_ms,
+            heartbeat_interval=settings.heartbeat_interval_ms,
         )
         if result.assignment is not None:
             response["assignment"] = {
@@ -335,7 +341,7 @@ def _acknowledge(
         result.ack_error = result.error
         return False
     key = (group_id, result.topic_id, result.index)
-    state = service.partitions.get(key)
+    state = service.partition(key)
     if state is not None and state.leader_epoch != result.partition.leader_epoch:
         service.drop(key)  # loaded in an earlier leadership: its acquisitions are gone
         state = None
@@ -343,6 +349,13 @@ def _acknowledge(
     try:
         if state is None:
             raise AckError(ErrorCode.invalid_record_state, "no records acquired here")
+        if not service.settings(group_id).renew_acknowledge_enabled and any(
+            AckType.RENEW in a.types for a in acks
+        ):
+            raise AckError(
+                ErrorCode.invalid_record_state,
+                "Renewing acquisition locks is not enabled for the group.",
+            )
         state.acknowledge(member_id, acks, service.clock())
     except AckError as exc:
         result.ack_error, result.ack_message = exc.code, exc.message
@@ -398,16 +411,23 @@ def _acquire(
 ) -> None:
     partition = result.partition
     assert partition is not None
-    state = service.partitions.get((group_id, result.topic_id, result.index))
+    state = service.partition((group_id, result.topic_id, result.index))
     if state is None or state.leader_epoch != partition.leader_epoch:
         return  # dropped after a failed write, or the leadership moved: loaded again later
     state.move_start(partition.log_start_offset)
-    high_watermark = partition.high_watermark
-    start = state.acquirable_from(high_watermark)
+    read_committed = service.settings(group_id).read_committed
+    # read_committed (share.isolation.level): nothing of undecided transactions.
+    bound = partition.last_stable_offset if read_committed else partition.high_watermark
+    start = state.acquirable_from(bound)
     if start is None:
         return
-    data = partition.log.read(start, max(max_bytes, 0), max_offset=high_watermark)
-    acquired = state.acquire(member_id, _spans(data), high_watermark, max_records, service.clock())
+    data = partition.log.read(start, max(max_bytes, 0), max_offset=bound)
+    spans = (
+        committed_spans(data, partition.aborted_transactions(start, bound))
+        if read_committed
+        else _spans(data)
+    )
+    acquired = state.acquire(member_id, spans, bound, max_records, service.clock())
     if acquired:
         result.acquired = acquired
         result.records = _trim(data, acquired[-1].last_offset)
@@ -455,13 +475,13 @@ async def _wait(service: ShareService, partitions: list[Partition], timeout: flo
 
 
 def _fetch_handler(broker: Broker, service: ShareService):
-    lock_ms = service.config.record_lock_duration_ms
-
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         code, message = _request_error(ctx, request)
         if code is not ErrorCode.none:
-            return _top_level(lock_ms, code, message)
+            return _top_level(service.config.record_lock_duration_ms, code, message)
         group_id, member_id = request.group_id, request.member_id
+        # The group's share.record.lock.duration.ms, as Kafka answers it.
+        lock_ms = service.settings(group_id).record_lock_duration_ms
         epoch = request.share_session_epoch
         has_acks = any(p.acknowledgement_batches for t in request.topics for p in t.partitions)
         if epoch == INITIAL_EPOCH and has_acks:
@@ -585,13 +605,12 @@ def _fetch_responses(
 
 
 def _acknowledge_handler(broker: Broker, service: ShareService):
-    lock_ms = service.config.record_lock_duration_ms
-
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         code, message = _request_error(ctx, request)
         if code is not ErrorCode.none:
-            return _top_level(lock_ms, code, message)
+            return _top_level(service.config.record_lock_duration_ms, code, message)
         group_id, member_id = request.group_id, request.member_id
+        lock_ms = service.settings(group_id).record_lock_duration_ms
         epoch = request.share_session_epoch
         try:
             service.sessions.for_acknowledge(group_id, member_id, epoch)
@@ -704,6 +723,7 @@ def _write_state_handler(coordinator: ShareStateCoordinator):
                         part.leader_epoch,
                         part.start_offset,
                         changes,
+                        state_epoch=part.state_epoch,
                     )
                     if allowed
                     else ErrorCode.cluster_authorization_failed

@@ -89,7 +89,11 @@ class ShareGroups:
         client_host: str,
         lookup: TopicLookup,
         now_ms: int,
+        session_timeout_ms: int | None = None,
     ) -> HeartbeatResult:
+        """A member's heartbeat. Its session is renewed for `session_timeout_ms` (the group's
+        share.session.timeout.ms; the broker's when None): as in Kafka, a changed group config
+        reaches a member at its next heartbeat."""
         if not group_id:
             raise ShareGroupError(ErrorCode.invalid_request, "GroupId can't be empty.")
         if not member_id:
@@ -133,7 +137,9 @@ class ShareGroups:
                     ErrorCode.fenced_member_epoch,
                     f"The share group member has epoch {member.member_epoch}, not {member_epoch}.",
                 )
-        member.session_deadline_ms = now_ms + self.session_timeout_ms
+        if session_timeout_ms is None:
+            session_timeout_ms = self.session_timeout_ms
+        member.session_deadline_ms = now_ms + session_timeout_ms
         if rack_id is not None:
             member.rack_id = rack_id
         changed = member_epoch == JOIN_EPOCH and member.member_epoch == 0

@@ -64,6 +64,8 @@ class BatchSpan:
     base_offset: int
     last_offset: int
     is_control: bool = False
+    # Of a transaction that aborted, read for a read_committed group: never delivered.
+    aborted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,9 @@ class SharePartitionState:
         # Offsets whose durable state (delivery state, count) changed since `take_changes`.
         self.dirty: set[int] = set()
         self.leader_epoch = -1  # of the topic partition this state was loaded in
+        # Of the durable state it was loaded from: its writes carry it, so that once the
+        # offsets are altered (the state epoch raised) they are fenced.
+        self.state_epoch = 0
 
     @classmethod
     def restored(
@@ -199,18 +204,25 @@ class SharePartitionState:
     ) -> list[AcquiredRange]:
         """Acquire for `member_id` up to `max_records` records among the fetched batches
         `spans`: AVAILABLE in-flight records and never acquired ones below the high watermark.
-        Control records are archived, never delivered."""
+        Control records and aborted transactions' records are archived, never delivered."""
         self.expire(now_ms)
         deadline = now_ms + self.lock_duration_ms
         ranges: list[AcquiredRange] = []
         taken = 0
         for span in spans:
+            undeliverable = span.is_control or span.aborted
             for offset in range(max(span.base_offset, self.start_offset), span.last_offset + 1):
                 if taken >= max_records:
                     break
                 record = self.records.get(offset)
                 if record is not None:
-                    if record.state is not RecordState.AVAILABLE or span.is_control:
+                    if record.state is not RecordState.AVAILABLE:
+                        continue
+                    if undeliverable:
+                        # Available (released before the group turned read_committed, or a
+                        # gap of a restored state): archived as when first seen.
+                        self._settle(record, RecordState.ARCHIVED)
+                        self.dirty.add(offset)
                         continue
                 elif offset < self.end_offset or offset >= high_watermark:
                     continue  # settled earlier (or absent from the log), or not committed yet
@@ -219,7 +231,7 @@ class SharePartitionState:
                 else:
                     # Offsets the log no longer has (compaction) between end_offset and here.
                     self.end_offset = offset + 1
-                    if span.is_control:
+                    if undeliverable:
                         self.records[offset] = InFlight(RecordState.ARCHIVED, 0)
                         self.dirty.add(offset)
                         continue

@@ -4,7 +4,9 @@ partition, else with Kafka's inter-broker ReadShareGroupState (84) and WriteShar
 (85) to the broker that does (its leader, as the image says).
 
 Between rafka brokers a ReadShareGroupState answer with start offset -1 means the share
-partition has no state yet (Kafka initializes it first with InitializeShareGroupState).
+partition has no state yet (Kafka initializes it first with InitializeShareGroupState). A write
+carries the state epoch of the state the leader read, so that the share coordinator fences it
+(FENCED_STATE_EPOCH) once the group's offsets replaced that state.
 """
 
 from __future__ import annotations
@@ -87,10 +89,14 @@ class CoordinatorPersister:
         leader_epoch: int,
         start_offset: int,
         changes: dict[int, tuple[int, int]],
+        *,
+        state_epoch: int,
     ) -> ErrorCode:
         remote = self._remote(key)
         if remote is None:
-            code = await self.coordinator.write(key, leader_epoch, start_offset, changes)
+            code = await self.coordinator.write(
+                key, leader_epoch, start_offset, changes, state_epoch=state_epoch
+            )
             if code is not ErrorCode.not_coordinator:
                 return code
             remote = self._remote(key)
@@ -105,7 +111,7 @@ class CoordinatorPersister:
                     "partitions": [
                         {
                             "partition": index,
-                            "state_epoch": 0,
+                            "state_epoch": state_epoch,
                             "leader_epoch": leader_epoch,
                             "start_offset": start_offset,
                             "state_batches": [_batch(b) for b in to_batches(changes)],

@@ -9,13 +9,21 @@ offset is written; acknowledgements are answered once their write is committed. 
 are not persisted (Kafka neither): after a restart or failover acquired records are available
 again with the delivery count of the last write. Membership and share sessions stay in memory
 (members join again after a restart).
+
+A loaded state is what this broker believes durable, which the group coordinator may replace
+meanwhile (share-group offsets altered or deleted, only while the group has no members). As
+Kafka's share-partition leader, this one forgets a group's states once the last of the group's
+share sessions here closes (so the next fetch reads what the offsets became), and its writes
+carry the state epoch they were read in: a write of a replaced state is FENCED_STATE_EPOCH, and
+a failed write drops the state too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,8 +54,11 @@ class SharePersister(Protocol):
         leader_epoch: int,
         start_offset: int,
         changes: dict[int, tuple[int, int]],
+        *,
+        state_epoch: int,
     ) -> ErrorCode:
-        """Persist the changed (delivery state, count) per offset and the start offset."""
+        """Persist the changed (delivery state, count) per offset and the start offset of a
+        state read in `state_epoch` (FENCED_STATE_EPOCH once the state has been replaced)."""
         ...
 
 
@@ -60,6 +71,9 @@ class ShareConfig:
     partition_max_record_locks: int = 2000
     max_size: int = 200
     max_share_sessions: int = 2000
+    # Group configs only (share.isolation.level, share.renew.acknowledge.enable).
+    read_committed: bool = False
+    renew_acknowledge_enabled: bool = True
 
 
 def monotonic_ms() -> int:
@@ -86,10 +100,33 @@ class ShareService:
         self._timer_at: int | None = None
         self._locks: dict[ShareKey, asyncio.Lock] = {}
         self._persisted_start: dict[ShareKey, int] = {}
-        self._background: set[asyncio.Task[ErrorCode]] = set()
+        self._background: set[asyncio.Task[ErrorCode | None]] = set()
         # Where a new share partition starts when its group's share.auto.offset.reset is not
         # `latest` (None: latest), set by the share admin handlers (group configs).
         self.start_offsets: Callable[[ShareKey], int | None] | None = None
+        # A group's settings: its group configs over `config` (None: `config` for every
+        # group), set by the share handlers.
+        self.group_settings: Callable[[str], ShareConfig] | None = None
+
+    def settings(self, group_id: str) -> ShareConfig:
+        """The settings in force for `group_id` now. Read at each use, as Kafka does, so a
+        changed group config reaches loaded share partitions at their next acquisition,
+        release or acknowledgement (records already acquired keep their lock's deadline)."""
+        return self.config if self.group_settings is None else self.group_settings(group_id)
+
+    def partition(self, key: ShareKey) -> SharePartitionState | None:
+        """The loaded state of `key`, with its group's current lock duration, delivery limit
+        and in-flight limit."""
+        state = self.partitions.get(key)
+        if state is not None:
+            self._configure(key[0], state)
+        return state
+
+    def _configure(self, group_id: str, state: SharePartitionState) -> None:
+        settings = self.settings(group_id)
+        state.lock_duration_ms = settings.record_lock_duration_ms
+        state.delivery_limit = settings.delivery_count_limit
+        state.max_in_flight = settings.partition_max_record_locks
 
     # -- durable state -----------------------------------------------------------------------
 
@@ -130,7 +167,7 @@ class ShareService:
                     return code
                 if persisted is None:
                     start = self.initial_offset(key, initial_start)
-                    code = await self.persister.write(key, leader_epoch, start, {})
+                    code = await self.persister.write(key, leader_epoch, start, {}, state_epoch=0)
                     if code is not ErrorCode.none:
                         return code
                     state = self._new_state(start)
@@ -142,7 +179,9 @@ class ShareService:
                         delivery_limit=self.config.delivery_count_limit,
                         max_in_flight=self.config.partition_max_record_locks,
                     )
+                    state.state_epoch = persisted.state_epoch
             state.leader_epoch = leader_epoch
+            self._configure(key[0], state)
             self._persisted_start[key] = state.start_offset
             self.partitions[key] = state
             return ErrorCode.none
@@ -167,8 +206,12 @@ class ShareService:
             start = state.start_offset
             if not changes and start == self._persisted_start.get(key):
                 return ErrorCode.none
-            code = await self.persister.write(key, state.leader_epoch, start, changes)
+            code = await self.persister.write(
+                key, state.leader_epoch, start, changes, state_epoch=state.state_epoch
+            )
             if code is not ErrorCode.none:
+                # FENCED_STATE_EPOCH: the offsets were altered or deleted meanwhile; the state
+                # is read again, as after any failed write.
                 log.warning("share state write failed", group=key[0], topic_id=str(key[1]),
                             partition=key[2], error=code.name)  # fmt: skip
                 if self.partitions.get(key) is state:
@@ -181,7 +224,10 @@ class ShareService:
         """Write releases nobody waits for (lock expiries, members leaving) in the background."""
         if self.persister is None:
             return
-        task = asyncio.get_running_loop().create_task(self.persist(key))
+        self._background_task(self.persist(key))
+
+    def _background_task(self, work: Coroutine[None, None, ErrorCode | None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -207,14 +253,42 @@ class ShareService:
     # -- share partitions --------------------------------------------------------------------
 
     def release_member(self, group_id: str, member_id: str) -> None:
-        """A member's share session closed or the member left: its acquired records go back."""
+        """A member's share session closed or the member left: its acquired records go back.
+        Once the group has no share session here, its states are forgotten (Kafka's
+        onGroupEmpty): its offsets may be altered now, and the next fetch must see that."""
         released = False
         for key, state in list(self.partitions.items()):
-            if key[0] == group_id and state.release_member(member_id):
+            if key[0] != group_id:
+                continue
+            self._configure(group_id, state)  # the delivery limit a release checks
+            if state.release_member(member_id):
                 released = True
                 self.persist_later(key)
         if released:
             self.notify()
+        if self.persister is not None and not self._has_sessions(group_id):
+            for key, state in list(self.partitions.items()):
+                if key[0] == group_id:
+                    self._background_task(self._forget(key, state))
+
+    def _has_sessions(self, group_id: str) -> bool:
+        return any(group == group_id for group, _ in self.sessions.sessions)
+
+    async def _forget(self, key: ShareKey, state: SharePartitionState) -> ErrorCode | None:
+        """Drop `state` once what changed in it is written, unless a session of its group
+        opened meanwhile (it is then still in use)."""
+        code = await self.persist(key)
+        if self.partitions.get(key) is state and not self._has_sessions(key[0]):
+            self.drop(key)
+        return code
+
+    def forget_topic(self, topic_id: uuid.UUID) -> None:
+        """A deleted topic: its share partitions here are gone (Kafka's onDeleted listener),
+        with nothing more to write."""
+        for key in [k for k in self.partitions if k[1] == topic_id]:
+            self.drop(key)
+        for key in [k for k in self._locks if k[1] == topic_id]:
+            del self._locks[key]
 
     def member_gone(self, group_id: str, member_id: str) -> None:
         self.sessions.close(group_id, member_id)
@@ -262,6 +336,7 @@ class ShareService:
         now = self.clock()
         woke = False
         for key, state in list(self.partitions.items()):
+            self._configure(key[0], state)  # the delivery limit an expiry checks
             if state.expire(now):
                 woke = True
                 self.persist_later(key)

@@ -2,7 +2,8 @@
 state summary (Kafka's ReadShareGroupStateSummary, 87: start offset, epochs and how many records
 past the start are delivered for good), its state replaced by a new start offset with nothing
 in flight (InitializeShareGroupState, 83: AlterShareGroupOffsets) and its state removed
-(DeleteShareGroupState, 86: DeleteShareGroupOffsets, DeleteGroups).
+(DeleteShareGroupState, 86: DeleteShareGroupOffsets, DeleteGroups); and, when a topic is
+deleted, the states of its share partitions (by every broker in the partitions it leads).
 
 Here when this broker leads the key's `__share_group_state` partition, else with those requests
 to the broker that does (CLUSTER_ACTION there). An initialized state is a ShareSnapshot with the
@@ -13,9 +14,12 @@ key, which replay drops (`state_coordinator.ShareStateShard.load`).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
 
 from rafka.broker.cluster.peers import PeerUnavailable
 from rafka.broker.coordinator.internal_topic import ShardState, coordinator_error_for_write
@@ -23,6 +27,7 @@ from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import now_ms
 from rafka.broker.share.persister import remote_coordinator
 from rafka.broker.share.state_coordinator import (
+    LOAD_WAIT_S,
     ShareStateCoordinator,
     ShareStateError,
     ShareStateShard,
@@ -41,6 +46,8 @@ from rafka.protocol.records import build_batch
 
 if TYPE_CHECKING:
     from rafka.broker.node import CoordinatorNode
+
+log = structlog.get_logger(__name__)
 
 INITIALIZE_SHARE_GROUP_STATE = 83
 DELETE_SHARE_GROUP_STATE = 86
@@ -84,9 +91,16 @@ def summarize(state: PersistedShareState) -> StateSummary:
 # -- on the share coordinator ------------------------------------------------------------------
 
 
-async def _append(shard: ShareStateShard, key: ShareKey, value: bytes | None) -> ErrorCode:
-    """Append one record of `key` and wait until it is committed (as ShareStateShard.write)."""
-    batch = build_batch([(encode_key(SNAPSHOT, key), value, (), now_ms())])
+async def _append(
+    shard: ShareStateShard, key: ShareKey, value: bytes | None, *more: ShareKey
+) -> ErrorCode:
+    """Append one record of `key` (and tombstones of `more`) and wait until it is committed
+    (as ShareStateShard.write)."""
+    now = now_ms()
+    batch = build_batch(
+        [(encode_key(SNAPSHOT, key), value, (), now)]
+        + [(encode_key(SNAPSHOT, other), None, (), now) for other in more]
+    )
     try:
         result = shard.partition.append_records(
             batch,
@@ -140,6 +154,19 @@ async def delete_in(shard: ShareStateShard, key: ShareKey) -> ErrorCode:
     return await _append(shard, key, None)
 
 
+async def delete_topic_in(shard: ShareStateShard, topic_id: uuid.UUID) -> ErrorCode:
+    """Remove the state of every share partition of a deleted topic (tombstones, one batch)."""
+    if not _writable(shard):
+        return ErrorCode.not_coordinator
+    keys = [key for key in shard.states if key[1] == topic_id]
+    if not keys:
+        return ErrorCode.none
+    for key in keys:
+        del shard.states[key]
+        shard.updates_since_snapshot.pop(key, None)
+    return await _append(shard, keys[0], None, *keys[1:])
+
+
 # -- from the group coordinator ----------------------------------------------------------------
 
 
@@ -172,6 +199,23 @@ class ShareStateAdmin:
         except ShareStateError as exc:
             return exc.code
         return await delete_in(shard, key)
+
+    async def delete_topic_here(self, topic_id: uuid.UUID) -> None:
+        """A topic was deleted: every broker removes its share partitions' states from the
+        `__share_group_state` partitions it leads (Kafka's share coordinator does so on the
+        metadata update), loading those not loaded yet. A partition without a leader now is
+        not cleaned (its states are of a topic id no one uses again)."""
+        coordinator = self.coordinator
+        if self.broker.topic(coordinator.topic) is None:
+            return
+        coordinator.sync_leadership()
+        for shard in list(coordinator.shards.values()):
+            if shard.load_task is not None and not shard.load_task.done():
+                await asyncio.wait([shard.load_task], timeout=LOAD_WAIT_S)
+            code = await delete_topic_in(shard, topic_id)
+            if code is not ErrorCode.none:
+                log.warning("share states of a deleted topic not removed", topic_id=str(topic_id),
+                            partition=shard.partition.name, error=code.name)  # fmt: skip
 
     # Wherever the key's share coordinator is.
 

@@ -8,7 +8,12 @@ meanwhile). A write is one ShareUpdate record (the changed state batches and the
 offset), or every `snapshot_every` updates of a key a ShareSnapshot of the merged state, so a
 replay reads few records per key past its last snapshot; it counts once the high watermark
 passes it. Writes of a leader epoch older than the stored one are fenced (FENCED_LEADER_EPOCH):
-a former leader of the share partition cannot overwrite its successor's state.
+a former leader of the share partition cannot overwrite its successor's state. Writes of a state
+epoch older than the stored one are fenced too (FENCED_STATE_EPOCH): altering the offsets
+replaces the state in a new state epoch, and a leader still holding the old one in memory must
+not write over it (it drops its copy and reads the new state). Records for a key without state
+(deleted since its leader read it) are INVALID_REQUEST, as with Kafka; a leader creates a new
+share partition's state with a write of its start offset alone.
 
 The topic is `cleanup.policy=delete` with no retention limit: compaction would keep only the
 last update of a key, which holds only the batches that changed. Kafka prunes records below
@@ -112,17 +117,26 @@ class ShareStateShard(InternalShard):
         leader_epoch: int,
         start_offset: int,
         changes: dict[int, tuple[int, int]],
-        state_epoch: int = 0,
+        *,
+        state_epoch: int,
     ) -> ErrorCode:
-        """Persist a share partition's changed records and start offset; NONE once committed.
-        The in-memory view is updated before the append, in call order, so concurrent writes
-        are replayed as they were applied; a failed append closes the shard (its next leader,
-        or this broker again, replays the log)."""
+        """Persist a share partition's changed records and start offset, written by the leader
+        of `leader_epoch` from the state of `state_epoch` (a new state is created in it); NONE
+        once committed. The in-memory view is updated before the append, in call order, so
+        concurrent writes are replayed as they were applied; a failed append closes the shard
+        (its next leader, or this broker again, replays the log)."""
         if self.state is not ShardState.ACTIVE or not self.still_leader():
             return ErrorCode.not_coordinator
         state = self.states.get(key)
+        if state is None and changes:
+            # As Kafka (INVALID_REQUEST): records of a state that does not exist, i.e. deleted
+            # since its leader read it; the leader drops it and reads again. A leader creates
+            # a new state with a write of its start offset alone.
+            return ErrorCode.invalid_request
         if state is not None and leader_epoch < state.leader_epoch:
             return ErrorCode.fenced_leader_epoch
+        if state is not None and state_epoch < state.state_epoch:
+            return ErrorCode.fenced_state_epoch
         update = ShareStateValue(
             snapshot=False,
             snapshot_epoch=0 if state is None else state.snapshot_epoch,
@@ -269,7 +283,9 @@ class ShareStateCoordinator(InternalTopicCoordinator[ShareStateShard]):
         if 0 <= leader_epoch < state.leader_epoch:
             raise ShareStateError(ErrorCode.fenced_leader_epoch)
         if leader_epoch > state.leader_epoch:
-            code = await shard.write(key, leader_epoch, state.start_offset, {})
+            code = await shard.write(
+                key, leader_epoch, state.start_offset, {}, state_epoch=state.state_epoch
+            )
             if code is not ErrorCode.none:
                 raise ShareStateError(code)
         copy = PersistedShareState(
@@ -284,9 +300,11 @@ class ShareStateCoordinator(InternalTopicCoordinator[ShareStateShard]):
         leader_epoch: int,
         start_offset: int,
         changes: dict[int, tuple[int, int]],
+        *,
+        state_epoch: int,
     ) -> ErrorCode:
         try:
             shard = await self.local_shard(key)
         except ShareStateError as exc:
             return exc.code
-        return await shard.write(key, leader_epoch, start_offset, changes)
+        return await shard.write(key, leader_epoch, start_offset, changes, state_epoch=state_epoch)
