@@ -83,17 +83,21 @@ def write_doc(columns: list[Column], scenarios: list[str], broker_note: str) -> 
         "- Share groups (KIP-932) are the share-group scenario, run by Java kafka-clients 4.x "
         "(`KafkaShareConsumer`, GA from 4.2; `share.acknowledgement.mode=explicit`, "
         "`max.poll.records=10`, acknowledgements committed with `commitSync` and confirmed "
-        "through the acknowledgement commit callback) and franz-go (`kgo.ShareGroup` with "
+        "through the acknowledgement commit callback), franz-go (`kgo.ShareGroup` with "
         "`kgo.ShareMaxRecords(10)`, `Record.Ack` and `FlushAcks`, confirmed through "
-        "`kgo.ShareAckCallback`). A share group starts at the partition's end "
-        "(`share.auto.offset.reset=latest`) and rafka does not serve group configs yet, so the "
-        "scenario produces probe records until both consumers fetch rather than setting "
-        "`earliest`. kafka-clients 3.9's share consumer predates KIP-932's first release, "
-        "and kafkajs, kafka-python, aiokafka and kcat have none: those cells are skips. "
-        "confluent-kafka has a `ShareConsumer` the suite does not drive yet. The scenario passes "
-        "against Apache Kafka 4.3.1 too, where a new cluster has `share.version` 1 finalized by "
-        "default (a single node needs `share.coordinator.state.topic.replication.factor=1`, as "
-        "in Kafka's own `config/server.properties`).",
+        "`kgo.ShareAckCallback`) and confluent-kafka (`ShareConsumer`, librdkafka's share "
+        "consumer, a preview since 2.15: `share.acknowledgement.mode=explicit`, "
+        "`max.poll.records=10` (a soft bound there), `acknowledge(message, AcknowledgeType)` and "
+        "`commit_sync`, confirmed through the acknowledgement commit callback; librdkafka has no "
+        "share-group admin API, so that suite sends ShareGroupDescribe itself). A share group "
+        "starts at the partition's end (`share.auto.offset.reset=latest`) and rafka does not "
+        "serve group configs yet, so the scenario produces probe records until both consumers "
+        "fetch rather than setting `earliest`. kafka-clients 3.9's share consumer predates "
+        "KIP-932's first release, and kafkajs, kafka-python, aiokafka and kcat have none: those "
+        "cells are skips. The scenario passes against Apache Kafka 4.3.1 too, where a new "
+        "cluster has `share.version` 1 finalized by default (a single node needs "
+        "`share.coordinator.state.topic.replication.factor=1`, as in Kafka's own "
+        "`config/server.properties`).",
         "",
     ]
     DOC.write_text("\n".join(lines))

@@ -32,12 +32,13 @@ SCENARIOS: dict[str, str] = {
     "in one share group on a 1-partition topic. A share group starts at the end of the "
     "partition (`share.auto.offset.reset=latest`, the default), so probe records are produced "
     "until each consumer has received one; ShareGroupDescribe shows a share group of those two "
-    "members, each assigned the partition. Then 200 records in batches of 10: the second "
-    "consumer releases those whose number ends in 3 on their first delivery, and each comes back "
-    "(to either consumer) with delivery count 2 and is accepted; every other record is "
-    "delivered once, with delivery count 1, and accepted. Each of the 200 is accepted exactly "
-    "once, the broker confirming every acknowledgement; both consumers accept some; nothing is "
-    "delivered again in the second after",
+    "members, each assigned the partition (confluent-kafka: librdkafka has no share-group admin "
+    "API, so that suite sends ShareGroupDescribe itself). Then 200 records in batches of 10: "
+    "the second consumer releases those whose number ends in 3 on their first delivery, and "
+    "each comes back (to either consumer) with delivery count 2 and is accepted; every other "
+    "record is delivered once, with delivery count 1, and accepted. Each of the 200 is accepted "
+    "exactly once, the broker confirming every acknowledgement; both consumers accept some; "
+    "nothing is delivered again in the second after",
     "admin-topics": "create a 3-partition topic, describe it, list it, re-create it "
     "(TOPIC_ALREADY_EXISTS), delete it, see it leave the list (and describe fail)",
     "admin-configs": "create a topic with retention.ms; describe its configs (value, source, "

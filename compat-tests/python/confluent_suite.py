@@ -3,13 +3,17 @@ one JSON line each."""
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import confluent_kafka
 from confluent_kafka import (
     OFFSET_BEGINNING,
+    AcknowledgeType,
     Consumer,
     ConsumerGroupTopicPartitions,
     ConsumerGroupType,
@@ -17,6 +21,7 @@ from confluent_kafka import (
     KafkaException,
     Message,
     Producer,
+    ShareConsumer,
     TopicCollection,
     TopicPartition,
 )
@@ -44,6 +49,8 @@ from suite_common import (
     check,
     check_exactly_once,
     check_rebalance,
+    describe,
+    describe_share_group,
     no_consumer_protocol,
     numbered,
     run_suite,
@@ -283,12 +290,241 @@ class NextGenMember(ThreadedMember):
         return values
 
 
+SHARE_RECORDS, SHARE_BATCH = 200, 10
+
+
+class ShareLedger:
+    """Every delivery of the share-group scenario's records, as (member, delivery count,
+    answer), and the acceptances the broker confirmed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.deliveries: dict[str, list[tuple[str, int, AcknowledgeType]]] = {}
+        self.order: list[str] = []
+        self.accepted: Counter[str] = Counter()
+
+    def delivered(self, value: str, member: str, count: int, answer: AcknowledgeType) -> None:
+        with self.lock:
+            self.deliveries.setdefault(value, []).append((member, count, answer))
+            self.order.append(f"{value} {member}#{count}:{answer.name}")
+
+    def confirmed(self, values: list[str]) -> None:
+        with self.lock:
+            self.accepted.update(values)
+
+    def accepted_values(self) -> int:
+        with self.lock:
+            return len(self.accepted)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.order)
+
+    def since(self, index: int) -> list[str]:
+        with self.lock:
+            return self.order[index:]
+
+    def verify(self, first: ShareMember, second: ShareMember) -> int:
+        """Checks every record's deliveries and acceptance; the number released."""
+        wrong: list[str] = []
+        released = 0
+        for value in numbered("s-", 0, SHARE_RECORDS):
+            got = self.deliveries.get(value, [])
+            if got and got[0][2] == AcknowledgeType.RELEASE:
+                released += 1
+                right = (len(got) == 2 and got[0][:2] == (second.name, 1)
+                         and got[1][1:] == (2, AcknowledgeType.ACCEPT))  # fmt: skip
+            else:
+                right = len(got) == 1 and got[0][1:] == (1, AcknowledgeType.ACCEPT)
+            if not right or self.accepted[value] != 1:
+                shown = [f"{m}#{c}:{a.name}" for m, c, a in got]
+                wrong.append(f"{value}={shown} accepted {self.accepted[value]}x")
+        more = f" and {len(wrong) - 10} more" if len(wrong) > 10 else ""
+        check(not wrong, "records not delivered and accepted as expected (member#delivery "
+                         f"count:answer): {wrong[:10]}{more}")  # fmt: skip
+        check(released, f"the second member released no record (it read {second.received})")
+        check(
+            first.accepts and second.accepts,
+            f"not both members accepted records: first {first.accepts}, second {second.accepts}",
+        )
+        return released
+
+
+class ShareMember(ThreadedMember):
+    """One ShareConsumer (KIP-932) polling in its own thread, explicit acknowledgement, 10 records
+    a poll (max.poll.records, a soft bound in librdkafka). It accepts every record, except that a
+    releasing member releases those whose number ends in 3 on their first delivery; after each
+    poll it commits its acknowledgements with commit_sync (ShareAcknowledge), and the
+    acknowledgement commit callback (called in this thread, from poll, commit_sync or close)
+    confirms the acceptances the broker answered without an error."""
+
+    def __init__(self, topic: str, group: str, name: str, releases: bool, ledger: ShareLedger):
+        super().__init__(name)
+        self.topic = topic
+        self.releases = releases
+        self.ledger = ledger
+        self.client_id = f"{ENV.prefix}-{name}"
+        self.probes = self.received = self.accepts = 0
+        self.accepting: dict[tuple[int, int], str] = {}  # (partition, offset) -> value
+        # The last failed acknowledgement, fetch error and client error, for the report.
+        self.ack_error: str | None = None
+        self.fetch_error: KafkaError | None = None
+        self.client_error: KafkaError | None = None
+        self.consumer = ShareConsumer(
+            {
+                **BASE,
+                "group.id": group,
+                "client.id": self.client_id,
+                "share.acknowledgement.mode": "explicit",
+                "max.poll.records": SHARE_BATCH,
+                "error_cb": self.on_error,
+            }
+        )
+
+    def on_error(self, error: KafkaError) -> None:
+        self.client_error = error
+
+    def subscribe(self) -> None:
+        self.consumer.set_acknowledgement_commit_callback(self.on_commit)
+        self.consumer.subscribe([self.topic])
+
+    def assigned(self) -> list[int]:
+        return []  # the broker assigns; ShareConsumer does not say what (see ShareGroupDescribe)
+
+    def poll(self) -> list[str]:
+        records = 0
+        for message in self.consumer.poll(0.1):
+            if message.error():  # librdkafka acknowledged it already (KIP-932 preview notes)
+                self.fetch_error = message.error()
+                continue
+            records += 1
+            value, count = message.value().decode(), message.delivery_count() or 0
+            release = self.releases and count == 1 and value.startswith("s-") and value[-1] == "3"
+            answer = AcknowledgeType.RELEASE if release else AcknowledgeType.ACCEPT
+            self.consumer.acknowledge(message, answer)
+            if value.startswith("probe-"):
+                self.probes += 1
+                continue
+            self.received += 1
+            self.ledger.delivered(value, self.name, count, answer)
+            if answer == AcknowledgeType.ACCEPT:
+                self.accepting[(message.partition(), message.offset())] = value
+        if records:
+            try:
+                for partition, failure in self.consumer.commit_sync(WAIT).items():
+                    if failure is not None:
+                        self.ack_error = f"{partition.topic}[{partition.partition}]: {failure}"
+            except KafkaException as error:
+                self.ack_error = f"commit_sync: {error}"
+        return []
+
+    def on_commit(self, offsets: dict[TopicPartition, set[int]], failure: Any) -> None:
+        """The broker's answer to acknowledgements: the offsets it accepted are confirmed."""
+        confirmed = []
+        for partition, numbers in offsets.items():
+            for offset in numbers:
+                value = self.accepting.pop((partition.partition, offset), None)
+                if value is not None:
+                    confirmed.append(value)
+        if failure is not None:
+            shown = {f"{tp.topic}[{tp.partition}]": sorted(o) for tp, o in offsets.items()}
+            self.ack_error = f"{shown}: {failure}"
+            return
+        self.ledger.confirmed(confirmed)
+        self.accepts += len(confirmed)
+
+    def errors(self) -> str:
+        errors = {"acknowledgement": self.ack_error, "fetch": self.fetch_error,
+                  "client": self.client_error}  # fmt: skip
+        found = [f"{kind} error {error}" for kind, error in errors.items() if error is not None]
+        return f"; {self.name}: {', '.join(found)}" if found else ""
+
+
 def share_group() -> None:
-    """Newer confluent-kafka releases have a ShareConsumer (KIP-932); this suite does not drive
-    it yet."""
+    """Two ShareConsumers in one share group: what it asserts is in matrix/scenarios.py. The
+    group's membership is read with ShareGroupDescribe sent by hand, since librdkafka has no
+    share-group admin operations."""
     if not hasattr(confluent_kafka, "ShareConsumer"):
         raise Skip(f"confluent-kafka {confluent_kafka.version()} has no share consumer (KIP-932)")
-    raise Skip("the scenario is not written for confluent-kafka's ShareConsumer yet")
+    topic = group = f"{ENV.prefix}-share"
+    create_topic(topic, 1)
+    producer = Producer({**BASE, "acks": "all", "linger.ms": 5})
+    ledger = ShareLedger()
+    first = ShareMember(topic, group, "first", False, ledger)
+    second = ShareMember(topic, group, "second", True, ledger)
+    members = (first, second)
+
+    def wait(condition: Callable[[], bool], what: Callable[[], str]) -> None:
+        """Polls `condition` (other threads change what it reads) for up to WAIT seconds,
+        failing at once when a member failed, and saying on a timeout what was seen and the
+        members' last errors."""
+        deadline = time.monotonic() + WAIT
+        while not condition():
+            for member in members:
+                if member.error is not None:
+                    raise AssertionError(f"member {member.name} failed: {describe(member.error)}")
+            if time.monotonic() > deadline:
+                errors = "".join(m.errors() for m in members)
+                raise AssertionError(f"timed out after {WAIT:.0f} s waiting for {what()}{errors}")
+            time.sleep(0.02)
+
+    try:
+        first.start()
+        second.start()
+        # The share partition starts at its end offset when a member first fetches it: once each
+        # member has a probe, both fetch and nothing produced later is missed.
+        probes = [0]
+
+        def probed() -> bool:
+            if first.probes and second.probes:
+                return True
+            producer.produce(topic, f"probe-{probes[0]}".encode(), partition=0)
+            producer.flush(WAIT)
+            probes[0] += 1
+            time.sleep(0.1)
+            return False
+
+        wait(probed, lambda: f"each member to receive a probe record (first {first.probes}, "
+                             f"second {second.probes} of {probes[0]})")  # fmt: skip
+        expected = {m.client_id: {(topic, 0)} for m in members}
+        owned: dict[str, Any] = {}
+
+        def described() -> bool:
+            owned.clear()
+            try:
+                owned.update(describe_share_group(ENV.bootstrap, group))
+            except AssertionError as error:
+                owned["error"] = str(error)
+            return owned == expected
+
+        wait(described, lambda: f"ShareGroupDescribe to show both members assigned the "
+                                f"partition (shows {owned})")  # fmt: skip
+        for batch in range(SHARE_RECORDS // SHARE_BATCH):
+            for value in numbered("s-", batch * SHARE_BATCH, (batch + 1) * SHARE_BATCH):
+                producer.produce(topic, value.encode(), partition=0)
+            check(producer.flush(WAIT) == 0, "records unacknowledged")  # one batch of 10
+        wait(lambda: ledger.accepted_values() == SHARE_RECORDS
+             or any(m.ack_error for m in members),
+             lambda: f"every record to be accepted ({ledger.accepted_values()} of "
+                     f"{SHARE_RECORDS})")  # fmt: skip
+        failed = "".join(m.errors() for m in members if m.ack_error)
+        check(not failed, f"an acknowledgement failed ({ledger.accepted_values()} of "
+                          f"{SHARE_RECORDS} accepted){failed}")  # fmt: skip
+        delivered = ledger.count()
+        time.sleep(1)
+        check(
+            ledger.count() == delivered,
+            f"delivered again after all were accepted: {ledger.since(delivered)}",
+        )
+    finally:
+        second.stop()
+        first.stop()
+    for member in members:
+        if member.error is not None:
+            raise AssertionError(f"member {member.name} failed: {describe(member.error)}")
+    released = ledger.verify(first, second)
+    print(f"share-group: first accepted {first.accepts}, second {second.accepts}; {released} "
+          "released and redelivered", file=sys.stderr)  # fmt: skip
 
 
 def group_summary(description: Any) -> str:

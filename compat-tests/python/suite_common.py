@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -395,3 +396,29 @@ def allow_on_topic(bootstrap: str, topic: str, principal: str, *operations: str)
     ]  # fmt: skip
     for future in client.create_acls(bindings).values():
         future.result(WAIT)
+
+
+def describe_share_group(bootstrap: str, group: str) -> dict[str, set[tuple[str, int]]]:
+    """ShareGroupDescribe v1 sent by hand (tests/raw_client.py, kio) to `bootstrap`, the group's
+    coordinator on the single-node brokers run.py uses: client id -> the (topic, partition) pairs
+    assigned to that member. For clients without a share-group admin API (librdkafka has none);
+    what is under test is the members' client, whose membership the broker shows here. A group
+    error (e.g. GROUP_ID_NOT_FOUND before the first heartbeat) raises AssertionError."""
+    tests = str(Path(__file__).resolve().parents[2] / "tests")
+    if tests not in sys.path:
+        sys.path.append(tests)
+    from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
+    from kio.schema.share_group_describe.v1.response import ShareGroupDescribeResponse
+    from raw_client import RawClient
+
+    request = ShareGroupDescribeRequest(group_ids=(group,), include_authorized_operations=False)
+    with RawClient(bootstrap) as client:
+        response = client.request(request, ShareGroupDescribeResponse, client_id="compat-describe")
+    [described] = response.groups
+    error = described.error_code
+    check(error == 0, f"ShareGroupDescribe: {error.name} {described.error_message or ''}")
+    return {
+        member.client_id: {(tp.topic_name, p) for tp in member.assignment.topic_partitions
+                           for p in tp.partitions}
+        for member in described.members
+    }  # fmt: skip
