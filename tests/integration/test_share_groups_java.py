@@ -10,8 +10,9 @@ profile, so its jars are fetched into compat-tests/java/target/share-lib/ with M
     mvn -B -q dependency:copy -Dartifact=org.apache.kafka:kafka-clients:4.3.1 \
         -DoutputDirectory=target/share-lib     (and org.slf4j:slf4j-api/slf4j-nop:1.7.36)
 
-The share-partition start offset is `latest` (share.auto.offset.reset's default; group configs
-are not served yet), so the test opens a share session with a raw ShareFetch before producing.
+The share-partition start offset is `latest` (share.auto.offset.reset's default; the test
+leaves the group config alone), so it opens a share session with a raw ShareFetch before
+producing.
 """
 
 from __future__ import annotations
