@@ -3,35 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import uuid
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from rafka.broker.broker import Broker
+from rafka.broker.coordinator.internal_topic import SHARE_STATE_TOPIC
 from rafka.broker.handlers import (
     acls,
     admin,
     api_versions,
     cluster,
     configs,
-    consumer_groups,
     envelope,
     fetch,
-    groups,
+    lazy,
     log_dirs,
     metadata,
     offsets,
-    offsets_commit,
     produce,
     producer_ids,
     quorum,
     reassignments,
     sasl,
     scram,
-    share_admin,
     topics,
-    txn,
 )
+from rafka.broker.handlers.share_versions import SHARE_API_VERSIONS
 from rafka.broker.net.admission import VoterAdmission
-from rafka.broker.net.dispatch import ApiSpec, Dispatcher
+from rafka.broker.net.dispatch import ApiSpec, Dispatcher, Handler, LazyHandler
 from rafka.broker.net.forwarding import make_forwarder
+
+if TYPE_CHECKING:
+    from rafka.broker.handlers.share_admin import ShareAdmin
 
 PRODUCE = 0
 FETCH = 1
@@ -134,6 +140,58 @@ def inter_broker_dispatcher(clients: Dispatcher, nodes: Dispatcher) -> Dispatche
     return clients.with_node_traffic({key: nodes.apis[key] for key in INTER_BROKER_NODE_APIS})
 
 
+def _lazy(module: Callable[[], ModuleType], factory: str, *args: Any) -> LazyHandler:
+    """The handler `factory(*args)` of the module, imported at its API's first request."""
+    return LazyHandler(lambda: getattr(module(), factory)(*args))
+
+
+# The group APIs that also answer for share groups, once there are any.
+SHARE_AWARE_GROUP_APIS = (LIST_GROUPS, DESCRIBE_GROUPS, DELETE_GROUPS)
+
+
+class ShareApis:
+    """The share-group APIs, built with the share coordinator and service at the first request
+    for one (share_admin.install). Until then this broker has no share group, so ListGroups,
+    DescribeGroups and DeleteGroups are the group coordinator's alone; and a deleted topic has
+    share state here only if `__share_group_state` exists, which builds them to remove it."""
+
+    def __init__(self, broker: Broker, group_apis: dict[int, ApiSpec]) -> None:
+        self.broker = broker
+        self._group_apis = {key: group_apis[key] for key in SHARE_AWARE_GROUP_APIS}
+        self._apis: dict[int, ApiSpec] | None = None
+        self._admin: ShareAdmin | None = None
+
+    def install(self) -> dict[int, ApiSpec]:
+        if self._apis is None:
+            from rafka.broker.handlers import share_admin
+
+            apis = dict(self._group_apis)
+            self._admin = share_admin.install(apis, self.broker)
+            self._apis = apis
+        return self._apis
+
+    def specs(self) -> dict[int, ApiSpec]:
+        specs = {
+            key: ApiSpec(low, high, LazyHandler(lambda key=key: self.install()[key].handler))
+            for key, (low, high) in SHARE_API_VERSIONS.items()
+        }
+        for key, spec in self._group_apis.items():
+            specs[key] = dataclasses.replace(spec, handler=self._share_aware(key))
+        return specs
+
+    def _share_aware(self, key: int) -> Handler:
+        def handle(ctx: Any, request: Any) -> Any:
+            return (self._apis or self._group_apis)[key].handler(ctx, request)
+
+        return handle
+
+    def topic_deleted(self, topic_id: uuid.UUID) -> None:
+        if self._admin is None and self.broker.topic(SHARE_STATE_TOPIC) is not None:
+            self.install()
+        if self._admin is not None:
+            self._admin.topic_deleted(topic_id)
+
+
 def _build_dispatcher(broker: Broker) -> Dispatcher:
     dispatcher = Dispatcher({}, None, make_forwarder(broker), control_plane=True)
     # Version ceilings: Fetch 17+ changes replica semantics we do not serve yet; Produce 13
@@ -160,17 +218,27 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
     # v10 name topics by id (KIP-848; stable, so advertised, from Kafka 4.2).
     dispatcher.apis.update(
         {
-            OFFSET_COMMIT: ApiSpec(2, 10, offsets_commit.make_offset_commit_handler(broker)),
-            OFFSET_FETCH: ApiSpec(1, 10, offsets_commit.make_offset_fetch_handler(broker)),
-            FIND_COORDINATOR: ApiSpec(0, 6, groups.make_find_coordinator_handler(broker)),
-            JOIN_GROUP: ApiSpec(0, 9, groups.make_join_group_handler(broker)),
-            HEARTBEAT: ApiSpec(0, 4, groups.make_heartbeat_handler(broker)),
-            LEAVE_GROUP: ApiSpec(0, 5, groups.make_leave_group_handler(broker)),
-            SYNC_GROUP: ApiSpec(0, 5, groups.make_sync_group_handler(broker)),
-            DESCRIBE_GROUPS: ApiSpec(0, 6, groups.make_describe_groups_handler(broker)),
-            LIST_GROUPS: ApiSpec(0, 5, groups.make_list_groups_handler(broker)),
-            DELETE_GROUPS: ApiSpec(0, 2, groups.make_delete_groups_handler(broker)),
-            OFFSET_DELETE: ApiSpec(0, 0, offsets_commit.make_offset_delete_handler(broker)),
+            OFFSET_COMMIT: ApiSpec(
+                2, 10, _lazy(lazy.offsets_commit, "make_offset_commit_handler", broker)
+            ),
+            OFFSET_FETCH: ApiSpec(
+                1, 10, _lazy(lazy.offsets_commit, "make_offset_fetch_handler", broker)
+            ),
+            FIND_COORDINATOR: ApiSpec(
+                0, 6, _lazy(lazy.groups, "make_find_coordinator_handler", broker)
+            ),
+            JOIN_GROUP: ApiSpec(0, 9, _lazy(lazy.groups, "make_join_group_handler", broker)),
+            HEARTBEAT: ApiSpec(0, 4, _lazy(lazy.groups, "make_heartbeat_handler", broker)),
+            LEAVE_GROUP: ApiSpec(0, 5, _lazy(lazy.groups, "make_leave_group_handler", broker)),
+            SYNC_GROUP: ApiSpec(0, 5, _lazy(lazy.groups, "make_sync_group_handler", broker)),
+            DESCRIBE_GROUPS: ApiSpec(
+                0, 6, _lazy(lazy.groups, "make_describe_groups_handler", broker)
+            ),
+            LIST_GROUPS: ApiSpec(0, 5, _lazy(lazy.groups, "make_list_groups_handler", broker)),
+            DELETE_GROUPS: ApiSpec(0, 2, _lazy(lazy.groups, "make_delete_groups_handler", broker)),
+            OFFSET_DELETE: ApiSpec(
+                0, 0, _lazy(lazy.offsets_commit, "make_offset_delete_handler", broker)
+            ),
         }
     )
     # The consumer group protocol (KIP-848), unless group.coordinator.rebalance.protocols
@@ -179,17 +247,23 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
         dispatcher.apis.update(
             {
                 CONSUMER_GROUP_HEARTBEAT: ApiSpec(
-                    0, 1, consumer_groups.make_consumer_group_heartbeat_handler(broker)
+                    0,
+                    1,
+                    _lazy(lazy.consumer_groups, "make_consumer_group_heartbeat_handler", broker),
                 ),
                 CONSUMER_GROUP_DESCRIBE: ApiSpec(
-                    0, 1, consumer_groups.make_consumer_group_describe_handler(broker)
+                    0,
+                    1,
+                    _lazy(lazy.consumer_groups, "make_consumer_group_describe_handler", broker),
                 ),
             }
         )
     # Share groups (KIP-932, issue 20): membership in memory, share-partition state in
     # __share_group_state; their administration (offsets, ListGroups/DescribeGroups/
     # DeleteGroups of share groups), after the group APIs it extends.
-    share_admin.install(dispatcher.apis, broker)
+    share = ShareApis(broker, dispatcher.apis)
+    dispatcher.apis.update(share.specs())
+    broker.topic_deleted_listeners.append(share.topic_deleted)
     # Topic and config administration, at the versions Kafka 4 serves.
     dispatcher.apis.update(
         {
@@ -232,14 +306,26 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
     # 2 (the epoch bump per transaction); AddPartitionsToTxn v4+ is the batched broker form.
     dispatcher.apis.update(
         {
-            ADD_PARTITIONS_TO_TXN: ApiSpec(0, 5, txn.make_add_partitions_handler(broker)),
-            ADD_OFFSETS_TO_TXN: ApiSpec(0, 4, txn.make_add_offsets_handler(broker)),
-            END_TXN: ApiSpec(0, 5, txn.make_end_txn_handler(broker)),
-            WRITE_TXN_MARKERS: ApiSpec(1, 2, txn.make_write_txn_markers_handler(broker)),
-            TXN_OFFSET_COMMIT: ApiSpec(0, 5, txn.make_txn_offset_commit_handler(broker)),
-            DESCRIBE_PRODUCERS: ApiSpec(0, 0, txn.make_describe_producers_handler(broker)),
-            DESCRIBE_TRANSACTIONS: ApiSpec(0, 0, txn.make_describe_transactions_handler(broker)),
-            LIST_TRANSACTIONS: ApiSpec(0, 2, txn.make_list_transactions_handler(broker)),
+            ADD_PARTITIONS_TO_TXN: ApiSpec(
+                0, 5, _lazy(lazy.txn, "make_add_partitions_handler", broker)
+            ),
+            ADD_OFFSETS_TO_TXN: ApiSpec(0, 4, _lazy(lazy.txn, "make_add_offsets_handler", broker)),
+            END_TXN: ApiSpec(0, 5, _lazy(lazy.txn, "make_end_txn_handler", broker)),
+            WRITE_TXN_MARKERS: ApiSpec(
+                1, 2, _lazy(lazy.txn, "make_write_txn_markers_handler", broker)
+            ),
+            TXN_OFFSET_COMMIT: ApiSpec(
+                0, 5, _lazy(lazy.txn, "make_txn_offset_commit_handler", broker)
+            ),
+            DESCRIBE_PRODUCERS: ApiSpec(
+                0, 0, _lazy(lazy.txn, "make_describe_producers_handler", broker)
+            ),
+            DESCRIBE_TRANSACTIONS: ApiSpec(
+                0, 0, _lazy(lazy.txn, "make_describe_transactions_handler", broker)
+            ),
+            LIST_TRANSACTIONS: ApiSpec(
+                0, 2, _lazy(lazy.txn, "make_list_transactions_handler", broker)
+            ),
         }
     )
     # Authentication (SASL listeners) and SCRAM users.

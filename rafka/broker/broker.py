@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -30,8 +30,7 @@ from rafka.broker.cluster.reassignment import (
 from rafka.broker.cluster.replication import ReplicationManager
 from rafka.broker.cluster.self_fencing import CutOff, step_down_while_cut_off
 from rafka.broker.config import BrokerConfig
-from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
-from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
+from rafka.broker.coordinator.internal_topic import OFFSETS_TOPIC, TXN_TOPIC
 from rafka.broker.flusher import GroupCommitFlusher, flush_recovered
 from rafka.broker.log_cleaner import LogCleanerService
 from rafka.broker.log_dirs import LogDirs
@@ -62,6 +61,10 @@ from rafka.storage.config import LogConfig
 from rafka.storage.files import read_partition_metadata, write_partition_metadata
 from rafka.storage.log_dir import LogDirectory
 from rafka.storage.open_files import configure_budget
+
+if TYPE_CHECKING:
+    from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
+    from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 
 log = structlog.get_logger(__name__)
 
@@ -126,8 +129,8 @@ class Broker:
         )
         self._background: list[asyncio.Task[None]] = []
         self.cut_off = CutOff()
-        self.groups = GroupCoordinator(self)
-        self.txn = TransactionCoordinator(self)
+        # Set by join(): from then on, a coordinator starts as it is first needed.
+        self._coordinators_started = False
         self.cleaner = LogCleanerService(self)
         # Told of each deleted topic's id as its record applies (share groups drop its state).
         self.topic_deleted_listeners: list[Callable[[uuid.UUID], None]] = []
@@ -237,8 +240,14 @@ class Broker:
             assert self.metadata is not None
             seeding = seed_scram_credentials(self.metadata, self.scram_seeds)
             self._background.append(asyncio.create_task(seeding, name="scram-seeds"))
-        self.groups.start()  # replays the __consumer_offsets partitions this broker leads
-        self.txn.start()  # replays __transaction_state, finishes decided transactions
+        # Each replays its topic's partitions this broker leads; the transaction coordinator
+        # then finishes the transactions decided there. Without its topic, a coordinator
+        # starts at its first request (or when this broker comes to lead one of the topic's
+        # partitions), so a broker serving no groups or transactions never imports it.
+        for name, topic in (("groups", OFFSETS_TOPIC), ("txn", TXN_TOPIC)):
+            if name in self.__dict__ or self.topic(topic) is not None:
+                getattr(self, name).start()
+        self._coordinators_started = True
         self.cleaner.start()
         log.info(
             "broker started",
@@ -251,8 +260,10 @@ class Broker:
     async def stop(self) -> None:
         await self.replica_moves.stop()
         await self.cleaner.stop()
-        await self.txn.stop()
-        await self.groups.stop()
+        if "txn" in self.__dict__:
+            await self.txn.stop()
+        if "groups" in self.__dict__:
+            await self.groups.stop()
         await self.hand_over_leadership()
         await self.controller_client.shut_down()
         for task in self._background:
@@ -608,10 +619,30 @@ class Broker:
         if change.role is Role.LEADER:
             self.controller_client.leadership_changed(partition)
             self.reassignments.watch(partition.topic, partition.index)
-        if partition.topic == self.groups.topic:
+        if partition.topic == OFFSETS_TOPIC:
             self.groups.sync_leadership()
-        elif partition.topic == self.txn.topic:
+        elif partition.topic == TXN_TOPIC:
             self.txn.sync_leadership()
+
+    # -- the coordinators, imported and started at their first use ----------------------------
+
+    @functools.cached_property
+    def groups(self) -> GroupCoordinator:
+        from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
+
+        coordinator = GroupCoordinator(self)
+        if self._coordinators_started:
+            coordinator.start()
+        return coordinator
+
+    @functools.cached_property
+    def txn(self) -> TransactionCoordinator:
+        from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
+
+        coordinator = TransactionCoordinator(self)
+        if self._coordinators_started:
+            coordinator.start()
+        return coordinator
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))

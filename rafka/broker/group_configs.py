@@ -27,15 +27,18 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
 from rafka.broker.config import DEFINITIONS, ConfigType, render_value
 from rafka.broker.config_catalog import ConfigRequestError, ConfigSource, DescribedConfig
 from rafka.broker.node import StorageNode
-from rafka.broker.share.service import ShareConfig
 from rafka.broker.topic_admin import broker_configs
 from rafka.protocol.errors import ErrorCode
+
+if TYPE_CHECKING:  # the share service is imported with the first share request (apis.py)
+    from rafka.broker.share.service import ShareConfig
 
 log = structlog.get_logger(__name__)
 

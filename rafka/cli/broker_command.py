@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import rafka
 from rafka.broker.config import BrokerConfig, ConfigError
 from rafka.broker.logs import configure_logging, get_logger, parse_level
 
@@ -22,10 +22,7 @@ class BrokerCommandError(Exception):
 
 
 def rafka_version() -> str:
-    try:
-        return version("rafka")
-    except PackageNotFoundError:
-        return "0+unknown"
+    return rafka.__version__
 
 
 def build_config(

@@ -19,9 +19,8 @@ from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import TypeVar
 
-from crc32c import crc32c
-
 from rafka.protocol import record_codec
+from rafka.protocol.checksum import crc32c
 from rafka.protocol.compression import Compression, CorruptRecordError, compress, decompress
 
 HEADER_SIZE = 61
@@ -172,6 +171,16 @@ _MAX_CODEC = max(Compression)
 
 Header = tuple[str, bytes | None]
 _T = TypeVar("_T")
+
+
+def is_transactional_batch(records: bytes | None) -> bool:
+    """Whether a record set's first batch is transactional, from its header alone (the records
+    are not decoded): the low byte of the attributes (an i16 at 21) is at 22."""
+    return bool(
+        records
+        and len(records) >= HEADER_SIZE
+        and records[_ATTRIBUTES_OFFSET + 1] & ATTR_TRANSACTIONAL
+    )
 
 
 @dataclass(slots=True, frozen=True)

@@ -110,3 +110,33 @@ def test_deleted_topic_takes_its_share_state(broker_factory) -> None:
         wait_until(old_state, 30, "the share coordinator loaded")
         assert old_state().start_offset == NO_STATE
         assert summary(client, new_id).start_offset == 3
+
+
+def test_topic_deleted_first_thing_after_a_restart(broker_factory) -> None:
+    """A restarted broker builds its share coordinator at the first share request; a topic
+    deleted before any such request still has its share state removed here."""
+    broker: BrokerProcess = broker_factory().start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
+    produce(broker.bootstrap, {0: 4})
+    with RawClient(broker.bootstrap) as client:
+        reset = set_group_config(client, GROUP, "share.auto.offset.reset", "earliest")
+        assert reset.error_code == ErrorCode.none
+        find_coordinator(client, GROUP)
+        topic_id, got = read_topic(client, "m1")
+        assert got == [(0, 3, 1)]
+        assert summary(client, topic_id).start_offset == 4
+
+    broker.stop()
+    broker.start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics([TOPIC])[TOPIC].result(30)
+    wait_until(lambda: TOPIC not in admin.list_topics(timeout=10).topics, 30, "deleted")
+    with RawClient(broker.bootstrap) as client:
+
+        def state() -> Any:
+            found = summary(client, topic_id)
+            return found if found.error_code == ErrorCode.none else None
+
+        wait_until(state, 30, "the share coordinator loaded")
+        wait_until(lambda: summary(client, topic_id).start_offset == NO_STATE, 30, "deleted")

@@ -29,6 +29,10 @@ log = structlog.get_logger(__name__)
 
 # Group state and committed offsets (the transaction coordinator writes there too).
 OFFSETS_TOPIC = "__consumer_offsets"
+# Transactional ids and their state (the transaction coordinator's).
+TXN_TOPIC = "__transaction_state"
+# Share-partition states (KIP-932's share coordinator).
+SHARE_STATE_TOPIC = "__share_group_state"
 
 # Batches replayed between yields to the event loop, so a long load does not stall other work.
 REPLAY_SLICE = 256

@@ -10,8 +10,7 @@ from typing import Any
 
 from rafka.broker.broker import Broker
 from rafka.broker.cluster.cluster_metadata import TopicImage
-from rafka.broker.coordinator.internal_topic import OFFSETS_TOPIC
-from rafka.broker.coordinator.txn.coordinator import TXN_TOPIC
+from rafka.broker.coordinator.internal_topic import OFFSETS_TOPIC, TXN_TOPIC
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.topic_admin import AdminError

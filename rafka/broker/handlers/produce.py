@@ -17,12 +17,13 @@ import weakref
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.handlers.txn import check_transactional_produce, is_transactional_batch
+from rafka.broker.handlers import lazy
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.net.server import Connection
 from rafka.broker.partition.append import AppendError, AppendResult
 from rafka.broker.security.acl import Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
+from rafka.protocol.records import is_transactional_batch
 
 # (topic, partition, the append or why it failed, error message); an AppendError keeps the
 # record errors and log start offset of a batch with invalid records (KIP-467).
@@ -44,7 +45,7 @@ def make_handler(broker: Broker):
             and _has_transactional_records(request)
         ):
             # As Kafka: the whole request is refused. (Transactional batches without an id are
-            # refused per partition with the same error, see check_transactional_produce.)
+            # refused per partition with the same error, see handlers/txn.py.)
             code = ErrorCode.transactional_id_authorization_failed
             return None if acks == 0 else _all_failed(request, code)
         if acks not in (-1, 0, 1):
@@ -98,8 +99,12 @@ async def _append(
                 missing = broker.absent_partition_error(name, data.index)
                 outcomes.append((name, data.index, missing, None))
                 continue
-            code, message = await check_transactional_produce(
-                broker, request.transactional_id, partition, data.records, ctx.api_version
+            code, message = (
+                await lazy.txn().check_transactional_produce(
+                    broker, request.transactional_id, partition, data.records, ctx.api_version
+                )
+                if is_transactional_batch(data.records)
+                else (ErrorCode.none, None)
             )
             if code is not ErrorCode.none:
                 outcomes.append((name, data.index, code, message))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rafka.broker.broker import Broker
-from rafka.broker.handlers.txn import init_transactional_producer
+from rafka.broker.handlers import lazy
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
@@ -18,7 +18,7 @@ def make_handler(broker: Broker):
                 Operation.WRITE, ResourceType.TRANSACTIONAL_ID, request.transactional_id
             ):
                 return _refused(ErrorCode.transactional_id_authorization_failed)
-            return await init_transactional_producer(broker, ctx, request)
+            return await lazy.txn().init_transactional_producer(broker, ctx, request)
         # As Kafka since KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on any topic (an
         # idempotent producer can do no harm with an id alone).
         if not ctx.authorize(

@@ -34,6 +34,7 @@ from rafka.broker.coordinator.groups.context import CoordinatorError
 from rafka.broker.coordinator.groups.group import GroupState
 from rafka.broker.handlers import share_groups
 from rafka.broker.handlers.offsets import _lookup as offset_for_timestamp
+from rafka.broker.handlers.share_versions import share_specs
 from rafka.broker.net.dispatch import ApiSpec, RequestContext
 from rafka.broker.partition.clock import now_ms
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
@@ -86,9 +87,10 @@ def _message(code: ErrorCode) -> str | None:
     return None if code is ErrorCode.none else MESSAGES.get(code, code.name)
 
 
-def install(apis: dict[int, ApiSpec], broker: Broker) -> None:
+def install(apis: dict[int, ApiSpec], broker: Broker) -> ShareAdmin:
     """Register the share-group APIs (share_groups' and these) sharing one ShareService, and
-    make ListGroups, DescribeGroups and DeleteGroups (registered before) know share groups."""
+    make ListGroups, DescribeGroups and DeleteGroups (registered before) know share groups.
+    The caller tells the returned admin of deleted topics (ShareAdmin.topic_deleted)."""
     coordinator = share_groups.share_state_coordinator(broker)
     service = ShareService(
         share_groups.share_config(broker), CoordinatorPersister(broker, coordinator)
@@ -96,16 +98,17 @@ def install(apis: dict[int, ApiSpec], broker: Broker) -> None:
     apis.update(share_groups.share_apis(broker, coordinator, service))
     admin = ShareAdmin(broker, service, ShareStateAdmin(broker, coordinator))
     service.start_offsets = admin.start_offset
-    broker.topic_deleted_listeners.append(admin.topic_deleted)
     apis.update(
-        {
-            DESCRIBE_SHARE_GROUP_OFFSETS: ApiSpec(0, 1, admin.describe_offsets),
-            ALTER_SHARE_GROUP_OFFSETS: ApiSpec(0, 0, admin.alter_offsets),
-            DELETE_SHARE_GROUP_OFFSETS: ApiSpec(0, 0, admin.delete_offsets),
-            INITIALIZE_SHARE_GROUP_STATE: ApiSpec(0, 0, admin.initialize_state),
-            DELETE_SHARE_GROUP_STATE: ApiSpec(0, 0, admin.delete_state),
-            READ_SHARE_GROUP_STATE_SUMMARY: ApiSpec(0, 1, admin.read_state_summary),
-        }
+        share_specs(
+            {
+                DESCRIBE_SHARE_GROUP_OFFSETS: admin.describe_offsets,
+                ALTER_SHARE_GROUP_OFFSETS: admin.alter_offsets,
+                DELETE_SHARE_GROUP_OFFSETS: admin.delete_offsets,
+                INITIALIZE_SHARE_GROUP_STATE: admin.initialize_state,
+                DELETE_SHARE_GROUP_STATE: admin.delete_state,
+                READ_SHARE_GROUP_STATE_SUMMARY: admin.read_state_summary,
+            }
+        )
     )
     for key, wrap in (
         (LIST_GROUPS, admin.listing_share_groups),
@@ -114,6 +117,7 @@ def install(apis: dict[int, ApiSpec], broker: Broker) -> None:
     ):
         spec = apis[key]
         apis[key] = dataclasses.replace(spec, handler=wrap(spec.handler))
+    return admin
 
 
 class ShareAdmin:

@@ -23,7 +23,8 @@ from rafka.broker import group_configs
 from rafka.broker.broker import Broker
 from rafka.broker.coordinator.groups.context import CoordinatorError
 from rafka.broker.handlers.groups import client_host, group_operations, may_read_group, millis
-from rafka.broker.net.dispatch import ApiSpec, Dispatcher, RequestContext
+from rafka.broker.handlers.share_versions import share_specs
+from rafka.broker.net.dispatch import ApiSpec, RequestContext
 from rafka.broker.partition.replica import Partition
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.share.committed import committed_spans
@@ -51,7 +52,6 @@ SHARE_GROUP_DESCRIBE = 77
 SHARE_FETCH = 78
 SHARE_ACKNOWLEDGE = 79
 
-SHARE_VERSION = 1  # Kafka's share.version feature level that enables share groups
 ASSIGNOR_NAME = "simple"
 
 _BATCH_PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
@@ -105,36 +105,16 @@ def share_apis(
         service = ShareService(share_config(broker), CoordinatorPersister(broker, coordinator))
     # Each group's share.* group configs over the broker's group.share.* keys.
     service.group_settings = group_configs.ShareGroupSettings(broker, service.config)
-    return {
-        SHARE_GROUP_HEARTBEAT: ApiSpec(1, 1, _heartbeat_handler(broker, service)),
-        SHARE_GROUP_DESCRIBE: ApiSpec(1, 1, _describe_handler(broker, service)),
-        SHARE_FETCH: ApiSpec(1, 2, _fetch_handler(broker, service)),
-        SHARE_ACKNOWLEDGE: ApiSpec(1, 2, _acknowledge_handler(broker, service)),
-        READ_SHARE_GROUP_STATE: ApiSpec(0, 0, _read_state_handler(coordinator)),
-        WRITE_SHARE_GROUP_STATE: ApiSpec(0, 0, _write_state_handler(coordinator)),
-    }
-
-
-def with_share_features(features: dict[str, Any], dispatcher: Dispatcher) -> dict[str, Any]:
-    """ApiVersions' features plus share.version (supported 0-1, finalized 1) where the share
-    APIs are served."""
-    if SHARE_FETCH not in dispatcher.apis:
-        return features
-    return {
-        **features,
-        "supported_features": [
-            *features["supported_features"],
-            {"name": "share.version", "min_version": 0, "max_version": SHARE_VERSION},
-        ],
-        "finalized_features": [
-            *features["finalized_features"],
-            {
-                "name": "share.version",
-                "max_version_level": SHARE_VERSION,
-                "min_version_level": SHARE_VERSION,
-            },
-        ],
-    }
+    return share_specs(
+        {
+            SHARE_GROUP_HEARTBEAT: _heartbeat_handler(broker, service),
+            SHARE_GROUP_DESCRIBE: _describe_handler(broker, service),
+            SHARE_FETCH: _fetch_handler(broker, service),
+            SHARE_ACKNOWLEDGE: _acknowledge_handler(broker, service),
+            READ_SHARE_GROUP_STATE: _read_state_handler(coordinator),
+            WRITE_SHARE_GROUP_STATE: _write_state_handler(coordinator),
+        }
+    )
 
 
 # -- ShareGroupHeartbeat, ShareGroupDescribe ---------------------------------------------------

@@ -35,11 +35,10 @@ from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition.replica import Partition
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
-from rafka.protocol.records import ATTR_TRANSACTIONAL, HEADER_SIZE
+from rafka.protocol.records import is_transactional_batch
 
 ADD_PARTITIONS_TO_TXN = 24
 
-_ATTRIBUTES_LOW_BYTE = 22  # the low byte of the batch header's attributes (i16 at 21)
 _PRODUCER_ID_AT = 43  # producerId i64, then producerEpoch i16
 # EndTxn v5 is spoken by clients of transaction version 2 (KIP-890 part 2).
 FIRST_TV2_END_TXN_VERSION = 5
@@ -47,9 +46,6 @@ FIRST_TV2_END_TXN_VERSION = 5
 FIRST_BATCHED_ADD_PARTITIONS_VERSION = 4
 # Produce v12: the broker adds the partition to the transaction (transaction version 2).
 FIRST_TV2_PRODUCE_VERSION = 12
-TRANSACTION_VERSION = 2
-# The feature set never changes at run time, so one epoch serves (clients keep the newest).
-FINALIZED_FEATURES_EPOCH = 1
 # Kafka's Topic.isInternal: a client never adds these to a transaction by AddPartitionsToTxn
 # (offsets go through AddOffsetsToTxn), so they are refused whatever the ACLs say.
 INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TXN_TOPIC})
@@ -76,16 +72,6 @@ def fenced_for(code: ErrorCode, version: int, first_version_with_fenced: int) ->
 
 
 # -- Produce ---------------------------------------------------------------------------------
-
-
-def is_transactional_batch(records: bytes | None) -> bool:
-    """Whether a produced record set's first batch is transactional (from its header alone: the
-    records are not decoded)."""
-    return bool(
-        records
-        and len(records) >= HEADER_SIZE
-        and records[_ATTRIBUTES_LOW_BYTE] & ATTR_TRANSACTIONAL
-    )
 
 
 async def check_transactional_produce(
@@ -184,24 +170,6 @@ async def _verify_remotely(
             for p in topic_result.results_by_partition:
                 return ErrorCode(p.partition_error_code), None
     return ErrorCode.unknown_server_error, None
-
-
-def transaction_features() -> dict[str, Any]:
-    """ApiVersions (v3+) features: transaction version 2 is served and enabled, so clients
-    that know KIP-890 part 2 (Java 4.x) bump the epoch with every transaction."""
-    return {
-        "supported_features": [
-            {"name": "transaction.version", "min_version": 0, "max_version": TRANSACTION_VERSION}
-        ],
-        "finalized_features_epoch": FINALIZED_FEATURES_EPOCH,
-        "finalized_features": [
-            {
-                "name": "transaction.version",
-                "max_version_level": TRANSACTION_VERSION,
-                "min_version_level": TRANSACTION_VERSION,
-            }
-        ],
-    }
 
 
 # -- InitProducerId ------------------------------------------------------------------------------

@@ -47,6 +47,28 @@ _CORRELATION = struct.Struct(">i")
 Handler = Callable[["RequestContext", Any], Awaitable[dict[str, Any] | bytes | list[bytes] | None]]
 
 
+class LazyHandler:
+    """A handler built at its API's first request: `build` imports what the API needs (the group,
+    transaction and share coordinators are a third of the broker's imports), so a broker starts
+    without what its clients may never use."""
+
+    __slots__ = ("_build", "_handler")
+
+    def __init__(self, build: Callable[[], Handler]) -> None:
+        self._build: Callable[[], Handler] | None = build
+        self._handler: Handler | None = None
+
+    def __call__(
+        self, ctx: RequestContext, request: Any
+    ) -> Awaitable[dict[str, Any] | bytes | list[bytes] | None]:
+        handler = self._handler
+        if handler is None:
+            assert self._build is not None
+            handler = self._handler = self._build()
+            self._build = None
+        return handler(ctx, request)
+
+
 @dataclass(slots=True, frozen=True)
 class ApiSpec:
     min_version: int

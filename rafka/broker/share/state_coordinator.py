@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from rafka.broker.coordinator.internal_topic import (
+    SHARE_STATE_TOPIC,
     InternalShard,
     InternalTopicCoordinator,
     ShardState,
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-SHARE_STATE_TOPIC = "__share_group_state"
 # How long a read or write waits for the key's shard to finish loading.
 LOAD_WAIT_S = 10.0
 

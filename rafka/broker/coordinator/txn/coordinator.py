@@ -33,6 +33,7 @@ import structlog
 
 from rafka.broker.coordinator.internal_topic import (
     OFFSETS_TOPIC,
+    TXN_TOPIC,
     CoordinatorLocation,
     InternalTopicCoordinator,
 )
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-TXN_TOPIC = "__transaction_state"
 # How long EndTxn waits for the markers and the Complete* record before answering anyway (the
 # outcome is decided by then; the completion goes on in the background). Waiting means the
 # data is visible when the producer learns of its commit, and its next transaction is not
