@@ -51,6 +51,7 @@ from rafka.broker.replica_moves import ReplicaMoves
 from rafka.broker.topic_admin import (
     apply_topic_configs,
     create_topic,
+    delete_records,
     delete_topic,
     ensure_internal_topic,
     refresh_broker_defaults,
@@ -706,6 +707,9 @@ class Broker:
 
     async def delete_topic(self, topic: TopicImage) -> None:
         await delete_topic(self, topic)
+
+    async def delete_records(self, partition: Partition, offset: int) -> int:
+        return await delete_records(self, partition, offset)
 
     async def call_controller(self, api_key: int, version: int, data: dict[str, Any]) -> Any:
         return await self.controller_client.call(api_key, version, data)

@@ -102,3 +102,8 @@ class CoordinatorNode(Node, Protocol):
     async def ensure_internal_topic(
         self, name: str, num_partitions: int, replication_factor: int, configs: dict[str, str]
     ) -> TopicImage: ...
+
+    async def delete_records(self, partition: Partition, offset: int) -> int:
+        """Move the log start offset of a partition this node leads to `offset` (DeleteRecords);
+        the new log start offset."""
+        ...

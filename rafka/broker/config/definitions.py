@@ -314,6 +314,21 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
       "partition.", min=100),
     D("group.share.max.size", _I, 200, "Maximum members of a share group.", min=1, max=1000),
     D("group.share.max.share.sessions", _I, 2000, "Share sessions a broker keeps.", min=1),
+    # --- share coordinator (KIP-932: share-partition states in __share_group_state)
+    D("share.coordinator.state.topic.num.partitions", _I, _INTERNAL_TOPIC_PARTITIONS,
+      "Partitions of __share_group_state (rafka: 8, Kafka: 50).", min=1),
+    D("share.coordinator.state.topic.replication.factor", _SH, 3,
+      "Replication factor of __share_group_state (single node: 1).", min=1),
+    D("share.coordinator.state.topic.min.isr", _SH, 2,
+      "min.insync.replicas of __share_group_state (single node: 1).", min=1),
+    D("share.coordinator.snapshot.update.records.per.snapshot", _I, 500,
+      "Update records a share partition's state gets between two snapshot records.",
+      min=0, max=500),
+    D("share.coordinator.state.topic.prune.interval.ms", _I, 300000,
+      "How often __share_group_state is pruned below the states' latest snapshots.", min=1),
+    D("share.coordinator.cold.partition.snapshot.interval.ms", _I, 300000,
+      "How often share partitions not updated meanwhile get a fresh snapshot (so that "
+      "pruning passes their old one).", min=1),
     # --- transactions and idempotence
     D("transaction.state.log.num.partitions", _I, _INTERNAL_TOPIC_PARTITIONS,
       "Partitions of __transaction_state (rafka: 8, Kafka: 50).", min=1),
@@ -420,5 +435,7 @@ SINGLE_NODE_DEFAULTS: dict[str, Any] = {
     "offsets.topic.replication.factor": 1,
     "transaction.state.log.replication.factor": 1,
     "transaction.state.log.min.isr": 1,
+    "share.coordinator.state.topic.replication.factor": 1,
+    "share.coordinator.state.topic.min.isr": 1,
     "group.initial.rebalance.delay.ms": 0,
 }

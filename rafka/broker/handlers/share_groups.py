@@ -17,6 +17,7 @@ import asyncio
 import struct
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from rafka.broker import group_configs
@@ -73,20 +74,17 @@ def share_config(broker: Broker) -> ShareConfig:
     )
 
 
-# Kafka's share.coordinator.snapshot.update.records.per.snapshot default.
-SNAPSHOT_UPDATE_RECORDS = 500
-
-
 def share_state_coordinator(broker: Broker) -> ShareStateCoordinator:
-    """The share coordinator, with the `__consumer_offsets` settings for its topic (Kafka's
-    share.coordinator.state.topic.* keys are not configurable yet)."""
+    """The share coordinator, configured by Kafka's share.coordinator.* keys."""
     get = broker.config.get_int
     coordinator = ShareStateCoordinator(
         broker,
-        partitions=get("offsets.topic.num.partitions"),
-        replication_factor=get("offsets.topic.replication.factor"),
-        min_isr=1,
-        snapshot_every=SNAPSHOT_UPDATE_RECORDS,
+        partitions=get("share.coordinator.state.topic.num.partitions"),
+        replication_factor=get("share.coordinator.state.topic.replication.factor"),
+        min_isr=get("share.coordinator.state.topic.min.isr"),
+        snapshot_every=get("share.coordinator.snapshot.update.records.per.snapshot"),
+        prune_interval_ms=get("share.coordinator.state.topic.prune.interval.ms"),
+        cold_snapshot_interval_ms=get("share.coordinator.cold.partition.snapshot.interval.ms"),
     )
     coordinator.start()
     return coordinator
@@ -472,6 +470,11 @@ def _fetch_handler(broker: Broker, service: ShareService):
             session = service.sessions.for_fetch(group_id, member_id, epoch)
         except SessionError as exc:
             return _top_level(lock_ms, exc.code, exc.message)
+        if epoch == INITIAL_EPOCH:
+            # One per member and connection, however often it reopens its session here.
+            ctx.connection.on_lost[("share session", group_id, member_id)] = partial(
+                service.session_disconnected, session
+            )
         results: dict[tuple[uuid.UUID, int], _PartitionResult] = {}
         acked: list[_PartitionResult] = []
         released = False

@@ -88,6 +88,9 @@ class Connection(asyncio.Protocol):
         # The listener it came in on: Metadata and FindCoordinator answer with that listener's
         # advertised addresses (a container has one for the host and one for its network).
         self.listener = ""
+        # Called once the connection is gone, one per key (share sessions end with the
+        # connection that opened them, as Kafka's ShareSessionCache does on a disconnect).
+        self.on_lost: dict[object, Callable[[], None]] = {}
         # Who the client is: User:<certificate DN> after mTLS, User:<name> after SASL, else
         # User:ANONYMOUS.
         self.principal = ANONYMOUS
@@ -183,6 +186,12 @@ class Connection(asyncio.Protocol):
             task.cancel()
         self._pending.clear()
         self._on_close(self)
+        callbacks, self.on_lost = self.on_lost, {}
+        for callback in callbacks.values():
+            try:
+                callback()
+            except Exception:
+                log.exception("connection close callback failed", peer=self.peer)
 
 
 class Listener:

@@ -31,7 +31,7 @@ import structlog
 
 from rafka.broker.share.group import ShareGroups
 from rafka.broker.share.partition_state import SharePartitionState
-from rafka.broker.share.sessions import ShareSessions
+from rafka.broker.share.sessions import ShareSession, ShareSessions
 from rafka.broker.share.state_records import PersistedShareState, ShareKey
 from rafka.protocol.errors import ErrorCode
 
@@ -293,6 +293,15 @@ class ShareService:
     def member_gone(self, group_id: str, member_id: str) -> None:
         self.sessions.close(group_id, member_id)
         self.release_member(group_id, member_id)
+
+    def session_disconnected(self, session: ShareSession) -> None:
+        """The connection that opened `session` closed: as Kafka, the session ends and the
+        member's acquired records go back at once (not when their locks expire). A session
+        the member opened again meanwhile (on another connection) stays."""
+        key = (session.group_id, session.member_id)
+        if self.sessions.sessions.get(key) is session:
+            self.member_gone(*key)
+            self.reschedule()
 
     # -- waking fetches and timers -----------------------------------------------------------
 

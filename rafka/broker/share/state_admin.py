@@ -107,6 +107,10 @@ async def _append(
             max_message_bytes=shard.partition.log.config.max_message_bytes,
             log_append_time=False,
         )
+        first = result.last_offset - len(more)
+        shard.appended(key, first, None if value is None else True)
+        for other in more:
+            shard.appended(other, first, None)
         await shard.partition.wait_committed(result.last_offset)
     except AppendError as exc:
         shard.close()

@@ -16,8 +16,11 @@ not write over it (it drops its copy and reads the new state). Records for a key
 share partition's state with a write of its start offset alone.
 
 The topic is `cleanup.policy=delete` with no retention limit: compaction would keep only the
-last update of a key, which holds only the batches that changed. Kafka prunes records below
-every key's last snapshot; that is not done here yet.
+last update of a key, which holds only the batches that changed. Instead, as Kafka, the leader
+prunes it (share.coordinator.state.topic.prune.interval.ms): the records below every live key's
+latest snapshot are redundant, so the log start offset moves there (DeleteRecords). A key that
+is no longer written would hold that point back forever, so each key not written for
+share.coordinator.cold.partition.snapshot.interval.ms while others were gets a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -80,6 +83,32 @@ class ShareStateShard(InternalShard):
         self.snapshot_every = snapshot_every
         self.states: dict[ShareKey, PersistedShareState] = {}
         self.updates_since_snapshot: dict[ShareKey, int] = {}
+        # Each live key's latest snapshot record (its offset, set as soon as it is appended):
+        # what a replay starts from, so the records below all of them are redundant.
+        self.snapshot_offsets: dict[ShareKey, int] = {}
+        # The keys written since the last cold-snapshot pass, and the offset of the last record
+        # written for a client (not a cold snapshot).
+        self.written: set[ShareKey] = set()
+        self.last_write = -1
+
+    def appended(
+        self, key: ShareKey, offset: int, snapshot: bool | None, cold: bool = False
+    ) -> None:
+        """Note a record of `key` at `offset`: a snapshot, an update (False) or a tombstone
+        (None)."""
+        self.written.add(key)
+        if not cold:
+            self.last_write = max(self.last_write, offset)
+        if snapshot is None:
+            self.snapshot_offsets.pop(key, None)
+        elif snapshot:
+            self.snapshot_offsets[key] = offset
+
+    def redundant_below(self) -> int:
+        """The offset the log may start at: every live key's latest snapshot at or above it,
+        and nothing uncommitted below it."""
+        high_watermark = self.partition.high_watermark
+        return min(min(self.snapshot_offsets.values(), default=high_watermark), high_watermark)
 
     async def load(self) -> None:
         partition = self.partition
@@ -87,12 +116,14 @@ class ShareStateShard(InternalShard):
         high_watermark = await self.replay_point()
         states: dict[ShareKey, PersistedShareState] = {}
         updates: dict[ShareKey, int] = {}
+        snapshots: dict[ShareKey, int] = {}
         async for record in self.records_below(high_watermark, "share state log"):
             try:
                 record_type, key = decode_key(record.key)
                 if record.value is None:
                     states.pop(key, None)
                     updates.pop(key, None)
+                    snapshots.pop(key, None)
                     continue
                 value = decode_value(record_type, record.value)
             except ShareRecordError as exc:
@@ -100,9 +131,12 @@ class ShareStateShard(InternalShard):
                           error=str(exc))  # fmt: skip
                 continue
             replay(states, updates, key, value)
+            if value.snapshot:
+                snapshots[key] = record.offset
         if self.state is ShardState.CLOSED:
             return
         self.states, self.updates_since_snapshot = states, updates
+        self.snapshot_offsets = {key: snapshots[key] for key in states if key in snapshots}
         self.state = ShardState.ACTIVE
         log.info(
             "share coordinator loaded",
@@ -163,6 +197,18 @@ class ShareStateShard(InternalShard):
             self.updates_since_snapshot[key] = 0
         else:
             self.updates_since_snapshot[key] = self.updates_since_snapshot.get(key, 0) + 1
+        return await self._append(key, value)
+
+    async def snapshot(self, key: ShareKey) -> ErrorCode:
+        """Write `key`'s state again as a snapshot (a cold share partition's, for pruning)."""
+        state = self.states.get(key)
+        if state is None or self.state is not ShardState.ACTIVE or not self.still_leader():
+            return ErrorCode.none
+        state.snapshot_epoch += 1
+        self.updates_since_snapshot[key] = 0
+        return await self._append(key, state.to_snapshot(now_ms()), cold=True)
+
+    async def _append(self, key: ShareKey, value: ShareStateValue, cold: bool = False) -> ErrorCode:
         record_type = SNAPSHOT if value.snapshot else UPDATE
         batch = build_batch([(encode_key(record_type, key), encode_value(value), (), now_ms())])
         try:
@@ -171,6 +217,7 @@ class ShareStateShard(InternalShard):
                 max_message_bytes=self.partition.log.config.max_message_bytes,
                 log_append_time=False,
             )
+            self.appended(key, result.last_offset, value.snapshot, cold)
             await self.partition.wait_committed(result.last_offset)
         except AppendError as exc:
             self.close()
@@ -211,16 +258,78 @@ class ShareStateCoordinator(InternalTopicCoordinator[ShareStateShard]):
         replication_factor: int,
         min_isr: int,
         snapshot_every: int,
+        prune_interval_ms: int = 300_000,
+        cold_snapshot_interval_ms: int = 300_000,
     ) -> None:
         super().__init__(broker)
         self.num_partitions = partitions
         self.replication_factor = replication_factor
         self.min_isr = min_isr
         self.snapshot_every = snapshot_every
+        self.prune_interval_ms = prune_interval_ms
+        self.cold_snapshot_interval_ms = cold_snapshot_interval_ms
+        self._housekeeping: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Shards load on first need (a read or write) and with leadership checks there."""
         self._running = True
+        self._housekeeping = asyncio.get_running_loop().create_task(
+            self._keep_house(), name="share-state-housekeeping"
+        )
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
+
+    # -- pruning -------------------------------------------------------------------------------
+
+    async def _keep_house(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_prune = loop.time() + self.prune_interval_ms / 1000
+        next_cold = loop.time() + self.cold_snapshot_interval_ms / 1000
+        while self._running:
+            await asyncio.sleep(max(min(next_prune, next_cold) - loop.time(), 0))
+            try:
+                if loop.time() >= next_cold:
+                    next_cold = loop.time() + self.cold_snapshot_interval_ms / 1000
+                    await self.snapshot_cold_partitions()
+                if loop.time() >= next_prune:
+                    next_prune = loop.time() + self.prune_interval_ms / 1000
+                    await self.prune()
+            except Exception:
+                log.exception("share state housekeeping failed")
+
+    async def snapshot_cold_partitions(self) -> None:
+        """A fresh snapshot of each key not written since the last pass whose latest snapshot
+        is older than the last write for a client: it holds the pruning back. An idle shard
+        gets none (each key's snapshot is then past every client write)."""
+        for shard in list(self.shards.values()):
+            written, shard.written = shard.written, set()
+            if shard.state is not ShardState.ACTIVE:
+                continue
+            cold = [
+                key
+                for key in shard.states
+                if key not in written and shard.snapshot_offsets.get(key, -1) < shard.last_write
+            ]
+            for key in cold:
+                code = await shard.snapshot(key)
+                if code is not ErrorCode.none:
+                    break
+
+    async def prune(self) -> None:
+        """Move each led shard's log start offset up to its redundant prefix."""
+        for shard in list(self.shards.values()):
+            if shard.state is not ShardState.ACTIVE or not shard.still_leader():
+                continue
+            offset = shard.redundant_below()
+            if offset > shard.partition.log_start_offset:
+                await self.broker.delete_records(shard.partition, offset)
+                log.info(
+                    "share state pruned", partition=shard.partition.name, log_start_offset=offset
+                )
 
     def _new_shard(self, index: int, partition: Partition) -> ShareStateShard:
         return ShareStateShard(index, partition, self.snapshot_every)
