@@ -542,15 +542,17 @@ class ShareAdmin:
         return {"results": await _per_partition(ctx, request, one)}
 
     async def read_state_summary(self, ctx: RequestContext, request: Any) -> dict[str, Any]:
+        blank: dict[str, Any] = {
+            "error_code": ErrorCode.none,
+            "error_message": None,
+            "state_epoch": 0,
+            "leader_epoch": DEFAULT_LEADER_EPOCH,
+            "start_offset": UNINITIALIZED,
+            "delivery_complete_count": UNINITIALIZED,
+        }
+
         async def one(key: ShareKey, part: Any) -> dict[str, Any]:
-            entry: dict[str, Any] = {
-                "error_code": ErrorCode.none,
-                "error_message": None,
-                "state_epoch": 0,
-                "leader_epoch": DEFAULT_LEADER_EPOCH,
-                "start_offset": UNINITIALIZED,
-                "delivery_complete_count": UNINITIALIZED,
-            }
+            entry = dict(blank)
             try:
                 summary = await self.states.summary_here(key)
             except ShareStateError as exc:
@@ -564,15 +566,17 @@ class ShareAdmin:
                 )
             return entry
 
-        return {"results": await _per_partition(ctx, request, one)}
+        return {"results": await _per_partition(ctx, request, one, blank)}
 
 
 async def _per_partition(
     ctx: RequestContext,
     request: Any,
     one: Callable[[ShareKey, Any], Awaitable[dict[str, Any]]],
+    blank: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """A share coordinator request's results, partition by partition (CLUSTER_ACTION)."""
+    """A share coordinator request's results, partition by partition (CLUSTER_ACTION); a
+    refused partition's entry is `blank` (the fields its response requires) with the error."""
     allowed = not ctx.acls_apply or ctx.authorize(
         Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME
     )
@@ -583,7 +587,7 @@ async def _per_partition(
             if allowed:
                 entry = await one((request.group_id, topic.topic_id, part.partition), part)
             else:
-                entry = {"error_code": ErrorCode.cluster_authorization_failed}
+                entry = {**(blank or {}), "error_code": ErrorCode.cluster_authorization_failed}
             partitions.append({"partition": part.partition, **entry})
         results.append({"topic_id": topic.topic_id, "partitions": partitions})
     return results

@@ -224,6 +224,19 @@ def _described(
     except ShareGroupError as exc:
         entry.update(error_code=exc.code, error_message=exc.message)
         return entry
+    if ctx.acls_apply:
+        # As Kafka 4.3: a group holding a topic (subscribed or assigned) the principal may not
+        # DESCRIBE is not described at all.
+        names = group.topic_names()
+        topics = {t for m in group.members.values() for t in m.subscribed_topic_names}
+        topics |= {names.get(t, "") for m in group.members.values() for t in m.assignment}
+        if not all(ctx.authorize(Operation.DESCRIBE, ResourceType.TOPIC, t) for t in topics):
+            entry.update(
+                error_code=ErrorCode.topic_authorization_failed,
+                error_message="The group has described topic(s) that the client is not "
+                "authorized to describe.",
+            )
+            return entry
     entry.update(
         group_state=group.state,
         group_epoch=group.group_epoch,
@@ -430,12 +443,13 @@ def _top_level(lock_ms: int, code: ErrorCode, message: str | None) -> dict[str, 
 
 
 def _request_error(ctx: RequestContext, request: Any) -> tuple[ErrorCode, str | None]:
+    # As Kafka 4.3's KafkaApis: READ on the group first, whatever the ids hold.
+    if not may_read_group(ctx, request.group_id):
+        return ErrorCode.group_authorization_failed, None
     if not request.group_id:
         return ErrorCode.invalid_request, "GroupId can't be empty."
     if not request.member_id:
         return ErrorCode.invalid_request, "MemberId can't be empty."
-    if not may_read_group(ctx, request.group_id):
-        return ErrorCode.group_authorization_failed, None
     return ErrorCode.none, None
 
 
