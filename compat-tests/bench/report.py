@@ -254,8 +254,10 @@ def render(results: dict[str, Any], png: str | None, chart_error: str | None) ->
         "/proc samples every 20 ms (the kernel counts in 10 ms ticks: short runs are coarse); "
         "in brackets, the broker's CPU time per MB produced or consumed.",
         "- Start to first Metadata answer: from spawning the broker process (storage already "
-        "formatted for Kafka) to the first Metadata v4 response listing a broker. Idle RSS: 2 s "
-        "after that; peak RSS: the process's high-water mark (VmHWM) after all workloads.",
+        "formatted for Kafka) to the first Metadata v4 response listing a broker; the median of "
+        "5 starts, each on a fresh data directory (the last one serves the workloads). Idle "
+        "RSS: 2 s after that; peak RSS: the process's high-water mark (VmHWM) after all "
+        "workloads.",
         "",
         "## CPU per workload",
         "",

@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -34,6 +35,10 @@ ROOT = HERE.parents[1]
 STARTUP_LIMIT_S = 120.0
 IDLE_SETTLE_S = 2.0
 STOP_GRACE_S = 30.0
+# Starts timed per broker, each on a fresh data directory; the figure is their median, since one
+# start is at the mercy of the page cache (the first after an image build or a big write reads
+# its code from disk).
+START_SAMPLES = 5
 QUEUE_BACKOFF_MS = 10  # the consumers' fetch.queue.backoff.ms (see workloads)
 SECTIONS = ("single", "scale", "cluster3")  # what --only chooses from
 
@@ -154,13 +159,43 @@ def bench_broker(
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def timed_starts(
+    peer: peers.Peer, args: argparse.Namespace, scratch: Path, count: int
+) -> list[float]:
+    """Spawn to first Metadata answer (ms) of `count` starts, each on a fresh data directory
+    and stopped once timed."""
+    samples = []
+    for i in range(count):
+        data_dir = scratch / f"start-{i}"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+        port = probes.free_port()
+        launch = peer.prepare(data_dir, port, [probes.free_port()])
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            ["taskset", "-c", str(args.broker_core), *launch.command],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, **launch.env}, start_new_session=True,
+        )
+        try:
+            samples.append(probes.wait_for_metadata(port, started, process, STARTUP_LIMIT_S))
+        finally:
+            stop(process)
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return samples
+
+
 def _bench_in(
     data_dir: Path, peer: peers.Peer, args: argparse.Namespace, sizes: Sizes, work_dir: Path
 ) -> dict[str, Any]:
+    entry: dict[str, Any] = {"status": "ran", "workloads": {}}
+    try:
+        samples = timed_starts(peer, args, work_dir / f"{peer.key}-starts", START_SAMPLES - 1)
+    except RuntimeError as exc:
+        return {**entry, "status": "failed", "reason": f"did not start: {exc}"}
     port = probes.free_port()
     launch = peer.prepare(data_dir, port, [probes.free_port()])
-    command = shlex.join(launch.command).replace(f"{ROOT}/", "")
-    entry: dict[str, Any] = {"status": "ran", "command": command, "workloads": {}}
+    entry["command"] = shlex.join(launch.command).replace(f"{ROOT}/", "")
     with (work_dir / f"{peer.key}-broker.log").open("w") as out:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -169,12 +204,17 @@ def _bench_in(
             start_new_session=True,
         )
         try:
-            entry["startup_ms"] = probes.wait_for_metadata(port, started, process, STARTUP_LIMIT_S)
+            samples.append(probes.wait_for_metadata(port, started, process, STARTUP_LIMIT_S))
         except RuntimeError as exc:
             stop(process)
             return {**entry, "status": "failed", "reason": f"did not start: {exc}"}
+        entry["startup_ms"] = statistics.median(samples)
+        entry["startup_samples_ms"] = samples
         try:
-            log(f"[{peer.key}] first Metadata answer after {entry['startup_ms']:.0f} ms")
+            log(
+                f"[{peer.key}] first Metadata answer after {entry['startup_ms']:.0f} ms (median "
+                f"of {len(samples)} starts: {', '.join(f'{s:.0f}' for s in samples)} ms)"
+            )
             time.sleep(IDLE_SETTLE_S)
             entry["idle_rss_mb"] = probes.rss_mb(process.pid)
             for workload in workloads(sizes, args.partitions):
