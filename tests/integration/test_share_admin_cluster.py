@@ -10,21 +10,19 @@ import pytest
 from cluster import wait_until
 from cluster_fixtures import create_topic, running_cluster
 from confluent_kafka import Producer
-from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
-from kio.schema.find_coordinator.v4.response import FindCoordinatorResponse
-from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
-from kio.schema.metadata.v12.response import MetadataResponse
 from raw_client import RawClient
-from test_share_admin_raw import (
+from share_support import (
     acquired,
     alter_offsets,
     altered,
+    coordinator_of,
     delete_groups,
     delete_offsets,
     describe_offsets,
     heartbeat,
     offsets_of,
     share_fetch,
+    topic_metadata,
 )
 
 from rafka.broker.coordinator.placement import partition_for
@@ -41,15 +39,7 @@ SHARE_STATE_TOPIC = "__share_group_state"
 
 def metadata(client: RawClient, topic: str) -> tuple[str, dict[int, int]]:
     """(topic id, partition -> leader)."""
-    response = client.request(
-        MetadataRequest(
-            topics=(MetadataRequestTopic(topic_id=None, name=topic),),
-            allow_auto_topic_creation=False,
-            include_topic_authorized_operations=False,
-        ),
-        MetadataResponse,
-    )
-    (found,) = response.topics
+    found = topic_metadata(client, topic)
     assert found.error_code == ErrorCode.none, found
     return found.topic_id, {p.partition_index: p.leader_id for p in found.partitions}
 
@@ -63,16 +53,8 @@ def test_share_admin_across_brokers(tmp_path) -> None:
                 producer.produce(TOPIC, str(value).encode(), partition=partition)
         assert producer.flush(30) == 0
         with RawClient(cluster.address(1)) as any_node:
-
-            def find() -> int:
-                found = any_node.request(
-                    FindCoordinatorRequest(key_type=0, coordinator_keys=(GROUP,)),
-                    FindCoordinatorResponse,
-                ).coordinators[0]
-                return found.node_id if found.error_code == ErrorCode.none else -1
-
-            wait_until(lambda: find() > 0, 30, "the group coordinator")
-            coordinator = find()
+            wait_until(lambda: coordinator_of(any_node, GROUP) > 0, 30, "the group coordinator")
+            coordinator = coordinator_of(any_node, GROUP)
             topic_id, leaders = metadata(any_node, TOPIC)
         with RawClient(cluster.address(coordinator)) as client:
             # Offsets altered before any member: the group is created, empty.

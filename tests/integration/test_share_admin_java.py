@@ -7,7 +7,7 @@ the next consumer gets the records again from the new offset), deleteShareGroupO
 deleteShareGroups.
 
 The admin is compat-tests/java/src/test-only/ShareGroupAdmin.java, one JVM answering commands
-on stdin; the consumers are test_share_groups_java's ShareGroupMember.
+on stdin; the consumers are share_support's ShareMember (ShareGroupMember.java).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from broker_process import BrokerProcess
 from cluster import wait_until
 from confluent_kafka.admin import AdminClient, NewTopic
 from java_process import JavaProcess
-from test_share_groups_java import GROUP, TOPIC, ShareMember, produce, share_classpath
+from share_support import JAVA_GROUP as GROUP
+from share_support import JAVA_TOPIC as TOPIC
+from share_support import ShareMember, produce_values, share_classpath
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -74,7 +76,7 @@ def test_java_admin_share_group_offsets(broker_factory) -> None:
     bootstrap = broker.bootstrap
     topics = AdminClient({"bootstrap.servers": bootstrap})
     topics.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
-    produce(bootstrap, range(RECORDS), RECORDS)
+    produce_values(bootstrap, range(RECORDS), RECORDS)
     admin = AdminProcess(bootstrap, classpath)
     members: list[ShareMember] = []
     try:

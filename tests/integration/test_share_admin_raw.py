@@ -8,26 +8,17 @@ resources in DescribeConfigs/IncrementalAlterConfigs). Altered offsets survive a
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from broker_process import BrokerProcess
 from cluster import wait_until
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from kio.schema.alter_share_group_offsets.v0 import request as alter_req
-from kio.schema.alter_share_group_offsets.v0.response import AlterShareGroupOffsetsResponse
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.api_versions.v3.response import ApiVersionsResponse
-from kio.schema.delete_groups.v2.request import DeleteGroupsRequest
-from kio.schema.delete_groups.v2.response import DeleteGroupsResponse
-from kio.schema.delete_share_group_offsets.v0 import request as delete_req
-from kio.schema.delete_share_group_offsets.v0.response import DeleteShareGroupOffsetsResponse
 from kio.schema.delete_share_group_state.v0 import request as delete_state_req
 from kio.schema.delete_share_group_state.v0.response import DeleteShareGroupStateResponse
-from kio.schema.describe_configs.v4 import request as configs_req
-from kio.schema.describe_configs.v4.response import DescribeConfigsResponse
 from kio.schema.describe_groups.v5.request import DescribeGroupsRequest as DescribeGroupsV5
 from kio.schema.describe_groups.v5.response import DescribeGroupsResponse as DescribedGroupsV5
 from kio.schema.describe_groups.v6.request import DescribeGroupsRequest
@@ -36,256 +27,36 @@ from kio.schema.describe_share_group_offsets.v0 import request as describe_v0
 from kio.schema.describe_share_group_offsets.v0.response import (
     DescribeShareGroupOffsetsResponse as DescribedOffsetsV0,
 )
-from kio.schema.describe_share_group_offsets.v1 import request as describe_req
-from kio.schema.describe_share_group_offsets.v1.response import DescribeShareGroupOffsetsResponse
-from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
-from kio.schema.find_coordinator.v4.response import FindCoordinatorResponse
-from kio.schema.incremental_alter_configs.v1 import request as alter_configs_req
-from kio.schema.incremental_alter_configs.v1.response import IncrementalAlterConfigsResponse
 from kio.schema.initialize_share_group_state.v0 import request as init_req
 from kio.schema.initialize_share_group_state.v0.response import (
     InitializeShareGroupStateResponse,
 )
-from kio.schema.list_groups.v5.request import ListGroupsRequest
-from kio.schema.list_groups.v5.response import ListGroupsResponse
-from kio.schema.read_share_group_state_summary.v1 import request as summary_req
-from kio.schema.read_share_group_state_summary.v1.response import (
-    ReadShareGroupStateSummaryResponse,
-)
-from kio.schema.share_fetch.v2 import request as fetch_req
-from kio.schema.share_fetch.v2.response import ShareFetchResponse
-from kio.schema.share_group_heartbeat.v1.request import ShareGroupHeartbeatRequest
-from kio.schema.share_group_heartbeat.v1.response import ShareGroupHeartbeatResponse
 from raw_client import RawClient
+from share_support import ADMIN_PARTITIONS as PARTITIONS
+from share_support import ADMIN_TOPIC as TOPIC
+from share_support import (
+    APPEND,
+    acquired,
+    alter_offsets,
+    altered,
+    delete_groups,
+    delete_offsets,
+    describe_offsets,
+    find_coordinator,
+    group_configs,
+    heartbeat,
+    join,
+    list_groups,
+    offsets_of,
+    produce,
+    set_group_config,
+    share_fetch,
+    state_summary,
+)
 
 from rafka.protocol.errors import ErrorCode
 
 pytestmark = pytest.mark.timeout(180)
-
-TOPIC = "admin-queue"
-PARTITIONS = 2
-GROUP_RESOURCE = 32
-SET, APPEND = 0, 2
-ACCEPT = 1
-
-
-# -- requests ------------------------------------------------------------------------------------
-
-
-def heartbeat(
-    client: RawClient, group: str, member: str, epoch: int, topics: tuple[str, ...] | None = None
-) -> Any:
-    return client.request(
-        ShareGroupHeartbeatRequest(
-            group_id=group, member_id=member, member_epoch=epoch, subscribed_topic_names=topics
-        ),
-        ShareGroupHeartbeatResponse,
-    )
-
-
-def share_fetch(
-    client: RawClient,
-    group: str,
-    member: str,
-    epoch: int,
-    topic_id: uuid.UUID,
-    partition: int = 0,
-    acks: tuple[tuple[int, int], ...] = (),
-    wait_ms: int = 0,
-) -> Any:
-    batches = tuple(
-        fetch_req.AcknowledgementBatch(first_offset=f, last_offset=la, acknowledge_types=(ACCEPT,))
-        for f, la in acks
-    )
-    return client.request(
-        fetch_req.ShareFetchRequest(
-            group_id=group,
-            member_id=member,
-            share_session_epoch=epoch,
-            max_wait=timedelta(milliseconds=wait_ms),
-            min_bytes=1,
-            max_records=500,
-            batch_size=500,
-            topics=(
-                fetch_req.FetchTopic(
-                    topic_id=topic_id,
-                    partitions=(
-                        fetch_req.FetchPartition(
-                            partition_index=partition, acknowledgement_batches=batches
-                        ),
-                    ),
-                ),
-            ),
-            forgotten_topics_data=(),
-        ),
-        ShareFetchResponse,
-    )
-
-
-def acquired(response: Any) -> list[tuple[int, int, int]]:
-    assert response.error_code == ErrorCode.none, response
-    return [
-        (r.first_offset, r.last_offset, r.delivery_count)
-        for topic in response.responses
-        for p in topic.partitions
-        for r in p.acquired_records
-    ]
-
-
-def describe_offsets(
-    client: RawClient, group: str, topics: dict[str, tuple[int, ...]] | None = None
-) -> Any:
-    wanted = None
-    if topics is not None:
-        wanted = tuple(
-            describe_req.DescribeShareGroupOffsetsRequestTopic(topic_name=t, partitions=ps)
-            for t, ps in topics.items()
-        )
-    response = client.request(
-        describe_req.DescribeShareGroupOffsetsRequest(
-            groups=(
-                describe_req.DescribeShareGroupOffsetsRequestGroup(group_id=group, topics=wanted),
-            )
-        ),
-        DescribeShareGroupOffsetsResponse,
-    )
-    (described,) = response.groups
-    return described
-
-
-def offsets_of(described: Any) -> dict[tuple[str, int], tuple[int, int, int]]:
-    """(topic, partition) -> (start offset, leader epoch, lag), every partition error-free."""
-    assert described.error_code == ErrorCode.none, described
-    out = {}
-    for topic in described.topics:
-        for p in topic.partitions:
-            assert p.error_code == ErrorCode.none, p
-            out[(topic.topic_name, p.partition_index)] = (p.start_offset, p.leader_epoch, p.lag)
-    return out
-
-
-def alter_offsets(client: RawClient, group: str, topic: str, offsets: dict[int, int]) -> Any:
-    return client.request(
-        alter_req.AlterShareGroupOffsetsRequest(
-            group_id=group,
-            topics=(
-                alter_req.AlterShareGroupOffsetsRequestTopic(
-                    topic_name=topic,
-                    partitions=tuple(
-                        alter_req.AlterShareGroupOffsetsRequestPartition(
-                            partition_index=p, start_offset=o
-                        )
-                        for p, o in offsets.items()
-                    ),
-                ),
-            ),
-        ),
-        AlterShareGroupOffsetsResponse,
-    )
-
-
-def altered(response: Any) -> dict[tuple[str, int], ErrorCode]:
-    assert response.error_code == ErrorCode.none, response
-    return {
-        (t.topic_name, p.partition_index): p.error_code
-        for t in response.responses
-        for p in t.partitions
-    }
-
-
-def delete_offsets(client: RawClient, group: str, *topics: str) -> Any:
-    return client.request(
-        delete_req.DeleteShareGroupOffsetsRequest(
-            group_id=group,
-            topics=tuple(
-                delete_req.DeleteShareGroupOffsetsRequestTopic(topic_name=t) for t in topics
-            ),
-        ),
-        DeleteShareGroupOffsetsResponse,
-    )
-
-
-def list_groups(client: RawClient, types: tuple[str, ...] = (), states: tuple[str, ...] = ()):
-    response = client.request(
-        ListGroupsRequest(states_filter=states, types_filter=types), ListGroupsResponse
-    )
-    assert response.error_code == ErrorCode.none
-    return sorted(
-        (g.group_id, g.group_type, g.group_state, g.protocol_type) for g in response.groups
-    )
-
-
-def delete_groups(client: RawClient, *groups: str) -> dict[str, ErrorCode]:
-    response = client.request(DeleteGroupsRequest(groups_names=groups), DeleteGroupsResponse)
-    return {r.group_id: r.error_code for r in response.results}
-
-
-def set_group_config(client: RawClient, group: str, key: str, value: str, op: int = SET) -> Any:
-    response = client.request(
-        alter_configs_req.IncrementalAlterConfigsRequest(
-            resources=(
-                alter_configs_req.AlterConfigsResource(
-                    resource_type=GROUP_RESOURCE,
-                    resource_name=group,
-                    configs=(
-                        alter_configs_req.AlterableConfig(
-                            name=key, config_operation=op, value=value
-                        ),
-                    ),
-                ),
-            ),
-            validate_only=False,
-        ),
-        IncrementalAlterConfigsResponse,
-    )
-    (result,) = response.responses
-    return result
-
-
-def group_configs(client: RawClient, group: str) -> Any:
-    response = client.request(
-        configs_req.DescribeConfigsRequest(
-            resources=(
-                configs_req.DescribeConfigsResource(
-                    resource_type=GROUP_RESOURCE, resource_name=group, configuration_keys=None
-                ),
-            ),
-            include_synonyms=True,
-            include_documentation=False,
-        ),
-        DescribeConfigsResponse,
-    )
-    (result,) = response.results
-    return result
-
-
-def find_coordinator(client: RawClient, group: str) -> None:
-    def found() -> bool:
-        response = client.request(
-            FindCoordinatorRequest(key_type=0, coordinator_keys=(group,)),
-            FindCoordinatorResponse,
-        )
-        return response.coordinators[0].error_code == ErrorCode.none
-
-    wait_until(found, 30, "the group coordinator")
-
-
-def produce(bootstrap: str, counts: dict[int, int]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    for partition, count in counts.items():
-        for value in range(count):
-            producer.produce(TOPIC, f"{partition}-{value}".encode(), partition=partition)
-    assert producer.flush(30) == 0
-
-
-def join(client: RawClient, group: str, member: str) -> tuple[int, uuid.UUID]:
-    """(member epoch, topic id) of a new member subscribed to TOPIC."""
-    joined = heartbeat(client, group, member, 0, (TOPIC,))
-    assert joined.error_code == ErrorCode.none, joined
-    (assigned,) = joined.assignment.topic_partitions
-    assert sorted(assigned.partitions) == list(range(PARTITIONS))
-    return joined.member_epoch, assigned.topic_id
-
 
 # -- tests ---------------------------------------------------------------------------------------
 
@@ -469,19 +240,7 @@ def test_share_coordinator_state_requests(broker) -> None:
     with RawClient(broker.bootstrap) as client:
 
         def summary() -> Any:
-            response = client.request(
-                summary_req.ReadShareGroupStateSummaryRequest(
-                    group_id="s",
-                    topics=(
-                        summary_req.ReadStateSummaryData(
-                            topic_id=key,
-                            partitions=(summary_req.PartitionData(partition=0, leader_epoch=-1),),
-                        ),
-                    ),
-                ),
-                ReadShareGroupStateSummaryResponse,
-            )
-            return response.results[0].partitions[0]
+            return state_summary(client, "s", key).results[0].partitions[0]
 
         def initialize(state_epoch: int, start: int) -> ErrorCode:
             response = client.request(

@@ -9,8 +9,8 @@ import pytest
 from broker_process import BrokerProcess
 from confluent_kafka.admin import AdminClient, NewTopic
 from raw_client import RawClient
-from test_share_admin_raw import (
-    TOPIC,
+from share_support import ADMIN_TOPIC as TOPIC
+from share_support import (
     acquired,
     find_coordinator,
     heartbeat,

@@ -19,21 +19,28 @@ import pytest
 from broker_process import BrokerProcess
 from cluster import wait_until
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-from kio.schema.share_acknowledge.v2 import request as ack_req
-from kio.schema.share_acknowledge.v2.response import ShareAcknowledgeResponse
-from kio.schema.share_fetch.v2 import request as fetch_req
-from kio.schema.share_fetch.v2.response import ShareFetchResponse
 from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
 from kio.schema.share_group_describe.v1.response import ShareGroupDescribeResponse
 from raw_client import RawClient
-from test_share_admin_raw import (
+from share_support import (
+    ACCEPT,
+    JAVA_TOPIC,
+    RELEASE,
+    RENEW,
+    ShareMember,
+    acquired,
+    create_topic,
     describe_offsets,
     find_coordinator,
     heartbeat,
+    java_share_broker,
     offsets_of,
+    partition_of,
     set_group_config,
+    share_classpath,
+    share_fetch,
 )
+from share_support import acknowledge as share_acknowledge
 from typer.testing import CliRunner
 
 from rafka.cli.main import app
@@ -43,45 +50,11 @@ from rafka.protocol.records import iter_batch_headers
 pytestmark = pytest.mark.timeout(180)
 
 TOPIC = "configured"
-ACCEPT, RELEASE, RENEW = 1, 2, 4
 BROKER_LOCK_MS = 60_000  # the broker's default, far from the groups' 15 s
 GROUP_LOCK_MS = 15_000  # group.share.min.record.lock.duration.ms: the smallest a group may set
 
 
 # -- requests ------------------------------------------------------------------------------------
-
-
-def share_fetch(
-    client: RawClient,
-    group: str,
-    member: str,
-    epoch: int,
-    topic_id: uuid.UUID,
-    acks: tuple[tuple[int, int, int], ...] = (),
-    wait_ms: int = 0,
-    max_records: int = 500,
-) -> Any:
-    """A ShareFetch of partition 0; `acks` are (first, last, type). A wait under the raw
-    client's 10 s socket timeout."""
-    batches = tuple(
-        fetch_req.AcknowledgementBatch(first_offset=f, last_offset=la, acknowledge_types=(t,))
-        for f, la, t in acks
-    )
-    partition = fetch_req.FetchPartition(partition_index=0, acknowledgement_batches=batches)
-    return client.request(
-        fetch_req.ShareFetchRequest(
-            group_id=group,
-            member_id=member,
-            share_session_epoch=epoch,
-            max_wait=timedelta(milliseconds=wait_ms),
-            min_bytes=1,
-            max_records=max_records,
-            batch_size=max_records,
-            topics=(fetch_req.FetchTopic(topic_id=topic_id, partitions=(partition,)),),
-            forgotten_topics_data=(),
-        ),
-        ShareFetchResponse,
-    )
 
 
 def acknowledge(
@@ -92,36 +65,11 @@ def acknowledge(
     topic_id: uuid.UUID,
     acks: tuple[tuple[int, int, int], ...],
 ) -> Any:
-    """A ShareAcknowledge of partition 0: its partition's answer."""
-    partition = ack_req.AcknowledgePartition(
-        partition_index=0,
-        acknowledgement_batches=tuple(
-            ack_req.AcknowledgementBatch(first_offset=f, last_offset=la, acknowledge_types=(t,))
-            for f, la, t in acks
-        ),
-    )
-    response = client.request(
-        ack_req.ShareAcknowledgeRequest(
-            group_id=group,
-            member_id=member,
-            share_session_epoch=epoch,
-            topics=(ack_req.AcknowledgeTopic(topic_id=topic_id, partitions=(partition,)),),
-        ),
-        ShareAcknowledgeResponse,
-    )
+    """A ShareAcknowledge of partition 0, `acks` (first, last, type): its partition's answer."""
+    batches = tuple((f, la, (t,)) for f, la, t in acks)
+    response = share_acknowledge(client, group, member, epoch, topic_id, batches)
     assert response.error_code == ErrorCode.none, response
-    ((answer,),) = (t.partitions for t in response.responses)
-    return answer
-
-
-def acquired(response: Any) -> list[tuple[int, int, int]]:
-    assert response.error_code == ErrorCode.none, response
-    return [
-        (r.first_offset, r.last_offset, r.delivery_count)
-        for topic in response.responses
-        for p in topic.partitions
-        for r in p.acquired_records
-    ]
+    return partition_of(response)
 
 
 def delivered(response: Any) -> list[str]:
@@ -162,11 +110,6 @@ def join(client: RawClient, group: str, member: str) -> tuple[Any, uuid.UUID]:
     return joined, joined.assignment.topic_partitions[0].topic_id
 
 
-def create_topic(bootstrap: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
-
-
 def produce(bootstrap: str, values: list[str]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     for value in values:
@@ -194,7 +137,7 @@ def test_heartbeat_interval_and_session_timeout_per_group(broker_factory) -> Non
     broker: BrokerProcess = broker_factory(
         **{"group.share.session.timeout.ms": "600000"}  # a silent member stays 10 minutes
     ).start()
-    create_topic(broker.bootstrap)
+    create_topic(broker.bootstrap, TOPIC)
     with RawClient(broker.bootstrap) as client:
         configure(client, "short", share_heartbeat_interval_ms="7000")
         plain, _ = join(client, "plain", "p")
@@ -219,7 +162,7 @@ def test_lock_duration_delivery_limit_record_locks_and_renew_per_group(broker_fa
     broker: BrokerProcess = broker_factory(
         **{"group.share.record.lock.duration.ms": str(BROKER_LOCK_MS)}
     ).start()
-    create_topic(broker.bootstrap)
+    create_topic(broker.bootstrap, TOPIC)
     produce(broker.bootstrap, ["0", "1", "2"])
     with RawClient(broker.bootstrap) as client:
         # share.record.lock.duration.ms: a record nobody acknowledges comes back after the
@@ -290,7 +233,7 @@ def test_lock_duration_delivery_limit_record_locks_and_renew_per_group(broker_fa
 def test_read_committed_share_group(broker_factory) -> None:
     broker: BrokerProcess = broker_factory().start()
     bootstrap = broker.bootstrap
-    create_topic(bootstrap)
+    create_topic(bootstrap, TOPIC)
     txn = Producer({"bootstrap.servers": bootstrap, "transactional.id": "share-txn"})
     txn.init_transactions(30)
     txn.begin_transaction()
@@ -351,34 +294,26 @@ def collect(
     accepting what the one before acquired: (values, next share-session epoch). Transaction
     markers are written after EndTxn answers, so what is stable may come in steps."""
     values: list[str] = []
-    acks: tuple[tuple[int, int, int], ...] = ()
+    acks: tuple[tuple[int, int], ...] = ()
     deadline = time.monotonic() + 20
     while len(values) < count and time.monotonic() < deadline:
-        response = share_fetch(client, group, "m", epoch, topic_id, acks, wait_ms=2000)
+        response = share_fetch(client, group, "m", epoch, topic_id, acks=acks, wait_ms=2000)
         epoch += 1
         values += delivered(response)
-        acks = tuple((f, la, ACCEPT) for f, la, _ in acquired(response))
+        acks = tuple((f, la) for f, la, _ in acquired(response))
     if acks:
-        answer = acknowledge(client, group, "m", epoch, topic_id, acks)
+        answer = acknowledge(
+            client, group, "m", epoch, topic_id, tuple((f, la, ACCEPT) for f, la in acks)
+        )
         assert answer.error_code == ErrorCode.none
         epoch += 1
     return values, epoch
 
 
 def test_java_share_consumer_gets_held_records_back_after_the_groups_lock(broker_factory):
-    from test_share_groups_java import TOPIC as JAVA_TOPIC
-    from test_share_groups_java import ShareMember, share_classpath
-
     classpath = share_classpath()
-    broker: BrokerProcess = broker_factory(
-        **{
-            "group.share.record.lock.duration.ms": str(BROKER_LOCK_MS),
-            "group.share.heartbeat.interval.ms": "500",
-        }
-    ).start()
+    broker = java_share_broker(broker_factory, BROKER_LOCK_MS)
     bootstrap = broker.bootstrap
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(JAVA_TOPIC, 1, 1)])[JAVA_TOPIC].result(30)
     group = "java-locks"
     configured = CliRunner().invoke(
         app,

@@ -24,26 +24,22 @@ from datetime import timedelta
 import pytest
 from cluster import FAST_FAILOVER, Cluster, wait_until
 from cluster_fixtures import create_topic, running_cluster
-from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
-from kio.schema.metadata.v12.response import MetadataResponse
-from kio.schema.read_share_group_state.v0.request import (
-    PartitionData,
-    ReadShareGroupStateRequest,
-    ReadStateData,
-)
-from kio.schema.read_share_group_state.v0.response import ReadShareGroupStateResponse
 from kio.schema.share_fetch.v2 import request as fetch_req
 from kio.schema.share_fetch.v2.response import ShareFetchResponse
 from kio.schema.write_share_group_state.v0 import request as write_req
 from kio.schema.write_share_group_state.v0.response import WriteShareGroupStateResponse
 from raw_client import RawClient
-from test_share_groups_durability import (
+from share_support import JAVA_TOPIC as TOPIC
+from share_support import (
+    ShareMember,
     check_no_loss_or_redelivery,
     confirmed,
     durable_start,
     durable_state,
+    produce_values,
+    share_classpath,
+    topic_metadata,
 )
-from test_share_groups_java import TOPIC, ShareMember, produce, share_classpath
 
 from rafka.broker.coordinator.placement import partition_for
 from rafka.protocol.errors import ErrorCode
@@ -66,15 +62,7 @@ OVERRIDES = {
 
 def topic_id_of(cluster: Cluster, topic: str) -> uuid.UUID:
     with RawClient(cluster.bootstrap.split(",")[0]) as client:
-        response = client.request(
-            MetadataRequest(
-                topics=(MetadataRequestTopic(topic_id=None, name=topic),),
-                allow_auto_topic_creation=False,
-                include_topic_authorized_operations=False,
-            ),
-            MetadataResponse,
-        )
-    (found,) = response.topics
+        found = topic_metadata(client, topic)
     assert found.error_code == ErrorCode.none, found
     return found.topic_id
 
@@ -146,7 +134,7 @@ def test_share_partition_leader_killed(tmp_path, state_at_leader: bool) -> None:
             return durable_start(addresses, topic_id, group) == 0
 
         wait_until(initialized, 60, f"the share partition of {group} initialized")
-        produce(cluster.bootstrap, range(RECORDS), 1000)
+        produce_values(cluster.bootstrap, range(RECORDS), 1000)
 
         members = [
             ShareMember(name, cluster.bootstrap, classpath, "accept", str(RELEASE_MODULUS),
@@ -239,19 +227,7 @@ def test_state_read_fences_an_older_leader(broker) -> None:
         state = durable_state(client, topic_id, group)
         assert (state.error_code, state.start_offset) == (ErrorCode.none, 0)
         # The leader of epoch 3 loads the state: epoch 2 is a former leader from then on.
-        newer = client.request(
-            ReadShareGroupStateRequest(
-                group_id=group,
-                topics=(
-                    ReadStateData(
-                        topic_id=topic_id,
-                        partitions=(PartitionData(partition=0, leader_epoch=3),),
-                    ),
-                ),
-            ),
-            ReadShareGroupStateResponse,
-        )
-        loaded = newer.results[0].partitions[0]
+        loaded = durable_state(client, topic_id, group, leader_epoch=3)
         assert (loaded.error_code, [b.delivery_count for b in loaded.state_batches]) == (
             ErrorCode.none,
             [1],

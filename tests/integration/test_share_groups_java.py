@@ -17,88 +17,34 @@ producing.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import threading
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from broker_process import BrokerProcess
 from cluster import wait_until
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
-from java_process import JavaProcess
 from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
 from kio.schema.share_group_describe.v1.response import ShareGroupDescribeResponse
 from raw_client import RawClient
-from test_share_groups_raw import acquired, find_coordinator, heartbeat, share_fetch
+from share_support import (
+    JAVA_GROUP,
+    JAVA_TOPIC,
+    ShareMember,
+    acquired,
+    java_share_broker,
+    produce_values,
+    share_classpath,
+    share_fetch,
+    start_share_partition,
+)
 
 from rafka.protocol.errors import ErrorCode
 
 pytestmark = pytest.mark.timeout(300)
 
-JAVA_DIR = Path(__file__).resolve().parents[2] / "compat-tests" / "java"
-SOURCE = JAVA_DIR / "src" / "test-only" / "ShareGroupMember.java"
-LIB = JAVA_DIR / "target" / "share-lib"
-ARTIFACTS = (
-    "org.apache.kafka:kafka-clients:4.3.1",
-    "org.slf4j:slf4j-api:1.7.36",
-    "org.slf4j:slf4j-nop:1.7.36",
-)
-TOPIC = "queue"
-GROUP = "share-raw"  # the raw helpers' group
+TOPIC = JAVA_TOPIC
+GROUP = JAVA_GROUP  # also the Java consumers' default group
 RECORDS = 10_000
 RELEASE_MODULUS = 50
 LOCK_MS = 3000
-
-
-def share_classpath() -> str:
-    if shutil.which("java") is None:
-        pytest.skip("Java share consumer skipped: java not installed")
-    if not any(LIB.glob("kafka-clients-4.3.1.jar")):
-        if shutil.which("mvn") is None:
-            pytest.skip("Java share consumer skipped: mvn not installed")
-        for artifact in ARTIFACTS:
-            subprocess.run(
-                ["mvn", "-B", "-q", "-Dstyle.color=never", "dependency:copy",
-                 f"-Dartifact={artifact}", f"-DoutputDirectory={LIB}"],
-                cwd=JAVA_DIR, check=True, timeout=600,
-            )  # fmt: skip
-    return f"{LIB}/*"
-
-
-class ShareMember(JavaProcess):
-    """One Java share consumer; what it reports is kept as (value, delivery count, kind)."""
-
-    def __init__(
-        self, name: str, bootstrap: str, classpath: str, *mode: str, group: str = GROUP
-    ) -> None:
-        self.deliveries: list[tuple[int, int, str]] = []
-        self.lock = threading.Lock()
-        super().__init__(name, classpath, SOURCE, bootstrap, group, TOPIC, name, *mode)
-
-    def on_line(self, kind: str, rest: str) -> bool:
-        if kind != "records":
-            return False
-        with self.lock:
-            for token in rest.split():
-                value, delivery, how = token.split("/")
-                self.deliveries.append((int(value), int(delivery), how))
-        return True
-
-    def snapshot(self) -> list[tuple[int, int, str]]:
-        with self.lock:
-            return list(self.deliveries)
-
-
-def produce(bootstrap: str, values: range, chunk: int) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 2})
-    for value in values:
-        producer.produce(TOPIC, str(value).encode(), partition=0)
-        if value % chunk == chunk - 1:
-            assert producer.flush(30) == 0
-    assert producer.flush(30) == 0
 
 
 def member_client_ids(client: RawClient) -> set[str]:
@@ -114,26 +60,14 @@ def member_client_ids(client: RawClient) -> set[str]:
 
 def test_three_java_share_consumers_accept_every_record_once(broker_factory) -> None:
     classpath = share_classpath()
-    broker: BrokerProcess = broker_factory(
-        **{
-            "group.share.record.lock.duration.ms": str(LOCK_MS),
-            "group.share.heartbeat.interval.ms": "500",
-        }
-    ).start()
-    bootstrap = broker.bootstrap
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
+    bootstrap = java_share_broker(broker_factory, LOCK_MS).bootstrap
     members: list[ShareMember] = []
     with RawClient(bootstrap) as client:
         # Set the share-partition start offset (latest) before any record exists.
-        find_coordinator(client)
-        joined = heartbeat(client, "init", 0, (TOPIC,))
-        topic_id = joined.assignment.topic_partitions[0].topic_id
-        assert acquired(share_fetch(client, "init", 0, topic_id)) == []
-        assert heartbeat(client, "init", -1).error_code == ErrorCode.none
+        topic_id = start_share_partition(client)
         try:
             # A consumer takes the first records and is killed without acknowledging them.
-            produce(bootstrap, range(300), 300)
+            produce_values(bootstrap, range(300), 300)
             holder = ShareMember("holder", bootstrap, classpath, "hold")
             members.append(holder)
             wait_until(holder.snapshot, 60, f"the holder's records ({holder.output[-5:]})")
@@ -152,7 +86,7 @@ def test_three_java_share_consumers_accept_every_record_once(broker_factory) -> 
                 60,
                 f"the three consumers to join ({[c.output[-3:] for c in consumers]})",
             )
-            produce(bootstrap, range(300, RECORDS), 100)
+            produce_values(bootstrap, range(300, RECORDS), 100)
 
             def accepted() -> Counter[int]:
                 return Counter(
@@ -191,4 +125,4 @@ def test_three_java_share_consumers_accept_every_record_once(broker_factory) -> 
             f"released {len(released)}, held {len(held)}",
         )
         # Nothing is left to deliver.
-        assert acquired(share_fetch(client, "last", 0, topic_id, wait_ms=200)) == []
+        assert acquired(share_fetch(client, GROUP, "last", 0, topic_id, wait_ms=200)) == []

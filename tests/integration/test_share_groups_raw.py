@@ -5,28 +5,28 @@ share-session epochs, acknowledgement types, redelivery and acquisition-lock exp
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from broker_process import BrokerProcess
-from cluster import wait_until
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
 from kio.schema.api_versions.v3.response import ApiVersionsResponse
-from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
-from kio.schema.find_coordinator.v4.response import FindCoordinatorResponse
-from kio.schema.share_acknowledge.v2 import request as ack_req
-from kio.schema.share_acknowledge.v2.response import ShareAcknowledgeResponse
-from kio.schema.share_fetch.v2 import request as fetch_req
-from kio.schema.share_fetch.v2.response import ShareFetchResponse
 from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
 from kio.schema.share_group_describe.v1.response import ShareGroupDescribeResponse
-from kio.schema.share_group_heartbeat.v1.request import ShareGroupHeartbeatRequest
-from kio.schema.share_group_heartbeat.v1.response import ShareGroupHeartbeatResponse
 from raw_client import RawClient
+from share_support import (
+    ACCEPT,
+    REJECT,
+    RELEASE,
+    acknowledge,
+    acquired,
+    find_coordinator,
+    heartbeat,
+    partition_of,
+    share_fetch,
+)
 
 from rafka.protocol.errors import ErrorCode
 
@@ -35,101 +35,6 @@ pytestmark = pytest.mark.timeout(120)
 TOPIC = "queue"
 GROUP = "share-raw"
 LOCK_MS = 1000
-ACCEPT, RELEASE, REJECT = 1, 2, 3
-
-
-def heartbeat(
-    client: RawClient, member: str, epoch: int, topics: tuple[str, ...] | None = None
-) -> Any:
-    return client.request(
-        ShareGroupHeartbeatRequest(
-            group_id=GROUP, member_id=member, member_epoch=epoch, subscribed_topic_names=topics
-        ),
-        ShareGroupHeartbeatResponse,
-    )
-
-
-def share_fetch(
-    client: RawClient,
-    member: str,
-    epoch: int,
-    topic_id: uuid.UUID,
-    acks: list[tuple[int, int, tuple[int, ...]]] = (),  # type: ignore[assignment]
-    wait_ms: int = 0,
-) -> Any:
-    partition = fetch_req.FetchPartition(
-        partition_index=0,
-        acknowledgement_batches=tuple(
-            fetch_req.AcknowledgementBatch(first_offset=f, last_offset=la, acknowledge_types=t)
-            for f, la, t in acks
-        ),
-    )
-    return client.request(
-        fetch_req.ShareFetchRequest(
-            group_id=GROUP,
-            member_id=member,
-            share_session_epoch=epoch,
-            max_wait=timedelta(milliseconds=wait_ms),
-            min_bytes=1,
-            max_records=500,
-            batch_size=500,
-            topics=(fetch_req.FetchTopic(topic_id=topic_id, partitions=(partition,)),),
-            forgotten_topics_data=(),
-        ),
-        ShareFetchResponse,
-    )
-
-
-def acknowledge(
-    client: RawClient,
-    member: str,
-    epoch: int,
-    topic_id: uuid.UUID,
-    acks: list[tuple[int, int, tuple[int, ...]]],
-) -> Any:
-    partition = ack_req.AcknowledgePartition(
-        partition_index=0,
-        acknowledgement_batches=tuple(
-            ack_req.AcknowledgementBatch(first_offset=f, last_offset=la, acknowledge_types=t)
-            for f, la, t in acks
-        ),
-    )
-    return client.request(
-        ack_req.ShareAcknowledgeRequest(
-            group_id=GROUP,
-            member_id=member,
-            share_session_epoch=epoch,
-            topics=(ack_req.AcknowledgeTopic(topic_id=topic_id, partitions=(partition,)),),
-        ),
-        ShareAcknowledgeResponse,
-    )
-
-
-def acquired(response: Any) -> list[tuple[int, int, int]]:
-    assert response.error_code == ErrorCode.none, response
-    return [
-        (r.first_offset, r.last_offset, r.delivery_count)
-        for topic in response.responses
-        for p in topic.partitions
-        for r in p.acquired_records
-    ]
-
-
-def partition_of(response: Any) -> Any:
-    (topic,) = response.responses
-    (partition,) = topic.partitions
-    return partition
-
-
-def find_coordinator(client: RawClient) -> None:
-    def found() -> bool:
-        response = client.request(
-            FindCoordinatorRequest(key_type=0, coordinator_keys=(GROUP,)),
-            FindCoordinatorResponse,
-        )
-        return response.coordinators[0].error_code == ErrorCode.none
-
-    wait_until(found, 30, "the group coordinator")
 
 
 def test_share_group_apis_request_by_request(broker_factory) -> None:
@@ -147,24 +52,24 @@ def test_share_group_apis_request_by_request(broker_factory) -> None:
         assert [served.get(key) for key in (76, 77, 78, 79)] == [(1, 1), (1, 1), (1, 2), (1, 2)]
         finalized = {f.name: f.max_version_level for f in versions.finalized_features}
         assert finalized.get("share.version") == 1
-        find_coordinator(client)
+        find_coordinator(client, GROUP)
 
         # Membership: join, epochs, fencing, describe.
-        first = heartbeat(client, "m-1", 0, (TOPIC,))
+        first = heartbeat(client, GROUP, "m-1", 0, (TOPIC,))
         assert first.error_code == ErrorCode.none and first.member_epoch == 1
         assert first.heartbeat_interval == timedelta(milliseconds=5000)
         (assigned,) = first.assignment.topic_partitions
         topic_id = assigned.topic_id
         assert list(assigned.partitions) == [0]
-        second = heartbeat(client, "m-2", 0, (TOPIC,))
+        second = heartbeat(client, GROUP, "m-2", 0, (TOPIC,))
         assert second.member_epoch == 2 and second.assignment is not None
-        again = heartbeat(client, "m-1", 1)
+        again = heartbeat(client, GROUP, "m-1", 1)
         assert again.member_epoch == 2 and list(
             again.assignment.topic_partitions[0].partitions
         ) == [0]
-        assert heartbeat(client, "m-1", 2).assignment is None  # unchanged
-        assert heartbeat(client, "m-1", 1).error_code == ErrorCode.fenced_member_epoch
-        assert heartbeat(client, "nobody", 3).error_code == ErrorCode.unknown_member_id
+        assert heartbeat(client, GROUP, "m-1", 2).assignment is None  # unchanged
+        assert heartbeat(client, GROUP, "m-1", 1).error_code == ErrorCode.fenced_member_epoch
+        assert heartbeat(client, GROUP, "nobody", 3).error_code == ErrorCode.unknown_member_id
         described = client.request(
             ShareGroupDescribeRequest(
                 group_ids=(GROUP, "none"), include_authorized_operations=False
@@ -182,55 +87,57 @@ def test_share_group_apis_request_by_request(broker_factory) -> None:
         assert missing.error_code == ErrorCode.group_id_not_found
 
         # The first fetch opens m-1's share session and sets the start offset (latest: 0).
-        assert acquired(share_fetch(client, "m-1", 0, topic_id)) == []
+        assert acquired(share_fetch(client, GROUP, "m-1", 0, topic_id)) == []
         producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 50})
         for value in range(10):
             producer.produce(TOPIC, str(value).encode(), partition=0)
         assert producer.flush(30) == 0
-        fetched = share_fetch(client, "m-1", 1, topic_id, wait_ms=5000)
+        fetched = share_fetch(client, GROUP, "m-1", 1, topic_id, wait_ms=5000)
         assert acquired(fetched) == [(0, 9, 1)]
         assert fetched.acquisition_lock_timeout == timedelta(milliseconds=LOCK_MS)
         assert partition_of(fetched).records
-        assert acquired(share_fetch(client, "m-2", 0, topic_id, wait_ms=100)) == []  # all locked
+        assert (
+            acquired(share_fetch(client, GROUP, "m-2", 0, topic_id, wait_ms=100)) == []
+        )  # all locked
 
         # Acknowledgements: accept 0-4, release 5, reject 6 (ShareAcknowledge); 7-9 stay held.
         acked = acknowledge(
-            client, "m-1", 2, topic_id,
+            client, GROUP, "m-1", 2, topic_id,
             [(0, 4, (ACCEPT,)), (5, 6, (RELEASE, REJECT))],
         )  # fmt: skip
         assert acked.error_code == ErrorCode.none
         assert partition_of(acked).error_code == ErrorCode.none
-        assert acquired(share_fetch(client, "m-2", 1, topic_id, wait_ms=1000)) == [(5, 5, 2)]
+        assert acquired(share_fetch(client, GROUP, "m-2", 1, topic_id, wait_ms=1000)) == [(5, 5, 2)]
 
         # m-1's lock on 7-9 expires: a waiting fetch is woken and gets them, delivery count 2.
         began = time.monotonic()
-        redelivered = share_fetch(client, "m-2", 2, topic_id, [(5, 5, (ACCEPT,))], wait_ms=10_000)
+        redelivered = share_fetch(client, GROUP, "m-2", 2, topic_id, acks=((5, 5),), wait_ms=10_000)
         assert acquired(redelivered) == [(7, 9, 2)]
         assert partition_of(redelivered).acknowledge_error_code == ErrorCode.none
         assert time.monotonic() - began < 5
-        late = acknowledge(client, "m-1", 3, topic_id, [(7, 7, (ACCEPT,))])
+        late = acknowledge(client, GROUP, "m-1", 3, topic_id, [(7, 7, (ACCEPT,))])
         assert partition_of(late).error_code == ErrorCode.invalid_record_state
 
         # Share-session epochs.
-        assert share_fetch(client, "m-1", 9, topic_id).error_code == (
+        assert share_fetch(client, GROUP, "m-1", 9, topic_id).error_code == (
             ErrorCode.invalid_share_session_epoch
         )
-        assert share_fetch(client, "m-3", 1, topic_id).error_code == (
+        assert share_fetch(client, GROUP, "m-3", 1, topic_id).error_code == (
             ErrorCode.share_session_not_found
         )
-        assert acknowledge(client, "m-1", 0, topic_id, []).error_code == (
+        assert acknowledge(client, GROUP, "m-1", 0, topic_id, []).error_code == (
             ErrorCode.invalid_share_session_epoch
         )
-        initial_with_acks = share_fetch(client, "m-3", 0, topic_id, [(7, 7, (ACCEPT,))])
+        initial_with_acks = share_fetch(client, GROUP, "m-3", 0, topic_id, acks=((7, 7),))
         assert initial_with_acks.error_code == ErrorCode.invalid_request
 
         # m-2 accepts and closes its session; m-1 leaves the group.
-        closing = acknowledge(client, "m-2", -1, topic_id, [(7, 9, (ACCEPT,))])
+        closing = acknowledge(client, GROUP, "m-2", -1, topic_id, [(7, 9, (ACCEPT,))])
         assert partition_of(closing).error_code == ErrorCode.none
-        assert acknowledge(client, "m-2", 3, topic_id, []).error_code == (
+        assert acknowledge(client, GROUP, "m-2", 3, topic_id, []).error_code == (
             ErrorCode.share_session_not_found
         )
-        assert heartbeat(client, "m-1", -1).member_epoch == -1
+        assert heartbeat(client, GROUP, "m-1", -1).member_epoch == -1
         described = client.request(
             ShareGroupDescribeRequest(group_ids=(GROUP,), include_authorized_operations=False),
             ShareGroupDescribeResponse,
@@ -238,16 +145,18 @@ def test_share_group_apis_request_by_request(broker_factory) -> None:
         assert [m.member_id for m in described.groups[0].members] == ["m-2"]
         assert described.groups[0].group_epoch == 3
         # Everything was accepted or archived: nothing more to deliver.
-        assert acquired(share_fetch(client, "m-2", 0, topic_id, wait_ms=100)) == []
+        assert acquired(share_fetch(client, GROUP, "m-2", 0, topic_id, wait_ms=100)) == []
 
         # A record released at every delivery is archived after the 5th (the default limit).
         producer.produce(TOPIC, b"10", partition=0)
         assert producer.flush(30) == 0
         epoch = 1
         for delivery in range(1, 6):
-            got = share_fetch(client, "m-2", epoch, topic_id, wait_ms=5000)
+            got = share_fetch(client, GROUP, "m-2", epoch, topic_id, wait_ms=5000)
             assert acquired(got) == [(10, 10, delivery)]
-            released = acknowledge(client, "m-2", epoch + 1, topic_id, [(10, 10, (RELEASE,))])
+            released = acknowledge(
+                client, GROUP, "m-2", epoch + 1, topic_id, [(10, 10, (RELEASE,))]
+            )
             assert partition_of(released).error_code == ErrorCode.none
             epoch += 2
-        assert acquired(share_fetch(client, "m-2", epoch, topic_id, wait_ms=200)) == []
+        assert acquired(share_fetch(client, GROUP, "m-2", epoch, topic_id, wait_ms=200)) == []

@@ -23,25 +23,22 @@ import pytest
 from cluster import Cluster, wait_until
 from cluster_fixtures import create_topic, running_cluster
 from confluent_kafka import Producer
-from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
-from kio.schema.find_coordinator.v4.response import FindCoordinatorResponse
-from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
-from kio.schema.metadata.v12.response import MetadataResponse
-from kio.schema.read_share_group_state_summary.v1 import request as summary_req
-from kio.schema.read_share_group_state_summary.v1.response import (
-    ReadShareGroupStateSummaryResponse,
-)
 from raw_client import RawClient
-from test_share_admin_raw import (
+from share_support import JAVA_TOPIC as TOPIC
+from share_support import (
+    ShareMember,
     acquired,
     alter_offsets,
     altered,
+    coordinator_of,
     describe_offsets,
     heartbeat,
     offsets_of,
+    share_classpath,
     share_fetch,
+    state_summary,
+    topic_metadata,
 )
-from test_share_groups_java import TOPIC, ShareMember, share_classpath
 
 from rafka.broker.coordinator.placement import partition_for
 from rafka.protocol.errors import ErrorCode
@@ -63,26 +60,11 @@ class Placement:
 
 def leaders_of(client: RawClient, topic: str) -> tuple[uuid.UUID, dict[int, int]] | None:
     """(topic id, partition -> leader) once every partition has a leader."""
-    response = client.request(
-        MetadataRequest(
-            topics=(MetadataRequestTopic(topic_id=None, name=topic),),
-            allow_auto_topic_creation=False,
-            include_topic_authorized_operations=False,
-        ),
-        MetadataResponse,
-    )
-    (found,) = response.topics
+    found = topic_metadata(client, topic)
     leaders = {p.partition_index: p.leader_id for p in found.partitions}
     if found.error_code != ErrorCode.none or not leaders or min(leaders.values()) < 0:
         return None
     return found.topic_id, leaders
-
-
-def coordinator_of(client: RawClient, group: str) -> int:
-    found = client.request(
-        FindCoordinatorRequest(key_type=0, coordinator_keys=(group,)), FindCoordinatorResponse
-    ).coordinators[0]
-    return found.node_id if found.error_code == ErrorCode.none else -1
 
 
 def far_partition(client: RawClient, prefix: str) -> tuple[uuid.UUID, Placement]:
@@ -93,18 +75,7 @@ def far_partition(client: RawClient, prefix: str) -> tuple[uuid.UUID, Placement]
     assert located is not None
     topic_id, leaders = located
     # The share coordinator's topic is created on first need: a summary asks for it.
-    client.request(
-        summary_req.ReadShareGroupStateSummaryRequest(
-            group_id=prefix,
-            topics=(
-                summary_req.ReadStateSummaryData(
-                    topic_id=topic_id,
-                    partitions=(summary_req.PartitionData(partition=0, leader_epoch=-1),),
-                ),
-            ),
-        ),
-        ReadShareGroupStateSummaryResponse,
-    )
+    state_summary(client, prefix, topic_id)
     wait_until(lambda: leaders_of(client, STATE_TOPIC), 30, "the share coordinators")
     state = leaders_of(client, STATE_TOPIC)
     assert state is not None
@@ -128,9 +99,7 @@ def produce(cluster: Cluster, partition: int, values: range) -> None:
 
 
 def ack_errors(response: Any) -> list[ErrorCode]:
-    return [
-        ErrorCode(p.acknowledge_error_code) for t in response.responses for p in t.partitions
-    ]
+    return [ErrorCode(p.acknowledge_error_code) for t in response.responses for p in t.partitions]
 
 
 def accepted(member: ShareMember) -> set[int]:

@@ -12,8 +12,8 @@ from cluster import wait_until
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 from raw_client import RawClient
-from test_share_admin_raw import (
-    TOPIC,
+from share_support import ADMIN_TOPIC as TOPIC
+from share_support import (
     acquired,
     describe_offsets,
     find_coordinator,

@@ -12,21 +12,17 @@ import pytest
 from broker_process import BrokerProcess
 from cluster import wait_until
 from confluent_kafka.admin import AdminClient, NewTopic
-from kio.schema.read_share_group_state_summary.v1 import request as summary_req
-from kio.schema.read_share_group_state_summary.v1.response import (
-    ReadShareGroupStateSummaryResponse,
-)
 from raw_client import RawClient
-from test_share_admin_raw import (
-    TOPIC,
-    acquired,
+from share_support import ADMIN_TOPIC as TOPIC
+from share_support import (
+    create_topic,
     describe_offsets,
     find_coordinator,
-    heartbeat,
     offsets_of,
     produce,
+    read_and_accept,
     set_group_config,
-    share_fetch,
+    state_summary,
 )
 
 from rafka.protocol.errors import ErrorCode
@@ -39,44 +35,31 @@ NO_STATE = -1
 
 def summary(client: RawClient, topic_id: uuid.UUID) -> Any:
     """The share coordinator's summary of (GROUP, topic_id, 0)."""
-    response = client.request(
-        summary_req.ReadShareGroupStateSummaryRequest(
-            group_id=GROUP,
-            topics=(
-                summary_req.ReadStateSummaryData(
-                    topic_id=topic_id,
-                    partitions=(summary_req.PartitionData(partition=0, leader_epoch=-1),),
-                ),
-            ),
-        ),
-        ReadShareGroupStateSummaryResponse,
-    )
-    return response.results[0].partitions[0]
+    return state_summary(client, GROUP, topic_id).results[0].partitions[0]
 
 
-def read_topic(client: RawClient, member: str) -> tuple[uuid.UUID, list[tuple[int, int, int]]]:
-    """A member joins, takes partition 0's records and accepts them: (topic id, acquired)."""
-    joined = heartbeat(client, GROUP, member, 0, (TOPIC,))
-    assert joined.error_code == ErrorCode.none, joined
-    topic_id = joined.assignment.topic_partitions[0].topic_id
-    got = acquired(share_fetch(client, GROUP, member, 0, topic_id, wait_ms=5000))
-    acks = tuple((first, last) for first, last, _ in got)
-    acked = share_fetch(client, GROUP, member, 1, topic_id, acks=acks)
-    assert [p.acknowledge_error_code for t in acked.responses for p in t.partitions] == [0]
-    assert heartbeat(client, GROUP, member, -1).error_code == ErrorCode.none
-    return topic_id, got
+def started(broker_factory, records: int) -> BrokerProcess:
+    """A broker with TOPIC, one partition holding `records` records."""
+    broker: BrokerProcess = broker_factory().start()
+    create_topic(broker.bootstrap, TOPIC)
+    produce(broker.bootstrap, {0: records})
+    return broker
+
+
+def read_from_earliest(client: RawClient) -> tuple[uuid.UUID, list[tuple[int, int, int]]]:
+    """GROUP starts at the earliest offset (share.auto.offset.reset), and a member "m1" reads
+    the topic (read_and_accept): (topic id, acquired)."""
+    reset = set_group_config(client, GROUP, "share.auto.offset.reset", "earliest")
+    assert reset.error_code == ErrorCode.none
+    find_coordinator(client, GROUP)
+    return read_and_accept(client, GROUP, "m1", TOPIC)
 
 
 def test_deleted_topic_takes_its_share_state(broker_factory) -> None:
-    broker: BrokerProcess = broker_factory().start()
+    broker = started(broker_factory, 5)
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
-    produce(broker.bootstrap, {0: 5})
     with RawClient(broker.bootstrap) as client:
-        reset = set_group_config(client, GROUP, "share.auto.offset.reset", "earliest")
-        assert reset.error_code == ErrorCode.none
-        find_coordinator(client, GROUP)
-        old_id, got = read_topic(client, "m1")
+        old_id, got = read_from_earliest(client)
         assert got == [(0, 4, 1)]
         assert offsets_of(describe_offsets(client, GROUP))[(TOPIC, 0)][::2] == (5, 0)
         assert summary(client, old_id).start_offset == 5
@@ -91,7 +74,7 @@ def test_deleted_topic_takes_its_share_state(broker_factory) -> None:
         # The same name again: a new topic, started by share.auto.offset.reset (earliest).
         admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
         produce(broker.bootstrap, {0: 3})
-        new_id, got = read_topic(client, "m2")
+        new_id, got = read_and_accept(client, GROUP, "m2", TOPIC)
         assert new_id != old_id
         assert got == [(0, 2, 1)]
         (topic,) = describe_offsets(client, GROUP).topics
@@ -115,15 +98,9 @@ def test_deleted_topic_takes_its_share_state(broker_factory) -> None:
 def test_topic_deleted_first_thing_after_a_restart(broker_factory) -> None:
     """A restarted broker builds its share coordinator at the first share request; a topic
     deleted before any such request still has its share state removed here."""
-    broker: BrokerProcess = broker_factory().start()
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
-    produce(broker.bootstrap, {0: 4})
+    broker = started(broker_factory, 4)
     with RawClient(broker.bootstrap) as client:
-        reset = set_group_config(client, GROUP, "share.auto.offset.reset", "earliest")
-        assert reset.error_code == ErrorCode.none
-        find_coordinator(client, GROUP)
-        topic_id, got = read_topic(client, "m1")
+        topic_id, got = read_from_earliest(client)
         assert got == [(0, 3, 1)]
         assert summary(client, topic_id).start_offset == 4
 
