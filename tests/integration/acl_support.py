@@ -5,24 +5,29 @@ ACLs, so it is refused everything). Clients are confluent-kafka, as `<user>`."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 from broker_process import BrokerProcess, free_port
+from confluent_kafka import Producer
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
+    NewTopic,
     ResourcePatternType,
     ResourceType,
 )
 
 USERS = ("admin", "alice", "bob")
-JAAS = "org.apache.kafka.common.security.plain.PlainLoginModule required " + " ".join(
-    f'user_{user}="{user}-secret"' for user in USERS
-) + ";"
+JAAS = (
+    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+    + " ".join(f'user_{user}="{user}-secret"' for user in USERS)
+    + ";"
+)
 
 
 def acl_broker(data_dir: Path, **overrides: str) -> BrokerProcess:
@@ -70,9 +75,7 @@ def allow(
     pattern: ResourcePatternType = ResourcePatternType.LITERAL,
 ) -> None:
     """Create one ACL as the super user and wait for it."""
-    binding = AclBinding(
-        resource_type, name, pattern, f"User:{user}", "*", operation, permission
-    )
+    binding = AclBinding(resource_type, name, pattern, f"User:{user}", "*", operation, permission)
     client = admin(broker)  # kept until the futures are done: a destroyed client fails them
     for future in client.create_acls([binding]).values():
         future.result(20)
@@ -91,3 +94,22 @@ def delete_all(broker: BrokerProcess) -> None:
     client = admin(broker)
     for future in client.delete_acls([wanted]).values():
         future.result(20)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def create_topics(broker: BrokerProcess, *names: str) -> None:
+    """One-partition topics, created by the super user."""
+    client = admin(broker)
+    for future in client.create_topics([NewTopic(n, 1, 1) for n in names]).values():
+        future.result(20)
+
+
+def produce(broker: BrokerProcess, topic: str, count: int) -> None:
+    """`count` records m0, m1, ... produced by the super user."""
+    producer = Producer(as_user(broker, "admin"))
+    for i in range(count):
+        producer.produce(topic, f"m{i}".encode())
+    assert producer.flush(20) == 0

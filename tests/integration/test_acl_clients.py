@@ -10,15 +10,14 @@ exact per-partition answer matters. The super user `admin` creates the topics.""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from acl_support import acl_broker, admin, allow, as_user, deny
+from acl_support import acl_broker, admin, allow, as_user, create_topics, deny, unique
 from broker_process import BrokerProcess
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AclOperation, NewTopic, ResourcePatternType, ResourceType
+from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
 from kafka import KafkaProducer
 from kafka.errors import TopicAuthorizationFailedError
 
@@ -42,16 +41,6 @@ def broker(tmp_path_factory) -> Iterator[BrokerProcess]:
     process = acl_broker(tmp_path_factory.mktemp("acl-clients")).start()
     yield process
     process.kill()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def create_topics(broker: BrokerProcess, *names: str) -> None:
-    client = admin(broker)
-    for future in client.create_topics([NewTopic(n, 1, 1) for n in names]).values():
-        future.result(20)
 
 
 def produce_as(broker: BrokerProcess, user: str, topic: str, *values: bytes, **extra: Any) -> list:

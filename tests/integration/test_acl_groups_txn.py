@@ -9,15 +9,14 @@ error, rafka's wire client for the brokers' forms. The super user `admin` sets t
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from acl_support import acl_broker, admin, allow, as_user
+from acl_support import acl_broker, admin, allow, as_user, create_topics, produce, unique
 from broker_process import BrokerProcess
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AclOperation, NewTopic, ResourceType
+from confluent_kafka.admin import AclOperation, ResourceType
 from kafka import TopicPartition as KpTopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import (
@@ -45,23 +44,6 @@ def broker(tmp_path_factory) -> Iterator[BrokerProcess]:
     process = acl_broker(tmp_path_factory.mktemp("acl-groups-txn")).start()
     yield process
     process.kill()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def create_topics(broker: BrokerProcess, *names: str) -> None:
-    client = admin(broker)
-    for future in client.create_topics([NewTopic(n, 1, 1) for n in names]).values():
-        future.result(20)
-
-
-def produce(broker: BrokerProcess, topic: str, count: int) -> None:
-    producer = Producer(as_user(broker, "admin"))
-    for i in range(count):
-        producer.produce(topic, f"m{i}".encode())
-    assert producer.flush(20) == 0
 
 
 def group_consumer(broker: BrokerProcess, user: str, group: str) -> Consumer:

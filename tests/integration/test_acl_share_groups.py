@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from acl_support import acl_broker, admin, allow, as_user
+from acl_support import acl_broker, allow, create_topics, produce, unique
 from broker_process import BrokerProcess
 from cluster import wait_until
-from confluent_kafka import Producer
-from confluent_kafka.admin import AclOperation, NewTopic, ResourceType
+from confluent_kafka.admin import AclOperation, ResourceType
 
 from rafka.broker.security.sasl import PLAIN
 from rafka.cli.client_security import CURRENT, ClientSecurity
@@ -44,23 +43,6 @@ def broker(tmp_path_factory) -> Iterator[BrokerProcess]:
     process = acl_broker(tmp_path_factory.mktemp("acl-share-groups")).start()
     yield process
     process.kill()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def create_topics(broker: BrokerProcess, *names: str) -> None:
-    client = admin(broker)
-    for future in client.create_topics([NewTopic(n, 1, 1) for n in names]).values():
-        future.result(20)
-
-
-def produce(broker: BrokerProcess, topic: str, count: int) -> None:
-    producer = Producer(as_user(broker, "admin"))
-    for i in range(count):
-        producer.produce(topic, f"m{i}".encode())
-    assert producer.flush(20) == 0
 
 
 def wire(broker: BrokerProcess, user: str) -> Connection:
