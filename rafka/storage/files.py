@@ -78,10 +78,24 @@ def write_offset_mark(path: Path | str, offset: int) -> None:
         os.close(fd)
 
 
+def read_small_file(path: Path | str) -> bytes:
+    """A small file's bytes in four system calls. Path.read_bytes also asks whether the file is
+    a terminal, where its offset is and its size, twice: nine calls, and a 10,000-partition
+    start reads several files per partition."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
 def read_offset_mark(path: Path | str) -> int | None:
     """The offset in a marker file; None if it is missing or unreadable (torn, garbage)."""
     try:
-        text = Path(path).read_bytes()[: _OFFSET_MARK_WIDTH + 1]
+        text = read_small_file(path)[: _OFFSET_MARK_WIDTH + 1]
     except FileNotFoundError:
         return None
     try:
@@ -103,7 +117,7 @@ def read_checkpoint(path: Path | str, version: int) -> list[list[str]] | None:
     An empty file counts as no entries (Kafka creates checkpoint files empty).
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_small_file(path).decode("utf-8")
     except FileNotFoundError:
         return None
     lines = text.splitlines()
@@ -191,7 +205,7 @@ def read_partition_metadata(partition_dir: Path) -> uuid.UUID | None:
     """The topic id recorded in `partition.metadata`, or None if the file does not exist."""
     path = partition_dir / PARTITION_METADATA_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_small_file(path).decode("utf-8")
     except FileNotFoundError:
         return None
     fields: dict[str, str] = {}

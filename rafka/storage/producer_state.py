@@ -29,6 +29,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from rafka.protocol.records import NO_PRODUCER_EPOCH, NO_SEQUENCE, BatchHeader
+from rafka.storage.files import read_small_file
 from rafka.storage.producer_snapshot import (
     CorruptSnapshotError,
     SnapshotEntry,
@@ -466,7 +467,7 @@ class ProducerStateManager:
                 path.unlink(missing_ok=True)
                 continue
             try:
-                entries = decode_snapshot(path.read_bytes())
+                entries = decode_snapshot(read_small_file(path))
             except CorruptSnapshotError:
                 path.unlink(missing_ok=True)
                 continue

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rafka.storage.files import read_small_file
+
 FILE_NAME = "quorum-state"
 
 
@@ -24,7 +26,7 @@ class StoredQuorumState:
 def read_quorum_state(directory: Path) -> StoredQuorumState:
     path = directory / FILE_NAME
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_small_file(path))
     except FileNotFoundError:
         return StoredQuorumState()
     voted = data.get("votedId", -1)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rafka.protocol.records import BatchHeader, CorruptRecordError, decode_batch
-from rafka.storage.files import fsync_dir
+from rafka.storage.files import fsync_dir, read_small_file
 from rafka.storage.producer_state import ControlType, ProducerStateManager, TxnMarker
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class TransactionIndex:
             if base < first_segment_base:
                 path.unlink(missing_ok=True)
                 continue
-            entries = decode_entries(path.read_bytes())
+            entries = decode_entries(read_small_file(path))
             kept = [e for e in entries if e.last_offset < log_end_offset]
             if len(kept) != len(entries) or path.stat().st_size != len(entries) * ENTRY_SIZE:
                 rewrite.append(base)
