@@ -92,6 +92,17 @@ def read_small_file(path: Path | str) -> bytes:
     return b"".join(chunks)
 
 
+def list_files(directory: Path | str) -> frozenset[str]:
+    """Names of the regular files in `directory`, from one listing (the kernel's entry types,
+    no stat per file), none if it does not exist: a partition's start lists it once for its
+    snapshot and index files."""
+    try:
+        with os.scandir(directory) as entries:
+            return frozenset(e.name for e in entries if e.is_file())
+    except (FileNotFoundError, NotADirectoryError):
+        return frozenset()
+
+
 def read_offset_mark(path: Path | str) -> int | None:
     """The offset in a marker file; None if it is missing or unreadable (torn, garbage)."""
     try:

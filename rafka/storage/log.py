@@ -11,6 +11,7 @@ the last reader lets go of it.
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import threading
 import time
@@ -102,7 +103,12 @@ class PartitionLog:
         needed. Segments from the one holding `recovery_point` on are CRC-scanned; the log is cut
         at the first bad batch and later segments are deleted. `log_start_offset` is the value
         from the log-start-offset checkpoint (raised to the first segment's base)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        try:  # one system call for the usual case, where it exists (mkdir's exist_ok: three)
+            os.mkdir(directory)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            directory.mkdir(parents=True, exist_ok=True)
         durable_mark = read_offset_mark(directory / DURABLE_END_FILE)
         loaded = load_segments(
             directory, config, recovery_point=recovery_point, clean_shutdown=clean_shutdown

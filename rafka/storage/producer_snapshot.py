@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rafka.protocol.checksum import crc32c
+from rafka.storage.files import list_files
 
 SNAPSHOT_SUFFIX = ".snapshot"
 SNAPSHOT_VERSION = 1
@@ -113,21 +114,25 @@ def write_snapshot(directory: Path, offset: int, entries: Iterable[SnapshotEntry
     return path
 
 
-def delete_partial_snapshots(directory: Path) -> None:
-    """Remove temp files of snapshot writes a crash interrupted."""
-    for leftover in directory.glob(f"*{SNAPSHOT_SUFFIX}{_TMP_SUFFIX}"):
-        leftover.unlink(missing_ok=True)
+def delete_partial_snapshots(directory: Path, names: Collection[str] | None = None) -> None:
+    """Remove temp files of snapshot writes a crash interrupted. `names`: the directory's
+    files if the caller has listed them already (`files.list_files`)."""
+    if names is None:
+        names = list_files(directory)
+    for name in names:
+        if name.endswith(SNAPSHOT_SUFFIX + _TMP_SUFFIX):
+            (directory / name).unlink(missing_ok=True)
 
 
-def snapshot_files(directory: Path) -> dict[int, Path]:
-    """Offset -> path of the snapshot files in `directory` (none if it does not exist)."""
+def snapshot_files(directory: Path, names: Collection[str] | None = None) -> dict[int, Path]:
+    """Offset -> path of the snapshot files in `directory` (none if it does not exist).
+    `names`: the directory's files if the caller has listed them already."""
+    if names is None:
+        names = list_files(directory)
     files: dict[int, Path] = {}
-    if not directory.is_dir():
-        return files
-    for path in directory.iterdir():
-        match = _SNAPSHOT_NAME.match(path.name)
-        if match and path.is_file():
-            files[int(match.group(1))] = path
+    for name in names:
+        if name.endswith(SNAPSHOT_SUFFIX) and (match := _SNAPSHOT_NAME.match(name)):
+            files[int(match.group(1))] = directory / name
     return files
 
 

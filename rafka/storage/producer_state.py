@@ -23,13 +23,13 @@ librdkafka's idempotent producer treats as fatal for its oldest unanswered batch
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
 from rafka.protocol.records import NO_PRODUCER_EPOCH, NO_SEQUENCE, BatchHeader
-from rafka.storage.files import read_small_file
+from rafka.storage.files import list_files, read_small_file
 from rafka.storage.producer_snapshot import (
     CorruptSnapshotError,
     SnapshotEntry,
@@ -450,17 +450,22 @@ class ProducerStateManager:
             )
         return entries
 
-    def load_latest_snapshot(self, log_start_offset: int, log_end_offset: int) -> int:
+    def load_latest_snapshot(
+        self, log_start_offset: int, log_end_offset: int, names: Collection[str] | None = None
+    ) -> int:
         """Reset the state to the newest valid snapshot at or below log_end_offset.
 
         Deletes newer snapshots, corrupt ones and leftover temp files. Returns the offset from
         which the caller must replay the log into replay(): the snapshot's offset (not below
-        log_start_offset), or log_start_offset when there is no usable snapshot.
+        log_start_offset), or log_start_offset when there is no usable snapshot. `names`: the
+        directory's files if the caller has listed them already.
         """
         self._producers.clear()
         self._ongoing.clear()
-        delete_partial_snapshots(self.partition_dir)
-        files = snapshot_files(self.partition_dir)
+        if names is None:
+            names = list_files(self.partition_dir)
+        delete_partial_snapshots(self.partition_dir, names)
+        files = snapshot_files(self.partition_dir, names)
         for offset in sorted(files, reverse=True):
             path = files[offset]
             if offset > log_end_offset:

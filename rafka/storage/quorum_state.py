@@ -23,12 +23,13 @@ class StoredQuorumState:
     leader_id: int | None = None
 
 
-def read_quorum_state(directory: Path) -> StoredQuorumState:
+def read_quorum_state(directory: Path) -> StoredQuorumState | None:
+    """None if the file does not exist (a replica that never voted nor led)."""
     path = directory / FILE_NAME
     try:
         data = json.loads(read_small_file(path))
     except FileNotFoundError:
-        return StoredQuorumState()
+        return None
     voted = data.get("votedId", -1)
     leader = data.get("leaderId", -1)
     return StoredQuorumState(

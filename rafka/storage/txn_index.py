@@ -23,13 +23,13 @@ from __future__ import annotations
 import os
 import struct
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rafka.protocol.records import BatchHeader, CorruptRecordError, decode_batch
-from rafka.storage.files import fsync_dir, read_small_file
+from rafka.storage.files import fsync_dir, list_files, read_small_file
 from rafka.storage.producer_state import ControlType, ProducerStateManager, TxnMarker
 
 if TYPE_CHECKING:
@@ -110,16 +110,21 @@ class TransactionIndex:
 
     @classmethod
     def load(
-        cls, directory: Path, first_segment_base: int, log_end_offset: int
+        cls,
+        directory: Path,
+        first_segment_base: int,
+        log_end_offset: int,
+        names: Collection[str] | None = None,
     ) -> TransactionIndex:
         """Read the index files; drop those wholly below the log (retention deleted their
-        segments) and entries at or past the log end (recovery cut the log)."""
+        segments) and entries at or past the log end (recovery cut the log). `names`: the
+        directory's files if the caller has listed them already."""
         index = cls(directory)
         found: list[tuple[int, Path]] = []
-        for path in Path(directory).glob(f"*{TXN_INDEX_SUFFIX}"):
-            stem = path.name[: -len(TXN_INDEX_SUFFIX)]
-            if len(stem) == 20 and stem.isdigit():
-                found.append((int(stem), path))
+        for name in list_files(directory) if names is None else names:
+            stem = name[: -len(TXN_INDEX_SUFFIX)]
+            if name.endswith(TXN_INDEX_SUFFIX) and len(stem) == 20 and stem.isdigit():
+                found.append((int(stem), Path(directory, name)))
         rewrite: list[int] = []
         for base, path in sorted(found):
             if base < first_segment_base:

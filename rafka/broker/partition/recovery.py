@@ -15,10 +15,10 @@ from rafka.broker.partition.voters import load_voter_sets
 from rafka.replication.log import PartitionLogView
 from rafka.replication.raft import QuorumState, RaftConfig, RaftReplica
 from rafka.storage.config import LogConfig
+from rafka.storage.files import list_files
 from rafka.storage.log import PartitionLog
 from rafka.storage.producer_state import ProducerStateManager
-from rafka.storage.quorum_state import FILE_NAME as QUORUM_STATE_FILE
-from rafka.storage.quorum_state import read_quorum_state
+from rafka.storage.quorum_state import StoredQuorumState, read_quorum_state
 from rafka.storage.txn_index import TransactionIndex, replay_into
 from rafka.storage.voter_sets import VoterSetHistory
 
@@ -56,14 +56,18 @@ def recover_replica(
         clean_shutdown=clean_shutdown,
         now_ms=now_ms(),
     )
-    stored = read_quorum_state(directory)
-    lost_end = _drop_epochs_never_entered(partition_log, directory, stored.epoch)
+    found = read_quorum_state(directory)
+    stored = found or StoredQuorumState()
+    lost_end = 0 if found is None else _drop_epochs_never_entered(partition_log, found.epoch)
+    # One listing for the snapshot and transaction-index files, after the log's recovery and
+    # cut have deleted what they delete: each of those readers would otherwise list it again.
+    names = list_files(directory)
     producers = ProducerStateManager(directory, producer_id_expiration_ms)
     replay_from = producers.load_latest_snapshot(
-        partition_log.log_start_offset, partition_log.log_end_offset
+        partition_log.log_start_offset, partition_log.log_end_offset, names
     )
     txn_index = TransactionIndex.load(
-        directory, partition_log.segments[0].base_offset, partition_log.log_end_offset
+        directory, partition_log.segments[0].base_offset, partition_log.log_end_offset, names
     )
     replay_into(partition_log, producers, txn_index, replay_from)
     voter_sets = load_voter_sets(directory, partition_log)
@@ -89,13 +93,11 @@ def recover_replica(
     return RecoveredReplica(partition_log, producers, txn_index, raft, voter_sets)
 
 
-def _drop_epochs_never_entered(log_: PartitionLog, directory: Path, quorum_epoch: int) -> int:
+def _drop_epochs_never_entered(log_: PartitionLog, quorum_epoch: int) -> int:
     """Cut batches whose leader epoch is above the epoch in the quorum state, which is fsynced
     before a replica appends anything of a new epoch: such an epoch is a flipped byte (the CRC
     does not cover it), and a vote claiming it would beat logs holding committed records.
     Returns the log end before the cut (what storage had), 0 if nothing was cut."""
-    if not (directory / QUORUM_STATE_FILE).exists():
-        return 0
     first_bad = next(
         (e.start_offset for e in log_.leader_epochs.entries if e.epoch > quorum_epoch), None
     )
@@ -104,7 +106,7 @@ def _drop_epochs_never_entered(log_: PartitionLog, directory: Path, quorum_epoch
     end = log_.log_end_offset
     log.error(
         "log holds a leader epoch above the quorum state's: cutting it as corrupt",
-        directory=str(directory),
+        directory=str(log_.directory),
         quorum_epoch=quorum_epoch,
         latest_epoch=log_.leader_epochs.latest_epoch,
         truncated_to=first_bad,
