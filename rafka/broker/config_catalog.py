@@ -63,6 +63,8 @@ class ConfigRequestError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TopicConfigDef:
+    """A topic config key: its type, documentation and broker synonyms."""
+
     name: str
     type: ConfigType
     doc: str
@@ -342,6 +344,8 @@ def check_overlay(
 
 @dataclass(frozen=True, slots=True)
 class DescribedConfig:
+    """One config as DescribeConfigs reports it."""
+
     name: str
     value: str | None
     source: ConfigSource

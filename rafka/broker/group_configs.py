@@ -74,6 +74,8 @@ _DURATION = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class GroupConfigDef:
+    """A group config key: its type, documentation and default."""
+
     name: str
     type: ConfigType
     doc: str

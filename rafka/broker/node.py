@@ -25,6 +25,8 @@ from rafka.storage.log_dir import LogDirectory
 
 @dataclass(slots=True, frozen=True)
 class BrokerEndpoint:
+    """Where clients reach a broker."""
+
     node_id: int
     host: str
     port: int

@@ -23,6 +23,8 @@ _TOP_V7 = struct.Struct(">ihi")  # throttle, error, session id
 
 @dataclass(slots=True)
 class FetchedPartition:
+    """One partition of a Fetch response, its records still on disk."""
+
     partition_index: int
     error_code: int
     high_watermark: int
@@ -35,6 +37,8 @@ class FetchedPartition:
 
 @dataclass(slots=True)
 class FetchedTopic:
+    """One topic of a Fetch response."""
+
     name: str | None  # v4–v12
     topic_id: uuid.UUID | None  # v13+
     partitions: list[FetchedPartition] = field(default_factory=list)

@@ -47,6 +47,8 @@ class FrameDecoder:
 
 @dataclass(slots=True, frozen=True)
 class RequestHeader:
+    """A request's header (v0-v2): which API, at which version, from whom."""
+
     api_key: int
     api_version: int
     correlation_id: int

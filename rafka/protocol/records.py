@@ -52,6 +52,8 @@ class UnsupportedMagicError(CorruptRecordError):
 
 @dataclass(slots=True, frozen=True)
 class BatchHeader:
+    """The fixed 61-byte header of a record batch (magic 2), as stored and sent."""
+
     base_offset: int
     batch_length: int
     partition_leader_epoch: int

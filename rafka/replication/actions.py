@@ -65,11 +65,15 @@ class ResetLog:
 
 @dataclass(slots=True, frozen=True)
 class HighWatermarkAdvanced:
+    """The high watermark moved up: committed records may be exposed."""
+
     high_watermark: int
 
 
 @dataclass(slots=True, frozen=True)
 class SendMessage:
+    """Send `message` to the replica `destination`."""
+
     destination: int
     message: Message
 

@@ -16,6 +16,8 @@ NONE = ErrorCode.none
 
 @dataclass(slots=True, frozen=True)
 class VoteRequest:
+    """Vote (52): a candidate, or a pre-candidate, asks for this replica's vote."""
+
     # The epoch the sender would lead: its new epoch as a candidate, current + 1 for a pre-vote.
     epoch: int
     candidate_id: int
@@ -29,6 +31,8 @@ class VoteRequest:
 
 @dataclass(slots=True, frozen=True)
 class VoteResponse:
+    """Vote's answer: granted or not, with the responder's epoch and leader."""
+
     epoch: int
     leader_id: int | None
     granted: bool
@@ -38,12 +42,16 @@ class VoteResponse:
 
 @dataclass(slots=True, frozen=True)
 class BeginQuorumEpochRequest:
+    """BeginQuorumEpoch (53): a new leader announces itself."""
+
     epoch: int
     leader_id: int
 
 
 @dataclass(slots=True, frozen=True)
 class BeginQuorumEpochResponse:
+    """BeginQuorumEpoch's answer."""
+
     epoch: int
     leader_id: int | None
     error: ErrorCode = NONE
@@ -51,6 +59,8 @@ class BeginQuorumEpochResponse:
 
 @dataclass(slots=True, frozen=True)
 class EndQuorumEpochRequest:
+    """EndQuorumEpoch (54): a leader resigns and names its preferred successors."""
+
     epoch: int
     leader_id: int
     # Voters most caught up first: the first one campaigns at once, the others back off.
@@ -59,6 +69,8 @@ class EndQuorumEpochRequest:
 
 @dataclass(slots=True, frozen=True)
 class EndQuorumEpochResponse:
+    """EndQuorumEpoch's answer."""
+
     epoch: int
     leader_id: int | None
     error: ErrorCode = NONE
@@ -66,6 +78,8 @@ class EndQuorumEpochResponse:
 
 @dataclass(slots=True, frozen=True)
 class FetchRequest:
+    """Fetch (1) from a follower: the records after its log end, and its progress."""
+
     # The epoch of the leader the replica fetches from (Kafka's currentLeaderEpoch).
     epoch: int
     replica_id: int
@@ -86,12 +100,16 @@ class FetchRequest:
 
 @dataclass(slots=True, frozen=True)
 class DivergingEpoch:
+    """Where a follower's log leaves the leader's: truncate to `end_offset`."""
+
     epoch: int
     end_offset: int
 
 
 @dataclass(slots=True, frozen=True)
 class FetchResponse:
+    """Fetch's answer: records, the high watermark, or where the logs diverge."""
+
     epoch: int
     leader_id: int | None
     request_id: int

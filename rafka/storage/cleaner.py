@@ -81,6 +81,8 @@ class CleanedGroup:
 
 @dataclass(slots=True)
 class CleanResult:
+    """What one cleaning pass wrote, for the caller to swap in."""
+
     groups: list[CleanedGroup]
     scratch: Path
     end: int  # the next pass's first dirty offset
@@ -93,6 +95,8 @@ class CleanResult:
 
 @dataclass(slots=True)
 class _Output:
+    """A cleaned segment being written, and the batch chunk not yet flushed to it."""
+
     segment: LogSegment
     chunk: bytearray = field(default_factory=bytearray)
     chunk_last: int = -1

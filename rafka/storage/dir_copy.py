@@ -25,6 +25,8 @@ _CHUNK = 1 << 20
 
 @dataclass(slots=True, frozen=True)
 class _Seen:
+    """A file's identity and size when it was last copied."""
+
     inode: int
     size: int
     mtime_ns: int

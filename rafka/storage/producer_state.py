@@ -144,6 +144,8 @@ class ProducerInfo:
 
 @dataclass(slots=True)
 class _ProducerEntry:
+    """One producer id's epoch, open transaction and recently appended batches."""
+
     epoch: int
     coordinator_epoch: int = -1
     last_timestamp: int = -1

@@ -18,6 +18,8 @@ FILE_NAME = "quorum-state"
 
 @dataclass(slots=True, frozen=True)
 class StoredQuorumState:
+    """What `quorum-state` keeps: the epoch, the vote cast in it, the leader known in it."""
+
     epoch: int = 0
     voted_for: int | None = None
     leader_id: int | None = None

@@ -45,6 +45,8 @@ _END_TXN_MARKER = struct.Struct(">hi")
 
 @dataclass(frozen=True, slots=True)
 class AbortedTxn:
+    """One aborted transaction of the index: Kafka's AbortedTxn entry."""
+
     producer_id: int
     first_offset: int
     last_offset: int

@@ -59,6 +59,8 @@ class Reassignment:
 
 @dataclass(slots=True)
 class BrokerRegistration:
+    """A broker as its registration record describes it."""
+
     node_id: int
     host: str
     port: int
@@ -79,6 +81,8 @@ class BrokerRegistration:
 
 @dataclass(slots=True)
 class TopicImage:
+    """A topic as the metadata log describes it."""
+
     name: str
     topic_id: uuid.UUID
     replicas: list[list[int]]  # per partition, the replica node ids (first = preferred leader)
@@ -131,6 +135,8 @@ def _target_first(target: tuple[int, ...], current: list[int]) -> list[int]:
 
 @dataclass(slots=True)
 class MetadataImage:
+    """The cluster's state as the committed metadata records leave it."""
+
     topics: dict[str, TopicImage] = field(default_factory=dict)
     topics_by_id: dict[uuid.UUID, TopicImage] = field(default_factory=dict)
     next_producer_id_block: int = 0

@@ -46,6 +46,8 @@ class ShardState(Enum):
 
 @dataclass(frozen=True, slots=True)
 class CoordinatorLocation:
+    """FindCoordinator's answer for one key."""
+
     error: ErrorCode
     message: str | None = None
     node_id: int = -1

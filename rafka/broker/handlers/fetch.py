@@ -31,6 +31,8 @@ INVALID_SESSION_ID = 0
 
 @dataclass(slots=True)
 class _Wanted:
+    """One partition a Fetch request asks for."""
+
     topic_key: Any  # name (v4-v12) or topic id (v13+)
     name: str | None
     index: int

@@ -71,6 +71,8 @@ class LazyHandler:
 
 @dataclass(slots=True, frozen=True)
 class ApiSpec:
+    """An API's served versions and its handler."""
+
     min_version: int
     max_version: int
     handler: Handler
@@ -88,6 +90,8 @@ Forwarder = Callable[[int, int, Any, bytes, "RequestContext"], Awaitable[Any | N
 
 @dataclass(slots=True)
 class RequestContext:
+    """What a handler knows of a request besides its body."""
+
     header: RequestHeader
     connection: Connection
     # Whether the request came in on a controller listener, where the other nodes' Raft and

@@ -13,6 +13,8 @@ from rafka.broker.security.sasl import PLAIN
 
 @dataclass(frozen=True, slots=True)
 class ListenerSecurity:
+    """How a listener authenticates its clients."""
+
     protocol: str = "PLAINTEXT"
     mechanisms: tuple[str, ...] = ()
     plain_users: dict[str, str] = field(default_factory=dict)

@@ -38,6 +38,8 @@ class AppendError(Exception):
 
 @dataclass(slots=True, frozen=True)
 class AppendResult:
+    """Where an appended batch landed, as ProduceResponse reports it."""
+
     base_offset: int
     last_offset: int
     log_append_time: int  # -1 unless the topic uses LogAppendTime

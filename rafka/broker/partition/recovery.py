@@ -27,6 +27,8 @@ log = structlog.get_logger(__name__)
 
 @dataclass(slots=True, frozen=True)
 class RecoveredReplica:
+    """A replica's parts as its directory gave them back."""
+
     log: PartitionLog
     producers: ProducerStateManager
     txn_index: TransactionIndex

@@ -92,6 +92,8 @@ class AclError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AclBinding:
+    """One ACL: a resource pattern and an access control entry."""
+
     resource_type: ResourceType
     resource_name: str
     pattern_type: PatternType

@@ -19,6 +19,8 @@ _OPTION = re.compile(r"""([\w.\-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;"]+))""")
 
 @dataclass(frozen=True, slots=True)
 class JaasEntry:
+    """One login module entry of a JAAS configuration."""
+
     module: str
     options: dict[str, str]
 
