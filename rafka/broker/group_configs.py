@@ -16,9 +16,11 @@ share.renew.acknowledge.enable (the share partitions). Kafka reads them at each 
 reaches share partitions already loaded at their next acquisition, release or acknowledgement,
 and members at their next heartbeat. Kafka 4.3.1 also clamps a stored value into the broker's
 current bounds when it is used; here the bounds are fixed, so a value that passed the checks is
-always within them. The consumer.*, streams.* and share.assignment.interval.ms configs are
-described with their defaults; altering one is refused with INVALID_CONFIG until rafka applies
-it.
+always within them. Of the consumer-group configs (KIP-848), consumer.session.timeout.ms and
+consumer.heartbeat.interval.ms apply to the group's consumer-protocol members from their next
+heartbeat (classic members keep the session timeout they joined with, as in Kafka). The other
+consumer.*, the streams.* and share.assignment.interval.ms configs are described with their
+defaults; altering one is refused with INVALID_CONFIG until rafka applies it.
 """
 
 from __future__ import annotations
@@ -53,10 +55,13 @@ SHARE_INT_FIELDS = {
     "share.delivery.count.limit": "delivery_count_limit",
     "share.partition.max.record.locks": "partition_max_record_locks",
 }
+# The consumer-group configs rafka acts on (the group coordinator reads them at each heartbeat).
+CONSUMER_APPLIED = frozenset({"consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"})
 # The group configs rafka acts on; altering another one is refused (INVALID_CONFIG).
 APPLIED = frozenset(
     {SHARE_AUTO_OFFSET_RESET, SHARE_ISOLATION_LEVEL, SHARE_RENEW_ACKNOWLEDGE_ENABLE}
     | set(SHARE_INT_FIELDS)
+    | CONSUMER_APPLIED
 )
 # Kafka's cross-check: each group type's session timeout must exceed its heartbeat interval.
 SESSION_AND_HEARTBEAT = tuple(

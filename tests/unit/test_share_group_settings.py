@@ -123,8 +123,7 @@ def test_session_timeout_must_exceed_the_heartbeat_interval() -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "consumer.session.timeout.ms",
-        "consumer.heartbeat.interval.ms",
+        "consumer.assignment.interval.ms",
         "share.assignment.interval.ms",
         "streams.num.standby.replicas",
     ],
@@ -134,6 +133,11 @@ def test_configs_rafka_does_not_apply_are_refused(name: str) -> None:
     assert refusal(node(), {name: value}).startswith(
         f"rafka does not implement the group config {name} yet"
     )
+
+
+def test_consumer_session_timeout_and_heartbeat_interval_are_accepted() -> None:
+    target = node(**{"group.consumer.min.session.timeout.ms": 1000})
+    alter(target, {"consumer.session.timeout.ms": "6000", "consumer.heartbeat.interval.ms": "5000"})
 
 
 # -- settings ------------------------------------------------------------------------------------

@@ -77,6 +77,9 @@ class ClassicConversion(Protocol):
 
 
 _SESSION = "consumer-session"
+# The group configs (KIP-848) that override the broker's group.consumer.* keys for one group.
+SESSION_TIMEOUT = "consumer.session.timeout.ms"
+HEARTBEAT_INTERVAL = "consumer.heartbeat.interval.ms"
 _REVOCATION = "consumer-revocation"
 
 
@@ -213,7 +216,9 @@ class ConsumerGroupHeartbeats:
             ErrorCode.none,
             member.member_id,
             member.member_epoch,
-            self.config.consumer_heartbeat_interval_ms,
+            self._group_ms(
+                group.group_id, HEARTBEAT_INTERVAL, self.config.consumer_heartbeat_interval_ms
+            ),
             dict(member.assigned) if send_assignment else None,
         )
         write = shard.write(records, lambda _code: None) if records else None
@@ -515,6 +520,16 @@ class ConsumerGroupHeartbeats:
             raise CoordinatorError(ErrorCode.group_id_not_found, message)
         return group
 
+    def _group_ms(self, group_id: str, name: str, default: int) -> int:
+        """A group config of `group_id` (`name`, set with IncrementalAlterConfigs on the GROUP
+        resource, checked against the broker's bounds then) over the broker's group.consumer.*
+        default: read at each heartbeat, as Kafka's GroupConfigManager is consulted."""
+        metadata = self.coordinator.broker.metadata
+        if metadata is None:
+            return default
+        value = metadata.image.group_configs.get(group_id, {}).get(name)
+        return default if value is None else int(value.strip())
+
     # -- timers ---------------------------------------------------------------------------------
 
     def schedule_timers(
@@ -522,7 +537,9 @@ class ConsumerGroupHeartbeats:
     ) -> None:
         timers = self.coordinator.timers
         key = (group.group_id, member.member_id)
-        session_ms = self.config.consumer_session_timeout_ms
+        session_ms = self._group_ms(
+            group.group_id, SESSION_TIMEOUT, self.config.consumer_session_timeout_ms
+        )
         if member.classic is not None:
             session_ms = member.classic.session_timeout_ms
         timers.schedule(
