@@ -9,6 +9,7 @@ import pytest
 
 from rafka.broker.group_configs import (
     APPLIED,
+    CONSUMER_APPLIED,
     GROUP_CONFIGS,
     SHARE_AUTO_OFFSET_RESET,
     SHARE_INT_FIELDS,
@@ -71,7 +72,9 @@ def test_share_auto_offset_reset_values(value: str, valid: bool) -> None:
 def test_every_share_group_config_but_the_assignment_interval_is_applied() -> None:
     shares = {name for name in GROUP_CONFIGS if name.startswith("share.")}
     assert shares - APPLIED == {"share.assignment.interval.ms"}
-    assert APPLIED <= shares  # consumer.* and streams.* are refused
+    # Of consumer.* only the session timeout and heartbeat interval apply; streams.* are refused.
+    assert APPLIED - shares == CONSUMER_APPLIED
+    assert CONSUMER_APPLIED == {"consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"}
     fields = {f.name for f in ShareConfig.__dataclass_fields__.values()}
     assert set(SHARE_INT_FIELDS.values()) <= fields
     for name, field in SHARE_INT_FIELDS.items():
