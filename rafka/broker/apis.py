@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from rafka.broker.broker import Broker
 from rafka.broker.coordinator.internal_topic import SHARE_STATE_TOPIC
@@ -176,7 +177,7 @@ class ShareApis:
             for key, (low, high) in SHARE_API_VERSIONS.items()
         }
         for key, spec in self._group_apis.items():
-            specs[key] = dataclasses.replace(spec, handler=self._share_aware(key))
+            specs[key] = msgspec.structs.replace(spec, handler=self._share_aware(key))
         return specs
 
     def _share_aware(self, key: int) -> Handler:

@@ -12,10 +12,10 @@ default, "<node id>" one broker. The effective broker config overlays them on th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import IntEnum
 
 import structlog
+from msgspec import Struct, field
 
 from rafka.broker.config import (
     DEFINITIONS,
@@ -61,8 +61,7 @@ class ConfigRequestError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class TopicConfigDef:
+class TopicConfigDef(Struct, frozen=True):
     """A topic config key: its type, documentation and broker synonyms."""
 
     name: str
@@ -239,8 +238,7 @@ def is_list_config(resource_type: ResourceType, name: str) -> bool:
 # -- broker configs: static + dynamic -----------------------------------------------------------
 
 
-@dataclass(slots=True)
-class BrokerConfigs:
+class BrokerConfigs(Struct):
     """The layers of one broker's configuration, highest precedence first."""
 
     static: BrokerConfig
@@ -342,8 +340,7 @@ def check_overlay(
 # -- DescribeConfigs ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DescribedConfig:
+class DescribedConfig(Struct, frozen=True):
     """One config as DescribeConfigs reports it."""
 
     name: str

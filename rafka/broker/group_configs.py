@@ -28,10 +28,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
+from msgspec import Struct
 
 from rafka.broker.config import DEFINITIONS, ConfigType, render_value
 from rafka.broker.config_catalog import ConfigRequestError, ConfigSource, DescribedConfig
@@ -77,8 +77,7 @@ _DURATION = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class GroupConfigDef:
+class GroupConfigDef(Struct, frozen=True):
     """A group config key: its type, documentation and default."""
 
     name: str

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+from msgspec import Struct
 
 from rafka.broker.cluster.cluster_metadata import ClusterMetadata, TopicImage
 from rafka.broker.cluster.peers import PeerNetwork
@@ -23,8 +24,7 @@ from rafka.storage.config import LogConfig
 from rafka.storage.log_dir import LogDirectory
 
 
-@dataclass(slots=True, frozen=True)
-class BrokerEndpoint:
+class BrokerEndpoint(Struct, frozen=True):
     """Where clients reach a broker."""
 
     node_id: int

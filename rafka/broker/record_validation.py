@@ -17,7 +17,7 @@ One check needs only a few bytes: LZ4 frames must have independent blocks, as Ka
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 from rafka.protocol.errors import ErrorCode
 from rafka.protocol.records import (
@@ -46,8 +46,7 @@ _CODECS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class RecordError:
+class RecordError(Struct, frozen=True):
     """One invalid record: its index in the batch and why (Produce v8+'s record_errors)."""
 
     batch_index: int

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 BROKER_COMMAND = "broker"
 LOG_LEVEL_ENV = "RAFKA_LOG_LEVEL"
@@ -33,8 +34,7 @@ _OPTIONS = {
 UNUSED_BY_THE_BROKER = ("hypothesis", "rich")
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerArgs:
+class BrokerArgs(Struct, frozen=True):
     config: Path | None
     overrides: list[str]
     add_scram: list[str]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -21,8 +22,7 @@ _PRODUCER_AND_OFFSET = struct.Struct(">qq")
 _TOP_V7 = struct.Struct(">ihi")  # throttle, error, session id
 
 
-@dataclass(slots=True)
-class FetchedPartition:
+class FetchedPartition(Struct):
     """One partition of a Fetch response, its records still on disk."""
 
     partition_index: int
@@ -35,8 +35,7 @@ class FetchedPartition:
     preferred_read_replica: int = -1
 
 
-@dataclass(slots=True)
-class FetchedTopic:
+class FetchedTopic(Struct):
     """One topic of a Fetch response."""
 
     name: str | None  # v4–v12

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from rafka.protocol.errors import FrameTooLargeError, MalformedRequestError
 
@@ -45,8 +46,7 @@ class FrameDecoder:
             del buf[:pos]
 
 
-@dataclass(slots=True, frozen=True)
-class RequestHeader:
+class RequestHeader(Struct, frozen=True):
     """A request's header (v0-v2): which API, at which version, from whom."""
 
     api_key: int

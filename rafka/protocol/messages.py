@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import Field, dataclass, fields
+from dataclasses import Field, fields
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -32,6 +32,7 @@ from kio.serial.errors import SerialError
 from kio.serial.readers import tz_aware_from_i64
 from kio.static.constants import EntityType
 from kio.static.primitive import i64
+from msgspec import Struct
 
 from rafka.protocol.errors import MalformedRequestError
 
@@ -91,8 +92,7 @@ def decode_request_body(cls: type, buf: bytes | memoryview, offset: int) -> Any:
 _SCALAR, _ENTITY, _ENTITY_ARRAY, _PRIMITIVE_ARRAY, _NULLABLE_ENTITY = range(5)
 
 
-@dataclass(slots=True, frozen=True)
-class _Plan:
+class _Plan(Struct, frozen=True):
     """How to read one entity class: its untagged fields in order, and its tagged ones."""
 
     flexible: bool

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import TypeVar
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from rafka.protocol import record_codec
 from rafka.protocol.checksum import crc32c
@@ -50,8 +52,7 @@ class UnsupportedMagicError(CorruptRecordError):
     """A batch in an old message format (magic 0 or 1), which this broker does not accept."""
 
 
-@dataclass(slots=True, frozen=True)
-class BatchHeader:
+class BatchHeader(Struct, frozen=True):
     """The fixed 61-byte header of a record batch (magic 2), as stored and sent."""
 
     base_offset: int
@@ -185,8 +186,7 @@ def is_transactional_batch(records: bytes | None) -> bool:
     )
 
 
-@dataclass(slots=True, frozen=True)
-class Record:
+class Record(Struct, frozen=True):
     """One record with its absolute offset and timestamp."""
 
     offset: int
@@ -435,8 +435,7 @@ _LEADER_CHANGE_HEAD = struct.Struct(">hi")  # Version, LeaderId
 _VOTER_ID = struct.Struct(">i")
 
 
-@dataclass(slots=True, frozen=True)
-class LeaderChange:
+class LeaderChange(Struct, frozen=True):
     """The value of a LEADER_CHANGE control record (Kafka's LeaderChangeMessage)."""
 
     leader_id: int

@@ -10,21 +10,20 @@ reaches the replica.
 from __future__ import annotations
 
 from collections.abc import Sized
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from rafka.replication.messages import Message
 from rafka.replication.state import QuorumState, Role
 
 
-@dataclass(slots=True, frozen=True)
-class PersistQuorumState:
+class PersistQuorumState(Struct, frozen=True):
     """Write the quorum state durably (temp file, fsync, rename, fsync dir) before going on."""
 
     state: QuorumState
 
 
-@dataclass(slots=True, frozen=True)
-class AppendLeaderChange:
+class AppendLeaderChange(Struct, frozen=True):
     """Append a LEADER_CHANGE control batch at the log end in `epoch` (the epoch start offset)."""
 
     epoch: int
@@ -32,8 +31,7 @@ class AppendLeaderChange:
     voters: tuple[int, ...]
 
 
-@dataclass(slots=True, frozen=True)
-class AppendVoters:
+class AppendVoters(Struct, frozen=True):
     """Append a voters record (KRaft's VOTERS control record) at the log end in `epoch`: the
     group's new voter set, in force on every replica as soon as its log holds it."""
 
@@ -41,45 +39,39 @@ class AppendVoters:
     voters: tuple[tuple[int, str | None], ...]
 
 
-@dataclass(slots=True, frozen=True)
-class AppendRecords:
+class AppendRecords(Struct, frozen=True):
     """Append records fetched from the leader at the log end (a follower)."""
 
     records: Sized
 
 
-@dataclass(slots=True, frozen=True)
-class TruncateLog:
+class TruncateLog(Struct, frozen=True):
     """Remove every record at or after `end_offset` (divergence from the leader's log)."""
 
     end_offset: int
 
 
-@dataclass(slots=True, frozen=True)
-class ResetLog:
+class ResetLog(Struct, frozen=True):
     """Delete the whole log and restart it empty at `start_offset` (a follower whose log ends
     below the leader's log start: everything below it is committed and gone from the leader)."""
 
     start_offset: int
 
 
-@dataclass(slots=True, frozen=True)
-class HighWatermarkAdvanced:
+class HighWatermarkAdvanced(Struct, frozen=True):
     """The high watermark moved up: committed records may be exposed."""
 
     high_watermark: int
 
 
-@dataclass(slots=True, frozen=True)
-class SendMessage:
+class SendMessage(Struct, frozen=True):
     """Send `message` to the replica `destination`."""
 
     destination: int
     message: Message
 
 
-@dataclass(slots=True, frozen=True)
-class RoleChanged:
+class RoleChanged(Struct, frozen=True):
     """The replica's role, epoch or leader changed (pending writes of an old leadership fail)."""
 
     role: Role

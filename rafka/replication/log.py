@@ -12,8 +12,9 @@ epoch is 0 and every log's epoch 0 ends at its start offset.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Sized
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from rafka.storage.log import PartitionLog
@@ -24,8 +25,7 @@ if TYPE_CHECKING:
 VoterKeys = Mapping[int, str | None]
 
 
-@dataclass(slots=True, frozen=True)
-class VotersEntry:
+class VotersEntry(Struct, frozen=True):
     """A MemoryLog entry's value that changes the group's voters (a KRaft VOTERS record)."""
 
     voters: tuple[tuple[int, str | None], ...]

@@ -7,15 +7,15 @@ are. Responses carry the responder's epoch and known leader so that a stale peer
 from __future__ import annotations
 
 from collections.abc import Sized
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from rafka.protocol.errors import ErrorCode
 
 NONE = ErrorCode.none
 
 
-@dataclass(slots=True, frozen=True)
-class VoteRequest:
+class VoteRequest(Struct, frozen=True):
     """Vote (52): a candidate, or a pre-candidate, asks for this replica's vote."""
 
     # The epoch the sender would lead: its new epoch as a candidate, current + 1 for a pre-vote.
@@ -29,8 +29,7 @@ class VoteRequest:
     voter_directory_id: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class VoteResponse:
+class VoteResponse(Struct, frozen=True):
     """Vote's answer: granted or not, with the responder's epoch and leader."""
 
     epoch: int
@@ -40,16 +39,14 @@ class VoteResponse:
     error: ErrorCode = NONE
 
 
-@dataclass(slots=True, frozen=True)
-class BeginQuorumEpochRequest:
+class BeginQuorumEpochRequest(Struct, frozen=True):
     """BeginQuorumEpoch (53): a new leader announces itself."""
 
     epoch: int
     leader_id: int
 
 
-@dataclass(slots=True, frozen=True)
-class BeginQuorumEpochResponse:
+class BeginQuorumEpochResponse(Struct, frozen=True):
     """BeginQuorumEpoch's answer."""
 
     epoch: int
@@ -57,8 +54,7 @@ class BeginQuorumEpochResponse:
     error: ErrorCode = NONE
 
 
-@dataclass(slots=True, frozen=True)
-class EndQuorumEpochRequest:
+class EndQuorumEpochRequest(Struct, frozen=True):
     """EndQuorumEpoch (54): a leader resigns and names its preferred successors."""
 
     epoch: int
@@ -67,8 +63,7 @@ class EndQuorumEpochRequest:
     preferred_successors: tuple[int, ...] = ()
 
 
-@dataclass(slots=True, frozen=True)
-class EndQuorumEpochResponse:
+class EndQuorumEpochResponse(Struct, frozen=True):
     """EndQuorumEpoch's answer."""
 
     epoch: int
@@ -76,8 +71,7 @@ class EndQuorumEpochResponse:
     error: ErrorCode = NONE
 
 
-@dataclass(slots=True, frozen=True)
-class FetchRequest:
+class FetchRequest(Struct, frozen=True):
     """Fetch (1) from a follower: the records after its log end, and its progress."""
 
     # The epoch of the leader the replica fetches from (Kafka's currentLeaderEpoch).
@@ -98,16 +92,14 @@ class FetchRequest:
     acknowledged_at: int = -1
 
 
-@dataclass(slots=True, frozen=True)
-class DivergingEpoch:
+class DivergingEpoch(Struct, frozen=True):
     """Where a follower's log leaves the leader's: truncate to `end_offset`."""
 
     epoch: int
     end_offset: int
 
 
-@dataclass(slots=True, frozen=True)
-class FetchResponse:
+class FetchResponse(Struct, frozen=True):
     """Fetch's answer: records, the high watermark, or where the logs diverge."""
 
     epoch: int

@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from rafka.protocol.errors import ErrorCode
 from rafka.replication.actions import (
@@ -116,8 +117,7 @@ class RaftSafetyError(RuntimeError):
     """Going on would break a rule that protects committed data: a bug or a corrupted store."""
 
 
-@dataclass(slots=True, frozen=True)
-class RaftConfig:
+class RaftConfig(Struct, frozen=True):
     """Timers in ms, named and defaulted as Kafka's `quorum.*` settings."""
 
     election_timeout_ms: int = 1000  # quorum.election.timeout.ms (randomised up to twice this)
@@ -134,8 +134,7 @@ class RaftConfig:
         return self.fetch_timeout_ms * 3 // 2
 
 
-@dataclass(slots=True)
-class VoterProgress:
+class VoterProgress(Struct):
     """What the leader knows of one voter in its epoch."""
 
     end_offset: int  # fsynced end offset known to match the leader's log

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+
+from msgspec import Struct
 
 
 class Role(Enum):
@@ -15,8 +16,7 @@ class Role(Enum):
     RESIGNED = "resigned"  # was the leader of this epoch, no longer accepts writes
 
 
-@dataclass(slots=True, frozen=True)
-class QuorumState:
+class QuorumState(Struct, frozen=True):
     """What must survive a restart: the epoch, whom this node voted for in it, and its leader."""
 
     epoch: int = 0

@@ -27,8 +27,9 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from msgspec import Struct, field
 
 from rafka.protocol.records import (
     ATTR_DELETE_HORIZON,
@@ -54,8 +55,7 @@ MAX_MAP_KEYS = 500_000
 _WRITE_CHUNK = 1024 * 1024
 
 
-@dataclass(slots=True)
-class CleanableRange:
+class CleanableRange(Struct):
     """Sealed segments a pass may rewrite, and how dirty they are."""
 
     segments: list[LogSegment]
@@ -70,8 +70,7 @@ class CleanableRange:
         return self.dirty_bytes / self.total_bytes if self.total_bytes else 0.0
 
 
-@dataclass(slots=True)
-class CleanedGroup:
+class CleanedGroup(Struct):
     """A cleaned copy of consecutive segments, complete in the scratch directory."""
 
     old: list[LogSegment]
@@ -79,8 +78,7 @@ class CleanedGroup:
     size: int
 
 
-@dataclass(slots=True)
-class CleanResult:
+class CleanResult(Struct):
     """What one cleaning pass wrote, for the caller to swap in."""
 
     groups: list[CleanedGroup]
@@ -93,8 +91,7 @@ class CleanResult:
     bytes_after: int = 0
 
 
-@dataclass(slots=True)
-class _Output:
+class _Output(Struct):
     """A cleaned segment being written, and the batch chunk not yet flushed to it."""
 
     segment: LogSegment

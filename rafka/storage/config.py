@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
+from msgspec import Struct
 
 LONG_MAX = 2**63 - 1
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
@@ -14,8 +15,7 @@ CLEANUP_POLICIES = ("compact", "delete")
 COMPRESSION_TYPES = ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")
 
 
-@dataclass(slots=True, frozen=True)
-class LogConfig:
+class LogConfig(Struct, frozen=True):
     """A topic's log settings. -1 for retention_ms / retention_bytes means unlimited."""
 
     segment_bytes: int = 1073741824
@@ -78,7 +78,7 @@ class LogConfig:
                 changes[field_name] = parse(value.strip())
             except ValueError as exc:
                 raise ValueError(f"invalid value {value!r} for config {key}: {exc}") from None
-        return dataclasses.replace(base, **changes) if changes else base
+        return msgspec.structs.replace(base, **changes) if changes else base
 
 
 def _policies(value: str) -> set[str]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from rafka.storage.files import TEMP_SUFFIX, fsync_dir
 
@@ -23,8 +24,7 @@ _SKIPPED_SUFFIXES = (TEMP_SUFFIX, ".deleted", ".cleaned")
 _CHUNK = 1 << 20
 
 
-@dataclass(slots=True, frozen=True)
-class _Seen:
+class _Seen(Struct, frozen=True):
     """A file's identity and size when it was last copied."""
 
     inode: int

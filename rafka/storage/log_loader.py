@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import os
 from bisect import bisect_right
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from rafka.storage.config import LogConfig
 from rafka.storage.files import TEMP_SUFFIX, CorruptCheckpointError
@@ -32,8 +33,7 @@ _TEMP_FILES = frozenset(
 )
 
 
-@dataclass(slots=True)
-class LoadedSegments:
+class LoadedSegments(Struct):
     """The segments found in a directory (none: a new log) and their leader epochs."""
 
     segments: list[LogSegment]

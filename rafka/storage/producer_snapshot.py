@@ -19,8 +19,9 @@ import os
 import re
 import struct
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from rafka.protocol.checksum import crc32c
 from rafka.storage.files import list_files
@@ -34,8 +35,7 @@ _SNAPSHOT_ENTRY = struct.Struct(">qhiqiqiq")
 _CRC_START = 6  # the CRC covers the entry count and the entries
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotEntry:
+class SnapshotEntry(Struct, frozen=True):
     """One producer as stored in a snapshot file."""
 
     producer_id: int

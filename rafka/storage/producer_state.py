@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+
+from msgspec import Struct, field
 
 from rafka.protocol.records import NO_PRODUCER_EPOCH, NO_SEQUENCE, BatchHeader
 from rafka.storage.files import list_files, read_small_file
@@ -65,16 +66,14 @@ class ControlType(IntEnum):
     COMMIT = 1
 
 
-@dataclass(frozen=True, slots=True)
-class TxnMarker:
+class TxnMarker(Struct, frozen=True):
     """The content of an end-transaction control record, decoded by the caller."""
 
     control_type: ControlType
     coordinator_epoch: int
 
 
-@dataclass(frozen=True, slots=True)
-class CompletedTxn:
+class CompletedTxn(Struct, frozen=True):
     """A transaction ended by a marker at `last_offset`; feeds the transaction index and LSO."""
 
     producer_id: int
@@ -83,8 +82,7 @@ class CompletedTxn:
     is_aborted: bool
 
 
-@dataclass(frozen=True, slots=True)
-class BatchMetadata:
+class BatchMetadata(Struct, frozen=True):
     """What is remembered of one appended batch, to recognise its retries."""
 
     last_sequence: int
@@ -103,8 +101,7 @@ class BatchMetadata:
         return self.last_offset - self.offset_delta
 
 
-@dataclass(frozen=True, slots=True)
-class AppendCheck:
+class AppendCheck(Struct, frozen=True):
     """Verdict of check(): accepted, a duplicate of a cached batch, or a Kafka error code.
 
     For a duplicate Kafka answers error NONE with base offset `duplicate_of.first_offset` and, on
@@ -130,8 +127,7 @@ ACCEPTED = AppendCheck()
 _REDUNDANT_MARKER = AppendCheck(redundant=True)
 
 
-@dataclass(frozen=True, slots=True)
-class ProducerInfo:
+class ProducerInfo(Struct, frozen=True):
     """Read-only view of one producer (what DescribeProducers reports, plus the batch cache)."""
 
     producer_epoch: int
@@ -142,8 +138,7 @@ class ProducerInfo:
     batches: tuple[BatchMetadata, ...] = ()
 
 
-@dataclass(slots=True)
-class _ProducerEntry:
+class _ProducerEntry(Struct):
     """One producer id's epoch, open transaction and recently appended batches."""
 
     epoch: int

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from rafka.storage.files import read_small_file
 
 FILE_NAME = "quorum-state"
 
 
-@dataclass(slots=True, frozen=True)
-class StoredQuorumState:
+class StoredQuorumState(Struct, frozen=True):
     """What `quorum-state` keeps: the epoch, the vote cast in it, the leader known in it."""
 
     epoch: int = 0

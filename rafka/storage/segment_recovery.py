@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from rafka.protocol.records import (
     HEADER_SIZE,
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class ScannedSegment:
+class ScannedSegment(Struct, frozen=True):
     """What a scan learnt of a segment: the valid prefix and the state its appends resume from."""
 
     valid_size: int

@@ -24,9 +24,10 @@ import os
 import struct
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from rafka.protocol.records import BatchHeader, CorruptRecordError, decode_batch
 from rafka.storage.files import fsync_dir, list_files, read_small_file
@@ -43,8 +44,7 @@ _CONTROL_KEY = struct.Struct(">hh")
 _END_TXN_MARKER = struct.Struct(">hi")
 
 
-@dataclass(frozen=True, slots=True)
-class AbortedTxn:
+class AbortedTxn(Struct, frozen=True):
     """One aborted transaction of the index: Kafka's AbortedTxn entry."""
 
     producer_id: int

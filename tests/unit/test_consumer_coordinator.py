@@ -4,10 +4,10 @@ error codes Kafka gives, offset commits at the member epoch, and the replay afte
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 from test_group_support import TOPIC, join_request, start_broker
 
 from rafka.broker.broker import Broker

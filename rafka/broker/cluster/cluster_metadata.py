@@ -17,10 +17,10 @@ import base64
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from msgspec import Struct, field
 
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import now_ms
@@ -36,8 +36,7 @@ METADATA_TOPIC = "__cluster_metadata"
 PRODUCER_ID_BLOCK_SIZE = 1000
 
 
-@dataclass(slots=True, frozen=True)
-class PartitionState:
+class PartitionState(Struct, frozen=True):
     """A partition's leadership as its leader last reported it (Kafka's AlterPartition)."""
 
     leader: int
@@ -45,8 +44,7 @@ class PartitionState:
     isr: tuple[int, ...]
 
 
-@dataclass(slots=True, frozen=True)
-class Reassignment:
+class Reassignment(Struct, frozen=True):
     """A partition's replicas on their way from `original` to `target` (Kafka's
     AlterPartitionReassignments). The partition's replicas meanwhile list every broker that
     hosts one: the target first, then the others."""
@@ -57,8 +55,7 @@ class Reassignment:
     cancelled: bool = False
 
 
-@dataclass(slots=True)
-class BrokerRegistration:
+class BrokerRegistration(Struct):
     """A broker as its registration record describes it."""
 
     node_id: int
@@ -79,8 +76,7 @@ class BrokerRegistration:
         return self.listeners.get(listener or "", (self.host, self.port))
 
 
-@dataclass(slots=True)
-class TopicImage:
+class TopicImage(Struct):
     """A topic as the metadata log describes it."""
 
     name: str
@@ -133,8 +129,7 @@ def _target_first(target: tuple[int, ...], current: list[int]) -> list[int]:
     return [*target, *(node for node in current if node not in target)]
 
 
-@dataclass(slots=True)
-class MetadataImage:
+class MetadataImage(Struct):
     """The cluster's state as the committed metadata records leave it."""
 
     topics: dict[str, TopicImage] = field(default_factory=dict)

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from msgspec import Struct
 
 from rafka.broker.cluster.cluster_metadata import PRODUCER_ID_BLOCK_SIZE, PartitionState
 from rafka.broker.cluster.peers import PeerUnavailable
@@ -114,8 +114,7 @@ async def unregister_broker(broker: ControllerNode, broker_id: int) -> dict[str,
     return answer(ErrorCode.none)
 
 
-@dataclass(slots=True, frozen=True)
-class LeadershipReport:
+class LeadershipReport(Struct, frozen=True):
     """One partition's leadership as its leader reports it (a row of AlterPartition)."""
 
     topic_id: uuid.UUID

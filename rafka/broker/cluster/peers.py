@@ -23,11 +23,11 @@ import struct
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from kio.serial import entity_reader, entity_writer
+from msgspec import Struct
 
 from rafka.protocol.frames import FrameDecoder, skip_tagged_fields
 from rafka.protocol.messages import build, request_class, response_class
@@ -53,8 +53,7 @@ CONNECT_TIMEOUT_S = 1.0
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class PeerSasl:
+class PeerSasl(Struct, frozen=True):
     """How this node authenticates to the others' controller listeners: the mechanism and its
     one token (PLAIN's authzid NUL user NUL password)."""
 

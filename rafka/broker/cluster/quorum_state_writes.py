@@ -20,9 +20,9 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import structlog
+from msgspec import Struct, field
 
 from rafka.broker.partition.replica import Partition
 from rafka.replication.state import QuorumState
@@ -33,8 +33,7 @@ log = structlog.get_logger(__name__)
 WRITERS = 8
 
 
-@dataclass(slots=True)
-class _Writes:
+class _Writes(Struct):
     """One partition's quorum-state writes: generations asked for and on disk."""
 
     asked: int = 0

@@ -23,10 +23,10 @@ import heapq
 import itertools
 import weakref
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from msgspec.structs import replace
 
 from rafka.broker.cluster import raft_wire as wire
 from rafka.broker.cluster.peers import PeerNetwork, PeerUnavailable

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
+
+from msgspec import Struct
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ INT_RANGES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigDef:
+class ConfigDef(Struct, frozen=True):
     """One broker config: its type, default, one-line doc and, if any, its topic-level synonym."""
 
     name: str

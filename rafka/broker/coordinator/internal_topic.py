@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 import structlog
+from msgspec import Struct
 
 from rafka.broker.coordinator.placement import partition_for
 from rafka.broker.partition.replica import Partition
@@ -44,8 +44,7 @@ class ShardState(Enum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
-class CoordinatorLocation:
+class CoordinatorLocation(Struct, frozen=True):
     """FindCoordinator's answer for one key."""
 
     error: ErrorCode

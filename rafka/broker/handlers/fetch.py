@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from rafka.broker.broker import Broker
 from rafka.broker.metrics.counters import TopicTraffic
@@ -29,8 +30,7 @@ _LAST_OFFSET_DELTA = struct.Struct(">i")
 INVALID_SESSION_ID = 0
 
 
-@dataclass(slots=True)
-class _Wanted:
+class _Wanted(Struct):
     """One partition a Fetch request asks for."""
 
     topic_key: Any  # name (v4-v12) or topic id (v13+)

@@ -27,6 +27,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from rafka.broker import group_configs
 from rafka.broker.broker import Broker
 from rafka.broker.cluster.peers import PeerUnavailable
@@ -116,7 +118,7 @@ def install(apis: dict[int, ApiSpec], broker: Broker) -> ShareAdmin:
         (DELETE_GROUPS, admin.deleting_share_groups),
     ):
         spec = apis[key]
-        apis[key] = dataclasses.replace(spec, handler=wrap(spec.handler))
+        apis[key] = msgspec.structs.replace(spec, handler=wrap(spec.handler))
     return admin
 
 

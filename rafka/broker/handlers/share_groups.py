@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import struct
 import uuid
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+
+from msgspec import Struct, field
 
 from rafka.broker import group_configs
 from rafka.broker.broker import Broker
@@ -284,8 +285,7 @@ def _describe_handler(broker: Broker, service: ShareService):
 # -- ShareFetch, ShareAcknowledge --------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _PartitionResult:
+class _PartitionResult(Struct):
     topic_id: uuid.UUID
     index: int
     error: ErrorCode = ErrorCode.none

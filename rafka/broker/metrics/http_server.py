@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import structlog
+from msgspec import Struct, field
 
 log = structlog.get_logger(__name__)
 
@@ -19,8 +19,7 @@ REQUEST_HEAD_LIMIT = 16 * 1024  # request line and headers; Prometheus sends a f
 REQUEST_TIMEOUT_S = 10.0  # to send the request head; a silent connection is closed after it
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(Struct, frozen=True):
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)

@@ -6,10 +6,10 @@ import asyncio
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from msgspec import Struct
 
 from rafka.broker.metrics.counters import RequestDurations
 from rafka.broker.net.server import Connection
@@ -69,8 +69,7 @@ class LazyHandler:
         return handler(ctx, request)
 
 
-@dataclass(slots=True, frozen=True)
-class ApiSpec:
+class ApiSpec(Struct, frozen=True):
     """An API's served versions and its handler."""
 
     min_version: int
@@ -88,8 +87,7 @@ class ApiSpec:
 Forwarder = Callable[[int, int, Any, bytes, "RequestContext"], Awaitable[Any | None]]
 
 
-@dataclass(slots=True)
-class RequestContext:
+class RequestContext(Struct):
     """What a handler knows of a request besides its body."""
 
     header: RequestHeader

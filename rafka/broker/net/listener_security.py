@@ -4,15 +4,14 @@ them). Read once at start; a JAAS value that does not parse stops the broker in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, field
 
 from rafka.broker.config import BrokerConfig, ConfigError
 from rafka.broker.security.jaas import JaasEntry, parse_jaas
 from rafka.broker.security.sasl import PLAIN
 
 
-@dataclass(frozen=True, slots=True)
-class ListenerSecurity:
+class ListenerSecurity(Struct, frozen=True):
     """How a listener authenticates its clients."""
 
     protocol: str = "PLAINTEXT"

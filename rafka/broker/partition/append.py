@@ -7,7 +7,7 @@ rules (record_validation) decode records only when a config asks for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 from rafka.broker.record_validation import RecordError, RecordValidationError, validate_records
 from rafka.protocol.errors import ErrorCode
@@ -36,8 +36,7 @@ class AppendError(Exception):
         self.log_start_offset = log_start_offset
 
 
-@dataclass(slots=True, frozen=True)
-class AppendResult:
+class AppendResult(Struct, frozen=True):
     """Where an appended batch landed, as ProduceResponse reports it."""
 
     base_offset: int

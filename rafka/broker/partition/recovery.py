@@ -5,10 +5,10 @@ up to its end; and the Raft replica, impaired if storage lost records it had ack
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from msgspec import Struct
 
 from rafka.broker.partition.clock import now_ms, raft_clock_ms
 from rafka.broker.partition.voters import load_voter_sets
@@ -25,8 +25,7 @@ from rafka.storage.voter_sets import VoterSetHistory
 log = structlog.get_logger(__name__)
 
 
-@dataclass(slots=True, frozen=True)
-class RecoveredReplica:
+class RecoveredReplica(Struct, frozen=True):
     """A replica's parts as its directory gave them back."""
 
     log: PartitionLog

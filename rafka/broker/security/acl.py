@@ -11,8 +11,9 @@ implies DESCRIBE_CONFIGS; ALL covers every operation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import IntEnum
+
+from msgspec import Struct
 
 CLUSTER_NAME = "kafka-cluster"
 WILDCARD = "*"
@@ -90,8 +91,7 @@ class AclError(ValueError):
     """An ACL or filter Kafka would refuse; the message is for the client."""
 
 
-@dataclass(frozen=True, slots=True)
-class AclBinding:
+class AclBinding(Struct, frozen=True):
     """One ACL: a resource pattern and an access control entry."""
 
     resource_type: ResourceType
@@ -131,8 +131,7 @@ class AclBinding:
         return resource_name.startswith(self.resource_name)
 
 
-@dataclass(frozen=True, slots=True)
-class AclFilter:
+class AclFilter(Struct, frozen=True):
     """DescribeAcls and DeleteAcls filters: ANY (or None for strings) matches anything; the
     MATCH pattern type matches the ACLs that would apply to the named resource."""
 

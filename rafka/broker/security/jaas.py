@@ -7,7 +7,8 @@ present to other nodes (`username`, `password`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 _ENTRY = re.compile(
     r"""\s*(?P<module>[\w.$]+)\s+(?P<flag>required|requisite|sufficient|optional)\s*
@@ -17,8 +18,7 @@ _ENTRY = re.compile(
 _OPTION = re.compile(r"""([\w.\-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;"]+))""")
 
 
-@dataclass(frozen=True, slots=True)
-class JaasEntry:
+class JaasEntry(Struct, frozen=True):
     """One login module entry of a JAAS configuration."""
 
     module: str

@@ -10,7 +10,8 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 PLAIN = "PLAIN"
 SCRAM_SHA_256 = "SCRAM-SHA-256"
@@ -27,8 +28,7 @@ class SaslFailed(Exception):
     """Authentication failed; the message is what the client is told."""
 
 
-@dataclass(frozen=True, slots=True)
-class ScramCredential:
+class ScramCredential(Struct, frozen=True):
     """What the cluster keeps of a SCRAM password: never the password itself."""
 
     salt: bytes

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 from rafka.broker.share.partition_state import AckError
 from rafka.protocol.errors import ErrorCode
@@ -30,8 +31,7 @@ class ShareGroupError(AckError):
     """A heartbeat or describe answered with an error code."""
 
 
-@dataclass(slots=True)
-class ShareMember:
+class ShareMember(Struct):
     member_id: str
     member_epoch: int
     client_id: str
@@ -42,8 +42,7 @@ class ShareMember:
     assignment: Assignment = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class ShareGroup:
+class ShareGroup(Struct):
     group_id: str
     group_epoch: int = 0
     assignment_epoch: int = 0
@@ -63,8 +62,7 @@ class ShareGroup:
         return {topic_id: name for name, (topic_id, _) in self.topics.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class HeartbeatResult:
+class HeartbeatResult(Struct, frozen=True):
     member_id: str
     member_epoch: int
     assignment: Assignment | None  # None: unchanged since the member's last heartbeat

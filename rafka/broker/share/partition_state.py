@@ -14,8 +14,9 @@ offset moves past every leading ACKNOWLEDGED or ARCHIVED record.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from enum import IntEnum
+
+from msgspec import Struct
 
 from rafka.protocol.errors import ErrorCode
 
@@ -40,16 +41,14 @@ class AckType(IntEnum):
     RENEW = 4
 
 
-@dataclass(slots=True)
-class InFlight:
+class InFlight(Struct):
     state: RecordState
     delivery_count: int
     member_id: str | None = None
     deadline_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class AcquiredRange:
+class AcquiredRange(Struct, frozen=True):
     """AcquiredRecords of a ShareFetch response: consecutive offsets with one delivery count."""
 
     first_offset: int
@@ -57,8 +56,7 @@ class AcquiredRange:
     delivery_count: int
 
 
-@dataclass(frozen=True, slots=True)
-class BatchSpan:
+class BatchSpan(Struct, frozen=True):
     """The offsets a record batch of the fetched data covers."""
 
     base_offset: int
@@ -68,8 +66,7 @@ class BatchSpan:
     aborted: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AckBatch:
+class AckBatch(Struct, frozen=True):
     """One AcknowledgementBatch: one type for the whole range, or one per offset."""
 
     first_offset: int

@@ -10,7 +10,8 @@ ShareAcknowledge never opens a session (epoch 0 is INVALID_SHARE_SESSION_EPOCH).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 from rafka.broker.share.partition_state import AckError
 from rafka.protocol.errors import ErrorCode
@@ -26,8 +27,7 @@ class SessionError(AckError):
     """A request refused as a whole for its share session epoch."""
 
 
-@dataclass(slots=True)
-class ShareSession:
+class ShareSession(Struct):
     group_id: str
     member_id: str
     epoch: int = 1  # the epoch the next request must carry

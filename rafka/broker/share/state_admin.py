@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
+from msgspec import Struct
 
 from rafka.broker.cluster.peers import PeerUnavailable
 from rafka.broker.coordinator.internal_topic import ShardState, coordinator_error_for_write
@@ -69,8 +69,7 @@ UNINITIALIZED = -1  # Kafka's start offset and delivery complete count of a stat
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class StateSummary:
+class StateSummary(Struct, frozen=True):
     start_offset: int
     leader_epoch: int
     state_epoch: int

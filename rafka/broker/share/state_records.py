@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import struct
 import uuid
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 from rafka.protocol.field_reader import FieldReader
 
@@ -50,16 +51,14 @@ class ShareRecordError(ValueError):
     """A `__share_group_state` record this codec cannot read."""
 
 
-@dataclass(frozen=True, slots=True)
-class StateBatch:
+class StateBatch(Struct, frozen=True):
     first_offset: int
     last_offset: int
     delivery_state: int
     delivery_count: int
 
 
-@dataclass(frozen=True, slots=True)
-class ShareStateValue:
+class ShareStateValue(Struct, frozen=True):
     """A ShareSnapshotValue (`snapshot`) or ShareUpdateValue; the snapshot-only fields are
     ignored for an update."""
 
@@ -185,8 +184,7 @@ def decode_value(record_type: int, data: bytes | memoryview) -> ShareStateValue:
 # -- replay ----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class PersistedShareState:
+class PersistedShareState(Struct):
     """The durable state of one share partition: its start offset and, per offset at or past
     it that has one, (delivery state, delivery count). Offsets past it without an entry have
     never been delivered (or were only acquired, which is not persisted)."""

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 # topic id -> partitions
 Assignment = dict[uuid.UUID, frozenset[int]]
@@ -31,8 +32,7 @@ RANGE = "range"
 ASSIGNORS = (UNIFORM, RANGE)
 
 
-@dataclass(frozen=True, slots=True)
-class MemberSubscription:
+class MemberSubscription(Struct, frozen=True):
     topics: frozenset[uuid.UUID]
     previous: Assignment = field(default_factory=dict)  # the member's last target
     rack: str | None = None  # the member's rack_id, if it sent one

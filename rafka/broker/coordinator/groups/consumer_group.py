@@ -16,8 +16,9 @@ import functools
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+
+from msgspec import Struct, field
 
 from rafka.broker.coordinator.groups.consumer_assignors import Assignment
 from rafka.broker.coordinator.groups.consumer_records import ClassicMemberMetadata
@@ -44,8 +45,7 @@ class ConsumerGroupState(Enum):
     DEAD = "Dead"
 
 
-@dataclass(slots=True)
-class ConsumerMember:
+class ConsumerMember(Struct):
     member_id: str
     instance_id: str | None = None
     rack_id: str | None = None
@@ -74,8 +74,7 @@ class ConsumerMember:
         )
 
 
-@dataclass(slots=True)
-class ConsumerGroup:
+class ConsumerGroup(Struct):
     group_id: str
     group_epoch: int = 0
     assignment_epoch: int = 0

@@ -13,10 +13,11 @@ import asyncio
 import re
 import uuid
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
+from msgspec.structs import replace
 
 from rafka.broker.coordinator.groups.consumer_assignors import (
     ASSIGNORS,

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from msgspec import Struct
 
 from rafka.broker.coordinator.groups.group import ClassicGroup
 from rafka.broker.coordinator.groups.shard import CoordinatorShard, Record
@@ -32,8 +33,7 @@ class CoordinatorError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class GroupConfig:
+class GroupConfig(Struct, frozen=True):
     offsets_topic_partitions: int = 8
     offsets_topic_replication_factor: int = 1
     offsets_topic_segment_bytes: int = 104857600

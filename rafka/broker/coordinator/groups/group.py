@@ -17,9 +17,10 @@ import asyncio
 import struct
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from msgspec import Struct, field
 
 from rafka.broker.coordinator.groups.records import GroupValue, MemberValue, OffsetValue
 
@@ -50,8 +51,7 @@ class IllegalTransitionError(RuntimeError):
     pass
 
 
-@dataclass(slots=True)
-class Member:
+class Member(Struct):
     member_id: str
     group_instance_id: str | None
     client_id: str
@@ -101,8 +101,7 @@ class Member:
         raise ValueError(f"member {self.member_id} supports none of {sorted(candidates)}")
 
 
-@dataclass(slots=True)
-class CommittedOffset:
+class CommittedOffset(Struct):
     offset: int
     leader_epoch: int
     metadata: str
@@ -132,8 +131,7 @@ class CommittedOffset:
 TopicPartition = tuple[str, int]
 
 
-@dataclass(slots=True)
-class ClassicGroup:
+class ClassicGroup(Struct):
     group_id: str
     state: GroupState = GroupState.EMPTY
     state_timestamp: int = -1  # wall-clock ms of the last transition

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
+from msgspec import Struct
 
 from rafka.broker.coordinator.groups.classic_rebalance import (
     ClassicRebalance,
@@ -44,8 +44,7 @@ log = structlog.get_logger(__name__)
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
 
 
-@dataclass(frozen=True, slots=True)
-class JoinRequest:
+class JoinRequest(Struct, frozen=True):
     group_id: str
     member_id: str
     group_instance_id: str | None

@@ -9,10 +9,10 @@ OffsetFetch once committed there. Metadata strings are kept verbatim.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
+from msgspec import Struct
 
 from rafka.broker.coordinator.groups.consumer_group import ConsumerGroup, ConsumerMember
 from rafka.broker.coordinator.groups.consumer_heartbeat import group_tombstones
@@ -34,8 +34,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class OffsetCommit:
+class OffsetCommit(Struct, frozen=True):
     topic: str
     partition: int
     offset: int

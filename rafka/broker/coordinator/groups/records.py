@@ -19,7 +19,8 @@ expiry) and GroupMetadataValue v3, and read every version.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from rafka.protocol.field_reader import FieldReader
 
@@ -41,20 +42,17 @@ class RecordFormatError(ValueError):
     """A `__consumer_offsets` record this codec cannot read."""
 
 
-@dataclass(frozen=True, slots=True)
-class OffsetKey:
+class OffsetKey(Struct, frozen=True):
     group: str
     topic: str
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
-class GroupKey:
+class GroupKey(Struct, frozen=True):
     group: str
 
 
-@dataclass(frozen=True, slots=True)
-class OffsetValue:
+class OffsetValue(Struct, frozen=True):
     offset: int
     metadata: str
     commit_timestamp: int
@@ -62,8 +60,7 @@ class OffsetValue:
     expire_timestamp: int = -1  # only stored by OffsetCommit v2-v4 with an explicit retention
 
 
-@dataclass(frozen=True, slots=True)
-class MemberValue:
+class MemberValue(Struct, frozen=True):
     member_id: str
     group_instance_id: str | None
     client_id: str
@@ -74,8 +71,7 @@ class MemberValue:
     assignment: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class GroupValue:
+class GroupValue(Struct, frozen=True):
     protocol_type: str
     generation: int
     protocol: str | None

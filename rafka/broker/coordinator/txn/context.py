@@ -10,8 +10,9 @@ its completion sees it (the coordinator builds it and imports it), and `TxnConfi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from msgspec import Struct
 
 from rafka.broker.coordinator.txn.shard import TxnShard
 from rafka.broker.node import CoordinatorNode
@@ -38,8 +39,7 @@ class TxnNode(CoordinatorNode, Protocol):
     groups: TxnOffsetsCoordinator
 
 
-@dataclass(frozen=True, slots=True)
-class TxnConfig:
+class TxnConfig(Struct, frozen=True):
     state_partitions: int = 8
     replication_factor: int = 1
     min_isr: int = 1

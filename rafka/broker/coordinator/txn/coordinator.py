@@ -26,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from msgspec import Struct
 
 from rafka.broker.coordinator.internal_topic import (
     OFFSETS_TOPIC,
@@ -76,8 +76,7 @@ class TxnError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
-class InitResult:
+class InitResult(Struct, frozen=True):
     error: ErrorCode
     producer_id: int = NO_PRODUCER_ID
     producer_epoch: int = NO_PRODUCER_EPOCH

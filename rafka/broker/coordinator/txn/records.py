@@ -15,8 +15,9 @@ transactions of clients using transaction version 2 (KIP-890), v0 otherwise; bot
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
+
+from msgspec import Struct
 
 from rafka.protocol.field_reader import FieldReader
 
@@ -73,8 +74,7 @@ _DISPLAY_NAMES = {
 _BY_DISPLAY_NAME = {name: state for state, name in _DISPLAY_NAMES.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class TxnLogValue:
+class TxnLogValue(Struct, frozen=True):
     producer_id: int
     producer_epoch: int
     timeout_ms: int
