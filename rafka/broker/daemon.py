@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+# A clean shutdown takes well under this (leaderships are handed over within 5 s): past it,
+# the tasks still running are logged with where each one waits.
+SLOW_SHUTDOWN_S = 10.0
 
 
 class BrokerServer:
@@ -170,7 +173,30 @@ async def serve(config: BrokerConfig, stop: asyncio.Event, scram_seeds: dict | N
     starting.result()
     await stop.wait()
     log.info("shutting down")
-    await server.stop()
+    watchdog = asyncio.create_task(_report_slow_shutdown(SLOW_SHUTDOWN_S), name="shutdown-watch")
+    try:
+        await server.stop()
+    finally:
+        watchdog.cancel()
+
+
+async def _report_slow_shutdown(after: float) -> None:
+    await asyncio.sleep(after)
+    this = asyncio.current_task()
+    waiting = [_where(task) for task in asyncio.all_tasks() if task is not this]
+    log.warning("shutdown slow", seconds=after, tasks=sorted(waiting))
+
+
+def _where(task: asyncio.Task) -> str:
+    """A task's name and the innermost coroutines it is suspended in."""
+    coro = task.get_coro()
+    chain = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_qualname}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return f"{task.get_name()}: {' > '.join(chain[-3:])}"
 
 
 def run(config: BrokerConfig, scram_seeds: dict | None = None) -> int:

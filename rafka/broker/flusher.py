@@ -75,7 +75,8 @@ class GroupCommitFlusher:
                 return False
             self._flush_done.clear()
             try:
-                await asyncio.wait_for(self._flush_done.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._flush_done.wait()
             except TimeoutError:
                 return False
         return True

@@ -87,7 +87,8 @@ class LogCleanerService:
         while True:
             backoff = self._backoff_seconds()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), backoff)
+                async with asyncio.timeout(backoff):
+                    await self._wakeup.wait()
             self._wakeup.clear()
             try:
                 await self.run_once()

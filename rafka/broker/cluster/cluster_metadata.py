@@ -329,7 +329,8 @@ class ClusterMetadata:
             if remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._applied.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._applied.wait()
             except TimeoutError:
                 return predicate()
         return True

@@ -196,16 +196,14 @@ class PeerChannel:
             await asyncio.sleep(wait)
         loop = asyncio.get_running_loop()
         try:
-            _, connection = await asyncio.wait_for(
-                loop.create_connection(
+            async with asyncio.timeout(self._connect_timeout):
+                _, connection = await loop.create_connection(
                     PeerConnection,
                     self.host,
                     self.port,
                     ssl=self._ssl,
                     server_hostname=self.host if self._ssl is not None else None,
-                ),
-                self._connect_timeout,
-            )
+                )
         except TimeoutError:
             # Cancelling the connect closes its socket; the next request starts a new one.
             self._failed_at = time.monotonic()
@@ -217,7 +215,8 @@ class PeerChannel:
             raise PeerUnavailable(f"{self.host}:{self.port}: {exc}") from None
         if self._sasl is not None:
             try:
-                await asyncio.wait_for(self._authenticate(connection), self._connect_timeout)
+                async with asyncio.timeout(self._connect_timeout):
+                    await self._authenticate(connection)
             except (TimeoutError, PeerUnavailable) as exc:
                 connection.abort()
                 self._failed_at = time.monotonic()
@@ -241,12 +240,14 @@ class PeerChannel:
                 raise PeerUnavailable(f"refused ({message})")
 
     async def request(self, api_key: int, version: int, data: Any, timeout: float) -> Any:
-        connection = await asyncio.wait_for(self._connected(), timeout)
+        async with asyncio.timeout(timeout):
+            connection = await self._connected()
         self._correlation = (self._correlation + 1) & 0x7FFFFFFF
         payload = _encode_request(api_key, version, self._correlation, self._client_id, data)
         future = connection.send(self._correlation, api_key, version, payload)
         try:
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             # Reset, not close: later responses would be matched to the wrong request, and the
             # request itself, if still queued, must never arrive late (issue 13, bug 3).

@@ -19,6 +19,7 @@ taken again after a failover.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import structlog
@@ -82,10 +83,9 @@ class ReassignmentDriver:
 
     async def run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), CHECK_INTERVAL_S)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CHECK_INTERVAL_S):
+                    await self._wakeup.wait()
             self._wakeup.clear()
             if self._watched:
                 self._step_all()

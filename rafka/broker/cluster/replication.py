@@ -128,8 +128,8 @@ class ReplicationManager(ReplicationHooks):
         tasks = [t for t in (self._ticker, self._sent_logger) if t is not None]
         tasks += [f.task for f in self._fetchers.values()]
         # Python 3.11's asyncio.wait_for loses a cancel that comes in the loop turn its awaitable
-        # completes in (CPython gh-86296), e.g. a fetch answered just now: the loops also end on
-        # `closed`, and are woken to see it.
+        # completes in (CPython gh-86296); rafka no longer uses it (ruff bans it), and the loops
+        # also end on `closed`, woken to see it, should anything else swallow a cancel.
         self._wakeup.set()
         for fetcher in self._fetchers.values():
             fetcher.wakeup.set()
@@ -227,7 +227,8 @@ class ReplicationManager(ReplicationHooks):
             self._wakeup.clear()
             timeout = None if not heap else max(heap[0][0] - raft_clock_ms(), 0) / 1000
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
 
@@ -425,7 +426,8 @@ class FollowerFetcher:
             while self.expected - self.pending.keys() and loop.time() < deadline:
                 self.wakeup.clear()
                 try:
-                    await asyncio.wait_for(self.wakeup.wait(), deadline - loop.time())
+                    async with asyncio.timeout_at(deadline):
+                        await self.wakeup.wait()
                 except TimeoutError:
                     break
             if manager.closed:

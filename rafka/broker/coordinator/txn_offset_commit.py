@@ -103,7 +103,8 @@ async def txn_offset_commit(
     future = shard.write(values, on_done, producer=(producer_id, producer_epoch))
     timeout = groups.config.offsets_commit_timeout_ms / 1000
     try:
-        outcome = await asyncio.wait_for(asyncio.shield(future), timeout)
+        async with asyncio.timeout(timeout):
+            outcome = await asyncio.shield(future)
     except TimeoutError:
         outcome = ErrorCode.request_timed_out
     if outcome is ErrorCode.invalid_producer_epoch:

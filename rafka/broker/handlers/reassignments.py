@@ -60,7 +60,8 @@ async def _propose(
 ) -> None:
     """Commit `records` within `timeout`; AppendError(REQUEST_TIMED_OUT) if not."""
     try:
-        await asyncio.wait_for(metadata.propose(records), timeout)
+        async with asyncio.timeout(timeout):
+            await metadata.propose(records)
     except TimeoutError:
         raise AppendError(
             ErrorCode.request_timed_out, "The metadata change was not committed in time."

@@ -117,8 +117,6 @@ class Connection(asyncio.Protocol):
                 log.info("connection refused", peer=self.peer, reason=refused)
                 self.closed = True
                 transport.close()
-                return
-            self.admitted_by_limits = True
 
     def idle_since(self) -> float | None:
         """When the connection last did anything, or None while a request is being served
@@ -225,6 +223,7 @@ class Listener:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.connections: set[Connection] = set()
+        self._stopping = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -243,18 +242,27 @@ class Listener:
             self._sweeper = asyncio.create_task(self._close_idle(), name=f"idle-{self.name}")
 
     def _make_connection(self) -> Connection:
-        on_open = self._admit if self._limits is not None else None
-        connection = Connection(self._handler, self._max_frame, self._closed, on_open)
+        connection = Connection(self._handler, self._max_frame, self._closed, self._opened)
         connection.listener = self.name
         connection.security = self._security
         # Only a SASL listener's connections have to authenticate first.
         connection.authenticated = not self._security.sasl
-        self.connections.add(connection)
         return connection
 
-    def _admit(self, connection: Connection) -> str | None:
-        assert self._limits is not None
-        return self._limits.admit(connection.peer_host, self._counted)
+    def _opened(self, connection: Connection) -> str | None:
+        """Tracked from connection_made on, not from accept: a TLS connection reaches it only
+        after its handshake, and one whose handshake fails never reaches connection_lost."""
+        if self._stopping:
+            # Its handshake finished after stop() closed the others: it would hold the server
+            # open (uvloop's wait_closed waits for every accepted transport).
+            return "broker shutting down"
+        if self._limits is not None:
+            refused = self._limits.admit(connection.peer_host, self._counted)
+            if refused is not None:
+                return refused
+            connection.admitted_by_limits = True
+        self.connections.add(connection)
+        return None
 
     def _closed(self, connection: Connection) -> None:
         self.connections.discard(connection)
@@ -276,7 +284,8 @@ class Listener:
                 if since is not None and since < cutoff:
                     connection.abort("idle longer than connections.max.idle.ms", warn=False)
 
-    async def stop(self, drain_timeout: float = 3.0) -> None:
+    async def stop(self, drain_timeout: float = 3.0, close_timeout: float = 5.0) -> None:
+        self._stopping = True
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._server is not None:
@@ -285,5 +294,11 @@ class Listener:
             if drains:
                 await asyncio.wait(drains, timeout=drain_timeout)
             for connection in list(self.connections):
-                connection.abort("broker shutting down")
-            await self._server.wait_closed()
+                connection.abort("broker shutting down", warn=False)
+            try:
+                # Bounded: a TLS handshake still under way (TLS_HANDSHAKE_TIMEOUT_S) or a peer
+                # that never answers our close_notify must not keep the broker from exiting.
+                async with asyncio.timeout(close_timeout):
+                    await self._server.wait_closed()
+            except TimeoutError:
+                log.warning("connections still open at shutdown", listener=self.name)

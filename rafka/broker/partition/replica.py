@@ -298,7 +298,8 @@ class Partition:
             waiter: asyncio.Future[None] = loop.create_future()
             self._raft_waiters.append(waiter)
             try:
-                await asyncio.wait_for(waiter, remaining)
+                async with asyncio.timeout(remaining):
+                    await waiter
             except TimeoutError:
                 return False
         return True

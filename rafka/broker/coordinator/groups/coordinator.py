@@ -175,7 +175,8 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
         """A write's outcome as clients see it, giving up after offsets.commit.timeout.ms."""
         timeout = self.config.offsets_commit_timeout_ms / 1000
         try:
-            code = await asyncio.wait_for(asyncio.shield(future), timeout)
+            async with asyncio.timeout(timeout):
+                code = await asyncio.shield(future)
         except TimeoutError:
             code = ErrorCode.request_timed_out
         return coordinator_error_for_write(code, for_offsets)
