@@ -155,7 +155,8 @@ class RaftReplica:
         "_acknowledged_at", "_awaiting_log", "_begin_pending", "_begin_resend_at",
         "_check_quorum_at", "_commit_floor", "_configured", "_election_deadline", "_fetch_deadline",
         "_fetch_in_flight", "_fetch_retry_at", "_fetch_sent_at", "_flushed_end", "_granted",
-        "_last_leader_contact", "_last_quorum_contact", "_leader_hw", "_leader_resigned",
+        "_last_leader", "_last_leader_contact", "_last_quorum_contact", "_leader_hw",
+        "_leader_resigned",
         "_lost_end", "_majority", "_member", "_next_request_id", "_now", "_observers", "_others",
         "_parked", "_voters_offset",
         "_progress", "_read_barrier_at", "_rejected", "_rng", "_voter_dirs", "config",
@@ -239,6 +240,9 @@ class RaftReplica:
         # has not lost touch for longer than since then); None: never since it started.
         self._last_quorum_contact: int | None = None
         self._leader_resigned = False
+        # The last other node this one knew to lead: at an election, the one whose silence
+        # (or resignation) caused it.
+        self._last_leader: int | None = None
         self._progress: dict[int, VoterProgress] = {}
         self._begin_pending: set[int] = set()
         self._begin_resend_at = 0
@@ -254,6 +258,7 @@ class RaftReplica:
             self.role = Role.RESIGNED  # restarted after leading this epoch: never lead it again
         elif state.leader_id is not None and state.leader_id != node_id:
             self.role = Role.FOLLOWER
+            self._last_leader = state.leader_id
         else:
             self.role = Role.UNATTACHED
         self._reset_role_data()
@@ -370,7 +375,11 @@ class RaftReplica:
             v
             for v, p in self._progress.items()
             if v == self.node_id
-            or (now_ms - p.last_caught_up_ms <= lag_ms and now_ms - p.last_contact_ms <= silent_ms)
+            or (
+                p.last_caught_up_ms >= 0  # -1: not since it was taken out
+                and now_ms - p.last_caught_up_ms <= lag_ms
+                and now_ms - p.last_contact_ms <= silent_ms
+            )
         )
 
     def mark_out_of_sync(self, node_id: int) -> None:
@@ -633,6 +642,8 @@ class RaftReplica:
         parked = self._parked if self.role is Role.LEADER and role is not Role.LEADER else {}
         if self.role is Role.LEADER:
             self._last_quorum_contact = self._now  # it led until now
+        elif self.state.leader_id is not None and self.state.leader_id != self.node_id:
+            self._last_leader = self.state.leader_id
         if state != self.state:
             self.state = state
             actions.append(PersistQuorumState(state))
@@ -660,8 +671,15 @@ class RaftReplica:
         self._acknowledged_at = -1
         self._read_barrier_at = None
         if self.role is Role.LEADER:
-            # Every voter counts as caught up until a lag window passes without it (Kafka's ISR).
-            self._progress = {v: VoterProgress(0, now, now) for v in self.voters}
+            # Every voter counts as caught up until a lag window passes without it (Kafka's ISR),
+            # but the previous leader: it went silent (an election) or is stopping (a handover)
+            # and, while the others commit without it, it is in sync only once it fetched all
+            # (Kafka's controller fences a silent leader and takes a stopping one out of the ISR
+            # before it elects another).
+            last = self._last_leader
+            self._progress = {
+                v: VoterProgress(0, now, -1 if v == last else now) for v in self.voters
+            }
             self._observers = {}
             self._begin_pending = set(self._others)
             self._begin_resend_at = self._resend_time(now)

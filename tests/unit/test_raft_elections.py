@@ -169,7 +169,6 @@ def test_an_ineligible_replica_votes_but_stands_for_no_election() -> None:
     assert raft.role is Role.PROSPECTIVE and sent(actions, VoteRequest)
 
 
-
 def test_a_leaving_replica_neither_stands_nor_votes() -> None:
     # Its broker shuts down and handed over: a vote of its could elect a second leader over the
     # one it handed over to. Nor does regaining eligibility (self-fencing) let it stand again.
@@ -390,3 +389,26 @@ def test_leaders_elected_apart_resend_begin_quorum_epoch_on_few_ticks() -> None:
     assert len(set(times.values())) <= 3
     for start, when in times.items():
         assert CONFIG.request_timeout_ms <= when - start <= CONFIG.request_timeout_ms * 5 // 4
+
+
+def test_a_new_leader_counts_its_silent_predecessor_in_sync_only_once_caught_up() -> None:
+    """The ISR the new leader reports names the silent leader only once it fetched all: records
+    committed without it must not be credited to it (tests/integration/test_rolling_restart.py
+    saw a killed leader listed in sync after its restart, from the election's report)."""
+    cluster = MiniCluster(3)
+    cluster.run_until(lambda: cluster.leader() is not None)
+    old = cluster.leader()
+    assert old is not None
+    cluster.isolated = {old.node_id}
+    cluster.run_until(lambda: (new := cluster.leader()) is not None and new is not old)
+    new = cluster.leader()
+    assert new is not None
+    others = sorted(set(cluster.nodes) - {old.node_id})
+    assert new.in_sync_voters(cluster.now, 30_000, 2_000) == others
+    cluster.write(["committed without the old leader"])
+    cluster.isolated = set()
+    cluster.run_until(
+        lambda: old.leader_id == new.node_id and old.log.end_offset == new.log.end_offset
+    )
+    cluster.run_for(CONFIG.fetch_max_wait_ms + 10)
+    assert new.in_sync_voters(cluster.now, 30_000, 2_000) == sorted(cluster.nodes)
