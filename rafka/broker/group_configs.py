@@ -56,7 +56,9 @@ SHARE_INT_FIELDS = {
     "share.partition.max.record.locks": "partition_max_record_locks",
 }
 # The consumer-group configs rafka acts on (the group coordinator reads them at each heartbeat).
-CONSUMER_APPLIED = frozenset({"consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"})
+CONSUMER_SESSION_TIMEOUT = "consumer.session.timeout.ms"
+CONSUMER_HEARTBEAT_INTERVAL = "consumer.heartbeat.interval.ms"
+CONSUMER_APPLIED = frozenset({CONSUMER_SESSION_TIMEOUT, CONSUMER_HEARTBEAT_INTERVAL})
 # The group configs rafka acts on; altering another one is refused (INVALID_CONFIG).
 APPLIED = frozenset(
     {SHARE_AUTO_OFFSET_RESET, SHARE_ISOLATION_LEVEL, SHARE_RENEW_ACKNOWLEDGE_ENABLE}

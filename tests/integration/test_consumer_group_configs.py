@@ -57,17 +57,13 @@ def members_of(client: RawClient, group: str) -> list[str]:
     return [m.member_id for m in described.groups[0].members]
 
 
-def configure(client: RawClient, group: str, name: str, value: str) -> Any:
-    return set_group_config(client, group, name, value)
-
-
 def test_heartbeat_interval_and_session_timeout_per_group(broker_factory) -> None:
     broker: BrokerProcess = broker_factory(**BROKER).start()
     create_topic(broker.bootstrap, TOPIC)
     with RawClient(broker.bootstrap) as client:
-        assert configure(client, "short", "consumer.heartbeat.interval.ms", "700").error_code == (
-            ErrorCode.none
-        )
+        assert set_group_config(
+            client, "short", "consumer.heartbeat.interval.ms", "700"
+        ).error_code == (ErrorCode.none)
         find_coordinator(client, "plain")
         plain_id, short_id = str(uuid.uuid4()), str(uuid.uuid4())
         plain = heartbeat(client, "plain", plain_id, 0)
@@ -76,9 +72,9 @@ def test_heartbeat_interval_and_session_timeout_per_group(broker_factory) -> Non
         assert short.heartbeat_interval == timedelta(milliseconds=700)
 
         # Set while the member is in the group: its next heartbeat takes the new timeout.
-        assert configure(client, "short", "consumer.session.timeout.ms", "3000").error_code == (
-            ErrorCode.none
-        )
+        assert set_group_config(
+            client, "short", "consumer.session.timeout.ms", "3000"
+        ).error_code == (ErrorCode.none)
         heartbeat(client, "short", short_id, short.member_epoch)
         silent_since = time.monotonic()
         heartbeat(client, "plain", plain_id, plain.member_epoch)
@@ -92,10 +88,10 @@ def test_heartbeat_interval_and_session_timeout_per_group(broker_factory) -> Non
 def test_values_outside_the_brokers_bounds_are_refused(broker_factory) -> None:
     broker: BrokerProcess = broker_factory(**BROKER).start()
     with RawClient(broker.bootstrap) as client:
-        low = configure(client, "g", "consumer.session.timeout.ms", "999")
+        low = set_group_config(client, "g", "consumer.session.timeout.ms", "999")
         assert low.error_code == ErrorCode.invalid_config
-        high = configure(client, "g", "consumer.heartbeat.interval.ms", "15001")
+        high = set_group_config(client, "g", "consumer.heartbeat.interval.ms", "15001")
         assert high.error_code == ErrorCode.invalid_config
         # Not applied by rafka yet: refused rather than silently ignored.
-        unapplied = configure(client, "g", "consumer.assignment.interval.ms", "500")
+        unapplied = set_group_config(client, "g", "consumer.assignment.interval.ms", "500")
         assert unapplied.error_code == ErrorCode.invalid_config

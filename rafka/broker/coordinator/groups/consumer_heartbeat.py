@@ -55,6 +55,7 @@ from rafka.broker.coordinator.groups.consumer_records import (
 from rafka.broker.coordinator.groups.context import CoordinatorError
 from rafka.broker.coordinator.groups.shard import CoordinatorShard, Record
 from rafka.broker.coordinator.internal_topic import ShardState
+from rafka.broker.group_configs import CONSUMER_HEARTBEAT_INTERVAL, CONSUMER_SESSION_TIMEOUT
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:
@@ -78,9 +79,6 @@ class ClassicConversion(Protocol):
 
 
 _SESSION = "consumer-session"
-# The group configs (KIP-848) that override the broker's group.consumer.* keys for one group.
-SESSION_TIMEOUT = "consumer.session.timeout.ms"
-HEARTBEAT_INTERVAL = "consumer.heartbeat.interval.ms"
 _REVOCATION = "consumer-revocation"
 
 
@@ -218,7 +216,9 @@ class ConsumerGroupHeartbeats:
             member.member_id,
             member.member_epoch,
             self._group_ms(
-                group.group_id, HEARTBEAT_INTERVAL, self.config.consumer_heartbeat_interval_ms
+                group.group_id,
+                CONSUMER_HEARTBEAT_INTERVAL,
+                self.config.consumer_heartbeat_interval_ms,
             ),
             dict(member.assigned) if send_assignment else None,
         )
@@ -539,7 +539,7 @@ class ConsumerGroupHeartbeats:
         timers = self.coordinator.timers
         key = (group.group_id, member.member_id)
         session_ms = self._group_ms(
-            group.group_id, SESSION_TIMEOUT, self.config.consumer_session_timeout_ms
+            group.group_id, CONSUMER_SESSION_TIMEOUT, self.config.consumer_session_timeout_ms
         )
         if member.classic is not None:
             session_ms = member.classic.session_timeout_ms
