@@ -202,13 +202,26 @@ def check_assignments(
             )
 
 
+# What Kafka's controller takes from one CreateTopics or CreatePartitions request
+# (ReplicationControlManager): at most this many new partitions, and this many metadata records
+# (a topic, its partitions, its configs). Checked before anything is built: one request could
+# otherwise ask for 2^31 partitions.
+MAX_PARTITIONS_PER_REQUEST = 10_000
+MAX_RECORDS_PER_REQUEST = 10_000
+TOO_MANY_PARTITIONS = "Excessively large number of partitions per request."
+TOO_MANY_RECORDS = "Unable to perform excessively large batch operation."
+
+
 async def create_partitions(
     broker: StorageNode,
     name: str,
     count: int,
     assignments: list[list[int]] | None,
     validate_only: bool,
-) -> None:
+    budget: int = MAX_RECORDS_PER_REQUEST,
+) -> int:
+    """Add partitions up to `count`, at most `budget` of them (what the request has left);
+    returns how many were added."""
     assert broker.metadata is not None
     async with broker.topic_lock:
         topic = broker.topic(name)
@@ -226,6 +239,10 @@ async def create_partitions(
                 f"{count}.",
             )
         added = count - current
+        if added > budget:
+            # Kafka's controller answers UNKNOWN_SERVER_ERROR here (an exception it does not
+            # map) after committing part of the partitions; all or nothing, as for topics.
+            raise AdminError(ErrorCode.policy_violation, TOO_MANY_RECORDS)
         replication_factor = len(topic.replicas[0]) if topic.replicas else 1
         if assignments is not None:
             if len(assignments) != added:
@@ -248,13 +265,14 @@ async def create_partitions(
                 for p in range(current, count)
             ]
         if validate_only:
-            return
+            return added
         await broker.metadata.propose(
             [{"type": "partitions", "id": str(topic.topic_id), "replicas": replicas}]
         )
         topic = broker.metadata.image.topics_by_id[topic.topic_id]
     await await_new_leaders(broker, topic, range(current, count))
     log.info("partitions created", topic=name, partitions=count)
+    return added
 
 
 # -- records ------------------------------------------------------------------------------------

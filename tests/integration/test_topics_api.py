@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 pytestmark = pytest.mark.timeout(60)
@@ -22,6 +22,7 @@ INVALID_PARTITIONS = 37
 INVALID_REPLICATION_FACTOR = 38
 INVALID_CONFIG = 40
 INVALID_REQUEST = 42
+POLICY_VIOLATION = 44
 UNKNOWN_TOPIC_ID = 100
 QUIET = {"log_level": 3}  # librdkafka: errors only
 BAD_NAMES = ["bad name!", "..", "x" * 250]
@@ -140,6 +141,49 @@ def test_confluent_create_errors(broker) -> None:
         "dup-0",
         "y" * 249 + "-0",
     ]
+
+
+def errors_of(futures: dict[str, Any]) -> dict[str, tuple[int, str] | None]:
+    """Each topic's (error code, message), None where it succeeded."""
+    found: dict[str, tuple[int, str] | None] = {}
+    for name, future in futures.items():
+        try:
+            future.result(60)
+        except KafkaException as exc:
+            error = exc.args[0]
+            found[name] = (error.code(), error.str())
+        else:
+            found[name] = None
+    return found
+
+
+def test_one_request_creates_at_most_kafkas_partitions_and_records(broker) -> None:
+    """Kafka's controller takes at most 10,000 new partitions and 10,000 metadata records from
+    one CreateTopics or CreatePartitions (POLICY_VIOLATION), checked before anything is made:
+    a request for 100,000 partitions used to be created, one by one, for minutes."""
+    admin = confluent_admin(broker)
+    too_many = (POLICY_VIOLATION, "Excessively large number of partitions per request.")
+    too_large = (POLICY_VIOLATION, "Unable to perform excessively large batch operation.")
+    started = time.monotonic()
+    assert errors_of(admin.create_topics([NewTopic("huge", 100_000, 1)])) == {"huge": too_many}
+    assert time.monotonic() - started < 10
+    # Over the partitions: every topic of the request is refused, the small one too.
+    topics = [NewTopic("small", 1, 1), NewTopic("large", 10_000, 1)]
+    assert errors_of(admin.create_topics(topics)) == {"small": too_many, "large": too_many}
+    # 10,000 partitions are 10,001 records with their topic's.
+    assert errors_of(admin.create_topics([NewTopic("even", 10_000, 1)])) == {"even": too_large}
+    assert errors_of(admin.create_topics([NewTopic("x", 1, 1), NewTopic("y", 1, 1)])) == {
+        "x": None,
+        "y": None,
+    }
+    # Partitions added by one request: the topic that would take it past 10,000 is refused
+    # whole, the ones before it stand.
+    grow = [NewPartitions("x", 4_001), NewPartitions("y", 6_002)]
+    assert errors_of(admin.create_partitions(grow)) == {"x": None, "y": too_large}
+    assert len(topic_partitions(admin, "x") or {}) == 4_001
+    assert len(topic_partitions(admin, "y") or {}) == 1
+    names = set(admin.list_topics(timeout=10).topics)
+    assert not names & {"huge", "small", "large", "even"}
 
 
 def test_confluent_validate_only_does_not_create(broker) -> None:

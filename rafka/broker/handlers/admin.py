@@ -11,7 +11,12 @@ from rafka.broker.broker import Broker
 from rafka.broker.handlers.metadata import describe_topic
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
-from rafka.broker.topic_admin import AdminError, create_partitions, delete_records
+from rafka.broker.topic_admin import (
+    MAX_RECORDS_PER_REQUEST,
+    AdminError,
+    create_partitions,
+    delete_records,
+)
 from rafka.protocol.errors import ErrorCode
 
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
@@ -27,6 +32,7 @@ MAX_DESCRIBED_PARTITIONS = 2000
 def make_create_partitions_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         results = []
+        budget = MAX_RECORDS_PER_REQUEST  # new partitions this request may still add
         counts: dict[str, int] = {}
         for topic in request.topics:
             counts[topic.name] = counts.get(topic.name, 0) + 1
@@ -52,8 +58,8 @@ def make_create_partitions_handler(broker: Broker):
                     if topic.assignments is None
                     else [list(a.broker_ids) for a in topic.assignments]
                 )
-                await create_partitions(
-                    broker, topic.name, topic.count, assignments, request.validate_only
+                budget -= await create_partitions(
+                    broker, topic.name, topic.count, assignments, request.validate_only, budget
                 )
             except AdminError as exc:
                 entry.update(error_code=exc.code, error_message=exc.message)

@@ -13,6 +13,10 @@ from rafka.broker.config_catalog import ConfigRequestError, describe_topic, vali
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.topic_admin import (
+    MAX_PARTITIONS_PER_REQUEST,
+    MAX_RECORDS_PER_REQUEST,
+    TOO_MANY_PARTITIONS,
+    TOO_MANY_RECORDS,
     AdminError,
     broker_configs,
     check_assignments,
@@ -30,6 +34,7 @@ def make_create_handler(broker: Broker):
         seen: set[str] = set()
         # CREATE on the cluster covers every topic; otherwise CREATE on each topic.
         may_create_all = ctx.authorize(Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)
+        too_large = _too_large(broker, request.topics)
         for topic in request.topics:
             entry: dict[str, Any] = {
                 "name": topic.name,
@@ -49,6 +54,11 @@ def make_create_handler(broker: Broker):
                 # Before any validation: nothing about the topic is revealed.
                 entry["error_code"] = ErrorCode.topic_authorization_failed
                 entry["error_message"] = "Authorization failed."
+                results.append(entry)
+                continue
+            if too_large is not None:  # the whole request, as Kafka's controller refuses it
+                entry["error_code"] = ErrorCode.policy_violation
+                entry["error_message"] = too_large
                 results.append(entry)
                 continue
             try:
@@ -79,6 +89,25 @@ def make_create_handler(broker: Broker):
         return {"throttle_time": 0, "topics": results}
 
     return handle
+
+
+def _too_large(broker: Broker, topics: list[Any]) -> str | None:
+    """Kafka's refusal of a CreateTopics that would make too many partitions or records."""
+    default = int(broker.config.get("num.partitions"))
+    partitions = records = 0
+    for topic in topics:
+        if topic.assignments:
+            count = len(topic.assignments)
+        else:
+            count = default if topic.num_partitions == -1 else max(topic.num_partitions, 0)
+        partitions += count
+        if broker.topic(topic.name) is None:
+            records += 1 + count + len(topic.configs)
+    if partitions > MAX_PARTITIONS_PER_REQUEST:
+        return TOO_MANY_PARTITIONS
+    if records > MAX_RECORDS_PER_REQUEST:
+        return TOO_MANY_RECORDS
+    return None
 
 
 def _created(broker: Broker, image: Any) -> dict[str, Any]:
