@@ -253,8 +253,8 @@ class Listener:
         """Tracked from connection_made on, not from accept: a TLS connection reaches it only
         after its handshake, and one whose handshake fails never reaches connection_lost."""
         if self._stopping:
-            # Its handshake finished after stop() closed the others: it would hold the server
-            # open (uvloop's wait_closed waits for every accepted transport).
+            # Its handshake finished after stop() closed the others: it would stay open, and
+            # served, until the process exits.
             return "broker shutting down"
         if self._limits is not None:
             refused = self._limits.admit(connection.peer_host, self._counted)
@@ -296,8 +296,9 @@ class Listener:
             for connection in list(self.connections):
                 connection.abort("broker shutting down", warn=False)
             try:
-                # Bounded: a TLS handshake still under way (TLS_HANDSHAKE_TIMEOUT_S) or a peer
-                # that never answers our close_notify must not keep the broker from exiting.
+                # Bounded: uvloop 0.23 (like asyncio before 3.12) returns at once once closed,
+                # but where it waits for every connection, a TLS handshake still under way or
+                # a peer that never answers our close_notify must not keep the broker up.
                 async with asyncio.timeout(close_timeout):
                     await self._server.wait_closed()
             except TimeoutError:
