@@ -164,7 +164,7 @@ class ReassignmentDriver:
         progress = partition.raft.observer_progress().get(node)
         if progress is None:
             return False
-        return raft_clock_ms() - progress.last_caught_up_ms <= self._lag_time_max_ms
+        return _caught_up_within(progress.last_caught_up_ms, raft_clock_ms(), self._lag_time_max_ms)
 
     def _hand_over(self, partition: Partition, target: tuple[int, ...]) -> None:
         """This leader leaves the voters: the most caught-up voter of the target leads first,
@@ -175,7 +175,8 @@ class ReassignmentDriver:
         successors = [
             node
             for node in target
-            if node in progress and now - progress[node].last_caught_up_ms <= self._lag_time_max_ms
+            if node in progress
+            and _caught_up_within(progress[node].last_caught_up_ms, now, self._lag_time_max_ms)
         ]
         if successors:
             log.info("reassignment: handing over", partition=partition.name, to=successors[0])
@@ -209,3 +210,9 @@ def hand_over_to_preferred(
             continue
         log.info("moving leadership to the preferred replica", partition=partition.name)
         partition.apply(partition.raft.resign(preferred))
+
+
+def _caught_up_within(last_caught_up_ms: int, now_ms: int, lag_ms: int) -> bool:
+    """-1 is never (not since it was taken out, or a new leader's predecessor): whatever the
+    monotonic clock's origin, it must not read as a time within the lag."""
+    return last_caught_up_ms >= 0 and now_ms - last_caught_up_ms <= lag_ms

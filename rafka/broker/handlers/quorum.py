@@ -96,7 +96,10 @@ def describe_metadata_partition(broker: Broker) -> dict[str, Any]:
             state.update(
                 log_end_offset=known.end_offset,
                 last_fetch_timestamp=wall(known.last_contact_ms),
-                last_caught_up_timestamp=UNKNOWN if caught_up is None else wall(caught_up),
+                # -1: not caught up since it was taken out (or since this leader's election)
+                last_caught_up_timestamp=(
+                    UNKNOWN if caught_up is None or caught_up < 0 else wall(caught_up)
+                ),
             )
         else:
             state.update(
