@@ -56,6 +56,18 @@ def create_topic(
         cluster.wait_for_leader(topic, partition)
 
 
+# What a partition's leader moving looks like to a client (librdkafka does not flag each of these
+# retriable on a one-shot request such as get_watermark_offsets).
+LEADERSHIP_MOVING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.FENCED_LEADER_EPOCH,
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+    }
+)
+
+
 def high_watermark(cluster: Cluster, topic: str, partition: int) -> int:
     """The partition's high watermark, from its leader (ListOffsets latest)."""
     return high_watermarks(cluster, [(topic, partition)])[(topic, partition)]
@@ -64,14 +76,28 @@ def high_watermark(cluster: Cluster, topic: str, partition: int) -> int:
 def high_watermarks(
     cluster: Cluster, partitions: Iterable[tuple[str, int]]
 ) -> dict[tuple[str, int], int]:
-    """The high watermarks of (topic, partition)s, from their leaders, with one client."""
+    """The high watermarks of (topic, partition)s, from their leaders, with one client. A
+    retriable error (NOT_LEADER_OR_FOLLOWER while leadership moves, to the preferred replica
+    say) is asked again once the client has refreshed its metadata, as a client would."""
     consumer = Consumer(consumer_config(cluster.bootstrap))
     try:
         found: dict[tuple[str, int], int] = {}
         for topic, partition in partitions:
-            _, found[(topic, partition)] = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=15, cached=False
-            )
+            wanted = TopicPartition(topic, partition)
+
+            def asked(wanted: TopicPartition = wanted) -> bool:
+                try:
+                    _, found[(wanted.topic, wanted.partition)] = consumer.get_watermark_offsets(
+                        wanted, timeout=15, cached=False
+                    )
+                except KafkaException as exc:
+                    error = exc.args[0]
+                    if not (error.retriable() or error.code() in LEADERSHIP_MOVING):
+                        raise
+                    return False
+                return True
+
+            wait_until(asked, 30, f"the high watermark of {topic}-{partition}")
         return found
     finally:
         consumer.close()
