@@ -148,6 +148,15 @@ class VoterProgress(Struct):
     last_fetch_leader_end: int = -1
     last_fetch_ms: int = -1
 
+    def caught_up_at(self) -> int | None:
+        """None for -1: not caught up since it was taken out, or a new leader's predecessor;
+        whatever the monotonic clock's origin, -1 must not read as a time."""
+        return None if self.last_caught_up_ms < 0 else self.last_caught_up_ms
+
+    def caught_up_within(self, now_ms: int, lag_ms: int) -> bool:
+        caught_up = self.caught_up_at()
+        return caught_up is not None and now_ms - caught_up <= lag_ms
+
 
 class RaftReplica:
     # Slots: a node holds one replica per partition, tens of thousands of them.
@@ -376,8 +385,7 @@ class RaftReplica:
             for v, p in self._progress.items()
             if v == self.node_id
             or (
-                p.last_caught_up_ms >= 0  # -1: not since it was taken out
-                and now_ms - p.last_caught_up_ms <= lag_ms
+                p.caught_up_within(now_ms, lag_ms)
                 and now_ms - p.last_contact_ms <= silent_ms
             )
         )

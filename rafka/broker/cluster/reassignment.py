@@ -164,7 +164,7 @@ class ReassignmentDriver:
         progress = partition.raft.observer_progress().get(node)
         if progress is None:
             return False
-        return _caught_up_within(progress.last_caught_up_ms, raft_clock_ms(), self._lag_time_max_ms)
+        return progress.caught_up_within(raft_clock_ms(), self._lag_time_max_ms)
 
     def _hand_over(self, partition: Partition, target: tuple[int, ...]) -> None:
         """This leader leaves the voters: the most caught-up voter of the target leads first,
@@ -176,7 +176,7 @@ class ReassignmentDriver:
             node
             for node in target
             if node in progress
-            and _caught_up_within(progress[node].last_caught_up_ms, now, self._lag_time_max_ms)
+            and progress[node].caught_up_within(now, self._lag_time_max_ms)
         ]
         if successors:
             log.info("reassignment: handing over", partition=partition.name, to=successors[0])
@@ -211,8 +211,3 @@ def hand_over_to_preferred(
         log.info("moving leadership to the preferred replica", partition=partition.name)
         partition.apply(partition.raft.resign(preferred))
 
-
-def _caught_up_within(last_caught_up_ms: int, now_ms: int, lag_ms: int) -> bool:
-    """-1 is never (not since it was taken out, or a new leader's predecessor): whatever the
-    monotonic clock's origin, it must not read as a time within the lag."""
-    return last_caught_up_ms >= 0 and now_ms - last_caught_up_ms <= lag_ms

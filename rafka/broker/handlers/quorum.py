@@ -92,14 +92,11 @@ def describe_metadata_partition(broker: Broker) -> dict[str, Any]:
                 last_caught_up_timestamp=wall_now,
             )
         elif (known := progress.get(voter)) is not None:
-            caught_up = getattr(known, "last_caught_up_ms", known.last_contact_ms)
+            caught_up = known.caught_up_at()
             state.update(
                 log_end_offset=known.end_offset,
                 last_fetch_timestamp=wall(known.last_contact_ms),
-                # -1: not caught up since it was taken out (or since this leader's election)
-                last_caught_up_timestamp=(
-                    UNKNOWN if caught_up is None or caught_up < 0 else wall(caught_up)
-                ),
+                last_caught_up_timestamp=UNKNOWN if caught_up is None else wall(caught_up),
             )
         else:
             state.update(
