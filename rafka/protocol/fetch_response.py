@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from msgspec import Struct, field
 
+from rafka.protocol.frames import write_uvarint
+
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _PARTITION_HEAD = struct.Struct(">ihqq")  # index, error, high watermark, last stable offset
@@ -45,10 +47,7 @@ class FetchedTopic(Struct):
 
 def _uvarint(value: int) -> bytes:
     out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
+    write_uvarint(out, value)
     return bytes(out)
 
 

@@ -88,6 +88,14 @@ def decode_request_header(frame: memoryview, flexible: bool) -> RequestHeader:
     return RequestHeader(api_key, api_version, correlation_id, client_id, pos)
 
 
+def write_uvarint(out: bytearray, value: int) -> None:
+    """Append Kafka's unsigned varint (compact lengths, tagged-field counts) to `out`."""
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
 def read_uvarint(buf: memoryview | bytes, pos: int) -> tuple[int, int]:
     result = 0
     shift = 0

@@ -24,6 +24,7 @@ from msgspec.structs import replace
 from rafka.protocol import record_codec
 from rafka.protocol.checksum import crc32c
 from rafka.protocol.compression import Compression, CorruptRecordError, compress, decompress
+from rafka.protocol.frames import write_uvarint
 
 HEADER_SIZE = 61
 # baseOffset + batchLength: the part of the header not counted in batchLength.
@@ -511,7 +512,7 @@ def encode_leader_change_message(
     """
     out = bytearray(_LEADER_CHANGE_HEAD.pack(LEADER_CHANGE_VERSION, leader_id))
     for ids in (tuple(voters), tuple(granting_voters)):
-        _write_unsigned_varint(out, len(ids) + 1)
+        write_uvarint(out, len(ids) + 1)
         for voter_id in ids:
             out += _VOTER_ID.pack(voter_id)
             out.append(0)  # no tagged fields
@@ -543,13 +544,6 @@ def parse_leader_change_message(value: bytes | bytearray | memoryview) -> Leader
     if pos != len(view):
         raise CorruptRecordError("trailing bytes after leader change message")
     return LeaderChange(leader_id, voter_lists[0], voter_lists[1])
-
-
-def _write_unsigned_varint(out: bytearray, number: int) -> None:
-    while number > 0x7F:
-        out.append((number & 0x7F) | 0x80)
-        number >>= 7
-    out.append(number)
 
 
 def _read_unsigned_varint(view: memoryview, pos: int) -> tuple[int, int]:

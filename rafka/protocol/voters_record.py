@@ -16,11 +16,11 @@ import struct
 import uuid
 from collections.abc import Iterable
 
+from rafka.protocol.frames import write_uvarint
 from rafka.protocol.records import (
     CorruptRecordError,
     _read_unsigned_varint,
     _skip_tagged_fields,
-    _write_unsigned_varint,
 )
 
 VOTERS_RECORD_VERSION = 0
@@ -38,11 +38,11 @@ Voters = tuple[tuple[int, str | None], ...]
 def encode_voters_record(voters: Iterable[tuple[int, str | None]]) -> bytes:
     entries = sorted(voters, key=lambda voter: voter[0])
     out = bytearray(_VERSION.pack(VOTERS_RECORD_VERSION))
-    _write_unsigned_varint(out, len(entries) + 1)
+    write_uvarint(out, len(entries) + 1)
     for voter_id, directory_id in entries:
         out += _VOTER_ID.pack(voter_id)
         out += _directory_bytes(directory_id)
-        _write_unsigned_varint(out, 1)  # no endpoints
+        write_uvarint(out, 1)  # no endpoints
         out += _FEATURE.pack(*_KRAFT_VERSIONS)
         out.append(0)  # KRaftVersionFeature's tagged fields
         out.append(0)  # the voter's tagged fields

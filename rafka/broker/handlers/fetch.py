@@ -184,19 +184,29 @@ def _read_all(
 
 async def _wait_for_data(wanted: list[_Wanted], timeout: float) -> bool:
     """Sleep until a partition's high watermark moves or the timeout passes; True if woken."""
-    listeners = [(w.partition, w.partition.data_listener()) for w in wanted if w.partition]
-    if not listeners:
+    partitions = [w.partition for w in wanted if w.partition]
+    if not partitions:
         await asyncio.sleep(timeout)
         return False
+    # One future for all the partitions, awaited directly: an advance wakes this task in one
+    # step of the event loop (asyncio.wait takes two, through its own waiter); the timer
+    # resolves it too (False), which costs less than asyncio.timeout's cancellation.
+    loop = asyncio.get_running_loop()
+    woken: asyncio.Future[bool] = loop.create_future()
+    for partition in partitions:
+        partition.data_listener(woken)
+    timer = loop.call_later(timeout, _expire, woken)
     try:
-        done, _ = await asyncio.wait(
-            [f for _, f in listeners], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        return bool(done)
+        return await woken
     finally:
-        for partition, future in listeners:
-            partition.discard_listener(future)
-            future.cancel()
+        timer.cancel()
+        for partition in partitions:
+            partition.discard_listener(woken)
+
+
+def _expire(woken: asyncio.Future[bool]) -> None:
+    if not woken.done():
+        woken.set_result(False)
 
 
 def _response(

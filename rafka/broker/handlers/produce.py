@@ -13,6 +13,7 @@ connection until it has answered the one before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from typing import Any
 
@@ -23,6 +24,11 @@ from rafka.broker.net.server import Connection
 from rafka.broker.partition.append import AppendError, AppendResult
 from rafka.broker.security.acl import Operation, ResourceType
 from rafka.protocol.errors import ErrorCode
+from rafka.protocol.produce_response import (
+    ProducedPartition,
+    ProducedTopic,
+    encode_produce_response,
+)
 from rafka.protocol.records import is_transactional_batch
 
 # (topic, partition, the append or why it failed, error message); an AppendError keeps the
@@ -36,7 +42,7 @@ def make_handler(broker: Broker):
     # before it, and asyncio.Lock hands itself to its waiters first come first served.
     append_order = weakref.WeakKeyDictionary[Connection, asyncio.Lock]()
 
-    async def handle(ctx: RequestContext, request: Any) -> dict[str, Any] | None:
+    async def handle(ctx: RequestContext, request: Any) -> bytes | None:
         acks = request.acks
         transactional_id = request.transactional_id
         if (
@@ -47,9 +53,9 @@ def make_handler(broker: Broker):
             # As Kafka: the whole request is refused. (Transactional batches without an id are
             # refused per partition with the same error, see handlers/txn.py.)
             code = ErrorCode.transactional_id_authorization_failed
-            return None if acks == 0 else _all_failed(request, code)
+            return None if acks == 0 else _all_failed(ctx.api_version, request, code)
         if acks not in (-1, 0, 1):
-            return _all_failed(request, ErrorCode.invalid_required_acks)
+            return _all_failed(ctx.api_version, request, ErrorCode.invalid_required_acks)
         lock = append_order.get(ctx.connection)
         if lock is None:
             lock = append_order[ctx.connection] = asyncio.Lock()
@@ -60,20 +66,32 @@ def make_handler(broker: Broker):
                 future.cancel()
             return None
         if waits:
-            timeout = max(request.timeout.total_seconds(), 0.0)
-            await asyncio.wait(waits.values(), timeout=timeout)
+            await _acknowledged(list(waits.values()), max(request.timeout.total_seconds(), 0.0))
         for position, future in waits.items():
             name, index, _, _ = outcomes[position]
-            if not future.done():
+            if not future.done() or future.cancelled():  # cancelled: by the timeout
                 future.cancel()
                 outcomes[position] = (name, index, ErrorCode.request_timed_out, None)
             elif future.exception() is not None:
                 exc = future.exception()
                 code = exc.code if isinstance(exc, AppendError) else ErrorCode.unknown_server_error
                 outcomes[position] = (name, index, code, str(exc))
-        return _response(outcomes)
+        return _response(ctx.api_version, outcomes)
 
     return handle
+
+
+async def _acknowledged(waits: list[asyncio.Future[None]], timeout: float) -> None:
+    """Until every wait is over or the timeout passes. A lone wait (a request for one
+    partition, the usual case) is awaited directly, so that its resolution wakes this task in
+    one step of the event loop (asyncio.wait's own waiter takes two); the timeout cancels it,
+    and its outcome, whatever it is, is read afterwards."""
+    if len(waits) > 1:
+        await asyncio.wait(waits, timeout=timeout)
+        return
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout):
+            await waits[0]
 
 
 async def _append(
@@ -131,48 +149,34 @@ async def _append(
     return outcomes, waits
 
 
-def _response(outcomes: list[Outcome]) -> dict:
-    by_topic: dict[str, list[dict[str, Any]]] = {}
+def _response(version: int, outcomes: list[Outcome]) -> bytes:
+    by_topic: dict[str, ProducedTopic] = {}
     for name, index, outcome, message in outcomes:
         if isinstance(outcome, AppendResult):
-            entry = {
-                "index": index,
-                "error_code": ErrorCode.none,
-                "base_offset": outcome.base_offset,
-                "log_append_time": None if outcome.log_append_time < 0 else outcome.log_append_time,
-                "log_start_offset": outcome.log_start_offset,
-                "record_errors": [],
-            }
+            entry = ProducedPartition(
+                index,
+                ErrorCode.none,
+                outcome.base_offset,
+                outcome.log_append_time,
+                outcome.log_start_offset,
+            )
         elif isinstance(outcome, AppendError):
-            entry = {
-                "index": index,
-                "error_code": outcome.code,
-                "base_offset": -1,
-                "log_append_time": None,
-                "log_start_offset": outcome.log_start_offset,
-                # Produce v8+: clients fail these records with the error, the rest of the batch
-                # with their "invalid different record" one.
-                "record_errors": [
-                    {"batch_index": e.batch_index, "batch_index_error_message": e.message}
-                    for e in outcome.record_errors
-                ],
-                "error_message": message,
-            }
+            # Produce v8+: clients fail these records with the error, the rest of the batch
+            # with their "invalid different record" one.
+            entry = ProducedPartition(
+                index,
+                outcome.code,
+                log_start_offset=outcome.log_start_offset,
+                record_errors=[(e.batch_index, e.message) for e in outcome.record_errors],
+                error_message=message,
+            )
         else:
-            entry = {
-                "index": index,
-                "error_code": outcome,
-                "base_offset": -1,
-                "log_append_time": None,
-                "log_start_offset": -1,
-                "record_errors": [],
-                "error_message": message,
-            }
-        by_topic.setdefault(name, []).append(entry)
-    return {
-        "responses": [{"name": n, "partition_responses": p} for n, p in by_topic.items()],
-        "throttle_time": 0,
-    }
+            entry = ProducedPartition(index, outcome, error_message=message)
+        topic = by_topic.get(name)
+        if topic is None:
+            topic = by_topic[name] = ProducedTopic(name)
+        topic.partitions.append(entry)
+    return encode_produce_response(version, list(by_topic.values()))
 
 
 def _has_transactional_records(request: Any) -> bool:
@@ -185,7 +189,8 @@ def _has_transactional_records(request: Any) -> bool:
     )
 
 
-def _all_failed(request: Any, code: ErrorCode) -> dict:
+def _all_failed(version: int, request: Any, code: ErrorCode) -> bytes:
     return _response(
+        version,
         [(t.name, p.index, code, None) for t in request.topic_data for p in t.partition_data]
     )

@@ -455,7 +455,7 @@ def _request_error(ctx: RequestContext, request: Any) -> tuple[ErrorCode, str | 
 
 async def _wait(service: ShareService, partitions: list[Partition], timeout: float) -> None:
     """Until a fetched partition's high watermark moves, records are released, or timeout."""
-    futures: list[asyncio.Future[None]] = [p.data_listener() for p in partitions]
+    futures: list[asyncio.Future[bool]] = [p.data_listener() for p in partitions]
     available = service.availability()
     try:
         await asyncio.wait([*futures, available], timeout=timeout, return_when="FIRST_COMPLETED")

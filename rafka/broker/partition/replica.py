@@ -391,8 +391,10 @@ class Partition:
         self.hooks.role_changed(self, change)
 
     def _high_watermark_advanced(self, high_watermark: int) -> None:
-        self._hw_waiters.release(high_watermark)
+        # Waiting fetches first: their tasks run, and their responses go out, before the acks
+        # of the writes that woke them (a record reaches its consumers ~50 µs sooner).
         self._data_listeners.wake()
+        self._hw_waiters.release(high_watermark)
         if self.on_high_watermark is not None:
             self.on_high_watermark(self)
 
@@ -542,11 +544,12 @@ class Partition:
 
     # -- fetch ------------------------------------------------------------------------------------
 
-    def data_listener(self) -> asyncio.Future[None]:
-        """Resolves at the next high-watermark advance (wakes long-polling fetches)."""
-        return self._data_listeners.listen()
+    def data_listener(self, future: asyncio.Future[bool] | None = None) -> asyncio.Future[bool]:
+        """Resolves at the next high-watermark advance (wakes long-polling fetches); `future`:
+        one shared with other partitions, resolved by the first to advance."""
+        return self._data_listeners.listen(future)
 
-    def discard_listener(self, future: asyncio.Future[None]) -> None:
+    def discard_listener(self, future: asyncio.Future[bool]) -> None:
         self._data_listeners.discard(future)
 
     # -- transactions ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ class OffsetWaiters:
         while waiters and waiters[0][0] <= reached:
             _, _, future = heapq.heappop(waiters)
             if not future.done():
-                future.set_result(None)
+                future.set_result(True)
 
     def fail(self, code: ErrorCode, message: str) -> None:
         """Fail every waiter with an AppendError: what it waits for may never come."""
@@ -52,16 +52,19 @@ class DataListeners:
 
     def __init__(self) -> None:
         # Made at the first listener: most partitions never have one (an empty set is 216 B).
-        self._futures: set[asyncio.Future[None]] | None = None
+        self._futures: set[asyncio.Future[bool]] | None = None
 
-    def listen(self) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def listen(self, future: asyncio.Future[bool] | None = None) -> asyncio.Future[bool]:
+        """A future resolved (True) at the next advance: `future` (one a fetch of several
+        partitions gives each of them), else a new one."""
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
         if self._futures is None:
             self._futures = set()
         self._futures.add(future)
         return future
 
-    def discard(self, future: asyncio.Future[None]) -> None:
+    def discard(self, future: asyncio.Future[bool]) -> None:
         if self._futures is not None:
             self._futures.discard(future)
 
@@ -69,4 +72,4 @@ class DataListeners:
         listeners, self._futures = self._futures, None
         for future in listeners or ():
             if not future.done():
-                future.set_result(None)
+                future.set_result(True)
