@@ -19,31 +19,49 @@ _HEADER_FIXED = struct.Struct(">hhih")
 
 
 class FrameDecoder:
+    """Frames are memoryviews of the bytes received, without their size prefix. A frame that
+    arrived within one chunk is not copied at all (a 1 MB produce request used to be copied
+    three times: into the buffer, out of it, into bytes); one spread over several chunks is
+    joined once, when its last byte has come."""
+
     def __init__(self, max_frame_bytes: int) -> None:
         self._max = max_frame_bytes
-        self._buffer = bytearray()
+        self._parts: list[bytes] = []  # the chunks of an incomplete frame, as received
+        self._buffered = 0
+        # Bytes needed before the parts are worth joining: a size prefix, then a whole frame.
+        self._wanted = 4
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return self._buffered
 
     def feed(self, data: bytes) -> Iterator[memoryview]:
-        """Append received bytes and yield every frame that is now complete (without its size)."""
-        buf = self._buffer
-        buf += data
+        """Take received bytes and yield every frame that is now complete (without its size)."""
+        if type(data) is not bytes:  # frames must not see the caller's buffer change
+            data = bytes(data)
+        if self._parts:
+            self._parts.append(data)
+            self._buffered += len(data)
+            if self._buffered < self._wanted:
+                return
+            data = b"".join(self._parts)
+            self._parts, self._buffered = [], 0
+        view = memoryview(data)
         pos = 0
-        end = len(buf)
+        end = len(data)
+        self._wanted = 4
         while end - pos >= 4:
-            (size,) = _SIZE.unpack_from(buf, pos)
+            (size,) = _SIZE.unpack_from(data, pos)
             if size < 0 or size > self._max:
                 raise FrameTooLargeError(f"frame of {size} bytes exceeds limit {self._max}")
             if end - pos - 4 < size:
+                self._wanted = 4 + size
                 break
-            # bytes() copies the frame out so the buffer can be compacted below.
-            yield memoryview(bytes(buf[pos + 4 : pos + 4 + size]))
+            yield view[pos + 4 : pos + 4 + size]
             pos += 4 + size
-        if pos:
-            del buf[:pos]
+        if pos < end:
+            rest = data[pos:] if pos else data
+            self._parts, self._buffered = [rest], len(rest)
 
 
 class RequestHeader(Struct, frozen=True):

@@ -203,3 +203,28 @@ def test_read_uvarint_rejects_truncated_and_overlong(data: bytes) -> None:
 def test_response_headers() -> None:
     assert response_header(7, flexible=False) == struct.pack(">i", 7)
     assert response_header(7, flexible=True) == struct.pack(">i", 7) + b"\x00"
+
+
+def test_a_frame_received_in_one_chunk_is_not_copied() -> None:
+    chunk = framed(b"a" * 1000) + framed(b"b" * 10)
+    frames = list(FrameDecoder(4096).feed(chunk))
+    assert [f.obj for f in frames] == [chunk, chunk]
+    assert [bytes(f) for f in frames] == [b"a" * 1000, b"b" * 10]
+
+
+def test_frames_do_not_change_with_the_callers_buffer() -> None:
+    buffer = bytearray(framed(b"mine"))
+    [frame] = FrameDecoder(64).feed(buffer)
+    buffer[4:8] = b"xxxx"
+    assert bytes(frame) == b"mine"
+
+
+def test_a_frame_spread_over_chunks_is_joined_once_complete() -> None:
+    decoder = FrameDecoder(1 << 20)
+    data = framed(b"z" * 100_000)
+    chunks = [data[i : i + 7000] for i in range(0, len(data), 7000)]
+    out: list[bytes] = []
+    for chunk in chunks:
+        out += collect(decoder, chunk)
+    assert out == [b"z" * 100_000]
+    assert decoder.buffered == 0
