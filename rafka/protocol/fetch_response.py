@@ -22,6 +22,9 @@ _PARTITION_HEAD = struct.Struct(">ihqq")  # index, error, high watermark, last s
 _I64 = struct.Struct(">q")
 _PRODUCER_AND_OFFSET = struct.Struct(">qq")
 _TOP_V7 = struct.Struct(">ihi")  # throttle, error, session id
+_EPOCH_END = struct.Struct(">iqB")  # epoch, end offset, no tagged fields
+_LEADER = struct.Struct(">iiB")  # leader id, leader epoch, no tagged fields
+_UNKNOWN = (-1, -1)
 
 
 class FetchedPartition(Struct):
@@ -35,6 +38,10 @@ class FetchedPartition(Struct):
     records: bytes | memoryview | None
     aborted_transactions: Sequence[tuple[int, int]] | None = None  # (producer id, first offset)
     preferred_read_replica: int = -1
+    # Tagged fields (v12+), for a follower's fetch: (epoch, end offset) where its log diverges
+    # from the leader's, and (leader id, leader epoch); None or -1s: not written.
+    diverging_epoch: tuple[int, int] | None = None
+    current_leader: tuple[int, int] | None = None
 
 
 class FetchedTopic(Struct):
@@ -103,10 +110,24 @@ def encode_fetch_response(
                     parts.append(records)
                     head = bytearray()
             if flexible:
-                head += b"\x00"  # partition tagged fields: none (all at their defaults)
+                _partition_tags(head, p)
         if flexible:
             head += b"\x00"  # topic tagged fields
     if flexible:
         head += b"\x00"  # response tagged fields
     parts.append(bytes(head))
     return parts
+
+
+def _partition_tags(head: bytearray, p: FetchedPartition) -> None:
+    """A partition's tagged fields, in tag order, each only if not at its default."""
+    tags: list[tuple[int, bytes]] = []
+    if p.diverging_epoch is not None and tuple(p.diverging_epoch) != _UNKNOWN:
+        tags.append((0, _EPOCH_END.pack(*p.diverging_epoch, 0)))
+    if p.current_leader is not None and tuple(p.current_leader) != _UNKNOWN:
+        tags.append((1, _LEADER.pack(*p.current_leader, 0)))
+    write_uvarint(head, len(tags))
+    for tag, payload in tags:
+        write_uvarint(head, tag)
+        write_uvarint(head, len(payload))
+        head += payload

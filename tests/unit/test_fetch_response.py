@@ -1,4 +1,5 @@
-"""The hand-written Fetch response encoder matches kio's encoding byte for byte, v4–v16."""
+"""The hand-written Fetch response encoder matches kio's encoding byte for byte, v4–v16, tagged
+fields included."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ partitions = st.builds(
         st.lists(st.tuples(st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1)), max_size=3),
     ),
     preferred_read_replica=st.integers(-1, 5),
+    diverging_epoch=st.one_of(
+        st.none(), st.just((-1, -1)), st.tuples(st.integers(-1, 2**31 - 1), st.integers(-1, 2**62))
+    ),
+    current_leader=st.one_of(
+        st.none(), st.just((-1, -1)), st.tuples(st.integers(-1, 5), st.integers(-1, 2**31 - 1))
+    ),
 )
 topics = st.lists(
     st.builds(
@@ -35,6 +42,17 @@ topics = st.lists(
     ),
     max_size=3,
 )
+
+
+def _tags(p: FetchedPartition) -> dict:
+    tags: dict = {}
+    if p.diverging_epoch is not None:
+        epoch, end_offset = p.diverging_epoch
+        tags["diverging_epoch"] = {"epoch": epoch, "end_offset": end_offset}
+    if p.current_leader is not None:
+        leader_id, leader_epoch = p.current_leader
+        tags["current_leader"] = {"leader_id": leader_id, "leader_epoch": leader_epoch}
+    return tags
 
 
 def kio_encoding(version: int, topic_list: list[FetchedTopic], error: int, session: int) -> bytes:
@@ -50,6 +68,7 @@ def kio_encoding(version: int, topic_list: list[FetchedTopic], error: int, sessi
             else [{"producer_id": a, "first_offset": b} for a, b in p.aborted_transactions],
             "preferred_read_replica": p.preferred_read_replica,
             "records": p.records,
+            **_tags(p),
         }
 
     data = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rafka.protocol.errors import ErrorCode
+from rafka.protocol.fetch_response import FetchedPartition
 from rafka.replication.messages import (
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
@@ -275,34 +276,31 @@ def fetch_from_wire(replica_id: int, max_wait_ms: int, p: Any, request_id: int) 
     )
 
 
-def fetch_response_partition(index: int, m: FetchResponse, log_start_offset: int) -> dict[str, Any]:
-    part: dict[str, Any] = {
-        "partition_index": index,
-        "error_code": m.error,
-        "high_watermark": m.high_watermark,
-        "last_stable_offset": -1,
-        "log_start_offset": log_start_offset,
-        "current_leader": {"leader_id": _leader(m.leader_id), "leader_epoch": m.epoch},
-        "aborted_transactions": None,
-        "preferred_read_replica": -1,
-        "records": bytes(m.records) if len(m.records) else b"",
-    }
-    if m.diverging_epoch is not None:
-        part["diverging_epoch"] = {
-            "epoch": m.diverging_epoch.epoch,
-            "end_offset": m.diverging_epoch.end_offset,
-        }
-    return part
+def fetch_response_partition(
+    index: int, m: FetchResponse, log_start_offset: int
+) -> FetchedPartition:
+    diverging = m.diverging_epoch
+    return FetchedPartition(
+        partition_index=index,
+        error_code=m.error,
+        high_watermark=m.high_watermark,
+        last_stable_offset=-1,
+        log_start_offset=log_start_offset,
+        records=m.records if len(m.records) else b"",  # log bytes go to the socket uncopied
+        current_leader=(_leader(m.leader_id), m.epoch),
+        diverging_epoch=None if diverging is None else (diverging.epoch, diverging.end_offset),
+    )
 
 
-def fetch_error_partition(index: int, error: ErrorCode) -> dict[str, Any]:
-    return {
-        "partition_index": index,
-        "error_code": error,
-        "high_watermark": -1,
-        "aborted_transactions": None,
-        "records": b"",
-    }
+def fetch_error_partition(index: int, error: ErrorCode) -> FetchedPartition:
+    return FetchedPartition(
+        partition_index=index,
+        error_code=error,
+        high_watermark=-1,
+        last_stable_offset=-1,
+        log_start_offset=-1,
+        records=b"",
+    )
 
 
 def fetch_response_from_wire(p: Any, sent: FetchRequest) -> FetchResponse:

@@ -35,6 +35,7 @@ from rafka.broker.cluster.quorum_state_writes import QuorumStateWrites
 from rafka.broker.partition.clock import raft_clock_ms
 from rafka.broker.partition.replica import Partition, ReplicationHooks
 from rafka.protocol.errors import ErrorCode
+from rafka.protocol.fetch_response import FetchedTopic, encode_fetch_response
 from rafka.replication.actions import Action, RoleChanged, SendMessage
 from rafka.replication.messages import (
     BeginQuorumEpochRequest,
@@ -323,8 +324,8 @@ class ReplicationManager(ReplicationHooks):
     # -- incoming replica fetches ---------------------------------------------------------------
 
     async def handle_replica_fetch(
-        self, replica_id: int, request: Any, connection: object | None = None
-    ) -> dict[str, Any]:
+        self, replica_id: int, request: Any, version: int, connection: object | None = None
+    ) -> list[bytes | memoryview]:
         """A follower's Fetch. A follower sends its next fetch on a connection only once it has
         the answer to the previous one, so the time of the answer last given on `connection`
         is what its new request acknowledges (FetchRequest.acknowledged_at, for read
@@ -354,9 +355,12 @@ class ReplicationManager(ReplicationHooks):
             await asyncio.wait(
                 futures, timeout=max_wait_ms / 1000 + 1, return_when=asyncio.FIRST_COMPLETED
             )
-        topics: dict[str, list[dict[str, Any]]] = {}
+        topics: dict[str, FetchedTopic] = {}
         for name, p, partition, future in entries:
-            parts = topics.setdefault(name, [])
+            topic = topics.get(name)
+            if topic is None:
+                topic = topics[name] = FetchedTopic(name=name, topic_id=None)
+            parts = topic.partitions
             if partition is None or future is None:
                 parts.append(
                     wire.fetch_error_partition(p.partition, ErrorCode.unknown_topic_or_partition)
@@ -377,12 +381,7 @@ class ReplicationManager(ReplicationHooks):
                 parts.append(
                     wire.fetch_error_partition(p.partition, ErrorCode.not_leader_or_follower)
                 )
-        return {
-            "throttle_time": 0,
-            "error_code": ErrorCode.none,
-            "session_id": 0,
-            "responses": [{"topic": t, "partitions": parts} for t, parts in topics.items()],
-        }
+        return encode_fetch_response(version, list(topics.values()))
 
     # -- outgoing replica fetches ---------------------------------------------------------------
 

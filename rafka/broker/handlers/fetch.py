@@ -53,7 +53,7 @@ def make_handler(broker: Broker):
                 ctx.connection.abort(f"replica Fetch (replica {replica_id}) on a client listener")
                 return None
             return await broker.replication.handle_replica_fetch(
-                replica_id, request, ctx.connection
+                replica_id, request, ctx.api_version, ctx.connection
             )
         if getattr(request, "session_id", 0) != INVALID_SESSION_ID:
             # We never hand out fetch sessions, so an incremental fetch names an unknown one.
