@@ -131,17 +131,22 @@ class PeerConnection(asyncio.Protocol):
 def _encode_request(
     api_key: int, version: int, correlation: int, client_id: bytes, data: Any
 ) -> bytes:
-    """`data`: a dict built into the request entity, or the entity itself (forwarding)."""
+    """`data`: a dict built into the request entity, the entity itself (forwarding), or the
+    body already encoded (a follower's Fetch)."""
     request_cls = request_class(api_key, version)
     if request_cls is None:
         raise ValueError(f"no schema for API {api_key} v{version}")
-    body = io.BytesIO()
-    entity = build(request_cls, data) if isinstance(data, dict) else data
-    entity_writer(request_cls)(body, entity)
+    if isinstance(data, bytes):
+        body = data
+    else:
+        out = io.BytesIO()
+        entity = build(request_cls, data) if isinstance(data, dict) else data
+        entity_writer(request_cls)(out, entity)
+        body = out.getvalue()
     header = _HEADER.pack(api_key, version, correlation, len(client_id)) + client_id
     if request_cls.__flexible__:
         header += b"\x00"  # no tagged fields
-    payload = header + body.getvalue()
+    payload = header + body
     return _SIZE.pack(len(payload)) + payload
 
 

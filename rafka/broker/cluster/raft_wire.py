@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from rafka.protocol.errors import ErrorCode
+from rafka.protocol.fetch_request import VERSION as FETCH_REQUEST_VERSION
+from rafka.protocol.fetch_request import FetchPosition, encode_replica_fetch_request
 from rafka.protocol.fetch_response import FetchedPartition
 from rafka.replication.messages import (
     BeginQuorumEpochRequest,
@@ -31,7 +33,8 @@ FETCH = 1
 VOTE_VERSION = 2
 BEGIN_VERSION = 1
 END_VERSION = 1
-FETCH_VERSION = 12  # topics by name, diverging epoch and current leader as tagged fields
+FETCH_VERSION = FETCH_REQUEST_VERSION  # 12: topics by name, diverging epoch and current leader
+# as tagged fields
 QUORUM_APIS = (VOTE, BEGIN_QUORUM_EPOCH, END_QUORUM_EPOCH)
 
 PartitionKey = tuple[str, int]
@@ -237,32 +240,24 @@ def fetch_request(
     max_wait_ms: int,
     requests: dict[PartitionKey, FetchRequest],
     partition_max_bytes: int,
-) -> dict[str, Any]:
-    topics: dict[str, list[dict[str, Any]]] = {}
-    for (topic, index), m in requests.items():
-        topics.setdefault(topic, []).append(
-            {
-                "partition": index,
-                "current_leader_epoch": m.epoch,
-                "fetch_offset": m.fetch_offset,
-                "last_fetched_epoch": m.last_fetched_epoch,
-                "log_start_offset": -1,
-                "partition_max_bytes": partition_max_bytes,
-            }
-        )
-    return {
-        "cluster_id": cluster_id,
-        "replica_id": replica_id,
-        "max_wait": max_wait_ms,
-        "min_bytes": 1,
-        "max_bytes": 0x7FFFFFFF,
-        "isolation_level": 0,
-        "session_id": 0,
-        "session_epoch": -1,
-        "topics": [{"topic": t, "partitions": parts} for t, parts in topics.items()],
-        "forgotten_topics_data": [],
-        "rack_id": "",
-    }
+) -> bytes:
+    """The body of a follower's Fetch (FETCH_VERSION), encoded by hand: it is sent all the time."""
+    return encode_replica_fetch_request(
+        cluster_id,
+        replica_id,
+        max_wait_ms,
+        (
+            FetchPosition(
+                topic,
+                index,
+                m.epoch,
+                m.fetch_offset,
+                m.last_fetched_epoch,
+                partition_max_bytes,
+            )
+            for (topic, index), m in requests.items()
+        ),
+    )
 
 
 def fetch_from_wire(replica_id: int, max_wait_ms: int, p: Any, request_id: int) -> FetchRequest:
