@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from msgspec import Struct, field
 
+from rafka.protocol.field_reader import FieldReader
 from rafka.protocol.frames import write_uvarint
 
 _I16 = struct.Struct(">h")
@@ -24,6 +25,8 @@ _PRODUCER_AND_OFFSET = struct.Struct(">qq")
 _TOP_V7 = struct.Struct(">ihi")  # throttle, error, session id
 _EPOCH_END = struct.Struct(">iqB")  # epoch, end offset, no tagged fields
 _LEADER = struct.Struct(">iiB")  # leader id, leader epoch, no tagged fields
+_EPOCH_END_FIELDS = struct.Struct(">iq")
+_LEADER_FIELDS = struct.Struct(">ii")
 _UNKNOWN = (-1, -1)
 
 
@@ -131,3 +134,82 @@ def _partition_tags(head: bytearray, p: FetchedPartition) -> None:
         write_uvarint(head, tag)
         write_uvarint(head, len(payload))
         head += payload
+
+
+class FetchResponseBody(Struct):
+    """A decoded Fetch response (decode_replica_fetch_response)."""
+
+    throttle_time_ms: int
+    error_code: int
+    session_id: int
+    topics: list[FetchedTopic]
+
+
+def decode_replica_fetch_response(frame: bytes | memoryview, offset: int) -> FetchResponseBody:
+    """A v12 Fetch response body from `offset` (after the response header): what a follower
+    reads from its leaders all the time. Records are views of `frame`, not copies. A
+    truncated or malformed body raises ValueError."""
+    r = FieldReader(frame)
+    r.pos = offset
+    throttle, error, session = r.unpack(_TOP_V7)
+    topics = []
+    for _ in range(_compact_count(r)):
+        name = _compact_string(r)
+        partitions = []
+        for _ in range(_compact_count(r)):
+            index, code, high_watermark, last_stable = r.unpack(_PARTITION_HEAD)
+            log_start = r.i64()
+            aborted = None
+            count = r.uvarint() - 1
+            if count >= 0:
+                aborted = []
+                for _ in range(count):
+                    aborted.append(r.unpack(_PRODUCER_AND_OFFSET))
+                    r.tags()
+            preferred = r.i32()
+            size = r.uvarint() - 1
+            records = r.take(size) if size >= 0 else None
+            tags = r.tags()
+            partitions.append(
+                FetchedPartition(
+                    index,
+                    code,
+                    high_watermark,
+                    last_stable,
+                    log_start,
+                    records,
+                    aborted,
+                    preferred,
+                    diverging_epoch=_tagged(tags, 0, _EPOCH_END_FIELDS),
+                    current_leader=_tagged(tags, 1, _LEADER_FIELDS),
+                )
+            )
+        r.tags()
+        topics.append(FetchedTopic(name, None, partitions))
+    r.tags()
+    return FetchResponseBody(throttle, error, session, topics)
+
+
+def _compact_count(r: FieldReader) -> int:
+    count = r.uvarint() - 1
+    if count < 0:
+        raise ValueError("null array where one is required")
+    return count
+
+
+def _compact_string(r: FieldReader) -> str:
+    size = r.uvarint() - 1
+    if size < 0:
+        raise ValueError("null string where one is required")
+    return str(r.take(size), "utf-8")
+
+
+def _tagged(tags: dict[int, memoryview], tag: int, layout: struct.Struct) -> tuple[int, int] | None:
+    """A two-field struct sent as tagged field `tag` (its own tagged fields ignored)."""
+    data = tags.get(tag)
+    if data is None:
+        return None
+    if len(data) < layout.size:
+        raise ValueError(f"tagged field {tag} truncated")
+    first, second = layout.unpack_from(data, 0)
+    return first, second

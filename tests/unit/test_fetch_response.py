@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rafka.protocol.fetch_response import FetchedPartition, FetchedTopic, encode_fetch_response
+from rafka.protocol.fetch_response import (
+    FetchedPartition,
+    FetchedTopic,
+    decode_replica_fetch_response,
+    encode_fetch_response,
+)
 from rafka.protocol.messages import build, encode_response_body, response_class
 
 VERSIONS = range(4, 17)
@@ -107,3 +113,42 @@ def test_records_are_passed_through_without_copying() -> None:
     topic = FetchedTopic("t", uuid.uuid4(), [FetchedPartition(0, 0, 5, 5, 0, records)])
     parts = encode_fetch_response(12, [topic])
     assert any(part is records for part in parts)
+
+
+def _fields(p: FetchedPartition) -> tuple:
+    def known(pair: tuple[int, int] | None) -> tuple[int, int] | None:
+        return None if pair is None or tuple(pair) == (-1, -1) else tuple(pair)
+
+    return (
+        p.partition_index,
+        p.error_code,
+        p.high_watermark,
+        p.last_stable_offset,
+        p.log_start_offset,
+        None if p.records is None else bytes(p.records),
+        None if p.aborted_transactions is None else [tuple(a) for a in p.aborted_transactions],
+        p.preferred_read_replica,
+        known(p.diverging_epoch),
+        known(p.current_leader),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(topic_list=topics, error=st.sampled_from([0, 70]), session=st.integers(0, 2**31 - 1))
+def test_decodes_what_kio_encodes_at_v12(
+    topic_list: list[FetchedTopic], error: int, session: int
+) -> None:
+    body = kio_encoding(12, topic_list, error, session)
+    decoded = decode_replica_fetch_response(b"head" + body, 4)
+    assert (decoded.error_code, decoded.session_id) == (error, session)
+    assert [(t.name, [_fields(p) for p in t.partitions]) for t in decoded.topics] == [
+        (t.name, [_fields(p) for p in t.partitions]) for t in topic_list
+    ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(topic_list=topics.filter(bool), cut=st.floats(0, 1, exclude_max=True))
+def test_a_truncated_response_is_a_value_error(topic_list: list[FetchedTopic], cut: float) -> None:
+    body = kio_encoding(12, topic_list, 0, 0)
+    with pytest.raises(ValueError):
+        decode_replica_fetch_response(body[: int(len(body) * cut)], 0)

@@ -29,6 +29,8 @@ import structlog
 from kio.serial import entity_reader, entity_writer
 from msgspec import Struct
 
+from rafka.protocol.fetch_request import VERSION as REPLICA_FETCH_VERSION
+from rafka.protocol.fetch_response import decode_replica_fetch_response
 from rafka.protocol.frames import FrameDecoder, skip_tagged_fields
 from rafka.protocol.messages import build, request_class, response_class
 
@@ -41,6 +43,7 @@ log = structlog.get_logger(__name__)
 _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhih")
 API_VERSIONS = 18
+FETCH = 1
 SASL_HANDSHAKE = 17
 SASL_AUTHENTICATE = 36
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -151,11 +154,14 @@ def _encode_request(
 
 
 def decode_response(api_key: int, version: int, frame: memoryview | bytes) -> Any:
-    """A response frame (from its correlation id on) as the response entity."""
+    """A response frame (from its correlation id on) as the response entity; a follower's
+    Fetch (v12) as a FetchResponseBody, decoded by hand with its records left in the frame."""
     response_cls = response_class(api_key, version)
     offset = 4
     if response_cls.__flexible__ and api_key != API_VERSIONS:
         offset = skip_tagged_fields(frame, offset)
+    if api_key == FETCH and version == REPLICA_FETCH_VERSION:
+        return decode_replica_fetch_response(frame, offset)
     response, _ = entity_reader(response_cls)(bytes(frame), offset)
     return response
 

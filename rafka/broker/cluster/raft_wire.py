@@ -298,22 +298,24 @@ def fetch_error_partition(index: int, error: ErrorCode) -> FetchedPartition:
     )
 
 
-def fetch_response_from_wire(p: Any, sent: FetchRequest) -> FetchResponse:
+def fetch_response_from_wire(p: FetchedPartition, sent: FetchRequest) -> FetchResponse:
     """The state machine's view of one partition of a replica Fetch response to `sent`."""
-    leader = p.current_leader
+    leader_id, leader_epoch = p.current_leader or (-1, -1)
     diverging = p.diverging_epoch
     return FetchResponse(
-        epoch=leader.leader_epoch if leader.leader_epoch >= 0 else -1,
-        leader_id=_known(leader.leader_id),
+        epoch=leader_epoch if leader_epoch >= 0 else -1,
+        leader_id=_known(leader_id),
         request_id=sent.request_id,
         fetch_offset=sent.fetch_offset,
         high_watermark=p.high_watermark,
         records=p.records or b"",
         diverging_epoch=(
-            DivergingEpoch(diverging.epoch, diverging.end_offset)
-            if diverging.epoch >= 0 and diverging.end_offset >= 0
+            DivergingEpoch(*diverging)
+            if diverging is not None and diverging[0] >= 0 and diverging[1] >= 0
             else None
         ),
         error=ErrorCode(p.error_code),
         log_start_offset=p.log_start_offset,
     )
+
+

@@ -468,9 +468,9 @@ class FollowerFetcher:
             for partition, request in batch.values():
                 manager._fetch_failed(partition, request.request_id)
             return
-        for topic in response.responses:
+        for topic in response.topics:
             for p in topic.partitions:
-                key = (topic.topic, p.partition_index)
+                key = (topic.name, p.partition_index)
                 entry = batch.pop(key, None)
                 if entry is None:
                     continue
