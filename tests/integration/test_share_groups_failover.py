@@ -13,7 +13,9 @@ the new leader, after it. Asserted, as in the single-node test (test_share_group
   release comes back with its delivery count raised.
 
 A new leader reads the state with its leader epoch, which fences a former leader's writes at
-once (Kafka's readStateAndMaybeUpdateLeaderEpoch): checked request by request on one broker.
+once (Kafka's readStateAndMaybeUpdateLeaderEpoch); a state deleted and made again starts in a
+later state epoch, which fences the leaders of the deleted one: both checked request by request
+on one broker.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ from datetime import timedelta
 import pytest
 from cluster import FAST_FAILOVER, Cluster, wait_until
 from cluster_fixtures import create_topic, running_cluster
+from kio.schema.delete_share_group_state.v0 import request as delete_state_req
+from kio.schema.delete_share_group_state.v0.response import DeleteShareGroupStateResponse
+from kio.schema.initialize_share_group_state.v0 import request as init_req
+from kio.schema.initialize_share_group_state.v0.response import (
+    InitializeShareGroupStateResponse,
+)
 from kio.schema.share_fetch.v2 import request as fetch_req
 from kio.schema.share_fetch.v2.response import ShareFetchResponse
 from kio.schema.write_share_group_state.v0 import request as write_req
@@ -234,3 +242,75 @@ def test_state_read_fences_an_older_leader(broker) -> None:
         )
         assert write(2) == ErrorCode.fenced_leader_epoch
         assert write(3) == ErrorCode.none
+
+
+def test_a_state_made_again_fences_the_leaders_of_the_deleted_one(broker) -> None:
+    """Share-group offsets deleted, then altered (or a new leader making the state again): the
+    new state's epoch is past the deleted one's, so a leader still holding the deleted state
+    (a member's records whose locks expire after the group emptied) is FENCED_STATE_EPOCH and
+    cannot write its old start offset into the new state."""
+    topic_id = uuid.uuid4()
+    group = "made-again"
+    with RawClient(broker.bootstrap) as client:
+
+        def write(state_epoch: int, start: int, records: bool = False) -> ErrorCode:
+            batch = write_req.StateBatch(
+                first_offset=start, last_offset=start + 4, delivery_state=0, delivery_count=1
+            )
+            partition = write_req.PartitionData(
+                partition=0,
+                state_epoch=state_epoch,
+                leader_epoch=1,
+                start_offset=start,
+                state_batches=(batch,) if records else (),
+            )
+            data = write_req.WriteStateData(topic_id=topic_id, partitions=(partition,))
+            response = client.request(
+                write_req.WriteShareGroupStateRequest(group_id=group, topics=(data,)),
+                WriteShareGroupStateResponse,
+            )
+            return response.results[0].partitions[0].error_code
+
+        def delete() -> ErrorCode:
+            data = delete_state_req.DeleteStateData(
+                topic_id=topic_id, partitions=(delete_state_req.PartitionData(partition=0),)
+            )
+            response = client.request(
+                delete_state_req.DeleteShareGroupStateRequest(group_id=group, topics=(data,)),
+                DeleteShareGroupStateResponse,
+            )
+            return response.results[0].partitions[0].error_code
+
+        def initialize(start: int) -> ErrorCode:
+            partition = init_req.PartitionData(partition=0, state_epoch=-1, start_offset=start)
+            data = init_req.InitializeStateData(topic_id=topic_id, partitions=(partition,))
+            response = client.request(
+                init_req.InitializeShareGroupStateRequest(group_id=group, topics=(data,)),
+                InitializeShareGroupStateResponse,
+            )
+            return response.results[0].partitions[0].error_code
+
+        def state() -> tuple[int, int, int]:
+            read = durable_state(client, topic_id, group)
+            return read.error_code, read.start_offset, read.state_epoch
+
+        # A leader makes the state (CREATE_STATE_EPOCH, -1): the coordinator picks epoch 0.
+        wait_until(lambda: write(-1, 5) == ErrorCode.none, 30, "the share coordinator")
+        assert state() == (ErrorCode.none, 5, 0)
+        assert write(0, 6, records=True) == ErrorCode.none
+        # Offsets deleted: the leader of epoch 0 can neither write records nor make it again.
+        assert delete() == ErrorCode.none
+        assert write(0, 7, records=True) == ErrorCode.invalid_request
+        assert write(0, 7) == ErrorCode.fenced_state_epoch
+        # Offsets altered: the state is made again in epoch 1, and epoch 0's leader is fenced.
+        assert initialize(100) == ErrorCode.none
+        assert state() == (ErrorCode.none, 100, 1)
+        assert write(0, 7) == ErrorCode.fenced_state_epoch
+        assert write(0, 7, records=True) == ErrorCode.fenced_state_epoch
+        assert state() == (ErrorCode.none, 100, 1)
+        # Deleted again and made by a new leader: epoch 2, which it reads back and writes in.
+        assert delete() == ErrorCode.none
+        assert write(-1, 200) == ErrorCode.none
+        assert state() == (ErrorCode.none, 200, 2)
+        assert write(1, 201, records=True) == ErrorCode.fenced_state_epoch
+        assert write(2, 201, records=True) == ErrorCode.none

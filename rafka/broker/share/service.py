@@ -32,7 +32,7 @@ import structlog
 from rafka.broker.share.group import ShareGroups
 from rafka.broker.share.partition_state import SharePartitionState
 from rafka.broker.share.sessions import ShareSession, ShareSessions
-from rafka.broker.share.state_records import PersistedShareState, ShareKey
+from rafka.broker.share.state_records import CREATE_STATE_EPOCH, PersistedShareState, ShareKey
 from rafka.protocol.errors import ErrorCode
 
 log = structlog.get_logger(__name__)
@@ -167,19 +167,25 @@ class ShareService:
                     return code
                 if persisted is None:
                     start = self.initial_offset(key, initial_start)
-                    code = await self.persister.write(key, leader_epoch, start, {}, state_epoch=0)
+                    code = await self.persister.write(
+                        key, leader_epoch, start, {}, state_epoch=CREATE_STATE_EPOCH
+                    )
                     if code is not ErrorCode.none:
                         return code
-                    state = self._new_state(start)
-                else:
-                    state = SharePartitionState.restored(
-                        persisted.start_offset,
-                        persisted.records,
-                        lock_duration_ms=self.config.record_lock_duration_ms,
-                        delivery_limit=self.config.delivery_count_limit,
-                        max_in_flight=self.config.partition_max_record_locks,
-                    )
-                    state.state_epoch = persisted.state_epoch
+                    # Read back for the epoch the coordinator gave it.
+                    code, persisted = await self.persister.read(key, leader_epoch)
+                    if code is not ErrorCode.none:
+                        return code
+                    if persisted is None:  # deleted again meanwhile: the next fetch retries
+                        return ErrorCode.coordinator_not_available
+                state = SharePartitionState.restored(
+                    persisted.start_offset,
+                    persisted.records,
+                    lock_duration_ms=self.config.record_lock_duration_ms,
+                    delivery_limit=self.config.delivery_count_limit,
+                    max_in_flight=self.config.partition_max_record_locks,
+                )
+                state.state_epoch = persisted.state_epoch
             state.leader_epoch = leader_epoch
             self._configure(key[0], state)
             self._persisted_start[key] = state.start_offset

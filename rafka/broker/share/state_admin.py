@@ -132,10 +132,11 @@ async def initialize_in(
     if not _writable(shard):
         return ErrorCode.not_coordinator
     old = shard.states.get(key)
-    if old is not None and state_epoch is not None and state_epoch < old.state_epoch:
+    floor = shard.next_state_epoch(key) if old is None else old.state_epoch
+    if state_epoch is not None and state_epoch < floor:
         return ErrorCode.fenced_state_epoch
     if state_epoch is None:
-        state_epoch = 0 if old is None else old.state_epoch + 1
+        state_epoch = floor if old is None else old.state_epoch + 1
     state = PersistedShareState(
         start_offset,
         state_epoch,
@@ -151,9 +152,8 @@ async def delete_in(shard: ShareStateShard, key: ShareKey) -> ErrorCode:
     """Remove `key`'s state (a tombstone); NONE also when it had none."""
     if not _writable(shard):
         return ErrorCode.not_coordinator
-    if shard.states.pop(key, None) is None:
+    if not shard.retire(key):
         return ErrorCode.none
-    shard.updates_since_snapshot.pop(key, None)
     return await _append(shard, key, None)
 
 
@@ -165,8 +165,7 @@ async def delete_topic_in(shard: ShareStateShard, topic_id: uuid.UUID) -> ErrorC
     if not keys:
         return ErrorCode.none
     for key in keys:
-        del shard.states[key]
-        shard.updates_since_snapshot.pop(key, None)
+        shard.retire(key, remember=False)
     return await _append(shard, keys[0], None, *keys[1:])
 
 

@@ -41,6 +41,7 @@ from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import now_ms
 from rafka.broker.partition.replica import Partition
 from rafka.broker.share.state_records import (
+    CREATE_STATE_EPOCH,
     SNAPSHOT,
     UPDATE,
     PersistedShareState,
@@ -90,6 +91,10 @@ class ShareStateShard(InternalShard):
         # written for a client (not a cold snapshot).
         self.written: set[ShareKey] = set()
         self.last_write = -1
+        # The state epoch of each key's deleted state (as far as this shard has seen it): a
+        # state made for the key again starts past it, so a leader still holding the deleted
+        # one is fenced (FENCED_STATE_EPOCH) instead of writing into the new one.
+        self.retired: dict[ShareKey, int] = {}
 
     def appended(
         self, key: ShareKey, offset: int, snapshot: bool | None, cold: bool = False
@@ -104,6 +109,21 @@ class ShareStateShard(InternalShard):
         elif snapshot:
             self.snapshot_offsets[key] = offset
 
+    def retire(self, key: ShareKey, *, remember: bool = True) -> bool:
+        """Drop `key`'s state (its tombstone is to follow), remembering its epoch unless the
+        key can never have a state again (its topic deleted); False if it had none."""
+        state = self.states.pop(key, None)
+        self.updates_since_snapshot.pop(key, None)
+        if state is None:
+            return False
+        if remember:
+            self.retired[key] = state.state_epoch
+        return True
+
+    def next_state_epoch(self, key: ShareKey) -> int:
+        """The epoch of a state made for `key` where it has none: past any deleted one's."""
+        return self.retired.get(key, -1) + 1
+
     def redundant_below(self) -> int:
         """The offset the log may start at: every live key's latest snapshot at or above it,
         and nothing uncommitted below it."""
@@ -117,11 +137,14 @@ class ShareStateShard(InternalShard):
         states: dict[ShareKey, PersistedShareState] = {}
         updates: dict[ShareKey, int] = {}
         snapshots: dict[ShareKey, int] = {}
+        retired: dict[ShareKey, int] = {}
         async for record in self.records_below(high_watermark, "share state log"):
             try:
                 record_type, key = decode_key(record.key)
                 if record.value is None:
-                    states.pop(key, None)
+                    gone = states.pop(key, None)
+                    if gone is not None:
+                        retired[key] = gone.state_epoch
                     updates.pop(key, None)
                     snapshots.pop(key, None)
                     continue
@@ -136,6 +159,7 @@ class ShareStateShard(InternalShard):
         if self.state is ShardState.CLOSED:
             return
         self.states, self.updates_since_snapshot = states, updates
+        self.retired = retired
         self.snapshot_offsets = {key: snapshots[key] for key in states if key in snapshots}
         self.state = ShardState.ACTIVE
         log.info(
@@ -165,8 +189,14 @@ class ShareStateShard(InternalShard):
         if state is None and changes:
             # As Kafka (INVALID_REQUEST): records of a state that does not exist, i.e. deleted
             # since its leader read it; the leader drops it and reads again. A leader creates
-            # a new state with a write of its start offset alone.
+            # a new state with a write of its start offset alone, in CREATE_STATE_EPOCH.
             return ErrorCode.invalid_request
+        if state is None and state_epoch != CREATE_STATE_EPOCH:
+            if key in self.retired and state_epoch <= self.retired[key]:
+                return ErrorCode.fenced_state_epoch  # a leader of the deleted state
+            state_epoch = max(state_epoch, self.next_state_epoch(key))
+        elif state is None:
+            state_epoch = self.next_state_epoch(key)
         if state is not None and leader_epoch < state.leader_epoch:
             return ErrorCode.fenced_leader_epoch
         if state is not None and state_epoch < state.state_epoch:

@@ -184,6 +184,12 @@ def decode_value(record_type: int, data: bytes | memoryview) -> ShareStateValue:
 # -- replay ----------------------------------------------------------------------------------
 
 
+# The state epoch a share-partition leader writes to make a state for a partition that has
+# none: its share coordinator picks the epoch (past any deleted state's), which the leader
+# then reads back.
+CREATE_STATE_EPOCH = -1
+
+
 class PersistedShareState(Struct):
     """The durable state of one share partition: its start offset and, per offset at or past
     it that has one, (delivery state, delivery count). Offsets past it without an entry have
