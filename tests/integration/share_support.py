@@ -388,10 +388,18 @@ def state_summary(client: RawClient, group: str, topic_id: uuid.UUID) -> Any:
 
 
 def durable_state(
-    client: RawClient, topic_id: uuid.UUID, group: str = JAVA_GROUP, leader_epoch: int = -1
+    client: RawClient,
+    topic_id: uuid.UUID,
+    group: str = JAVA_GROUP,
+    leader_epoch: int | None = None,
 ) -> Any:
-    """The share partition's durable state, as ReadShareGroupState (84) answers it (where the
-    key's `__share_group_state` partition is led; NOT_COORDINATOR elsewhere)."""
+    """The share partition's durable state where the key's `__share_group_state` partition is
+    led (NOT_COORDINATOR elsewhere): as ReadShareGroupState (84) answers a leader of
+    `leader_epoch` (its batches too; it records that epoch), else as the summary (87) gives it
+    to an onlooker (start offset, state and leader epochs), which a read with leader epoch -1
+    is not, as in Kafka: FENCED_LEADER_EPOCH once a leader has read the state."""
+    if leader_epoch is None:
+        return state_summary(client, group, topic_id).results[0].partitions[0]
     data = read_state_req.ReadStateData(
         topic_id=topic_id,
         partitions=(read_state_req.PartitionData(partition=0, leader_epoch=leader_epoch),),

@@ -242,6 +242,12 @@ def test_state_read_fences_an_older_leader(broker) -> None:
         )
         assert write(2) == ErrorCode.fenced_leader_epoch
         assert write(3) == ErrorCode.none
+        # As Kafka: a read without a leader epoch (-1) is fenced too once a leader has one; an
+        # onlooker reads the summary (87), which fences nobody.
+        for epoch in (2, -1):
+            read = durable_state(client, topic_id, group, leader_epoch=epoch)
+            assert read.error_code == ErrorCode.fenced_leader_epoch
+        assert durable_state(client, topic_id, group).leader_epoch == 3
 
 
 def test_a_state_made_again_fences_the_leaders_of_the_deleted_one(broker) -> None:

@@ -197,9 +197,11 @@ class ShareStateShard(InternalShard):
             state_epoch = max(state_epoch, self.next_state_epoch(key))
         elif state is None:
             state_epoch = self.next_state_epoch(key)
-        if state is not None and leader_epoch < state.leader_epoch:
+        # -1 (no leader epoch, or CREATE_STATE_EPOCH on a state made meanwhile): not checked,
+        # as Kafka's maybeGetWriteStateError.
+        if state is not None and leader_epoch != -1 and leader_epoch < state.leader_epoch:
             return ErrorCode.fenced_leader_epoch
-        if state is not None and state_epoch < state.state_epoch:
+        if state is not None and state_epoch != -1 and state_epoch < state.state_epoch:
             return ErrorCode.fenced_state_epoch
         update = ShareStateValue(
             snapshot=False,
@@ -410,16 +412,19 @@ class ShareStateCoordinator(InternalTopicCoordinator[ShareStateShard]):
                 raise ShareStateError(ErrorCode.coordinator_load_in_progress)
             await asyncio.wait([shard.load_task], timeout=remaining)
 
-    async def read(self, key: ShareKey, leader_epoch: int = -1) -> PersistedShareState | None:
+    async def read(
+        self, key: ShareKey, leader_epoch: int | None = None
+    ) -> PersistedShareState | None:
         """The state of `key` (None: it has none). A share-partition leader reads it with its
         leader epoch, which the state then records (Kafka's readStateAndMaybeUpdateLeaderEpoch):
         from then on a former leader's writes are fenced even before the new one writes, and
-        a read of an older epoch is FENCED_LEADER_EPOCH (-1: no epoch, no fencing)."""
+        a read of an older epoch is FENCED_LEADER_EPOCH, -1 included once a leader has read
+        or written it, as Kafka (None: this broker's own look, never fenced)."""
         shard = await self.local_shard(key)
         state = shard.states.get(key)
-        if state is None:
-            return None
-        if 0 <= leader_epoch < state.leader_epoch:
+        if state is None or leader_epoch is None:
+            return _copy(state)
+        if leader_epoch < state.leader_epoch:
             raise ShareStateError(ErrorCode.fenced_leader_epoch)
         if leader_epoch > state.leader_epoch:
             code = await shard.write(
@@ -427,11 +432,7 @@ class ShareStateCoordinator(InternalTopicCoordinator[ShareStateShard]):
             )
             if code is not ErrorCode.none:
                 raise ShareStateError(code)
-        copy = PersistedShareState(
-            state.start_offset, state.state_epoch, state.leader_epoch, state.snapshot_epoch
-        )
-        copy.records = dict(state.records)
-        return copy
+        return _copy(state)
 
     async def write(
         self,
@@ -447,3 +448,13 @@ class ShareStateCoordinator(InternalTopicCoordinator[ShareStateShard]):
         except ShareStateError as exc:
             return exc.code
         return await shard.write(key, leader_epoch, start_offset, changes, state_epoch=state_epoch)
+
+
+def _copy(state: PersistedShareState | None) -> PersistedShareState | None:
+    if state is None:
+        return None
+    copy = PersistedShareState(
+        state.start_offset, state.state_epoch, state.leader_epoch, state.snapshot_epoch
+    )
+    copy.records = dict(state.records)
+    return copy
