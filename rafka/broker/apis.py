@@ -161,6 +161,7 @@ class ShareApis:
         self._group_apis = {key: group_apis[key] for key in SHARE_AWARE_GROUP_APIS}
         self._apis: dict[int, ApiSpec] | None = None
         self._admin: ShareAdmin | None = None
+        broker.share_groups_loaded = self._group_shard_loaded
 
     def install(self) -> dict[int, ApiSpec]:
         if self._apis is None:
@@ -185,6 +186,15 @@ class ShareApis:
             return (self._apis or self._group_apis)[key].handler(ctx, request)
 
         return handle
+
+    def _group_shard_loaded(self, shard: Any) -> None:
+        """A `__consumer_offsets` partition loaded here: share groups on its log are built
+        with the APIs (install takes over every loaded partition's), else restored."""
+        if self._admin is None:
+            if shard.share_groups:
+                self.install()
+            return
+        self._admin.restore_groups(shard)
 
     def topic_deleted(self, topic_id: uuid.UUID) -> None:
         if self._admin is None and self.broker.topic(SHARE_STATE_TOPIC) is not None:

@@ -135,6 +135,9 @@ class Broker:
         self.cleaner = LogCleanerService(self)
         # Told of each deleted topic's id as its record applies (share groups drop its state).
         self.topic_deleted_listeners: list[Callable[[uuid.UUID], None]] = []
+        # Told of each `__consumer_offsets` partition loaded here (its CoordinatorShard), to
+        # take over the share groups its records hold (handlers/share_admin.py).
+        self.share_groups_loaded: Callable[[Any], None] | None = None
         self.authorizer = authorizer_for(config, self)
         # SCRAM credentials to create at first start if missing (`rafka broker --add-scram`,
         # Kafka's `kafka-storage format --add-scram`): (user, mechanism) -> its record.

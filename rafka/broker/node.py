@@ -9,7 +9,7 @@ composition root imports it (not even for type hints) and the imports point one 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -97,6 +97,9 @@ class StorageNode(Node, Protocol):
 class CoordinatorNode(Node, Protocol):
     """What a coordinator over an internal topic adds: the live brokers' addresses and the
     internal topic's creation on first need."""
+
+    # Told of each group coordinator shard loaded (the share groups it holds).
+    share_groups_loaded: Callable[[Any], None] | None
 
     @property
     def endpoints(self) -> list[BrokerEndpoint]: ...

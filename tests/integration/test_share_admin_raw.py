@@ -293,6 +293,56 @@ def test_share_coordinator_state_requests(broker) -> None:
 _LOADING = (ErrorCode.coordinator_load_in_progress, ErrorCode.not_coordinator)
 
 
+def test_share_groups_outlive_their_coordinator(broker_factory) -> None:
+    """A share group's epoch and initialized share partitions are kept in `__consumer_offsets`
+    (Kafka's ShareGroupMetadata and ShareGroupStatePartitionMetadata records): after kill -9
+    the group is still listed, its offsets still described for every topic and its epoch goes
+    on from where it was; a deleted group stays deleted. Members join again (not kept)."""
+    broker: BrokerProcess = broker_factory().start()
+    AdminClient({"bootstrap.servers": broker.bootstrap}).create_topics(
+        [NewTopic(TOPIC, PARTITIONS, 1)]
+    )[TOPIC].result(30)
+    with RawClient(broker.bootstrap) as client:
+        find_coordinator(client, "kept")
+        epoch, _ = join(client, "kept", "m-1")
+        left = heartbeat(client, "kept", "m-1", -1)
+        assert left.error_code == ErrorCode.none
+        assert altered(alter_offsets(client, "altered", TOPIC, {0: 3})) == {
+            (TOPIC, 0): ErrorCode.none
+        }
+        join(client, "deleted", "m-9")
+        assert heartbeat(client, "deleted", "m-9", -1).error_code == ErrorCode.none
+        assert delete_groups(client, "deleted") == {"deleted": ErrorCode.none}
+        before = list_groups(client, ("share",))
+        assert before == [
+            ("altered", "share", "Empty", "share"),
+            ("kept", "share", "Empty", "share"),
+        ]
+    broker.kill()
+    broker.start()
+    with RawClient(broker.bootstrap) as client:
+        find_coordinator(client, "kept")
+        wait_until(
+            lambda: list_groups(client, ("share",)) == before, 30, "the share groups listed again"
+        )
+        assert set(offsets_of(describe_offsets(client, "kept"))) == {(TOPIC, 0), (TOPIC, 1)}
+        assert offsets_of(describe_offsets(client, "altered"))[(TOPIC, 0)][0] == 3
+        # The member is not kept: it joins again, and the group epoch goes on.
+        stale = heartbeat(client, "kept", "m-1", epoch)
+        assert stale.error_code == ErrorCode.unknown_member_id
+        again, _ = join(client, "kept", "m-1")
+        assert again > epoch + 1
+        assert heartbeat(client, "kept", "m-1", -1).error_code == ErrorCode.none
+        assert delete_groups(client, "kept") == {"kept": ErrorCode.none}
+    broker.stop()
+    broker.start()
+    with RawClient(broker.bootstrap) as client:
+        find_coordinator(client, "kept")
+        wait_until(
+            lambda: list_groups(client, ("share",)) == before[:1], 30, "the groups after a delete"
+        )
+
+
 def test_share_auto_offset_reset_group_config(broker) -> None:
     """share.auto.offset.reset as a group config: earliest starts a new share partition at the
     log start offset, by_duration at the first record that recent; bad values are refused."""

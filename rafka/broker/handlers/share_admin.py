@@ -41,6 +41,7 @@ from rafka.broker.net.dispatch import ApiSpec, RequestContext
 from rafka.broker.partition.clock import now_ms
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.share.group import ShareGroup
+from rafka.broker.share.group_records import ShareGroupLog, restore
 from rafka.broker.share.persister import CoordinatorPersister
 from rafka.broker.share.service import ShareKey, ShareService
 from rafka.broker.share.state_admin import (
@@ -97,9 +98,15 @@ def install(apis: dict[int, ApiSpec], broker: Broker) -> ShareAdmin:
     service = ShareService(
         share_groups.share_config(broker), CoordinatorPersister(broker, coordinator)
     )
-    apis.update(share_groups.share_apis(broker, coordinator, service))
-    admin = ShareAdmin(broker, service, ShareStateAdmin(broker, coordinator))
+    group_log = ShareGroupLog(broker.groups.shard_for, lambda tid: _topic_name(broker, tid))
+    apis.update(share_groups.share_apis(broker, coordinator, service, group_log))
+    admin = ShareAdmin(broker, service, ShareStateAdmin(broker, coordinator), group_log)
     service.start_offsets = admin.start_offset
+    service.on_group_changed = admin.group_changed
+    # The share groups of the `__consumer_offsets` partitions loaded before the first share
+    # request (those loaded later come through Broker.share_groups_loaded).
+    for shard in broker.groups.loaded_shards():
+        admin.restore_groups(shard)
     apis.update(
         share_specs(
             {
@@ -122,12 +129,40 @@ def install(apis: dict[int, ApiSpec], broker: Broker) -> ShareAdmin:
     return admin
 
 
+def _topic_name(broker: Broker, topic_id: uuid.UUID) -> str:
+    image = broker.topic_by_id(topic_id)
+    return "" if image is None else image.name
+
+
 class ShareAdmin:
-    def __init__(self, broker: Broker, service: ShareService, states: ShareStateAdmin) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        service: ShareService,
+        states: ShareStateAdmin,
+        group_log: ShareGroupLog,
+    ) -> None:
         self.broker = broker
         self.service = service
         self.states = states
+        self.group_log = group_log
         self._cleanups: set[asyncio.Task[None]] = set()
+
+    # -- the groups' records in __consumer_offsets -------------------------------------------
+
+    def restore_groups(self, shard: Any) -> None:
+        """A `__consumer_offsets` partition loaded here: its share groups, as its records left
+        them, replace the ones in memory it coordinates."""
+        restore(self.service.groups.groups, shard, self.broker.groups.partition_for)
+
+    def group_changed(self, group_id: str) -> None:
+        """Members timed out: the group's new epoch is written (in the background)."""
+        group = self.service.groups.groups.get(group_id)
+        if group is not None and self._coordinator_error(group_id) is ErrorCode.none:
+            self.group_log.write(group)
+
+    async def _written(self, group: ShareGroup) -> ErrorCode:
+        return await self.group_log.write(group)
 
     # -- the groups coordinated here ---------------------------------------------------------
 
@@ -172,7 +207,8 @@ class ShareAdmin:
         are removed from the `__share_group_state` partitions this broker leads. A topic
         created again under the name has another id, and starts by share.auto.offset.reset."""
         for group in self.service.groups.groups.values():
-            group.initialized.pop(topic_id, None)
+            if group.initialized.pop(topic_id, None) is not None:
+                self.group_changed(group.group_id)
         self.service.forget_topic(topic_id)
         task = asyncio.get_running_loop().create_task(self.states.delete_topic_here(topic_id))
         self._cleanups.add(task)
@@ -366,6 +402,9 @@ class ShareAdmin:
                     "partitions": results,
                 }
             )
+        code = await self._written(group)
+        if code is not ErrorCode.none:
+            return failed(code, _message(code))
         return {**failed(ErrorCode.none), "responses": responses}
 
     async def _alter_one(self, group: ShareGroup, key: ShareKey, part: Any) -> ErrorCode:
@@ -423,6 +462,9 @@ class ShareAdmin:
                 entry.update(topic_id=image.topic_id, error_code=code)
                 entry["error_message"] = _message(code)
             responses.append(entry)
+        code = await self._written(group)
+        if code is not ErrorCode.none:
+            return failed(code, _message(code))
         return {**failed(ErrorCode.none), "responses": responses}
 
     async def _delete_topic_state(self, group: ShareGroup, topic_id: uuid.UUID) -> ErrorCode:
@@ -521,6 +563,7 @@ class ShareAdmin:
                 return code
         if self.service.groups.groups.get(group.group_id) is group and not group.members:
             del self.service.groups.groups[group.group_id]
+            return await self.group_log.delete(group.group_id)
         return ErrorCode.none
 
     # -- InitializeShareGroupState (83), DeleteShareGroupState (86),

@@ -31,6 +31,7 @@ from rafka.broker.partition.replica import Partition
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.share.committed import committed_spans
 from rafka.broker.share.group import ShareGroup, ShareGroupError
+from rafka.broker.share.group_records import ShareGroupLog
 from rafka.broker.share.partition_state import (
     AckBatch,
     AckError,
@@ -95,6 +96,7 @@ def share_apis(
     broker: Broker,
     coordinator: ShareStateCoordinator | None = None,
     service: ShareService | None = None,
+    group_log: ShareGroupLog | None = None,
 ) -> dict[int, ApiSpec]:
     """The four client APIs sharing one ShareService, and the share coordinator's two (the
     coordinator and service built here unless given: handlers/share_admin.py shares them)."""
@@ -106,7 +108,7 @@ def share_apis(
     service.group_settings = group_configs.ShareGroupSettings(broker, service.config)
     return share_specs(
         {
-            SHARE_GROUP_HEARTBEAT: _heartbeat_handler(broker, service),
+            SHARE_GROUP_HEARTBEAT: _heartbeat_handler(broker, service, group_log),
             SHARE_GROUP_DESCRIBE: _describe_handler(broker, service),
             SHARE_FETCH: _fetch_handler(broker, service),
             SHARE_ACKNOWLEDGE: _acknowledge_handler(broker, service),
@@ -131,7 +133,7 @@ def _coordinator_error(broker: Broker, group_id: str) -> tuple[ErrorCode, str | 
     return ErrorCode.none, None
 
 
-def _heartbeat_handler(broker: Broker, service: ShareService):
+def _heartbeat_handler(broker: Broker, service: ShareService, group_log: ShareGroupLog | None):
     def lookup(name: str) -> tuple[uuid.UUID, int] | None:
         image = broker.topic(name)
         return None if image is None else (image.topic_id, image.partition_count)
@@ -163,6 +165,7 @@ def _heartbeat_handler(broker: Broker, service: ShareService):
             response.update(error_code=code, error_message=message)
             return response
         settings = service.settings(group_id)
+        before = _written_part(service.groups.groups.get(group_id))
         try:
             result = service.groups.heartbeat(
                 group_id=group_id,
@@ -182,6 +185,14 @@ def _heartbeat_handler(broker: Broker, service: ShareService):
         if result.member_epoch == FINAL_EPOCH:
             service.member_gone(group_id, request.member_id)
         service.reschedule()
+        group = service.groups.groups.get(group_id)
+        if group_log is not None and group is not None and _written_part(group) != before:
+            # As Kafka, a new epoch or newly initialized partitions are on the log before
+            # the member hears of them.
+            code = await group_log.write(group)
+            if code is not ErrorCode.none:
+                response.update(error_code=code, error_message=None)
+                return response
         response.update(
             member_id=result.member_id,
             member_epoch=result.member_epoch,
@@ -199,6 +210,13 @@ def _heartbeat_handler(broker: Broker, service: ShareService):
         return response
 
     return handle
+
+
+def _written_part(group: ShareGroup | None) -> object:
+    """What a share group's records hold (ShareGroupLog): its epoch and initialized partitions."""
+    if group is None:
+        return None
+    return group.group_epoch, {t: frozenset(p) for t, p in group.initialized.items()}
 
 
 def _described(

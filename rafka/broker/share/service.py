@@ -107,6 +107,8 @@ class ShareService:
         # A group's settings: its group configs over `config` (None: `config` for every
         # group), set by the share handlers.
         self.group_settings: Callable[[str], ShareConfig] | None = None
+        # Told of each group whose members timed out (its new epoch is to be written).
+        self.on_group_changed: Callable[[str], None] | None = None
 
     def settings(self, group_id: str) -> ShareConfig:
         """The settings in force for `group_id` now. Read at each use, as Kafka does, so a
@@ -355,8 +357,13 @@ class ShareService:
             if state.expire(now):
                 woke = True
                 self.persist_later(key)
+        changed = set()
         for group_id, member_id in self.groups.expire(now):
             self.member_gone(group_id, member_id)
+            changed.add(group_id)
+        if self.on_group_changed is not None:
+            for group_id in sorted(changed):
+                self.on_group_changed(group_id)
         if woke:
             self.notify()
         self.reschedule()

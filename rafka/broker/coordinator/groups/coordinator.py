@@ -113,6 +113,11 @@ class GroupCoordinator(InternalTopicCoordinator[CoordinatorShard]):
         if shard.state is ShardState.ACTIVE:
             self.rebalance.on_loaded(shard)
             self.consumer.on_loaded(shard)
+            if self.broker.share_groups_loaded is not None:
+                self.broker.share_groups_loaded(shard)
+
+    def loaded_shards(self) -> list[CoordinatorShard]:
+        return [s for s in self.shards.values() if s.state is ShardState.ACTIVE]
 
     def _on_unloaded(self, shard: CoordinatorShard) -> None:
         for group in list(shard.groups.values()):

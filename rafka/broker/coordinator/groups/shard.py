@@ -38,6 +38,16 @@ from rafka.broker.coordinator.groups.records import (
     encode_key,
     encode_value,
 )
+from rafka.broker.coordinator.groups.share_records import (
+    PersistedShareGroup,
+    ShareGroupKey,
+    ShareGroupValue,
+    decode_share_key,
+    decode_share_value,
+    encode_share_key,
+    encode_share_value,
+    replay_share_record,
+)
 from rafka.broker.coordinator.internal_topic import InternalShard, ShardState
 from rafka.broker.partition.append import AppendError
 from rafka.broker.partition.clock import now_ms
@@ -47,11 +57,18 @@ from rafka.protocol.records import CorruptRecordError, build_batch, decode_batch
 
 log = structlog.get_logger(__name__)
 
-Record = tuple[RecordKey, RecordValue | None] | tuple[ConsumerKey, ConsumerValue | None]
+Record = (
+    tuple[RecordKey, RecordValue | None]
+    | tuple[ConsumerKey, ConsumerValue | None]
+    | tuple[ShareGroupKey, ShareGroupValue | None]
+)
 
 
 def _encode(record: Record) -> tuple[bytes, bytes | None]:
     key, value = record
+    if isinstance(key, ShareGroupKey):
+        assert value is None or isinstance(value, ShareGroupValue)
+        return encode_share_key(key), None if value is None else encode_share_value(value)
     if isinstance(key, ConsumerKey):
         assert not isinstance(value, (OffsetValue, GroupValue))
         return encode_consumer_key(key), None if value is None else encode_consumer_value(value)
@@ -68,6 +85,9 @@ class CoordinatorShard(InternalShard):
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         # TxnOffsetCommit offsets waiting for their transaction's marker.
         self.pending_txn_offsets = PendingTxnOffsets()
+        # Share groups as their records left them (their members are not kept): the share
+        # service takes them over once the shard is loaded (GroupCoordinator.share_groups_loaded).
+        self.share_groups: dict[str, PersistedShareGroup] = {}
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -79,6 +99,7 @@ class CoordinatorShard(InternalShard):
         offsets: dict[str, dict[tuple[str, int], OffsetValue]] = {}
         metadata: dict[str, GroupValue | None] = {}
         consumer = ConsumerGroupsReplay()
+        share_groups: dict[str, PersistedShareGroup] = {}
         async for header, batch in self.batches_below(high_watermark):
             if header.is_control:
                 if header.producer_id >= 0:  # a transaction marker
@@ -95,11 +116,14 @@ class CoordinatorShard(InternalShard):
             for record in records:
                 if record.offset >= high_watermark or record.key is None:
                     continue
-                self._replay_record(record.key, record.value, offsets, metadata, consumer)
+                self._replay_record(
+                    record.key, record.value, offsets, metadata, consumer, share_groups
+                )
         if self.state is ShardState.CLOSED:
             return
         self._build_groups(offsets, metadata)
         self.consumer_groups = consumer.build()
+        self.share_groups = share_groups
         self.state = ShardState.ACTIVE
         log.info(
             "group coordinator loaded",
@@ -115,8 +139,14 @@ class CoordinatorShard(InternalShard):
         offsets: dict[str, dict[tuple[str, int], OffsetValue]],
         metadata: dict[str, GroupValue | None],
         consumer: ConsumerGroupsReplay,
+        share_groups: dict[str, PersistedShareGroup],
     ) -> None:
         try:
+            share_key = decode_share_key(key_bytes)
+            if share_key is not None:
+                share_value = decode_share_value(share_key, value_bytes)
+                replay_share_record(share_groups, share_key, share_value)
+                return
             consumer_key = decode_consumer_key(key_bytes)
             if consumer_key is not None:
                 consumer.apply(consumer_key, decode_consumer_value(consumer_key, value_bytes))
