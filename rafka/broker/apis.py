@@ -269,7 +269,8 @@ def _build_dispatcher(broker: Broker) -> Dispatcher:
                 ),
             }
         )
-    # Share groups (KIP-932, issue 20): membership in memory, share-partition state in
+    # Share groups (KIP-932, issue 20): members in memory, group epochs and initialized
+    # partitions in __consumer_offsets, share-partition state in
     # __share_group_state; their administration (offsets, ListGroups/DescribeGroups/
     # DeleteGroups of share groups), after the group APIs it extends.
     share = ShareApis(broker, dispatcher.apis)

@@ -8,7 +8,8 @@ rafka.broker.group_configs) deciding where a group's new share partitions start.
 
 A share group is answered where its `__consumer_offsets` coordinator is, as the heartbeat is.
 Its "initialized" share partitions (the ones it was assigned or had offsets altered for,
-`ShareGroup.initialized`, in memory like the membership) are what DescribeShareGroupOffsets
+`ShareGroup.initialized`, kept in `__consumer_offsets` with the group's epoch:
+share/group_records.py) are what DescribeShareGroupOffsets
 lists when asked for every topic and what DeleteGroups deletes the state of. The offsets are
 the share-partition states in `__share_group_state` (`share/state_admin.py`): altering one
 replaces the state by the new start offset with nothing in flight, deleting removes it, so the
