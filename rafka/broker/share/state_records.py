@@ -27,6 +27,7 @@ import uuid
 from msgspec import Struct, field
 
 from rafka.protocol.field_reader import FieldReader
+from rafka.protocol.frames import write_uvarint
 
 ShareKey = tuple[str, uuid.UUID, int]  # group id, topic id, partition index
 
@@ -76,15 +77,6 @@ class ShareStateValue(Struct, frozen=True):
 # -- encoding --------------------------------------------------------------------------------
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def encode_key(record_type: int, key: ShareKey) -> bytes:
     group_id, topic_id, partition = key
     raw = group_id.encode()
@@ -111,12 +103,14 @@ def encode_value(value: ShareStateValue) -> bytes:
                 VALUE_VERSION, value.snapshot_epoch, value.leader_epoch, value.start_offset
             )
         )
-    out += _uvarint(len(value.batches) + 1)
+    write_uvarint(out, len(value.batches) + 1)
     for b in value.batches:
         out += _BATCH.pack(b.first_offset, b.last_offset, b.delivery_state, b.delivery_count)
         out += b"\x00"
     if value.delivery_complete_count != -1:
-        out += b"\x01" + _uvarint(_TAG_DELIVERY_COMPLETE_COUNT) + _uvarint(4)
+        out.append(1)  # one tagged field
+        write_uvarint(out, _TAG_DELIVERY_COMPLETE_COUNT)
+        write_uvarint(out, 4)
         out += _I32.pack(value.delivery_complete_count)
     else:
         out += b"\x00"
