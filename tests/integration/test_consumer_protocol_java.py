@@ -69,6 +69,8 @@ class JavaMember(JavaProcess):
         if kind == "records":
             self.ledger.add([int(value) for value in rest.split()])
             return True
+        if kind not in ("assigned", "revoked", "lost"):
+            return False  # "commit-failed ...", "closed": kept in `output`
         named = {int(p) for p in rest.split(",") if p}
         if kind == "assigned":
             self.partitions |= named
