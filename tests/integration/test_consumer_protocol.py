@@ -16,7 +16,14 @@ from collections.abc import Callable
 import pytest
 from broker_process import BrokerProcess
 from cluster import wait_until
-from confluent_kafka import Consumer, ConsumerGroupType, Producer
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupType,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 from group_support import Ledger, MemberThread, commit_consumed
 
@@ -234,3 +241,51 @@ def test_a_regex_subscription_picks_up_a_new_topic(broker_factory) -> None:
         assert seen == {("orders-eu", "eu"), ("orders-us", "us")}
     finally:
         consumer.close()
+
+
+def test_a_transaction_commits_a_consumer_protocol_members_offsets(broker_factory) -> None:
+    """Exactly-once with a KIP-848 consumer: the producer sends the consumer's offsets with its
+    group metadata (member id and epoch) in TxnOffsetCommit, and they count once the
+    transaction commits; a member the group does not know is refused."""
+    broker: BrokerProcess = broker_factory(**BROKER_OVERRIDES).start()
+    bootstrap = broker.bootstrap
+    create_topic(bootstrap)
+    produce(bootstrap, range(40))
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": GROUP,
+            "group.protocol": "consumer",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "log_level": 2,
+        }
+    )
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "transactional.id": "pipeline", "log_level": 2}
+    )
+    try:
+        consumer.subscribe([TOPIC])
+        seen = 0
+        deadline = time.monotonic() + 30
+        while seen < 40 and time.monotonic() < deadline:
+            seen += sum(m.error() is None for m in consumer.consume(40, 0.2))
+        assert seen == 40
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        producer.produce("orders-out", b"done")
+        positions = consumer.position(consumer.assignment())
+        metadata = consumer.consumer_group_metadata()
+        producer.send_offsets_to_transaction(positions, metadata, 30)
+        producer.commit_transaction(30)
+        committed = consumer.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], 10)
+        assert sorted((tp.partition, tp.offset) for tp in committed) == [
+            (p, 10) for p in range(PARTITIONS)
+        ]
+    finally:
+        consumer.close()
+    # The member has left: its metadata names no member of the group any more.
+    producer.begin_transaction()
+    with pytest.raises(KafkaException) as refused:
+        producer.send_offsets_to_transaction(positions, metadata, 30)
+    assert refused.value.args[0].code() == KafkaError.UNKNOWN_MEMBER_ID

@@ -196,3 +196,125 @@ def test_offsets_by_topic_id_and_member_epoch(conn: Connection) -> None:
     ] == [(topic_id, [5, 9])]
     assert fetch_v10(conn, member_id, epoch + 1, None).error_code == ErrorCode.stale_member_epoch
     assert fetch_v10(conn, "nobody", epoch, None).error_code == ErrorCode.unknown_member_id
+
+
+TOPIC_IDS: dict[Connection, uuid.UUID] = {}  # the topic's id, as each connection learnt it
+
+
+def heartbeat(conn: Connection, member_id: str, epoch: int, owned: list[int]) -> Any:
+    """A member's heartbeat, owning `owned` of the topic."""
+    topic_id = TOPIC_IDS[conn]
+    response = conn.send(
+        CONSUMER_GROUP_HEARTBEAT,
+        1,
+        {
+            "group_id": GROUP,
+            "member_id": member_id,
+            "member_epoch": epoch,
+            "instance_id": None,
+            "rack_id": None,
+            "rebalance_timeout": -1,
+            "subscribed_topic_names": None,
+            "subscribed_topic_regex": None,
+            "server_assignor": None,
+            "topic_partitions": [{"topic_id": topic_id, "partitions": owned}],
+        },
+    )
+    assert response.error_code == ErrorCode.none, response
+    return response
+
+
+def assigned(response: Any) -> list[int]:
+    [topic] = response.assignment.topic_partitions
+    return sorted(topic.partitions)
+
+
+def commit_partitions(
+    conn: Connection, member_id: str, epoch: int, partitions: list[int]
+) -> set[ErrorCode]:
+    response = conn.send(
+        OFFSET_COMMIT,
+        10,
+        {
+            "group_id": GROUP,
+            "generation_id_or_member_epoch": epoch,
+            "member_id": member_id,
+            "group_instance_id": None,
+            "topics": [
+                {
+                    "topic_id": TOPIC_IDS[conn],
+                    "partitions": [
+                        {
+                            "partition_index": p,
+                            "committed_offset": 1,
+                            "committed_leader_epoch": -1,
+                            "committed_metadata": None,
+                        }
+                        for p in partitions
+                    ],
+                }
+            ],
+        },
+    )
+    return {p.error_code for t in response.topics for p in t.partitions}
+
+
+def test_a_commit_at_a_lagging_epoch_counts_for_partitions_held_since(broker_factory) -> None:
+    """Kafka 4.3 (KIP-1251): a member's epoch can move on while its commit is in flight. A commit
+    at an older epoch is taken for the partitions the member has held since that epoch or
+    before, refused for any other; a newer epoch is always refused. The partitions' epochs are
+    kept in `__consumer_offsets`, so a restarted coordinator judges the same."""
+    broker: BrokerProcess = broker_factory(**BROKER_OVERRIDES).start()
+    create_topic(broker.bootstrap)
+    host, port = broker.bootstrap.rsplit(":", 1)
+    conn = Connection(host, int(port), "raw-consumer", 20)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    joined = join(conn, first)
+    TOPIC_IDS[conn] = joined.assignment.topic_partitions[0].topic_id
+    e1 = joined.member_epoch
+    assert assigned(joined) == [0, 1, 2, 3]
+
+    # A second member joins: the first gives half back, then moves to the new epoch with the
+    # partitions it kept (held since e1).
+    join(conn, second)
+    revoking = heartbeat(conn, first, e1, [0, 1, 2, 3])
+    assert revoking.member_epoch == e1
+    kept = assigned(revoking)
+    assert len(kept) == 2
+    moved = heartbeat(conn, first, e1, kept)
+    e2 = moved.member_epoch
+    assert e2 > e1 and assigned(moved) == kept
+    gone = sorted({0, 1, 2, 3} - set(kept))
+
+    assert commit_partitions(conn, first, e1, kept) == {ErrorCode.none}
+    assert commit_partitions(conn, first, e2, kept) == {ErrorCode.none}
+    # A partition no longer held, or an epoch from the future: refused, for the whole request.
+    assert commit_partitions(conn, first, e1, [*kept, gone[0]]) == {ErrorCode.stale_member_epoch}
+    assert commit_partitions(conn, first, e2 + 1, kept) == {ErrorCode.stale_member_epoch}
+
+    # The second member leaves: the first takes everything at a third epoch.
+    conn.send(
+        CONSUMER_GROUP_HEARTBEAT,
+        1,
+        {"group_id": GROUP, "member_id": second, "member_epoch": -1, "topic_partitions": None},
+    )
+    grown = heartbeat(conn, first, e2, kept)
+    e3 = grown.member_epoch
+    assert e3 > e2 and assigned(grown) == [0, 1, 2, 3]
+    assert commit_partitions(conn, first, e2, kept) == {ErrorCode.none}
+    assert commit_partitions(conn, first, e2, gone) == {ErrorCode.stale_member_epoch}
+    conn.close()
+
+    broker.kill()
+    broker.start()
+    conn = Connection(host, int(port), "raw-consumer", 20)
+    TOPIC_IDS[conn] = joined.assignment.topic_partitions[0].topic_id
+    wait_until(
+        lambda: commit_partitions(conn, first, e3, [0]) == {ErrorCode.none},
+        30,
+        "the group loaded again",
+    )
+    assert commit_partitions(conn, first, e1, kept) == {ErrorCode.none}
+    assert commit_partitions(conn, first, e2, gone) == {ErrorCode.stale_member_epoch}
+    assert commit_partitions(conn, first, e1, gone) == {ErrorCode.stale_member_epoch}
+    conn.close()

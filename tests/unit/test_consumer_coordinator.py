@@ -83,12 +83,18 @@ async def test_join_heartbeat_and_errors(broker: Broker) -> None:
     assert (await beat(broker, "zz", 2, owned={})).error is ErrorCode.unknown_member_id
     assert (await beat(broker, "x", 3, group="nope")).error is ErrorCode.group_id_not_found
 
-    # Offsets: committed at the member's epoch only.
-    commit = [OffsetCommit(TOPIC, 0, 5, -1, None)]
-    assert await broker.groups.offsets.commit("cg", 2, "a", None, commit) == [NONE]
-    with pytest.raises(CoordinatorError) as stale:
-        await broker.groups.offsets.commit("cg", 1, "a", None, commit)
-    assert stale.value.code is ErrorCode.stale_member_epoch
+    # Offsets: committed at the member's epoch; at an older one (KIP-1251) only for partitions
+    # the member has held since, so not for a partition that came later or went to b.
+    [held] = a3.assignment.values()
+    [elsewhere] = b2.assignment.values()
+    commit = [OffsetCommit(TOPIC, p, 5, -1, None) for p in held]
+    assert await broker.groups.offsets.commit("cg", 2, "a", None, commit) == [NONE, NONE]
+    assert await broker.groups.offsets.commit("cg", 1, "a", None, commit) == [NONE, NONE]
+    for epoch, partitions in ((3, held), (1, [*held, *elsewhere]), (0, held)):
+        stale_commit = [OffsetCommit(TOPIC, p, 5, -1, None) for p in partitions]
+        with pytest.raises(CoordinatorError) as stale:
+            await broker.groups.offsets.commit("cg", epoch, "a", None, stale_commit)
+        assert stale.value.code is ErrorCode.stale_member_epoch
     with pytest.raises(CoordinatorError) as unknown:
         await broker.groups.offsets.commit("cg", 2, "zz", None, commit)
     assert unknown.value.code is ErrorCode.unknown_member_id

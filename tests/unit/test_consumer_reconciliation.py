@@ -81,11 +81,55 @@ def test_a_member_without_revocations_moves_to_the_new_epoch_at_once() -> None:
     assert (a.member_epoch, a.previous_member_epoch, a.state) == (2, 1, MemberState.STABLE)
 
 
+def test_partitions_keep_the_epoch_they_came_at() -> None:
+    """KIP-1251: what a member keeps across epochs keeps its assignment epoch, what it is given
+    comes at the new epoch, and what it revokes keeps its epoch until it is gone."""
+    group = stable_group()
+    a = group.members["a"]
+    assert a.assignment_epoch(T, 0) == 1  # no record of it: the member's epoch
+    b = ConsumerMember("b")
+    group.add(b)
+    group.group_epoch = group.assignment_epoch = 2
+    group.target = {"a": parts(0, 1), "b": parts(2, 3)}
+    reconcile(group, a, parts(0, 1, 2, 3))
+    assert [a.assignment_epoch(T, p) for p in range(4)] == [1, 1, 1, 1]
+    reconcile(group, a, parts(0, 1))
+    assert [a.assignment_epoch(T, p) for p in range(4)] == [1, 1, None, None]
+    group.remove("b")
+    group.group_epoch = group.assignment_epoch = 3
+    group.target = {"a": parts(0, 1, 2, 3)}
+    reconcile(group, a, parts(0, 1))
+    assert a.member_epoch == 3
+    assert [a.assignment_epoch(T, p) for p in range(4)] == [1, 1, 3, 3]
+
+
 def test_records_round_trip() -> None:
     key = ConsumerKey(CURRENT_ASSIGNMENT, "g", "m")
     assert decode_consumer_key(encode_consumer_key(key)) == key
-    value = CurrentAssignmentValue(3, 2, 1, parts(0, 5), parts(7))
+    epochs = {(T, 0): 2, (T, 5): 3, (T, 7): 1}
+    value = CurrentAssignmentValue(3, 2, 1, parts(0, 5), parts(7), epochs)
     assert decode_consumer_value(key, encode_consumer_value(value)) == value
+    # Kafka 4.3.1's bytes for the same value (MessageUtil.toVersionPrefixedBytes): each topic's
+    # AssignmentEpochs as its tagged field 0.
+    topic = "00" * 15 + "07"
+    assert (
+        encode_consumer_value(value).hex()
+        == (
+            "0000" + "00000003" + "00000002" + "01"  # version, member epoch, previous, state
+            "02" + topic + "03" + "0000000000000005"  # assigned: one topic, partitions [0, 5]
+            "01" + "00" + "09" + "03" + "0000000200000003"  # its tag 0 (9 bytes): epochs [2, 3]
+            "02" + topic + "02" + "00000007"  # pending revocation: one topic, partitions [7]
+            "01" + "00" + "05" + "02" + "00000001"  # its tag 0 (5 bytes): epochs [1]
+            "00"  # the value's own tagged fields: none
+        )
+    )
+    # Without epochs (Kafka 4.2 and older wrote none), a partition came at the member's epoch.
+    older = CurrentAssignmentValue(3, 2, 1, parts(0, 5), parts(7))
+    assert decode_consumer_value(key, encode_consumer_value(older)).epochs == {
+        (T, 0): 3,
+        (T, 5): 3,
+        (T, 7): 3,
+    }
     member_key = ConsumerKey(5, "g", "m")
     member = MemberMetadataValue("i", None, "c", "/h", ("a", "b"), None, 300000, "uniform")
     assert decode_consumer_value(member_key, encode_consumer_value(member)) == member

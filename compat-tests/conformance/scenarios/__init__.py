@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from context import Context
 
-from . import compacted, delete_records, errors, groups, restart, transactions
+from . import compacted, delete_records, errors, groups, member_epochs, restart, transactions
 
 SCENARIOS: dict[str, Callable[[Context], None]] = {
     "restart": restart.run,
@@ -15,4 +15,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "transactions": transactions.run,
     "errors": errors.run,
     "compacted": compacted.run,
+    "member-epochs": member_epochs.run,
 }

@@ -3,7 +3,8 @@ transaction (the consume-transform-produce loop).
 
 The group's `__consumer_offsets` partition must be part of the transaction (AddOffsetsToTxn
 before; with TxnOffsetCommit v5, transaction version 2, the commit adds it itself), the producer
-epoch must be the current one, and group members are fenced by generation (KIP-447). The offsets
+epoch must be the current one, and group members are fenced by generation (KIP-447), or by
+member epoch in a consumer group (KIP-848, with KIP-1251's lagging epochs). The offsets
 are written as the producer's transactional batch and stay pending until the marker.
 """
 
@@ -12,11 +13,18 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from rafka.broker.coordinator.groups.consumer_group import ConsumerMember
 from rafka.broker.coordinator.groups.context import CoordinatorError
 from rafka.broker.coordinator.groups.coordinator import GroupCoordinator
 from rafka.broker.coordinator.groups.group import ClassicGroup, CommittedOffset, GroupState
-from rafka.broker.coordinator.groups.offset_store import OffsetCommit
+from rafka.broker.coordinator.groups.offset_store import (
+    OffsetCommit,
+    check_assignment_epoch,
+    offsets_holder,
+    validate_consumer_commit,
+)
 from rafka.broker.coordinator.groups.records import OffsetKey
+from rafka.broker.coordinator.groups.shard import CoordinatorShard
 from rafka.broker.coordinator.internal_topic import coordinator_error_for_write
 from rafka.broker.coordinator.txn.coordinator import TransactionCoordinator
 from rafka.broker.node import CoordinatorNode
@@ -66,29 +74,32 @@ async def txn_offset_commit(
     if code is not ErrorCode.none:
         raise CoordinatorError(_for_version(code, api_version))
 
-    group = shard.groups.get(group_id)
-    if group is None:
-        if generation >= 0:
-            raise CoordinatorError(ErrorCode.illegal_generation)
-        group = ClassicGroup(group_id, state_timestamp=groups.wall_clock())
-        shard.groups[group_id] = group
-    if group.state is GroupState.DEAD:
-        raise CoordinatorError(ErrorCode.coordinator_not_available)
-    if generation >= 0 or member_id or group_instance_id is not None:
-        if group.is_static_member_fenced(group_instance_id, member_id):
-            raise CoordinatorError(ErrorCode.fenced_instance_id)
-        if not group.has(member_id):
-            raise CoordinatorError(ErrorCode.unknown_member_id)
-        if generation != group.generation:
-            raise CoordinatorError(ErrorCode.illegal_generation)
-
     now = groups.wall_clock()
+    consumer_group = shard.consumer_groups.get(group_id)
+    lagging: ConsumerMember | None = None
+    if consumer_group is not None:  # a member of the consumer protocol, fenced by its epoch
+        lagging = validate_consumer_commit(
+            consumer_group,
+            generation,
+            member_id,
+            api_version,
+            transactional=True,
+            instance_id=group_instance_id,
+        )
+        offsets_holder(shard, group_id, now)
+    else:
+        _validate_classic_member(shard, group_id, generation, member_id, group_instance_id, now)
+
     results: list[ErrorCode] = []
     accepted: dict[OffsetKey, CommittedOffset] = {}
     for commit in commits:
         code = _check_partition(broker, commit)
         results.append(code)
         if code is ErrorCode.none:
+            if lagging is not None:
+                topic = broker.topic(commit.topic)
+                topic_id = topic.topic_id if topic is not None else None
+                check_assignment_epoch(lagging, generation, topic_id, commit.partition)
             accepted[OffsetKey(group_id, commit.topic, commit.partition)] = CommittedOffset(
                 commit.offset, commit.leader_epoch, commit.metadata or "", now
             )
@@ -112,6 +123,31 @@ async def txn_offset_commit(
     else:
         outcome = coordinator_error_for_write(outcome, for_offsets=True)
     return [outcome if code is ErrorCode.none else code for code in results]
+
+
+def _validate_classic_member(
+    shard: CoordinatorShard,
+    group_id: str,
+    generation: int,
+    member_id: str,
+    instance_id: str | None,
+    now: int,
+) -> None:
+    group = shard.groups.get(group_id)
+    if group is None:
+        if generation >= 0:
+            raise CoordinatorError(ErrorCode.illegal_generation)
+        group = ClassicGroup(group_id, state_timestamp=now)
+        shard.groups[group_id] = group
+    if group.state is GroupState.DEAD:
+        raise CoordinatorError(ErrorCode.coordinator_not_available)
+    if generation >= 0 or member_id or instance_id is not None:
+        if group.is_static_member_fenced(instance_id, member_id):
+            raise CoordinatorError(ErrorCode.fenced_instance_id)
+        if not group.has(member_id):
+            raise CoordinatorError(ErrorCode.unknown_member_id)
+        if generation != group.generation:
+            raise CoordinatorError(ErrorCode.illegal_generation)
 
 
 def _check_partition(broker: TxnOffsetNode, commit: OffsetCommit) -> ErrorCode:

@@ -21,7 +21,7 @@ from enum import Enum, IntEnum
 from msgspec import Struct, field
 
 from rafka.broker.coordinator.groups.consumer_assignors import Assignment
-from rafka.broker.coordinator.groups.consumer_records import ClassicMemberMetadata
+from rafka.broker.coordinator.groups.consumer_records import ClassicMemberMetadata, PartitionEpochs
 
 GROUP_TYPE = "consumer"
 PROTOCOL_TYPE = "consumer"
@@ -60,6 +60,10 @@ class ConsumerMember(Struct):
     state: MemberState = MemberState.STABLE
     assigned: Assignment = field(default_factory=dict)
     pending_revocation: Assignment = field(default_factory=dict)
+    # The member epoch at which each partition above came to the member (KIP-1251): a commit
+    # that lags behind the member's epoch still counts for partitions it held by then. A
+    # partition left out came at `member_epoch`.
+    assignment_epochs: PartitionEpochs = field(default_factory=dict)
     # Set for a member still on the classic protocol (JoinGroup/SyncGroup/Heartbeat), as after
     # a classic group's online upgrade: its session timeout and JoinGroup protocols.
     classic: ClassicMemberMetadata | None = None
@@ -72,6 +76,12 @@ class ConsumerMember(Struct):
         return partition in self.assigned.get(topic_id, ()) or partition in (
             self.pending_revocation.get(topic_id, ())
         )
+
+    def assignment_epoch(self, topic_id: uuid.UUID, partition: int) -> int | None:
+        """The epoch from which the member holds the partition; None if it does not."""
+        if not self.owns(topic_id, partition):
+            return None
+        return self.assignment_epochs.get((topic_id, partition), self.member_epoch)
 
 
 class ConsumerGroup(Struct):
@@ -158,6 +168,13 @@ def _intersect(a: Assignment, b: Assignment) -> Assignment:
     return {t: ps for t, ps in out.items() if ps}
 
 
+def _pairs(*assignments: Assignment) -> Iterable[tuple[uuid.UUID, int]]:
+    for assignment in assignments:
+        for topic_id, partitions in assignment.items():
+            for partition in partitions:
+                yield topic_id, partition
+
+
 def same_partitions(a: Assignment, b: Assignment) -> bool:
     return {t: ps for t, ps in a.items() if ps} == {t: ps for t, ps in b.items() if ps}
 
@@ -178,6 +195,10 @@ def reconcile(
         member.pending_revocation = {}
     elif member.member_epoch == epoch and member.state is MemberState.STABLE:
         return False
+    # What the member keeps keeps its epoch; what it is granted now comes at the new epoch.
+    held = {
+        tp: member.assignment_epochs.get(tp, member.member_epoch) for tp in _pairs(member.assigned)
+    }
     keep = _intersect(member.assigned, target)
     revoke = _minus(member.assigned, target)
     if revoke:
@@ -200,5 +221,9 @@ def reconcile(
             member.member_epoch = epoch
         member.assigned = grant
         member.state = MemberState.UNRELEASED_PARTITIONS if held_back else MemberState.STABLE
+    member.assignment_epochs = {
+        tp: held[tp] if tp in held else epoch
+        for tp in _pairs(member.assigned, member.pending_revocation)
+    }
     after = (member.member_epoch, member.state, member.assigned, member.pending_revocation)
     return after != before

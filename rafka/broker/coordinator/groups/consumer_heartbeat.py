@@ -289,6 +289,7 @@ class ConsumerGroupHeartbeats:
                 # if it was a classic member before).
                 member.classic = None
                 member.assigned, member.pending_revocation = {}, {}
+                member.assignment_epochs = {}
                 member.member_epoch, member.previous_member_epoch = 0, -1
                 member.state = MemberState.STABLE
                 return member, True
@@ -633,5 +634,6 @@ def current_assignment_record(group: ConsumerGroup, member: ConsumerMember) -> R
             int(member.state),
             member.assigned,
             member.pending_revocation,
+            member.assignment_epochs,
         ),
     )

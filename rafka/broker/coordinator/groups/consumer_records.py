@@ -1,7 +1,8 @@
 """The consumer group protocol's records in `__consumer_offsets`, in Kafka's coordinator-record
 format: a key is an i16 record type (3-8) then the group id (and the member id); a value is an
 i16 version (0) then the fields in the flexible encoding, ending in tagged fields (only the member
-metadata's ClassicMemberMetadata, tag 0, is written and read; the others are skipped).
+metadata's ClassicMemberMetadata and the current assignment's AssignmentEpochs, both tag 0, are
+written and read; the others are skipped).
 
     3 ConsumerGroupMetadata             value: group epoch
     4 ConsumerGroupPartitionMetadata    value: the subscribed topics' ids, names, partitions
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from rafka.broker.coordinator.groups.consumer_assignors import Assignment
 from rafka.broker.coordinator.groups.records import RecordFormatError, _Reader, _Writer
@@ -30,6 +31,8 @@ _MEMBER_KEYS = (MEMBER_METADATA, TARGET_MEMBER, CURRENT_ASSIGNMENT)
 VALUE_VERSION = 0
 
 _I8 = struct.Struct(">b")
+
+PartitionEpochs = dict[tuple[uuid.UUID, int], int]  # (topic id, partition) -> epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,9 @@ class CurrentAssignmentValue:  # 8
     state: int
     assigned: Assignment
     pending_revocation: Assignment
+    # When each partition above came to the member (Kafka 4.3's AssignmentEpochs, KIP-1251);
+    # a partition left out came at `member_epoch`, as in records Kafka 4.2 and older wrote.
+    epochs: PartitionEpochs = field(default_factory=dict)
 
 
 ConsumerValue = (
@@ -141,7 +147,11 @@ def _read_uuid(r: _Reader) -> uuid.UUID:
     return uuid.UUID(bytes=bytes(r.take(16)))
 
 
-def _write_partitions(w: _Writer, assignment: Assignment) -> None:
+def _write_partitions(
+    w: _Writer, assignment: Assignment, epochs: PartitionEpochs | None = None, default: int = 0
+) -> None:
+    """TopicPartitions; with `epochs`, each topic's AssignmentEpochs (tag 0) as well, a missing
+    partition's epoch being `default`."""
     w.array_length(len(assignment))
     for topic_id in sorted(assignment, key=str):
         _write_uuid(w, topic_id)
@@ -149,15 +159,34 @@ def _write_partitions(w: _Writer, assignment: Assignment) -> None:
         w.array_length(len(partitions))
         for p in partitions:
             w.i32(p)
-        w.no_tags()
+        if epochs is None:
+            w.no_tags()
+            continue
+        tag = _Writer(flexible=True)
+        tag.array_length(len(partitions))
+        for p in partitions:
+            tag.i32(epochs.get((topic_id, p), default))
+        w.uvarint(1)
+        w.uvarint(0)
+        w.uvarint(len(tag.out))
+        w.out += tag.out
 
 
-def _read_partitions(r: _Reader) -> Assignment:
+def _read_partitions(r: _Reader, epochs: PartitionEpochs | None = None) -> Assignment:
+    """TopicPartitions; their AssignmentEpochs go into `epochs` when given."""
     result: Assignment = {}
     for _ in range(r.array_length()):
         topic_id = _read_uuid(r)
-        result[topic_id] = frozenset(r.i32() for _ in range(r.array_length()))
-        r.skip_tags()
+        partitions = [r.i32() for _ in range(r.array_length())]
+        result[topic_id] = frozenset(partitions)
+        for _ in range(r.uvarint()):
+            tag, size = r.uvarint(), r.uvarint()
+            if tag != 0 or epochs is None:
+                r.take(size)
+                continue
+            assigned_at = [r.i32() for _ in range(r.array_length())]
+            if len(assigned_at) == len(partitions):  # else unusable: the member epoch stands
+                epochs.update(zip(((topic_id, p) for p in partitions), assigned_at, strict=True))
     return result
 
 
@@ -207,8 +236,8 @@ def encode_consumer_value(value: ConsumerValue) -> bytes:
         w.i32(value.member_epoch)
         w.i32(value.previous_member_epoch)
         w.out += _I8.pack(value.state)
-        _write_partitions(w, value.assigned)
-        _write_partitions(w, value.pending_revocation)
+        _write_partitions(w, value.assigned, value.epochs, value.member_epoch)
+        _write_partitions(w, value.pending_revocation, value.epochs, value.member_epoch)
     w.no_tags()
     return bytes(w.out)
 
@@ -271,9 +300,10 @@ def decode_consumer_value(
         return TargetMemberValue(_read_partitions(r))
     member_epoch, previous = r.i32(), r.i32()
     state = _I8.unpack(r.take(1))[0]
-    return CurrentAssignmentValue(
-        member_epoch, previous, state, _read_partitions(r), _read_partitions(r)
-    )
+    epochs: PartitionEpochs = {}
+    assigned = _read_partitions(r, epochs)
+    pending = _read_partitions(r, epochs)
+    return CurrentAssignmentValue(member_epoch, previous, state, assigned, pending, epochs)
 
 
 def value_key_type(value: ConsumerValue) -> int:

@@ -48,6 +48,7 @@ class ConsumerGroupsReplay:
                 group.target.pop(member_id, None)
             elif member is not None:
                 member.assigned, member.pending_revocation = {}, {}
+                member.assignment_epochs = {}
         else:
             member = group.members.get(member_id)
             if member is None:
@@ -77,6 +78,7 @@ class ConsumerGroupsReplay:
                 )
                 member.assigned = value.assigned
                 member.pending_revocation = value.pending_revocation
+                member.assignment_epochs = value.epochs
 
     def build(self) -> dict[str, ConsumerGroup]:
         return {gid: g for gid, g in self.groups.items() if self._exists.get(gid)}

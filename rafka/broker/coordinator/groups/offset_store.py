@@ -9,6 +9,7 @@ OffsetFetch once committed there. Metadata strings are kept verbatim.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import TYPE_CHECKING
 
 import structlog
@@ -67,12 +68,10 @@ class OffsetStore:
         shard = self.coordinator.shard_for(group_id)
         group = shard.groups.get(group_id)
         consumer_group = shard.consumer_groups.get(group_id)
+        lagging: ConsumerMember | None = None
         if consumer_group is not None:
-            validate_consumer_commit(consumer_group, generation, member_id, api_version)
-            if group is None or group.state is GroupState.DEAD:
-                # The consumer group's offsets live in an Empty classic group of its id.
-                group = ClassicGroup(group_id, state_timestamp=self.coordinator.wall_clock())
-                shard.groups[group_id] = group
+            lagging = validate_consumer_commit(consumer_group, generation, member_id, api_version)
+            group = offsets_holder(shard, group_id, self.coordinator.wall_clock())
         elif group is None:
             if generation >= 0:
                 # v9+ says so plainly; older clients expect ILLEGAL_GENERATION.
@@ -95,6 +94,10 @@ class OffsetStore:
             code = self._check_partition(commit)
             results.append(code)
             if code is ErrorCode.none:
+                if lagging is not None:
+                    topic = self.coordinator.broker.topic(commit.topic)
+                    topic_id = topic.topic_id if topic is not None else None
+                    check_assignment_epoch(lagging, generation, topic_id, commit.partition)
                 accepted[(commit.topic, commit.partition)] = CommittedOffset(
                     commit.offset,
                     commit.leader_epoch,
@@ -300,26 +303,65 @@ class OffsetStore:
         return expired
 
 
+def offsets_holder(shard: CoordinatorShard, group_id: str, now: int) -> ClassicGroup:
+    """The classic group that holds a consumer group's offsets: an Empty one of its id, made
+    on first need."""
+    group = shard.groups.get(group_id)
+    if group is None or group.state is GroupState.DEAD:
+        group = ClassicGroup(group_id, state_timestamp=now)
+        shard.groups[group_id] = group
+    return group
+
+
 def validate_consumer_commit(
-    group: ConsumerGroup, member_epoch: int, member_id: str, api_version: int
-) -> None:
-    """OffsetCommit's checks against a consumer group (raises CoordinatorError), Kafka 4.1's
-    ConsumerGroup.validateOffsetCommit: a member commits at its current epoch (a classic
-    member of the group, at its epoch as generation); without an epoch only while the group is
-    empty."""
+    group: ConsumerGroup,
+    member_epoch: int,
+    member_id: str,
+    api_version: int,
+    *,
+    transactional: bool = False,
+    instance_id: str | None = None,
+) -> ConsumerMember | None:
+    """(Txn)OffsetCommit's checks against a consumer group (raises CoordinatorError), as Kafka
+    4.3's ConsumerGroup.validateOffsetCommit: a member commits at its epoch (a classic member of
+    the group, at its epoch as generation); without one only while the group is empty, or in a
+    transaction that names no member. Returns the member when the commit's epoch lags behind
+    its own (KIP-1251): then each partition goes through `check_assignment_epoch`."""
     if member_epoch < 0 and not group.members:
-        return  # an admin tool, or a consumer assigning partitions itself
+        return None  # an admin tool, or a consumer assigning partitions itself
+    if transactional and member_epoch == -1 and not member_id and instance_id is None:
+        return None  # a producer that sent offsets without the consumer's group metadata
     member = group.members.get(member_id)
     if member is None:
         raise CoordinatorError(ErrorCode.unknown_member_id)
-    if member.classic is None and api_version < 9:
+    if not transactional and member.classic is None and api_version < 9:
         # Older requests carry a classic generation, which means nothing to this member.
         raise CoordinatorError(ErrorCode.unsupported_version)
-    _validate_member_epoch(member, member_epoch)
+    if member_epoch == member.member_epoch:
+        return None
+    if member_epoch > member.member_epoch:
+        raise CoordinatorError(_epoch_error(member))
+    # The member moved on (a heartbeat answer crossed this commit): the partitions it still
+    # holds since the commit's epoch or earlier are its to commit.
+    return member
+
+
+def check_assignment_epoch(
+    member: ConsumerMember, member_epoch: int, topic_id: uuid.UUID | None, partition: int
+) -> None:
+    """A lagging commit (see `validate_consumer_commit`) of one partition: refused, for the
+    whole request as in Kafka, unless the member has held it since `member_epoch` or earlier."""
+    held_from = None if topic_id is None else member.assignment_epoch(topic_id, partition)
+    if held_from is None or member_epoch < held_from:
+        raise CoordinatorError(_epoch_error(member))
 
 
 def _validate_member_epoch(member: ConsumerMember, member_epoch: int) -> None:
     if member_epoch != member.member_epoch:
-        if member.classic is not None:
-            raise CoordinatorError(ErrorCode.illegal_generation)
-        raise CoordinatorError(ErrorCode.stale_member_epoch)
+        raise CoordinatorError(_epoch_error(member))
+
+
+def _epoch_error(member: ConsumerMember) -> ErrorCode:
+    if member.classic is not None:
+        return ErrorCode.illegal_generation
+    return ErrorCode.stale_member_epoch
