@@ -60,6 +60,9 @@ PartitionKey = tuple[str, int]
 # How long a fetcher waits for the partitions that just received records to fsync them and
 # fetch again, so that one request carries them all rather than each its own.
 ROUND_GATHER_S = 0.05
+# How long a partition that has not come back in time (a slow fsync) keeps the requests sent
+# without it from waiting at the leader: see FollowerFetcher._run.
+LATE_LIMIT_S = 0.5
 PARTITION_MAX_BYTES = 8 * 1024 * 1024
 # How often the counts of Raft requests sent are logged, while quorum requests go out.
 SENT_LOG_INTERVAL_S = 1.0
@@ -409,6 +412,7 @@ class FollowerFetcher:
         self.channel = channel
         self.pending: dict[PartitionKey, tuple[Partition, FetchRequest]] = {}
         self.expected: set[PartitionKey] = set()
+        self.late: dict[PartitionKey, float] = {}  # expected, not back by its round: since when
         self.wakeup = asyncio.Event()
         self.task = asyncio.create_task(self._run(), name=f"fetcher-{leader}-{channel}")
 
@@ -433,17 +437,34 @@ class FollowerFetcher:
                 return
             self.wakeup.clear()
             batch, self.pending = self.pending, {}
-            self.expected = set()
+            self._note_late(batch, loop.time())
             if batch:
                 try:
-                    await self._fetch(batch)
+                    await self._fetch(batch, hold=not self.late)
                 except Exception:
                     log.exception("replica fetch failed", leader=self.leader)
 
-    async def _fetch(self, batch: dict[PartitionKey, tuple[Partition, FetchRequest]]) -> None:
+    def _note_late(self, batch: dict[PartitionKey, Any], now: float) -> None:
+        """Which expected partitions this round goes without. Such a partition fetches once
+        this round's request is back, so the leader must answer that request at once: held for
+        max wait (its partitions idle, nothing to wake them), it would keep the late partition
+        waiting as long, and with it the high watermark when every follower's fsync was slow
+        at the same time (one disk). A partition stays late until it fetches, or gives up
+        being waited for after LATE_LIMIT_S (it may have stopped following)."""
+        for key in self.expected - batch.keys():
+            self.late.setdefault(key, now)
+        for key, since in list(self.late.items()):
+            if key in batch or now - since > LATE_LIMIT_S:
+                del self.late[key]
+        self.expected = set(self.late)
+
+    async def _fetch(
+        self, batch: dict[PartitionKey, tuple[Partition, FetchRequest]], hold: bool = True
+    ) -> None:
+        """One request for `batch`; `hold` False: the leader answers at once, records or not."""
         manager = self.manager
         assert manager.network is not None
-        max_wait_ms = max(request.max_wait_ms for _, request in batch.values())
+        max_wait_ms = max(request.max_wait_ms for _, request in batch.values()) if hold else 0
         data = wire.fetch_request(
             manager.broker.cluster_id,
             manager.broker.node_id,
