@@ -6,6 +6,7 @@ error type rather than a struct.error or an IndexError."""
 from __future__ import annotations
 
 import struct
+import uuid
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -37,6 +38,9 @@ class FieldReader:
 
     def i64(self) -> int:
         return _I64.unpack(self.take(8))[0]
+
+    def uuid(self) -> uuid.UUID:
+        return uuid.UUID(bytes=bytes(self.take(16)))
 
     def uvarint(self) -> int:
         result = 0

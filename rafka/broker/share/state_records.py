@@ -138,7 +138,7 @@ def decode_key(data: bytes | memoryview) -> tuple[int, ShareKey]:
         group_id = bytes(r.take(length)).decode()
     except UnicodeDecodeError as exc:
         raise ShareRecordError(f"bad group id: {exc}") from None
-    topic_id = uuid.UUID(bytes=bytes(r.take(16)))
+    topic_id = r.uuid()
     (partition,) = r.unpack(_I32)
     return record_type, (group_id, topic_id, partition)
 

@@ -139,14 +139,6 @@ def decode_consumer_key(data: bytes | memoryview) -> ConsumerKey | None:
 # -- values ----------------------------------------------------------------------------------------
 
 
-def _write_uuid(w: _Writer, value: uuid.UUID) -> None:
-    w.out += value.bytes
-
-
-def _read_uuid(r: _Reader) -> uuid.UUID:
-    return uuid.UUID(bytes=bytes(r.take(16)))
-
-
 def _write_partitions(
     w: _Writer, assignment: Assignment, epochs: PartitionEpochs | None = None, default: int = 0
 ) -> None:
@@ -154,7 +146,7 @@ def _write_partitions(
     partition's epoch being `default`."""
     w.array_length(len(assignment))
     for topic_id in sorted(assignment, key=str):
-        _write_uuid(w, topic_id)
+        w.out += topic_id.bytes
         partitions = sorted(assignment[topic_id])
         w.array_length(len(partitions))
         for p in partitions:
@@ -176,7 +168,7 @@ def _read_partitions(r: _Reader, epochs: PartitionEpochs | None = None) -> Assig
     """TopicPartitions; their AssignmentEpochs go into `epochs` when given."""
     result: Assignment = {}
     for _ in range(r.array_length()):
-        topic_id = _read_uuid(r)
+        topic_id = r.uuid()
         partitions = [r.i32() for _ in range(r.array_length())]
         result[topic_id] = frozenset(partitions)
         for _ in range(r.uvarint()):
@@ -198,7 +190,7 @@ def encode_consumer_value(value: ConsumerValue) -> bytes:
     elif isinstance(value, PartitionMetadataValue):
         w.array_length(len(value.topics))
         for topic_id, name, partitions in value.topics:
-            _write_uuid(w, topic_id)
+            w.out += topic_id.bytes
             w.string(name)
             w.i32(partitions)
             w.array_length(0)  # PartitionMetadata (racks): the assignors read racks from the image
@@ -258,7 +250,7 @@ def decode_consumer_value(
     if kind == PARTITION_METADATA:
         topics = []
         for _ in range(r.array_length()):
-            topic_id = _read_uuid(r)
+            topic_id = r.uuid()
             name = r.string()
             partitions = r.i32()
             for _ in range(r.array_length()):

@@ -100,10 +100,10 @@ def decode_share_value(
         raise RecordFormatError(f"bad share group record version {version}")
     if key.record_type == SHARE_GROUP_METADATA:
         return ShareGroupEpochValue(r.i32())
-    _skip_topics(r, with_partitions=True)  # initializing
+    _skip_topics(r)  # initializing
     topics: dict[uuid.UUID, tuple[str, frozenset[int]]] = {}
     for _ in range(r.array_length()):
-        topic_id = uuid.UUID(bytes=bytes(r.take(16)))
+        topic_id = r.uuid()
         name = r.string()
         partitions = frozenset(r.i32() for _ in range(r.array_length()))
         r.i64()
@@ -112,14 +112,13 @@ def decode_share_value(
     return InitializedTopicsValue(topics)
 
 
-def _skip_topics(r: _Reader, *, with_partitions: bool) -> None:
+def _skip_topics(r: _Reader) -> None:
     for _ in range(r.array_length()):
         r.take(16)
         r.string()
-        if with_partitions:
-            for _ in range(r.array_length()):
-                r.i32()
-            r.i64()
+        for _ in range(r.array_length()):
+            r.i32()
+        r.i64()
         r.skip_tags()
 
 
