@@ -64,10 +64,15 @@ def join(conn: Connection, member_id: str) -> Any:
     return joined
 
 
-def commit_v10(
-    conn: Connection, member_id: str, epoch: int, topics: dict[uuid.UUID, int]
-) -> list[tuple[uuid.UUID | None, int, ErrorCode]]:
-    response = conn.send(
+def send_commit_v10(
+    conn: Connection,
+    member_id: str,
+    epoch: int,
+    offsets: dict[uuid.UUID, dict[int, int]],
+    metadata: str | None = None,
+) -> Any:
+    """OffsetCommit v10 of `offsets` (topic id -> partition -> offset)."""
+    return conn.send(
         OFFSET_COMMIT,
         10,
         {
@@ -80,17 +85,25 @@ def commit_v10(
                     "topic_id": topic_id,
                     "partitions": [
                         {
-                            "partition_index": 0,
+                            "partition_index": partition,
                             "committed_offset": offset,
                             "committed_leader_epoch": -1,
-                            "committed_metadata": "by id",
+                            "committed_metadata": metadata,
                         }
+                        for partition, offset in partitions.items()
                     ],
                 }
-                for topic_id, offset in topics.items()
+                for topic_id, partitions in offsets.items()
             ],
         },
     )
+
+
+def commit_v10(
+    conn: Connection, member_id: str, epoch: int, topics: dict[uuid.UUID, int]
+) -> list[tuple[uuid.UUID | None, int, ErrorCode]]:
+    offsets = {topic_id: {0: offset} for topic_id, offset in topics.items()}
+    response = send_commit_v10(conn, member_id, epoch, offsets, "by id")
     return [
         (t.topic_id, p.partition_index, p.error_code) for t in response.topics for p in t.partitions
     ]
@@ -232,30 +245,8 @@ def assigned(response: Any) -> list[int]:
 def commit_partitions(
     conn: Connection, member_id: str, epoch: int, partitions: list[int]
 ) -> set[ErrorCode]:
-    response = conn.send(
-        OFFSET_COMMIT,
-        10,
-        {
-            "group_id": GROUP,
-            "generation_id_or_member_epoch": epoch,
-            "member_id": member_id,
-            "group_instance_id": None,
-            "topics": [
-                {
-                    "topic_id": TOPIC_IDS[conn],
-                    "partitions": [
-                        {
-                            "partition_index": p,
-                            "committed_offset": 1,
-                            "committed_leader_epoch": -1,
-                            "committed_metadata": None,
-                        }
-                        for p in partitions
-                    ],
-                }
-            ],
-        },
-    )
+    offsets = {TOPIC_IDS[conn]: dict.fromkeys(partitions, 1)}
+    response = send_commit_v10(conn, member_id, epoch, offsets)
     return {p.error_code for t in response.topics for p in t.partitions}
 
 
