@@ -392,7 +392,8 @@ class Broker:
             if partition.is_leader:
                 return self.node_id, partition.leader_epoch, partition.in_sync_replicas()
             leader = partition.raft.leader_id
-            if leader is not None and (
+            # Our own id while not leading: restarted after leading that epoch (resigned).
+            if leader is not None and leader != self.node_id and (
                 reported is None or reported.leader_epoch < partition.leader_epoch
             ):
                 return leader, partition.leader_epoch, list(topic.replicas[index])

@@ -253,6 +253,8 @@ class RaftReplica:
         # (or resignation) caused it.
         self._last_leader: int | None = None
         self._progress: dict[int, VoterProgress] = {}
+        # Voters yet to answer this replica's announcement: a leader's BeginQuorumEpoch, or the
+        # EndQuorumEpoch of one restarted after leading; resent at _begin_resend_at.
         self._begin_pending: set[int] = set()
         self._begin_resend_at = 0
         self._check_quorum_at = 0
@@ -271,6 +273,13 @@ class RaftReplica:
         else:
             self.role = Role.UNATTACHED
         self._reset_role_data()
+        if self.role is Role.RESIGNED:
+            # Tell the others at once, until each answered (Kafka's resigned state does): an
+            # answer from a newer epoch names its leader, so clients asking this node learn it
+            # now rather than after an election timeout; followers still waiting for this
+            # leader elect another without a fetch timeout first.
+            self._begin_pending = set(self._others)
+            self._begin_resend_at = now_ms
 
     # -- views -----------------------------------------------------------------------------------
 
@@ -512,6 +521,8 @@ class RaftReplica:
             elif self._fetch_retry_at > self._now:
                 deadline = min(deadline, self._fetch_retry_at)
             return deadline
+        if role is Role.RESIGNED and self._begin_pending:
+            return min(self._election_deadline, self._begin_resend_at)
         return self._election_deadline
 
     # -- events ----------------------------------------------------------------------------------
@@ -533,6 +544,8 @@ class RaftReplica:
             return self._maybe_fetch()
         if now >= self._election_deadline:
             return self._on_election_timeout()
+        if role is Role.RESIGNED and self._begin_pending and now >= self._begin_resend_at:
+            return self._announce_resignation()
         return []
 
     def on_message(self, source: int, message: Message, now_ms: int | None = None) -> list[Action]:
@@ -967,6 +980,14 @@ class RaftReplica:
         if request.epoch < self.epoch:
             error = ErrorCode.fenced_leader_epoch
             return [SendMessage(source, self._end_response(error))]
+        if (
+            self.role is Role.PROSPECTIVE
+            and self.epoch == request.epoch
+            and self.state.leader_id == request.leader_id
+        ):
+            # Already campaigning because that leader went silent (a restarted leader says it
+            # resigned): going back to follow it would only delay the election.
+            return [SendMessage(source, self._end_response(NONE))]
         actions = self._observe(source, request.epoch, request.leader_id) or []
         if (
             self.role is Role.FOLLOWER
@@ -985,7 +1006,18 @@ class RaftReplica:
     def _on_end_quorum_epoch_response(
         self, source: int, response: EndQuorumEpochResponse
     ) -> list[Action]:
-        return self._observe(source, response.epoch, response.leader_id) or []
+        observed = self._observe(source, response.epoch, response.leader_id)
+        if observed is not None:
+            return observed
+        if self.role is Role.RESIGNED and response.epoch == self.epoch:
+            self._begin_pending.discard(source)
+        return []
+
+    def _announce_resignation(self) -> list[Action]:
+        """A replica restarted after leading: EndQuorumEpoch to the voters yet to answer."""
+        self._begin_resend_at = self._resend_time(self._now)
+        request = EndQuorumEpochRequest(self.epoch, self.node_id, ())
+        return [SendMessage(v, request) for v in sorted(self._begin_pending)]
 
     def _successor_backoff(self, successors: tuple[int, ...]) -> int:
         """The first preferred successor campaigns at once, the next ones after exponentially

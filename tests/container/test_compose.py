@@ -35,9 +35,17 @@ def cluster(engine):
         compose(project, COMPOSE_FILE, "down", "-v", "--remove-orphans")
 
 
-def leader_node() -> int:
-    metadata = AdminClient({"bootstrap.servers": BOOTSTRAP}).list_topics(TOPIC, timeout=15)
-    return metadata.topics[TOPIC].partitions[0].leader
+def leader_node(timeout: float = 60) -> int:
+    """The partition's leader, once the node asked knows one (a node just restarted or
+    reconnected may answer LEADER_NOT_AVAILABLE for a moment, as Kafka's do)."""
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    deadline = time.monotonic() + timeout
+    while True:
+        leader = admin.list_topics(TOPIC, timeout=15).topics[TOPIC].partitions[0].leader
+        if leader >= 0:
+            return leader
+        assert time.monotonic() < deadline, f"no leader of {TOPIC}-0 within {timeout}s"
+        time.sleep(0.2)
 
 
 class Writer(threading.Thread):

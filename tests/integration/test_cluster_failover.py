@@ -153,3 +153,38 @@ def test_acknowledged_writes_survive_leader_crashes(tmp_path):
         assert set(exit_codes.values()) == {0}, exit_codes
         for partition, hw in watermarks.items():
             cluster.assert_replicas_identical(topic, partition, hw)
+
+
+@pytest.mark.timeout(120)
+def test_a_restarted_leader_names_its_successors_at_once(tmp_path):
+    """A node killed while leading the metadata quorum and partitions comes back with an election
+    timeout longer than the test. Its first tick tells the others it resigned (Kafka's resigned
+    state does), their answers name the new leaders, and its Metadata names them too; the new
+    leaders' own announcements only go out a request timeout (15 s here) apart."""
+    settings = {**FAST_FAILOVER, "controller.quorum.request.timeout.ms": "15000"}
+    with running_cluster(tmp_path, 3, **settings) as cluster:
+        create_topic(cluster, "restarts", 3, 3)
+        victim = cluster.metadata(1).controller_id
+        assert victim in (1, 2, 3)
+        cluster.kill(victim)
+        for p in range(3):
+            cluster.wait_for_leader("restarts", p, exclude={victim})
+        survivor = next(n for n in (1, 2, 3) if n != victim)
+        wait_until(
+            lambda: cluster.metadata(survivor).controller_id not in (-1, victim),
+            30,
+            "a new metadata leader",
+        )
+        cluster.nodes[victim].overrides["controller.quorum.election.timeout.ms"] = "120000"
+        # Ready means caught up with the metadata log: that needs its leader known first.
+        cluster.restart(victim, timeout=10)
+
+        def agree() -> bool:
+            # Leadership may move on meanwhile (back to preferred replicas): compare, not recall.
+            mine, theirs = cluster.metadata(victim), cluster.metadata(survivor)
+            keys = [("restarts", p) for p in range(3)]
+            return mine.controller_id == theirs.controller_id >= 0 and all(
+                mine.partitions[k].leader == theirs.partitions[k].leader >= 0 for k in keys
+            )
+
+        wait_until(agree, 10, f"node {victim} to name the leaders node {survivor} names")

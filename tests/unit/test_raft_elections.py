@@ -412,3 +412,31 @@ def test_a_new_leader_counts_its_silent_predecessor_in_sync_only_once_caught_up(
     )
     cluster.run_for(CONFIG.fetch_max_wait_ms + 10)
     assert new.in_sync_voters(cluster.now, 30_000, 2_000) == sorted(cluster.nodes)
+
+
+def test_a_restarted_leader_learns_the_new_one_from_its_resignation() -> None:
+    # Restarted after leading epoch 1 while 2 and 3 elected 3 in epoch 2: its first tick tells
+    # them it resigned, and 3's answer names the leader, long before an election timeout.
+    restarted = replica(1, state=QuorumState(1, 1, 1), now_ms=0)
+    assert restarted.role is Role.RESIGNED and restarted.next_deadline() == 0
+    requests = sent(restarted.tick(0), EndQuorumEpochRequest)
+    assert requests == [(2, EndQuorumEpochRequest(1, 1, ())), (3, EndQuorumEpochRequest(1, 1, ()))]
+    new_leader = leader_of(2, node_id=3)
+    [(_, answer)] = sent(new_leader.on_message(1, requests[1][1], 5))
+    restarted.on_message(3, answer, 5)
+    assert restarted.role is Role.FOLLOWER and (restarted.epoch, restarted.leader_id) == (2, 3)
+
+
+def test_a_restarted_leader_resends_its_resignation_until_answered() -> None:
+    restarted = replica(1, state=QuorumState(1, 1, 1), now_ms=0)
+    requests = sent(restarted.tick(0), EndQuorumEpochRequest)
+    follower = replica(2, state=QuorumState(1, None, 1))
+    [(_, answer)] = sent(follower.on_message(1, requests[0][1], 1))
+    restarted.on_message(2, answer, 1)
+    resend_at = restarted.next_deadline()  # a request timeout later, on its resend grid
+    assert resend_at is not None and 0 < resend_at < CONFIG.election_timeout_ms
+    assert sent(restarted.tick(resend_at), EndQuorumEpochRequest) == [
+        (3, EndQuorumEpochRequest(1, 1, ()))
+    ]
+    # The follower still waiting for it elects another after a backoff, not a fetch timeout.
+    assert follower.next_deadline() <= 1 + CONFIG.election_backoff_max_ms
