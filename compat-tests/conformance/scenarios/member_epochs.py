@@ -1,7 +1,8 @@
 """(g) Consumer-protocol commits at a lagging member epoch (Kafka 4.3, KIP-1251): two members
 share a topic through raw ConsumerGroupHeartbeats; the first one's commits at its older epoch
 count for the partitions it kept, not for one it gave up, and never at a newer epoch. Then a
-transaction commits a librdkafka consumer-protocol member's offsets (TxnOffsetCommit)."""
+transaction commits a librdkafka consumer-protocol member's offsets (TxnOffsetCommit). Last, the
+rebalance timeout: -1 is "not given", 0 fences a member as soon as it is told to revoke."""
 
 from __future__ import annotations
 
@@ -56,16 +57,48 @@ def run(ctx: Context) -> None:
     ctx.record("commit: lagging, partitions that came later", _commit(b, first, e2, gone))
     ctx.record("first leaves", _heartbeat(b, first, -1).error_code)
     ctx.record("transaction with a consumer-protocol member's offsets", _transaction(b))
+    for name, observed in _rebalance_timeouts(b, topic_id):
+        ctx.record(name, observed)
+
+
+def _rebalance_timeouts(b: str, topic_id: uuid.UUID) -> list[tuple[str, Any]]:
+    """Only -1 means "no rebalance timeout given" (refused in a first heartbeat); 0 is a
+    timeout, so a member told to revoke partitions is fenced as soon as it is told."""
+    group = "epochs-timeout-group"
+    raw.await_coordinator(b, group)
+    unset = _heartbeat(b, str(uuid.uuid4()), 0, subscribe=True, group=group,
+                       rebalance_timeout_ms=-1)
+    hasty = str(uuid.uuid4())
+    joined = _heartbeat(b, hasty, 0, subscribe=True, group=group, rebalance_timeout_ms=0)
+    observed = [("first heartbeat, rebalance timeout -1", unset.error_code),
+                ("first heartbeat, rebalance timeout 0", joined.error_code)]
+    epoch, owned = _until(b, hasty, topic_id, joined.member_epoch, _partitions(joined) or [],
+                          lambda r, o: len(o) == PARTITIONS, group)
+    _heartbeat(b, str(uuid.uuid4()), 0, subscribe=True, group=group)
+
+    def told_to_revoke() -> Any:
+        answer = _heartbeat(b, hasty, epoch, owned=(topic_id, owned), group=group)
+        shrunk = answer.error_code != 0 or len(_partitions(answer) or owned) < len(owned)
+        return answer if shrunk else None
+
+    told = raw.until(told_to_revoke, "the 0 ms member to be told to revoke", 20)
+    observed.append(("0 ms member told to revoke", (told.error_code, len(_partitions(told) or []))))
+    again = _heartbeat(b, hasty, told.member_epoch, owned=(topic_id, owned), group=group)
+    observed.append(("0 ms member heartbeats again", again.error_code))
+    return observed
 
 
 def _heartbeat(
     b: str, member: str, epoch: int, *, subscribe: bool = False,
-    owned: tuple[uuid.UUID, list[int]] | None = None,
+    owned: tuple[uuid.UUID, list[int]] | None = None, group: str = GROUP,
+    rebalance_timeout_ms: int | None = None,
 ) -> Any:
+    if rebalance_timeout_ms is None:
+        rebalance_timeout_ms = 30000 if subscribe else -1
     body = hb_req.ConsumerGroupHeartbeatRequest(
-        group_id=GROUP, member_id=member, member_epoch=epoch,
+        group_id=group, member_id=member, member_epoch=epoch,
         subscribed_topic_names=(TOPIC,) if subscribe else None,
-        rebalance_timeout=i32Timedelta.parse(timedelta(milliseconds=30000 if subscribe else -1)),
+        rebalance_timeout=i32Timedelta.parse(timedelta(milliseconds=rebalance_timeout_ms)),
         topic_partitions=() if subscribe else None if owned is None else (
             hb_req.TopicPartitions(topic_id=owned[0], partitions=tuple(owned[1])),),
     )
@@ -73,13 +106,14 @@ def _heartbeat(
 
 
 def _until(b: str, member: str, topic_id: uuid.UUID, epoch: int, owned: list[int],
-           done: Any) -> tuple[int, list[int]]:
+           done: Any, group: str = GROUP) -> tuple[int, list[int]]:
     """Heartbeat as `member`, taking what each answer assigns, until `done(answer, owned)`;
     returns the epoch and the partitions then."""
     state = {"epoch": epoch, "owned": owned}
 
     def step() -> tuple[int, list[int]] | None:
-        answer = _heartbeat(b, member, state["epoch"], owned=(topic_id, state["owned"]))
+        answer = _heartbeat(
+            b, member, state["epoch"], owned=(topic_id, state["owned"]), group=group)
         if answer.error_code != 0:
             raise AssertionError(f"heartbeat answered {answer.error_code}: {answer.error_message}")
         state["epoch"] = answer.member_epoch

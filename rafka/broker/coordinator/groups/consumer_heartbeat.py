@@ -231,7 +231,7 @@ class ConsumerGroupHeartbeats:
         if req.api_version >= 1 and not req.member_id:
             raise CoordinatorError(ErrorCode.invalid_request, "MemberId can't be empty.")
         if req.member_epoch == 0:
-            if req.rebalance_timeout_ms <= 0:
+            if req.rebalance_timeout_ms == -1:  # only -1 means "not given" (Kafka's sentinel)
                 raise CoordinatorError(
                     ErrorCode.invalid_request,
                     "RebalanceTimeoutMs must be provided in first request.",
@@ -371,7 +371,7 @@ class ConsumerGroupHeartbeats:
             member.instance_id = req.instance_id
         if req.rack_id is not None:
             member.rack_id = req.rack_id
-        if req.rebalance_timeout_ms > 0:
+        if req.rebalance_timeout_ms != -1:
             member.rebalance_timeout_ms = req.rebalance_timeout_ms
         if req.subscribed_topic_names is not None:
             member.subscribed_topic_names = tuple(sorted(set(req.subscribed_topic_names)))
