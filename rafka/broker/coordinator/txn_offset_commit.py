@@ -97,9 +97,9 @@ async def txn_offset_commit(
         results.append(code)
         if code is ErrorCode.none:
             if lagging is not None:
-                topic = broker.topic(commit.topic)
-                topic_id = topic.topic_id if topic is not None else None
-                check_assignment_epoch(lagging, generation, topic_id, commit.partition)
+                check_assignment_epoch(
+                    lagging, generation, broker.topic(commit.topic), commit.partition
+                )
             accepted[OffsetKey(group_id, commit.topic, commit.partition)] = CommittedOffset(
                 commit.offset, commit.leader_epoch, commit.metadata or "", now
             )

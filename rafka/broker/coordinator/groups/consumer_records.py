@@ -158,10 +158,7 @@ def _write_partitions(
         tag.array_length(len(partitions))
         for p in partitions:
             tag.i32(epochs.get((topic_id, p), default))
-        w.uvarint(1)
-        w.uvarint(0)
-        w.uvarint(len(tag.out))
-        w.out += tag.out
+        w.one_tag(0, tag)
 
 
 def _read_partitions(r: _Reader, epochs: PartitionEpochs | None = None) -> Assignment:
@@ -215,10 +212,7 @@ def encode_consumer_value(value: ConsumerValue) -> bytes:
                 tag.bytes_(metadata)
                 tag.no_tags()
             tag.no_tags()
-            w.uvarint(1)
-            w.uvarint(0)
-            w.uvarint(len(tag.out))
-            w.out += tag.out
+            w.one_tag(0, tag)
             return bytes(w.out)
     elif isinstance(value, TargetEpochValue):
         w.i32(value.assignment_epoch)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from msgspec import Struct
@@ -96,8 +96,7 @@ class OffsetStore:
             if code is ErrorCode.none:
                 if lagging is not None:
                     topic = self.coordinator.broker.topic(commit.topic)
-                    topic_id = topic.topic_id if topic is not None else None
-                    check_assignment_epoch(lagging, generation, topic_id, commit.partition)
+                    check_assignment_epoch(lagging, generation, topic, commit.partition)
                 accepted[(commit.topic, commit.partition)] = CommittedOffset(
                     commit.offset,
                     commit.leader_epoch,
@@ -346,12 +345,17 @@ def validate_consumer_commit(
     return member
 
 
+class _Topic(Protocol):
+    topic_id: uuid.UUID
+
+
 def check_assignment_epoch(
-    member: ConsumerMember, member_epoch: int, topic_id: uuid.UUID | None, partition: int
+    member: ConsumerMember, member_epoch: int, topic: _Topic | None, partition: int
 ) -> None:
-    """A lagging commit (see `validate_consumer_commit`) of one partition: refused, for the
-    whole request as in Kafka, unless the member has held it since `member_epoch` or earlier."""
-    held_from = None if topic_id is None else member.assignment_epoch(topic_id, partition)
+    """A lagging commit (see `validate_consumer_commit`) of one partition of `topic` (None: no
+    such topic): refused, for the whole request as in Kafka, unless the member has held it since
+    `member_epoch` or earlier."""
+    held_from = None if topic is None else member.assignment_epoch(topic.topic_id, partition)
     if held_from is None or member_epoch < held_from:
         raise CoordinatorError(_epoch_error(member))
 

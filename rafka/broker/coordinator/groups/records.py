@@ -138,6 +138,13 @@ class _Writer:
         if self.flexible:
             self.uvarint(0)
 
+    def one_tag(self, tag: int, field: _Writer) -> None:
+        """The tagged-fields section holding one field, written by `field`."""
+        self.uvarint(1)
+        self.uvarint(tag)
+        self.uvarint(len(field.out))
+        self.out += field.out
+
 
 def encode_offset_key(key: OffsetKey) -> bytes:
     w = _Writer()
