@@ -20,7 +20,8 @@ The rules are KIP-595's, with KIP-996's pre-vote:
   voter's log (its fsync is the majority) needs no such entry, so the epoch's first record lands
   where Kafka puts it and an election burns no offset. The leader resigns when a majority has
   not fetched within 1.5 fetch timeouts (check-quorum), and `resign()` hands over with
-  EndQuorumEpoch (most caught-up successor first).
+  EndQuorumEpoch (most caught-up successor first). A replica restarted after leading starts
+  resigned and sends EndQuorumEpoch until each voter answered: answers name a newer leader.
 - Followers pull with Fetch(fetch offset, last fetched epoch). A follower fetches only once its
   log is fsynced to its end (`on_flushed`), so a fetch offset is a durable end offset and the
   leader counts it toward the high watermark. A fetch whose (offset, epoch) does not match the
