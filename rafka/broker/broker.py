@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from msgspec.structs import replace
 
 from rafka.broker.cluster.cluster_metadata import METADATA_TOPIC, ClusterMetadata, TopicImage
 from rafka.broker.cluster.controller import (
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 METADATA_TOPIC_ID = uuid.UUID(int=1)
+KRAFT_FETCH_MAX_WAIT_MS = 500  # KafkaRaftClient's MAX_FETCH_WAIT_MS
 ALLOCATE_PRODUCER_IDS = 67  # KRaft's fixed id for the metadata topic
 
 
@@ -108,6 +110,12 @@ class Broker:
             request_timeout_ms=config.get_int("controller.quorum.request.timeout.ms"),
             retry_backoff_ms=config.get_int("controller.quorum.retry.backoff.ms"),
             fetch_max_wait_ms=config.get_int("replica.fetch.wait.max.ms"),
+        )
+        # The metadata log holds fetches for KRaft's fixed 500 ms, not replica.fetch.wait.max.ms
+        # (a data-partition setting): held longer than broker.session.timeout.ms, an idle log's
+        # followers would not hear from its leader in time and would fence themselves.
+        self.metadata_raft_config = replace(
+            self.raft_config, fetch_max_wait_ms=KRAFT_FETCH_MAX_WAIT_MS
         )
         addresses = {v.node_id: (v.host, v.port) for v in config.quorum_voters}
         connect_timeout = config.get_int("socket.connection.setup.timeout.ms") / 1000
@@ -239,9 +247,7 @@ class Broker:
         self._background.append(
             asyncio.create_task(self._preferred_leader_loop(), name="preferred-leaders")
         )
-        self._background.append(
-            asyncio.create_task(self.reassignments.run(), name="reassignments")
-        )
+        self._background.append(asyncio.create_task(self.reassignments.run(), name="reassignments"))
         if self.scram_seeds:
             assert self.metadata is not None
             seeding = seed_scram_credentials(self.metadata, self.scram_seeds)
@@ -393,8 +399,10 @@ class Broker:
                 return self.node_id, partition.leader_epoch, partition.in_sync_replicas()
             leader = partition.raft.leader_id
             # Our own id while not leading: restarted after leading that epoch (resigned).
-            if leader is not None and leader != self.node_id and (
-                reported is None or reported.leader_epoch < partition.leader_epoch
+            if (
+                leader is not None
+                and leader != self.node_id
+                and (reported is None or reported.leader_epoch < partition.leader_epoch)
             ):
                 return leader, partition.leader_epoch, list(topic.replicas[index])
         if reported is None:
@@ -446,7 +454,7 @@ class Broker:
             high_watermark=self.log_dirs.high_watermarks.get((topic, index), 0),
             clean_shutdown=clean,
             producer_id_expiration_ms=self.config.get_int("producer.id.expiration.ms"),
-            raft_config=self.raft_config,
+            raft_config=self.metadata_raft_config if topic == METADATA_TOPIC else self.raft_config,
         )
         partition.replica_lag_time_max_ms = self.config.replica_lag_time_max_ms
         if partition.log_end_offset > 0 and not clean:

@@ -111,6 +111,9 @@ class ReplicationManager(ReplicationHooks):
         self.sent = SentRequests()
         self._writes = QuorumStateWrites()
         self._held: dict[tuple[int, PartitionKey, int], asyncio.Future[FetchResponse]] = {}
+        # Per follower: a future for each of its fetch requests held here; set, it ends the
+        # hold (see _deliver).
+        self._holding: dict[int, set[asyncio.Future[None]]] = {}
         # Per follower connection: when each partition's last answer on it was given.
         self._answered: weakref.WeakKeyDictionary[object, dict[PartitionKey, int]] = (
             weakref.WeakKeyDictionary()
@@ -240,6 +243,18 @@ class ReplicationManager(ReplicationHooks):
         if self.closed or partition.hooks is not self or partition.offline is not None:
             return
         partition.apply(partition.raft.on_message(source, message, raft_clock_ms()))
+        if (
+            isinstance(message, BeginQuorumEpochResponse)
+            and message.error == ErrorCode.none
+            and partition.raft.is_leader
+        ):
+            # `source` now follows this partition here and has its first fetch of it queued
+            # (it answers after it queued it), behind its fetch request that this node holds
+            # for the others: answer that one now, or the first acks=all write to a new
+            # partition, or after an election, waits the hold out.
+            for cut in self._holding.get(source, ()):
+                if not cut.done():
+                    cut.set_result(None)
 
     def _fetch_failed(self, partition: Partition, request_id: int) -> None:
         if self.closed or partition.hooks is not self or partition.offline is not None:
@@ -354,10 +369,19 @@ class ReplicationManager(ReplicationHooks):
                 entries.append((topic.topic, p, partition, future))
         futures = [f for _, _, _, f in entries if f is not None]
         if futures and not any(f.done() for f in futures):
-            # All held: wait for the first answer (records, a new high watermark, max wait).
-            await asyncio.wait(
-                futures, timeout=max_wait_ms / 1000 + 1, return_when=asyncio.FIRST_COMPLETED
-            )
+            # All held: wait for the first answer (records, a new high watermark, max wait),
+            # or for the follower to need this request back (_deliver).
+            cut: asyncio.Future[None] = loop.create_future()
+            holding = self._holding.setdefault(replica_id, set())
+            holding.add(cut)
+            try:
+                await asyncio.wait(
+                    [*futures, cut],
+                    timeout=max_wait_ms / 1000 + 1,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                holding.discard(cut)
         topics: dict[str, FetchedTopic] = {}
         for name, p, partition, future in entries:
             topic = topics.get(name)
