@@ -141,8 +141,9 @@ def consumer_config(bootstrap: str, **extra: object) -> dict:
 class Ack:
     partition: int
     # None: librdkafka knows the message was stored but not where. An idempotent producer's
-    # request that failed uncertainly (a timeout, a closed connection) is implicitly acked
-    # when a later one on the partition succeeds: its records must have been stored before.
+    # request that may have been stored (a timeout, a closed connection, NOT_LEADER_OR_FOLLOWER
+    # for a batch appended but not committed) is implicitly acked when a later one on the
+    # partition succeeds: its records must have been stored before.
     offset: int | None
     value: bytes
     at: float  # time.monotonic() when the delivery report arrived
