@@ -439,4 +439,18 @@ def test_a_restarted_leader_resends_its_resignation_until_answered() -> None:
         (3, EndQuorumEpochRequest(1, 1, ()))
     ]
     # The follower still waiting for it elects another after a backoff, not a fetch timeout.
-    assert follower.next_deadline() <= 1 + CONFIG.election_backoff_max_ms
+    backoff_end = 1 + CONFIG.election_backoff_max_ms
+    assert backoff_end < CONFIG.fetch_timeout_ms
+    follower.tick(backoff_end)
+    assert follower.role is Role.PROSPECTIVE
+
+
+def test_a_prospective_stays_one_when_its_silent_leader_says_it_resigned() -> None:
+    voter = replica(2, state=QuorumState(1, None, 1))
+    voter.tick(CONFIG.fetch_timeout_ms)  # the leader went silent
+    assert voter.role is Role.PROSPECTIVE
+    now = CONFIG.fetch_timeout_ms + 1
+    actions = voter.on_message(1, EndQuorumEpochRequest(1, 1, ()), now)
+    assert voter.role is Role.PROSPECTIVE
+    [(_, answer)] = sent(actions)
+    assert answer.error is ErrorCode.none
