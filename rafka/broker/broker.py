@@ -72,6 +72,7 @@ log = structlog.get_logger(__name__)
 
 METADATA_TOPIC_ID = uuid.UUID(int=1)
 KRAFT_FETCH_MAX_WAIT_MS = 500  # KafkaRaftClient's MAX_FETCH_WAIT_MS
+KRAFT_FETCH_MAX_BYTES = 8 * 1024 * 1024  # KafkaRaftClient's MAX_FETCH_SIZE_BYTES
 ALLOCATE_PRODUCER_IDS = 67  # KRaft's fixed id for the metadata topic
 
 
@@ -110,12 +111,16 @@ class Broker:
             request_timeout_ms=config.get_int("controller.quorum.request.timeout.ms"),
             retry_backoff_ms=config.get_int("controller.quorum.retry.backoff.ms"),
             fetch_max_wait_ms=config.get_int("replica.fetch.wait.max.ms"),
+            fetch_limit=config.get_int("replica.fetch.max.bytes"),
         )
         # The metadata log holds fetches for KRaft's fixed 500 ms, not replica.fetch.wait.max.ms
         # (a data-partition setting): held longer than broker.session.timeout.ms, an idle log's
-        # followers would not hear from its leader in time and would fence themselves.
+        # followers would not hear from its leader in time and would fence themselves. Its
+        # fetch size is KRaft's fixed one too.
         self.metadata_raft_config = replace(
-            self.raft_config, fetch_max_wait_ms=KRAFT_FETCH_MAX_WAIT_MS
+            self.raft_config,
+            fetch_max_wait_ms=KRAFT_FETCH_MAX_WAIT_MS,
+            fetch_limit=KRAFT_FETCH_MAX_BYTES,
         )
         addresses = {v.node_id: (v.host, v.port) for v in config.quorum_voters}
         connect_timeout = config.get_int("socket.connection.setup.timeout.ms") / 1000

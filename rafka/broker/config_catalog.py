@@ -19,6 +19,7 @@ from msgspec import Struct, field
 
 from rafka.broker.config import (
     DEFINITIONS,
+    NOT_IMPLEMENTED,
     BrokerConfig,
     ConfigDef,
     ConfigError,
@@ -147,9 +148,11 @@ def validate_topic_config(name: str, value: str | None) -> None:
         _check_type(definition.type, value)
         if name in LOG_CONFIG_KEYS:
             # Topic-level ranges (e.g. segment.bytes) are LogConfig's, not the broker key's.
-            parse_topic_config(name, value)
+            parsed = parse_topic_config(name, value)
         elif definition.synonyms:
-            parse_value(DEFINITIONS[definition.synonyms[0]], value)
+            parsed = parse_value(DEFINITIONS[definition.synonyms[0]], value)
+        if definition.synonyms:
+            _check_implemented(definition.synonyms[0], parsed)
     except ValueError as exc:
         raise ConfigRequestError(
             ErrorCode.invalid_config, f"Invalid value {value} for configuration {name}: {exc}"
@@ -195,6 +198,14 @@ def _check_list(name: str, value: str, definition: ConfigDef, code: ErrorCode) -
             )
 
 
+def _check_implemented(broker_key: str, value: object) -> None:
+    """ValueError if `value` of `broker_key` (or its topic config) asks for what rafka does not
+    implement (definitions.NOT_IMPLEMENTED)."""
+    unimplemented = NOT_IMPLEMENTED.get(broker_key)
+    if unimplemented is not None and not unimplemented.serves(DEFINITIONS[broker_key], value):
+        raise ValueError(f"not implemented by rafka: {unimplemented.why}")
+
+
 def normalized_list(value: str) -> str:
     """A list config's value as Kafka describes it: elements trimmed, duplicates dropped."""
     return ",".join(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
@@ -218,7 +229,7 @@ def validate_broker_config(name: str, value: str | None) -> None:
         _check_list(name, value, definition, ErrorCode.invalid_request)
     try:
         _check_type(definition.type, value)
-        parse_value(definition, value)
+        _check_implemented(name, parse_value(definition, value))
     except ValueError as exc:
         # Kafka answers a bad broker config value with INVALID_REQUEST (topics: INVALID_CONFIG).
         raise ConfigRequestError(

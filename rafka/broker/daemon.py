@@ -15,7 +15,7 @@ from rafka.broker.broker import Broker
 from rafka.broker.config import BrokerConfig
 from rafka.broker.net import tls
 from rafka.broker.net.listener_security import listener_security
-from rafka.broker.net.server import ConnectionLimits, Listener
+from rafka.broker.net.server import ConnectionLimits, Listener, SocketOptions
 from rafka.broker.node import BrokerEndpoint
 from rafka.broker.partition.clock import now_ms
 
@@ -73,6 +73,11 @@ class BrokerServer:
             self.config.get_int("max.connections"), self.config.get_int("max.connections.per.ip")
         )
         idle_ms = self.config.get_int("connections.max.idle.ms")
+        sockets = SocketOptions(
+            self.config.get_int("socket.send.buffer.bytes"),
+            self.config.get_int("socket.receive.buffer.bytes"),
+            self.config.get_int("socket.listen.backlog.size"),
+        )
         for spec in self.config.listeners:
             is_controller = spec.name in controller_names
             handler = for_nodes if is_controller else for_clients
@@ -82,6 +87,7 @@ class BrokerServer:
                 spec.name, spec.host, spec.port, handler, max_frame,
                 limits=limits, counts_toward_max=not is_controller, idle_ms=idle_ms,
                 ssl_context=self._tls.get(spec.name), security=self._security[spec.name],
+                sockets=sockets,
             )  # fmt: skip
             await listener.start()
             if is_controller:

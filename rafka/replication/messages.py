@@ -90,6 +90,9 @@ class FetchRequest(Struct, frozen=True):
     # been delayed). The broker derives it from the connection (one fetch at a time per
     # connection), so it does not travel on the wire.
     acknowledged_at: int = -1
+    # The most the leader may answer for this partition (replica.fetch.max.bytes; the first
+    # batch comes whole even if larger); -1: the leader's own RaftConfig.fetch_limit.
+    max_bytes: int = -1
 
 
 class DivergingEpoch(Struct, frozen=True):

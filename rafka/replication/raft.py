@@ -127,7 +127,9 @@ class RaftConfig(Struct, frozen=True):
     request_timeout_ms: int = 2000  # quorum.request.timeout.ms
     retry_backoff_ms: int = 20  # quorum.retry.backoff.ms
     fetch_max_wait_ms: int = 500  # how long the leader holds a fetch that finds no new records
-    fetch_limit: int = 8 * 1024 * 1024  # size hint for RaftLog.read (bytes for a disk log)
+    # What a follower asks for per fetch (replica.fetch.max.bytes; KRaft's 8 MiB for the metadata
+    # log): a size hint for RaftLog.read, bytes for a disk log.
+    fetch_limit: int = 8 * 1024 * 1024
     pre_vote: bool = True
 
     @property
@@ -1121,7 +1123,8 @@ class RaftReplica:
         below_start = log_start_offset >= 0
         end = self._servable_end(request)
         if diverging is None and not below_start and request.fetch_offset < end:
-            records = self.log.read(request.fetch_offset, self.config.fetch_limit, end)
+            limit = request.max_bytes if request.max_bytes >= 0 else self.config.fetch_limit
+            records = self.log.read(request.fetch_offset, limit, end)
         response = FetchResponse(
             epoch=self.epoch,
             leader_id=self.node_id,
@@ -1204,6 +1207,7 @@ class RaftReplica:
             request_id=self._next_request_id,
             replica_directory_id=self.directory_id,
             acknowledged_at=self._acknowledged_at,
+            max_bytes=self.config.fetch_limit,
         )
 
     def _can_fetch(self) -> bool:

@@ -24,12 +24,14 @@ from admin_support import (
     wait_for,
     watermarks,
 )
+from broker_process import BrokerProcess
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Producer, TopicPartition
 from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
     ConfigSource,
+    NewTopic,
     ResourceType,
 )
 from kafka.admin import ConfigResource as KafkaConfigResource
@@ -261,6 +263,34 @@ def test_dynamic_broker_configs(broker) -> None:
     broker.start()
     inherited = describe(broker.bootstrap, ResourceType.TOPIC, "inherits")["retention.ms"]
     assert (inherited.value, source(inherited)) == ("3600000", ConfigSource.DYNAMIC_BROKER_CONFIG)
+
+
+def test_values_rafka_does_not_implement_are_refused(broker_factory, tmp_path: Path) -> None:
+    """A flush interval other than 1 (rafka fsyncs every write), preallocation or a deletion
+    delay would be silently ignored: they are refused, on topics and as broker configs, and a
+    broker given one does not start; the values rafka implements are taken."""
+    broker = broker_factory().start()
+    b = broker.bootstrap
+    admin = confluent_admin(b)
+    topic = NewTopic("lax", 1, 1, config={"flush.messages": "10000"})
+    refused = admin.create_topics([topic], operation_timeout=10)["lax"]
+    assert error_code(refused) == INVALID_CONFIG
+    create_topic(b, "strict", configs={"flush.messages": "1", "flush.ms": "1000"})
+    assert topic_value(b, "strict", "flush.messages") == "1"
+    assert topic_value(b, "strict", "file.delete.delay.ms") == "0"
+    assert alter(b, ResourceType.TOPIC, "strict", ("preallocate", SET, "true")) == INVALID_CONFIG
+    assert alter(b, ResourceType.TOPIC, "strict", ("preallocate", SET, "false")) is None
+    assert (
+        alter(b, ResourceType.BROKER, "1", ("log.flush.interval.messages", SET, "10000"))
+        == INVALID_REQUEST
+    )
+    assert describe(b, ResourceType.BROKER, "1")["log.flush.interval.messages"].value == "1"
+
+    lax = BrokerProcess(tmp_path / "lax", **{"log.preallocate": "true"})
+    with pytest.raises(RuntimeError, match="did not become ready"):
+        lax.start(timeout=20)
+    [line] = [line for line in lax.log_lines if "log.preallocate" in line]
+    assert "true is not implemented by rafka" in line, lax.log_lines
 
 
 # -- configs take effect without a restart --------------------------------------------------------

@@ -18,6 +18,7 @@ from rafka.broker.config import (
     env_var_name,
     kafka_env_key,
     parse_properties,
+    render_value,
 )
 
 
@@ -279,6 +280,58 @@ def test_what_rafka_does_not_implement_is_refused_in_one_line(settings) -> None:
     assert "not implement" in message
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "log.flush.interval.messages=10000",
+        "log.preallocate=true",
+        "log.segment.delete.delay.ms=60000",
+        "log.cleaner.threads=4",
+        "controller.quorum.append.linger.ms=25",
+        "replica.fetch.response.max.bytes=20971520",
+        "replica.fetch.min.bytes=1024",
+        "replica.fetch.backoff.ms=500",
+        "replica.socket.timeout.ms=60000",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+    ],
+)
+def test_a_value_rafka_does_not_implement_is_refused_in_one_line(setting) -> None:
+    """A key rafka recognises stops the broker when set to a value it would ignore (fsync less
+    often, threads it does not start), naming the key, the value and what rafka does."""
+    key, _, value = setting.partition("=")
+    with pytest.raises(ConfigError) as refused:
+        load(setting)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert key in message and f"{value} is not implemented by rafka: " in message
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "log.flush.interval.messages=1",
+        "log.flush.interval.ms=1000",  # every write is fsynced: any bound is met
+        "log.preallocate=false",
+        "log.segment.delete.delay.ms=0",
+        "log.cleaner.threads=1",
+        "replica.fetch.min.bytes=1",
+        "replica.socket.timeout.ms=30000",
+        "sasl.mechanism.inter.broker.protocol=PLAIN",
+    ],
+)
+def test_the_values_rafka_implements_are_accepted(setting) -> None:
+    key, _, value = setting.partition("=")
+    assert render_value(load(setting).get(key)) == value
+
+
+def test_rafka_defaults_say_what_rafka_does() -> None:
+    config = load()
+    assert config.get("log.segment.delete.delay.ms") == 0  # Kafka: 60000
+    assert config.get("controller.quorum.append.linger.ms") == 0  # Kafka: 25
+    assert config.get("log.flush.interval.messages") == 1  # Kafka: Long.MAX_VALUE
+    assert config.get("replica.fetch.max.bytes") == 8 * 1024 * 1024  # Kafka: 1 MiB
+
+
 def test_metrics_endpoint_is_configured_by_port_and_host() -> None:
     config = load("rafka.metrics.port=9404", "rafka.metrics.host=0.0.0.0")
     assert config.metrics_enabled and config.metrics_port == 9404
@@ -310,12 +363,10 @@ KAFKA_DEFAULTS = {
     "log.cleanup.policy": ["delete"],
     "log.index.interval.bytes": 4096,
     "log.index.size.max.bytes": 10485760,
-    "log.segment.delete.delay.ms": 60000,
     "log.message.timestamp.type": "CreateTime",
     "log.message.timestamp.after.max.ms": 3600000,
     "compression.type": "producer",
     "min.insync.replicas": 1,
-    "replica.fetch.max.bytes": 1048576,
     "replica.lag.time.max.ms": 30000,
     "log.cleaner.enable": True,
     "producer.id.expiration.ms": 86400000,
@@ -450,7 +501,7 @@ def test_topic_defaults_map_broker_keys_to_topic_names() -> None:
         "log.message.timestamp.type=LogAppendTime",
         "compression.type=zstd",
         "min.insync.replicas=2",
-        "log.flush.interval.messages=100",
+        "log.flush.interval.messages=1",
         "log.flush.interval.ms=50",
         "log.index.interval.bytes=8192",
         "log.segment.delete.delay.ms=0",
@@ -470,7 +521,7 @@ def test_topic_defaults_map_broker_keys_to_topic_names() -> None:
         "message.timestamp.type": "LogAppendTime",
         "compression.type": "zstd",
         "min.insync.replicas": "2",
-        "flush.messages": "100",
+        "flush.messages": "1",
         "flush.ms": "50",
         "index.interval.bytes": "8192",
         "file.delete.delay.ms": "0",

@@ -89,6 +89,16 @@ def test_sensitive_values_are_never_described() -> None:
         ("segment.bytes", "10", ErrorCode.invalid_config, "at least 14"),
         ("compression.type", "brotli", ErrorCode.invalid_config, "must be one of"),
         ("preallocate", "maybe", ErrorCode.invalid_config, "either true or false"),
+        # Values rafka would ignore: fsyncing less often, preallocating, delaying deletion.
+        (
+            "flush.messages",
+            "10000",
+            ErrorCode.invalid_config,
+            "Invalid value 10000 for configuration flush.messages: not implemented by rafka: "
+            "rafka fsyncs every write",
+        ),
+        ("preallocate", "true", ErrorCode.invalid_config, "not implemented by rafka"),
+        ("file.delete.delay.ms", "60000", ErrorCode.invalid_config, "not implemented by rafka"),
         ("retention.ms", None, ErrorCode.invalid_request, "Null value"),
         # Kafka 4.x's list rules: an empty element is refused, an unknown one named.
         (
@@ -120,10 +130,23 @@ def test_broker_config_validation() -> None:
         ("node.id", "2", ErrorCode.invalid_request),
         ("log.retention.ms", "x", ErrorCode.invalid_request),
         ("log.segment.bytes", "10", ErrorCode.invalid_request),
+        ("log.flush.interval.messages", "10000", ErrorCode.invalid_request),
+        ("log.preallocate", "true", ErrorCode.invalid_request),
     ]:
         with pytest.raises(ConfigRequestError) as raised:
             validate_broker_config(name, value)
         assert raised.value.code == code, name
+
+
+def test_the_values_rafka_implements_are_valid_topic_configs() -> None:
+    for name, value in [
+        ("flush.messages", "1"),
+        ("flush.ms", "1000"),  # every write is fsynced: any bound is met
+        ("preallocate", "false"),
+        ("file.delete.delay.ms", "0"),
+    ]:
+        validate_topic_config(name, value)
+    validate_broker_config("log.flush.interval.messages", "1")
 
 
 def test_empty_list_configs_are_valid_and_described_normalized() -> None:

@@ -8,8 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kio.serial import entity_writer
 
+from rafka.broker.cluster import raft_wire as wire
 from rafka.protocol.fetch_request import VERSION, FetchPosition, encode_replica_fetch_request
-from rafka.protocol.messages import build, request_class
+from rafka.protocol.messages import build, decode_request_body, request_class
+from rafka.replication.messages import FetchRequest
 
 positions = st.lists(
     st.builds(
@@ -71,3 +73,18 @@ def test_matches_kio(
 ) -> None:
     ours = encode_replica_fetch_request(cluster_id, replica_id, max_wait_ms, parts)
     assert ours == kio_encoding(cluster_id, replica_id, max_wait_ms, parts)
+
+
+def test_the_size_a_follower_asks_for_reaches_the_leaders_raft_request() -> None:
+    """A follower's Raft FetchRequest.max_bytes (replica.fetch.max.bytes) goes on the wire as the
+    partition's max bytes and comes back out of it at the leader."""
+    asked = {
+        ("t", 0): FetchRequest(4, 2, 10, 3, 500, 7, max_bytes=12345),
+        ("t", 1): FetchRequest(4, 2, 0, 0, 500, 7, max_bytes=0),
+    }
+    body = wire.fetch_request("cluster", 2, 500, asked)
+    decoded = decode_request_body(request_class(1, VERSION), body, 0)
+    [topic] = decoded.topics
+    got = [wire.fetch_from_wire(2, 500, p, 7) for p in topic.partitions]
+    assert [m.max_bytes for m in got] == [12345, 0]
+    assert [(m.fetch_offset, m.last_fetched_epoch) for m in got] == [(10, 3), (0, 0)]

@@ -130,6 +130,19 @@ def test_diverging_fetch_gets_the_end_of_the_largest_epoch_not_above_its_own() -
     assert response.diverging_epoch is None and response.records == ((4, "leader-change"),)
 
 
+def test_a_fetch_is_answered_within_the_size_it_asks_for() -> None:
+    """replica.fetch.max.bytes travels in the follower's request and bounds the leader's answer;
+    a request that names no size gets the leader's own fetch limit."""
+    leader = leader_of(2, entries=[(1, "a"), (1, "b")])  # then its leader-change record
+    [(_, small)] = sent(leader.on_message(2, FetchRequest(2, 2, 0, 0, 0, 1, max_bytes=1), 0))
+    assert small.records == ((1, "a"),)
+    [(_, unsized)] = sent(leader.on_message(3, FetchRequest(2, 3, 0, 0, 0, 2), 0))
+    assert unsized.records == ((1, "a"), (1, "b"), (2, "leader-change"))
+    follower = replica(2, state=QuorumState(2, None, 1), entries=[(1, "a")])
+    [(_, request)] = sent(follower.tick(0), FetchRequest)
+    assert request.max_bytes == CONFIG.fetch_limit
+
+
 def test_fetch_for_another_epoch_or_from_a_non_leader_is_refused_with_the_leader() -> None:
     leader = leader_of(3)
     [(_, old)] = sent(leader.on_message(2, FetchRequest(2, 2, 0, 0, 0, 1), 0))

@@ -239,7 +239,6 @@ def fetch_request(
     replica_id: int,
     max_wait_ms: int,
     requests: dict[PartitionKey, FetchRequest],
-    partition_max_bytes: int,
 ) -> bytes:
     """The body of a follower's Fetch (FETCH_VERSION), encoded by hand: it is sent all the time."""
     return encode_replica_fetch_request(
@@ -253,7 +252,7 @@ def fetch_request(
                 m.epoch,
                 m.fetch_offset,
                 m.last_fetched_epoch,
-                partition_max_bytes,
+                m.max_bytes,
             )
             for (topic, index), m in requests.items()
         ),
@@ -268,6 +267,7 @@ def fetch_from_wire(replica_id: int, max_wait_ms: int, p: Any, request_id: int) 
         last_fetched_epoch=max(p.last_fetched_epoch, 0),
         max_wait_ms=max_wait_ms,
         request_id=request_id,
+        max_bytes=max(p.partition_max_bytes, 0),
     )
 
 

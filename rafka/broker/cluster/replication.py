@@ -63,7 +63,6 @@ ROUND_GATHER_S = 0.05
 # How long a partition that has not come back in time (a slow fsync) keeps the requests sent
 # without it from waiting at the leader: see FollowerFetcher._run.
 LATE_LIMIT_S = 0.5
-PARTITION_MAX_BYTES = 8 * 1024 * 1024
 # How often the counts of Raft requests sent are logged, while quorum requests go out.
 SENT_LOG_INTERVAL_S = 1.0
 # The state machine's answer to each incoming quorum request.
@@ -494,7 +493,6 @@ class FollowerFetcher:
             manager.broker.node_id,
             max_wait_ms,
             {key: request for key, (_, request) in batch.items()},
-            PARTITION_MAX_BYTES,
         )
         timeout = max_wait_ms / 1000 + manager.config.request_timeout_ms / 1000
         manager.sent.add(wire.FETCH, len(batch))

@@ -285,9 +285,12 @@ class BrokerConfig:
         self._refuse_unimplemented()
 
     def _refuse_unimplemented(self) -> None:
-        for key in sorted(NOT_IMPLEMENTED):
-            if key in self._values and self._values[key] != DEFINITIONS[key].default:
-                raise self._error(key, "is not implemented by rafka yet; remove it")
+        for key, unimplemented in sorted(NOT_IMPLEMENTED.items()):
+            value = self._values.get(key, DEFINITIONS[key].default)
+            if not unimplemented.serves(DEFINITIONS[key], value):
+                raise self._error(
+                    key, f"{render_value(value)} is not implemented by rafka: {unimplemented.why}"
+                )
         for listener in self.listeners:
             protocol = listener.security_protocol
             if protocol not in SERVED_SECURITY_PROTOCOLS:

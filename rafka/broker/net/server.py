@@ -8,11 +8,12 @@ for the ones before it. acks=0 produce requests get no response at all.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -28,6 +29,23 @@ IDLE_SWEEPS_PER_TIMEOUT = 4
 IDLE_SWEEP_MIN_S, IDLE_SWEEP_MAX_S = 0.05, 30.0
 # A client that connects to a TLS listener and never completes the handshake is dropped.
 TLS_HANDSHAKE_TIMEOUT_S = 10.0
+
+
+class SocketOptions(NamedTuple):
+    """socket.send.buffer.bytes, socket.receive.buffer.bytes (-1: the kernel's own sizing) and
+    socket.listen.backlog.size. The buffers are set on the listening socket: accepted
+    connections inherit them, and the receive buffer must be in place before a handshake for
+    the window scale it offers."""
+
+    send_buffer: int = -1
+    receive_buffer: int = -1
+    listen_backlog: int = 50
+
+    def apply(self, listening: socket.socket) -> None:
+        if self.send_buffer >= 0:
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
+        if self.receive_buffer >= 0:
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
 
 
 class ConnectionLimits:
@@ -207,8 +225,10 @@ class Listener:
         idle_ms: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         security: ListenerSecurity = PLAINTEXT,
+        sockets: SocketOptions | None = None,
     ):
         self._security = security
+        self._sockets = sockets or SocketOptions()
         self.name = name
         self.host = host
         self.port = port
@@ -232,10 +252,12 @@ class Listener:
             self.host,
             self.port,
             reuse_address=True,
-            backlog=1024,
+            backlog=self._sockets.listen_backlog,
             ssl=self._ssl,
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self._ssl else None,
         )
+        for listening in self._server.sockets:
+            self._sockets.apply(listening)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]  # port 0 picks a free port (tests)
         if self._idle_s is not None:
