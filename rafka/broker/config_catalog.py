@@ -82,7 +82,8 @@ _MULTI_SYNONYMS = {
 # Broker keys that stand for one another (Kafka's DynamicBrokerConfig.brokerConfigSynonyms).
 _BROKER_SYNONYM_GROUPS = list(_MULTI_SYNONYMS.values())
 
-# Topic configs with no broker default: stored and described, not acted on by rafka.
+# Topic configs with no broker default: described, not acted on by rafka, so only their default
+# is taken (a throttle or tiered storage asked for and silently not given would mislead).
 _TOPIC_ONLY = (
     TopicConfigDef(
         "leader.replication.throttled.replicas", ConfigType.LIST,
@@ -153,6 +154,8 @@ def validate_topic_config(name: str, value: str | None) -> None:
             parsed = parse_value(DEFINITIONS[definition.synonyms[0]], value)
         if definition.synonyms:
             _check_implemented(definition.synonyms[0], parsed)
+        elif _canonical(definition.type, value) != definition.default:
+            raise ValueError("not implemented by rafka: only its default is taken")
     except ValueError as exc:
         raise ConfigRequestError(
             ErrorCode.invalid_config, f"Invalid value {value} for configuration {name}: {exc}"
@@ -196,6 +199,17 @@ def _check_list(name: str, value: str, definition: ConfigDef, code: ErrorCode) -
                 f"Invalid value {item} for configuration {name}: String must be one of: "
                 f"{', '.join(sorted(definition.choices))}",
             )
+
+
+def _canonical(kind: ConfigType, value: str) -> str:
+    """A checked topic value as Kafka describes it (list elements trimmed, true/false)."""
+    if kind is ConfigType.LIST:
+        return normalized_list(value)
+    if kind is ConfigType.BOOLEAN:
+        return value.strip().lower()
+    if kind in (ConfigType.INT, ConfigType.LONG, ConfigType.SHORT):
+        return str(int(value.strip()))
+    return value.strip()
 
 
 def _check_implemented(broker_key: str, value: object) -> None:

@@ -99,6 +99,15 @@ def test_sensitive_values_are_never_described() -> None:
         ),
         ("preallocate", "true", ErrorCode.invalid_config, "not implemented by rafka"),
         ("file.delete.delay.ms", "60000", ErrorCode.invalid_config, "not implemented by rafka"),
+        # Topic-only configs rafka does not act on: tiered storage, replication throttles.
+        ("remote.storage.enable", "true", ErrorCode.invalid_config, "not implemented by rafka"),
+        ("local.retention.ms", "1000", ErrorCode.invalid_config, "not implemented by rafka"),
+        (
+            "leader.replication.throttled.replicas",
+            "0:1,0:2",
+            ErrorCode.invalid_config,
+            "not implemented by rafka",
+        ),
         ("retention.ms", None, ErrorCode.invalid_request, "Null value"),
         # Kafka 4.x's list rules: an empty element is refused, an unknown one named.
         (
@@ -144,6 +153,9 @@ def test_the_values_rafka_implements_are_valid_topic_configs() -> None:
         ("flush.ms", "1000"),  # every write is fsynced: any bound is met
         ("preallocate", "false"),
         ("file.delete.delay.ms", "0"),
+        ("remote.storage.enable", "False"),
+        ("local.retention.bytes", "-2"),
+        ("follower.replication.throttled.replicas", " "),
     ]:
         validate_topic_config(name, value)
     validate_broker_config("log.flush.interval.messages", "1")
