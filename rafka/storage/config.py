@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +21,9 @@ class LogConfig(Struct, frozen=True):
 
     segment_bytes: int = 1073741824
     segment_ms: int = 604800000
+    # A segment rolls up to this much before segment.ms, drawn per segment: logs created
+    # together (a topic's partitions) then do not all roll, and run retention, at once.
+    segment_jitter_ms: int = 0
     retention_ms: int = 604800000
     retention_bytes: int = -1
     index_interval_bytes: int = 4096
@@ -45,6 +49,12 @@ class LogConfig(Struct, frozen=True):
     min_cleanable_dirty_ratio: float = 0.5
     # Not a log setting, but read on the produce path next to the others (acks=all).
     min_insync_replicas: int = 1
+
+    def random_segment_jitter(self) -> int:
+        """Kafka's LogConfig.randomSegmentJitter: below min(segment.jitter.ms, segment.ms)."""
+        if self.segment_jitter_ms <= 0:
+            return 0
+        return random.randrange(min(self.segment_jitter_ms, self.segment_ms))
 
     @property
     def delete_enabled(self) -> bool:
@@ -160,6 +170,7 @@ def _cleanup_policy(text: str) -> str:
 _TOPIC_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "segment.bytes": ("segment_bytes", _int(14)),
     "segment.ms": ("segment_ms", _long(1)),
+    "segment.jitter.ms": ("segment_jitter_ms", _long(0)),
     "retention.ms": ("retention_ms", _long(-1)),
     "retention.bytes": ("retention_bytes", _long(-(2**63))),
     "index.interval.bytes": ("index_interval_bytes", _int(0)),

@@ -87,6 +87,7 @@ class LogSegment:
         self._offset_of_max_ts = base_offset
         self._rolling_ts: int | None = None  # max timestamp of the first batch
         self.created_ms = 0
+        self._roll_jitter_ms = config.random_segment_jitter()
         self._bytes_since_index = 0
         self.index_full = False
         # next offset -> position of the batch after an append: exact batch boundaries.
@@ -296,7 +297,7 @@ class LogSegment:
             waited = max_timestamp - rolling_ts
         else:
             waited = now_ms - self.created_ms
-        return waited > config.segment_ms
+        return waited > config.segment_ms - self._roll_jitter_ms
 
     def append(
         self,

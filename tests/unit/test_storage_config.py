@@ -27,6 +27,7 @@ def test_topic_configs_override_defaults() -> None:
             "segment.bytes": "2048",
             "retention.bytes": "-1",
             "segment.ms": "60000",
+            "segment.jitter.ms": "3000",
             "index.interval.bytes": "100",
             "segment.index.bytes": "4096",
             "max.message.bytes": "500",
@@ -41,7 +42,7 @@ def test_topic_configs_override_defaults() -> None:
     )
     assert config.segment_bytes == 2048
     assert config.retention_ms == 1000  # from the defaults
-    assert config.segment_ms == 60000
+    assert config.segment_ms == 60000 and config.segment_jitter_ms == 3000
     assert config.index_interval_bytes == 100
     assert config.segment_index_bytes == 4096
     assert config.max_message_bytes == 500

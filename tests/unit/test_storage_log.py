@@ -148,6 +148,24 @@ def test_roll_on_segment_ms_by_creation_time_without_timestamps(tmp_path: Path) 
     assert len(log.segments) == 2
 
 
+def test_segment_jitter_rolls_each_segment_up_to_that_much_earlier(tmp_path: Path) -> None:
+    """segment.jitter.ms: each segment draws how much before segment.ms it rolls, below
+    min(segment.jitter.ms, segment.ms), so logs created together do not roll together."""
+    config = LogConfig(segment_ms=1000, segment_jitter_ms=800)
+    rolled_after = set()
+    for attempt in range(20):
+        log = open_log(tmp_path / str(attempt), config, now_ms=0)
+        waited = 0
+        append_batch(log, timestamp=-1, now_ms=0)
+        while len(log.segments) == 1:
+            waited += 1
+            append_batch(log, timestamp=-1, now_ms=waited)
+        rolled_after.add(waited)
+    assert all(200 < waited <= 1001 for waited in rolled_after), rolled_after
+    assert len(rolled_after) > 10  # drawn per segment, not one fixed early roll
+    assert LogConfig(segment_ms=1000).random_segment_jitter() == 0
+
+
 def test_roll_when_index_is_full(tmp_path: Path) -> None:
     log = open_log(tmp_path, LogConfig(index_interval_bytes=1, segment_index_bytes=24))
     fill(log, 10, count=1)
