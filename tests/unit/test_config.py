@@ -293,6 +293,7 @@ def test_what_rafka_does_not_implement_is_refused_in_one_line(settings) -> None:
         "replica.fetch.backoff.ms=500",
         "replica.socket.timeout.ms=60000",
         "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        "unclean.leader.election.enable=true",
     ],
 )
 def test_a_value_rafka_does_not_implement_is_refused_in_one_line(setting) -> None:

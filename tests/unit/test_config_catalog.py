@@ -99,6 +99,12 @@ def test_sensitive_values_are_never_described() -> None:
         ),
         ("preallocate", "true", ErrorCode.invalid_config, "not implemented by rafka"),
         ("file.delete.delay.ms", "60000", ErrorCode.invalid_config, "not implemented by rafka"),
+        (
+            "unclean.leader.election.enable",
+            "true",
+            ErrorCode.invalid_config,
+            "not implemented by rafka: a Raft election only picks",
+        ),
         # Topic-only configs rafka does not act on: tiered storage, replication throttles.
         ("remote.storage.enable", "true", ErrorCode.invalid_config, "not implemented by rafka"),
         ("local.retention.ms", "1000", ErrorCode.invalid_config, "not implemented by rafka"),

@@ -449,6 +449,9 @@ NOT_IMPLEMENTED: dict[str, Unimplemented] = {
         "a follower's fetch times out after replica.fetch.wait.max.ms plus "
         "controller.quorum.request.timeout.ms"
     ),
+    "unclean.leader.election.enable": Unimplemented(
+        "a Raft election only picks a replica holding every committed record"
+    ),
     "sasl.mechanism.inter.broker.protocol": Unimplemented(
         "the nodes authenticate to each other with sasl.mechanism.controller.protocol (PLAIN)",
         served=("PLAIN",),
