@@ -6,7 +6,16 @@ from collections.abc import Callable
 
 from context import Context
 
-from . import compacted, delete_records, errors, groups, member_epochs, restart, transactions
+from . import (
+    admin,
+    compacted,
+    delete_records,
+    errors,
+    groups,
+    member_epochs,
+    restart,
+    transactions,
+)
 
 SCENARIOS: dict[str, Callable[[Context], None]] = {
     "restart": restart.run,
@@ -16,4 +25,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "errors": errors.run,
     "compacted": compacted.run,
     "member-epochs": member_epochs.run,
+    "admin": admin.run,
 }

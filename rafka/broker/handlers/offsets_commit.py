@@ -310,6 +310,11 @@ def _topics(found: list, code: ErrorCode = ErrorCode.none) -> list[dict[str, Any
     return [{"name": name, "partitions": parts} for name, parts in by_topic.items()]
 
 
+_REFUSED_BEFORE_THE_COORDINATOR = frozenset(
+    {ErrorCode.topic_authorization_failed, ErrorCode.unknown_topic_or_partition}
+)
+
+
 def make_offset_delete_handler(broker: Broker):
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         if not ctx.authorize(Operation.DELETE, ResourceType.GROUP, request.group_id):
@@ -333,10 +338,16 @@ def make_offset_delete_handler(broker: Broker):
                 ErrorCode.topic_authorization_failed if t in refused else next(answers)
                 for t, _ in wanted
             ]
-            for (topic, partition), part_code in zip(wanted, codes, strict=True):
-                topics.setdefault(topic, []).append(
-                    {"partition_index": partition, "error_code": part_code}
-                )
+            # Kafka answers the partitions it refuses before asking the coordinator (topics
+            # not authorized, partitions that do not exist) first, then merges the
+            # coordinator's answers in, each under its topic's entry.
+            answered = list(zip(wanted, codes, strict=True))
+            for first in (True, False):
+                for (topic, partition), part_code in answered:
+                    if (part_code in _REFUSED_BEFORE_THE_COORDINATOR) is first:
+                        topics.setdefault(topic, []).append(
+                            {"partition_index": partition, "error_code": part_code}
+                        )
         return {
             "error_code": code,
             "throttle_time": 0,

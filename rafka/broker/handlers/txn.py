@@ -506,14 +506,15 @@ def make_describe_transactions_handler(broker: Broker):
                 code, txn = broker.txn.describe(transactional_id)
             else:
                 code, txn = ErrorCode.transactional_id_authorization_failed, None
+            # An error leaves the schema's defaults, zeros, as Kafka does.
             entry: dict[str, Any] = {
                 "error_code": code,
                 "transactional_id": transactional_id,
                 "transaction_state": "",
                 "transaction_timeout": 0,
-                "transaction_start_time": -1,
-                "producer_id": -1,
-                "producer_epoch": -1,
+                "transaction_start_time": 0,
+                "producer_id": 0,
+                "producer_epoch": 0,
                 "topics": [],
             }
             if txn is not None:
