@@ -11,6 +11,7 @@ from msgspec.structs import replace
 from test_group_support import TOPIC, join_request, start_broker
 
 from rafka.broker.broker import Broker
+from rafka.broker.coordinator.groups.consumer_group import LEAVE_EPOCH, ConsumerGroupState
 from rafka.broker.coordinator.groups.consumer_heartbeat import HeartbeatRequest, HeartbeatResult
 from rafka.broker.coordinator.groups.context import CoordinatorError
 from rafka.broker.coordinator.groups.offset_store import OffsetCommit
@@ -165,3 +166,23 @@ async def test_a_regex_subscription_follows_new_topics(broker: Broker) -> None:
     await broker.create_topic("ordinals", 2, 1)
     later = await beat(broker, "r", first.member_epoch, owned=first.assignment, topics=None)
     assert (later.member_epoch, count(later.assignment)) == (first.member_epoch + 1, 6)
+
+
+async def test_a_departure_leaves_the_group_assigning_until_the_next_heartbeat(
+    broker: Broker,
+) -> None:
+    """As Kafka: a member that leaves (or is fenced) bumps the group epoch, and the target
+    assignment of that epoch is computed at the next heartbeat of a member that remains."""
+    a = await beat(broker, "a", 0)
+    b = await beat(broker, "b", 0)
+    a = await beat(broker, "a", 1, owned=a.assignment)
+    a = await beat(broker, "a", 1, owned=a.assignment)
+    b = await beat(broker, "b", b.member_epoch, owned={})
+    group = broker.groups.consumer.describe("cg")
+    assert group.state is ConsumerGroupState.STABLE and group.group_epoch == 2
+    assert (await beat(broker, "b", LEAVE_EPOCH)).error is NONE
+    assert group.state is ConsumerGroupState.ASSIGNING
+    assert (group.group_epoch, group.assignment_epoch) == (3, 2)
+    a = await beat(broker, "a", a.member_epoch, owned=a.assignment)
+    assert (a.member_epoch, count(a.assignment)) == (3, 4)
+    assert group.assignment_epoch == 3 and group.state is ConsumerGroupState.STABLE

@@ -418,6 +418,7 @@ class ClassicMembers:
         topics_changed = self.heartbeats.refresh_topics(group)
         if is_new or topics_changed or subscription_before != member.subscribed_topic_names:
             self.heartbeats.bump_epoch(group, records)
+        self.heartbeats.update_target(group, records)
         owned = self._ids(owned_names)
         if is_new:
             owned = {}

@@ -202,6 +202,7 @@ class ConsumerGroupHeartbeats:
         topics_changed = self.refresh_topics(group)  # refreshed on every heartbeat
         if subscription_changed or topics_changed or (is_new and not replaced):
             self.bump_epoch(group, records)
+        self.update_target(group, records)
         assignment_changed = reconcile(group, member, req.owned)
         if assignment_changed or is_new:
             records.append(current_assignment_record(group, member))
@@ -432,7 +433,9 @@ class ConsumerGroupHeartbeats:
         return True
 
     def bump_epoch(self, group: ConsumerGroup, records: list[Record]) -> None:
-        """A new group epoch and, at once, its target assignment."""
+        """A new group epoch. Its target assignment waits for the next heartbeat or join of a
+        member (update_target), as in Kafka: until then a group whose member was fenced or
+        left is Assigning, and its members learn of it at that heartbeat either way."""
         group.group_epoch += 1
         records.append(
             (ConsumerKey(GROUP_METADATA, group.group_id), GroupEpochValue(group.group_epoch))
@@ -445,6 +448,11 @@ class ConsumerGroupHeartbeats:
                 ),
             )
         )
+
+    def update_target(self, group: ConsumerGroup, records: list[Record]) -> None:
+        """The target assignment of the group epoch, unless it has one already."""
+        if group.assignment_epoch >= group.group_epoch:
+            return
         ids_by_name = {name: tid for tid, (name, _) in group.topics.items()}
         subscriptions = {
             m.member_id: MemberSubscription(
