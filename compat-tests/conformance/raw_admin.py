@@ -121,8 +121,21 @@ def delete_group(bootstrap: str, group: str) -> Any:
 
 
 def describe_group(bootstrap: str, group: str) -> Any:
+    """The group's state and protocol, and its members' client ids, metadata and assignments
+    (bytes the broker keeps opaque, as hex; member ids are the broker's to choose)."""
     body = DescribeGroupsRequest(groups=(group,), include_authorized_operations=False)
-    return request(bootstrap, body, DescribeGroupsResponse).groups[0]
+    answer = request(bootstrap, body, DescribeGroupsResponse).groups[0]
+    return {
+        "error_code": answer.error_code,
+        "group_id": answer.group_id,
+        "group_state": answer.group_state,
+        "protocol_type": answer.protocol_type,
+        "protocol_data": answer.protocol_data,
+        "members": sorted(
+            (m.client_id, m.client_host, m.member_metadata.hex(), m.member_assignment.hex())
+            for m in answer.members
+        ),
+    }
 
 
 def offset_delete(bootstrap: str, group: str, topic: str, partitions: list[int]) -> Any:

@@ -118,6 +118,22 @@ async def test_invalid_session_timeout_and_group_id(broker: Broker) -> None:
     assert (await join(broker, group=""))["error_code"] == ErrorCode.invalid_group_id
 
 
+async def test_a_refused_first_join_leaves_the_new_group_empty(broker: Broker) -> None:
+    """As Kafka: a new member's join creates the group before its protocols are checked, so a
+    refused one leaves an Empty group (until the offsets.retention sweep removes it); checks
+    made before the coordinator is asked (session timeout) create nothing."""
+    assert (await join(broker, group="strict", session=5))["error_code"] == (
+        ErrorCode.invalid_session_timeout
+    )
+    assert broker.groups.shard_for("strict").groups.get("strict") is None
+    refused = await join(broker, group="strict", protocols=())
+    assert refused["error_code"] == ErrorCode.inconsistent_group_protocol
+    group = broker.groups.shard_for("strict").groups["strict"]
+    assert group.state is GroupState.EMPTY and not group.members
+    broker.groups.expire_offsets()  # its removal is written, then dropped from memory
+    await eventually(lambda: broker.groups.shard_for("strict").groups.get("strict") is None)
+
+
 async def test_unknown_member_of_unknown_group(broker: Broker) -> None:
     result = await join(broker, group="nobody", member_id="ghost")
     assert result["error_code"] == ErrorCode.unknown_member_id

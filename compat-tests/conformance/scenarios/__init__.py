@@ -8,6 +8,7 @@ from context import Context
 
 from . import (
     admin,
+    classic,
     compacted,
     delete_records,
     errors,
@@ -26,4 +27,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "compacted": compacted.run,
     "member-epochs": member_epochs.run,
     "admin": admin.run,
+    "classic": classic.run,
 }

@@ -119,16 +119,14 @@ class Membership:
             del shard.consumer_groups[req.group_id]
             shard.write(group_tombstones(consumer_group), lambda _code: None)
         group = shard.groups.get(req.group_id)
-        created = group is None
         if group is None:
             if req.member_id:
                 return join_error(ErrorCode.unknown_member_id, req.member_id)
+            # A new member's join creates the group, and a refused one (no protocol in common)
+            # leaves it Empty, as in Kafka, until the offsets.retention sweep removes it.
             group = ClassicGroup(req.group_id, state_timestamp=self.coordinator.wall_clock())
             shard.groups[req.group_id] = group
         outcome = self._join(shard, group, req)
-        if created and not group.members and not group.pending_members and not group.offsets:
-            if shard.groups.get(req.group_id) is group and group.state is GroupState.EMPTY:
-                del shard.groups[req.group_id]  # a failed first join leaves no group behind
         if group.state is GroupState.PREPARING_REBALANCE:
             self.rebalance.try_complete_join(shard, group)
         if isinstance(outcome, dict):
