@@ -4,6 +4,7 @@ resource asked about."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from kio.schema.create_partitions.v3 import request as partitions_req
@@ -22,6 +23,8 @@ from kio.schema.describe_transactions.v0.request import DescribeTransactionsRequ
 from kio.schema.describe_transactions.v0.response import DescribeTransactionsResponse
 from kio.schema.elect_leaders.v2 import request as elect_req
 from kio.schema.elect_leaders.v2.response import ElectLeadersResponse
+from kio.schema.fetch.v12 import request as fetch_req
+from kio.schema.fetch.v12.response import FetchResponse
 from kio.schema.find_coordinator.v6.request import FindCoordinatorRequest
 from kio.schema.find_coordinator.v6.response import FindCoordinatorResponse
 from kio.schema.incremental_alter_configs.v1 import request as alter_req
@@ -228,3 +231,49 @@ def await_transaction_coordinator(bootstrap: str, transactional_id: str) -> None
         return None if code in (14, 15, 16) else True  # loading, not available, not coordinator
 
     until(ready, f"transaction coordinator of {transactional_id}")
+
+
+def fetch_sized(
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    partition_max_bytes: int,
+    max_bytes: int = 0x7FFFFFFF,
+    current_epoch: int = -1,
+) -> Any:
+    """A Fetch of one partition with the sizes given (and, optionally, the leader epoch the
+    fetcher believes in)."""
+    body = fetch_req.FetchRequest(
+        max_wait=timedelta(0), min_bytes=0, max_bytes=max_bytes, isolation_level=0,
+        topics=(fetch_req.FetchTopic(
+            topic=topic,
+            partitions=(fetch_req.FetchPartition(
+                partition=partition, fetch_offset=offset, partition_max_bytes=partition_max_bytes,
+                current_leader_epoch=current_epoch),),
+        ),),
+        forgotten_topics_data=(),
+    )  # fmt: skip
+    return request(bootstrap, body, FetchResponse).responses[0].partitions[0]
+
+
+def fetch_session(bootstrap: str, topic: str, session_id: int, epoch: int) -> dict[str, Any]:
+    """A Fetch in a fetch session (KIP-227): epoch 0 opens one (a full fetch), -1 closes one (a
+    full fetch without a session), above 0 continues one (no partitions named)."""
+    body = fetch_req.FetchRequest(
+        max_wait=timedelta(0), min_bytes=0, isolation_level=0, session_id=session_id,
+        session_epoch=epoch,
+        topics=(fetch_req.FetchTopic(
+            topic=topic,
+            partitions=(fetch_req.FetchPartition(partition=0, fetch_offset=0,
+                                                 partition_max_bytes=1 << 20),),
+        ),) if epoch <= 0 else (),
+        forgotten_topics_data=(),
+    )  # fmt: skip
+    answer = request(bootstrap, body, FetchResponse)
+    return {
+        "error_code": answer.error_code,
+        "session_id": answer.session_id,
+        "partitions": [(r.topic, p.partition_index, p.error_code, p.high_watermark)
+                       for r in answer.responses for p in r.partitions],
+    }

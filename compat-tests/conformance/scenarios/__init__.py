@@ -14,6 +14,7 @@ from . import (
     errors,
     groups,
     member_epochs,
+    records,
     restart,
     transactions,
 )
@@ -28,4 +29,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "member-epochs": member_epochs.run,
     "admin": admin.run,
     "classic": classic.run,
+    "records": records.run,
 }

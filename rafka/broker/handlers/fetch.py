@@ -28,6 +28,8 @@ _HEADER_PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
 _LAST_OFFSET_DELTA = struct.Struct(">i")
 
 INVALID_SESSION_ID = 0
+# Fetch session epochs (KIP-227): 0 opens a session, -1 closes one; above 0 continues one.
+INITIAL_EPOCH, FINAL_EPOCH = 0, -1
 
 
 class _Wanted(Struct):
@@ -55,8 +57,10 @@ def make_handler(broker: Broker):
             return await broker.replication.handle_replica_fetch(
                 replica_id, request, ctx.api_version, ctx.connection
             )
-        if getattr(request, "session_id", 0) != INVALID_SESSION_ID:
-            # We never hand out fetch sessions, so an incremental fetch names an unknown one.
+        if getattr(request, "session_epoch", FINAL_EPOCH) > INITIAL_EPOCH:
+            # We never hand out fetch sessions, so an incremental fetch (epoch > 0) names an
+            # unknown one. Epoch 0 (open, closing any session named) and -1 (close) ask for a
+            # full fetch whatever the session id (KIP-227), answered without a session.
             return {
                 "throttle_time": 0,
                 "error_code": ErrorCode.fetch_session_id_not_found,

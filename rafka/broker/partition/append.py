@@ -47,15 +47,20 @@ class AppendResult(Struct, frozen=True):
 
 
 def check_produce_batch(
-    records: bytes, max_message_bytes: int
+    records: bytes, max_message_bytes: int, log_start_offset: int = -1
 ) -> tuple[bytearray, int, BatchHeader]:
     """The batch of one produce request for one partition, as a mutable buffer, its position
-    and its header, once its header and CRC hold; raises AppendError otherwise."""
+    and its header, once its header and CRC hold; raises AppendError otherwise.
+
+    As Kafka: the request's shape (one batch, magic 2), its size and CRC are checked first and
+    refused without a log start offset; the batch's own fields (base offset, record count,
+    control flag) are its LogValidator's checks, whose refusals carry `log_start_offset`."""
     buf = bytearray(records)
     try:
         batches = list(iter_batch_headers(buf))
     except UnsupportedMagicError as exc:
-        raise AppendError(ErrorCode.unsupported_for_message_format, str(exc)) from None
+        # Produce v3+ may only carry magic 2 batches (Kafka's ProduceRequest.validateRecords).
+        raise AppendError(ErrorCode.invalid_record, str(exc)) from None
     except CorruptRecordError as exc:
         raise AppendError(ErrorCode.corrupt_message, str(exc)) from None
     if len(batches) != 1:
@@ -69,10 +74,24 @@ def check_produce_batch(
         )
     if not crc_ok(buf, pos, header):
         raise AppendError(ErrorCode.corrupt_message, "record batch CRC mismatch")
+    if header.base_offset != 0:
+        raise AppendError(
+            ErrorCode.invalid_record,
+            f"the base offset of a produced batch must be 0, not {header.base_offset}",
+            log_start_offset=log_start_offset,
+        )
     if header.records_count == 0 or header.records_count != header.last_offset_delta + 1:
-        raise AppendError(ErrorCode.invalid_record, "batch record count mismatch")
+        raise AppendError(
+            ErrorCode.invalid_record,
+            "batch record count mismatch",
+            log_start_offset=log_start_offset,
+        )
     if header.is_control:
-        raise AppendError(ErrorCode.invalid_record, "clients may not produce control batches")
+        raise AppendError(
+            ErrorCode.invalid_record,
+            "clients may not produce control batches",
+            log_start_offset=log_start_offset,
+        )
     return buf, pos, header
 
 

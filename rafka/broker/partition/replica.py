@@ -443,7 +443,9 @@ class Partition:
     ) -> AppendResult:
         """Validate and append one produce request's records for this partition (leader only)."""
         self._check_writable()
-        buf, pos, header = check_produce_batch(records, max_message_bytes)
+        buf, pos, header = check_produce_batch(
+            records, max_message_bytes, self.log.log_start_offset
+        )
         config = self.log.config
         if required_acks == -1 and config.min_insync_replicas > 1:  # the leader is in sync
             in_sync = len(self.in_sync_replicas())
