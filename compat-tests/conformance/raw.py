@@ -53,9 +53,11 @@ def batch(values: Sequence[tuple[bytes | None, bytes]], timestamp: int, **kwargs
     return build_batch(records, **kwargs)
 
 
-def produce_body(topic: str, partition: int, records: bytes, acks: int = -1) -> Any:
+def produce_body(
+    topic: str, partition: int, records: bytes, acks: int = -1, transactional_id: str | None = None
+) -> Any:
     return produce_req.ProduceRequest(
-        transactional_id=None, acks=acks, timeout=TIMEOUT,
+        transactional_id=transactional_id, acks=acks, timeout=TIMEOUT,
         topic_data=(produce_req.TopicProduceData(
             name=topic,
             partition_data=(produce_req.PartitionProduceData(index=partition, records=records),),
@@ -63,8 +65,16 @@ def produce_body(topic: str, partition: int, records: bytes, acks: int = -1) -> 
     )
 
 
-def produce(bootstrap: str, topic: str, partition: int, records: bytes, acks: int = -1) -> Any:
-    response = request(bootstrap, produce_body(topic, partition, records, acks), ProduceResponse)
+def produce(
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    records: bytes,
+    acks: int = -1,
+    transactional_id: str | None = None,
+) -> Any:
+    body = produce_body(topic, partition, records, acks, transactional_id)
+    response = request(bootstrap, body, ProduceResponse)
     return response.responses[0].partition_responses[0]
 
 

@@ -14,6 +14,7 @@ from . import (
     errors,
     groups,
     member_epochs,
+    producers,
     records,
     restart,
     transactions,
@@ -30,4 +31,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "admin": admin.run,
     "classic": classic.run,
     "records": records.run,
+    "producers": producers.run,
 }

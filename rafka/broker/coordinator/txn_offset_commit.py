@@ -66,11 +66,15 @@ async def txn_offset_commit(
         )
         if code is ErrorCode.invalid_producer_id_mapping:
             code = ErrorCode.invalid_txn_state
+        if code is ErrorCode.invalid_producer_epoch:
+            code = ErrorCode.producer_fenced
     else:
+        # Transactions v1: a verification that finds another epoch answers
+        # INVALID_PRODUCER_EPOCH, newer or older, as Kafka 4.3.1 does.
         topic, partition = offsets_partition
         code, _ = broker.txn.verify(transactional_id, producer_id, producer_epoch, topic, partition)
-    if code is ErrorCode.invalid_producer_epoch:
-        code = ErrorCode.producer_fenced
+        if code is ErrorCode.producer_fenced:
+            code = ErrorCode.invalid_producer_epoch
     if code is not ErrorCode.none:
         raise CoordinatorError(_for_version(code, api_version))
 

@@ -454,6 +454,7 @@ class Partition:
                     ErrorCode.not_enough_replicas,
                     f"the {in_sync} in-sync replicas of {self.name} are fewer than "
                     f"min.insync.replicas {config.min_insync_replicas}",
+                    log_start_offset=self.log.log_start_offset,
                 )
         buf, pos, header = validate_produce_records(
             buf,
@@ -469,7 +470,9 @@ class Partition:
         check = self.producers.check(header)
         if check.duplicate_of is not None:
             original = check.duplicate_of
-            append_time = original.timestamp if log_append_time else -1
+            # Kafka answers a retried batch with the original's timestamp as its append time,
+            # whatever the topic's timestamp type (UnifiedLog's duplicate LogAppendInfo).
+            append_time = original.timestamp
             return AppendResult(
                 original.first_offset,
                 original.last_offset,
@@ -478,7 +481,12 @@ class Partition:
                 duplicate=True,
             )
         if not check.accepted:
-            raise AppendError(ErrorCode(check.error_code), check.message)
+            # Kafka answers the producer state's refusals with the log start offset too.
+            raise AppendError(
+                ErrorCode(check.error_code),
+                check.message,
+                log_start_offset=self.log.log_start_offset,
+            )
 
         timestamp = now_ms()
         base = self.log.log_end_offset
