@@ -67,43 +67,44 @@ def count(assignment: dict | None) -> int:
 
 
 async def test_join_heartbeat_and_errors(broker: Broker) -> None:
+    # A new group starts at epoch 1, as in Kafka 4.3: its first member gets epoch 2.
     a = await beat(broker, "a", 0)
-    assert (a.error, a.member_epoch, count(a.assignment)) == (NONE, 1, 4)
+    assert (a.error, a.member_epoch, count(a.assignment)) == (NONE, 2, 4)
     assert a.heartbeat_interval_ms == 5000
     b = await beat(broker, "b", 0)
-    assert (b.error, b.member_epoch, count(b.assignment)) == (NONE, 2, 0)  # a still owns them
+    assert (b.error, b.member_epoch, count(b.assignment)) == (NONE, 3, 0)  # a still owns them
     # a is told to give two up, at its old epoch.
-    a2 = await beat(broker, "a", 1, owned=a.assignment)
-    assert (a2.member_epoch, count(a2.assignment)) == (1, 2)
-    a3 = await beat(broker, "a", 1, owned=a2.assignment)
-    assert a3.member_epoch == 2
-    b2 = await beat(broker, "b", 2, owned={})
+    a2 = await beat(broker, "a", 2, owned=a.assignment)
+    assert (a2.member_epoch, count(a2.assignment)) == (2, 2)
+    a3 = await beat(broker, "a", 2, owned=a2.assignment)
+    assert a3.member_epoch == 3
+    b2 = await beat(broker, "b", 3, owned={})
     assert count(b2.assignment) == 2
 
-    assert (await beat(broker, "b", 5, owned=b2.assignment)).error is ErrorCode.fenced_member_epoch
-    assert (await beat(broker, "zz", 2, owned={})).error is ErrorCode.unknown_member_id
-    assert (await beat(broker, "x", 3, group="nope")).error is ErrorCode.group_id_not_found
+    assert (await beat(broker, "b", 6, owned=b2.assignment)).error is ErrorCode.fenced_member_epoch
+    assert (await beat(broker, "zz", 3, owned={})).error is ErrorCode.unknown_member_id
+    assert (await beat(broker, "x", 4, group="nope")).error is ErrorCode.group_id_not_found
 
     # Offsets: committed at the member's epoch; at an older one (KIP-1251) only for partitions
     # the member has held since, so not for a partition that came later or went to b.
     [held] = a3.assignment.values()
     [elsewhere] = b2.assignment.values()
     commit = [OffsetCommit(TOPIC, p, 5, -1, None) for p in held]
+    assert await broker.groups.offsets.commit("cg", 3, "a", None, commit) == [NONE, NONE]
     assert await broker.groups.offsets.commit("cg", 2, "a", None, commit) == [NONE, NONE]
-    assert await broker.groups.offsets.commit("cg", 1, "a", None, commit) == [NONE, NONE]
-    for epoch, partitions in ((3, held), (1, [*held, *elsewhere]), (0, held)):
+    for epoch, partitions in ((4, held), (2, [*held, *elsewhere]), (1, held)):
         stale_commit = [OffsetCommit(TOPIC, p, 5, -1, None) for p in partitions]
         with pytest.raises(CoordinatorError) as stale:
             await broker.groups.offsets.commit("cg", epoch, "a", None, stale_commit)
         assert stale.value.code is ErrorCode.stale_member_epoch
     with pytest.raises(CoordinatorError) as unknown:
-        await broker.groups.offsets.commit("cg", 2, "zz", None, commit)
+        await broker.groups.offsets.commit("cg", 3, "zz", None, commit)
     assert unknown.value.code is ErrorCode.unknown_member_id
 
     # Leaving hands the partitions back to the other member.
     assert (await beat(broker, "a", -1)).member_epoch == -1
-    b3 = await beat(broker, "b", 2, owned=b2.assignment)
-    assert (b3.member_epoch, count(b3.assignment)) == (3, 4)
+    b3 = await beat(broker, "b", 3, owned=b2.assignment)
+    assert (b3.member_epoch, count(b3.assignment)) == (4, 4)
 
 
 async def test_a_classic_group_of_other_clients_is_not_a_consumer_group(broker: Broker) -> None:
@@ -123,12 +124,12 @@ async def test_the_group_is_replayed_after_a_restart(broker_dir: Path) -> None:
     again = await start_broker(broker_dir)
     try:
         group = again.groups.consumer.describe("cg")
-        assert (group.group_epoch, group.assignment_epoch) == (1, 1)
+        assert (group.group_epoch, group.assignment_epoch) == (2, 2)
         member = group.members["a"]
-        assert (member.member_epoch, count(member.assigned)) == (1, 4)
+        assert (member.member_epoch, count(member.assigned)) == (2, 4)
         # The member heartbeats on at its epoch, as if nothing happened.
-        result = await beat(again, "a", 1, owned=a.assignment)
-        assert (result.error, result.member_epoch) == (NONE, 1)
+        result = await beat(again, "a", 2, owned=a.assignment)
+        assert (result.error, result.member_epoch) == (NONE, 2)
         [(_, _, committed)] = await again.groups.offsets.fetch("cg", [(TOPIC, 1)])
         assert committed is not None and committed.offset == 7
     finally:
@@ -175,14 +176,28 @@ async def test_a_departure_leaves_the_group_assigning_until_the_next_heartbeat(
     assignment of that epoch is computed at the next heartbeat of a member that remains."""
     a = await beat(broker, "a", 0)
     b = await beat(broker, "b", 0)
-    a = await beat(broker, "a", 1, owned=a.assignment)
-    a = await beat(broker, "a", 1, owned=a.assignment)
+    a = await beat(broker, "a", a.member_epoch, owned=a.assignment)  # told to revoke two
+    a = await beat(broker, "a", a.member_epoch, owned=a.assignment)
     b = await beat(broker, "b", b.member_epoch, owned={})
     group = broker.groups.consumer.describe("cg")
-    assert group.state is ConsumerGroupState.STABLE and group.group_epoch == 2
+    epoch = group.group_epoch
+    assert group.state is ConsumerGroupState.STABLE and a.member_epoch == epoch
     assert (await beat(broker, "b", LEAVE_EPOCH)).error is NONE
     assert group.state is ConsumerGroupState.ASSIGNING
-    assert (group.group_epoch, group.assignment_epoch) == (3, 2)
+    assert (group.group_epoch, group.assignment_epoch) == (epoch + 1, epoch)
     a = await beat(broker, "a", a.member_epoch, owned=a.assignment)
-    assert (a.member_epoch, count(a.assignment)) == (3, 4)
-    assert group.assignment_epoch == 3 and group.state is ConsumerGroupState.STABLE
+    assert (a.member_epoch, count(a.assignment)) == (epoch + 1, 4)
+    assert group.assignment_epoch == epoch + 1 and group.state is ConsumerGroupState.STABLE
+
+
+async def test_a_rejoin_with_the_same_subscription_keeps_the_group_epoch(broker: Broker) -> None:
+    """As Kafka: a member heartbeating at epoch 0 under its id starts over at the target
+    assignment; only a changed subscription bumps the group epoch."""
+    a = await beat(broker, "a", 0)
+    group = broker.groups.consumer.describe("cg")
+    epoch = group.group_epoch
+    again = await beat(broker, "a", 0)
+    assert (again.error, again.member_epoch, count(again.assignment)) == (NONE, epoch, 4)
+    assert group.group_epoch == epoch == a.member_epoch
+    other = await beat(broker, "a", 0, topics=(TOPIC, "other-topic"))
+    assert other.member_epoch == epoch + 1 and group.group_epoch == epoch + 1

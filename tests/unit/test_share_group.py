@@ -29,15 +29,16 @@ def beat(groups: ShareGroups, member: str, epoch: int, names=None, now: int = 0,
 
 def test_every_member_gets_every_partition_and_the_group_epoch() -> None:
     groups = ShareGroups(session_timeout_ms=45_000, heartbeat_interval_ms=5_000, max_size=10)
+    # A new group starts at epoch 1, as in Kafka 4.3: its first member gets epoch 2.
     a = beat(groups, "a", 0, ("t1",))
-    assert (a.member_epoch, a.assignment) == (1, {T1: frozenset({0, 1})})
+    assert (a.member_epoch, a.assignment) == (2, {T1: frozenset({0, 1})})
     b = beat(groups, "b", 0, ("t1", "t2"))
-    assert (b.member_epoch, b.assignment) == (2, {T1: frozenset({0, 1}), T2: frozenset({0})})
-    again = beat(groups, "a", 1)
-    assert again.member_epoch == 2 and again.assignment == {T1: frozenset({0, 1})}
-    assert beat(groups, "a", 2).assignment is None
-    grown = beat(groups, "a", 2, topics={**TOPICS, "t1": (T1, 3)})  # partitions added
-    assert grown.member_epoch == 3 and grown.assignment == {T1: frozenset({0, 1, 2})}
+    assert (b.member_epoch, b.assignment) == (3, {T1: frozenset({0, 1}), T2: frozenset({0})})
+    again = beat(groups, "a", 2)
+    assert again.member_epoch == 3 and again.assignment == {T1: frozenset({0, 1})}
+    assert beat(groups, "a", 3).assignment is None
+    grown = beat(groups, "a", 3, topics={**TOPICS, "t1": (T1, 3)})  # partitions added
+    assert grown.member_epoch == 4 and grown.assignment == {T1: frozenset({0, 1, 2})}
 
 
 def test_errors_fencing_and_leaving() -> None:
@@ -59,7 +60,7 @@ def test_errors_fencing_and_leaving() -> None:
     assert refused.value.code == ErrorCode.group_max_size_reached
     assert beat(groups, "a", -1).member_epoch == -1
     group = groups.describe("g")
-    assert group.state == "Empty" and group.group_epoch == 2
+    assert group.state == "Empty" and group.group_epoch == 3
 
 
 def test_session_timeout_removes_the_member() -> None:

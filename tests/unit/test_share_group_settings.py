@@ -181,18 +181,18 @@ def test_a_heartbeat_renews_the_session_for_the_given_timeout() -> None:
     groups = ShareGroups(session_timeout_ms=45_000, heartbeat_interval_ms=5_000, max_size=10)
     lookup = {"t": (uuid.uuid4(), 1)}.get
 
-    def beat(member: str, epoch: int, now: int, timeout: int | None) -> None:
-        groups.heartbeat(
+    def beat(member: str, epoch: int, now: int, timeout: int | None) -> int:
+        return groups.heartbeat(
             group_id="g", member_id=member, member_epoch=epoch, rack_id=None,
             subscribed_topic_names=("t",) if epoch == 0 else None, client_id=member,
             client_host="/127.0.0.1", lookup=lookup, now_ms=now, session_timeout_ms=timeout,
-        )  # fmt: skip
+        ).member_epoch  # fmt: skip
 
-    beat("a", 0, 0, None)
+    a_epoch = beat("a", 0, 0, None)
     beat("b", 0, 0, 10_000)
     assert groups.next_deadline() == 10_000
     assert groups.expire(10_000) == [("g", "b")]
-    beat("a", 1, 1_000, 3_000)  # a changed config reaches a member at its next heartbeat
+    beat("a", a_epoch, 1_000, 3_000)  # a changed config reaches a member at its next heartbeat
     assert groups.expire(4_000) == [("g", "a")]
 
 

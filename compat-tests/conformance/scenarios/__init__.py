@@ -10,6 +10,7 @@ from . import (
     admin,
     classic,
     compacted,
+    consumer_errors,
     delete_records,
     errors,
     groups,
@@ -32,4 +33,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "classic": classic.run,
     "records": records.run,
     "producers": producers.run,
+    "consumer-errors": consumer_errors.run,
 }

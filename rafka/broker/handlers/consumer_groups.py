@@ -102,8 +102,8 @@ def _described(broker: Broker, ctx: RequestContext, group_id: str, with_ops: boo
         "error_message": None,
         "group_id": group_id,
         "group_state": "",
-        "group_epoch": -1,
-        "assignment_epoch": -1,
+        "group_epoch": 0,  # an error leaves the schema's defaults, as Kafka does
+        "assignment_epoch": 0,
         "assignor_name": "",
         "members": [],
     }
@@ -129,7 +129,7 @@ def _described(broker: Broker, ctx: RequestContext, group_id: str, with_ops: boo
                 "client_id": m.client_id,
                 "client_host": m.client_host,
                 "subscribed_topic_names": list(m.subscribed_topic_names),
-                "subscribed_topic_regex": m.subscribed_topic_regex,
+                "subscribed_topic_regex": m.subscribed_topic_regex or "",  # Kafka: "" if none
                 "assignment": _partitions(group, m.assigned),
                 "target_assignment": _partitions(group, group.target.get(m.member_id, {})),
                 "member_type": (

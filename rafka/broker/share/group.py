@@ -44,7 +44,7 @@ class ShareMember(Struct):
 
 class ShareGroup(Struct):
     group_id: str
-    group_epoch: int = 0
+    group_epoch: int = 1  # Kafka 4.3 starts a group at 1: its first member gets epoch 2
     assignment_epoch: int = 0
     members: dict[str, ShareMember] = field(default_factory=dict)
     # The subscribed topics' (id, partition count) the assignment was computed from.

@@ -86,7 +86,7 @@ class ConsumerMember(Struct):
 
 class ConsumerGroup(Struct):
     group_id: str
-    group_epoch: int = 0
+    group_epoch: int = 1  # Kafka 4.3 starts a group at 1: its first member gets epoch 2
     assignment_epoch: int = 0
     members: dict[str, ConsumerMember] = field(default_factory=dict)
     target: dict[str, Assignment] = field(default_factory=dict)  # member id -> partitions

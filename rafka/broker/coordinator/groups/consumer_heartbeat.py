@@ -194,13 +194,16 @@ class ConsumerGroupHeartbeats:
                 self.after_removal(shard, group, records)
             write = shard.write(records, lambda _code: None)
             return HeartbeatResult(ErrorCode.none, req.member_id, req.member_epoch, 0), write
+        # A member rejoining (epoch 0 under its id) starts over at the target assignment of
+        # the group epoch: as in Kafka, only a changed subscription bumps that epoch.
+        rejoined = req.member_epoch == 0 and req.member_id in group.members
         member, is_new = self._member(shard, group, req, records)
         replaced = is_new and member.member_epoch != 0  # a static member took its place back
         details_changed, subscription_changed = self._update_member(member, req)
         if details_changed or is_new:
             records.append(member_metadata_record(group, member))
         topics_changed = self.refresh_topics(group)  # refreshed on every heartbeat
-        if subscription_changed or topics_changed or (is_new and not replaced):
+        if subscription_changed or topics_changed or (is_new and not replaced and not rejoined):
             self.bump_epoch(group, records)
         self.update_target(group, records)
         assignment_changed = reconcile(group, member, req.owned)
@@ -237,7 +240,7 @@ class ConsumerGroupHeartbeats:
                     ErrorCode.invalid_request,
                     "RebalanceTimeoutMs must be provided in first request.",
                 )
-            if req.owned:
+            if req.owned is None or req.owned:  # null is refused too, as Kafka does
                 raise CoordinatorError(
                     ErrorCode.invalid_request, "TopicPartitions must be empty when (re-)joining."
                 )
