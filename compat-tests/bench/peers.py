@@ -142,6 +142,8 @@ class Kafka(Peer):
             "offsets.topic.replication.factor=1",
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
             # as Kafka's own single-node config/server.properties
             "group.initial.rebalance.delay.ms=0",
         ], new_cluster_id())

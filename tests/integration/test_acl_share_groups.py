@@ -188,7 +188,8 @@ def test_heartbeat_takes_read_on_the_group_and_describe_on_the_topics(broker) ->
     # DESCRIBE on the topic is enough to join and be assigned its partition.
     allow(broker, "bob", ResourceType.TOPIC, topic, AclOperation.DESCRIBE)
     joined = heartbeat(conn, group, member, 0, topic)
-    assert (joined.error_code, joined.member_epoch) == (NONE, 1), joined
+    # A new group starts at epoch 1, as in Kafka 4.3: its first member gets epoch 2.
+    assert (joined.error_code, joined.member_epoch) == (NONE, 2), joined
     (assigned,) = joined.assignment.topic_partitions
     assert (assigned.topic_id, list(assigned.partitions)) == (topic_ids(broker, topic)[topic], [0])
     assert heartbeat(conn, group, member, -1).error_code == NONE  # leaves

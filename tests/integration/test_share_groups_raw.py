@@ -55,21 +55,22 @@ def test_share_group_apis_request_by_request(broker_factory) -> None:
         find_coordinator(client, GROUP)
 
         # Membership: join, epochs, fencing, describe.
+        # A new group starts at epoch 1, as in Kafka 4.3: its first member gets epoch 2.
         first = heartbeat(client, GROUP, "m-1", 0, (TOPIC,))
-        assert first.error_code == ErrorCode.none and first.member_epoch == 1
+        assert first.error_code == ErrorCode.none and first.member_epoch == 2
         assert first.heartbeat_interval == timedelta(milliseconds=5000)
         (assigned,) = first.assignment.topic_partitions
         topic_id = assigned.topic_id
         assert list(assigned.partitions) == [0]
         second = heartbeat(client, GROUP, "m-2", 0, (TOPIC,))
-        assert second.member_epoch == 2 and second.assignment is not None
-        again = heartbeat(client, GROUP, "m-1", 1)
-        assert again.member_epoch == 2 and list(
+        assert second.member_epoch == 3 and second.assignment is not None
+        again = heartbeat(client, GROUP, "m-1", 2)
+        assert again.member_epoch == 3 and list(
             again.assignment.topic_partitions[0].partitions
         ) == [0]
-        assert heartbeat(client, GROUP, "m-1", 2).assignment is None  # unchanged
-        assert heartbeat(client, GROUP, "m-1", 1).error_code == ErrorCode.fenced_member_epoch
-        assert heartbeat(client, GROUP, "nobody", 3).error_code == ErrorCode.unknown_member_id
+        assert heartbeat(client, GROUP, "m-1", 3).assignment is None  # unchanged
+        assert heartbeat(client, GROUP, "m-1", 2).error_code == ErrorCode.fenced_member_epoch
+        assert heartbeat(client, GROUP, "nobody", 4).error_code == ErrorCode.unknown_member_id
         described = client.request(
             ShareGroupDescribeRequest(
                 group_ids=(GROUP, "none"), include_authorized_operations=False
@@ -79,7 +80,7 @@ def test_share_group_apis_request_by_request(broker_factory) -> None:
         group, missing = described.groups
         assert (group.group_state, group.group_epoch, group.assignor_name) == (
             "Stable",
-            2,
+            3,
             "simple",
         )
         assert sorted(m.member_id for m in group.members) == ["m-1", "m-2"]
@@ -143,7 +144,7 @@ def test_share_group_apis_request_by_request(broker_factory) -> None:
             ShareGroupDescribeResponse,
         )
         assert [m.member_id for m in described.groups[0].members] == ["m-2"]
-        assert described.groups[0].group_epoch == 3
+        assert described.groups[0].group_epoch == 4
         # Everything was accepted or archived: nothing more to deliver.
         assert acquired(share_fetch(client, GROUP, "m-2", 0, topic_id, wait_ms=100)) == []
 

@@ -46,7 +46,7 @@ def test_errors_fencing_and_leaving() -> None:
     for call, code in (
         (lambda: beat(groups, "a", 0), ErrorCode.invalid_request),  # no subscription
         (lambda: beat(groups, "", 0, ("t1",)), ErrorCode.invalid_request),
-        (lambda: beat(groups, "a", 3), ErrorCode.unknown_member_id),
+        (lambda: beat(groups, "a", 3), ErrorCode.group_id_not_found),  # as Kafka 4.3.1
     ):
         with pytest.raises(ShareGroupError) as refused:
             call()
@@ -71,3 +71,20 @@ def test_session_timeout_removes_the_member() -> None:
     assert groups.expire(999) == []
     assert groups.expire(1_000) == [("g", "a")]
     assert list(groups.describe("g").members) == ["b"]
+
+
+def test_a_departure_is_assigned_at_the_next_heartbeat() -> None:
+    """As Kafka: a member leaving bumps the group epoch, and the assignment of that epoch waits
+    for a remaining member's next heartbeat, which brings that member to it."""
+    groups = ShareGroups(session_timeout_ms=45_000, heartbeat_interval_ms=5_000, max_size=10)
+    beat(groups, "a", 0, ("t1",))
+    b = beat(groups, "b", 0, ("t1",))
+    a = beat(groups, "a", b.member_epoch - 1)
+    group = groups.describe("g")
+    epoch = group.group_epoch
+    assert a.member_epoch == epoch == group.assignment_epoch
+    assert beat(groups, "b", -1).member_epoch == -1
+    assert (group.group_epoch, group.assignment_epoch) == (epoch + 1, epoch)
+    again = beat(groups, "a", epoch)
+    assert again.member_epoch == epoch + 1 == group.assignment_epoch
+    assert again.assignment == {T1: frozenset({0, 1})}

@@ -18,6 +18,7 @@ from . import (
     producers,
     records,
     restart,
+    share,
     transactions,
 )
 
@@ -34,4 +35,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "records": records.run,
     "producers": producers.run,
     "consumer-errors": consumer_errors.run,
+    "share": share.run,
 }

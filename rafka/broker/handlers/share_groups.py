@@ -226,9 +226,9 @@ def _described(
         "error_code": ErrorCode.none,
         "error_message": None,
         "group_id": group_id,
-        "group_state": "Dead",
-        "group_epoch": -1,
-        "assignment_epoch": -1,
+        "group_state": "",  # an error leaves the schema's defaults, as Kafka does
+        "group_epoch": 0,
+        "assignment_epoch": 0,
         "assignor_name": "",
         "members": [],
     }

@@ -97,6 +97,10 @@ class ShareGroups:
         if not member_id:
             raise ShareGroupError(ErrorCode.invalid_request, "MemberId can't be empty.")
         group = self.groups.get(group_id)
+        if group is None and member_epoch != JOIN_EPOCH:
+            raise ShareGroupError(  # as Kafka 4.3.1 answers a group it does not have
+                ErrorCode.group_id_not_found, f"Group {group_id} not found."
+            )
         if member_epoch == LEAVE_EPOCH:
             if group is None or member_id not in group.members:
                 raise ShareGroupError(
@@ -150,7 +154,8 @@ class ShareGroups:
         if changed or topics != group.topics:
             group.topics = topics
             group.group_epoch += 1
-            self._assign(group)
+        if group.assignment_epoch < group.group_epoch:
+            self._assign(group)  # also an epoch a member's departure left unassigned
         assignment: Assignment | None = None
         if member.member_epoch != group.assignment_epoch or member_epoch == JOIN_EPOCH:
             member.member_epoch = group.assignment_epoch
@@ -166,7 +171,7 @@ class ShareGroups:
             for name, meta in group.topics.items()
             if any(name in m.subscribed_topic_names for m in group.members.values())
         }
-        self._assign(group)
+        # As Kafka: the new epoch's assignment waits for a remaining member's next heartbeat.
 
     def expire(self, now_ms: int) -> list[tuple[str, str]]:
         """Remove the members whose session timed out: (group id, member id) of each."""
