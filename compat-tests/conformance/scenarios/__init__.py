@@ -19,6 +19,7 @@ from . import (
     records,
     restart,
     share,
+    topics,
     transactions,
 )
 
@@ -36,4 +37,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "producers": producers.run,
     "consumer-errors": consumer_errors.run,
     "share": share.run,
+    "topics": topics.run,
 }

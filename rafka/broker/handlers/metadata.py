@@ -13,7 +13,7 @@ from rafka.broker.cluster.cluster_metadata import TopicImage
 from rafka.broker.coordinator.internal_topic import OFFSETS_TOPIC, TXN_TOPIC
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
-from rafka.broker.topic_admin import AdminError
+from rafka.broker.topic_admin import AdminError, validate_topic_name
 from rafka.protocol.errors import ErrorCode
 
 # Kafka's "authorized operations not requested" marker (Integer.MIN_VALUE, the schema default).
@@ -109,8 +109,14 @@ async def _lookup(
                 return _operations(ctx, _error(exc.code, name, None), with_operations)
             topic = broker.topic(name)
     if topic is None:
-        unknown = _error(ErrorCode.unknown_topic_or_partition, name, None)
-        return _operations(ctx, unknown, with_operations)
+        # As Kafka: a name no topic could have is INVALID_TOPIC_EXCEPTION, not unknown.
+        code = ErrorCode.unknown_topic_or_partition
+        try:
+            validate_topic_name(name)
+        except AdminError as exc:
+            if exc.code is ErrorCode.invalid_topic_exception:
+                code = exc.code
+        return _operations(ctx, _error(code, name, None), with_operations)
     return _operations(ctx, describe_topic(broker, topic), with_operations)
 
 

@@ -1,0 +1,70 @@
+"""Raw topic requests for the topics scenario: Metadata by name, by id and for every topic,
+DeleteTopics by id, CreateTopics with assignments or validate_only; answers without the ids and
+catalogues each broker chooses."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kio.schema.create_topics.v7 import request as create_req
+from kio.schema.create_topics.v7.response import CreateTopicsResponse
+from kio.schema.delete_topics.v6 import request as delete_req
+from kio.schema.delete_topics.v6.response import DeleteTopicsResponse
+from kio.schema.metadata.v12 import request as metadata_req
+from kio.schema.metadata.v12.response import MetadataResponse
+from raw import TIMEOUT, request
+
+
+def metadata(
+    bootstrap: str, names: list[str] | None = None, ids: list[uuid.UUID] | None = None
+) -> list[dict[str, Any]]:
+    """Metadata of the topics named (None: every topic), each as its name, error, whether it is
+    internal and how many partitions."""
+    wanted = None
+    if names is not None or ids is not None:
+        wanted = tuple(
+            [metadata_req.MetadataRequestTopic(topic_id=None, name=n) for n in names or ()]
+            + [metadata_req.MetadataRequestTopic(topic_id=i, name=None) for i in ids or ()]
+        )
+    body = metadata_req.MetadataRequest(
+        topics=wanted, allow_auto_topic_creation=False, include_topic_authorized_operations=False
+    )
+    answer = request(bootstrap, body, MetadataResponse)
+    return sorted(
+        ({"name": t.name, "error_code": t.error_code, "is_internal": t.is_internal,
+          "partitions": len(t.partitions)} for t in answer.topics),
+        key=lambda t: (str(t["name"]), int(t["error_code"])),
+    )  # fmt: skip
+
+
+def delete_by_id(bootstrap: str, topic_id: uuid.UUID) -> Any:
+    body = delete_req.DeleteTopicsRequest(
+        topics=(delete_req.DeleteTopicState(name=None, topic_id=topic_id),), timeout=TIMEOUT
+    )
+    answer = request(bootstrap, body, DeleteTopicsResponse).responses[0]
+    return {"name": answer.name, "error_code": answer.error_code}
+
+
+def create(
+    bootstrap: str,
+    topic: str,
+    partitions: int = 1,
+    replication: int = 1,
+    assignments: dict[int, list[int]] | None = None,
+    validate_only: bool = False,
+) -> dict[str, Any]:
+    body = create_req.CreateTopicsRequest(
+        topics=(create_req.CreatableTopic(
+            name=topic, num_partitions=partitions, replication_factor=replication,
+            assignments=tuple(
+                create_req.CreatableReplicaAssignment(partition_index=p, broker_ids=tuple(ids))
+                for p, ids in (assignments or {}).items()
+            ),
+            configs=(),
+        ),),
+        timeout=TIMEOUT, validate_only=validate_only,
+    )  # fmt: skip
+    result = request(bootstrap, body, CreateTopicsResponse).topics[0]
+    return {"error_code": result.error_code, "num_partitions": result.num_partitions,
+            "replication_factor": result.replication_factor}
