@@ -29,6 +29,18 @@ def subscription(*topics: str) -> bytes:
     return out + struct.pack(">i", -1)
 
 
+def modern_group(answer: Any) -> dict[str, Any]:
+    """What ConsumerGroupDescribe and ShareGroupDescribe both say of a group: its state, epochs
+    and assignor."""
+    return {
+        "error_code": answer.error_code,
+        "group_state": answer.group_state,
+        "group_epoch": answer.group_epoch,
+        "assignment_epoch": answer.assignment_epoch,
+        "assignor_name": answer.assignor_name,
+    }
+
+
 class Members:
     """Broker-chosen member ids, named by the order they were first seen."""
 

@@ -18,6 +18,7 @@ from kio.schema.share_group_heartbeat.v1.request import ShareGroupHeartbeatReque
 from kio.schema.share_group_heartbeat.v1.response import ShareGroupHeartbeatResponse
 from raw import request
 from raw_client import RawClient
+from raw_groups import modern_group
 
 ACCEPT, RELEASE, REJECT = 1, 2, 3
 
@@ -41,11 +42,7 @@ def describe(bootstrap: str, group: str) -> dict[str, Any]:
     body = ShareGroupDescribeRequest(group_ids=(group,), include_authorized_operations=False)
     answer = request(bootstrap, body, ShareGroupDescribeResponse).groups[0]
     return {
-        "error_code": answer.error_code,
-        "group_state": answer.group_state,
-        "group_epoch": answer.group_epoch,
-        "assignment_epoch": answer.assignment_epoch,
-        "assignor_name": answer.assignor_name,
+        **modern_group(answer),
         "members": sorted(
             (m.member_epoch, tuple(m.subscribed_topic_names), m.rack_id, m.client_id,
              sorted(p for t in m.assignment.topic_partitions for p in t.partitions))

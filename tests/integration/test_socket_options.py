@@ -37,6 +37,14 @@ def listen_backlog(port: int) -> int:
     return int(lines[0].split()[2])  # a listening socket's Send-Q is its backlog
 
 
+def buffers_of_a_connection(port: int, bootstrap: str) -> tuple[int, int]:
+    """The broker's (receive, send) buffer sizes on a connection that has been answered."""
+    with RawClient(bootstrap) as client:
+        request = ApiVersionsRequest(client_software_name="test", client_software_version="1")
+        assert client.request(request, ApiVersionsResponse).error_code == 0
+        return broker_side_buffers(port, client.sock.getsockname()[1])
+
+
 def test_socket_settings_reach_the_kernel(broker_factory) -> None:
     broker = broker_factory(
         **{
@@ -46,28 +54,16 @@ def test_socket_settings_reach_the_kernel(broker_factory) -> None:
         }
     ).start()
     assert listen_backlog(broker.port) == 7
-    with RawClient(broker.bootstrap) as client:
-        request = ApiVersionsRequest(client_software_name="test", client_software_version="1")
-        assert client.request(request, ApiVersionsResponse).error_code == 0
-        client_port = client.sock.getsockname()[1]
-        assert broker_side_buffers(broker.port, client_port) == (2 * 32768, 2 * 65536)
+    assert buffers_of_a_connection(broker.port, broker.bootstrap) == (2 * 32768, 2 * 65536)
 
 
 def test_minus_one_leaves_the_buffers_to_the_kernel(broker_factory) -> None:
     broker = broker_factory(
         **{"socket.send.buffer.bytes": "-1", "socket.receive.buffer.bytes": "-1"}
     ).start()
-    with RawClient(broker.bootstrap) as client:
-        request = ApiVersionsRequest(client_software_name="test", client_software_version="1")
-        assert client.request(request, ApiVersionsResponse).error_code == 0
-        client_port = client.sock.getsockname()[1]
-        assert broker_side_buffers(broker.port, client_port) != (2 * 102400, 2 * 102400)
+    assert buffers_of_a_connection(broker.port, broker.bootstrap) != (2 * 102400, 2 * 102400)
 
 
 def test_the_defaults_are_kafkas(broker) -> None:
     assert listen_backlog(broker.port) == 50
-    with RawClient(broker.bootstrap) as client:
-        request = ApiVersionsRequest(client_software_name="test", client_software_version="1")
-        assert client.request(request, ApiVersionsResponse).error_code == 0
-        client_port = client.sock.getsockname()[1]
-        assert broker_side_buffers(broker.port, client_port) == (2 * 102400, 2 * 102400)
+    assert buffers_of_a_connection(broker.port, broker.bootstrap) == (2 * 102400, 2 * 102400)

@@ -56,11 +56,7 @@ def _describe(b: str, group: str) -> Any:
     body = ConsumerGroupDescribeRequest(group_ids=(group,), include_authorized_operations=False)
     answer = raw.request(b, body, ConsumerGroupDescribeResponse).groups[0]
     return {
-        "error_code": answer.error_code,
-        "group_state": answer.group_state,
-        "group_epoch": answer.group_epoch,
-        "assignment_epoch": answer.assignment_epoch,
-        "assignor_name": answer.assignor_name,
+        **groups.modern_group(answer),
         "members": sorted(
             (m.member_epoch, tuple(m.subscribed_topic_names), m.subscribed_topic_regex,
              m.instance_id, m.rack_id, m.client_id, m.member_type,
