@@ -285,9 +285,9 @@ def test_what_rafka_does_not_implement_is_refused_in_one_line(settings) -> None:
     [
         "log.flush.interval.messages=10000",
         "log.preallocate=true",
-        "log.segment.delete.delay.ms=60000",
+        "log.segment.delete.delay.ms=30000",
         "log.cleaner.threads=4",
-        "controller.quorum.append.linger.ms=25",
+        "controller.quorum.append.linger.ms=10",
         "replica.fetch.response.max.bytes=20971520",
         "replica.fetch.min.bytes=1024",
         "replica.fetch.backoff.ms=500",
@@ -322,7 +322,25 @@ def test_a_value_rafka_does_not_implement_is_refused_in_one_line(setting) -> Non
 )
 def test_the_values_rafka_implements_are_accepted(setting) -> None:
     key, _, value = setting.partition("=")
-    assert render_value(load(setting).get(key)) == value
+    config = load(setting)
+    assert render_value(config.get(key)) == value
+    assert not any(key in warning for warning in config.warnings)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "log.flush.interval.messages=9223372036854775807",  # Testcontainers' KafkaContainer
+        "log.segment.delete.delay.ms=60000",
+        "controller.quorum.append.linger.ms=25",
+    ],
+)
+def test_kafkas_own_default_is_taken_as_rafkas_with_a_warning(setting) -> None:
+    """Configs written for Kafka restate its defaults; where rafka's differ, the broker starts
+    and says in one line what it does instead."""
+    key, _, value = setting.partition("=")
+    [warning] = [w for w in load(setting).warnings if key in w]
+    assert f"{key}={value} (Kafka's default) is taken as rafka's" in warning
 
 
 def test_rafka_defaults_say_what_rafka_does() -> None:

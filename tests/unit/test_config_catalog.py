@@ -98,7 +98,7 @@ def test_sensitive_values_are_never_described() -> None:
             "rafka fsyncs every write",
         ),
         ("preallocate", "true", ErrorCode.invalid_config, "not implemented by rafka"),
-        ("file.delete.delay.ms", "60000", ErrorCode.invalid_config, "not implemented by rafka"),
+        ("file.delete.delay.ms", "30000", ErrorCode.invalid_config, "not implemented by rafka"),
         (
             "unclean.leader.election.enable",
             "true",
@@ -159,6 +159,8 @@ def test_the_values_rafka_implements_are_valid_topic_configs() -> None:
         ("flush.ms", "1000"),  # every write is fsynced: any bound is met
         ("preallocate", "false"),
         ("file.delete.delay.ms", "0"),
+        ("file.delete.delay.ms", "60000"),  # Kafka's default, taken as rafka's
+        ("flush.messages", "9223372036854775807"),
         ("remote.storage.enable", "False"),
         ("local.retention.bytes", "-2"),
         ("follower.replication.throttled.replicas", " "),

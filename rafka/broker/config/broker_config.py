@@ -291,6 +291,11 @@ class BrokerConfig:
                 raise self._error(
                     key, f"{render_value(value)} is not implemented by rafka: {unimplemented.why}"
                 )
+            if value != DEFINITIONS[key].default and unimplemented.restates_kafka(value):
+                self._warn(
+                    f"{key}={render_value(value)} (Kafka's default) is taken as rafka's "
+                    f"{render_value(DEFINITIONS[key].default)}: {unimplemented.why}"
+                )
         for listener in self.listeners:
             protocol = listener.security_protocol
             if protocol not in SERVED_SECURITY_PROTOCOLS:

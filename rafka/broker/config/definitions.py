@@ -414,27 +414,37 @@ del D
 class Unimplemented(Struct, frozen=True):
     """A key rafka knows but implements for some values only: the default, `served`, and no
     other. Any other value stops the broker (and is refused as a topic config) with one line
-    saying `why`, rather than a setting that silently does nothing."""
+    saying `why`, rather than a setting that silently does nothing. Kafka's own default, where
+    rafka's differs (`kafka_default`), is taken as rafka's, with a warning: configs written
+    for Kafka restate it (Testcontainers' KafkaContainer sets log.flush.interval.messages to
+    Long.MAX_VALUE, Kafka's default)."""
 
     why: str
     served: tuple[Any, ...] = ()
+    kafka_default: Any = None
 
     def serves(self, definition: ConfigDef, value: Any) -> bool:
-        return value == definition.default or value in self.served
+        return value == definition.default or value in self.served or self.restates_kafka(value)
+
+    def restates_kafka(self, value: Any) -> bool:
+        return self.kafka_default is not None and value == self.kafka_default
 
 
 NOT_IMPLEMENTED: dict[str, Unimplemented] = {
     "log.flush.interval.messages": Unimplemented(
         "rafka fsyncs every write before acknowledging it (group commit); fsyncing less often "
-        "is not implemented"
+        "is not implemented",
+        kafka_default=LONG_MAX,
     ),
     "log.preallocate": Unimplemented("segment files are not preallocated"),
     "log.segment.delete.delay.ms": Unimplemented(
-        "segment files are deleted at once (readers keep the descriptors they opened)"
+        "segment files are deleted at once (readers keep the descriptors they opened)",
+        kafka_default=60000,
     ),
     "log.cleaner.threads": Unimplemented("the log cleaner runs on one thread"),
     "controller.quorum.append.linger.ms": Unimplemented(
-        "the metadata quorum appends at once (group commit batches its fsyncs)"
+        "the metadata quorum appends at once (group commit batches its fsyncs)",
+        kafka_default=25,
     ),
     "replica.fetch.response.max.bytes": Unimplemented(
         "a follower's fetch response is limited per partition only (replica.fetch.max.bytes)"
