@@ -124,14 +124,25 @@ def delete_records(bootstrap: str, topic: str, partition: int, offset: int) -> A
 
 
 def fetch(
-    bootstrap: str, topic: str, partition: int, offset: int, isolation: int = READ_UNCOMMITTED
+    bootstrap: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    isolation: int = READ_UNCOMMITTED,
+    *,
+    partition_max_bytes: int = 1 << 20,
+    max_bytes: int = 0x7FFFFFFF,
+    current_epoch: int = -1,
 ) -> Any:
+    """A Fetch of one partition, with the sizes given and, optionally, the leader epoch the
+    fetcher believes in."""
     body = fetch_req.FetchRequest(
-        max_wait=timedelta(0), min_bytes=0, isolation_level=isolation,
+        max_wait=timedelta(0), min_bytes=0, max_bytes=max_bytes, isolation_level=isolation,
         topics=(fetch_req.FetchTopic(
             topic=topic,
-            partitions=(fetch_req.FetchPartition(partition=partition, fetch_offset=offset,
-                                                 partition_max_bytes=1 << 20),),
+            partitions=(fetch_req.FetchPartition(
+                partition=partition, fetch_offset=offset, partition_max_bytes=partition_max_bytes,
+                current_leader_epoch=current_epoch),),
         ),),
         forgotten_topics_data=(),
     )
@@ -140,17 +151,21 @@ def fetch(
 
 def create_topic(
     bootstrap: str, topic: str, partitions: int = 1, replication: int = 1,
-    configs: dict[str, str] | None = None,
+    configs: dict[str, str] | None = None, assignments: dict[int, list[int]] | None = None,
+    validate_only: bool = False,
 ) -> dict[str, Any]:
     """The topic's result, without the configs (each broker lists its own catalogue)."""
     body = create_req.CreateTopicsRequest(
         topics=(create_req.CreatableTopic(
             name=topic, num_partitions=partitions, replication_factor=replication,
-            assignments=(),
+            assignments=tuple(
+                create_req.CreatableReplicaAssignment(partition_index=p, broker_ids=tuple(ids))
+                for p, ids in (assignments or {}).items()
+            ),
             configs=tuple(create_req.CreatableTopicConfig(name=k, value=v)
                           for k, v in (configs or {}).items()),
         ),),
-        timeout=TIMEOUT,
+        timeout=TIMEOUT, validate_only=validate_only,
     )
     result = request(bootstrap, body, CreateTopicsResponse).topics[0]
     return {"error_code": result.error_code, "num_partitions": result.num_partitions,
@@ -164,10 +179,10 @@ def delete_topic(bootstrap: str, topic: str) -> Any:
     return request(bootstrap, body, DeleteTopicsResponse).responses[0]
 
 
-def metadata(bootstrap: str, topic: str) -> Any:
+def metadata(bootstrap: str, topic: str, auto_create: bool = False) -> Any:
     body = metadata_req.MetadataRequest(
         topics=(metadata_req.MetadataRequestTopic(topic_id=None, name=topic),),
-        allow_auto_topic_creation=False, include_topic_authorized_operations=False,
+        allow_auto_topic_creation=auto_create, include_topic_authorized_operations=False,
     )
     return request(bootstrap, body, MetadataResponse).topics[0]
 

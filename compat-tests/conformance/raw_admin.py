@@ -33,8 +33,6 @@ from kio.schema.list_groups.v5.request import ListGroupsRequest
 from kio.schema.list_groups.v5.response import ListGroupsResponse
 from kio.schema.list_transactions.v1.request import ListTransactionsRequest
 from kio.schema.list_transactions.v1.response import ListTransactionsResponse
-from kio.schema.metadata.v12 import request as metadata_req
-from kio.schema.metadata.v12.response import MetadataResponse
 from kio.schema.offset_delete.v0 import request as offset_delete_req
 from kio.schema.offset_delete.v0.response import OffsetDeleteResponse
 from kio.schema.offset_for_leader_epoch.v4 import request as epoch_req
@@ -173,15 +171,6 @@ def elect_leaders(bootstrap: str, topic: str, partitions: list[int], kind: int) 
     }
 
 
-def auto_create_metadata(bootstrap: str, topic: str) -> Any:
-    """Metadata for one topic, allowing the broker to create it (auto.create.topics.enable)."""
-    body = metadata_req.MetadataRequest(
-        topics=(metadata_req.MetadataRequestTopic(topic_id=None, name=topic),),
-        allow_auto_topic_creation=True, include_topic_authorized_operations=False,
-    )
-    return request(bootstrap, body, MetadataResponse).topics[0]
-
-
 def list_groups(bootstrap: str, states: tuple[str, ...] = (), types: tuple[str, ...] = ()) -> Any:
     body = ListGroupsRequest(states_filter=states, types_filter=types)
     response = request(bootstrap, body, ListGroupsResponse)
@@ -231,30 +220,6 @@ def await_transaction_coordinator(bootstrap: str, transactional_id: str) -> None
         return None if code in (14, 15, 16) else True  # loading, not available, not coordinator
 
     until(ready, f"transaction coordinator of {transactional_id}")
-
-
-def fetch_sized(
-    bootstrap: str,
-    topic: str,
-    partition: int,
-    offset: int,
-    partition_max_bytes: int,
-    max_bytes: int = 0x7FFFFFFF,
-    current_epoch: int = -1,
-) -> Any:
-    """A Fetch of one partition with the sizes given (and, optionally, the leader epoch the
-    fetcher believes in)."""
-    body = fetch_req.FetchRequest(
-        max_wait=timedelta(0), min_bytes=0, max_bytes=max_bytes, isolation_level=0,
-        topics=(fetch_req.FetchTopic(
-            topic=topic,
-            partitions=(fetch_req.FetchPartition(
-                partition=partition, fetch_offset=offset, partition_max_bytes=partition_max_bytes,
-                current_leader_epoch=current_epoch),),
-        ),),
-        forgotten_topics_data=(),
-    )  # fmt: skip
-    return request(bootstrap, body, FetchResponse).responses[0].partitions[0]
 
 
 def fetch_session(bootstrap: str, topic: str, session_id: int, epoch: int) -> dict[str, Any]:

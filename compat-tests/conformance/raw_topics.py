@@ -1,14 +1,11 @@
-"""Raw topic requests for the topics scenario: Metadata by name, by id and for every topic,
-DeleteTopics by id, CreateTopics with assignments or validate_only; answers without the ids and
-catalogues each broker chooses."""
+"""Raw topic requests for the topics scenario: Metadata by name, by id and for every topic, and
+DeleteTopics by id; answers without the ids each broker chooses."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from kio.schema.create_topics.v7 import request as create_req
-from kio.schema.create_topics.v7.response import CreateTopicsResponse
 from kio.schema.delete_topics.v6 import request as delete_req
 from kio.schema.delete_topics.v6.response import DeleteTopicsResponse
 from kio.schema.metadata.v12 import request as metadata_req
@@ -44,27 +41,3 @@ def delete_by_id(bootstrap: str, topic_id: uuid.UUID) -> Any:
     )
     answer = request(bootstrap, body, DeleteTopicsResponse).responses[0]
     return {"name": answer.name, "error_code": answer.error_code}
-
-
-def create(
-    bootstrap: str,
-    topic: str,
-    partitions: int = 1,
-    replication: int = 1,
-    assignments: dict[int, list[int]] | None = None,
-    validate_only: bool = False,
-) -> dict[str, Any]:
-    body = create_req.CreateTopicsRequest(
-        topics=(create_req.CreatableTopic(
-            name=topic, num_partitions=partitions, replication_factor=replication,
-            assignments=tuple(
-                create_req.CreatableReplicaAssignment(partition_index=p, broker_ids=tuple(ids))
-                for p, ids in (assignments or {}).items()
-            ),
-            configs=(),
-        ),),
-        timeout=TIMEOUT, validate_only=validate_only,
-    )  # fmt: skip
-    result = request(bootstrap, body, CreateTopicsResponse).topics[0]
-    return {"error_code": result.error_code, "num_partitions": result.num_partitions,
-            "replication_factor": result.replication_factor}

@@ -182,11 +182,11 @@ def _reads(ctx: Context) -> None:
     b = ctx.bootstrap
     # The answer to the request that creates it differs: Kafka creates the topic through its
     # controller after answering (UNKNOWN_TOPIC_OR_PARTITION), rafka before (the topic).
-    admin.auto_create_metadata(b, "auto-created")
+    raw.metadata(b, "auto-created", auto_create=True)
     raw.await_partitions(b, "auto-created", 1)
     ctx.record("metadata of the auto-created topic", raw.metadata(b, "auto-created"))
     ctx.record("metadata that would auto-create an invalid name",
-               admin.auto_create_metadata(b, "bad/name"))
+               raw.metadata(b, "bad/name", auto_create=True))
     ctx.record("describe topic partitions", admin.describe_topic_partitions(b, TOPIC))
     ctx.record("describe topic partitions, 2 at a time",
                admin.describe_topic_partitions(b, TOPIC, limit=2))

@@ -85,15 +85,16 @@ def _produce(ctx: Context) -> None:
 def _fetch(ctx: Context) -> None:
     b = ctx.bootstrap
     ctx.record("fetch from inside the second batch", raw.fetch(b, TOPIC, 0, 4))
-    ctx.record("fetch with a 1 byte partition limit", admin.fetch_sized(b, TOPIC, 0, 0, 1))
-    ctx.record("fetch with a 0 byte partition limit", admin.fetch_sized(b, TOPIC, 0, 0, 0))
+    for limit in (1, 0):
+        ctx.record(f"fetch with a {limit} byte partition limit",
+                   raw.fetch(b, TOPIC, 0, 0, partition_max_bytes=limit))
     ctx.record("fetch with a 1 byte response limit",
-               admin.fetch_sized(b, TOPIC, 0, 3, 1 << 20, max_bytes=1))
+               raw.fetch(b, TOPIC, 0, 3, max_bytes=1))
     epoch = raw.metadata(b, TOPIC).partitions[0].leader_epoch
     ctx.record("fetch at the leader's epoch",
-               admin.fetch_sized(b, TOPIC, 0, 9, 1 << 20, current_epoch=epoch))
+               raw.fetch(b, TOPIC, 0, 9, current_epoch=epoch))
     ctx.record("fetch at an epoch the leader has not reached",
-               admin.fetch_sized(b, TOPIC, 0, 9, 1 << 20, current_epoch=epoch + 1))
+               raw.fetch(b, TOPIC, 0, 9, current_epoch=epoch + 1))
 
 
 def _sessions(ctx: Context) -> None:

@@ -15,25 +15,27 @@ TOPIC = "topics"
 
 def run(ctx: Context) -> None:
     b = ctx.bootstrap
-    ctx.record("create with the broker's defaults (-1, -1)", topics.create(b, TOPIC, -1, -1))
+    ctx.record("create with the broker's defaults (-1, -1)", raw.create_topic(b, TOPIC, -1, -1))
     raw.await_partitions(b, TOPIC, 1)
-    ctx.record("create, validate only", topics.create(b, "validated", 3, validate_only=True))
+    ctx.record("create, validate only", raw.create_topic(b, "validated", 3, validate_only=True))
     ctx.record("metadata after validate only", topics.metadata(b, ["validated"]))
-    ctx.record("create with an assignment", topics.create(b, "assigned", -1, -1, {0: [1], 1: [1]}))
+    ctx.record("create with an assignment",
+               raw.create_topic(b, "assigned", -1, -1, assignments={0: [1], 1: [1]}))
     ctx.record("create with an assignment and a partition count",
-               topics.create(b, "both", 2, -1, {0: [1], 1: [1]}))
+               raw.create_topic(b, "both", 2, -1, assignments={0: [1], 1: [1]}))
     ctx.record("create with an assignment skipping partition 1",
-               topics.create(b, "gap", -1, -1, {0: [1], 2: [1]}))
-    ctx.record("create with an assignment to broker 7", topics.create(b, "far", -1, -1, {0: [7]}))
+               raw.create_topic(b, "gap", -1, -1, assignments={0: [1], 2: [1]}))
+    ctx.record("create with an assignment to broker 7",
+               raw.create_topic(b, "far", -1, -1, assignments={0: [7]}))
     ctx.record("create with a replica listed twice",
-               topics.create(b, "twice", -1, -1, {0: [1, 1]}))
-    ctx.record("create named with 249 characters", topics.create(b, "n" * 249))
-    ctx.record("create named with 250 characters", topics.create(b, "n" * 250))
-    ctx.record("create named '.'", topics.create(b, "."))
-    ctx.record("create named '..'", topics.create(b, ".."))
+               raw.create_topic(b, "twice", -1, -1, assignments={0: [1, 1]}))
+    ctx.record("create named with 249 characters", raw.create_topic(b, "n" * 249))
+    ctx.record("create named with 250 characters", raw.create_topic(b, "n" * 250))
+    ctx.record("create named '.'", raw.create_topic(b, "."))
+    ctx.record("create named '..'", raw.create_topic(b, ".."))
     ctx.record("create a name colliding with one (a.b and a_b)",
-               [topics.create(b, "a.b"), topics.create(b, "a_b")])
-    ctx.record("create __consumer_offsets", topics.create(b, "__consumer_offsets"))
+               [raw.create_topic(b, "a.b"), raw.create_topic(b, "a_b")])
+    ctx.record("create __consumer_offsets", raw.create_topic(b, "__consumer_offsets"))
     raw.await_partitions(b, "assigned", 2)
     ctx.record("metadata of an assigned topic", topics.metadata(b, ["assigned"]))
     topic_id = raw.metadata(b, TOPIC).topic_id

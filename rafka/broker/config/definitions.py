@@ -410,7 +410,6 @@ del D
 # fmt: on
 
 
-
 class Unimplemented(Struct, frozen=True):
     """A key rafka knows but implements for some values only: the default, `served`, and no
     other. Any other value stops the broker (and is refused as a topic config) with one line

@@ -341,13 +341,14 @@ def make_offset_delete_handler(broker: Broker):
             # Kafka answers the partitions it refuses before asking the coordinator (topics
             # not authorized, partitions that do not exist) first, then merges the
             # coordinator's answers in, each under its topic's entry.
-            answered = list(zip(wanted, codes, strict=True))
-            for first in (True, False):
-                for (topic, partition), part_code in answered:
-                    if (part_code in _REFUSED_BEFORE_THE_COORDINATOR) is first:
-                        topics.setdefault(topic, []).append(
-                            {"partition_index": partition, "error_code": part_code}
-                        )
+            answered = sorted(  # stable: request order within each part
+                zip(wanted, codes, strict=True),
+                key=lambda answer: answer[1] not in _REFUSED_BEFORE_THE_COORDINATOR,
+            )
+            for (topic, partition), part_code in answered:
+                topics.setdefault(topic, []).append(
+                    {"partition_index": partition, "error_code": part_code}
+                )
         return {
             "error_code": code,
             "throttle_time": 0,
