@@ -83,8 +83,15 @@ def _rebalance_timeouts(b: str, topic_id: uuid.UUID) -> list[tuple[str, Any]]:
 
     told = raw.until(told_to_revoke, "the 0 ms member to be told to revoke", 20)
     observed.append(("0 ms member told to revoke", (told.error_code, len(_partitions(told) or []))))
-    again = _heartbeat(b, hasty, told.member_epoch, owned=(topic_id, owned), group=group)
-    observed.append(("0 ms member heartbeats again", again.error_code))
+
+    # Kafka fences from a timer task that races the next heartbeat, so ask until it refuses:
+    # the observation is the refusal, not which of the two came first.
+    def refused() -> Any:
+        answer = _heartbeat(b, hasty, told.member_epoch, owned=(topic_id, owned), group=group)
+        return answer.error_code or None
+
+    observed.append(("0 ms member fenced, then heartbeats",
+                     raw.until(refused, "the 0 ms member to be fenced", 20)))
     return observed
 
 
