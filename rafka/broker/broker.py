@@ -32,6 +32,7 @@ from rafka.broker.cluster.replication import ReplicationManager
 from rafka.broker.cluster.self_fencing import CutOff, step_down_while_cut_off
 from rafka.broker.config import BrokerConfig
 from rafka.broker.coordinator.internal_topic import OFFSETS_TOPIC, TXN_TOPIC
+from rafka.broker.fetch_sessions import FetchSessionCache
 from rafka.broker.flusher import GroupCommitFlusher, flush_recovered
 from rafka.broker.log_cleaner import LogCleanerService
 from rafka.broker.log_dirs import LogDirs
@@ -96,6 +97,9 @@ class Broker:
         self._metadata_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rafka-meta")
         self.metadata_flusher = GroupCommitFlusher(self._metadata_pool)
         self.partitions: dict[tuple[str, int], Partition] = {}
+        self.fetch_sessions = FetchSessionCache(
+            config.get_int("max.incremental.fetch.session.cache.slots")
+        )
         self.new_replica_dirs = NewReplicaDirs(self.log_dir_for, self.pool)
         self.replica_moves = ReplicaMoves(self)
         self.metadata: ClusterMetadata | None = None

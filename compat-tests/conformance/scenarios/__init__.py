@@ -13,6 +13,7 @@ from . import (
     consumer_errors,
     delete_records,
     errors,
+    fetch_sessions,
     groups,
     member_epochs,
     producers,
@@ -38,4 +39,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "consumer-errors": consumer_errors.run,
     "share": share.run,
     "topics": topics.run,
+    "fetch-sessions": fetch_sessions.run,
 }

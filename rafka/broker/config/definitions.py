@@ -252,6 +252,9 @@ DEFINITIONS: dict[str, ConfigDef] = _define(
       "Bytes fetched per partition by a follower (rafka: 8388608; Kafka: 1048576, which costs "
       "rafka a quarter of its 3-node acks=all throughput: a follower fsyncs before each fetch).",
       min=0),
+    D("max.incremental.fetch.session.cache.slots", _I, 1000,
+      "Fetch sessions (KIP-227) the broker keeps; a consumer beyond them sends full fetches.",
+      min=0),
     D("replica.fetch.response.max.bytes", _I, 10485760,
       "Bytes fetched per follower fetch response.", min=0),
     D("replica.fetch.wait.max.ms", _I, 500, "Maximum wait of a follower fetch."),

@@ -16,6 +16,14 @@ from typing import Any
 from msgspec import Struct
 
 from rafka.broker.broker import Broker
+from rafka.broker.fetch_sessions import (
+    FINAL_EPOCH,
+    INITIAL_EPOCH,
+    INVALID_SESSION_ID,
+    CachedPartition,
+    FetchSession,
+    next_epoch,
+)
 from rafka.broker.metrics.counters import TopicTraffic
 from rafka.broker.net.dispatch import RequestContext
 from rafka.broker.partition.replica import Partition
@@ -27,9 +35,6 @@ from rafka.storage.log import OffsetOutOfRangeError
 _HEADER_PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
 _LAST_OFFSET_DELTA = struct.Struct(">i")
 
-INVALID_SESSION_ID = 0
-# Fetch session epochs (KIP-227): 0 opens a session, -1 closes one; above 0 continues one.
-INITIAL_EPOCH, FINAL_EPOCH = 0, -1
 
 
 class _Wanted(Struct):
@@ -57,18 +62,12 @@ def make_handler(broker: Broker):
             return await broker.replication.handle_replica_fetch(
                 replica_id, request, ctx.api_version, ctx.connection
             )
-        if getattr(request, "session_epoch", FINAL_EPOCH) > INITIAL_EPOCH:
-            # We never hand out fetch sessions, so an incremental fetch (epoch > 0) names an
-            # unknown one. Epoch 0 (open, closing any session named) and -1 (close) ask for a
-            # full fetch whatever the session id (KIP-227), answered without a session.
-            return {
-                "throttle_time": 0,
-                "error_code": ErrorCode.fetch_session_id_not_found,
-                "session_id": 0,
-                "responses": [],
-            }
         use_ids = ctx.api_version >= 13
-        wanted = [_resolve(broker, t, p, use_ids) for t in request.topics for p in t.partitions]
+        opened = _open(broker, request, use_ids)
+        if isinstance(opened, ErrorCode):
+            return {"throttle_time": 0, "error_code": opened, "session_id": INVALID_SESSION_ID,
+                    "responses": []}
+        session, wanted = opened
         _refuse_unreadable(ctx, wanted)
         deadline = time.monotonic() + max(request.max_wait.total_seconds(), 0.0)
         read_committed = getattr(request, "isolation_level", 0) == 1
@@ -84,9 +83,93 @@ def make_handler(broker: Broker):
                 break
         if broker.metrics is not None:
             _count_bytes_out(broker.metrics.traffic, wanted, responses)
-        return _response(ctx.api_version, wanted, responses, read_committed)
+        fetched = _fetched(wanted, responses, read_committed)
+        if session is not None:
+            fetched = _news(session, fetched)
+            session_id = session.id
+        elif getattr(request, "session_epoch", FINAL_EPOCH) == INITIAL_EPOCH:
+            session_id = broker.fetch_sessions.create(_session_of(fetched), use_ids)
+        else:
+            session_id = INVALID_SESSION_ID
+        return _encode(ctx.api_version, fetched, session_id)
 
     return handle
+
+
+def _open(
+    broker: Broker, request: Any, use_ids: bool
+) -> ErrorCode | tuple[FetchSession | None, list[_Wanted]]:
+    """The fetch session a request names (KIP-227), and the partitions it fetches: a full
+    fetch (epoch 0 or -1) closes the session it names and fetches what it lists; an incremental
+    one (epoch > 0) updates its session and fetches all of the session's partitions."""
+    epoch = getattr(request, "session_epoch", FINAL_EPOCH)  # before v7: no sessions
+    cache = broker.fetch_sessions
+    if epoch in (INITIAL_EPOCH, FINAL_EPOCH):
+        named = getattr(request, "session_id", INVALID_SESSION_ID)
+        if named != INVALID_SESSION_ID:
+            cache.remove(named)
+        asked = [_resolve(broker, _key(t, use_ids), p.partition, p.fetch_offset,
+                          p.partition_max_bytes, getattr(p, "current_leader_epoch", -1))
+                 for t in request.topics for p in t.partitions]
+        return None, asked
+    session = cache.get(request.session_id)
+    if session is None:
+        return ErrorCode.fetch_session_id_not_found
+    if session.epoch != epoch:
+        return ErrorCode.invalid_fetch_session_epoch
+    if session.uses_topic_ids != use_ids:
+        return ErrorCode.fetch_session_topic_id_error
+    session.update(
+        [((_key(t, use_ids), p.partition), p.fetch_offset, p.partition_max_bytes,
+          getattr(p, "current_leader_epoch", -1)) for t in request.topics for p in t.partitions],
+        [(_key(t, use_ids), index) for t in request.forgotten_topics_data
+         for index in t.partitions],
+    )
+    if not session.partitions:
+        cache.remove(session.id)
+        return None, []
+    cache.touch(session)
+    session.epoch = next_epoch(session.epoch)
+    return session, [
+        _resolve(broker, key, index, c.fetch_offset, c.max_bytes, c.leader_epoch)
+        for (key, index), c in session.partitions.items()
+    ]
+
+
+def _key(topic: Any, use_ids: bool) -> Any:
+    return topic.topic_id if use_ids else topic.topic
+
+
+def _session_of(fetched: list[tuple[_Wanted, FetchedPartition]]) -> dict[Any, CachedPartition]:
+    """A new session's partitions, as the full fetch that opens it answered them."""
+    return {
+        (w.topic_key, w.index): CachedPartition(
+            w.fetch_offset, w.partition_max_bytes, w.current_leader_epoch,
+            -1 if p.error_code else p.high_watermark, p.log_start_offset,
+        )
+        for w, p in fetched
+    }
+
+
+def _news(
+    session: FetchSession, fetched: list[tuple[_Wanted, FetchedPartition]]
+) -> list[tuple[_Wanted, FetchedPartition]]:
+    """The partitions an incremental fetch answers: those with records, an error, or
+    watermarks the fetcher has not been told. Those with records go to the end of the
+    session's order."""
+    news, served = [], []
+    for w, p in fetched:
+        key = (w.topic_key, w.index)
+        cached = session.partitions.get(key)
+        if cached is None:  # forgotten by a later request while this one waited
+            continue
+        records = len(p.records)
+        if cached.must_answer(p.error_code, records, p.high_watermark, p.log_start_offset):
+            news.append((w, p))
+            if records:
+                served.append(key)
+    session.move_to_end(served)
+    return news
 
 
 def _count_bytes_out(
@@ -105,25 +188,22 @@ def _replica_id(request: Any) -> int:
     return int(getattr(request, "replica_id", -1))
 
 
-def _resolve(broker: Broker, topic: Any, part: Any, use_ids: bool) -> _Wanted:
-    if use_ids:
-        image = broker.topic_by_id(topic.topic_id)
-        key, name = topic.topic_id, image.name if image else None
-        missing = ErrorCode.unknown_topic_id
-    else:
-        key = name = topic.topic
+def _resolve(
+    broker: Broker, key: Any, index: int, fetch_offset: int, max_bytes: int, leader_epoch: int
+) -> _Wanted:
+    """The partition a fetch names by topic name (v4-v12) or topic id (v13+)."""
+    if isinstance(key, str):
+        name: str | None = key
         missing = ErrorCode.unknown_topic_or_partition
-    partition = broker.partition(name, part.partition) if name is not None else None
+    else:
+        image = broker.topic_by_id(key)
+        name = image.name if image else None
+        missing = ErrorCode.unknown_topic_id
+    partition = broker.partition(name, index) if name is not None else None
     if partition is None and name is not None:
-        missing = broker.absent_partition_error(name, part.partition)
+        missing = broker.absent_partition_error(name, index)
     return _Wanted(
-        key,
-        name,
-        part.partition,
-        part.fetch_offset,
-        part.partition_max_bytes,
-        getattr(part, "current_leader_epoch", -1),
-        partition,
+        key, name, index, fetch_offset, max_bytes, leader_epoch, partition,
         missing if partition is None else ErrorCode.none,
     )
 
@@ -213,42 +293,49 @@ def _expire(woken: asyncio.Future[bool]) -> None:
         woken.set_result(False)
 
 
-def _response(
-    version: int,
-    wanted: list[_Wanted],
-    results: list[tuple[ErrorCode, bytes]],
-    read_committed: bool,
-) -> list[bytes | memoryview]:
-    topics: dict[Any, FetchedTopic] = {}
+def _fetched(
+    wanted: list[_Wanted], results: list[tuple[ErrorCode, bytes]], read_committed: bool
+) -> list[tuple[_Wanted, FetchedPartition]]:
+    out = []
     for w, (code, data) in zip(wanted, results, strict=True):
         p = w.partition
         # As Kafka: watermarks only with data; an absent partition's aborted list is empty
         # (the schema default), any other error's is null.
         ok = p is not None and code is ErrorCode.none
-        topic = topics.get(w.topic_key)
-        if topic is None:
-            topic = topics[w.topic_key] = FetchedTopic(
+        out.append((w, FetchedPartition(
+            partition_index=w.index,
+            error_code=code,
+            high_watermark=p.high_watermark if ok else -1,
+            last_stable_offset=p.last_stable_offset if ok else -1,
+            log_start_offset=p.log_start_offset if ok else -1,
+            records=data,
+            aborted_transactions=(
+                _aborted(p, w.fetch_offset, data)
+                if read_committed and ok
+                else []
+                if p is None
+                else None
+            ),
+        )))
+    return out
+
+
+def _encode(
+    version: int, fetched: list[tuple[_Wanted, FetchedPartition]], session_id: int
+) -> list[bytes | memoryview]:
+    # As Kafka: one topic entry per run of the same topic's partitions, in the order they are
+    # answered (a session's order can interleave topics).
+    topics: list[FetchedTopic] = []
+    key: Any = None
+    for w, partition in fetched:
+        if not topics or w.topic_key != key:
+            key = w.topic_key
+            topics.append(FetchedTopic(
                 name=w.name if version < 13 else None,
-                topic_id=w.topic_key if version >= 13 else None,
-            )
-        topic.partitions.append(
-            FetchedPartition(
-                partition_index=w.index,
-                error_code=code,
-                high_watermark=p.high_watermark if ok else -1,
-                last_stable_offset=p.last_stable_offset if ok else -1,
-                log_start_offset=p.log_start_offset if ok else -1,
-                records=data,
-                aborted_transactions=(
-                    _aborted(p, w.fetch_offset, data)
-                    if read_committed and ok
-                    else []
-                    if p is None
-                    else None
-                ),
-            )
-        )
-    return encode_fetch_response(version, list(topics.values()), session_id=INVALID_SESSION_ID)
+                topic_id=key if version >= 13 else None,
+            ))
+        topics[-1].partitions.append(partition)
+    return encode_fetch_response(version, topics, session_id=session_id)
 
 
 def _aborted(partition: Partition, fetch_offset: int, data: bytes) -> list[tuple[int, int]]:

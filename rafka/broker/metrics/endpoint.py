@@ -20,6 +20,7 @@ from prometheus_client import (
     ProcessCollector,
 )
 
+from rafka.broker.metrics.fetch_sessions import FetchSessionCollector
 from rafka.broker.metrics.group_lag import GroupLagCollector
 from rafka.broker.metrics.hot_path import HotPathCollector
 from rafka.broker.metrics.http_server import HttpServer, Response
@@ -44,6 +45,7 @@ class MetricsEndpoint:
             HotPathCollector(broker.metrics, lambda: _topic_names(broker)),
             PartitionStateCollector(broker),
             GroupLagCollector(broker),
+            FetchSessionCollector(broker),
         ]
         # Process and interpreter metrics read /proc and the gc module only: safe off the loop.
         self._process = CollectorRegistry()
