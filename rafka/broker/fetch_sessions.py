@@ -23,6 +23,12 @@ INVALID_SESSION_ID = 0
 INITIAL_EPOCH, FINAL_EPOCH = 0, -1
 # Kafka's fixed minimum age before a session can be evicted for a newer one (FetchManager).
 EVICTION_MS = 120_000
+# Partitions all sessions may hold (about 100 MB): a session is what a request named, and a
+# thousand sessions of requests naming millions of partitions each would not fit in memory.
+# Past it, full fetches get no session (as with no free slot) and an incremental fetch that
+# would add partitions is refused with INVALID_FETCH_SESSION_EPOCH, which sends the client
+# back to a full fetch.
+MAX_CACHED_PARTITIONS = 1_000_000
 
 PartitionKey = tuple[Hashable, int]  # (topic name, or topic id from Fetch v13, partition)
 
@@ -95,6 +101,7 @@ class FetchSessionCache:
     clock: Callable[[], float] = field(default=lambda: time.monotonic() * 1000)
     sessions: dict[int, FetchSession] = field(default_factory=dict)  # least recently used first
     evictions: int = 0
+    max_partitions: int = MAX_CACHED_PARTITIONS
 
     def get(self, session_id: int) -> FetchSession | None:
         return self.sessions.get(session_id)
@@ -112,6 +119,8 @@ class FetchSessionCache:
     ) -> int:
         """A new session's id, or INVALID_SESSION_ID when the cache has no room for it."""
         now = self.clock()
+        if not self.has_room(len(partitions)):
+            return INVALID_SESSION_ID
         if len(self.sessions) >= self.max_slots and not self._evict(len(partitions), now):
             return INVALID_SESSION_ID
         session_id = self._new_id()
@@ -147,3 +156,6 @@ class FetchSessionCache:
     @property
     def partition_count(self) -> int:
         return sum(len(s.partitions) for s in self.sessions.values())
+
+    def has_room(self, more: int) -> bool:
+        return self.partition_count + more <= self.max_partitions

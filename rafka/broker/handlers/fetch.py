@@ -119,6 +119,9 @@ def _open(
         return ErrorCode.invalid_fetch_session_epoch
     if session.uses_topic_ids != use_ids:
         return ErrorCode.fetch_session_topic_id_error
+    if not cache.has_room(sum(len(t.partitions) for t in request.topics)):
+        cache.remove(session.id)  # the client's full fetch that follows gets no session
+        return ErrorCode.invalid_fetch_session_epoch
     session.update(
         [((_key(t, use_ids), p.partition), p.fetch_offset, p.partition_max_bytes,
           getattr(p, "current_leader_epoch", -1)) for t in request.topics for p in t.partitions],
