@@ -9,6 +9,7 @@ from context import Context
 from . import (
     admin,
     classic,
+    cluster_admin,
     compacted,
     consumer_errors,
     delete_records,
@@ -40,4 +41,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "share": share.run,
     "topics": topics.run,
     "fetch-sessions": fetch_sessions.run,
+    "cluster-admin": cluster_admin.run,
 }

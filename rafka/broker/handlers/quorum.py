@@ -35,18 +35,21 @@ def make_handler(broker: Broker):
                 "topics": [],
                 "nodes": [],
             }
+        # As Kafka: a request for anything but the metadata partition alone is answered with
+        # UNKNOWN_TOPIC_OR_PARTITION for every partition it names.
+        only_metadata = (
+            len(request.topics) == 1
+            and request.topics[0].topic_name == METADATA_TOPIC
+            and [p.partition_index for p in request.topics[0].partitions] == [METADATA_PARTITION]
+        )
         topics = []
         for topic in request.topics:
-            partitions = []
-            for wanted in topic.partitions:
-                if topic.topic_name == METADATA_TOPIC and wanted.partition_index == 0:
-                    partitions.append(describe_metadata_partition(broker))
-                else:
-                    partitions.append(
-                        _partition_error(
-                            wanted.partition_index, ErrorCode.unknown_topic_or_partition
-                        )
-                    )
+            partitions = [
+                describe_metadata_partition(broker)
+                if only_metadata
+                else _partition_error(wanted.partition_index, ErrorCode.unknown_topic_or_partition)
+                for wanted in topic.partitions
+            ]
             topics.append({"topic_name": topic.topic_name, "partitions": partitions})
         return {
             "error_code": ErrorCode.none,
@@ -137,13 +140,14 @@ def quorum_nodes(broker: Broker) -> list[dict[str, Any]]:
 
 
 def _partition_error(index: int, code: ErrorCode) -> dict[str, Any]:
+    # Kafka leaves the schema's zeros in an errored partition.
     return {
         "partition_index": index,
         "error_code": code,
         "error_message": None,
-        "leader_id": UNKNOWN,
-        "leader_epoch": UNKNOWN,
-        "high_watermark": UNKNOWN,
+        "leader_id": 0,
+        "leader_epoch": 0,
+        "high_watermark": 0,
         "current_voters": [],
         "observers": [],
     }

@@ -97,17 +97,24 @@ def make_alter_handler(broker: Broker):
                 for name in sorted(set(users))
             ]
             return {"throttle_time": 0, "results": results}
+        # Kafka's order of checks (ScramControlManager.alterCredentials): deletions, then
+        # upsertions; a user's first refusal stands, and a user named again is a duplicate.
         errors: dict[str, tuple[ErrorCode, str]] = {}
-        records = []
+        deleted: dict[str, dict[str, Any]] = {}
+        upserted: dict[str, dict[str, Any]] = {}
         for name, number, upsertion in changes:
-            if users.count(name) > 1:
+            if name in errors:
+                continue
+            if name in upserted or name in deleted:
+                (upserted if name in upserted else deleted).pop(name)
                 errors[name] = (ErrorCode.duplicate_resource, _TWICE)
                 continue
             outcome = _record(name, MECHANISMS.get(int(number)), upsertion, existing)
-            if isinstance(outcome, dict):
-                records.append(outcome)
-            else:
+            if not isinstance(outcome, dict):
                 errors[name] = outcome
+            else:
+                (deleted if upsertion is None else upserted)[name] = outcome
+        records = [*deleted.values(), *upserted.values()]
         if records:
             try:
                 await broker.metadata.wait_caught_up_as_leader(5.0)
@@ -117,10 +124,14 @@ def make_alter_handler(broker: Broker):
                     errors.setdefault(record["name"], (exc.code, exc.message))
             else:
                 log.info("SCRAM credentials altered", users=sorted({r["name"] for r in records}))
-        results = []
-        for name in dict.fromkeys(users):
-            code, message = errors.get(name, (ErrorCode.none, None))
-            results.append({"user": name, "error_code": code, "error_message": message})
+        results = [
+            {"user": r["name"], "error_code": ErrorCode.none, "error_message": None}
+            for r in records if r["name"] not in errors
+        ]
+        results += [
+            {"user": name, "error_code": code, "error_message": message}
+            for name, (code, message) in errors.items()
+        ]
         return {"throttle_time": 0, "results": results}
 
     return handle
