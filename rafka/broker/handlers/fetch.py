@@ -79,13 +79,13 @@ def make_handler(broker: Broker):
             if total_bytes >= request.min_bytes or errors or remaining <= 0:
                 break
             if not await _wait_for_data(wanted, remaining) or ctx.connection.closed:
-                responses, _, _ = _read_all(broker, wanted, request.max_bytes, read_committed)
+                # Timed out: no high watermark moved since the read above, which is the answer
+                # (at thousands of idle partitions, a second read is most of a poll's cost).
                 break
         if broker.metrics is not None:
             _count_bytes_out(broker.metrics.traffic, wanted, responses)
-        fetched = _fetched(wanted, responses, read_committed)
+        fetched = _fetched(wanted, responses, read_committed, session)
         if session is not None:
-            fetched = _news(session, fetched)
             session_id = session.id
         elif getattr(request, "session_epoch", FINAL_EPOCH) == INITIAL_EPOCH:
             session_id = broker.fetch_sessions.create(_session_of(fetched), use_ids)
@@ -152,27 +152,6 @@ def _session_of(fetched: list[tuple[_Wanted, FetchedPartition]]) -> dict[Any, Ca
         )
         for w, p in fetched
     }
-
-
-def _news(
-    session: FetchSession, fetched: list[tuple[_Wanted, FetchedPartition]]
-) -> list[tuple[_Wanted, FetchedPartition]]:
-    """The partitions an incremental fetch answers: those with records, an error, or
-    watermarks the fetcher has not been told. Those with records go to the end of the
-    session's order."""
-    news, served = [], []
-    for w, p in fetched:
-        key = (w.topic_key, w.index)
-        cached = session.partitions.get(key)
-        if cached is None:  # forgotten by a later request while this one waited
-            continue
-        records = len(p.records)
-        if cached.must_answer(p.error_code, records, p.high_watermark, p.log_start_offset):
-            news.append((w, p))
-            if records:
-                served.append(key)
-    session.move_to_end(served)
-    return news
 
 
 def _count_bytes_out(
@@ -297,20 +276,38 @@ def _expire(woken: asyncio.Future[bool]) -> None:
 
 
 def _fetched(
-    wanted: list[_Wanted], results: list[tuple[ErrorCode, bytes]], read_committed: bool
+    wanted: list[_Wanted],
+    results: list[tuple[ErrorCode, bytes]],
+    read_committed: bool,
+    session: FetchSession | None = None,
 ) -> list[tuple[_Wanted, FetchedPartition]]:
+    """The partitions answered. In an incremental fetch only those with news: records, an
+    error, or watermarks the fetcher has not been told; those with records then go to the end
+    of the session's order."""
     out = []
+    served = []
     for w, (code, data) in zip(wanted, results, strict=True):
         p = w.partition
         # As Kafka: watermarks only with data; an absent partition's aborted list is empty
         # (the schema default), any other error's is null.
         ok = p is not None and code is ErrorCode.none
+        high_watermark = p.high_watermark if ok else -1
+        log_start = p.log_start_offset if ok else -1
+        if session is not None:
+            key = (w.topic_key, w.index)
+            cached = session.partitions.get(key)
+            if cached is None:  # forgotten by a later request while this one waited
+                continue
+            if not cached.must_answer(code, len(data), high_watermark, log_start):
+                continue
+            if data:
+                served.append(key)
         out.append((w, FetchedPartition(
             partition_index=w.index,
             error_code=code,
-            high_watermark=p.high_watermark if ok else -1,
+            high_watermark=high_watermark,
             last_stable_offset=p.last_stable_offset if ok else -1,
-            log_start_offset=p.log_start_offset if ok else -1,
+            log_start_offset=log_start,
             records=data,
             aborted_transactions=(
                 _aborted(p, w.fetch_offset, data)
@@ -320,6 +317,8 @@ def _fetched(
                 else None
             ),
         )))
+    if session is not None:
+        session.move_to_end(served)
     return out
 
 

@@ -537,12 +537,14 @@ class Partition:
         """Kafka's check for leader-only requests carrying the client's view of the epoch."""
         if self.offline is not None:
             return self.offline
-        if not self.raft.is_leader:
+        raft = self.raft  # once per partition of every Fetch: no property chains
+        if raft.role is not Role.LEADER:
             return ErrorCode.not_leader_or_follower
         if current_leader_epoch >= 0:
-            if current_leader_epoch < self.leader_epoch:
+            epoch = raft.state.epoch
+            if current_leader_epoch < epoch:
                 return ErrorCode.fenced_leader_epoch
-            if current_leader_epoch > self.leader_epoch:
+            if current_leader_epoch > epoch:
                 return ErrorCode.unknown_leader_epoch
         return ErrorCode.none
 
