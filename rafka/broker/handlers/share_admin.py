@@ -130,6 +130,11 @@ def install(apis: dict[int, ApiSpec], broker: Broker) -> ShareAdmin:
     return admin
 
 
+def _topic_of(broker: Broker, name: str) -> tuple[uuid.UUID, int] | None:
+    image = broker.topic(name)
+    return None if image is None else (image.topic_id, image.partition_count)
+
+
 def _topic_name(broker: Broker, topic_id: uuid.UUID) -> str:
     image = broker.topic_by_id(topic_id)
     return "" if image is None else image.name
@@ -154,7 +159,19 @@ class ShareAdmin:
     def restore_groups(self, shard: Any) -> None:
         """A `__consumer_offsets` partition loaded here: its share groups, as its records left
         them, replace the ones in memory it coordinates."""
-        restore(self.service.groups.groups, shard, self.broker.groups.partition_for)
+        groups = self.service.groups.groups
+        placed = self.broker.groups.partition_for
+        before = {g for g in groups if placed(g) == shard.index}
+        now = self.service.clock()
+        restored = restore(
+            groups, shard, placed, lambda name: _topic_of(self.broker, name),
+            lambda group_id: now + self.service.settings(group_id).session_timeout_ms,
+        )
+        for group_id in before - set(groups):
+            self.group_log.forget(group_id)
+        for group in restored:
+            self.group_log.loaded(group)
+        self.service.reschedule()  # the restored members' session timeouts
 
     def group_changed(self, group_id: str) -> None:
         """Members timed out: the group's new epoch is written (in the background)."""

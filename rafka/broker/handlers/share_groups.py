@@ -165,7 +165,7 @@ def _heartbeat_handler(broker: Broker, service: ShareService, group_log: ShareGr
             response.update(error_code=code, error_message=message)
             return response
         settings = service.settings(group_id)
-        before = _written_part(service.groups.groups.get(group_id))
+        before = _written_part(service.groups.groups.get(group_id), request.member_id)
         try:
             result = service.groups.heartbeat(
                 group_id=group_id,
@@ -186,9 +186,10 @@ def _heartbeat_handler(broker: Broker, service: ShareService, group_log: ShareGr
             service.member_gone(group_id, request.member_id)
         service.reschedule()
         group = service.groups.groups.get(group_id)
-        if group_log is not None and group is not None and _written_part(group) != before:
-            # As Kafka, a new epoch or newly initialized partitions are on the log before
-            # the member hears of them.
+        changed = _written_part(group, request.member_id) != before
+        if group_log is not None and group is not None and changed:
+            # As Kafka, a new epoch, a member's assignment or newly initialized partitions are
+            # on the log before the member hears of them.
             code = await group_log.write(group)
             if code is not ErrorCode.none:
                 response.update(error_code=code, error_message=None)
@@ -212,11 +213,22 @@ def _heartbeat_handler(broker: Broker, service: ShareService, group_log: ShareGr
     return handle
 
 
-def _written_part(group: ShareGroup | None) -> object:
-    """What a share group's records hold (ShareGroupLog): its epoch and initialized partitions."""
+def _written_part(group: ShareGroup | None, member_id: str) -> object:
+    """What a heartbeat of `member_id` may change of a share group's records (ShareGroupLog):
+    the group's epochs and initialized partitions, and that member. Another member's records
+    change only with the assignment epoch."""
     if group is None:
         return None
-    return group.group_epoch, {t: frozenset(p) for t, p in group.initialized.items()}
+    member = group.members.get(member_id)
+    return (
+        group.group_epoch,
+        group.assignment_epoch,
+        {t: frozenset(p) for t, p in group.initialized.items()},
+        None if member is None else (
+            member.member_epoch, member.rack_id, member.subscribed_topic_names,
+            member.client_id, member.client_host, member.assignment,
+        ),
+    )
 
 
 def _described(

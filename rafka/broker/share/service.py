@@ -7,8 +7,8 @@ written) before its partition is fetched in a leader epoch, and every change of 
 durable state (acknowledged, archived, released with its delivery count) and of the start
 offset is written; acknowledgements are answered once their write is committed. Acquisitions
 are not persisted (Kafka neither): after a restart or failover acquired records are available
-again with the delivery count of the last write. Membership and share sessions stay in memory
-(members join again after a restart).
+again with the delivery count of the last write. Members are written by the group coordinator
+(`group_records`); share sessions stay in memory and are opened again after a restart.
 
 A loaded state is what this broker believes durable, which the group coordinator may replace
 meanwhile (share-group offsets altered or deleted, only while the group has no members). As

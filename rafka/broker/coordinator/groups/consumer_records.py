@@ -139,7 +139,7 @@ def decode_consumer_key(data: bytes | memoryview) -> ConsumerKey | None:
 # -- values ----------------------------------------------------------------------------------------
 
 
-def _write_partitions(
+def write_partitions(
     w: _Writer, assignment: Assignment, epochs: PartitionEpochs | None = None, default: int = 0
 ) -> None:
     """TopicPartitions; with `epochs`, each topic's AssignmentEpochs (tag 0) as well, a missing
@@ -161,7 +161,7 @@ def _write_partitions(
         w.one_tag(0, tag)
 
 
-def _read_partitions(r: _Reader, epochs: PartitionEpochs | None = None) -> Assignment:
+def read_partitions(r: _Reader, epochs: PartitionEpochs | None = None) -> Assignment:
     """TopicPartitions; their AssignmentEpochs go into `epochs` when given."""
     result: Assignment = {}
     for _ in range(r.array_length()):
@@ -217,13 +217,13 @@ def encode_consumer_value(value: ConsumerValue) -> bytes:
     elif isinstance(value, TargetEpochValue):
         w.i32(value.assignment_epoch)
     elif isinstance(value, TargetMemberValue):
-        _write_partitions(w, value.partitions)
+        write_partitions(w, value.partitions)
     else:
         w.i32(value.member_epoch)
         w.i32(value.previous_member_epoch)
         w.out += _I8.pack(value.state)
-        _write_partitions(w, value.assigned, value.epochs, value.member_epoch)
-        _write_partitions(w, value.pending_revocation, value.epochs, value.member_epoch)
+        write_partitions(w, value.assigned, value.epochs, value.member_epoch)
+        write_partitions(w, value.pending_revocation, value.epochs, value.member_epoch)
     w.no_tags()
     return bytes(w.out)
 
@@ -283,12 +283,12 @@ def decode_consumer_value(
     if kind == TARGET_METADATA:
         return TargetEpochValue(r.i32())
     if kind == TARGET_MEMBER:
-        return TargetMemberValue(_read_partitions(r))
+        return TargetMemberValue(read_partitions(r))
     member_epoch, previous = r.i32(), r.i32()
     state = _I8.unpack(r.take(1))[0]
     epochs: PartitionEpochs = {}
-    assigned = _read_partitions(r, epochs)
-    pending = _read_partitions(r, epochs)
+    assigned = read_partitions(r, epochs)
+    pending = read_partitions(r, epochs)
     return CurrentAssignmentValue(member_epoch, previous, state, assigned, pending, epochs)
 
 
