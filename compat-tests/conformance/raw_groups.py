@@ -63,13 +63,15 @@ def join(
     protocols: tuple[tuple[str, bytes], ...] = (),
     session_ms: int = 10_000,
     rebalance_ms: int = 10_000,
+    instance: str | None = None,
 ) -> tuple[str, int, dict[str, Any]]:
-    """(member id, generation, the answer with member ids as labels)."""
+    """(member id, generation, the answer with member ids as labels); `instance`: a static
+    member's group.instance.id (KIP-345)."""
     body = join_req.JoinGroupRequest(
         group_id=group,
         session_timeout=timedelta(milliseconds=session_ms),
         rebalance_timeout=timedelta(milliseconds=rebalance_ms),
-        member_id=member_id, group_instance_id=None, protocol_type=protocol_type,
+        member_id=member_id, group_instance_id=instance, protocol_type=protocol_type,
         protocols=tuple(join_req.JoinGroupRequestProtocol(name=n, metadata=m)
                         for n, m in protocols),
     )  # fmt: skip
@@ -81,7 +83,9 @@ def join(
         "protocol_name": answer.protocol_name,
         "leader": members.label(answer.leader),
         "member_id": members.label(answer.member_id),
-        "members": sorted((members.label(m.member_id), m.metadata.hex()) for m in answer.members),
+        "members": sorted((members.label(m.member_id), m.group_instance_id, m.metadata.hex())
+                          for m in answer.members),
+        "skip_assignment": answer.skip_assignment,
     }
 
 
@@ -93,9 +97,10 @@ def sync(
     assignments: dict[str, bytes] | None = None,
     protocol_type: str | None = "consumer",
     protocol_name: str | None = "range",
+    instance: str | None = None,
 ) -> Any:
     body = sync_req.SyncGroupRequest(
-        group_id=group, generation_id=generation, member_id=member_id, group_instance_id=None,
+        group_id=group, generation_id=generation, member_id=member_id, group_instance_id=instance,
         protocol_type=protocol_type, protocol_name=protocol_name,
         assignments=tuple(sync_req.SyncGroupRequestAssignment(member_id=m, assignment=a)
                           for m, a in (assignments or {}).items()),
@@ -109,33 +114,41 @@ def sync(
     }
 
 
-def heartbeat(bootstrap: str, group: str, member_id: str, generation: int) -> Any:
+def heartbeat(
+    bootstrap: str, group: str, member_id: str, generation: int, instance: str | None = None
+) -> Any:
     body = HeartbeatRequest(
-        group_id=group, generation_id=generation, member_id=member_id, group_instance_id=None
+        group_id=group, generation_id=generation, member_id=member_id, group_instance_id=instance
     )
     return request(bootstrap, body, HeartbeatResponse).error_code
 
 
-def leave(bootstrap: str, members: Members, group: str, member_ids: list[str]) -> Any:
+def leave(
+    bootstrap: str, members: Members, group: str, member_ids: list[str],
+    instances: list[str | None] | None = None,
+) -> Any:
     body = leave_req.LeaveGroupRequest(
         group_id=group,
-        members=tuple(leave_req.MemberIdentity(member_id=m, group_instance_id=None)
-                      for m in member_ids),
+        members=tuple(leave_req.MemberIdentity(member_id=m, group_instance_id=i)
+                      for m, i in zip(member_ids, instances or [None] * len(member_ids),
+                                      strict=True)),
     )  # fmt: skip
     answer = request(bootstrap, body, LeaveGroupResponse)
     return {
         "error_code": answer.error_code,
-        "members": [(members.label(m.member_id), m.error_code) for m in answer.members],
+        "members": [(members.label(m.member_id), m.group_instance_id, m.error_code)
+                    for m in answer.members],
     }
 
 
 def commit(
-    bootstrap: str, group: str, member_id: str, generation: int, topic: str, offset: int
+    bootstrap: str, group: str, member_id: str, generation: int, topic: str, offset: int,
+    instance: str | None = None,
 ) -> Any:
     """A member's commit of partition 0 at `generation`."""
     body = commit_req.OffsetCommitRequest(
         group_id=group, generation_id_or_member_epoch=generation, member_id=member_id,
-        group_instance_id=None,
+        group_instance_id=instance,
         topics=(commit_req.OffsetCommitRequestTopic(
             name=topic,
             partitions=(commit_req.OffsetCommitRequestPartition(

@@ -183,6 +183,9 @@ async def test_static_member_rejoins_stable_group_without_rebalance(broker: Brok
     assert fenced == ErrorCode.fenced_instance_id
     for m in members:
         assert heartbeat(broker, m) == NONE
+    # A request naming an instance id no member holds is from an unknown member, as Kafka's
+    # validateMember has it, even from a member of the group.
+    assert heartbeat(broker, members[0], instance="instance-z") == ErrorCode.unknown_member_id
 
 
 async def join_new_static(broker: Broker, instance: str, others: list[dict]) -> dict:

@@ -21,6 +21,7 @@ from . import (
     records,
     restart,
     share,
+    static,
     topics,
     transactions,
 )
@@ -42,4 +43,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "topics": topics.run,
     "fetch-sessions": fetch_sessions.run,
     "cluster-admin": cluster_admin.run,
+    "static": static.run,
 }

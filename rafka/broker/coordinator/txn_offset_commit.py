@@ -146,10 +146,9 @@ def _validate_classic_member(
     if group.state is GroupState.DEAD:
         raise CoordinatorError(ErrorCode.coordinator_not_available)
     if generation >= 0 or member_id or instance_id is not None:
-        if group.is_static_member_fenced(instance_id, member_id):
-            raise CoordinatorError(ErrorCode.fenced_instance_id)
-        if not group.has(member_id):
-            raise CoordinatorError(ErrorCode.unknown_member_id)
+        code = group.member_error(instance_id, member_id)
+        if code is not ErrorCode.none:
+            raise CoordinatorError(code)
         if generation != group.generation:
             raise CoordinatorError(ErrorCode.illegal_generation)
 

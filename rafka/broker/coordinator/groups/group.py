@@ -23,6 +23,7 @@ from typing import Any
 from msgspec import Struct, field
 
 from rafka.broker.coordinator.groups.records import GroupValue, MemberValue, OffsetValue
+from rafka.protocol.errors import ErrorCode
 
 CONSUMER_PROTOCOL_TYPE = "consumer"
 GROUP_TYPE = "classic"
@@ -216,6 +217,17 @@ class ClassicGroup(Struct):
         if instance_id is None:
             return None
         return self.static_members.get(instance_id)
+
+    def member_error(self, instance_id: str | None, member_id: str) -> ErrorCode:
+        """Kafka's ClassicGroup.validateMember: a request naming an instance id must come from
+        the member that holds it (UNKNOWN_MEMBER_ID if none does, FENCED_INSTANCE_ID if another
+        does); one without must come from a member."""
+        if instance_id is not None:
+            current = self.static_member_id(instance_id)
+            if current is None:
+                return ErrorCode.unknown_member_id
+            return ErrorCode.none if current == member_id else ErrorCode.fenced_instance_id
+        return ErrorCode.none if self.has(member_id) else ErrorCode.unknown_member_id
 
     def is_static_member_fenced(self, instance_id: str | None, member_id: str) -> bool:
         """The instance id now belongs to another member id: this one was replaced."""

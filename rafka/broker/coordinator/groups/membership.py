@@ -431,10 +431,9 @@ class Membership:
     ) -> ErrorCode:
         if group.state is GroupState.DEAD:
             return ErrorCode.coordinator_not_available
-        if group.is_static_member_fenced(instance_id, member_id):
-            return ErrorCode.fenced_instance_id
-        if not group.has(member_id):
-            return ErrorCode.unknown_member_id
+        code = group.member_error(instance_id, member_id)
+        if code is not ErrorCode.none:
+            return code
         if generation != group.generation:
             return ErrorCode.illegal_generation
         return ErrorCode.none
@@ -471,8 +470,8 @@ class Membership:
             self.rebalance.cancel_pending_expiry(group, member_id)
             self.rebalance.try_complete_join(shard, group)
             return ErrorCode.none
-        elif group.is_static_member_fenced(instance_id, member_id):
-            return ErrorCode.fenced_instance_id
+        elif (code := group.member_error(instance_id, member_id)) is not ErrorCode.none:
+            return code
         member = group.members.get(member_id)
         if member is None:
             return ErrorCode.unknown_member_id

@@ -119,10 +119,9 @@ class OffsetStore:
         if generation < 0 and group.state is GroupState.EMPTY:
             return ErrorCode.none  # an admin tool or a consumer without group management
         if generation >= 0 or member_id or instance_id is not None:
-            if group.is_static_member_fenced(instance_id, member_id):
-                return ErrorCode.fenced_instance_id
-            if not group.has(member_id):
-                return ErrorCode.unknown_member_id
+            code = group.member_error(instance_id, member_id)
+            if code is not ErrorCode.none:
+                return code
             if generation != group.generation:
                 return ErrorCode.illegal_generation
         elif group.state is not GroupState.EMPTY:
