@@ -1,6 +1,8 @@
 """(l) ConsumerGroupHeartbeat and ConsumerGroupDescribe (KIP-848) refusing what a member gets
 wrong: missing fields in a first heartbeat, unknown assignors, bad regular expressions, members
-and epochs the group does not know, a group of the other protocol; and what describing answers."""
+and epochs the group does not know, a group of the other protocol; and what describing answers.
+Then static members (group.instance.id): a static leave (epoch -2) keeps the member's place for
+its instance, which a new member id takes over; an instance still held is refused."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from raw_groups import Members, subscription
 TOPIC = "consumer-errors"
 GROUP = "consumer-errors-group"
 CLASSIC = "consumer-errors-classic"
+STATIC = "consumer-errors-static"
 UNSET: Any = object()
 
 
@@ -35,9 +38,10 @@ def _heartbeat(
     assignor: str | None = None,
     rebalance_ms: int = 30_000,
     owned: Any = (),
+    instance: str | None = None,
 ) -> Any:
     body = hb_req.ConsumerGroupHeartbeatRequest(
-        group_id=group, member_id=member, member_epoch=epoch,
+        group_id=group, member_id=member, member_epoch=epoch, instance_id=instance,
         subscribed_topic_names=topics, subscribed_topic_regex=regex, server_assignor=assignor,
         rebalance_timeout=i32Timedelta.parse(timedelta(milliseconds=rebalance_ms)),
         topic_partitions=owned,
@@ -59,7 +63,7 @@ def _describe(b: str, group: str) -> Any:
         **groups.modern_group(answer),
         "members": sorted(
             (m.member_epoch, tuple(m.subscribed_topic_names), m.subscribed_topic_regex,
-             m.instance_id, m.rack_id, m.client_id, m.member_type,
+             m.instance_id or "", m.rack_id or "", m.client_id, m.member_type,
              sum(len(t.partitions) for t in m.assignment.topic_partitions),
              sum(len(t.partitions) for t in m.target_assignment.topic_partitions))
             for m in answer.members
@@ -106,3 +110,41 @@ def run(ctx: Context) -> None:
     ctx.record("join a classic group of other clients",
                _heartbeat(b, str(uuid.uuid4()), 0, group=CLASSIC))
     ctx.record("describe a classic group", _describe(b, CLASSIC))
+    _static(ctx)
+
+
+def _static(ctx: Context) -> None:
+    b = ctx.bootstrap
+    raw.await_coordinator(b, STATIC)
+    first, second, third, plain = (str(uuid.uuid4()) for _ in range(4))
+    joined = _heartbeat(b, first, 0, group=STATIC, instance="i-1")
+    ctx.record("static: join", joined)
+    epoch = joined["member_epoch"]
+    ctx.record("static: leave for now (epoch -2)",
+               _heartbeat(b, first, -2, group=STATIC, instance="i-1", owned=None))
+    ctx.record("static: describe after the static leave", _describe(b, STATIC))
+    ctx.record("static: the old member id heartbeats",
+               _heartbeat(b, first, epoch, group=STATIC, owned=None))
+    ctx.record("static: another member id takes the instance over",
+               _heartbeat(b, second, 0, group=STATIC, instance="i-1"))
+    ctx.record("static: a third while the instance is held",
+               _heartbeat(b, third, 0, group=STATIC, instance="i-1"))
+    ctx.record("static: describe with the instance taken over", _describe(b, STATIC))
+    ctx.record("static: leave for good (epoch -1)",
+               _heartbeat(b, second, -1, group=STATIC, instance="i-1", owned=None))
+    # Kafka 4.3 computes a group's target assignment at most once a second
+    # (group.consumer.assignment.interval.ms; rafka at once): from here on, epochs and
+    # assignments depend on how fast the steps run, so only the errors are compared.
+    ctx.record("static: the third joins the instance now free",
+               _heartbeat(b, third, 0, group=STATIC, instance="i-1")["error_code"])
+    ctx.record("static: a member without an instance id joins",
+               _heartbeat(b, plain, 0, group=STATIC)["error_code"])
+    for name, answer in [
+        ("epoch -2 without an instance id", _heartbeat(b, plain, -2, group=STATIC, owned=None)),
+        ("an empty instance id", _heartbeat(b, plain, 0, group=STATIC, instance="")),
+        ("epoch -2 under another member's instance id",
+         _heartbeat(b, plain, -2, group=STATIC, instance="i-1", owned=None)),
+    ]:
+        ctx.record(f"static: {name}", answer)
+    ctx.record("static: the members at the end", sorted(
+        (m[3], m[6]) for m in _describe(b, STATIC)["members"]))

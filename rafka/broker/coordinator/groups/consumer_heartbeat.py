@@ -180,10 +180,23 @@ class ConsumerGroupHeartbeats:
     ) -> tuple[HeartbeatResult, asyncio.Future[ErrorCode] | None]:
         records = [] if records is None else records
         if req.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
-            member = group.members.get(req.member_id)
-            if member is None:
-                raise CoordinatorError(ErrorCode.unknown_member_id)
-            if req.member_epoch == STATIC_LEAVE_EPOCH and member.instance_id is not None:
+            if req.instance_id is None:
+                member = group.members.get(req.member_id)
+                if member is None:
+                    raise CoordinatorError(ErrorCode.unknown_member_id)
+            else:  # as Kafka: the instance's holder, which must be this member
+                holder = group.static_members.get(req.instance_id)
+                member = group.members.get(holder) if holder is not None else None
+                if member is None:
+                    raise CoordinatorError(
+                        ErrorCode.unknown_member_id, f"Instance id {req.instance_id} is unknown."
+                    )
+                if member.member_id != req.member_id:
+                    raise CoordinatorError(
+                        ErrorCode.fenced_instance_id,
+                        f"Static member {req.instance_id} is held by another member id.",
+                    )
+            if req.member_epoch == STATIC_LEAVE_EPOCH:
                 # Gone for a restart: its partitions stay its own for the session timeout, so
                 # coming back under its instance id needs no rebalance.
                 member.previous_member_epoch = member.member_epoch
@@ -230,10 +243,18 @@ class ConsumerGroupHeartbeats:
         return result, write
 
     def _validate(self, req: HeartbeatRequest) -> None:
+        # In Kafka 4.3's order (GroupCoordinatorService): the codes are what a client sees.
+        epoch = req.member_epoch
+        if (req.api_version >= 1 or epoch > 0 or epoch == LEAVE_EPOCH) and not req.member_id:
+            raise CoordinatorError(ErrorCode.invalid_request, "MemberId can't be empty.")
         if not req.group_id:
             raise CoordinatorError(ErrorCode.invalid_request, "GroupId can't be empty.")
-        if req.api_version >= 1 and not req.member_id:
-            raise CoordinatorError(ErrorCode.invalid_request, "MemberId can't be empty.")
+        if req.instance_id == "":
+            raise CoordinatorError(ErrorCode.invalid_request, "InstanceId can't be empty.")
+        if req.rack_id == "":
+            raise CoordinatorError(ErrorCode.invalid_request, "RackId can't be empty.")
+        if epoch == STATIC_LEAVE_EPOCH and req.instance_id is None:
+            raise CoordinatorError(ErrorCode.invalid_request, "InstanceId can't be null.")
         if req.member_epoch == 0:
             if req.rebalance_timeout_ms == -1:  # only -1 means "not given" (Kafka's sentinel)
                 raise CoordinatorError(
