@@ -232,6 +232,17 @@ def until(check: Callable[[], T | None], what: str, limit: float = 30.0) -> T:
         time.sleep(0.1)
 
 
+def settled(observe: Callable[[], T], done: Callable[[T], bool], limit: float = 5.0) -> T:
+    """The first observation `done` accepts within `limit` seconds, else the last one: for
+    what Kafka makes visible after it answers (a group's record, a credential)."""
+    deadline = time.monotonic() + limit
+    while True:
+        seen = observe()
+        if done(seen) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
 def await_partitions(bootstrap: str, topic: str, partitions: int) -> None:
     """Every partition has a leader that answers ListOffsets (after a create or a restart)."""
 

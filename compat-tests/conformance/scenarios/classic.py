@@ -108,11 +108,5 @@ def _leave_and_rejoin(ctx: Context, members: Members, member: str, generation: i
 
 
 def _settled(bootstrap: str) -> dict:
-    def shown() -> dict | None:
-        answer = admin.describe_group(bootstrap, GROUP)
-        return None if answer["group_state"] == "Dead" else answer
-
-    try:
-        return raw.until(shown, f"group {GROUP}", 5)
-    except TimeoutError:
-        return admin.describe_group(bootstrap, GROUP)
+    return raw.settled(lambda: admin.describe_group(bootstrap, GROUP),
+                       lambda answer: answer["group_state"] != "Dead")

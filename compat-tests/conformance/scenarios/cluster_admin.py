@@ -179,11 +179,15 @@ def _scram(ctx: Context, b: str) -> None:
     ctx.record("delete a credential that does not exist", alter(deletions=(delete("nobody"),)))
     ctx.record("upsert two mechanisms", alter(upsertions=(upsert("al"), upsert("al", SHA512))))
     ctx.record("upsert another user", alter(upsertions=(upsert("bo", iterations=8192),)))
-    ctx.record("DescribeUserScramCredentials after the upserts", describe(None))
+    # Kafka's brokers learn of credentials from the controller after it answers the alter:
+    # wait (at most 5 s) for the describe to show the change, as the next steps do.
+    ctx.record("DescribeUserScramCredentials after the upserts",
+               raw.settled(lambda: describe(None), lambda d: len(d["results"]) == 1))
     ctx.record("delete one mechanism", alter(deletions=(delete("al", SHA512),)))
     ctx.record("DescribeUserScramCredentials of the user", describe(["al", "nobody"]))
     ctx.record("delete the rest", alter(deletions=(delete("al"), delete("bo"))))
-    ctx.record("DescribeUserScramCredentials at the end", describe(None))
+    ctx.record("DescribeUserScramCredentials at the end",
+               raw.settled(lambda: describe(None), lambda d: not d["results"]))
 
 
 def _quotas_and_configs(ctx: Context, b: str) -> None:
