@@ -49,7 +49,9 @@ def _partitions(ctx: Context) -> None:
     ctx.record("add partitions: unknown topic", admin.create_partitions(b, MISSING, 3))
     ctx.record("add partitions: 3, validate only",
                admin.create_partitions(b, TOPIC, 3, validate_only=True))
-    ctx.record("partitions after validate only", _partition_count(b, TOPIC))
+    # The add to 2 reaches Kafka's metadata after the controller answers: wait for it.
+    ctx.record("partitions after validate only",
+               raw.settled(lambda: _partition_count(b, TOPIC), lambda n: n == 2))
     ctx.record("add partitions: 4 with one assignment",
                admin.create_partitions(b, TOPIC, 4, assignments=[[1]]))
     ctx.record("add partitions: 3 on broker 99",
@@ -93,11 +95,15 @@ def _configs(ctx: Context) -> None:
                admin.alter_configs(b, TOPIC, [("cleanup.policy", SUBTRACT, "compact")]))
     ctx.record("alter: APPEND compact to cleanup.policy",
                admin.alter_configs(b, TOPIC, [("cleanup.policy", APPEND, "compact")]))
-    ctx.record("describe chosen configs", admin.describe_configs(b, TOPIC, DESCRIBED))
+    # Kafka's brokers apply a topic's configs from the metadata log after the controller
+    # answers the alter: wait (at most 5 s) for the describe to show the values just set.
+    ctx.record("describe chosen configs", _settled_configs(b, DESCRIBED, {
+        "cleanup.policy": "delete,compact", "retention.ms": "3600000",
+        "max.message.bytes": "2000000"}))
     ctx.record("alter: DELETE retention.ms",
                admin.alter_configs(b, TOPIC, [("retention.ms", DELETE, None)]))
     ctx.record("describe retention.ms after DELETE",
-               admin.describe_configs(b, TOPIC, ["retention.ms"]))
+               _settled_configs(b, ["retention.ms"], {"retention.ms": "604800000"}))
     ctx.record("describe an unknown topic", admin.describe_configs(b, MISSING, ["retention.ms"]))
     ctx.record("describe broker 99",
                admin.describe_configs(b, "99", ["log.retention.ms"], admin.BROKER_RESOURCE))
@@ -206,3 +212,11 @@ def _reads(ctx: Context) -> None:
     ctx.record("describe an unknown transactional id",
                admin.describe_transaction(b, "no-such-txn"))
     ctx.record("list transactions", admin.list_transactions(b))
+
+
+def _settled_configs(b: str, keys: list[str], values: dict[str, str]) -> Any:
+    def shows(answer: Any) -> bool:
+        found = {c.name: c.value for c in answer["configs"]}
+        return all(found.get(k) == v for k, v in values.items())
+
+    return raw.settled(lambda: admin.describe_configs(b, TOPIC, keys), shows)

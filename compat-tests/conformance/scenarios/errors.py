@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import raw
 from context import Context
+from kio.schema.metadata.v12 import request as metadata_req
+from kio.schema.metadata.v12.response import MetadataResponse
+from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
+from kio.schema.sasl_authenticate.v2.response import SaslAuthenticateResponse
+from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
+from kio.schema.sasl_handshake.v1.response import SaslHandshakeResponse
+from raw_client import RawClient
 
 TOPIC = "errors"
 PROBES = "errors-probes"
@@ -20,7 +29,31 @@ def run(ctx: Context) -> None:
     _produce(ctx, good)
     _offsets(ctx)
     _admin(ctx)
+    _sasl_on_plaintext(ctx)
     ctx.record("watermarks at the end", raw.watermarks(b, TOPIC))
+
+
+def _sasl_on_plaintext(ctx: Context) -> None:
+    """SASL requests on a listener without SASL: refused, and the connection still serves."""
+    for name, body, response in (
+        ("SaslHandshake", SaslHandshakeRequest(mechanism="PLAIN"), SaslHandshakeResponse),
+        ("SaslAuthenticate", SaslAuthenticateRequest(auth_bytes=b"\0u\0p"),
+         SaslAuthenticateResponse),
+    ):
+        with RawClient(ctx.bootstrap) as client:
+            answer = client.request(body, response, client_id="conformance")
+            ctx.record(f"{name} on a PLAINTEXT listener",
+                       (answer.error_code, list(getattr(answer, "mechanisms", ())),
+                        _still_serves(client)))
+
+
+def _still_serves(client: RawClient) -> Any:
+    body = metadata_req.MetadataRequest(
+        topics=(), allow_auto_topic_creation=False, include_topic_authorized_operations=False)
+    try:
+        return len(client.request(body, MetadataResponse, client_id="conformance").brokers)
+    except (OSError, EOFError, ConnectionError) as exc:
+        return f"connection closed ({type(exc).__name__})"
 
 
 def _produce(ctx: Context, good: bytes) -> None:

@@ -51,7 +51,13 @@ def make_authenticate_handler():
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         connection = ctx.connection
         server = connection.sasl_server
-        if server is None or connection.authenticated:
+        if not connection.security.sasl or connection.authenticated:
+            # As Kafka's KafkaApis: refused, and the connection goes on serving.
+            return _failed(
+                ErrorCode.illegal_sasl_state,
+                "SaslAuthenticate request received after successful authentication",
+            )
+        if server is None:  # a SASL listener, before any handshake: the exchange is broken
             connection.close_after_reply = True
             return _failed(ErrorCode.illegal_sasl_state, "No SASL exchange in progress")
         token = bytes(request.auth_bytes)
