@@ -91,6 +91,7 @@ def _transactional(ctx: Context) -> None:
     ctx.record("end at a later epoch", txn.end_txn(b, TXN, ahead, True))
     ctx.record("commit", txn.end_txn(b, TXN, producer, True))
     raw.await_stable(b, TOPIC)
+    _await_completed(b, TXN)
     ctx.record("commit again (a retry)", txn.end_txn(b, TXN, producer, True))
     ctx.record("abort the committed transaction", txn.end_txn(b, TXN, producer, False))
     ctx.record("OffsetFetch of the committed offset", raw.offset_fetch(b, GROUP, TOPIC, [0]))
@@ -109,3 +110,15 @@ def _transactional(ctx: Context) -> None:
     ctx.record("write at the fenced epoch", send(0, 1))
     ctx.record("end at an epoch never given", txn.end_txn(b, TXN, stale, True)
                if epoch > 0 else "epoch 0: none below")
+
+
+def _await_completed(b: str, transactional_id: str) -> None:
+    """Kafka's coordinator answers EndTxn in PrepareCommit and completes once every marker is
+    written (the group's offsets partition too): until then a retry is CONCURRENT_TRANSACTIONS."""
+
+    def completed() -> bool | None:
+        states = {t.transactional_id: t.transaction_state
+                  for t in admin.list_transactions(b).transaction_states}
+        return states.get(transactional_id) == "CompleteCommit" or None
+
+    raw.until(completed, f"transaction {transactional_id} to complete", 10)
