@@ -8,6 +8,8 @@ import struct
 from datetime import timedelta
 from typing import Any
 
+import raw
+from context import Context
 from kio.schema.heartbeat.v4.request import HeartbeatRequest
 from kio.schema.heartbeat.v4.response import HeartbeatResponse
 from kio.schema.join_group.v9 import request as join_req
@@ -19,6 +21,16 @@ from kio.schema.offset_commit.v9.response import OffsetCommitResponse
 from kio.schema.sync_group.v5 import request as sync_req
 from kio.schema.sync_group.v5.response import SyncGroupResponse
 from raw import request
+
+
+def prepare(ctx: Context, topic: str, group: str, partitions: int = 1) -> str:
+    """Create the topic (recorded) and wait for its partitions and the group's coordinator;
+    the bootstrap address."""
+    b = ctx.bootstrap
+    ctx.record("create", raw.create_topic(b, topic, partitions))
+    raw.await_partitions(b, topic, partitions)
+    raw.await_coordinator(b, group)
+    return b
 
 
 def subscription(*topics: str) -> bytes:

@@ -16,10 +16,7 @@ RANGE = (("range", subscription(TOPIC)),)
 
 
 def run(ctx: Context) -> None:
-    b = ctx.bootstrap
-    ctx.record("create", raw.create_topic(b, TOPIC))
-    raw.await_partitions(b, TOPIC, 1)
-    raw.await_coordinator(b, GROUP)
+    groups.prepare(ctx, TOPIC, GROUP)
     members = Members()
     _refused_joins(ctx, members)
     member, generation = _join_and_sync(ctx, members)

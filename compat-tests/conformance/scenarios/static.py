@@ -7,7 +7,6 @@ rejoins."""
 
 from __future__ import annotations
 
-import raw
 import raw_admin as admin
 import raw_groups as groups
 from context import Context
@@ -21,10 +20,7 @@ INSTANCE = "instance-1"
 
 
 def run(ctx: Context) -> None:
-    b = ctx.bootstrap
-    ctx.record("create", raw.create_topic(b, TOPIC))
-    raw.await_partitions(b, TOPIC, 1)
-    raw.await_coordinator(b, GROUP)
+    b = groups.prepare(ctx, TOPIC, GROUP)
     members = Members()
     first, generation, answer = groups.join(b, members, GROUP, protocols=RANGE,
                                             instance=INSTANCE)
