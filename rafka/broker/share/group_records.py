@@ -83,8 +83,7 @@ def _changes(now: Snapshot, written: Snapshot | None) -> Records:
     before = written.values if written is not None else {}
     records: Records = [(k, v) for k, v in now.values.items() if before.get(k) != v]
     gone = [k for k in before if k not in now.values]
-    records += [(k, None) for k in sorted(gone, key=lambda k: _MEMBER_KEYS.index(k.record_type)
-                                          if k.record_type in _MEMBER_KEYS else -1)]
+    records += [(k, None) for k in sorted(gone, key=_tombstone_order)]
     return records
 
 
@@ -98,9 +97,6 @@ class ShareGroupLog:
         self._topic_name = topic_name
         self._last: dict[str, asyncio.Task[ErrorCode]] = {}
         self._written: dict[str, Snapshot] = {}  # what the log holds, as far as known here
-
-    def snapshot(self, group: ShareGroup | None) -> Snapshot | None:
-        return None if group is None else snapshot(group, self._topic_name)
 
     def write(self, group: ShareGroup) -> asyncio.Task[ErrorCode]:
         """Write what changed in the group since its last committed write, after its earlier
