@@ -108,10 +108,10 @@ def _open(
         named = getattr(request, "session_id", INVALID_SESSION_ID)
         if named != INVALID_SESSION_ID:
             cache.remove(named)
-        asked = [_resolve(broker, _key(t, use_ids), p.partition, p.fetch_offset,
-                          p.partition_max_bytes, getattr(p, "current_leader_epoch", -1))
-                 for t in request.topics for p in t.partitions]
-        return None, asked
+        return None, [
+            _resolve(broker, key, index, offset, max_bytes, epoch)
+            for (key, index), offset, max_bytes, epoch in _asked(request, use_ids)
+        ]
     session = cache.get(request.session_id)
     if session is None:
         return ErrorCode.fetch_session_id_not_found
@@ -123,8 +123,7 @@ def _open(
         cache.remove(session.id)  # the client's full fetch that follows gets no session
         return ErrorCode.invalid_fetch_session_epoch
     session.update(
-        [((_key(t, use_ids), p.partition), p.fetch_offset, p.partition_max_bytes,
-          getattr(p, "current_leader_epoch", -1)) for t in request.topics for p in t.partitions],
+        _asked(request, use_ids),
         [(_key(t, use_ids), index) for t in request.forgotten_topics_data
          for index in t.partitions],
     )
@@ -136,6 +135,16 @@ def _open(
     return session, [
         _resolve(broker, key, index, c.fetch_offset, c.max_bytes, c.leader_epoch)
         for (key, index), c in session.partitions.items()
+    ]
+
+
+def _asked(request: Any, use_ids: bool) -> list[tuple[tuple[Any, int], int, int, int]]:
+    """Each partition a request names: (topic key, index), fetch offset, max bytes, the
+    leader epoch the fetcher knows (-1 before v9)."""
+    return [
+        ((_key(t, use_ids), p.partition), p.fetch_offset, p.partition_max_bytes,
+         getattr(p, "current_leader_epoch", -1))
+        for t in request.topics for p in t.partitions
     ]
 
 

@@ -130,11 +130,6 @@ def install(apis: dict[int, ApiSpec], broker: Broker) -> ShareAdmin:
     return admin
 
 
-def _topic_of(broker: Broker, name: str) -> tuple[uuid.UUID, int] | None:
-    image = broker.topic(name)
-    return None if image is None else (image.topic_id, image.partition_count)
-
-
 def _topic_name(broker: Broker, topic_id: uuid.UUID) -> str:
     image = broker.topic_by_id(topic_id)
     return "" if image is None else image.name
@@ -164,7 +159,7 @@ class ShareAdmin:
         before = {g for g in groups if placed(g) == shard.index}
         now = self.service.clock()
         restored = restore(
-            groups, shard, placed, lambda name: _topic_of(self.broker, name),
+            groups, shard, placed, share_groups.topic_lookup(self.broker),
             lambda group_id: now + self.service.settings(group_id).session_timeout_ms,
         )
         for group_id in before - set(groups):

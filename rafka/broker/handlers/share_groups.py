@@ -30,7 +30,7 @@ from rafka.broker.net.dispatch import ApiSpec, RequestContext
 from rafka.broker.partition.replica import Partition
 from rafka.broker.security.acl import CLUSTER_NAME, Operation, ResourceType
 from rafka.broker.share.committed import committed_spans
-from rafka.broker.share.group import ShareGroup, ShareGroupError
+from rafka.broker.share.group import ShareGroup, ShareGroupError, TopicLookup
 from rafka.broker.share.group_records import ShareGroupLog
 from rafka.broker.share.partition_state import (
     AckBatch,
@@ -133,10 +133,18 @@ def _coordinator_error(broker: Broker, group_id: str) -> tuple[ErrorCode, str | 
     return ErrorCode.none, None
 
 
-def _heartbeat_handler(broker: Broker, service: ShareService, group_log: ShareGroupLog | None):
+def topic_lookup(broker: Broker) -> TopicLookup:
+    """A topic's id and partition count by name, as share groups' assignments need them."""
+
     def lookup(name: str) -> tuple[uuid.UUID, int] | None:
         image = broker.topic(name)
         return None if image is None else (image.topic_id, image.partition_count)
+
+    return lookup
+
+
+def _heartbeat_handler(broker: Broker, service: ShareService, group_log: ShareGroupLog | None):
+    lookup = topic_lookup(broker)
 
     async def handle(ctx: RequestContext, request: Any) -> dict[str, Any]:
         response: dict[str, Any] = {

@@ -102,7 +102,8 @@ class ShareGroups:
                 ErrorCode.group_id_not_found, f"Group {group_id} not found."
             )
         if member_epoch == LEAVE_EPOCH:
-            if group is None or member_id not in group.members:
+            assert group is not None  # refused above otherwise
+            if member_id not in group.members:
                 raise ShareGroupError(
                     ErrorCode.unknown_member_id, f"Member {member_id} is not in the group."
                 )
@@ -129,8 +130,9 @@ class ShareGroups:
                     member_id, 0, client_id, client_host, rack_id, (), 0
                 )
         else:
-            member = group.members.get(member_id) if group is not None else None
-            if group is None or member is None:
+            assert group is not None  # refused above otherwise
+            member = group.members.get(member_id)
+            if member is None:
                 raise ShareGroupError(
                     ErrorCode.unknown_member_id, f"Member {member_id} is not in the group."
                 )
