@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import native
 import peers
 import probes
 
@@ -323,12 +324,15 @@ def topic_durability(bootstrap: str, topic: str) -> dict[str, str]:
 # -- workloads -----------------------------------------------------------------------------------
 
 
-def run_workload(workload: Workload, cluster: Cluster, client_core: int,
-                 timeout: float) -> dict[str, Any]:
-    """The workload against the cluster; broker CPU is all three nodes' together."""
-    return probes.run_bench_client(
-        workload.args, cluster.ports.bootstrap, list(cluster.pids), client_core, timeout
-    )
+def run_workload(workload: Workload, cluster: Cluster, client_core: int, timeout: float,
+                 generator: Path | None) -> dict[str, Any]:
+    """The workload against the cluster (the topics exist); broker CPU is all three nodes'
+    together. Produce and consume run the native generator when there is one."""
+    bootstrap, pids = cluster.ports.bootstrap, list(cluster.pids)
+    command = native.command(generator, workload.args, bootstrap) if generator else None
+    if command is None:
+        return probes.run_bench_client(workload.args, bootstrap, pids, client_core, timeout)
+    return probes.run_client(command, pids, client_core, timeout)
 
 
 def describe(entry: dict[str, Any]) -> str:
@@ -350,19 +354,20 @@ def describe(entry: dict[str, Any]) -> str:
 
 
 def bench_system(peer: peers.Peer, work: list[Workload], sizes: Sizes, broker_core: int,
-                 client_core: int, work_dir: Path) -> dict[str, Any]:
+                 client_core: int, work_dir: Path, generator: Path | None) -> dict[str, Any]:
     root = work_dir / f"cluster3-{peer.key}"
     shutil.rmtree(root, ignore_errors=True)
     for node in NODES:
         (root / f"node{node}").mkdir(parents=True)
     try:
-        return _bench_in(root, peer, work, sizes, broker_core, client_core, work_dir)
+        return _bench_in(root, peer, work, sizes, broker_core, client_core, work_dir, generator)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
 def _bench_in(root: Path, peer: peers.Peer, work: list[Workload], sizes: Sizes,
-              broker_core: int, client_core: int, work_dir: Path) -> dict[str, Any]:
+              broker_core: int, client_core: int, work_dir: Path,
+              generator: Path | None) -> dict[str, Any]:
     ports = Ports.allocate()
     launches = LAUNCHERS[peer.key](peer, root, ports)
     entry: dict[str, Any] = {
@@ -395,7 +400,7 @@ def _bench_in(root: Path, peer: peers.Peer, work: list[Workload], sizes: Sizes,
         log(f"[cluster3 {peer.key}] topics fully in sync after {entry['isr_wait_s']:.1f} s; "
             f"{entry['topic_config']}")
         for workload in work:
-            run = _run_one(workload, entry, cluster, client_core, sizes.timeout_s)
+            run = _run_one(workload, entry, cluster, client_core, sizes.timeout_s, generator)
             if run["ok"] and workload.reads is None:
                 # the ISR the acks=all writes were acknowledged against
                 run["isr_after"] = min(isr_sizes(ports.bootstrap, workload.topic))
@@ -409,12 +414,12 @@ def _bench_in(root: Path, peer: peers.Peer, work: list[Workload], sizes: Sizes,
 
 
 def _run_one(workload: Workload, entry: dict[str, Any], cluster: Cluster, client_core: int,
-             timeout: float) -> dict[str, Any]:
+             timeout: float, generator: Path | None) -> dict[str, Any]:
     if gone := cluster.exited():
         return {"ok": False, "error": f"node(s) exited: {gone}"}
     if workload.reads and not entry["workloads"].get(workload.reads, {}).get("ok"):
         return {"ok": False, "error": f"n.a.: {workload.reads} failed"}
-    return run_workload(workload, cluster, client_core, timeout)
+    return run_workload(workload, cluster, client_core, timeout, generator)
 
 
 # -- the section ---------------------------------------------------------------------------------
@@ -422,8 +427,9 @@ def _run_one(workload: Workload, entry: dict[str, Any], cluster: Cluster, client
 
 def run(available: dict[str, peers.Peer], selected: list[str], mode: str, partitions: int,
         broker_core: int, client_core: int, work_dir: Path,
-        queue_backoff_ms: int) -> dict[str, Any]:
-    """rafka's and Kafka's 3-node clusters, one after the other (the selected ones of the two)."""
+        queue_backoff_ms: int, generator: Path | None) -> dict[str, Any]:
+    """rafka's and Kafka's 3-node clusters, one after the other (the selected ones of the two);
+    the produce and consume rows run `generator` (native.py) when there is one."""
     sizes = SIZES[mode]
     work = workloads(sizes, partitions, queue_backoff_ms)
     section: dict[str, Any] = {
@@ -432,8 +438,9 @@ def run(available: dict[str, peers.Peer], selected: list[str], mode: str, partit
                      "broker_core": broker_core, "client_core": client_core,
                      **sizes.__dict__, "cluster_settings": CLUSTER_SETTINGS},
         "workloads": [{"key": w.key, "label": w.label, "records": w.records, "measured": w.measured,
-                       "command": "rafka bench " + shlex.join(w.args)} for w in work],
+                       "command": native.shown(w.args, generator)} for w in work],
         "systems": [],
+        "native_generator": generator is not None,
     }
     started = time.perf_counter()
     for key in (k for k in ("rafka", "kafka") if k in selected):
@@ -448,7 +455,8 @@ def run(available: dict[str, peers.Peer], selected: list[str], mode: str, partit
             continue
         entry.update(name=peer.name, version=peer.version, runtime=peer.runtime)
         try:
-            entry.update(bench_system(peer, work, sizes, broker_core, client_core, work_dir))
+            entry.update(bench_system(peer, work, sizes, broker_core, client_core, work_dir,
+                                      generator))
         except Exception as exc:  # e.g. Kafka's storage format failed: this system only
             entry.update(status="failed", reason=str(exc))
         if entry.get("status") != "ran":

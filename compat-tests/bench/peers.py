@@ -109,7 +109,7 @@ class Kafka(Peer):
     def install(self) -> None:
         for tool, package in (("java", "openjdk-17-jre-headless"), ("mvn", "maven")):
             if shutil.which(tool) is None:
-                _apt_install(package)
+                apt_install(package)
         stamp = self.libs / ".complete"
         if not stamp.exists():
             shutil.rmtree(self.libs, ignore_errors=True)
@@ -247,7 +247,7 @@ def _has(python: Path, module: str) -> bool:
     return done.returncode == 0
 
 
-def _apt_install(package: str) -> None:
+def apt_install(package: str) -> None:
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         raise PeerUnavailable(f"{package} is missing and cannot be installed (no root apt-get)")
     _run(["apt-get", "update", "-qq"], "apt-get update")

@@ -141,10 +141,17 @@ def run_bench_client(
 ) -> dict[str, Any]:
     """Run one `rafka bench` workload pinned to `client_core`; its JSON result, and the CPU the
     broker processes spent over its measured interval (added up: a cluster's nodes)."""
-    command = [
-        "taskset", "-c", str(client_core), sys.executable, "-m", "rafka", "bench",
-        *args, "--bootstrap-server", bootstrap, "--json", "--no-progress",
-    ]
+    command = [sys.executable, "-m", "rafka", "bench", *args, "--bootstrap-server", bootstrap,
+               "--json", "--no-progress"]
+    return run_client(command, broker_pids, client_core, timeout)
+
+
+def run_client(
+    client: list[str], broker_pids: list[int], client_core: int, timeout: float
+) -> dict[str, Any]:
+    """Run a load generator that prints `rafka bench --json`'s object as its last line, pinned
+    to `client_core`: its result, and the brokers' CPU over its measured interval."""
+    command = ["taskset", "-c", str(client_core), *client]
     samplers = [CpuSampler(pid) for pid in broker_pids]
     for sampler in samplers:
         sampler.start()

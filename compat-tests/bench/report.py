@@ -169,6 +169,23 @@ def _broker_ms_per_mb(run: dict[str, Any]) -> str:
     return f" ({broker_pct / 100 * result['elapsed_s'] * 1000 / mb:.2f} ms/MB)"
 
 
+def generator_text(native: bool, client: dict[str, str]) -> str:
+    library = (f"librdkafka {client.get('librdkafka', '?')}, the copy confluent-kafka "
+               f"{client.get('confluent-kafka', '?')} bundles")
+    if not native:
+        return f"The load generator is `rafka bench` ({library})."
+    return (
+        "The produce and consume rows run `generator` (compat-tests/bench/native/generator.c), "
+        f"a C program on {library}, with `rafka bench`'s settings and payload and its JSON "
+        "output; the e2e row runs `rafka bench` itself, on the same library. Python's cost "
+        "per record made `rafka bench` the limit of the throughput rows on the one client "
+        "core (every broker met the same ceiling, the client's core at 100%): the native "
+        "generator sends and reads several times faster there, so those rows measure the "
+        "broker. The produce rows' topics are created first, as `rafka bench produce "
+        "--partitions` creates them."
+    )
+
+
 def render(results: dict[str, Any], png: str | None, chart_error: str | None) -> str:
     quick = results["mode"] == "quick"
     notes = Footnotes()
@@ -224,9 +241,9 @@ def render(results: dict[str, Any], png: str | None, chart_error: str | None) ->
         "## How it was measured",
         "",
         f"- Broker on core {settings['broker_core']}, load generator on core "
-        f"{settings['client_core']} (`taskset`). The load generator is `rafka bench` "
-        f"(librdkafka {client.get('librdkafka', '?')} through confluent-kafka "
-        f"{client.get('confluent-kafka', '?')}), one process per workload, run in this order:",
+        f"{settings['client_core']} (`taskset`), one process per workload. "
+        + generator_text(results.get("native_generator", False), client)
+        + " The workloads, in the order they run:",
         "",
         *(f"  - {w['label']}: `{w['command']}`" for w in results["workloads"]),
         "",
@@ -234,20 +251,18 @@ def render(results: dict[str, Any], png: str | None, chart_error: str | None) ->
         "Producers and consumers use librdkafka's defaults except the flags shown (e2e: "
         "linger.ms=0 as Kafka's EndToEndLatency; its consumer keeps fetch.wait.max.ms=500, so a "
         "broker that does not wake a waiting Fetch shows it). MB is 2^20 bytes, as in Kafka's "
-        "perf tools. Consume throughput runs from partition assignment (for the group: when "
-        "its join completed) to the last record; the group's wait from subscribing to its "
-        "first record is its own row.",
+        "perf tools. Consume throughput runs from the poll that returned the first record to "
+        "the last record, as kafka-consumer-perf-test's fetch figures; the group's wait from "
+        "subscribing to its first record is its own row.",
         "- The consume rows run librdkafka with fetch.queue.backoff.ms=10, for every broker: "
-        "by default it stops fetching for 1 s whenever its prefetch queue holds "
+        "by default librdkafka stops fetching for 1 s whenever its prefetch queue holds "
         "queued.min.messages (100,000) records or queued.max.messages.kbytes (64 MiB), so a "
-        "broker that serves faster than the application drains sees the client idle most of "
-        "each second (librdkafka issue 2879; the setting is librdkafka's own remedy). The "
-        "defaults row keeps what an untuned client sees. Both brokers answer the same way "
-        "(about 1 MiB a partition, max.partition.fetch.bytes); the difference is pace: "
-        "with librdkafka's debug=fetch log the queue reaches 64 MiB (63,681 records of 1 KiB) "
-        "0.35 s into rafka's run and the client backs off, while Kafka's answers come slowly "
-        "enough that it never holds more than 12,259. A faster application, or Kafka on a "
-        "faster machine, meets the same backoff.",
+        "broker that serves faster than the application drains sees the client idle for the "
+        "rest of that second (librdkafka issue 2879; the setting is librdkafka's own remedy). "
+        "The defaults row keeps what an untuned client sees: how often the queue fills "
+        "depends on how fast the application drains it, so a slower application (such as "
+        "`rafka bench`'s Python loop) meets the backoff far more often than the native "
+        "generator does.",
         "- Client CPU is the load generator's user+system time (getrusage) over the measured "
         f"interval; ⚠ marks {CLIENT_BOUND_PCT:.0f}% or more of its one core, where the client "
         "may be the limit. Broker CPU is the broker's CPU time over the same interval, from "
@@ -324,6 +339,9 @@ def cluster3_section(section: dict[str, Any] | None) -> list[str]:
     settings = section["settings"]
     notes = Footnotes()
     labels = {w["key"]: w["label"] for w in section["workloads"]}
+    cluster_generator = ("the produce and consume rows: the native generator, as the "
+                         "single-node rows; e2e: `rafka bench`"
+                         if section.get("native_generator") else "`rafka bench`")
     out = [
         "## 3-node cluster",
         "",
@@ -332,8 +350,9 @@ def cluster3_section(section: dict[str, Any] | None) -> list[str]:
         f"{settings['replication_factor']}, `min.insync.replicas={settings['min_insync_replicas']}`"
         f" (broker settings, identical on both; the topics inherit them). One system at a time, "
         f"fresh data directories; the three nodes of a system share core "
-        f"{settings['broker_core']}, `rafka bench` runs on core {settings['client_core']} and "
-        f"bootstraps from all three. Ratios are rafka's figure divided by Kafka's, from this run. "
+        f"{settings['broker_core']}, the load generator ({cluster_generator}) runs on core "
+        f"{settings['client_core']} and bootstraps from all three. Ratios are rafka's figure "
+        f"divided by Kafka's, from this run. "
         f"Startup runs from spawning the three nodes (Kafka's storage already formatted) until "
         f"each one's Metadata answer lists all three brokers.",
         "",

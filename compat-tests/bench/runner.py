@@ -25,6 +25,7 @@ from typing import Any
 
 import cluster3
 import container
+import native
 import peers
 import probes
 import report
@@ -115,11 +116,29 @@ def log(message: str) -> None:
 
 
 def run_workload(
-    workload: Workload, process: subprocess.Popen, port: int, client_core: int, timeout: float
+    workload: Workload, process: subprocess.Popen, port: int, client_core: int, timeout: float,
+    generator: Path | None,
 ) -> dict[str, Any]:
-    return probes.run_bench_client(
-        workload.args, f"127.0.0.1:{port}", [process.pid], client_core, timeout
-    )
+    bootstrap = f"127.0.0.1:{port}"
+    command = native.command(generator, workload.args, bootstrap) if generator else None
+    if command is None:
+        return probes.run_bench_client(workload.args, bootstrap, [process.pid], client_core,
+                                       timeout)
+    if workload.args[0] == "produce":
+        create_topic(bootstrap, workload)  # as `rafka bench produce` does before its clock
+    return probes.run_client(command, [process.pid], client_core, timeout)
+
+
+def create_topic(bootstrap: str, workload: Workload) -> None:
+    """The topic of a produce workload, with its partitions and every leader known, through the
+    same code as `rafka bench produce` (not timed)."""
+    import confluent_kafka
+
+    from rafka.cli.bench_support import ClientErrors, ensure_topic
+
+    partitions = int(workload.args[workload.args.index("--partitions") + 1])
+    ensure_topic(confluent_kafka, bootstrap, workload.key, partitions, -1,
+                 ClientErrors(confluent_kafka))
 
 
 def describe_result(entry: dict[str, Any]) -> str:
@@ -237,7 +256,8 @@ def run_one(
         return {"ok": False, "error": f"broker exited with code {process.returncode}"}
     if workload.reads and not entry["workloads"].get(workload.reads, {}).get("ok"):
         return {"ok": False, "error": f"n.a.: {workload.reads} failed"}
-    return run_workload(workload, process, port, args.client_core, sizes.timeout_s)
+    return run_workload(workload, process, port, args.client_core, sizes.timeout_s,
+                        args.native_generator)
 
 
 # -- the whole run -------------------------------------------------------------------------------
@@ -338,11 +358,16 @@ def main(argv: list[str]) -> int:
         "machine": probes.describe_machine(args.work_dir),
         "settings": {"broker_core": args.broker_core, "client_core": args.client_core,
                      "partitions": args.partitions, **sizes.__dict__},
-        "workloads": [{"key": w.key, "label": w.label, "records": w.records,
-                       "command": "rafka bench " + shlex.join(w.args)}
-                      for w in workloads(sizes, args.partitions)],
         "brokers": [],
     }
+    wanted_generator = "single" in args.only or ("cluster3" in args.only and not args.no_cluster)
+    args.native_generator = native_generator(cache) if wanted_generator else None
+    results["native_generator"] = args.native_generator is not None
+    results["workloads"] = [
+        {"key": w.key, "label": w.label, "records": w.records,
+         "command": native.shown(w.args, args.native_generator)}
+        for w in workloads(sizes, args.partitions)
+    ]
     results["limits"] = machine_limits(args, sizes, args.work_dir)
     singles = selected if "single" in args.only else []
     for key in singles:
@@ -370,7 +395,7 @@ def main(argv: list[str]) -> int:
     if "cluster3" in args.only and not args.no_cluster:
         results["cluster3"] = cluster3.run(available, selected, mode, args.partitions,
                                            args.broker_core, args.client_core, args.work_dir,
-                                           QUEUE_BACKOFF_MS)
+                                           QUEUE_BACKOFF_MS, args.native_generator)
     if not args.no_image:
         log(f"[image] measuring {args.image}")
         results["container"] = container.measure_image(args.image)
@@ -391,6 +416,18 @@ def main(argv: list[str]) -> int:
     return max(rafka_verdict(results, args.strict),
                cluster3.verdict(results.get("cluster3"), args.strict),
                scale.verdict(results.get("scale"), args.strict))
+
+
+def native_generator(cache: Path) -> Path | None:
+    """The produce and consume rows' generator; None (they run `rafka bench`) if it cannot be
+    built here."""
+    try:
+        binary = native.build(cache)
+    except native.NativeUnavailable as exc:
+        log(f"no native load generator, every row runs rafka bench: {exc}")
+        return None
+    log(f"produce and consume rows: native load generator {binary.name}")
+    return binary
 
 
 def rafka_verdict(results: dict[str, Any], strict: bool) -> int:
