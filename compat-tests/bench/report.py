@@ -169,6 +169,14 @@ def _broker_ms_per_mb(run: dict[str, Any]) -> str:
     return f" ({broker_pct / 100 * result['elapsed_s'] * 1000 / mb:.2f} ms/MB)"
 
 
+def bootstrapped(command: str, servers: str) -> str:
+    """A workload's command line with its bootstrap servers: the native generator names them in
+    place of HOST:PORT, `rafka bench` takes a flag."""
+    if "HOST:PORT" in command:
+        return command.replace("HOST:PORT", servers)
+    return f"{command} --bootstrap-server {servers}"
+
+
 def generator_text(native: bool, client: dict[str, str]) -> str:
     library = (f"librdkafka {client.get('librdkafka', '?')}, the copy confluent-kafka "
                f"{client.get('confluent-kafka', '?')} bundles")
@@ -388,7 +396,7 @@ def cluster3_section(section: dict[str, Any] | None) -> list[str]:
         f"the topics created and fully in sync before the first run; this section took "
         f"{section.get('duration_s', 0):.0f} s (`compat-tests/bench/run --only cluster3`):",
         "",
-        *(f"- {w['label']}: `{w['command']} --bootstrap-server <the 3 nodes>`"
+        *(f"- {w['label']}: `{bootstrapped(w['command'], '<the 3 nodes>')}`"
           for w in section["workloads"]),
         "",
     ]
