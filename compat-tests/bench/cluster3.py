@@ -328,11 +328,8 @@ def run_workload(workload: Workload, cluster: Cluster, client_core: int, timeout
                  generator: Path | None) -> dict[str, Any]:
     """The workload against the cluster (the topics exist); broker CPU is all three nodes'
     together. Produce and consume run the native generator when there is one."""
-    bootstrap, pids = cluster.ports.bootstrap, list(cluster.pids)
-    command = native.command(generator, workload.args, bootstrap) if generator else None
-    if command is None:
-        return probes.run_bench_client(workload.args, bootstrap, pids, client_core, timeout)
-    return probes.run_client(command, pids, client_core, timeout)
+    return native.run(generator, workload.args, cluster.ports.bootstrap, list(cluster.pids),
+                      client_core, timeout)
 
 
 def describe(entry: dict[str, Any]) -> str:

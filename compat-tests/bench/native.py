@@ -14,8 +14,10 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import peers
+import probes
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "native" / "generator.c"
@@ -68,8 +70,8 @@ def build(cache: Path) -> Path:
 def command(binary: Path, args: tuple[str, ...], bootstrap: str) -> list[str] | None:
     """A `rafka bench produce|consume` workload (its flags as the runner writes them) as the
     native generator's command line; None for workloads it does not run (e2e)."""
-    def flag(name: str, default: str | None = None) -> str:
-        return args[args.index(name) + 1] if name in args else str(default)
+    def flag(name: str, default: str = "") -> str:
+        return args[args.index(name) + 1] if name in args else default
 
     if args[0] == "produce":
         props = ["acks", flag("--acks")]
@@ -81,7 +83,7 @@ def command(binary: Path, args: tuple[str, ...], bootstrap: str) -> list[str] | 
         props = [part for i, arg in enumerate(args) if arg == "--consumer-props"
                  for part in args[i + 1].split("=", 1)]
         return [str(binary), "consume", bootstrap, flag("--topic"), flag("--num-records"),
-                flag("--timeout", 10), flag("--group", "-"), *props]
+                flag("--timeout", "10"), flag("--group", "-"), *props]
     return None
 
 
@@ -89,3 +91,13 @@ def shown(args: tuple[str, ...], generator: Path | None) -> str:
     """A workload's load generator command line, as the report shows it."""
     native = command(Path("generator"), args, "HOST:PORT") if generator else None
     return shlex.join(native) if native else "rafka bench " + shlex.join(args)
+
+
+def run(generator: Path | None, args: tuple[str, ...], bootstrap: str, broker_pids: list[int],
+        client_core: int, timeout: float) -> dict[str, Any]:
+    """A workload through the native generator where it runs it, else through `rafka bench`:
+    the result, and the brokers' CPU over its measured interval (see probes.run_client)."""
+    native = command(generator, args, bootstrap) if generator else None
+    if native is None:
+        return probes.run_bench_client(args, bootstrap, broker_pids, client_core, timeout)
+    return probes.run_client(native, broker_pids, client_core, timeout)

@@ -120,13 +120,9 @@ def run_workload(
     generator: Path | None,
 ) -> dict[str, Any]:
     bootstrap = f"127.0.0.1:{port}"
-    command = native.command(generator, workload.args, bootstrap) if generator else None
-    if command is None:
-        return probes.run_bench_client(workload.args, bootstrap, [process.pid], client_core,
-                                       timeout)
     if workload.args[0] == "produce":
-        create_topic(bootstrap, workload)  # as `rafka bench produce` does before its clock
-    return probes.run_client(command, [process.pid], client_core, timeout)
+        create_topic(bootstrap, workload)  # the native generator needs it; rafka bench finds it
+    return native.run(generator, workload.args, bootstrap, [process.pid], client_core, timeout)
 
 
 def create_topic(bootstrap: str, workload: Workload) -> None:

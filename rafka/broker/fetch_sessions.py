@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 INVALID_SESSION_ID = 0
@@ -74,7 +74,7 @@ class FetchSession:
     epoch: int = 1  # the epoch the next fetch must carry
 
     def update(
-        self, asked: list[tuple[PartitionKey, int, int, int]], forgotten: list[PartitionKey]
+        self, asked: Iterable[tuple[PartitionKey, int, int, int]], forgotten: list[PartitionKey]
     ) -> None:
         """Add or update the partitions asked for (fetch offset, max bytes, leader epoch), then
         drop the forgotten ones."""

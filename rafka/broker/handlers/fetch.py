@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from msgspec import Struct
@@ -138,14 +139,14 @@ def _open(
     ]
 
 
-def _asked(request: Any, use_ids: bool) -> list[tuple[tuple[Any, int], int, int, int]]:
+def _asked(request: Any, use_ids: bool) -> Iterator[tuple[tuple[Any, int], int, int, int]]:
     """Each partition a request names: (topic key, index), fetch offset, max bytes, the
     leader epoch the fetcher knows (-1 before v9)."""
-    return [
-        ((_key(t, use_ids), p.partition), p.fetch_offset, p.partition_max_bytes,
-         getattr(p, "current_leader_epoch", -1))
-        for t in request.topics for p in t.partitions
-    ]
+    for t in request.topics:
+        key = _key(t, use_ids)
+        for p in t.partitions:
+            yield ((key, p.partition), p.fetch_offset, p.partition_max_bytes,
+                   getattr(p, "current_leader_epoch", -1))
 
 
 def _key(topic: Any, use_ids: bool) -> Any:
