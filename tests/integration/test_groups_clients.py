@@ -113,18 +113,19 @@ class KafkaPythonMember(Member):
             heartbeat_interval_ms=HEARTBEAT_MS,
             max_poll_records=BATCH,
         )
-        # kafka-python 3.0.12: a leader that assigned before it knew the topic rejoins when
-        # the metadata arrives, and if poll() times out during that join the finished join is
-        # never applied (heartbeats stay off until the session expires). Knowing the topic
-        # before subscribing keeps the client off that path.
-        while not consumer.partitions_for_topic(TOPIC):
-            time.sleep(0.05)
         consumer.subscribe([TOPIC])
+        # kafka-python 3.0.12: a leader that assigned before its coordinator saw the topic's
+        # partitions rejoins when they arrive, and if poll() times out during that join the
+        # finished join is never applied: it stops heartbeating, its commits fail, and the
+        # session expires. The coordinator only sees partitions of subscribed topics, in a
+        # metadata answer after subscribe(); topics() fetches one before the first join.
+        while TOPIC not in consumer.topics():
+            time.sleep(0.05)
         dirty = False
         try:
             while not self.stop_event.is_set():
-                # 1 s, not shorter: with short polls kafka-python 3.0.12 sometimes decodes its
-                # SyncGroup answer but never takes the assignment, then stops heartbeating.
+                # 1 s, not shorter: a join that poll() stopped waiting for is applied only if
+                # the member still wants to rejoin, so the fewer joins outlive a poll the better.
                 batches = consumer.poll(timeout_ms=1000)
                 values = [int(r.value) for records in batches.values() for r in records]
                 if values:
