@@ -90,6 +90,9 @@ class Broker:
         self.log_dir = self.log_dirs.first
         self.placement = self.log_dirs.placement
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rafka-io")
+        # Set, with why, once this node cannot go on (its metadata log failed): it stops.
+        self.failure: str | None = None
+        self.failed = asyncio.Event()
         self.metrics = BrokerMetrics() if config.metrics_enabled else None  # else: not counted
         self.flusher = GroupCommitFlusher(self.pool, self.metrics and self.metrics.log_flushes)
         # The metadata log's fsyncs never queue behind a round of thousands of data logs': its
@@ -182,6 +185,7 @@ class Broker:
         metadata_partition = self._open_partition(
             METADATA_TOPIC, 0, METADATA_TOPIC_ID, LogConfig(), self.voters
         )
+        metadata_partition.on_storage_failed = self._metadata_log_failed
         # Records are applied as the quorum commits them, which opens this node's partitions.
         self.metadata = ClusterMetadata(metadata_partition, on_record=self._on_metadata_record)
         self.metadata.reserve_block = self._reserve_producer_id_block
@@ -207,6 +211,13 @@ class Broker:
             )
         if len(self.voters) == 1:
             metadata_partition.elect()
+
+    def _metadata_log_failed(self, error: OSError) -> None:
+        # Without its metadata log a node can neither follow the cluster nor lead it: it
+        # stops, as Kafka halts when its metadata log directory fails.
+        if self.failure is None:
+            self.failure = f"the metadata log failed: {error}"
+            self.failed.set()
 
     def _queue_recovered(self, partition: Partition) -> None:
         """Recovered logs are synced together: at start, once the checkpointed prefix of the
@@ -295,12 +306,36 @@ class Broker:
         await self.flusher.close()
         await self.metadata_flusher.close()
         settle_for_shutdown(self.all_partitions())
-        self.write_checkpoints()
-        for directory in self.all_dirs:
-            directory.mark_clean_shutdown()
+        self._mark_clean_shutdown()
         self.pool.shutdown(wait=True)
         self._metadata_pool.shutdown(wait=True)
         log.info("broker stopped", node_id=self.node_id)
+
+    def _mark_clean_shutdown(self) -> None:
+        """Checkpoints, then each log dir's clean-shutdown marker, which vouches for them. A dir
+        with a replica a storage error took offline is not vouched for (its next start recovers
+        it, as Kafka does with a failed log directory), nor is any when the checkpoints could
+        not be written (a full disk): the shutdown still completes."""
+        try:
+            self.write_checkpoints()
+        except OSError as exc:
+            log.error("checkpoints not written: the next start recovers every log", error=str(exc))
+            return
+        failed = {
+            p.directory.parent
+            for p in self.all_partitions()
+            if p.offline is ErrorCode.kafka_storage_error
+        }
+        for directory in self.all_dirs:
+            if directory.path in failed:
+                log.warning(
+                    "log dir not marked clean: it had a storage error", dir=str(directory.path)
+                )
+                continue
+            try:
+                directory.mark_clean_shutdown()
+            except OSError as exc:
+                log.error("log dir not marked clean", dir=str(directory.path), error=str(exc))
 
     async def hand_over_leadership(self, timeout: float = 5.0) -> None:
         """Graceful shutdown: every group this node leads hands over (EndQuorumEpoch to the most
@@ -547,7 +582,12 @@ class Broker:
             return
         error = durable.exception()
         if error is not None:  # as a failed log fsync: these replicas stay offline
-            log.error("new replica directories not synced", topic=name, error=str(error))
+            log.error(
+                "new replicas offline: their directories could not be written",
+                topic=name,
+                partitions=indexes,
+                error=str(error),
+            )
             return
         topic = self.metadata.image.topics_by_id.get(topic_id)
         if topic is None:  # deleted meanwhile

@@ -135,7 +135,12 @@ class BrokerServer:
                 self.run_retention()
                 next_retention = loop.time() + retention_interval
             if loop.time() >= next_checkpoint:
-                self.broker.write_checkpoints()
+                try:
+                    self.broker.write_checkpoints()
+                except OSError as exc:
+                    # Stale checkpoints cost a longer recovery, never data; retention, which
+                    # may free the full disk that failed them, must keep running.
+                    log.error("checkpoints not written", error=str(exc))
                 next_checkpoint = loop.time() + checkpoint_interval
 
     def run_retention(self) -> None:
@@ -163,21 +168,34 @@ class BrokerServer:
             await listener.stop()
 
 
+class BrokerFailed(Exception):
+    """The node cannot go on (its metadata log failed); the message says why."""
+
+
 async def serve(config: BrokerConfig, stop: asyncio.Event, scram_seeds: dict | None = None) -> None:
     server = BrokerServer(config)
     server.broker.scram_seeds = dict(scram_seeds or {})
     starting = asyncio.ensure_future(server.start())
     stopping = asyncio.ensure_future(stop.wait())
-    # A node waiting for its cluster (no quorum yet) must still stop when told to.
-    await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
-    if not starting.done():
-        starting.cancel()
-        await asyncio.gather(starting, return_exceptions=True)
-        log.info("stopped before joining the cluster")
-        return
-    stopping.cancel()
-    starting.result()
-    await stop.wait()
+    failing = asyncio.ensure_future(server.broker.failed.wait())
+    try:
+        # A node waiting for its cluster (no quorum yet) must still stop when told to.
+        await asyncio.wait([starting, stopping, failing], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            if failing.done():
+                raise BrokerFailed(server.broker.failure)
+            log.info("stopped before joining the cluster")
+            return
+        starting.result()
+        await asyncio.wait([stopping, failing], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        failing.cancel()
+    if server.broker.failure is not None:
+        # Kafka halts here; a clean shutdown would write to the storage that just failed.
+        raise BrokerFailed(server.broker.failure)
     log.info("shutting down")
     watchdog = asyncio.create_task(_report_slow_shutdown(SLOW_SHUTDOWN_S), name="shutdown-watch")
     try:
@@ -215,7 +233,7 @@ def run(config: BrokerConfig, scram_seeds: dict | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
         try:
             await serve(config, stop, scram_seeds)
-        except OSError as exc:
+        except (OSError, BrokerFailed) as exc:
             log.error("broker failed", error=str(exc))
             return 1
         return 0

@@ -36,7 +36,7 @@ from msgspec import Struct
 from rafka.broker.config import DEFINITIONS, ConfigType, render_value
 from rafka.broker.config_catalog import ConfigRequestError, ConfigSource, DescribedConfig
 from rafka.broker.node import StorageNode
-from rafka.broker.topic_admin import broker_configs
+from rafka.broker.topic_admin import broker_configs, propose_metadata
 from rafka.protocol.errors import ErrorCode
 
 if TYPE_CHECKING:  # the share service is imported with the first share request (apis.py)
@@ -390,8 +390,8 @@ async def alter(
         _check_session_exceeds_heartbeat(node, updated)
         if validate_only:
             return
-        await node.metadata.propose(
-            [{"type": "group_configs", "group": group_id, "configs": updated}]
+        await propose_metadata(
+            node, [{"type": "group_configs", "group": group_id, "configs": updated}]
         )
     log.info("group configs altered", group=group_id, configs=sorted(updated))
 

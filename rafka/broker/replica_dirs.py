@@ -37,15 +37,23 @@ class NewReplicaDirs:
         return set(self._pending)
 
     def create(self, topic: str, topic_id: uuid.UUID, indexes: list[int]) -> asyncio.Future[None]:
-        """Write the directories now; the future resolves once they are durable."""
+        """Write the directories now; the future resolves once they are durable, or fails
+        with the OSError that kept them from being written (a full disk): those replicas stay
+        offline until a restart creates them."""
         dirs: dict[Path, list[Path]] = {}
-        for i in indexes:
-            log_dir = self._place(topic, i)
-            dirs.setdefault(log_dir.path, []).append(
-                log_dir.prepare_partition_dir(topic, i, topic_id)
-            )
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, sync_new_partition_dirs_in, dirs)
+        future: asyncio.Future[None]
+        try:
+            for i in indexes:
+                log_dir = self._place(topic, i)
+                dirs.setdefault(log_dir.path, []).append(
+                    log_dir.prepare_partition_dir(topic, i, topic_id)
+                )
+        except OSError as error:
+            future = loop.create_future()
+            future.set_exception(error)
+        else:
+            future = loop.run_in_executor(self._pool, sync_new_partition_dirs_in, dirs)
         keys = [(topic, i) for i in indexes]
         for key in keys:
             self._pending[key] = future

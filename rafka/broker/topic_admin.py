@@ -28,6 +28,7 @@ from rafka.broker.config_catalog import (
     validate_broker_config,
     validate_topic_configs,
 )
+from rafka.broker.partition.append import AppendError
 from rafka.protocol.errors import ErrorCode
 from rafka.storage.config import LogConfig
 
@@ -52,6 +53,17 @@ class AdminError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+async def propose_metadata(node: StorageNode, records: list[dict[str, Any]]) -> None:
+    """Append `records` to the metadata log and wait until they are applied. The log's refusal
+    (this node stopped leading it, or it failed on a full disk) answers the request with that
+    error, as any other refusal of the request is answered."""
+    assert node.metadata is not None
+    try:
+        await node.metadata.propose(records)
+    except AppendError as exc:
+        raise AdminError(exc.code, exc.message) from None
 
 
 def _collision_key(name: str) -> str:
@@ -135,8 +147,8 @@ async def alter_broker_configs(
         check_overlay(broker.config, layers.get("", {}), layers.get(str(broker.node_id), {}))
         if validate_only:
             return
-        await broker.metadata.propose(
-            [{"type": "broker_configs", "resource": key, "configs": updated}]
+        await propose_metadata(
+            broker, [{"type": "broker_configs", "resource": key, "configs": updated}]
         )
         refresh_broker_defaults(broker)
     log.info("broker configs altered", resource=key or "<default>", configs=sorted(updated))
@@ -161,8 +173,8 @@ async def alter_topic_configs(
             raise ConfigRequestError(ErrorCode.invalid_config, str(exc)) from None
         if validate_only:
             return
-        await broker.metadata.propose(
-            [{"type": "topic_configs", "id": str(topic.topic_id), "configs": updated}]
+        await propose_metadata(
+            broker, [{"type": "topic_configs", "id": str(topic.topic_id), "configs": updated}]
         )
         apply_topic_configs(broker, broker.metadata.image.topics_by_id[topic.topic_id])
     log.info("topic configs altered", topic=name, configs=sorted(updated))
@@ -266,8 +278,8 @@ async def create_partitions(
             ]
         if validate_only:
             return added
-        await broker.metadata.propose(
-            [{"type": "partitions", "id": str(topic.topic_id), "replicas": replicas}]
+        await propose_metadata(
+            broker, [{"type": "partitions", "id": str(topic.topic_id), "replicas": replicas}]
         )
         topic = broker.metadata.image.topics_by_id[topic.topic_id]
     await await_new_leaders(broker, topic, range(current, count))
@@ -394,7 +406,7 @@ async def create_topic(
         raise AdminError(ErrorCode.invalid_config, str(exc)) from None
     if not node.is_controller and not validate_only and assignments is None:
         return await _create_topic_at_controller(
-                node,             name, num_partitions, replication_factor, configs
+            node, name, num_partitions, replication_factor, configs
         )
     async with node.topic_lock:
         assert node.metadata is not None
@@ -424,11 +436,12 @@ async def create_topic(
         }
         if validate_only:
             return TopicImage(name, topic_id, replicas, configs)
-        await node.metadata.propose([record])  # applying it opened our replicas
+        await propose_metadata(node, [record])  # applying it opened our replicas
         topic = node.metadata.image.topics[name]
     await await_new_leaders(node, topic, range(topic.partition_count))
     log.info("topic created", topic=name, partitions=num_partitions)
     return topic
+
 
 async def await_new_leaders(node: StorageNode, topic: TopicImage, indexes: range) -> None:
     """Let the partitions this node leads commit their first batch (a single node leads all
@@ -441,6 +454,7 @@ async def await_new_leaders(node: StorageNode, topic: TopicImage, indexes: range
             waits.append(partition.wait_committed(partition.log_end_offset - 1))
     if waits:
         await asyncio.wait(waits, timeout=5)
+
 
 async def ensure_internal_topic(
     node: StorageNode,
@@ -463,9 +477,10 @@ async def ensure_internal_topic(
     assert topic is not None
     return topic
 
+
 async def delete_topic(node: StorageNode, topic: TopicImage) -> None:
     assert node.metadata is not None
     async with node.topic_lock:
         # Applying the record drops this node's replicas, as on every other node.
-        await node.metadata.propose([{"type": "remove_topic", "id": str(topic.topic_id)}])
+        await propose_metadata(node, [{"type": "remove_topic", "id": str(topic.topic_id)}])
     log.info("topic deleted", topic=topic.name)

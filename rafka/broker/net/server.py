@@ -199,7 +199,10 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         for task in self._pending:
-            task.cancel()
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()  # a pipelined request that failed after the one reported
         self._pending.clear()
         self._on_close(self)
         callbacks, self.on_lost = self.on_lost, {}

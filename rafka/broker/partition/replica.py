@@ -125,6 +125,9 @@ class Partition:
         self._durability = Durability(log)
         self._transactions = Transactions(log, producers, txn_index)
         self.offline: ErrorCode | None = None
+        # Told when a storage error takes this replica offline (the metadata log's stops the
+        # broker).
+        self.on_storage_failed: Callable[[OSError], None] | None = None
         self._hw_waiters = OffsetWaiters()
         self._led_epoch: int | None = None  # the epoch this replica leads, for the state log
         self._data_listeners = DataListeners()
@@ -230,26 +233,31 @@ class Partition:
         """Carry out the Raft replica's actions in order; log changes are reported back to it
         before anything after them runs, and their own actions are carried out in turn."""
         queue = deque(actions)
-        while queue:
-            action = queue.popleft()
-            if isinstance(action, SendMessage):
-                self.hooks.send(self, action)
-            elif isinstance(action, PersistQuorumState):
-                self.hooks.persist_quorum_state(self, action.state)
-            elif isinstance(action, AppendLeaderChange):
-                queue.extend(self._append_leader_change(action))
-            elif isinstance(action, AppendVoters):
-                queue.extend(self._append_voters(action))
-            elif isinstance(action, AppendRecords):
-                queue.extend(self._append_replicated(action.records))
-            elif isinstance(action, TruncateLog):
-                queue.extend(self._truncate(action.end_offset))
-            elif isinstance(action, ResetLog):
-                queue.extend(self._reset(action.start_offset))
-            elif isinstance(action, HighWatermarkAdvanced):
-                self._high_watermark_advanced(action.high_watermark)
-            elif isinstance(action, RoleChanged):
-                self._role_changed(action)
+        try:
+            while queue:
+                action = queue.popleft()
+                if isinstance(action, SendMessage):
+                    self.hooks.send(self, action)
+                elif isinstance(action, PersistQuorumState):
+                    self.hooks.persist_quorum_state(self, action.state)
+                elif isinstance(action, AppendLeaderChange):
+                    queue.extend(self._append_leader_change(action))
+                elif isinstance(action, AppendVoters):
+                    queue.extend(self._append_voters(action))
+                elif isinstance(action, AppendRecords):
+                    queue.extend(self._append_replicated(action.records))
+                elif isinstance(action, TruncateLog):
+                    queue.extend(self._truncate(action.end_offset))
+                elif isinstance(action, ResetLog):
+                    queue.extend(self._reset(action.start_offset))
+                elif isinstance(action, HighWatermarkAdvanced):
+                    self._high_watermark_advanced(action.high_watermark)
+                elif isinstance(action, RoleChanged):
+                    self._role_changed(action)
+        except OSError as error:
+            # A write the log or the quorum state could not make (a full disk): what follows
+            # from it must not happen, and nothing on this replica can be trusted to.
+            self.storage_failed(error, "write")
         self.hooks.reschedule(self)
         waiters, self._raft_waiters = self._raft_waiters, []
         for waiter in waiters:
@@ -360,8 +368,11 @@ class Partition:
         """Restart the log empty at the leader's log start (see follower.reset_log)."""
         reset_log(self.log, self.producers, self.txn_index, start_offset)
         self._durability.truncated(start_offset)
-        log.info("log restarted at the leader's log start", partition=self.name,
-                 log_start_offset=start_offset)
+        log.info(
+            "log restarted at the leader's log start",
+            partition=self.name,
+            log_start_offset=start_offset,
+        )
         return self.raft.on_log_reset(start_offset)
 
     def _role_changed(self, change: RoleChanged) -> None:
@@ -425,11 +436,27 @@ class Partition:
         return True
 
     def on_flush_failed(self, error: OSError) -> None:
-        # DESIGN: fsync errors are fatal for the partition; never retry and pretend it worked.
-        log.error("partition offline after fsync failure", partition=self.name, error=str(error))
+        self.storage_failed(error, "fsync")
+
+    def storage_failed(self, error: OSError, during: str) -> None:
+        """An I/O error on this replica's files: it goes offline (KAFKA_STORAGE_ERROR) until
+        the broker restarts and recovers the log from disk, as Kafka takes a failed log
+        directory offline. DESIGN: fsync errors are fatal for the partition; never retry and
+        pretend it worked. A failed write is treated alike: a retry would need to know what
+        the failure left behind."""
+        if self.offline is not None:
+            return
+        log.error(
+            "partition offline after a storage error",
+            partition=self.name,
+            during=during,
+            error=str(error),
+        )
         self.offline = ErrorCode.kafka_storage_error
         self._durability.fail(ErrorCode.kafka_storage_error, str(error))
         self._hw_waiters.fail(ErrorCode.kafka_storage_error, str(error))
+        if self.on_storage_failed is not None:
+            self.on_storage_failed(error)
 
     # -- produce --------------------------------------------------------------------------------
 
@@ -500,10 +527,16 @@ class Partition:
             append_time = max_timestamp = timestamp
         last = base + header.last_offset_delta
         segment_before = self.log.active_segment
-        self.log.append(buf, base, last, max_timestamp, last, self.raft.epoch, timestamp)
-        if self.log.active_segment is not segment_before:
-            # As Kafka does at each roll: recovery then replays at most one segment.
-            self.producers.take_snapshot(base)
+        try:
+            self.log.append(buf, base, last, max_timestamp, last, self.raft.epoch, timestamp)
+            if self.log.active_segment is not segment_before:
+                # As Kafka does at each roll: recovery then replays at most one segment.
+                self.producers.take_snapshot(base)
+        except OSError as error:
+            self.storage_failed(error, "append")
+            raise AppendError(
+                ErrorCode.kafka_storage_error, f"{self.name} is offline: {error.strerror}"
+            ) from None
         self.producers.update(header, base, last, timestamp)
         self._flusher.request(self)
         self.apply(self.raft.on_local_append(self.log.log_end_offset))

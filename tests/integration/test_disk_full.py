@@ -1,0 +1,216 @@
+"""A full disk: a broker whose log directory is a small tmpfs is written until it is full.
+
+The partition that cannot append answers KAFKA_STORAGE_ERROR and goes offline (as Kafka takes a
+failed log directory offline) with one error line, not a traceback; the broker keeps serving.
+Restarted with more space, it has every acknowledged record at the offset it was acknowledged
+at, and takes writes again. A node whose metadata log cannot be written stops with one line, as
+Kafka halts when its metadata log directory fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from broker_process import BrokerProcess
+from cluster import wait_until
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+pytestmark = pytest.mark.timeout(180)
+
+TOPIC = "fill"
+VALUE_SIZE = 1000
+DISK = "12m"
+MORE = "48m"
+
+
+def _mount(path: Path, size: str, *options: str) -> subprocess.CompletedProcess[str]:
+    opts = ",".join((*options, f"size={size}"))
+    return subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of DISK bytes, unmounted at teardown (after the brokers on it are killed)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the full disk is a small tmpfs mounted for the test")
+    mounted = _mount(mount_point, DISK)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _value(index: int) -> bytes:
+    return str(index).encode().rjust(VALUE_SIZE, b".")
+
+
+def _fill(bootstrap: str) -> tuple[dict[int, bytes], list[int]]:
+    """Produce until the broker refuses: acknowledged offset -> value, and the error codes."""
+    acked: dict[int, bytes] = {}
+    errors: list[int] = []
+
+    def on_delivery(error: KafkaError | None, message) -> None:
+        if error is None:
+            acked[message.offset()] = message.value()
+        else:
+            errors.append(error.code())
+
+    # No retries: the first answer a batch gets is the one reported.
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "linger.ms": 5,
+            "retries": 0,
+            "message.timeout.ms": 20000,
+            "log_level": 2,
+        }
+    )
+    index = 0
+    while not errors and index < 200_000:  # 200 MB: far beyond the disk
+        for _ in range(500):
+            producer.produce(TOPIC, _value(index), on_delivery=on_delivery)
+            index += 1
+        assert producer.flush(30) == 0
+    return acked, errors
+
+
+def _read_all(bootstrap: str) -> tuple[dict[int, bytes], int]:
+    """Every record of the partition (offset -> value) and its high watermark."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "reader",
+            "enable.auto.commit": False,
+            "log_level": 2,
+        }
+    )
+    try:
+        partition = TopicPartition(TOPIC, 0)
+        _, high = consumer.get_watermark_offsets(partition, timeout=10)
+        consumer.assign([TopicPartition(TOPIC, 0, 0)])
+        records: dict[int, bytes] = {}
+        while len(records) < high:
+            messages = consumer.consume(1000, 10)
+            assert messages, f"only {len(records)} of {high} records came back"
+            for message in messages:
+                assert message.error() is None, message.error()
+                records[message.offset()] = message.value()
+        return records, high
+    finally:
+        consumer.close()
+
+
+def test_a_full_disk_takes_the_partition_offline_and_loses_no_acknowledged_write(
+    broker_factory, small_disk: Path
+) -> None:
+    broker: BrokerProcess = broker_factory(small_disk / "data").start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
+
+    acked, errors = _fill(broker.bootstrap)
+    assert acked, "nothing was acknowledged before the disk filled"
+    # The append that met the full disk and those behind it: KAFKA_STORAGE_ERROR, or a
+    # timeout for batches the producer held once the partition had no leader.
+    assert KafkaError.KAFKA_STORAGE_ERROR in errors, errors
+    assert set(errors) <= {KafkaError.KAFKA_STORAGE_ERROR, KafkaError._MSG_TIMED_OUT}, errors
+
+    # The broker still answers; the partition is offline: no leader, a retriable error.
+    assert broker.process is not None and broker.process.poll() is None
+    metadata = admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions[0]
+    assert metadata.leader == -1
+    assert metadata.error is not None
+    assert metadata.error.code() == KafkaError.LEADER_NOT_AVAILABLE
+    output = "\n".join(broker.log_lines)
+    assert "Traceback" not in output
+    assert output.count('"partition offline after a storage error"') == 1
+
+    # More space and a restart: every acknowledged record is where it was acknowledged. The
+    # shutdown does not vouch for the log dir (whether or not its checkpoints still fit on the
+    # disk), so the restart recovers it.
+    assert broker.stop() == 0
+    shutdown = "\n".join(broker.log_lines)
+    assert (
+        '"log dir not marked clean: it had a storage error"' in shutdown
+        or '"checkpoints not written: the next start recovers every log"' in shutdown
+    )
+    remounted = _mount(small_disk, MORE, "remount")
+    assert remounted.returncode == 0, remounted.stderr
+    broker.start()
+    records, high = _read_all(broker.bootstrap)
+    assert high >= max(acked) + 1
+    missing = [offset for offset, value in acked.items() if records.get(offset) != value]
+    assert not missing, f"{len(missing)} acknowledged records lost, first at {missing[0]}"
+
+    # And the partition takes writes again, after everything it kept.
+    delivered: list[int] = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "log_level": 2})
+    producer.produce(TOPIC, b"after", on_delivery=lambda e, m: delivered.append(m.offset()))
+    assert producer.flush(30) == 0
+    assert delivered == [high]
+
+
+def _fill_up(disk: Path) -> None:
+    """Take every byte left on `disk`."""
+    with open(disk / "filler", "wb") as filler:
+        chunk = bytes(64 * 1024)
+        try:
+            while True:
+                filler.write(chunk)
+                filler.flush()
+        except OSError:
+            pass
+
+
+def test_a_node_that_cannot_write_its_metadata_log_stops(broker_factory, small_disk: Path) -> None:
+    broker: BrokerProcess = broker_factory(
+        small_disk / "data", **{"log.flush.offset.checkpoint.interval.ms": "100"}
+    ).start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(30)
+
+    # Every byte taken. The periodic checkpoints fail, and are tried again (the housekeeping
+    # that runs retention, which could free the disk, goes on).
+    _fill_up(small_disk)
+
+    def checkpoint_failures() -> int:
+        return sum('"checkpoints not written"' in line for line in broker.log_lines)
+
+    wait_until(lambda: checkpoint_failures() >= 2, 30, "two failed checkpoint rounds")
+
+    # Topics are created (their replicas cannot be, and stay offline) until a metadata record
+    # needs a page the disk has not got.
+    process = broker.process
+    assert process is not None
+    for index in range(500):
+        name = f"more-{index}"
+        try:
+            admin.create_topics([NewTopic(name, 1, 1)], request_timeout=10)[name].result(15)
+        except KafkaException:
+            break
+    assert process.wait(30) == 1
+    output = "\n".join(broker.log_lines)
+    assert "Traceback" not in output
+    failures = [line for line in broker.log_lines if '"broker failed"' in line]
+    assert len(failures) == 1 and "the metadata log failed" in failures[0], failures
+    broker.process = None
+
+    # With the space back it starts, and what it had committed is there.
+    (small_disk / "filler").unlink()
+    broker.start()
+    topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
+    assert TOPIC in topics and "more-0" in topics
