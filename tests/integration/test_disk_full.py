@@ -4,7 +4,9 @@ The partition that cannot append answers KAFKA_STORAGE_ERROR and goes offline (a
 failed log directory offline) with one error line, not a traceback; the broker keeps serving.
 Restarted with more space, it has every acknowledged record at the offset it was acknowledged
 at, and takes writes again. A node whose metadata log cannot be written stops with one line, as
-Kafka halts when its metadata log directory fails.
+Kafka halts when its metadata log directory fails. In a 3-node cluster, the leader whose disk
+fills stops answering its followers, another replica is elected, and an acks=all producer loses
+nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from broker_process import BrokerProcess
-from cluster import wait_until
+from cluster import Cluster, wait_until
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -40,8 +42,9 @@ def _mount(path: Path, size: str, *options: str) -> subprocess.CompletedProcess[
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of DISK bytes, unmounted at teardown (after the brokers on it are killed)."""
-    mount_point = tmp_path / "disk"
+    """A tmpfs of DISK bytes, unmounted at teardown (after the brokers on it are killed); at
+    node 1's data directory of a `Cluster(tmp_path, ...)`."""
+    mount_point = tmp_path / "node1"
     mount_point.mkdir()
     if os.geteuid() != 0:
         pytest.skip("needs root: the full disk is a small tmpfs mounted for the test")
@@ -89,8 +92,8 @@ def _fill(bootstrap: str) -> tuple[dict[int, bytes], list[int]]:
     return acked, errors
 
 
-def _read_all(bootstrap: str) -> tuple[dict[int, bytes], int]:
-    """Every record of the partition (offset -> value) and its high watermark."""
+def _read_all(bootstrap: str, topic: str = TOPIC) -> tuple[dict[int, bytes], int]:
+    """Every record of the topic's partition 0 (offset -> value) and its high watermark."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -100,9 +103,9 @@ def _read_all(bootstrap: str) -> tuple[dict[int, bytes], int]:
         }
     )
     try:
-        partition = TopicPartition(TOPIC, 0)
+        partition = TopicPartition(topic, 0)
         _, high = consumer.get_watermark_offsets(partition, timeout=10)
-        consumer.assign([TopicPartition(TOPIC, 0, 0)])
+        consumer.assign([TopicPartition(topic, 0, 0)])
         records: dict[int, bytes] = {}
         while len(records) < high:
             messages = consumer.consume(1000, 10)
@@ -214,3 +217,59 @@ def test_a_node_that_cannot_write_its_metadata_log_stops(broker_factory, small_d
     broker.start()
     topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics
     assert TOPIC in topics and "more-0" in topics
+
+
+CLUSTER_RECORDS = 30_000  # 30 MB: more than twice node 1's disk
+
+
+def test_a_leader_whose_disk_fills_gives_way_and_no_acknowledged_write_is_lost(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    with Cluster(tmp_path, 3) as cluster:
+        cluster.start()
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 2})
+        admin.create_topics([NewTopic(TOPIC, 1, 3)])[TOPIC].result(30)
+        # Node 1, the first replica, is the preferred leader: its disk is the one that fills.
+        cluster.wait_for_leader(TOPIC, 0)
+        wait_until(lambda: cluster.leader_of(TOPIC, 0) == 1, 30, "node 1 leading")
+
+        acked: dict[int, bytes] = {}
+        errors: list[str] = []
+
+        def on_delivery(error: KafkaError | None, message) -> None:
+            if error is None:
+                acked[message.offset()] = message.value()
+            else:
+                errors.append(error.name())
+
+        producer = Producer(
+            {
+                "bootstrap.servers": cluster.bootstrap,
+                "acks": "all",
+                "linger.ms": 5,
+                "message.timeout.ms": 30000,  # an election takes seconds
+                "log_level": 2,
+            }
+        )
+        for index in range(CLUSTER_RECORDS):
+            producer.produce(TOPIC, _value(index), on_delivery=on_delivery)
+            if index % 500 == 499:
+                assert producer.flush(60) == 0
+        assert producer.flush(60) == 0
+
+        assert not errors, errors[:5]
+        assert len(acked) == CLUSTER_RECORDS
+        offline = [
+            line
+            for line in cluster.log_lines(1)
+            if '"partition offline after a storage error"' in line
+        ]
+        assert len(offline) == 1 and f'"{TOPIC}-0"' in offline[0], offline
+        assert cluster.leader_of(TOPIC, 0) in (2, 3)
+        for node in (1, 2, 3):
+            assert "Traceback" not in "\n".join(cluster.log_lines(node)), f"node {node}"
+
+        records, high = _read_all(cluster.bootstrap)
+        assert high == CLUSTER_RECORDS
+        missing = [offset for offset, value in acked.items() if records.get(offset) != value]
+        assert not missing, f"{len(missing)} acknowledged records lost, first at {missing[0]}"

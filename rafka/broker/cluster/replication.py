@@ -299,11 +299,14 @@ class ReplicationManager(ReplicationHooks):
             parts = []
             for p in topic.partitions:
                 partition = self.lookup(topic.topic_name, p.partition_index)
-                if partition is None:
+                if partition is None or partition.offline is not None:
+                    # An offline replica (a storage error) takes no part in its group.
                     parts.append(
                         wire.error_partition(
                             p.partition_index,
-                            ErrorCode.unknown_topic_or_partition,
+                            ErrorCode.unknown_topic_or_partition
+                            if partition is None
+                            else partition.offline,
                             **({"vote_granted": False} if api_key == wire.VOTE else {}),
                         )
                     )
@@ -356,8 +359,10 @@ class ReplicationManager(ReplicationHooks):
         for topic in request.topics:
             for p in topic.partitions:
                 partition = self.lookup(topic.topic, p.partition)
-                if partition is None:
-                    entries.append((topic.topic, p, None, None))
+                if partition is None or partition.offline is not None:
+                    # An offline leader must not look alive to its followers: refused, they
+                    # stop hearing from it and elect another.
+                    entries.append((topic.topic, p, partition, None))
                     continue
                 key = (topic.topic, p.partition)
                 future: asyncio.Future[FetchResponse] = loop.create_future()
@@ -388,9 +393,10 @@ class ReplicationManager(ReplicationHooks):
                 topic = topics[name] = FetchedTopic(name=name, topic_id=None)
             parts = topic.partitions
             if partition is None or future is None:
-                parts.append(
-                    wire.fetch_error_partition(p.partition, ErrorCode.unknown_topic_or_partition)
-                )
+                code = ErrorCode.unknown_topic_or_partition
+                if partition is not None and partition.offline is not None:
+                    code = partition.offline
+                parts.append(wire.fetch_error_partition(p.partition, code))
                 continue
             if not future.done():
                 partition.apply(partition.raft.release_parked_fetch(replica_id))
