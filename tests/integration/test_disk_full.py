@@ -4,9 +4,9 @@ The partition that cannot append answers KAFKA_STORAGE_ERROR and goes offline (a
 failed log directory offline) with one error line, not a traceback; the broker keeps serving.
 Restarted with more space, it has every acknowledged record at the offset it was acknowledged
 at, and takes writes again. A node whose metadata log cannot be written stops with one line, as
-Kafka halts when its metadata log directory fails. In a 3-node cluster, the leader whose disk
-fills stops answering its followers, another replica is elected, and an acks=all producer loses
-nothing.
+Kafka halts when its metadata log directory fails. In a 3-node cluster, a replica whose disk
+fills goes offline (a leader stops answering its followers, and another is elected), and an
+acks=all producer loses nothing.
 """
 
 from __future__ import annotations
@@ -222,16 +222,23 @@ def test_a_node_that_cannot_write_its_metadata_log_stops(broker_factory, small_d
 CLUSTER_RECORDS = 30_000  # 30 MB: more than twice node 1's disk
 
 
-def test_a_leader_whose_disk_fills_gives_way_and_no_acknowledged_write_is_lost(
-    tmp_path: Path, small_disk: Path
+@pytest.mark.parametrize(
+    ("leader", "during"), [(1, "append"), (2, "write")], ids=["leader-fills", "follower-fills"]
+)
+def test_a_replica_whose_disk_fills_goes_offline_and_no_acknowledged_write_is_lost(
+    tmp_path: Path, small_disk: Path, leader: int, during: str
 ) -> None:
+    """Node 1's disk fills, as the partition's leader (it appends a produce) or as a follower
+    (it appends what it fetched)."""
     with Cluster(tmp_path, 3) as cluster:
         cluster.start()
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 2})
-        admin.create_topics([NewTopic(TOPIC, 1, 3)])[TOPIC].result(30)
-        # Node 1, the first replica, is the preferred leader: its disk is the one that fills.
+        others = [node for node in (1, 2, 3) if node != leader]
+        topic = NewTopic(TOPIC, 1, replica_assignment=[[leader, *others]])
+        admin.create_topics([topic])[TOPIC].result(30)
         cluster.wait_for_leader(TOPIC, 0)
-        wait_until(lambda: cluster.leader_of(TOPIC, 0) == 1, 30, "node 1 leading")
+        # The first replica is the preferred leader.
+        wait_until(lambda: cluster.leader_of(TOPIC, 0) == leader, 30, f"node {leader} leading")
 
         acked: dict[int, bytes] = {}
         errors: list[str] = []
@@ -265,7 +272,11 @@ def test_a_leader_whose_disk_fills_gives_way_and_no_acknowledged_write_is_lost(
             if '"partition offline after a storage error"' in line
         ]
         assert len(offline) == 1 and f'"{TOPIC}-0"' in offline[0], offline
-        assert cluster.leader_of(TOPIC, 0) in (2, 3)
+        assert f'"during": "{during}"' in offline[0], offline
+        if leader == 1:  # the leader failed: another took over
+            assert cluster.leader_of(TOPIC, 0) in (2, 3)
+        else:  # a follower failed: the leader stayed
+            assert cluster.leader_of(TOPIC, 0) == leader
         for node in (1, 2, 3):
             assert "Traceback" not in "\n".join(cluster.log_lines(node)), f"node {node}"
 
