@@ -61,17 +61,23 @@ def _value(index: int) -> bytes:
     return str(index).encode().rjust(VALUE_SIZE, b".")
 
 
+class Deliveries:
+    """A producer's delivery reports: acknowledged offset -> value, and the errors."""
+
+    def __init__(self) -> None:
+        self.acked: dict[int, bytes] = {}
+        self.errors: list[KafkaError] = []
+
+    def __call__(self, error: KafkaError | None, message) -> None:
+        if error is None:
+            self.acked[message.offset()] = message.value()
+        else:
+            self.errors.append(error)
+
+
 def _fill(bootstrap: str) -> tuple[dict[int, bytes], list[int]]:
     """Produce until the broker refuses: acknowledged offset -> value, and the error codes."""
-    acked: dict[int, bytes] = {}
-    errors: list[int] = []
-
-    def on_delivery(error: KafkaError | None, message) -> None:
-        if error is None:
-            acked[message.offset()] = message.value()
-        else:
-            errors.append(error.code())
-
+    deliveries = Deliveries()
     # No retries: the first answer a batch gets is the one reported.
     producer = Producer(
         {
@@ -84,12 +90,12 @@ def _fill(bootstrap: str) -> tuple[dict[int, bytes], list[int]]:
         }
     )
     index = 0
-    while not errors and index < 200_000:  # 200 MB: far beyond the disk
+    while not deliveries.errors and index < 200_000:  # 200 MB: far beyond the disk
         for _ in range(500):
-            producer.produce(TOPIC, _value(index), on_delivery=on_delivery)
+            producer.produce(TOPIC, _value(index), on_delivery=deliveries)
             index += 1
         assert producer.flush(30) == 0
-    return acked, errors
+    return deliveries.acked, [error.code() for error in deliveries.errors]
 
 
 def _read_all(bootstrap: str, topic: str = TOPIC) -> tuple[dict[int, bytes], int]:
@@ -240,15 +246,7 @@ def test_a_replica_whose_disk_fills_goes_offline_and_no_acknowledged_write_is_lo
         # The first replica is the preferred leader.
         wait_until(lambda: cluster.leader_of(TOPIC, 0) == leader, 30, f"node {leader} leading")
 
-        acked: dict[int, bytes] = {}
-        errors: list[str] = []
-
-        def on_delivery(error: KafkaError | None, message) -> None:
-            if error is None:
-                acked[message.offset()] = message.value()
-            else:
-                errors.append(error.name())
-
+        deliveries = Deliveries()
         producer = Producer(
             {
                 "bootstrap.servers": cluster.bootstrap,
@@ -259,12 +257,13 @@ def test_a_replica_whose_disk_fills_goes_offline_and_no_acknowledged_write_is_lo
             }
         )
         for index in range(CLUSTER_RECORDS):
-            producer.produce(TOPIC, _value(index), on_delivery=on_delivery)
+            producer.produce(TOPIC, _value(index), on_delivery=deliveries)
             if index % 500 == 499:
                 assert producer.flush(60) == 0
         assert producer.flush(60) == 0
 
-        assert not errors, errors[:5]
+        assert not deliveries.errors, [error.name() for error in deliveries.errors[:5]]
+        acked = deliveries.acked
         assert len(acked) == CLUSTER_RECORDS
         offline = [
             line
