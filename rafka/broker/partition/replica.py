@@ -444,8 +444,8 @@ class Partition:
         directory offline. DESIGN: fsync errors are fatal for the partition; never retry and
         pretend it worked. A failed write is treated alike: a retry would need to know what
         the failure left behind."""
-        if self.offline is not None:
-            return
+        if self.offline is ErrorCode.kafka_storage_error:
+            return  # already failed, waiters and all: one line per replica
         log.error(
             "partition offline after a storage error",
             partition=self.name,
